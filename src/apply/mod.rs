@@ -1,0 +1,100 @@
+//! Stage 4: apply. Executes a changeset, change by change, through executor
+//! traits for apt, services and files, and reports each step as it finishes.
+//!
+//! Executors get only what a change carries: they never see the plan, never
+//! re-query the node to decide what to do, and never know about dry runs
+//! (a dry run simply never reaches this stage). After the first failure the
+//! remaining steps are reported as skipped, handlers included.
+
+pub mod real;
+
+use crate::diff::{Change, Changeset, PkgChange, ServiceAction};
+use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use crate::report::{Report, Status, StepReport};
+use anyhow::Result;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    Yes,
+    No,
+}
+
+pub trait AptExec {
+    fn update(&mut self) -> Result<()>;
+    /// `dpkg --configure -a`.
+    fn repair(&mut self) -> Result<()>;
+    /// Installs each package at exactly the given version, in one call.
+    fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()>;
+    fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()>;
+    fn autoremove(&mut self) -> Result<()>;
+}
+
+pub trait ServiceExec {
+    fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()>;
+}
+
+pub trait FileExec {
+    /// Replaces `path` atomically with `content`, owned by uid:gid with `mode`.
+    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32) -> Result<()>;
+}
+
+pub struct Executors<'a> {
+    pub apt: &'a mut dyn AptExec,
+    pub services: &'a mut dyn ServiceExec,
+    pub files: &'a mut dyn FileExec,
+}
+
+/// Runs every change in order; `on_step` sees each step's report as soon as
+/// the step is done (the human output prints it then).
+pub fn apply(changeset: &Changeset, exec: &mut Executors<'_>, on_step: &mut dyn FnMut(&StepReport)) -> Report {
+    let mut reports = Vec::new();
+    let mut failed = false;
+    for step in &changeset.steps {
+        let started = Instant::now();
+        let mut report = StepReport::planned(step);
+        if failed {
+            report.status = Status::Skipped;
+            report.changes.clear();
+            report.diff = None;
+        } else if !step.changes.is_empty() {
+            for (i, change) in step.changes.iter().enumerate() {
+                if let Err(e) = execute(change, exec) {
+                    report.status = Status::Failed;
+                    report.error = Some(format!("{change}: {e:#}"));
+                    // What was not attempted is not reported as done.
+                    report.changes.truncate(i + 1);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        report.seconds = started.elapsed().as_secs_f64();
+        on_step(&report);
+        reports.push(report);
+    }
+    Report::new(crate::report::Mode::Apply, changeset, reports)
+}
+
+fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
+    let names = |pkgs: &[PkgChange]| pkgs.iter().map(|p| p.package.clone()).collect::<Vec<_>>();
+    match change {
+        Change::UpdateLists { .. } => exec.apt.update(),
+        Change::Repair { .. } => exec.apt.repair(),
+        Change::Install { packages } => {
+            let pinned: Vec<(PackageName, String)> = packages
+                .iter()
+                .map(|p| (p.package.clone(), p.after.clone().unwrap_or_default()))
+                .collect();
+            exec.apt.install(&pinned)
+        }
+        Change::Remove { packages } => exec.apt.remove(&names(packages), Purge::No),
+        Change::Purge { packages } => exec.apt.remove(&names(packages), Purge::Yes),
+        Change::Autoremove { .. } => exec.apt.autoremove(),
+        Change::File { path, after, content, .. } => exec.files.write(path, content.as_bytes(), after.mode, after.uid, after.gid),
+        Change::Service { unit, action, .. } => exec.services.service(unit, *action),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,162 @@
+//! plan -> apply -> plan again, on the in-memory fake node.
+
+use super::*;
+use crate::diff::diff;
+use crate::facts::dpkg::DpkgState;
+use crate::facts::gather;
+use crate::fake::FakeNode;
+use crate::plan::{parse_override, Plan, Source, DEFAULT_PLAN};
+use crate::report::{Report, Status};
+
+fn default_plan(overrides: &[&str]) -> Plan {
+    let o: Vec<_> = overrides.iter().map(|s| parse_override(s).unwrap()).collect();
+    Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &o).unwrap()
+}
+
+fn changeset(node: &FakeNode, plan: &Plan) -> Changeset {
+    let g = gather(node, plan).unwrap();
+    diff(&g.rendered, &g.facts).unwrap()
+}
+
+fn run(node: &FakeNode, plan: &Plan) -> Report {
+    let cs = changeset(node, plan);
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    apply(&cs, &mut exec, &mut |_| {})
+}
+
+fn lines(cs: &Changeset) -> Vec<String> {
+    cs.steps.iter().flat_map(|s| s.changes.iter().map(ToString::to_string)).collect()
+}
+
+#[test]
+fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    let cs = changeset(&node, &plan);
+    assert_eq!(cs.daemon.as_ref().unwrap().package.as_str(), "ntpsec");
+    assert_eq!(
+        lines(&cs),
+        vec![
+            "apt-get update: the package lists were never updated",
+            "install: ntpsec (none) -> 1.2.2+dfsg1-1+deb12u1",
+            "create /etc/ntpsec/ntp.conf (mode 0644, root:root)",
+            "start ntpsec.service: not running (not installed yet)",
+            "enable ntpsec.service: not enabled at boot (not installed yet)",
+            "restart ntpsec.service: package ntpsec changed, /etc/ntpsec/ntp.conf changed",
+        ]
+    );
+    assert!(node.journal().is_empty(), "planning changed nothing");
+
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:?}");
+    assert_eq!(
+        node.journal(),
+        vec![
+            "apt-get update",
+            "apt-get install ntpsec=1.2.2+dfsg1-1+deb12u1",
+            "write /etc/ntpsec/ntp.conf",
+            "systemctl start ntpsec.service",
+            "systemctl enable ntpsec.service",
+            "systemctl restart ntpsec.service",
+        ]
+    );
+    let conf = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
+    assert!(conf.contains("server 0.ubuntu.pool.ntp.org iburst"));
+    assert!(conf.contains("restrict -6 default kod notrap nomodify nopeer noquery"));
+
+    node.state().journal.clear();
+    let again = changeset(&node, &plan);
+    assert!(again.is_empty(), "{:?}", lines(&again));
+    let report = run(&node, &plan);
+    assert_eq!((report.summary.changed, report.changed), (0, false));
+    assert!(node.journal().is_empty(), "no mutating call on a converged node");
+    assert_eq!(report.exit_code(true), 0);
+}
+
+#[test]
+fn bullseye_node_with_ntpdate_and_leftover_ntp_is_cleaned_then_converged() {
+    let node = FakeNode::bullseye();
+    {
+        let mut s = node.state();
+        s.dpkg.insert("ntpdate".into(), DpkgState::Installed { version: "1:4.2.8p15+dfsg-1".into() });
+        s.dpkg.insert("ntp".into(), DpkgState::ConfigFiles { version: "1:4.2.8p12+dfsg-4".into() });
+        s.lists_age = Some(std::time::Duration::from_secs(30));
+    }
+    let plan = default_plan(&["servers=[127.0.0.1]"]);
+    let cs = changeset(&node, &plan);
+    assert_eq!(cs.daemon.as_ref().unwrap().config.as_str(), "/etc/ntp.conf");
+    let l = lines(&cs);
+    assert_eq!(l[0], "purge: ntpdate 1:4.2.8p15+dfsg-1 -> purged");
+    assert_eq!(l[1], "purge: ntp 1:4.2.8p12+dfsg-4 (config-files) -> purged");
+    assert!(l[2].starts_with("autoremove: packages removed above"), "{l:?}");
+    assert_eq!(l[3], "install: ntp (none) -> 1:4.2.8p15+dfsg-1");
+
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:?}");
+    let j = node.journal();
+    assert_eq!(&j[..3], ["apt-get purge ntpdate", "apt-get purge ntp", "apt-get autoremove --purge"]);
+    assert!(node.file_text("/etc/ntp.conf").unwrap().contains("server 127.0.0.1 iburst"));
+    assert!(changeset(&node, &plan).is_empty(), "purge never fires on a converged node");
+}
+
+#[test]
+fn hand_edited_config_is_restored_and_the_daemon_restarted() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    run(&node, &plan);
+    node.state().files.get_mut("/etc/ntpsec/ntp.conf").unwrap().content = b"server evil.example\n".to_vec();
+    node.state().journal.clear();
+    let pid_before = node.state().units["ntpsec.service"].main_pid;
+    let report = run(&node, &plan);
+    assert_eq!(node.journal(), vec!["write /etc/ntpsec/ntp.conf", "systemctl restart ntpsec.service"]);
+    let step = report.steps.iter().find(|s| s.diff.is_some()).unwrap();
+    assert!(step.diff.as_ref().unwrap().contains("-server evil.example"));
+    assert_ne!(node.state().units["ntpsec.service"].main_pid, pid_before);
+    assert!(changeset(&node, &plan).is_empty());
+}
+
+#[test]
+fn a_failed_step_skips_the_rest_and_a_rerun_converges() {
+    let node = FakeNode::bookworm();
+    node.state().fail_on = Some("apt-get install".into());
+    let plan = default_plan(&[]);
+    let report = run(&node, &plan);
+    assert!(report.failed);
+    let statuses: Vec<Status> = report.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        vec![Status::Ok, Status::Ok, Status::Ok, Status::Changed, Status::Failed, Status::Skipped, Status::Skipped, Status::Skipped]
+    );
+    assert!(report.steps[4].error.as_ref().unwrap().contains("fake failure"));
+    assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 6));
+    assert!(node.file_text("/etc/ntpsec/ntp.conf").is_none(), "nothing after the failure ran");
+
+    node.state().fail_on = None;
+    assert!(!run(&node, &plan).failed);
+    assert!(changeset(&node, &plan).is_empty());
+}
+
+#[test]
+fn probes_are_batched_and_none_runs_twice() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    changeset(&node, &plan);
+    let probes = node.state().probes.clone();
+    let count = |prefix: &str| probes.iter().filter(|p| p.starts_with(prefix)).count();
+    assert_eq!(count("dpkg-query"), 1, "{probes:?}");
+    assert_eq!(count("systemctl show"), 1, "{probes:?}");
+    assert_eq!(count("apt-cache policy"), 1, "{probes:?}");
+    assert_eq!(count("read /etc/ntpsec/ntp.conf"), 1, "{probes:?}");
+}
+
+#[test]
+fn ntp_missing_from_the_archive_is_refused_before_any_change() {
+    let node = FakeNode::bookworm();
+    node.state().archive.remove("ntp");
+    let err = gather(&node, &default_plan(&[])).err().unwrap();
+    let msg = format!("{err:#}");
+    assert!(msg.contains("package ntp has no installation candidate"), "{msg}");
+    assert!(msg.contains("ntpsec, chrony"), "{msg}");
+    assert!(node.journal().is_empty());
+}

@@ -1,0 +1,70 @@
+//! Command-line interface (clap derive). Parsing only: `app` runs it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  ntp-provision plan                          preview the embedded default plan on this node
+  ntp-provision apply                         converge this node to the default plan
+  ntp-provision apply site.yaml -e 'servers=[ntp1.example.net, ntp2.example.net]'
+  ssh node ntp-provision apply --format json - < plan.yaml
+  ntp-provision plan --detailed-exitcodes     exit 0: converged, 2: changes pending";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ntp-provision",
+    version,
+    about = "Put an NTP daemon on Debian and Ubuntu nodes and keep it correctly set up",
+    long_about = "Reads a declarative plan (YAML), gathers facts from this node read-only, diffs \
+                  them, and with `apply` executes only the differences: packages through apt, \
+                  config through Jinja templates written atomically, the service through systemd \
+                  (or SysV `service` where systemd is not running).",
+    after_help = EXAMPLES
+)]
+pub struct Cli {
+    /// More diagnostics on stderr: -v lists every command run with its duration, -vv adds output
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Converge this node to PLAN and report what changed
+    #[command(after_help = EXAMPLES)]
+    Apply(RunArgs),
+    /// Dry run: show what `apply` would change, changing nothing
+    #[command(after_help = EXAMPLES)]
+    Plan(RunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The plan: a YAML file, or - for standard input; default: the embedded playbooks/ntp.yaml
+    pub plan: Option<PathBuf>,
+
+    /// Override a plan variable; VALUE is YAML (repeatable): -e daemon=ntp -e 'servers=[a.example, b.example]'
+    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Exit 0 when nothing changes, 2 with changes (made or pending), 4 on failure, 6 both
+    #[arg(long)]
+    pub detailed_exitcodes: bool,
+
+    /// Seconds to wait for the dpkg/apt lock held by another process
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub lock_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}

@@ -1,0 +1,187 @@
+//! Typed changes. Each carries everything needed to apply it (versions,
+//! content, owner ids, the reason for a restart) and its before and after,
+//! so the printed changeset is the whole story and `apply` never asks again.
+
+use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use serde::Serialize;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    /// `apt-get update`.
+    UpdateLists {
+        /// Age of the lists in seconds; `None`: never updated.
+        age_seconds: Option<u64>,
+        max_age_seconds: Option<u64>,
+    },
+    /// `dpkg --configure -a` for packages left half-installed.
+    Repair { packages: Vec<PkgChange> },
+    /// One apt call installing or upgrading all of these to `after`.
+    Install { packages: Vec<PkgChange> },
+    Remove { packages: Vec<PkgChange> },
+    Purge { packages: Vec<PkgChange> },
+    Autoremove {
+        /// `name version` of what apt would remove now; empty when only
+        /// packages removed earlier in this run may leave dependencies.
+        packages: Vec<String>,
+        reason: String,
+    },
+    File {
+        path: AbsPath,
+        before: Option<FileMeta>,
+        after: FileMeta,
+        /// The content to write.
+        #[serde(skip)]
+        content: String,
+        /// Unified diff of the content; empty when only metadata differs.
+        diff: String,
+    },
+    Service { unit: UnitName, action: ServiceAction, reason: String },
+}
+
+/// One package's transition: `ntpdate 1:4.2.8p15+dfsg-1 -> purged`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PkgChange {
+    pub package: PackageName,
+    /// `None`: not installed. Otherwise the version and dpkg's state.
+    pub before: Option<PkgVersion>,
+    /// The version to install, or `None` when the package goes away.
+    pub after: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PkgVersion {
+    pub version: String,
+    /// `installed`, `config-files`, or dpkg's half state (`iU`, `iF`, ...).
+    pub state: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileMeta {
+    pub mode: Mode,
+    pub uid: u32,
+    pub gid: u32,
+    pub owner: Option<String>,
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceAction {
+    Start,
+    Stop,
+    Restart,
+    Enable,
+    Disable,
+}
+
+impl ServiceAction {
+    pub fn verb(self) -> &'static str {
+        match self {
+            ServiceAction::Start => "start",
+            ServiceAction::Stop => "stop",
+            ServiceAction::Restart => "restart",
+            ServiceAction::Enable => "enable",
+            ServiceAction::Disable => "disable",
+        }
+    }
+}
+
+impl Change {
+    /// What a handler's reason quotes: `/etc/ntpsec/ntp.conf changed`.
+    pub fn cause(&self) -> String {
+        match self {
+            Change::UpdateLists { .. } => "package lists updated".into(),
+            Change::Repair { packages } | Change::Install { packages } | Change::Remove { packages } | Change::Purge { packages } => {
+                let names: Vec<&str> = packages.iter().map(|p| p.package.as_str()).collect();
+                format!("package {} changed", names.join(", "))
+            }
+            Change::Autoremove { .. } => "unneeded packages removed".into(),
+            Change::File { path, .. } => format!("{path} changed"),
+            Change::Service { unit, action, .. } => format!("{unit} {}ed", action.verb().trim_end_matches('e')),
+        }
+    }
+
+    /// Whether removing packages here can leave dependencies unneeded.
+    pub fn removes_packages(&self) -> bool {
+        matches!(self, Change::Remove { .. } | Change::Purge { .. })
+    }
+}
+
+impl PkgChange {
+    /// `ntp 1:4.2.8p15+dfsg-1 (config-files) -> purged`; `gone` names the end
+    /// state when the package is not installed afterwards.
+    pub fn line(&self, gone: &str) -> String {
+        let before = match &self.before {
+            None => "(none)".to_string(),
+            Some(PkgVersion { version, state }) if state == "installed" => version.clone(),
+            Some(PkgVersion { version, state }) => format!("{version} ({state})"),
+        };
+        format!("{} {before} -> {}", self.package, self.after.as_deref().unwrap_or(gone))
+    }
+}
+
+/// One line per change, as `plan` and `apply` print it (file diffs aside).
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>, verb: &str, pkgs: &[PkgChange], gone: &str| -> fmt::Result {
+            let items: Vec<String> = pkgs.iter().map(|p| p.line(gone)).collect();
+            write!(f, "{verb}: {}", items.join(", "))
+        };
+        match self {
+            Change::UpdateLists { age_seconds, max_age_seconds } => {
+                write!(f, "apt-get update: ")?;
+                match (age_seconds, max_age_seconds) {
+                    (None, _) => write!(f, "the package lists were never updated"),
+                    (Some(age), Some(max)) => write!(f, "the package lists are {} old (more than {})", human(*age), human(*max)),
+                    (Some(age), None) => write!(f, "the package lists are {} old (update_cache without cache_valid_time)", human(*age)),
+                }
+            }
+            Change::Repair { packages } => list(f, "dpkg --configure -a (interrupted install)", packages, "configured"),
+            Change::Install { packages } => list(f, "install", packages, "installed"),
+            Change::Remove { packages } => list(f, "remove", packages, "removed"),
+            Change::Purge { packages } => list(f, "purge", packages, "purged"),
+            Change::Autoremove { packages, reason } if packages.is_empty() => write!(f, "autoremove: {reason}"),
+            Change::Autoremove { packages, .. } => write!(f, "autoremove: {}", packages.join(", ")),
+            Change::File { path, before, after, diff, .. } => {
+                match before {
+                    None => write!(f, "create {path} (mode {}, {}:{})", after.mode, owner(after), group(after))?,
+                    Some(b) => {
+                        write!(f, "update {path}")?;
+                        let mut what = Vec::new();
+                        if !diff.is_empty() {
+                            what.push("content".to_string());
+                        }
+                        if b.mode != after.mode {
+                            what.push(format!("mode {} -> {}", b.mode, after.mode));
+                        }
+                        if (b.uid, b.gid) != (after.uid, after.gid) {
+                            what.push(format!("owner {}:{} -> {}:{}", b.uid, b.gid, owner(after), group(after)));
+                        }
+                        write!(f, " ({})", what.join(", "))?;
+                    }
+                }
+                Ok(())
+            }
+            Change::Service { unit, action, reason } => write!(f, "{} {unit}: {reason}", action.verb()),
+        }
+    }
+}
+
+fn owner(m: &FileMeta) -> String {
+    m.owner.clone().unwrap_or_else(|| m.uid.to_string())
+}
+
+fn group(m: &FileMeta) -> String {
+    m.group.clone().unwrap_or_else(|| m.gid.to_string())
+}
+
+fn human(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s} s"),
+        s if s < 7200 => format!("{} min", s / 60),
+        s if s < 172_800 => format!("{} h", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}

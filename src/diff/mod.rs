@@ -1,0 +1,305 @@
+//! Stage 3: the diff. A pure function from rendered steps and facts to a
+//! changeset: for every step, the typed changes that would bring the node to
+//! the step's state, in order. Handlers are decided here too (a handler runs
+//! when a step that notifies it has changes), with the reason, so the
+//! changeset printed by `plan` is exactly what `apply` executes.
+//!
+//! Must not: run commands, read files, or depend on whether this is a dry run.
+
+pub mod change;
+
+use crate::daemon::Daemon;
+use crate::facts::dpkg::DpkgState;
+use crate::facts::{version, Facts, PackageFact};
+use crate::plan::names::PackageName;
+use crate::plan::step::{Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template};
+use crate::plan::Rendered;
+pub use change::{Change, FileMeta, PkgChange, PkgVersion, ServiceAction};
+use std::cmp::Ordering;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Changeset {
+    pub daemon: Option<Daemon>,
+    /// Things the operator should know that are not changes.
+    pub notes: Vec<String>,
+    pub steps: Vec<PlannedStep>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedStep {
+    pub name: String,
+    pub handler: bool,
+    pub changes: Vec<Change>,
+}
+
+impl Changeset {
+    pub fn is_empty(&self) -> bool {
+        self.steps.iter().all(|s| s.changes.is_empty())
+    }
+}
+
+/// Computes the changeset, or says which step cannot be satisfied here.
+///
+/// Steps are diffed in order against a projection of the node: the facts as
+/// gathered, updated with the changes of the steps before, so that a purge
+/// followed by an install shows the install from a clean slate.
+pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
+    let mut steps = Vec::new();
+    let mut removed_earlier = false;
+    let mut fired: Vec<(String, Vec<String>)> = Vec::new();
+    let mut projected = facts.clone();
+    for step in &rendered.steps {
+        let changes =
+            diff_step(step, &projected, removed_earlier, None).map_err(|e| format!("step {:?}: {e}", step.name))?;
+        removed_earlier |= changes.iter().any(Change::removes_packages);
+        changes.iter().for_each(|c| project(&mut projected, c));
+        if !changes.is_empty() {
+            for handler in &step.notify {
+                let causes: Vec<String> = changes.iter().map(Change::cause).collect();
+                match fired.iter_mut().find(|(h, _)| h == handler) {
+                    Some((_, all)) => all.extend(causes),
+                    None => fired.push((handler.clone(), causes)),
+                }
+            }
+        }
+        steps.push(PlannedStep { name: step.name.clone(), handler: false, changes });
+    }
+    // Handlers run after all steps, in the order they are declared.
+    for handler in &rendered.handlers {
+        let Some((_, causes)) = fired.iter().find(|(h, _)| *h == handler.name) else { continue };
+        let mut causes = causes.clone();
+        causes.dedup();
+        let changes = diff_step(handler, &projected, removed_earlier, Some(&causes.join(", ")))
+            .map_err(|e| format!("handler {:?}: {e}", handler.name))?;
+        changes.iter().for_each(|c| project(&mut projected, c));
+        steps.push(PlannedStep { name: handler.name.clone(), handler: true, changes });
+    }
+    let mut notes = Vec::new();
+    if let Some(err) = &facts.lists.refresh_error {
+        notes.push(format!("versions come from the node's old package lists: {err}"));
+    }
+    Ok(Changeset { daemon: facts.daemon.clone(), notes, steps })
+}
+
+/// The node as it will be once `change` is applied.
+fn project(node: &mut Facts, change: &Change) {
+    let mut set = |pkgs: &[PkgChange], to: &dyn Fn(&PkgChange) -> DpkgState| {
+        for p in pkgs {
+            if let Some(fact) = node.packages.get_mut(&p.package) {
+                fact.dpkg = to(p);
+            }
+        }
+    };
+    match change {
+        Change::UpdateLists { .. } => node.lists.age = Some(std::time::Duration::ZERO),
+        Change::Repair { packages } | Change::Install { packages } => {
+            set(packages, &|p| DpkgState::Installed { version: p.after.clone().unwrap_or_default() })
+        }
+        Change::Remove { packages } => set(packages, &|p| match &p.before {
+            Some(b) => DpkgState::ConfigFiles { version: b.version.clone() },
+            None => DpkgState::NotInstalled,
+        }),
+        Change::Purge { packages } => set(packages, &|_| DpkgState::NotInstalled),
+        Change::Autoremove { .. } => node.autoremovable.clear(),
+        Change::File { path, after, content, .. } => {
+            let state = crate::facts::FileState {
+                content: content.clone().into_bytes(),
+                mode: after.mode.0,
+                uid: after.uid,
+                gid: after.gid,
+            };
+            node.files.insert(path.clone(), Some(state));
+        }
+        Change::Service { unit, action, .. } => {
+            let u = node.units.entry(unit.clone()).or_insert(crate::facts::UnitFact {
+                exists: true,
+                running: false,
+                enabled: false,
+                main_pid: None,
+            });
+            match action {
+                ServiceAction::Start | ServiceAction::Restart => u.running = true,
+                ServiceAction::Stop => u.running = false,
+                ServiceAction::Enable => u.enabled = true,
+                ServiceAction::Disable => u.enabled = false,
+            }
+        }
+    }
+}
+
+fn diff_step(step: &Step, facts: &Facts, removed_earlier: bool, reason: Option<&str>) -> Result<Vec<Change>, String> {
+    match &step.action {
+        Action::Apt(apt) => diff_apt(apt, facts, removed_earlier),
+        Action::Template(t) => diff_template(t, facts).map(|c| c.into_iter().collect()),
+        Action::Service(s) => Ok(diff_service(s, facts, reason)),
+    }
+}
+
+fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Change>, String> {
+    let mut changes = Vec::new();
+    if let Some(validity) = apt.update_cache {
+        let age = facts.lists.age;
+        let stale = match (age, validity.max_age) {
+            (None, _) | (_, None) => true,
+            (Some(age), Some(max)) => age > max,
+        };
+        if stale {
+            changes.push(Change::UpdateLists {
+                age_seconds: age.map(|a| a.as_secs()),
+                max_age_seconds: validity.max_age.map(|m| m.as_secs()),
+            });
+        }
+    }
+
+    let (mut repair, mut install, mut remove, mut purge) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for name in &apt.packages {
+        let fact = facts.packages.get(name).ok_or_else(|| format!("no facts gathered for package {name}"))?;
+        let before = before_of(&fact.dpkg);
+        let change = |after: Option<String>| PkgChange { package: name.clone(), before: before.clone(), after };
+        if let DpkgState::Broken { version, .. } = &fact.dpkg {
+            repair.push(PkgChange { package: name.clone(), before: before.clone(), after: Some(version.clone()) });
+        }
+        match apt.state {
+            PkgState::Present | PkgState::Latest => {
+                let candidate = || candidate_of(name, fact);
+                match &fact.dpkg {
+                    DpkgState::NotInstalled | DpkgState::ConfigFiles { .. } => install.push(change(Some(candidate()?))),
+                    DpkgState::Installed { version } | DpkgState::Broken { version, .. } => {
+                        if apt.state == PkgState::Latest {
+                            let cand = candidate()?;
+                            // Never downgrade: a newer local version is "latest" enough.
+                            if version::compare(version, &cand) == Ordering::Less {
+                                install.push(change(Some(cand)));
+                            }
+                        }
+                    }
+                }
+            }
+            PkgState::Absent => {
+                if matches!(fact.dpkg, DpkgState::Installed { .. } | DpkgState::Broken { .. }) {
+                    remove.push(change(None));
+                }
+            }
+            PkgState::Purged => {
+                if !matches!(fact.dpkg, DpkgState::NotInstalled) {
+                    purge.push(change(None));
+                }
+            }
+            PkgState::ResidualPurged => {
+                if matches!(fact.dpkg, DpkgState::ConfigFiles { .. }) {
+                    purge.push(change(None));
+                }
+            }
+        }
+    }
+    if !repair.is_empty() {
+        changes.push(Change::Repair { packages: repair });
+    }
+    // Purge leftovers before installing, so a reinstall starts from clean config.
+    if !purge.is_empty() {
+        changes.push(Change::Purge { packages: purge });
+    }
+    if !remove.is_empty() {
+        changes.push(Change::Remove { packages: remove });
+    }
+    if !install.is_empty() {
+        changes.push(Change::Install { packages: install });
+    }
+
+    if apt.autoremove == Autoremove::Yes {
+        let removes_here = changes.iter().any(Change::removes_packages);
+        if !facts.autoremovable.is_empty() {
+            changes.push(Change::Autoremove { packages: facts.autoremovable.clone(), reason: "no longer needed".into() });
+        } else if removed_earlier || removes_here {
+            changes.push(Change::Autoremove {
+                packages: Vec::new(),
+                reason: "packages removed above may leave dependencies that nothing needs".into(),
+            });
+        }
+    }
+    Ok(changes)
+}
+
+fn before_of(state: &DpkgState) -> Option<PkgVersion> {
+    match state {
+        DpkgState::NotInstalled => None,
+        DpkgState::Installed { version } => Some(PkgVersion { version: version.clone(), state: "installed".into() }),
+        DpkgState::ConfigFiles { version } => Some(PkgVersion { version: version.clone(), state: "config-files".into() }),
+        DpkgState::Broken { abbrev, status, version } => Some(PkgVersion {
+            version: version.clone(),
+            state: format!("{} {}", abbrev.trim(), status.rsplit(' ').next().unwrap_or(status)),
+        }),
+    }
+}
+
+fn candidate_of(name: &PackageName, fact: &PackageFact) -> Result<String, String> {
+    fact.candidate
+        .clone()
+        .ok_or_else(|| format!("package {name} has no installation candidate on this node (apt-cache policy {name})"))
+}
+
+fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> {
+    let uid = facts.accounts.get(&(t.owner.to_string(), false)).copied().flatten();
+    let gid = facts.accounts.get(&(t.group.to_string(), true)).copied().flatten();
+    let (Some(uid), Some(gid)) = (uid, gid) else {
+        return Err(format!("{}: user {} or group {} does not exist on this node", t.dest, t.owner, t.group));
+    };
+    let after = FileMeta {
+        mode: t.mode,
+        uid,
+        gid,
+        owner: Some(t.owner.to_string()),
+        group: Some(t.group.to_string()),
+    };
+    let current = facts.files.get(&t.dest).ok_or_else(|| format!("no facts gathered for {}", t.dest))?;
+    let (before, old_text) = match current {
+        None => (None, String::new()),
+        Some(f) => (
+            Some(FileMeta { mode: crate::plan::names::Mode(f.mode), uid: f.uid, gid: f.gid, owner: None, group: None }),
+            String::from_utf8_lossy(&f.content).into_owned(),
+        ),
+    };
+    let content_same = current.as_ref().is_some_and(|f| f.content == t.content.as_bytes());
+    let meta_same = before.as_ref().is_some_and(|b| (b.mode, b.uid, b.gid) == (after.mode, after.uid, after.gid));
+    if content_same && meta_same {
+        return Ok(None);
+    }
+    let diff = if content_same { String::new() } else { unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content) };
+    Ok(Some(Change::File { path: t.dest.clone(), before, after, content: t.content.clone(), diff }))
+}
+
+fn unified_diff(path: &str, existed: bool, old: &str, new: &str) -> String {
+    let old_name = if existed { path.to_string() } else { "/dev/null".to_string() };
+    similar::TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&old_name, &format!("{path} (planned)"))
+        .to_string()
+}
+
+fn diff_service(s: &Service, facts: &Facts, reason: Option<&str>) -> Vec<Change> {
+    let unit = facts.units.get(&s.unit);
+    let exists = unit.is_some_and(|u| u.exists);
+    let running = unit.is_some_and(|u| u.running);
+    let enabled = unit.is_some_and(|u| u.enabled);
+    let absent = if exists { "" } else { " (not installed yet)" };
+    let mut changes = Vec::new();
+    let mut push = |action, why: String| {
+        changes.push(Change::Service { unit: s.unit.clone(), action, reason: reason.map_or(why, str::to_string) });
+    };
+    match s.state {
+        Some(ServiceState::Started) if !running => push(ServiceAction::Start, format!("not running{absent}")),
+        Some(ServiceState::Stopped) if running => push(ServiceAction::Stop, "running".into()),
+        Some(ServiceState::Restarted) => push(ServiceAction::Restart, "restart requested".into()),
+        _ => {}
+    }
+    match s.enabled {
+        Some(Enabled::Yes) if !enabled => push(ServiceAction::Enable, format!("not enabled at boot{absent}")),
+        Some(Enabled::No) if enabled => push(ServiceAction::Disable, "enabled at boot".into()),
+        _ => {}
+    }
+    changes
+}
+
+#[cfg(test)]
+mod tests;

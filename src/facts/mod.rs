@@ -1,0 +1,186 @@
+//! Stage 2: facts. Asks the node, read-only, exactly what the plan's steps
+//! need to be diffed: dpkg states and apt candidates of the named packages,
+//! the age of the apt lists, the current content of each templated file, the
+//! state of each unit, and which package really provides the daemon.
+//!
+//! Must not: change anything on the node. Fresh package lists, where the
+//! node's are missing or older than the plan allows, are read into a private
+//! temporary directory so that the versions shown are the ones `apply` would
+//! install. Every probe is batched: one dpkg-query, one apt-cache policy, one
+//! systemctl show for all units.
+
+pub mod apt;
+pub mod daemon;
+pub mod dpkg;
+pub mod probe;
+pub mod systemd;
+pub mod version;
+
+use crate::daemon::{Daemon, DaemonName};
+use crate::plan::names::{AbsPath, PackageName, UnitName};
+use crate::plan::step::{Action, Autoremove};
+use crate::plan::{Plan, Rendered};
+use anyhow::{Context, Result};
+use apt::Policy;
+use dpkg::DpkgState;
+pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Written after every successful `apt-get update` (as Ubuntu's
+/// update-notifier does), so the lists' age does not depend on mirror mtimes.
+pub const UPDATE_STAMP: &str = "/var/lib/apt/periodic/update-success-stamp";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFact {
+    pub dpkg: DpkgState,
+    pub candidate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListsFact {
+    /// `None`: the node has never run `apt-get update`.
+    pub age: Option<Duration>,
+    /// Candidates were read from fresh lists in a private directory.
+    pub refreshed_privately: bool,
+    /// Why fresh lists could not be read, if they could not.
+    pub refresh_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    pub init: InitSystem,
+    pub lists: ListsFact,
+    pub daemon: Option<Daemon>,
+    pub packages: BTreeMap<PackageName, PackageFact>,
+    /// `name version` of packages `apt-get autoremove` would remove now.
+    pub autoremovable: Vec<String>,
+    pub files: BTreeMap<AbsPath, Option<FileState>>,
+    pub accounts: BTreeMap<(String, bool), Option<u32>>,
+    pub units: BTreeMap<UnitName, UnitFact>,
+}
+
+/// Facts plus the steps rendered with them: what the diff consumes.
+pub struct Gathered {
+    pub facts: Facts,
+    pub rendered: Rendered,
+}
+
+pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
+    let init = probe.init_system()?;
+    let age = probe.lists_age()?;
+    let stale = plan
+        .cache_validity()
+        .is_some_and(|v| match (age, v.max_age) {
+            (None, _) | (_, None) => true,
+            (Some(age), Some(max)) => age > max,
+        });
+
+    // Keeps the private lists alive until every apt-cache query has run.
+    let private = if stale { Some(tempfile::Builder::new().prefix("ntp-provision-lists.").tempdir()?) } else { None };
+    let mut lists = Lists::Node;
+    let mut refresh_error = None;
+    if let Some(dir) = &private {
+        match probe.update_private_lists(dir.path()) {
+            Ok(()) => lists = Lists::Private(dir.path().to_path_buf()),
+            Err(e) => {
+                log::warn!("could not read fresh package lists, candidates come from the node's lists: {e:#}");
+                refresh_error = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
+    let mut wanted = plan.literal_packages();
+    if plan.vars.daemon.is_some() {
+        wanted.extend(DaemonName::ALL.iter().map(|d| d.package()));
+    }
+    query_policies(probe, &lists, &mut policies, &wanted)?;
+
+    let daemon = match plan.vars.daemon {
+        None => None,
+        Some(requested) => {
+            let has_candidate = policies.get(&requested.package()).is_some_and(|p| p.candidate.is_some());
+            let stanzas = if requested == DaemonName::Ntp && has_candidate {
+                probe.apt_show(&[requested.package()], &lists)?
+            } else {
+                Vec::new()
+            };
+            let stanza = stanzas.iter().find(|s| s.get("Package") == Some(requested.as_str()));
+            Some(daemon::resolve(requested, &policies, stanza).map_err(anyhow::Error::msg)?)
+        }
+    };
+
+    let rendered = plan.render(daemon.as_ref())?;
+    let mut packages_named = wanted;
+    let mut files = Vec::new();
+    let mut units = Vec::new();
+    let mut accounts = Vec::new();
+    let mut autoremove = false;
+    for step in rendered.steps.iter().chain(&rendered.handlers) {
+        match &step.action {
+            Action::Apt(a) => {
+                packages_named.extend(a.packages.iter().cloned());
+                autoremove |= a.autoremove == Autoremove::Yes;
+            }
+            Action::Template(t) => {
+                files.push(t.dest.clone());
+                accounts.push((t.owner.to_string(), false));
+                accounts.push((t.group.to_string(), true));
+            }
+            Action::Service(s) => units.push(s.unit.clone()),
+        }
+    }
+    packages_named.sort();
+    packages_named.dedup();
+    units.sort();
+    units.dedup();
+    query_policies(probe, &lists, &mut policies, &packages_named)?;
+    let dpkg = probe.dpkg_status(&packages_named)?;
+
+    let packages = packages_named
+        .iter()
+        .map(|p| {
+            let fact = PackageFact {
+                dpkg: dpkg.get(p).cloned().unwrap_or(DpkgState::NotInstalled),
+                candidate: policies.get(p).and_then(|pol| pol.candidate.clone()),
+            };
+            (p.clone(), fact)
+        })
+        .collect();
+    let unit_facts = probe.units(init, &units)?;
+    let facts = Facts {
+        init,
+        lists: ListsFact { age, refreshed_privately: matches!(lists, Lists::Private(_)), refresh_error },
+        daemon,
+        packages,
+        autoremovable: if autoremove { probe.autoremovable()? } else { Vec::new() },
+        files: files
+            .into_iter()
+            .map(|f| Ok((f.clone(), probe.file(&f)?)))
+            .collect::<Result<_>>()?,
+        accounts: accounts
+            .into_iter()
+            .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
+            .collect::<Result<_>>()?,
+        units: units.into_iter().zip(unit_facts).collect(),
+    };
+    drop(private);
+    Ok(Gathered { facts, rendered })
+}
+
+/// Adds the policies of the packages not asked about yet, in one call.
+fn query_policies(
+    probe: &dyn Probe,
+    lists: &Lists,
+    known: &mut BTreeMap<PackageName, Policy>,
+    wanted: &[PackageName],
+) -> Result<()> {
+    let mut missing: Vec<PackageName> = wanted.iter().filter(|p| !known.contains_key(*p)).cloned().collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        known.extend(probe.apt_policy(&missing, lists).context("asking apt for candidate versions")?);
+    }
+    Ok(())
+}

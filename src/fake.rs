@@ -1,0 +1,378 @@
+//! A hand-written in-memory node for tests: an archive, dpkg's database,
+//! files and units, with a journal of every mutating call and every probe.
+//!
+//! It behaves as Debian does where the diff depends on it: installing a
+//! package pulls its dependencies, creates its conffile and unit and starts
+//! and enables the unit; removing keeps conffiles (`rc`), purging drops them.
+//! Clones share one state, so one fake can serve as probe and as each executor.
+
+use crate::apply::{AptExec, FileExec, Purge, ServiceExec};
+use crate::diff::ServiceAction;
+use crate::facts::apt::{Policy, Stanza};
+use crate::facts::dpkg::DpkgState;
+use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
+use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use anyhow::{bail, Result};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Default)]
+pub struct ArchivePackage {
+    pub candidate: Option<String>,
+    pub depends: Vec<String>,
+    pub unit: Option<String>,
+    /// The config file the package ships, with its default content.
+    pub conffile: Option<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct State {
+    pub init: InitSystem,
+    pub archive: BTreeMap<String, ArchivePackage>,
+    pub dpkg: BTreeMap<String, DpkgState>,
+    pub lists_age: Option<Duration>,
+    pub files: BTreeMap<String, FileState>,
+    pub units: BTreeMap<String, UnitFact>,
+    pub autoremovable: Vec<String>,
+    /// Mutating calls, as the real executor would run them.
+    pub journal: Vec<String>,
+    /// Read-only calls.
+    pub probes: Vec<String>,
+    /// A mutating call whose journal line starts with this fails.
+    pub fail_on: Option<String>,
+    next_pid: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeNode(pub Rc<RefCell<State>>);
+
+impl FakeNode {
+    /// A Debian 12 / Ubuntu 24.04-like archive: `ntp` is transitional for
+    /// ntpsec. Nothing installed, lists never updated.
+    pub fn bookworm() -> Self {
+        let mut archive = BTreeMap::new();
+        archive.insert(
+            "ntp".into(),
+            ArchivePackage {
+                candidate: Some("1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1".into()),
+                depends: vec!["ntpsec".into()],
+                ..Default::default()
+            },
+        );
+        archive.insert(
+            "ntpsec".into(),
+            ArchivePackage {
+                candidate: Some("1.2.2+dfsg1-1+deb12u1".into()),
+                depends: vec![],
+                unit: Some("ntpsec.service".into()),
+                conffile: Some(("/etc/ntpsec/ntp.conf".into(), "pool 0.debian.pool.ntp.org iburst\n".into())),
+            },
+        );
+        archive.insert(
+            "ntpdate".into(),
+            ArchivePackage { candidate: Some("1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1".into()), ..Default::default() },
+        );
+        archive.insert("chrony".into(), ArchivePackage { candidate: Some("4.3-2+deb12u1".into()), ..Default::default() });
+        Self::with_archive(archive)
+    }
+
+    /// A Debian 11 / Ubuntu 22.04-like archive: `ntp` is classic ntpd.
+    pub fn bullseye() -> Self {
+        let mut archive = BTreeMap::new();
+        archive.insert(
+            "ntp".into(),
+            ArchivePackage {
+                candidate: Some("1:4.2.8p15+dfsg-1".into()),
+                depends: vec!["libopts25".into()],
+                unit: Some("ntp.service".into()),
+                conffile: Some(("/etc/ntp.conf".into(), "pool 0.debian.pool.ntp.org iburst\n".into())),
+            },
+        );
+        archive.insert("libopts25".into(), ArchivePackage { candidate: Some("1:5.18.16-4".into()), ..Default::default() });
+        archive.insert("ntpdate".into(), ArchivePackage { candidate: Some("1:4.2.8p15+dfsg-1".into()), ..Default::default() });
+        Self::with_archive(archive)
+    }
+
+    fn with_archive(archive: BTreeMap<String, ArchivePackage>) -> Self {
+        let mut files = BTreeMap::new();
+        files.insert("/etc/passwd".into(), file("root:x:0:0:root:/root:/bin/bash\n"));
+        files.insert("/etc/group".into(), file("root:x:0:\n"));
+        FakeNode(Rc::new(RefCell::new(State {
+            init: InitSystem::Systemd,
+            archive,
+            dpkg: BTreeMap::new(),
+            lists_age: None,
+            files,
+            units: BTreeMap::new(),
+            autoremovable: Vec::new(),
+            journal: Vec::new(),
+            probes: Vec::new(),
+            fail_on: None,
+            next_pid: 100,
+        })))
+    }
+
+    pub fn state(&self) -> std::cell::RefMut<'_, State> {
+        self.0.borrow_mut()
+    }
+
+    pub fn journal(&self) -> Vec<String> {
+        self.0.borrow().journal.clone()
+    }
+
+    pub fn file_text(&self, path: &str) -> Option<String> {
+        self.0.borrow().files.get(path).map(|f| String::from_utf8_lossy(&f.content).into_owned())
+    }
+
+    fn record(&self, line: String) -> Result<()> {
+        let mut s = self.0.borrow_mut();
+        let fail = s.fail_on.as_ref().is_some_and(|prefix| line.starts_with(prefix.as_str()));
+        s.journal.push(line.clone());
+        if fail {
+            bail!("fake failure of `{line}`");
+        }
+        Ok(())
+    }
+
+    fn probe(&self, line: String) {
+        self.0.borrow_mut().probes.push(line);
+    }
+
+    fn install_one(&self, name: &str, version: Option<&str>) -> Result<()> {
+        let pkg = self.0.borrow().archive.get(name).cloned();
+        let Some(pkg) = pkg else { bail!("E: Unable to locate package {name}") };
+        let Some(candidate) = pkg.candidate.clone() else { bail!("E: Package '{name}' has no installation candidate") };
+        if let Some(v) = version {
+            if v != candidate {
+                bail!("E: Version '{v}' for '{name}' was not found");
+            }
+        }
+        for dep in &pkg.depends {
+            let installed = self.0.borrow().dpkg.get(dep).is_some_and(DpkgState::is_installed);
+            if !installed {
+                self.install_one(dep, None)?;
+            }
+        }
+        let mut s = self.0.borrow_mut();
+        s.dpkg.insert(name.into(), DpkgState::Installed { version: candidate });
+        if let Some((path, content)) = &pkg.conffile {
+            s.files.entry(path.clone()).or_insert_with(|| file(content));
+        }
+        if let Some(unit) = &pkg.unit {
+            // Debian's postinst enables and starts a daemon's service.
+            let pid = s.next_pid;
+            s.next_pid += 1;
+            s.units.insert(unit.clone(), UnitFact { exists: true, running: true, enabled: true, main_pid: Some(pid) });
+        }
+        Ok(())
+    }
+}
+
+fn file(content: &str) -> FileState {
+    FileState { content: content.as_bytes().to_vec(), mode: 0o644, uid: 0, gid: 0 }
+}
+
+impl Probe for FakeNode {
+    fn init_system(&self) -> Result<InitSystem> {
+        Ok(self.0.borrow().init)
+    }
+
+    fn lists_age(&self) -> Result<Option<Duration>> {
+        self.probe("lists age".into());
+        Ok(self.0.borrow().lists_age)
+    }
+
+    fn update_private_lists(&self, _dir: &Path) -> Result<()> {
+        self.probe("apt-get update (private lists)".into());
+        Ok(())
+    }
+
+    fn apt_policy(&self, pkgs: &[PackageName], _lists: &Lists) -> Result<BTreeMap<PackageName, Policy>> {
+        self.probe(format!("apt-cache policy {}", join(pkgs)));
+        let s = self.0.borrow();
+        Ok(pkgs
+            .iter()
+            .map(|p| {
+                let installed = s.dpkg.get(p.as_str()).and_then(|d| d.installed_version().map(str::to_string));
+                let candidate = s.archive.get(p.as_str()).and_then(|a| a.candidate.clone());
+                (p.clone(), Policy { installed, candidate })
+            })
+            .collect())
+    }
+
+    fn apt_show(&self, pkgs: &[PackageName], _lists: &Lists) -> Result<Vec<Stanza>> {
+        self.probe(format!("apt-cache show {}", join(pkgs)));
+        let s = self.0.borrow();
+        Ok(pkgs
+            .iter()
+            .filter_map(|p| {
+                let a = s.archive.get(p.as_str())?;
+                let mut fields = vec![("Package".to_string(), p.to_string())];
+                fields.push(("Version".into(), a.candidate.clone()?));
+                if !a.depends.is_empty() {
+                    fields.push(("Depends".into(), a.depends.join(", ")));
+                }
+                Some(Stanza { fields })
+            })
+            .collect())
+    }
+
+    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+        self.probe(format!("dpkg-query {}", join(pkgs)));
+        let s = self.0.borrow();
+        Ok(pkgs
+            .iter()
+            .map(|p| (p.clone(), s.dpkg.get(p.as_str()).cloned().unwrap_or(DpkgState::NotInstalled)))
+            .collect())
+    }
+
+    fn autoremovable(&self) -> Result<Vec<String>> {
+        self.probe("apt-get -s autoremove".into());
+        Ok(self.0.borrow().autoremovable.clone())
+    }
+
+    fn file(&self, path: &AbsPath) -> Result<Option<FileState>> {
+        self.probe(format!("read {path}"));
+        Ok(self.0.borrow().files.get(path.as_str()).cloned())
+    }
+
+    fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {
+        let db = if group { "/etc/group" } else { "/etc/passwd" };
+        let text = self.file_text(db).unwrap_or_default();
+        Ok(text.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&name)).then(|| f.get(2)?.parse().ok()).flatten()
+        }))
+    }
+
+    fn units(&self, _init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>> {
+        self.probe(format!("systemctl show {}", join(units)));
+        let s = self.0.borrow();
+        Ok(units
+            .iter()
+            .map(|u| {
+                s.units.get(u.as_str()).cloned().unwrap_or(UnitFact {
+                    exists: false,
+                    running: false,
+                    enabled: false,
+                    main_pid: None,
+                })
+            })
+            .collect())
+    }
+}
+
+impl AptExec for FakeNode {
+    fn update(&mut self) -> Result<()> {
+        self.record("apt-get update".into())?;
+        self.state().lists_age = Some(Duration::ZERO);
+        Ok(())
+    }
+
+    fn repair(&mut self) -> Result<()> {
+        self.record("dpkg --configure -a".into())?;
+        let mut s = self.state();
+        for state in s.dpkg.values_mut() {
+            if let DpkgState::Broken { version, .. } = state {
+                *state = DpkgState::Installed { version: version.clone() };
+            }
+        }
+        Ok(())
+    }
+
+    fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()> {
+        let args: Vec<String> = packages.iter().map(|(p, v)| format!("{p}={v}")).collect();
+        self.record(format!("apt-get install {}", args.join(" ")))?;
+        packages.iter().try_for_each(|(p, v)| self.install_one(p.as_str(), Some(v)))
+    }
+
+    fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
+        let verb = if purge == Purge::Yes { "purge" } else { "remove" };
+        self.record(format!("apt-get {verb} {}", join(packages)))?;
+        let mut s = self.state();
+        for p in packages {
+            let pkg = s.archive.get(p.as_str()).cloned().unwrap_or_default();
+            let version = s.dpkg.get(p.as_str()).and_then(|d| match d {
+                DpkgState::Installed { version } | DpkgState::ConfigFiles { version } | DpkgState::Broken { version, .. } => {
+                    Some(version.clone())
+                }
+                DpkgState::NotInstalled => None,
+            });
+            if let Some(unit) = &pkg.unit {
+                s.units.remove(unit);
+            }
+            match (purge, version) {
+                (Purge::No, Some(version)) if pkg.conffile.is_some() => {
+                    s.dpkg.insert(p.to_string(), DpkgState::ConfigFiles { version });
+                }
+                _ => {
+                    s.dpkg.remove(p.as_str());
+                    if let Some((path, _)) = &pkg.conffile {
+                        s.files.remove(path);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn autoremove(&mut self) -> Result<()> {
+        self.record("apt-get autoremove --purge".into())?;
+        let mut s = self.state();
+        let gone = std::mem::take(&mut s.autoremovable);
+        for entry in gone {
+            let name = entry.split(' ').next().unwrap_or_default().to_string();
+            s.dpkg.remove(&name);
+        }
+        Ok(())
+    }
+}
+
+impl ServiceExec for FakeNode {
+    fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()> {
+        self.record(format!("systemctl {} {unit}", action.verb()))?;
+        let mut s = self.state();
+        let pid = s.next_pid;
+        let Some(u) = s.units.get_mut(unit.as_str()) else { bail!("Unit {unit} not found.") };
+        match action {
+            ServiceAction::Start if !u.running => {
+                u.running = true;
+                u.main_pid = Some(pid);
+            }
+            ServiceAction::Start => {}
+            ServiceAction::Restart => {
+                u.running = true;
+                u.main_pid = Some(pid);
+            }
+            ServiceAction::Stop => {
+                u.running = false;
+                u.main_pid = None;
+            }
+            ServiceAction::Enable => u.enabled = true,
+            ServiceAction::Disable => u.enabled = false,
+        }
+        s.next_pid += 1;
+        Ok(())
+    }
+}
+
+impl FileExec for FakeNode {
+    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32) -> Result<()> {
+        self.record(format!("write {path}"))?;
+        let parent = path.as_path().parent().map(|p| p.display().to_string()).unwrap_or_default();
+        let mut s = self.state();
+        let dir_exists = parent == "/etc" || s.files.keys().any(|f| f.starts_with(&format!("{parent}/")));
+        if !dir_exists {
+            bail!("directory {parent} does not exist");
+        }
+        s.files.insert(path.to_string(), FileState { content: content.to_vec(), mode: mode.0, uid, gid });
+        Ok(())
+    }
+}
+
+fn join<T: AsRef<str>>(items: &[T]) -> String {
+    items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(" ")
+}

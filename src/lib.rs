@@ -1,0 +1,18 @@
+//! ntp-provision: converge an NTP daemon on Debian and Ubuntu nodes.
+//!
+//! One direction, each stage a value:
+//! `plan` (validated YAML) -> `facts` (read-only probes) -> `diff`
+//! (a pure changeset) -> `apply` (executors) -> `report` (text or JSON and
+//! an exit code). `app` wires the stages; `process` is the only module that
+//! starts programs.
+
+pub mod app;
+pub mod apply;
+pub mod cli;
+pub mod daemon;
+pub mod diff;
+pub mod facts;
+pub mod fake;
+pub mod plan;
+pub mod process;
+pub mod report;

@@ -1,0 +1,364 @@
+//! Stage 1: the plan. Loads YAML, merges `-e` overrides, and validates
+//! everything before the node is looked at: keys, types, names, handlers,
+//! templates and every Jinja expression (rendered once per daemon flavour the
+//! plan could resolve to, with placeholder facts, so an undefined variable is
+//! found here and not halfway through a run).
+//!
+//! Must not: run a command, read the node's state, or write anything.
+
+pub mod names;
+pub mod raw;
+mod render;
+pub mod step;
+pub mod vars;
+
+use crate::daemon::{Daemon, DaemonName, Flavor};
+use names::{AbsPath, Account, Mode, PackageName, UnitName};
+use raw::{RawApt, RawPkgState, RawPlan, RawService, RawServiceState, RawStep, RawTemplate};
+use render::Renderer;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+use step::{Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step, Template};
+pub use vars::{parse_override, Vars};
+
+/// The plan that `ntp-provision` runs when none is given.
+pub const DEFAULT_PLAN: &str = include_str!("../../playbooks/ntp.yaml");
+pub const DEFAULT_PLAN_NAME: &str = "playbooks/ntp.yaml (embedded)";
+/// Plans larger than this are refused before parsing.
+pub const MAX_PLAN_BYTES: usize = 1 << 20;
+
+/// An invalid plan: where (file, position or key path) and which rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanError {
+    pub file: String,
+    pub location: Option<(usize, usize)>,
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some((line, col)) = self.location {
+            write!(f, ":{line}:{col}")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, ": {}", self.path)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+/// Where a plan came from: its name for messages and the directory that
+/// relative template paths are read from.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub dir: Option<std::path::PathBuf>,
+}
+
+impl Source {
+    pub fn embedded() -> Self {
+        Source { name: DEFAULT_PLAN_NAME.into(), dir: None }
+    }
+    pub fn file(path: &Path) -> Self {
+        Source { name: path.display().to_string(), dir: path.parent().map(Path::to_path_buf) }
+    }
+    pub fn stdin() -> Self {
+        Source { name: "<stdin>".into(), dir: std::env::current_dir().ok() }
+    }
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub name: String,
+    pub source: String,
+    pub vars: Vars,
+    steps: Vec<StepSpec>,
+    handlers: Vec<StepSpec>,
+    renderer: Renderer,
+}
+
+/// A step with its Jinja fields still unrendered.
+#[derive(Debug, Clone)]
+struct StepSpec {
+    path: String,
+    name: String,
+    notify: Vec<String>,
+    action: ActionSpec,
+}
+
+#[derive(Debug, Clone)]
+enum ActionSpec {
+    Apt { names: Vec<String>, state: PkgState, update_cache: Option<CacheValidity>, autoremove: Autoremove },
+    Template { src: String, dest: String, mode: Mode, owner: String, group: String },
+    Service { name: String, state: Option<ServiceState>, enabled: Option<Enabled> },
+}
+
+/// The steps and handlers with facts filled in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub steps: Vec<Step>,
+    pub handlers: Vec<Step>,
+}
+
+impl Plan {
+    /// Parses and validates a plan completely.
+    pub fn load(bytes: &[u8], source: Source, overrides: &[(String, serde_yaml::Value)]) -> Result<Plan, PlanError> {
+        let file = source.name.clone();
+        let err = |path: &str, message: String| PlanError {
+            file: file.clone(),
+            location: None,
+            path: path.to_string(),
+            message,
+        };
+        if bytes.len() > MAX_PLAN_BYTES {
+            return Err(err("", format!("the plan is {} bytes; plans are limited to {MAX_PLAN_BYTES} bytes", bytes.len())));
+        }
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| err("", format!("the plan is not UTF-8 text (invalid byte at offset {})", e.valid_up_to())))?;
+        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| yaml_error(&file, &e))?;
+
+        let vars = vars::build(raw.vars, overrides, &err)?;
+        let renderer = Renderer::new(source.dir.as_deref(), &raw.steps, &raw.handlers, &err)?;
+
+        let mut handler_names = Vec::new();
+        let mut handlers = Vec::new();
+        for (i, h) in raw.handlers.into_iter().enumerate() {
+            let path = format!("handlers[{i}]");
+            if h.notify.is_some() {
+                return Err(err(&path, "a handler cannot notify other handlers".into()));
+            }
+            if handler_names.contains(&h.name) {
+                return Err(err(&path, format!("a second handler is named {:?}", h.name)));
+            }
+            handler_names.push(h.name.clone());
+            handlers.push(step_spec(h, path, &err)?);
+        }
+        if raw.steps.is_empty() {
+            return Err(err("steps", "the plan has no steps".into()));
+        }
+        let mut steps = Vec::new();
+        for (i, s) in raw.steps.into_iter().enumerate() {
+            let path = format!("steps[{i}]");
+            let spec = step_spec(s, path.clone(), &err)?;
+            for n in &spec.notify {
+                if !handler_names.contains(n) {
+                    return Err(err(&format!("{path}.notify"), format!("no handler is named {n:?}")));
+                }
+            }
+            steps.push(spec);
+        }
+
+        let plan = Plan {
+            name: raw.name.unwrap_or_else(|| "ntp-provision".into()),
+            source: file,
+            vars,
+            steps,
+            handlers,
+            renderer,
+        };
+        plan.check_renders()?;
+        Ok(plan)
+    }
+
+    /// Renders every field once for each daemon flavour the plan could end up
+    /// with, so that no Jinja error is left for the node to find.
+    fn check_renders(&self) -> Result<(), PlanError> {
+        let flavours: &[Flavor] = match self.vars.daemon {
+            None => &[],
+            Some(DaemonName::Ntp) => &[Flavor::Ntpd, Flavor::Ntpsec],
+            Some(DaemonName::Ntpsec) => &[Flavor::Ntpsec],
+            Some(DaemonName::Chrony) => &[Flavor::Chrony],
+            Some(DaemonName::Openntpd) => &[Flavor::Openntpd],
+        };
+        match self.vars.daemon {
+            None => self.render(None).map(drop),
+            Some(requested) => flavours
+                .iter()
+                .try_for_each(|f| self.render(Some(&Daemon::new(requested, *f))).map(drop)),
+        }
+    }
+
+    /// The `cache_valid_time` of the plan's `update_cache` step, if any:
+    /// facts need it before the steps can be rendered.
+    pub fn cache_validity(&self) -> Option<CacheValidity> {
+        self.steps.iter().chain(&self.handlers).find_map(|s| match &s.action {
+            ActionSpec::Apt { update_cache, .. } => *update_cache,
+            _ => None,
+        })
+    }
+
+    /// Package names written literally in the plan (no Jinja): probed together
+    /// with the daemon candidates so that no package is probed twice.
+    pub fn literal_packages(&self) -> Vec<PackageName> {
+        let mut out = Vec::new();
+        for s in self.steps.iter().chain(&self.handlers) {
+            if let ActionSpec::Apt { names, .. } = &s.action {
+                out.extend(names.iter().filter(|n| !n.contains("{{")).filter_map(|n| PackageName::parse(n).ok()));
+            }
+        }
+        out
+    }
+
+    /// Fills in facts and parses every rendered field.
+    pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
+        let ctx = self.renderer.context(&self.vars, daemon);
+        let render_all = |specs: &[StepSpec]| -> Result<Vec<Step>, PlanError> {
+            specs.iter().map(|s| self.render_step(s, &ctx)).collect()
+        };
+        Ok(Rendered { steps: render_all(&self.steps)?, handlers: render_all(&self.handlers)? })
+    }
+
+    fn render_step(&self, spec: &StepSpec, ctx: &minijinja::Value) -> Result<Step, PlanError> {
+        let err = |field: &str, message: String| PlanError {
+            file: self.source.clone(),
+            location: None,
+            path: if field.is_empty() { spec.path.clone() } else { format!("{}.{field}", spec.path) },
+            message,
+        };
+        let r = |field: &str, s: &str| self.renderer.render_str(s, ctx).map_err(|m| err(field, m));
+        let name = r("name", &spec.name)?;
+        let action = match &spec.action {
+            ActionSpec::Apt { names, state, update_cache, autoremove } => {
+                let mut packages = Vec::new();
+                for (i, n) in names.iter().enumerate() {
+                    let field = format!("apt.name[{i}]");
+                    let pkg = PackageName::parse(&r(&field, n)?).map_err(|m| err(&field, m))?;
+                    if !packages.contains(&pkg) {
+                        packages.push(pkg);
+                    }
+                }
+                Action::Apt(Apt { update_cache: *update_cache, packages, state: *state, autoremove: *autoremove })
+            }
+            ActionSpec::Template { src, dest, mode, owner, group } => {
+                let src = r("template.src", src)?;
+                let content = self.renderer.render_template(&src, ctx).map_err(|m| err("template.src", m))?;
+                Action::Template(Template {
+                    dest: AbsPath::parse(&r("template.dest", dest)?).map_err(|m| err("template.dest", m))?,
+                    owner: Account::parse(&r("template.owner", owner)?).map_err(|m| err("template.owner", m))?,
+                    group: Account::parse(&r("template.group", group)?).map_err(|m| err("template.group", m))?,
+                    src,
+                    content,
+                    mode: *mode,
+                })
+            }
+            ActionSpec::Service { name, state, enabled } => Action::Service(Service {
+                unit: UnitName::parse(&r("service.name", name)?).map_err(|m| err("service.name", m))?,
+                state: *state,
+                enabled: *enabled,
+            }),
+        };
+        Ok(Step { name, action, notify: spec.notify.clone() })
+    }
+}
+
+fn step_spec(raw: RawStep, path: String, err: &dyn Fn(&str, String) -> PlanError) -> Result<StepSpec, PlanError> {
+    if raw.name.trim().is_empty() {
+        return Err(err(&format!("{path}.name"), "a step needs a name".into()));
+    }
+    let kinds = [raw.apt.is_some(), raw.template.is_some(), raw.service.is_some()];
+    if kinds.iter().filter(|k| **k).count() != 1 {
+        return Err(err(&path, "a step needs exactly one action: apt, template or service".into()));
+    }
+    let action = if let Some(apt) = raw.apt {
+        apt_spec(apt, &format!("{path}.apt"), err)?
+    } else if let Some(t) = raw.template {
+        template_spec(t, &format!("{path}.template"), err)?
+    } else if let Some(s) = raw.service {
+        service_spec(s, &format!("{path}.service"), err)?
+    } else {
+        unreachable!("exactly one action was checked above")
+    };
+    Ok(StepSpec { path, name: raw.name, notify: raw.notify.map(raw::OneOrMany::into_vec).unwrap_or_default(), action })
+}
+
+fn apt_spec(raw: RawApt, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
+    let names = raw.name.map(raw::OneOrMany::into_vec).unwrap_or_default();
+    if names.iter().any(|n| n.trim().is_empty()) {
+        return Err(err(&format!("{path}.name"), "an empty package name".into()));
+    }
+    let state = match raw.state {
+        None | Some(RawPkgState::Present) => PkgState::Present,
+        Some(RawPkgState::Latest) => PkgState::Latest,
+        Some(RawPkgState::Absent) => PkgState::Absent,
+        Some(RawPkgState::Purged) => PkgState::Purged,
+        Some(RawPkgState::ResidualPurged) => PkgState::ResidualPurged,
+    };
+    if raw.state.is_some() && names.is_empty() {
+        return Err(err(&format!("{path}.state"), "a package state needs `name`".into()));
+    }
+    let update_cache = match (raw.update_cache, raw.cache_valid_time) {
+        (Some(true), secs) => Some(CacheValidity { max_age: secs.map(Duration::from_secs) }),
+        (_, Some(_)) => return Err(err(&format!("{path}.cache_valid_time"), "only meaningful with update_cache: true".into())),
+        _ => None,
+    };
+    let autoremove = if raw.autoremove == Some(true) { Autoremove::Yes } else { Autoremove::No };
+    if names.is_empty() && update_cache.is_none() && autoremove == Autoremove::No {
+        return Err(err(path, "nothing to do: give name, update_cache or autoremove".into()));
+    }
+    Ok(ActionSpec::Apt { names, state, update_cache, autoremove })
+}
+
+fn template_spec(raw: RawTemplate, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
+    let mode = match raw.mode {
+        None => Mode(0o644),
+        Some(serde_yaml::Value::String(s)) => Mode::parse(&s).map_err(|m| err(&format!("{path}.mode"), m))?,
+        Some(other) => {
+            return Err(err(
+                &format!("{path}.mode"),
+                format!(
+                    "{} is not a quoted octal string: write mode: \"0644\" (YAML reads an unquoted 0644 as decimal)",
+                    serde_yaml::to_string(&other).unwrap_or_default().trim()
+                ),
+            ))
+        }
+    };
+    Ok(ActionSpec::Template {
+        src: raw.src,
+        dest: raw.dest,
+        mode,
+        owner: raw.owner.unwrap_or_else(|| "root".into()),
+        group: raw.group.unwrap_or_else(|| "root".into()),
+    })
+}
+
+fn service_spec(raw: RawService, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
+    if raw.state.is_none() && raw.enabled.is_none() {
+        return Err(err(path, "nothing to do: give state or enabled".into()));
+    }
+    Ok(ActionSpec::Service {
+        name: raw.name,
+        state: raw.state.map(|s| match s {
+            RawServiceState::Started => ServiceState::Started,
+            RawServiceState::Stopped => ServiceState::Stopped,
+            RawServiceState::Restarted => ServiceState::Restarted,
+        }),
+        enabled: raw.enabled.map(|e| if e { Enabled::Yes } else { Enabled::No }),
+    })
+}
+
+/// serde_yaml puts "at line L column C" into its message; we move the
+/// position to the front where editors and humans look for it.
+fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
+    let mut message = e.to_string();
+    let location = e.location().map(|l| (l.line(), l.column()));
+    if let Some((line, col)) = location {
+        for suffix in [format!(" at line {line} column {col}"), format!(" at line {line}")] {
+            if let Some(i) = message.find(&suffix) {
+                message.replace_range(i..i + suffix.len(), "");
+            }
+        }
+    }
+    let (path, message) = match message.split_once(": ") {
+        Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
+        _ => (String::new(), message),
+    };
+    PlanError { file: file.to_string(), location, path, message }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,262 @@
+//! Validated names: each newtype is built once, at load time, and can then be
+//! written into a command line or a config file without changing meaning.
+//!
+//! The rules are strict on purpose: a value that would need quoting or could be
+//! read as an option (leading `-`) or as a second config line is refused here,
+//! before anything touches the node.
+
+use serde::Serialize;
+use std::fmt;
+
+/// Why a value was refused; the caller adds the key path and position.
+pub type NameError = String;
+
+macro_rules! newtype {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+newtype!(
+    /// A Debian package name (policy 5.6.1: `[a-z0-9][a-z0-9+.-]+`).
+    PackageName
+);
+newtype!(
+    /// A systemd unit name such as `ntpsec.service`.
+    UnitName
+);
+newtype!(
+    /// An NTP server or pool: a DNS name, an IPv4 or an IPv6 address.
+    Host
+);
+newtype!(
+    /// An absolute path without `..`, NUL or line breaks.
+    AbsPath
+);
+newtype!(
+    /// A user or group name as found in /etc/passwd.
+    Account
+);
+
+fn quoted(s: &str) -> String {
+    format!("{s:?}")
+}
+
+impl PackageName {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let b = s.as_bytes();
+        let first_ok = b.first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'+' | b'.' | b'-')
+        });
+        if b.len() >= 2 && first_ok && rest_ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!(
+                "{} is not a Debian package name (policy: [a-z0-9][a-z0-9+.-]+, at least 2 characters)",
+                quoted(s)
+            ))
+        }
+    }
+}
+
+impl UnitName {
+    /// Accepts `ntp` (taken as `ntp.service`) or a full unit name.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ok_chars = !s.is_empty()
+            && !s.starts_with(['-', '.'])
+            && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'_' | b'.' | b'@' | b'-'));
+        if !ok_chars || s.len() > 255 {
+            return Err(format!(
+                "{} is not a systemd unit name (letters, digits and :_.@- only, not starting with - or .)",
+                quoted(s)
+            ));
+        }
+        const SUFFIXES: [&str; 4] = [".service", ".socket", ".timer", ".target"];
+        if SUFFIXES.iter().any(|suf| s.ends_with(suf)) {
+            Ok(Self(s.to_string()))
+        } else if s.contains('.') {
+            Err(format!("{} is not a service unit (expected a name ending in .service)", quoted(s)))
+        } else {
+            Ok(Self(format!("{s}.service")))
+        }
+    }
+
+    /// The name without `.service`, as SysV `service` and init.d want it.
+    pub fn stem(&self) -> &str {
+        self.0.strip_suffix(".service").unwrap_or(&self.0)
+    }
+}
+
+impl Host {
+    /// A hostname (RFC 1123 labels), an IPv4 address, or an IPv6 address
+    /// (optionally with a `%zone`). Anything else is refused: in ntp.conf a
+    /// space, `#` or line break would start another directive.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let refuse = || Err(format!("{} is not a hostname or address", quoted(s)));
+        if s.is_empty() || s.len() > 253 || s.starts_with('-') {
+            return refuse();
+        }
+        if s.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Ok(Self(s.to_string()));
+        }
+        let (addr, zone) = s.split_once('%').unwrap_or((s, ""));
+        if addr.parse::<std::net::Ipv6Addr>().is_ok()
+            && zone.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+        {
+            return Ok(Self(s.to_string()));
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        };
+        let name = s.strip_suffix('.').unwrap_or(s);
+        let all_numeric = name.bytes().all(|c| c.is_ascii_digit() || c == b'.');
+        if !all_numeric && name.split('.').all(label_ok) {
+            Ok(Self(s.to_string()))
+        } else {
+            refuse()
+        }
+    }
+}
+
+impl AbsPath {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        if !s.starts_with('/') {
+            return Err(format!("{} is not an absolute path", quoted(s)));
+        }
+        if s.split('/').any(|part| part == "..") {
+            return Err(format!("{} contains `..`", quoted(s)));
+        }
+        if s.contains(['\0', '\n', '\r']) || s.len() > 4096 || s.ends_with('/') {
+            return Err(format!("{} is not a usable file path", quoted(s)));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_path(&self) -> &std::path::Path {
+        std::path::Path::new(&self.0)
+    }
+}
+
+impl Account {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && !s.starts_with('-')
+            && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(format!("{} is not a user or group name", quoted(s)))
+        }
+    }
+}
+
+/// A file mode, 0 to 0o7777, written in YAML as a quoted octal string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Mode(pub u32);
+
+impl Mode {
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let digits = s.strip_prefix("0o").unwrap_or(s);
+        match u32::from_str_radix(digits, 8) {
+            Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(Mode(m)),
+            _ => Err(format!("{} is not a file mode (an octal number from \"0000\" to \"7777\")", quoted(s))),
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04o}", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_names_follow_debian_policy() {
+        for ok in ["ntp", "ntpsec-ntpdate", "libstdc++6", "g++", "0ad"] {
+            assert_eq!(PackageName::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in ["", "a", "Ntp", "-ntp", "ntp ntpdate", "ntp;rm", "+x", "ntp\n"] {
+            assert!(PackageName::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn hosts_refuse_anything_that_changes_a_config_line() {
+        for ok in ["0.ubuntu.pool.ntp.org", "127.0.0.1", "::1", "fe80::1%eth0", "time.example.", "ntp1"] {
+            assert!(Host::parse(ok).is_ok(), "{ok:?} refused");
+        }
+        for bad in [
+            "pool.ntp.org\nrestrict default",
+            "a b",
+            "a#b",
+            "\"x\"",
+            "-ntp",
+            "",
+            "1.2.3.999",
+            "x..y",
+            "under_score.example",
+        ] {
+            let err = Host::parse(bad).unwrap_err();
+            assert!(err.contains("is not a hostname or address"), "{err}");
+        }
+    }
+
+    #[test]
+    fn units_get_service_suffix() {
+        assert_eq!(UnitName::parse("ntp").unwrap().as_str(), "ntp.service");
+        assert_eq!(UnitName::parse("ntpsec.service").unwrap().stem(), "ntpsec");
+        assert!(UnitName::parse("ntp;reboot").is_err());
+        assert!(UnitName::parse("-x").is_err());
+        assert!(UnitName::parse("a.conf").is_err());
+    }
+
+    #[test]
+    fn paths_are_absolute_without_dotdot() {
+        assert!(AbsPath::parse("/etc/ntp.conf").is_ok());
+        assert!(AbsPath::parse("etc/ntp.conf").unwrap_err().contains("not an absolute path"));
+        assert!(AbsPath::parse("/etc/../shadow").unwrap_err().contains(".."));
+        assert!(AbsPath::parse("/etc/x\n").is_err());
+    }
+
+    #[test]
+    fn modes_are_octal_and_bounded() {
+        assert_eq!(Mode::parse("0644").unwrap(), Mode(0o644));
+        assert_eq!(Mode::parse("7777").unwrap(), Mode(0o7777));
+        assert!(Mode::parse("10000").is_err());
+        assert!(Mode::parse("0899").is_err());
+        assert!(Mode::parse("").is_err());
+        assert_eq!(Mode(0o644).to_string(), "0644");
+    }
+}

@@ -1,0 +1,109 @@
+//! The YAML shape of a plan, exactly as written: serde types with
+//! `deny_unknown_fields`, so a misspelt key is an error rather than ignored.
+//!
+//! Nothing here is validated beyond types; `plan::load` turns this into a
+//! `Plan`. Fields that may hold Jinja stay strings until rendered.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub vars: BTreeMap<String, serde_yaml::Value>,
+    pub steps: Vec<RawStep>,
+    #[serde(default)]
+    pub handlers: Vec<RawStep>,
+}
+
+/// A step or handler: a name, one action key, and for steps the handlers to
+/// notify when it changed something.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStep {
+    pub name: String,
+    #[serde(default)]
+    pub notify: Option<OneOrMany>,
+    #[serde(default)]
+    pub apt: Option<RawApt>,
+    #[serde(default)]
+    pub template: Option<RawTemplate>,
+    #[serde(default)]
+    pub service: Option<RawService>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(s) => vec![s],
+            OneOrMany::Many(v) => v,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApt {
+    #[serde(default)]
+    pub name: Option<OneOrMany>,
+    #[serde(default)]
+    pub state: Option<RawPkgState>,
+    #[serde(default)]
+    pub update_cache: Option<bool>,
+    /// Seconds; `apt-get update` is skipped while the lists are younger.
+    #[serde(default)]
+    pub cache_valid_time: Option<u64>,
+    #[serde(default)]
+    pub autoremove: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawPkgState {
+    Present,
+    Latest,
+    Absent,
+    Purged,
+    ResidualPurged,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    pub src: String,
+    pub dest: String,
+    #[serde(default)]
+    pub mode: Option<serde_yaml::Value>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub group: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: String,
+    #[serde(default)]
+    pub state: Option<RawServiceState>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RawServiceState {
+    Started,
+    Stopped,
+    Restarted,
+}

@@ -1,0 +1,103 @@
+//! Jinja rendering (minijinja) for step fields and config templates.
+//!
+//! Undefined variables are errors, never empty strings. Templates come from
+//! the binary (templates/*.j2) or, for a `src` that is not one of those, from
+//! a file next to the plan, read once at load time.
+
+use super::raw::RawStep;
+use super::vars::Vars;
+use super::PlanError;
+use crate::daemon::Daemon;
+use minijinja::{Environment, UndefinedBehavior, Value};
+use serde_json::json;
+use std::path::Path;
+
+/// The config templates compiled into the binary.
+pub const EMBEDDED: &[(&str, &str)] = &[
+    ("ntp.conf.j2", include_str!("../../templates/ntp.conf.j2")),
+    ("ntpsec.conf.j2", include_str!("../../templates/ntpsec.conf.j2")),
+];
+
+/// User templates are config files, not data sets.
+const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+#[derive(Debug)]
+pub struct Renderer {
+    env: Environment<'static>,
+}
+
+impl Renderer {
+    pub fn new(
+        plan_dir: Option<&Path>,
+        steps: &[RawStep],
+        handlers: &[RawStep],
+        err: &dyn Fn(&str, String) -> PlanError,
+    ) -> Result<Self, PlanError> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_keep_trailing_newline(true);
+        for (name, source) in EMBEDDED {
+            env.add_template(name, source)
+                .map_err(|e| err(&format!("templates/{name}"), describe(&e)))?;
+        }
+        let all = steps.iter().map(|s| ("steps", s)).chain(handlers.iter().map(|h| ("handlers", h)));
+        for (i, (kind, step)) in all.enumerate() {
+            let Some(t) = &step.template else { continue };
+            let src = t.src.trim();
+            if src.contains("{{") || EMBEDDED.iter().any(|(n, _)| *n == src) || env.get_template(src).is_ok() {
+                continue;
+            }
+            let path = format!("{kind}[{i}].template.src");
+            let file = match plan_dir {
+                Some(dir) => dir.join(src),
+                None => return Err(err(&path, format!("{src:?} is not an embedded template"))),
+            };
+            let size = std::fs::metadata(&file)
+                .map_err(|e| err(&path, format!("cannot read template {}: {e}", file.display())))?
+                .len();
+            if size > MAX_TEMPLATE_BYTES {
+                return Err(err(&path, format!("template {} is larger than {MAX_TEMPLATE_BYTES} bytes", file.display())));
+            }
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| err(&path, format!("cannot read template {}: {e}", file.display())))?;
+            env.add_template_owned(src.to_string(), text)
+                .map_err(|e| err(&path, format!("template {}: {}", file.display(), describe(&e))))?;
+        }
+        Ok(Renderer { env })
+    }
+
+    /// Variables plus `facts`, as templates see them.
+    pub fn context(&self, vars: &Vars, daemon: Option<&Daemon>) -> Value {
+        let mut map = vars.values.clone();
+        let mut facts = serde_json::Map::new();
+        if let Some(d) = daemon {
+            facts.insert("daemon".into(), json!(d));
+        }
+        map.insert("facts".into(), serde_json::Value::Object(facts));
+        Value::from_serialize(&map)
+    }
+
+    pub fn render_str(&self, source: &str, ctx: &Value) -> Result<String, String> {
+        if !source.contains("{{") && !source.contains("{%") {
+            return Ok(source.to_string());
+        }
+        self.env.render_str(source, ctx).map_err(|e| describe(&e))
+    }
+
+    pub fn render_template(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        let template = self.env.get_template(name).map_err(|_| {
+            let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
+            format!("no template {name:?} (embedded: {})", known.join(", "))
+        })?;
+        template.render(ctx).map_err(|e| format!("template {name}: {}", describe(&e)))
+    }
+}
+
+/// minijinja's message plus the line it points at.
+fn describe(e: &minijinja::Error) -> String {
+    let mut msg = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    if let Some(line) = e.line() {
+        msg.push_str(&format!(" (template line {line})"));
+    }
+    msg
+}

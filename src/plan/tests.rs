@@ -1,0 +1,139 @@
+use super::*;
+use crate::daemon::{Daemon, DaemonName, Flavor};
+use crate::plan::step::{Action, PkgState};
+
+fn load(text: &str) -> Result<Plan, PlanError> {
+    Plan::load(text.as_bytes(), Source { name: "plan.yaml".into(), dir: None }, &[])
+}
+
+fn load_with(text: &str, overrides: &[&str]) -> Result<Plan, PlanError> {
+    let o: Vec<_> = overrides.iter().map(|s| parse_override(s).unwrap()).collect();
+    Plan::load(text.as_bytes(), Source { name: "plan.yaml".into(), dir: None }, &o)
+}
+
+#[test]
+fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
+    assert_eq!(plan.vars.daemon, Some(DaemonName::Ntp));
+    for (flavor, conf, unit, marker) in [
+        (Flavor::Ntpd, "/etc/ntp.conf", "ntp.service", "disable monitor"),
+        (Flavor::Ntpsec, "/etc/ntpsec/ntp.conf", "ntpsec.service", "/var/lib/ntpsec/ntp.drift"),
+    ] {
+        let r = plan.render(Some(&Daemon::new(DaemonName::Ntp, flavor))).unwrap();
+        let template = r
+            .steps
+            .iter()
+            .find_map(|s| match &s.action {
+                Action::Template(t) => Some(t.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(template.dest.as_str(), conf);
+        assert!(template.content.contains("server 0.ubuntu.pool.ntp.org iburst\n"), "{}", template.content);
+        assert!(template.content.contains("server 3.ubuntu.pool.ntp.org iburst\n"));
+        assert!(template.content.contains("restrict -4 default kod notrap nomodify nopeer noquery"));
+        assert!(template.content.contains("restrict -6 default kod notrap nomodify nopeer noquery"));
+        assert!(template.content.contains("\nrestrict 127.0.0.1\n"));
+        assert!(template.content.contains("\nrestrict ::1\n"));
+        assert!(template.content.contains(marker));
+        let Action::Service(s) = &r.handlers[0].action else { panic!("handler is a service") };
+        assert_eq!(s.unit.as_str(), unit);
+    }
+}
+
+#[test]
+fn overrides_replace_variables_and_are_validated() {
+    let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
+    let r = plan.render(Some(&Daemon::new(DaemonName::Ntp, Flavor::Ntpd))).unwrap();
+    let content = r
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Template(t) => Some(t.content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert!(content.contains("server 127.0.0.1 iburst\nserver time.example.net iburst\n"), "{content}");
+    assert!(!content.contains("ubuntu.pool"));
+
+    let err = load_with(DEFAULT_PLAN, &["servers=[\"pool.ntp.org\\nrestrict default\"]"]).unwrap_err();
+    assert_eq!(err.path, "vars.servers[0]");
+    assert!(err.message.contains("control character"), "{err}");
+    let err = load_with(DEFAULT_PLAN, &["daemon=ntimed"]).unwrap_err();
+    assert!(err.to_string().contains("never packaged"), "{err}");
+}
+
+#[test]
+fn errors_name_the_file_position_and_key() {
+    let err = load("steps:\n  - name: x\n    apt:\n      name: ntp\n      stat: latest\n").unwrap_err();
+    assert_eq!(err.file, "plan.yaml");
+    assert!(err.location.is_some(), "{err:?}");
+    assert!(err.message.contains("unknown field `stat`"), "{err}");
+    assert!(err.to_string().starts_with("plan.yaml:"), "{err}");
+
+    let err = load("steps:\n  - name: x\n    apt: {name: ntp}\n    notify: nobody\n").unwrap_err();
+    assert_eq!(err.path, "steps[0].notify");
+    assert!(err.message.contains("no handler is named \"nobody\""), "{err}");
+}
+
+#[test]
+fn bad_plans_are_refused_with_the_rule() {
+    let cases: &[(&str, &str)] = &[
+        ("steps: []\n", "no steps"),
+        ("steps:\n  - name: x\n", "exactly one action"),
+        ("steps:\n  - name: x\n    apt: {name: ntp}\n    service: {name: ntp, state: started}\n", "exactly one action"),
+        ("steps:\n  - name: x\n    command: reboot\n", "unknown field `command`"),
+        ("steps:\n  - name: x\n    apt: {name: \"Bad Name\"}\n", "not a Debian package name"),
+        ("steps:\n  - name: x\n    apt: {name: ntp, state: sideways}\n", "unknown variant `sideways`"),
+        ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: etc/ntp.conf}\n", "not an absolute path"),
+        ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/../ntp.conf}\n", "contains `..`"),
+        ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf, mode: 644}\n", "quoted octal"),
+        ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf, mode: \"10000\"}\n", "not a file mode"),
+        ("steps:\n  - name: x\n    template: {src: missing.j2, dest: /etc/ntp.conf}\n", "not an embedded template"),
+        ("steps:\n  - name: x\n    service: {name: \"ntp; reboot\", state: started}\n", "not a systemd unit name"),
+        ("steps:\n  - name: x\n    apt: {name: \"{{ nope }}\"}\n", "undefined"),
+        ("vars: {servers: []}\nsteps:\n  - name: x\n    apt: {name: ntp}\n", "no time source"),
+        ("vars: {servers: [a.example, A.example]}\nsteps:\n  - name: x\n    apt: {name: ntp}\n", "listed twice"),
+        ("vars: {servers: [\"-bad\"]}\nsteps:\n  - name: x\n    apt: {name: ntp}\n", "not a hostname or address"),
+        ("vars: {facts: 1}\nsteps:\n  - name: x\n    apt: {name: ntp}\n", "reserved"),
+        ("vars: {daemon: xntpd}\nsteps:\n  - name: x\n    apt: {name: ntp}\n", "not a known daemon"),
+        ("steps:\n  - name: x\n    apt: {name: \"{{ facts.daemon.package }}\"}\n", "undefined"),
+        ("steps:\n  - name: x\n    apt: {cache_valid_time: 5}\n", "only meaningful with update_cache"),
+        ("handlers:\n  - name: h\n    service: {name: ntp, state: restarted}\n  - name: h\n    service: {name: ntp, state: restarted}\nsteps:\n  - name: x\n    apt: {name: ntp}\n", "second handler"),
+        ("steps: [\n", "while parsing"),
+    ];
+    for (text, want) in cases {
+        match load(text) {
+            Ok(_) => panic!("plan {text:?} was accepted; expected {want:?}"),
+            Err(err) => assert!(err.to_string().contains(want), "plan {text:?}: expected {want:?} in {err}"),
+        }
+    }
+}
+
+#[test]
+fn hostile_input_is_refused_fast() {
+    let big = vec![b'#'; MAX_PLAN_BYTES + 1];
+    let err = Plan::load(&big, Source { name: "big.yaml".into(), dir: None }, &[]).unwrap_err();
+    assert!(err.message.contains("limited to"), "{err}");
+    let err = Plan::load(b"steps: \xff\xfe", Source { name: "bin.yaml".into(), dir: None }, &[]).unwrap_err();
+    assert!(err.message.contains("not UTF-8"), "{err}");
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nsteps: *g\n";
+    assert!(load(bomb).is_err());
+    let deep = format!("vars: {{x: {}1{}}}\nsteps: []\n", "[".repeat(200), "]".repeat(200));
+    assert!(load(&deep).is_err());
+}
+
+#[test]
+fn apt_states_and_handlers_parse() {
+    let plan = load(
+        "steps:\n  - name: gone\n    apt: {name: [ntpdate, ntpdate], state: purged}\n    notify: h\n  - name: leftovers\n    apt: {name: ntp, state: residual_purged}\nhandlers:\n  - name: h\n    service: {name: ntp, state: restarted}\n",
+    )
+    .unwrap();
+    let r = plan.render(None).unwrap();
+    let Action::Apt(a) = &r.steps[0].action else { panic!() };
+    assert_eq!(a.state, PkgState::Purged);
+    assert_eq!(a.packages.len(), 1, "duplicates collapse");
+    assert_eq!(r.steps[0].notify, vec!["h".to_string()]);
+    let Action::Apt(a) = &r.steps[1].action else { panic!() };
+    assert_eq!(a.state, PkgState::ResidualPurged);
+}

@@ -1,0 +1,207 @@
+//! Plan variables: merged with `-e KEY=VALUE` overrides, checked, and the
+//! well-known ones (`daemon`, `servers`, `pools`) normalised into one shape
+//! that every daemon's template reads.
+//!
+//! Any string that would end up in a config file must not be able to start a
+//! new line there, so control characters are refused in every variable.
+
+use super::names::Host;
+use super::PlanError;
+use crate::daemon::DaemonName;
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Names the plan may not define itself.
+const RESERVED: [&str; 1] = ["facts"];
+/// Variables nested deeper than this are refused (hostile input, not config).
+const MAX_DEPTH: usize = 16;
+/// NTP poll exponents (log2 seconds) that ntpd, NTPsec and chrony all accept.
+const POLL_RANGE: std::ops::RangeInclusive<i64> = 3..=17;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vars {
+    /// Every variable, as templates see it.
+    pub values: Map<String, Value>,
+    pub daemon: Option<DaemonName>,
+}
+
+/// Parses one `-e KEY=VALUE`; VALUE is YAML, so `-e 'servers=[a, b]'` gives a list.
+pub fn parse_override(arg: &str) -> Result<(String, serde_yaml::Value), String> {
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("-e {arg:?}: expected KEY=VALUE"))?;
+    if !is_identifier(key) {
+        return Err(format!("-e {arg:?}: {key:?} is not a variable name"));
+    }
+    let parsed = if value.is_empty() {
+        serde_yaml::Value::String(String::new())
+    } else {
+        serde_yaml::from_str(value).map_err(|e| format!("-e {key}: the value is not valid YAML: {e}"))?
+    };
+    Ok((key.to_string(), parsed))
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+pub fn build(
+    file_vars: BTreeMap<String, serde_yaml::Value>,
+    overrides: &[(String, serde_yaml::Value)],
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<Vars, PlanError> {
+    let mut merged = file_vars;
+    for (k, v) in overrides {
+        merged.insert(k.clone(), v.clone());
+    }
+    let mut values = Map::new();
+    for (key, yaml) in merged {
+        let path = format!("vars.{key}");
+        if !is_identifier(&key) {
+            return Err(err(&path, format!("{key:?} is not a variable name (letters, digits, _)")));
+        }
+        if RESERVED.contains(&key.as_str()) {
+            return Err(err(&path, format!("{key:?} is reserved for facts gathered from the node")));
+        }
+        let value = serde_json::to_value(&yaml).map_err(|e| err(&path, format!("unsupported value: {e}")))?;
+        check_value(&value, &path, 0, err)?;
+        values.insert(key, value);
+    }
+
+    let daemon = match values.get("daemon") {
+        None => None,
+        Some(Value::String(s)) => Some(DaemonName::parse(s).map_err(|m| err("vars.daemon", m))?),
+        Some(other) => return Err(err("vars.daemon", format!("expected a daemon name, found {}", kind(other)))),
+    };
+
+    let default_iburst = match values.get("iburst") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(err("vars.iburst", format!("expected true or false, found {}", kind(other)))),
+    };
+    let mut seen = BTreeSet::new();
+    let mut any_source = false;
+    for key in ["servers", "pools"] {
+        if let Some(list) = values.get(key) {
+            let normalised = sources(list, key, default_iburst, &mut seen, err)?;
+            any_source |= !normalised.is_empty();
+            values.insert(key.to_string(), Value::Array(normalised));
+        }
+    }
+    let has_source_var = values.contains_key("servers") || values.contains_key("pools");
+    if has_source_var && !any_source {
+        let path = if values.contains_key("servers") { "vars.servers" } else { "vars.pools" };
+        return Err(err(path, "no time source: servers and pools are both empty".into()));
+    }
+    Ok(Vars { values, daemon })
+}
+
+/// Normalises `servers`/`pools`: each entry a hostname, or a map with `host`
+/// and options; the result is always the map form with every option present.
+fn sources(
+    list: &Value,
+    key: &str,
+    default_iburst: bool,
+    seen: &mut BTreeSet<String>,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<Vec<Value>, PlanError> {
+    let items = match list {
+        Value::Array(items) => items,
+        Value::Null => return Ok(Vec::new()),
+        other => return Err(err(&format!("vars.{key}"), format!("expected a list of hosts, found {}", kind(other)))),
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("vars.{key}[{i}]");
+        let (host, opts) = match item {
+            Value::String(h) => (h.clone(), Map::new()),
+            Value::Object(map) => {
+                let host = match map.get("host") {
+                    Some(Value::String(h)) => h.clone(),
+                    _ => return Err(err(&path, "a source given as a map needs `host: NAME`".into())),
+                };
+                (host, map.clone())
+            }
+            other => return Err(err(&path, format!("expected a hostname or address, found {}", kind(other)))),
+        };
+        let host = Host::parse(&host).map_err(|m| err(&path, m))?;
+        if !seen.insert(host.as_str().to_ascii_lowercase()) {
+            return Err(err(&path, format!("{:?} is listed twice", host.as_str())));
+        }
+        let mut entry = json!({
+            "host": host.as_str(),
+            "iburst": default_iburst,
+            "prefer": false,
+            "minpoll": null,
+            "maxpoll": null,
+            "nts": false,
+        });
+        let fields = entry.as_object_mut().expect("object literal");
+        for (k, v) in opts {
+            let field_path = format!("{path}.{k}");
+            match (k.as_str(), &v) {
+                ("host", _) => {}
+                ("iburst" | "prefer" | "nts", Value::Bool(_)) => {
+                    fields.insert(k, v);
+                }
+                ("minpoll" | "maxpoll", Value::Number(n)) if n.as_i64().is_some_and(|p| POLL_RANGE.contains(&p)) => {
+                    fields.insert(k, v);
+                }
+                ("iburst" | "prefer" | "nts", _) => {
+                    return Err(err(&field_path, format!("expected true or false, found {}", kind(&v))))
+                }
+                ("minpoll" | "maxpoll", _) => {
+                    return Err(err(&field_path, "expected a poll exponent from 3 to 17 (8 s to 36 h)".into()))
+                }
+                _ => {
+                    return Err(err(
+                        &field_path,
+                        "unknown option (host, iburst, prefer, minpoll, maxpoll, nts)".into(),
+                    ))
+                }
+            }
+        }
+        if let (Some(min), Some(max)) = (fields["minpoll"].as_i64(), fields["maxpoll"].as_i64()) {
+            if min > max {
+                return Err(err(&path, format!("minpoll {min} is greater than maxpoll {max}")));
+            }
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+fn check_value(v: &Value, path: &str, depth: usize, err: &dyn Fn(&str, String) -> PlanError) -> Result<(), PlanError> {
+    if depth > MAX_DEPTH {
+        return Err(err(path, format!("nested deeper than {MAX_DEPTH} levels")));
+    }
+    match v {
+        Value::String(s) => {
+            if let Some(c) = s.chars().find(|c| c.is_control()) {
+                return Err(err(path, format!("{s:?} contains the control character {c:?}, which would break a config line")));
+            }
+            Ok(())
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| check_value(item, &format!("{path}[{i}]"), depth + 1, err)),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, item)| check_value(item, &format!("{path}.{k}"), depth + 1, err)),
+        Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "nothing",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}

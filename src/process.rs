@@ -1,0 +1,216 @@
+//! The one module that starts processes.
+//!
+//! A command is a value (`Cmd`): program, argument vector, extra environment,
+//! optional standard input. Its `Display` is the exact command line to paste
+//! into a shell. Nothing here goes through a shell. Two failures are kept apart:
+//! the program could not be started at all, or it ran and exited non-zero (the
+//! second keeps stdout and stderr so that the caller can show apt's own words).
+//! Probes whose non-zero exit is an answer read `Output::code` themselves.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    program: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn new(program: &str) -> Self {
+        Cmd { program: program.to_string(), args: Vec::new(), env: Vec::new(), stdin: None }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<str>) -> Self {
+        self.args.push(arg.as_ref().to_string());
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub fn stdin(mut self, input: Vec<u8>) -> Self {
+        self.stdin = Some(input);
+        self
+    }
+
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    pub fn arguments(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Runs the command to completion, whatever its exit status.
+    pub fn output(&self) -> Result<Output, CmdError> {
+        let started = Instant::now();
+        let mut expr = duct::cmd(&self.program, &self.args)
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        expr = match &self.stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.clone()),
+            None => expr.stdin_null(),
+        };
+        let out = expr.run().map_err(|source| CmdError::NotStarted { cmd: self.to_string(), source })?;
+        let elapsed = started.elapsed();
+        // A process killed by a signal has no code; -1 keeps it non-zero.
+        let code = out.status.code().unwrap_or(-1);
+        log::info!("ran `{self}` in {} ms (exit {code})", elapsed.as_millis());
+        let output = Output {
+            code,
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed,
+        };
+        log::debug!("stdout of `{}`: {}", self.program, output.stdout.trim_end());
+        if !output.stderr.trim().is_empty() {
+            log::debug!("stderr of `{}`: {}", self.program, output.stderr.trim_end());
+        }
+        Ok(output)
+    }
+
+    /// Runs the command and requires exit status 0.
+    pub fn run(&self) -> Result<Output, CmdError> {
+        let out = self.output()?;
+        if out.code == 0 {
+            Ok(out)
+        } else {
+            Err(CmdError::Failed { cmd: self.to_string(), code: out.code, stdout: out.stdout, stderr: out.stderr })
+        }
+    }
+}
+
+/// Quotes a word for a POSIX shell only when it needs it, so the common
+/// case stays readable: `apt-get install -y ntp`.
+fn shell_word(w: &str) -> String {
+    let plain = !w.is_empty()
+        && w.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_./:=+,@%^".contains(&c));
+    if plain {
+        w.to_string()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+impl fmt::Display for Cmd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", shell_word(v))).collect();
+        words.push(shell_word(&self.program));
+        words.extend(self.args.iter().map(|a| shell_word(a)));
+        f.write_str(&words.join(" "))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug)]
+pub enum CmdError {
+    NotStarted { cmd: String, source: std::io::Error },
+    Failed { cmd: String, code: i32, stdout: String, stderr: String },
+}
+
+impl CmdError {
+    pub fn stderr(&self) -> &str {
+        match self {
+            CmdError::NotStarted { .. } => "",
+            CmdError::Failed { stderr, .. } => stderr,
+        }
+    }
+}
+
+impl fmt::Display for CmdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CmdError::NotStarted { cmd, source } => write!(f, "could not start `{cmd}`: {source}"),
+            CmdError::Failed { cmd, code, stdout, stderr } => {
+                write!(f, "`{cmd}` failed with exit status {code}")?;
+                let detail = if stderr.trim().is_empty() { stdout } else { stderr };
+                let tail: Vec<&str> = detail.trim_end().lines().rev().take(12).collect();
+                if !tail.is_empty() {
+                    write!(f, ":")?;
+                    for line in tail.into_iter().rev() {
+                        write!(f, "\n    {line}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for CmdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            CmdError::NotStarted { source, .. } => Some(source),
+            CmdError::Failed { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_is_a_pasteable_command_line() {
+        let cmd = Cmd::new("apt-get")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .args(["-o", "Dpkg::Options::=--force-confold", "install", "-y", "ntp=1:4.2.8p15+dfsg-1"])
+            .arg("it's");
+        assert_eq!(
+            cmd.to_string(),
+            "DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confold install -y ntp=1:4.2.8p15+dfsg-1 'it'\\''s'"
+        );
+    }
+
+    #[test]
+    fn started_and_failed_are_different_errors() {
+        let err = Cmd::new("/nonexistent/program").output().unwrap_err();
+        assert!(matches!(err, CmdError::NotStarted { .. }), "{err}");
+        let err = Cmd::new("sh").args(["-c", "echo oops >&2; exit 3"]).run().unwrap_err();
+        match &err {
+            CmdError::Failed { code, stderr, .. } => {
+                assert_eq!(*code, 3);
+                assert_eq!(stderr.trim(), "oops");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(err.to_string().contains("exit status 3:\n    oops"), "{err}");
+    }
+
+    #[test]
+    fn arguments_are_not_interpreted_by_a_shell() {
+        let out = Cmd::new("echo").arg("$HOME; rm -rf /").run().unwrap();
+        assert_eq!(out.stdout, "$HOME; rm -rf /\n");
+    }
+
+    #[test]
+    fn stdin_is_fed() {
+        let out = Cmd::new("cat").stdin(b"hello".to_vec()).run().unwrap();
+        assert_eq!(out.stdout, "hello");
+    }
+}

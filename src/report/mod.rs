@@ -1,0 +1,136 @@
+//! Stage 5: the report. What `plan` would do or `apply` did, step by step,
+//! plus the exit code it maps to. Rendering lives in `human` and `json`; the
+//! same `Report` value feeds both.
+
+pub mod human;
+pub mod json;
+
+use crate::daemon::Daemon;
+use crate::diff::{Change, Changeset, PlannedStep};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    Plan,
+    Apply,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Changed,
+    Failed,
+    Skipped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    pub handler: bool,
+    pub status: Status,
+    pub changes: Vec<Change>,
+    /// The unified diffs of the files this step writes, if any.
+    pub diff: Option<String>,
+    pub error: Option<String>,
+    pub seconds: f64,
+}
+
+impl StepReport {
+    /// A step as planned: `changed` when it has changes, else `ok`.
+    pub fn planned(step: &PlannedStep) -> Self {
+        let diffs: Vec<&str> = step
+            .changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::File { diff, .. } if !diff.is_empty() => Some(diff.as_str()),
+                _ => None,
+            })
+            .collect();
+        StepReport {
+            name: step.name.clone(),
+            handler: step.handler,
+            status: if step.changes.is_empty() { Status::Ok } else { Status::Changed },
+            changes: step.changes.clone(),
+            diff: (!diffs.is_empty()).then(|| diffs.concat()),
+            error: None,
+            seconds: 0.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub ok: usize,
+    pub changed: usize,
+    pub failed: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub mode: Mode,
+    pub changed: bool,
+    pub failed: bool,
+    pub daemon: Option<Daemon>,
+    pub notes: Vec<String>,
+    pub steps: Vec<StepReport>,
+    pub summary: Summary,
+    /// A failure before any step ran (facts could not be gathered, a step
+    /// cannot be satisfied on this node).
+    pub error: Option<String>,
+}
+
+impl Report {
+    pub fn new(mode: Mode, changeset: &Changeset, steps: Vec<StepReport>) -> Self {
+        let mut summary = Summary::default();
+        for s in &steps {
+            match s.status {
+                Status::Ok => summary.ok += 1,
+                Status::Changed => summary.changed += 1,
+                Status::Failed => summary.failed += 1,
+                Status::Skipped => summary.skipped += 1,
+            }
+        }
+        Report {
+            mode,
+            changed: summary.changed > 0,
+            failed: summary.failed > 0,
+            daemon: changeset.daemon.clone(),
+            notes: changeset.notes.clone(),
+            steps,
+            summary,
+            error: None,
+        }
+    }
+
+    /// The dry run's report: every planned step, nothing executed.
+    pub fn plan(changeset: &Changeset) -> Self {
+        Report::new(Mode::Plan, changeset, changeset.steps.iter().map(StepReport::planned).collect())
+    }
+
+    /// Nothing could be planned: the node was not touched.
+    pub fn failed_before_start(mode: Mode, error: String) -> Self {
+        Report {
+            mode,
+            changed: false,
+            failed: true,
+            daemon: None,
+            notes: Vec::new(),
+            steps: Vec::new(),
+            summary: Summary::default(),
+            error: Some(error),
+        }
+    }
+
+    /// 0 success, 1 a step failed; with `detailed` (Puppet's convention)
+    /// 0 nothing to change, 2 changes, 4 failures, 6 both.
+    pub fn exit_code(&self, detailed: bool) -> i32 {
+        match (detailed, self.changed, self.failed) {
+            (false, _, false) => 0,
+            (false, _, true) => 1,
+            (true, changed, failed) => (if changed { 2 } else { 0 }) | (if failed { 4 } else { 0 }),
+        }
+    }
+}
