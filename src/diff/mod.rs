@@ -75,6 +75,9 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
         steps.push(PlannedStep { name: handler.name.clone(), handler: true, changes });
     }
     let mut notes = Vec::new();
+    if facts.lists.refreshed_privately {
+        notes.push("versions are read from fresh package lists fetched into a private directory; the node's own lists are untouched".into());
+    }
     if let Some(err) = &facts.lists.refresh_error {
         notes.push(format!("versions come from the node's old package lists: {err}"));
     }

@@ -178,9 +178,15 @@ impl Account {
 }
 
 /// A file mode, 0 to 0o7777, written in YAML as a quoted octal string.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode(pub u32);
+
+/// As people read modes: `"0644"`, not 420.
+impl Serialize for Mode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 impl Mode {
     pub fn parse(s: &str) -> Result<Self, NameError> {

@@ -1,0 +1,92 @@
+//! The binary's contract where no node is needed: usage, exit codes for bad
+//! input, and the JSON document that a caller parsing stdout always gets.
+//! Every case here fails before the first probe, so it runs on any machine.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn ntp_provision(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ntp-provision"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    if let Some(input) = stdin {
+        // A refused plan may close stdin early; that is not the test's concern.
+        let _ = child.stdin.take().unwrap().write_all(input);
+    }
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Runs and checks the exit code and a fragment of stderr.
+fn check(args: &[&str], stdin: Option<&[u8]>, code: i32, stderr_has: &str) -> Run {
+    let run = ntp_provision(args, stdin);
+    assert_eq!(run.code, code, "ntp-provision {args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
+    assert!(run.stderr.contains(stderr_has), "ntp-provision {args:?}: {stderr_has:?} not in stderr:\n{}", run.stderr);
+    run
+}
+
+#[test]
+fn help_and_version() {
+    let help = check(&["--help"], None, 0, "");
+    assert!(help.stdout.contains("Examples:"), "{}", help.stdout);
+    assert!(help.stdout.contains("apply"));
+    let version = check(&["--version"], None, 0, "");
+    assert_eq!(version.stdout.trim(), format!("ntp-provision {}", env!("CARGO_PKG_VERSION")));
+    let sub = check(&["plan", "--help"], None, 0, "");
+    assert!(sub.stdout.contains("--detailed-exitcodes"));
+}
+
+#[test]
+fn bad_usage_exits_64() {
+    check(&[], None, 64, "Usage");
+    check(&["frobnicate"], None, 64, "unrecognized subcommand");
+    check(&["plan", "--format", "xml"], None, 64, "invalid value 'xml'");
+    check(&["plan", "-e", "novalue"], None, 64, "expected KEY=VALUE");
+    check(&["plan", "-e", "9x=1"], None, 64, "not a variable name");
+}
+
+#[test]
+fn invalid_plans_exit_65_and_name_the_place() {
+    let run = check(&["plan", "-"], Some(b"steps:\n  - name: x\n    apt: {name: ntp, stat: latest}\n"), 65, "<stdin>:");
+    assert!(run.stderr.contains("unknown field `stat`"), "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "human mode prints nothing on stdout: {}", run.stdout);
+
+    let run = check(
+        &["apply", "-", "-e", "servers=[\"a.example\\nrestrict default\"]", "--format", "json"],
+        Some(playbook().as_bytes()),
+        65,
+        "vars.servers[0]",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("exactly one JSON document");
+    assert_eq!(doc["failed"], true);
+    assert_eq!(doc["changed"], false);
+    assert!(doc["error"].as_str().unwrap().contains("control character"), "{doc}");
+    assert_eq!(doc["steps"].as_array().unwrap().len(), 0);
+
+    check(&["plan", "-e", "daemon=ntimed"], None, 65, "never packaged by Debian or Ubuntu");
+    check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
+}
+
+#[test]
+fn a_missing_plan_file_exits_66() {
+    check(&["plan", "/nonexistent/plan.yaml"], None, 66, "cannot read plan /nonexistent/plan.yaml");
+}
+
+fn playbook() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml")).unwrap()
+}

@@ -1,0 +1,224 @@
+//! The core agent on real Debian nodes: plan changes nothing, apply
+//! converges, a re-run changes nothing, drift is restored, leftovers are
+//! purged, and the no-systemd path (a chroot with `service`) converges too.
+//!
+//! Daemons under test are only ever given loopback servers.
+
+use crate::harness::{exclusive, Node, Out, Release};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Loopback only: the daemon never talks to anything outside this machine.
+/// (NTPsec refuses other 127/8 addresses: "attempt to configure invalid address".)
+const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
+
+fn json(out: &Out) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", out.stdout, out.stderr))
+}
+
+/// Every change description of a JSON report, in order.
+fn descriptions(doc: &Value) -> Vec<String> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["changes"].as_array().unwrap().iter())
+        .map(|c| c["description"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
+    let changed: Vec<&String> = before
+        .keys()
+        .chain(after.keys())
+        .filter(|k| before.get(*k) != after.get(*k))
+        .collect();
+    assert!(changed.is_empty(), "the node changed: {changed:?}");
+}
+
+fn main_pid(node: &Node, unit: &str) -> String {
+    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.trim().to_string()
+}
+
+/// `ntpq -pn` right after a restart may not answer yet; poll a bounded time.
+fn ntpq_lists(node: &Node, servers: &[&str]) -> String {
+    let mut last = String::new();
+    for _ in 0..20 {
+        last = node.run(&["ntpq", "-pn"]).stdout;
+        if servers.iter().all(|s| last.contains(s)) {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("ntpq -pn never listed {servers:?}:\n{last}");
+}
+
+fn assert_config(text: &str) {
+    for line in [
+        "server 127.0.0.1 iburst\n",
+        "server ::1 iburst\n",
+        "restrict -4 default kod notrap nomodify nopeer noquery",
+        "restrict -6 default kod notrap nomodify nopeer noquery",
+        "\nrestrict 127.0.0.1\n",
+        "\nrestrict ::1\n",
+    ] {
+        assert!(text.contains(line), "config lacks {line:?}:\n{text}");
+    }
+}
+
+#[test]
+fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+    let before = node.snapshot();
+
+    let out = node.provision(&["plan", "--format", "json", "--detailed-exitcodes"]);
+    assert_eq!(out.code, 2, "changes pending: {}\n{}", out.stdout, out.stderr);
+    let doc = json(&out);
+    assert_eq!(doc["mode"], "plan");
+    assert_eq!(doc["daemon"]["package"], "ntpsec");
+    assert_eq!(doc["daemon"]["transitional"], "ntp");
+    assert_eq!(doc["daemon"]["config"], "/etc/ntpsec/ntp.conf");
+    assert_eq!(doc["daemon"]["unit"], "ntpsec.service");
+    let d = descriptions(&doc);
+    assert_eq!(d[0], "apt-get update: the package lists were never updated", "{d:#?}");
+    assert!(d[1].starts_with("install: ntpsec (none) -> 1.2.2"), "versions come from fresh private lists: {d:#?}");
+    assert_eq!(d[2], "create /etc/ntpsec/ntp.conf (mode 0644, root:root)");
+    assert_eq!(d.last().unwrap(), "restart ntpsec.service: package ntpsec changed, /etc/ntpsec/ntp.conf changed");
+    let diff = doc["steps"].as_array().unwrap().iter().find_map(|s| s["diff"].as_str()).unwrap();
+    assert!(diff.contains("+server 0.ubuntu.pool.ntp.org iburst\n"), "{diff}");
+    assert!(diff.contains("+restrict -6 default kod notrap nomodify nopeer noquery"), "{diff}");
+
+    let human = node.provision(&["plan"]);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(human.stdout.contains("daemon ntp: package ntpsec (ntp is a transitional package for it here), config /etc/ntpsec/ntp.conf, unit ntpsec.service"), "{}", human.stdout);
+    assert!(human.stdout.contains("changed: NTP daemon at the latest version\n    install: ntpsec (none) -> "), "{}", human.stdout);
+    assert!(human.stdout.contains("RECAP ok=3 changed=5 failed=0 skipped=0"), "{}", human.stdout);
+
+    assert_unchanged(&before, &node.snapshot());
+    assert_eq!(node.run(&["dpkg-query", "-W", "ntpsec"]).code, 1, "ntpsec not installed by a dry run");
+}
+
+#[test]
+fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+
+    let out = node.provision(&["apply", "-e", SERVERS]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("changed: restart ntp (handler)"), "{}", out.stdout);
+    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
+    assert_eq!(node.run(&["systemctl", "is-enabled", "ntpsec.service"]).stdout.trim(), "enabled");
+    let config = node.read("/etc/ntpsec/ntp.conf").unwrap();
+    assert_config(&config);
+    ntpq_lists(&node, &["127.0.0.1", "::1"]);
+
+    // A second run: nothing to do, nothing run.
+    let again = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes", "-v"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    let doc = json(&again);
+    assert_eq!(doc["changed"], false);
+    assert_eq!(doc["summary"]["changed"], 0);
+    for mutating in ["apt-get -q -y", "apt-get update", "systemctl restart", "systemctl start", "dpkg --"] {
+        assert!(!again.stderr.contains(mutating), "{mutating:?} ran on a converged node:\n{}", again.stderr);
+    }
+
+    // Drift: the plan shows the diff, apply restores it and restarts the daemon.
+    node.write("/etc/ntpsec/ntp.conf", &config.replace("server ::1 iburst", "server 127.0.0.9 iburst"));
+    let pid_before = main_pid(&node, "ntpsec.service");
+    let plan = node.provision(&["plan", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    assert_eq!(plan.code, 2);
+    let doc = json(&plan);
+    let diff = doc["steps"].as_array().unwrap().iter().find_map(|s| s["diff"].as_str()).expect("a diff");
+    assert!(diff.contains("-server 127.0.0.9 iburst\n+server ::1 iburst\n"), "{diff}");
+    assert_eq!(main_pid(&node, "ntpsec.service"), pid_before, "plan restarted nothing");
+
+    let fix = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    assert_eq!(fix.code, 2, "{}\n{}", fix.stdout, fix.stderr);
+    assert_eq!(
+        descriptions(&json(&fix)),
+        vec!["update /etc/ntpsec/ntp.conf (content)", "restart ntpsec.service: /etc/ntpsec/ntp.conf changed"]
+    );
+    assert_eq!(node.read("/etc/ntpsec/ntp.conf").unwrap(), config);
+    assert_ne!(main_pid(&node, "ntpsec.service"), pid_before, "the daemon was restarted");
+    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
+
+    let last = node.provision(&["apply", "-e", SERVERS, "--detailed-exitcodes"]);
+    assert_eq!(last.code, 0, "{}", last.stdout);
+    assert!(last.stdout.contains("RECAP ok=7 changed=0 failed=0 skipped=0"), "{}", last.stdout);
+}
+
+#[test]
+fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converges() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bullseye);
+    // An old node: ntpdate installed, ntp removed with its config left behind.
+    node.ok(&["apt-get", "update", "-q"]);
+    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-q", "-y", "ntp", "ntpdate"]);
+    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-q", "-y", "ntp"]);
+    let states = node.ok(&["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", "ntp", "ntpdate"]).stdout;
+    assert!(states.contains("ntp rc"), "{states}");
+    assert!(states.contains("ntpdate ii"), "{states}");
+
+    let out = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let doc = json(&out);
+    assert_eq!(doc["daemon"]["flavor"], "ntpd");
+    let d = descriptions(&doc);
+    assert!(d[0].starts_with("purge: ntpdate 1:4.2.8p15"), "{d:#?}");
+    assert!(d[1].starts_with("purge: ntp 1:4.2.8p15") && d[1].ends_with("(config-files) -> purged"), "{d:#?}");
+    assert!(d.iter().any(|l| l.starts_with("install: ntp (none) -> 1:4.2.8p15")), "{d:#?}");
+
+    let states = node.run(&["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", "ntp", "ntpdate"]).stdout;
+    assert!(states.contains("ntp ii"), "{states}");
+    assert!(!states.contains("ntpdate ii") && !states.contains("ntpdate rc"), "{states}");
+    assert_config(&node.read("/etc/ntp.conf").unwrap());
+    assert!(node.read("/etc/ntp.conf").unwrap().contains("\ndisable monitor\n"));
+    assert_eq!(node.run(&["systemctl", "is-active", "ntp.service"]).stdout.trim(), "active");
+    ntpq_lists(&node, &["127.0.0.1", "::1"]);
+
+    let again = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    assert_eq!(again.code, 0, "{}", again.stdout);
+    assert_eq!(json(&again)["summary"]["changed"], 0);
+}
+
+#[test]
+fn chroot_without_systemd_converges_through_service_and_init_scripts() {
+    let _one_at_a_time = exclusive();
+    let node = Node::chroot(Release::Bookworm);
+    let out = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let doc = json(&out);
+    assert_eq!(doc["daemon"]["unit"], "ntpsec.service");
+    assert_config(&node.read("/etc/ntpsec/ntp.conf").unwrap());
+    assert_eq!(node.run(&["service", "ntpsec", "status"]).code, 0, "the init script reports ntpsec running");
+    ntpq_lists(&node, &["127.0.0.1", "::1"]);
+
+    let again = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(json(&again)["summary"]["changed"], 0);
+
+    // Stopped by hand: the service step starts it again through init.d.
+    node.ok(&["service", "ntpsec", "stop"]);
+    let fix = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
+    assert_eq!(descriptions(&json(&fix)), vec!["start ntpsec.service: not running"]);
+    assert_eq!(node.run(&["service", "ntpsec", "status"]).code, 0);
+}
+
+#[test]
+fn trixie_has_no_ntp_and_the_refusal_names_the_alternatives() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Trixie);
+    let before = node.snapshot();
+    for command in ["plan", "apply"] {
+        let out = node.provision(&[command, "--format", "json"]);
+        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+        let doc = json(&out);
+        let error = doc["error"].as_str().unwrap();
+        assert!(error.contains("package ntp has no installation candidate"), "{error}");
+        assert!(error.contains("ntpsec, chrony, openntpd"), "{error}");
+        assert!(error.starts_with("nothing was changed"), "{error}");
+    }
+    assert_unchanged(&before, &node.snapshot());
+}

@@ -1,0 +1,1350 @@
+//! Real-node test harness: throwaway Debian nodes for end-to-end tests of the
+//! `ntp-provision` binary.
+//!
+//! * [`Node::boot`] makes a fresh tree from a cached root-filesystem image and
+//!   boots it with `systemd-nspawn --boot` (systemd as PID 1 inside, the host
+//!   network shared).
+//! * [`Node::chroot`] makes the same tree but runs no init: commands run
+//!   under `chroot`, for the no-systemd (`service` / init.d) path.
+//!
+//! Images come from `scripts/node-image RELEASE` (cached under
+//! `$NTPP_NODE_CACHE`, default `/var/tmp/ntp-provision/images`). Each image is
+//! unpacked once into a pristine base tree under `/var/tmp/ntp-provision/base`
+//! and each node is an overlayfs mount of it with its own upper directory, so
+//! a node is ready in milliseconds; where overlayfs is unavailable, or with
+//! `NTPP_NODE_UNPACK=1`, every node gets its own full unpack of the image.
+//! Nodes live under `/var/tmp/ntp-provision/nodes/<release>-<pid>-<n>/root`;
+//! dropping a [`Node`] stops every process of it, unmounts and removes the
+//! tree (`NTPP_KEEP_NODES=1` keeps the tree for a post-mortem). Nodes left
+//! behind by a killed test run are reaped the next time a node is made.
+//! `NTPP_NODE_VERBOSE=1` prints each boot's time.
+//!
+//! The binary under test is `$NTPP_BIN`, else
+//! `<repo>/target/x86_64-unknown-linux-gnu/release/ntp-provision`; it must be
+//! statically linked (it runs on bullseye, bookworm and trixie alike).
+//!
+//! Requirements: root, `systemd-nspawn` (systemd-container), `debootstrap`,
+//! `tar`, `mount`/`umount`, `chroot`, `nsenter`. Missing any of them is a
+//! failure, never a skip. `scripts/test` installs what is needed.
+//!
+//! Nodes share the host's network, so at most one node whose daemon binds UDP
+//! 123 may run at a time: every test that makes a node takes [`exclusive`]
+//! first, and the suite runs with `cargo test --test node -- --test-threads=1`
+//! (see `scripts/test`). Declare the guard before the node so the node drops
+//! first:
+//!
+//! ```ignore
+//! let _guard = harness::exclusive();
+//! let node = harness::Node::boot(harness::Release::Bookworm);
+//! node.ok(&["apt-get", "update"]);
+//! ```
+
+#![allow(dead_code)]
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs;
+use std::hash::Hasher;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+/// Where nodes are unpacked.
+pub const NODES_DIR: &str = "/var/tmp/ntp-provision/nodes";
+/// Default image cache; `$NTPP_NODE_CACHE` overrides it (as in scripts/node-image).
+pub const DEFAULT_IMAGE_CACHE: &str = "/var/tmp/ntp-provision/images";
+/// Default bound on one command run in a node.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+/// Bound on a boot, from spawning systemd-nspawn to `systemctl is-system-running`.
+pub const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on a clean poweroff in Drop before the node is killed.
+pub const POWEROFF_TIMEOUT: Duration = Duration::from_secs(20);
+/// Path of the binary under test inside a node.
+pub const NODE_BIN: &str = "/usr/local/bin/ntp-provision";
+/// PATH of commands run in a node (they get `env -i`: this and `LC_ALL=C` only).
+pub const NODE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+const BUILD_HINT: &str = "RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --target x86_64-unknown-linux-gnu";
+
+extern "C" {
+    fn geteuid() -> u32;
+    fn kill(pid: i32, sig: i32) -> i32;
+    fn __libc_current_sigrtmin() -> i32;
+    fn flock(fd: i32, operation: i32) -> i32;
+}
+const SIGKILL: i32 = 9;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Release {
+    Bullseye,
+    Bookworm,
+    Trixie,
+}
+
+impl Release {
+    pub const ALL: [Release; 3] = [Release::Bullseye, Release::Bookworm, Release::Trixie];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Release::Bullseye => "bullseye",
+            Release::Bookworm => "bookworm",
+            Release::Trixie => "trixie",
+        }
+    }
+
+    /// Major Debian version: 11, 12, 13.
+    pub fn version(&self) -> u32 {
+        match self {
+            Release::Bullseye => 11,
+            Release::Bookworm => 12,
+            Release::Trixie => 13,
+        }
+    }
+}
+
+/// What a command run in a node did. `code` is the exit status, or 128+N when
+/// it was killed by signal N (as a shell reports it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn success(&self) -> bool {
+        self.code == 0
+    }
+}
+
+/// The global lock every test that holds a node takes first (before making the
+/// node, so the node is dropped before the lock is released). A panic in a
+/// test that held it does not poison it for the others.
+///
+/// Across processes: the first call also takes an exclusive `flock` on
+/// [`PROCESS_LOCK`], held until this test process exits, so two node-test
+/// processes on one machine (two developers' `cargo test`, say) run one after
+/// the other instead of fighting over UDP 123. It waits at most
+/// [`PROCESS_LOCK_WAIT`], then panics naming the holder.
+pub fn exclusive() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    process_lock();
+    guard
+}
+
+/// The cross-process lock file of [`exclusive`].
+pub const PROCESS_LOCK: &str = "/var/tmp/ntp-provision/node-tests.lock";
+/// How long [`exclusive`] waits for another node-test process.
+pub const PROCESS_LOCK_WAIT: Duration = Duration::from_secs(30 * 60);
+
+fn process_lock() {
+    static HELD: std::sync::OnceLock<fs::File> = std::sync::OnceLock::new();
+    static GAVE_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if HELD.get().is_none() && GAVE_UP.load(Ordering::Relaxed) {
+        panic!("another node-test process holds {PROCESS_LOCK} (gave up waiting earlier)");
+    }
+    HELD.get_or_init(|| {
+        const LOCK_EX: i32 = 2;
+        const LOCK_NB: i32 = 4;
+        fs::create_dir_all(Path::new(PROCESS_LOCK).parent().unwrap()).expect("create lock dir");
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(PROCESS_LOCK)
+            .unwrap_or_else(|e| panic!("open {PROCESS_LOCK}: {e}"));
+        let fd = std::os::unix::io::AsRawFd::as_raw_fd(&file);
+        let start = Instant::now();
+        let mut told = false;
+        while unsafe { flock(fd, LOCK_EX | LOCK_NB) } != 0 {
+            let holder = fs::read_to_string(PROCESS_LOCK).unwrap_or_default();
+            let holder = holder.trim();
+            if start.elapsed() > PROCESS_LOCK_WAIT {
+                GAVE_UP.store(true, Ordering::Relaxed);
+                panic!("another node-test process ({holder}) has held {PROCESS_LOCK} for over {PROCESS_LOCK_WAIT:?}");
+            }
+            if !told {
+                eprintln!("[harness] waiting for another node-test process ({holder}) holding {PROCESS_LOCK}");
+                told = true;
+            }
+            sleep(Duration::from_millis(500));
+        }
+        let _ = file.set_len(0);
+        let _ = (&file).write_all(format!("pid {}\n", std::process::id()).as_bytes());
+        file
+    });
+}
+
+enum Kind {
+    /// systemd-nspawn --boot; `leader` is the container's PID 1 as seen from the host.
+    Nspawn { child: Child, leader: ProcId },
+    /// A plain chroot with /proc, /sys, /dev, /dev/pts bind-mounted in.
+    Chroot,
+}
+
+/// A process identity that survives PID reuse: pid plus start time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ProcId {
+    pid: u32,
+    start: u64,
+}
+
+impl ProcId {
+    fn of(pid: u32) -> Option<ProcId> {
+        Some(ProcId {
+            pid,
+            start: proc_stat(pid)?.1,
+        })
+    }
+    fn alive(&self) -> bool {
+        matches!(proc_stat(self.pid), Some((_, start, state)) if start == self.start && state != 'Z')
+    }
+    fn kill(&self, sig: i32) {
+        if self.alive() {
+            unsafe {
+                kill(self.pid as i32, sig);
+            }
+        }
+    }
+    fn parse(s: &str) -> Option<ProcId> {
+        let mut it = s.split_whitespace();
+        Some(ProcId {
+            pid: it.next()?.parse().ok()?,
+            start: it.next()?.parse().ok()?,
+        })
+    }
+    fn render(&self) -> String {
+        format!("{} {}\n", self.pid, self.start)
+    }
+}
+
+pub struct Node {
+    release: Release,
+    /// nodes/<name>: holds `root/` (the node's tree), `console.log`, `io/` and pid files.
+    dir: PathBuf,
+    root: PathBuf,
+    kind: Kind,
+    timeout: Duration,
+    seq: AtomicUsize,
+}
+
+impl Node {
+    /// Unpack a fresh copy of the cached image, boot it with systemd-nspawn,
+    /// wait (at most [`BOOT_TIMEOUT`]) until systemd is up ("running" or
+    /// "degraded"), and copy the binary under test to [`NODE_BIN`] inside.
+    pub fn boot(release: Release) -> Node {
+        preflight();
+        let bin = binary_under_test();
+        let (dir, root) = unpack(release);
+        let console = dir.join("console.log");
+        let log = fs::File::create(&console).expect("create console log");
+        let machine = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let started = Instant::now();
+        let mut cmd = Command::new("systemd-nspawn");
+        cmd.arg("-D")
+            .arg(&root)
+            .args([
+                "--boot",
+                "--register=no",
+                "--keep-unit",
+                "--capability=CAP_SYS_TIME",
+            ])
+            .arg(format!("--machine=ntpp-{machine}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0);
+        let child = cmd.spawn().unwrap_or_else(|e| {
+            remove_tree(&dir);
+            panic!("cannot spawn systemd-nspawn: {e}")
+        });
+        let nspawn = ProcId::of(child.id()).unwrap_or(ProcId {
+            pid: child.id(),
+            start: 0,
+        });
+        let _ = fs::write(dir.join("nspawn.pid"), nspawn.render());
+        // From here on a panic drops the Node, which powers it off and removes it.
+        let mut node = Node {
+            release,
+            dir,
+            root,
+            kind: Kind::Nspawn {
+                child,
+                leader: ProcId { pid: 0, start: 0 },
+            },
+            timeout: DEFAULT_TIMEOUT,
+            seq: AtomicUsize::new(0),
+        };
+        let deadline = started + BOOT_TIMEOUT;
+        let leader = node.wait_leader(deadline);
+        let _ = fs::write(node.dir.join("leader.pid"), leader.render());
+        if let Kind::Nspawn { leader: l, .. } = &mut node.kind {
+            *l = leader;
+        }
+        node.wait_running(deadline);
+        node.install_binary(&bin);
+        if std::env::var_os("NTPP_NODE_VERBOSE").is_some() {
+            eprintln!(
+                "[harness] {} booted in {:.1?}",
+                node.name(),
+                started.elapsed()
+            );
+        }
+        node
+    }
+
+    /// The same tree without init: a plain chroot with the host's /proc, /sys,
+    /// /dev and /dev/pts bind-mounted in and the host's /etc/resolv.conf copied.
+    /// Daemons started inside run as host processes rooted in the tree; Drop
+    /// kills every one of them.
+    pub fn chroot(release: Release) -> Node {
+        preflight();
+        let bin = binary_under_test();
+        let (dir, root) = unpack(release);
+        let node = Node {
+            release,
+            dir,
+            root,
+            kind: Kind::Chroot,
+            timeout: DEFAULT_TIMEOUT,
+            seq: AtomicUsize::new(0),
+        };
+        for m in ["proc", "sys", "dev", "dev/pts"] {
+            let target = node.root.join(m);
+            fs::create_dir_all(&target).expect("mount point");
+            let status = Command::new("mount")
+                .arg("--bind")
+                .arg(format!("/{m}"))
+                .arg(&target)
+                .status()
+                .expect("run mount");
+            assert!(
+                status.success(),
+                "mount --bind /{m} {} failed: {status}",
+                target.display()
+            );
+        }
+        let resolv = node.root.join("etc/resolv.conf");
+        let _ = fs::remove_file(&resolv);
+        fs::copy("/etc/resolv.conf", &resolv).expect("copy /etc/resolv.conf into the chroot");
+        node.install_binary(&bin);
+        node
+    }
+
+    pub fn release(&self) -> Release {
+        self.release
+    }
+
+    /// `<release>-<pid>-<n>`: the node's directory name under [`NODES_DIR`].
+    pub fn name(&self) -> String {
+        self.dir.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    pub fn is_chroot(&self) -> bool {
+        matches!(self.kind, Kind::Chroot)
+    }
+
+    /// Change the bound on each later `run*` call (default [`DEFAULT_TIMEOUT`]).
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Run argv inside the node (`env -i PATH=... LC_ALL=C argv...`), stdin
+    /// empty. Panics with the command if it outlives the timeout (it is
+    /// killed, with its whole process group, first).
+    pub fn run(&self, argv: &[&str]) -> Out {
+        self.run_full(argv, b"", self.timeout)
+    }
+
+    pub fn run_stdin(&self, argv: &[&str], stdin: &[u8]) -> Out {
+        self.run_full(argv, stdin, self.timeout)
+    }
+
+    pub fn run_timeout(&self, argv: &[&str], timeout: Duration) -> Out {
+        self.run_full(argv, b"", timeout)
+    }
+
+    /// Like [`Node::run`] but panics with status, stdout and stderr unless it exits 0.
+    pub fn ok(&self, argv: &[&str]) -> Out {
+        let out = self.run(argv);
+        if out.code != 0 {
+            panic!(
+                "command failed in node {}: {:?}\nexit code: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                self.name(),
+                argv,
+                out.code,
+                out.stdout,
+                out.stderr
+            );
+        }
+        out
+    }
+
+    /// Run the binary under test inside: `ntp-provision ARGS`.
+    pub fn provision(&self, args: &[&str]) -> Out {
+        let mut argv = vec![NODE_BIN];
+        argv.extend_from_slice(args);
+        self.run(&argv)
+    }
+
+    /// Host-side path of a path inside the node (the on-disk tree: inside a
+    /// booted node, /run, /tmp, /proc, /sys and /dev are container mounts that
+    /// this does not see; use `run(["cat", ...])` for those). Symlinks are NOT
+    /// resolved: prefer [`Node::read`]/[`Node::write`], which resolve them
+    /// inside the node.
+    pub fn path(&self, p: &str) -> PathBuf {
+        let rel = p.trim_start_matches('/');
+        if rel.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(rel)
+        }
+    }
+
+    /// Contents of a file of the node (symlinks resolved inside the node), or
+    /// None if it does not exist. Panics on other errors.
+    pub fn read(&self, p: &str) -> Option<String> {
+        let host = self.resolve(p);
+        match fs::read(&host) {
+            Ok(bytes) => Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => panic!("read {p} in node {} ({}): {e}", self.name(), host.display()),
+        }
+    }
+
+    /// Write a file of the node (symlinks resolved inside the node), creating
+    /// missing parent directories. A new file gets mode 0644.
+    pub fn write(&self, p: &str, content: &str) {
+        let host = self.resolve(p);
+        if let Some(parent) = host.parent() {
+            fs::create_dir_all(parent)
+                .unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
+        }
+        fs::write(&host, content).unwrap_or_else(|e| {
+            panic!(
+                "write {p} in node {} ({}): {e}",
+                self.name(),
+                host.display()
+            )
+        });
+    }
+
+    /// A fingerprint of the node's state for "nothing changed" assertions:
+    /// * `file:/var/lib/dpkg/status` and `dpkg:<package>` (version and status
+    ///   of each package),
+    /// * `file:<path>` / `link:<path>` / `dir:<path>` for everything under /etc
+    ///   and /var/lib/apt/lists: size, mode, owner, mtime (ns) and a content
+    ///   hash for files; the target for symlinks; mode and owner for
+    ///   directories (not their mtime, so adding a file changes one key).
+    ///
+    /// Compare two with `assert_eq!` or [`snapshot_diff`].
+    pub fn snapshot(&self) -> BTreeMap<String, String> {
+        let mut map = BTreeMap::new();
+        let status = self.path("/var/lib/dpkg/status");
+        if let Ok(meta) = fs::symlink_metadata(&status) {
+            map.insert(
+                "file:/var/lib/dpkg/status".into(),
+                describe_file(&status, &meta),
+            );
+        }
+        if let Ok(text) = fs::read_to_string(&status) {
+            for (pkg, value) in dpkg_packages(&text) {
+                map.insert(format!("dpkg:{pkg}"), value);
+            }
+        }
+        for top in ["/etc", "/var/lib/apt/lists"] {
+            self.walk(top, &mut map);
+        }
+        map
+    }
+
+    /// [`Node::snapshot`] plus `proc:<command line>` → count, for every process
+    /// running in the node. Transient on-demand services (systemd-hostnamed,
+    /// systemd-timedated...) come and go by themselves, so use it with care.
+    pub fn snapshot_with_processes(&self) -> BTreeMap<String, String> {
+        let mut map = self.snapshot();
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for pid in self.processes() {
+            if let Ok(raw) = fs::read(format!("/proc/{pid}/cmdline")) {
+                if raw.is_empty() {
+                    continue; // kernel thread or exiting
+                }
+                let cmd = raw
+                    .split(|b| *b == 0)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| String::from_utf8_lossy(s).into_owned())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                *counts.entry(cmd).or_default() += 1;
+            }
+        }
+        for (cmd, n) in counts {
+            map.insert(format!("proc:{cmd}"), n.to_string());
+        }
+        map
+    }
+
+    /// Host PIDs of the processes running in the node.
+    pub fn processes(&self) -> Vec<u32> {
+        match &self.kind {
+            Kind::Nspawn { leader, .. } => {
+                let Ok(ns) = fs::read_link(format!("/proc/{}/ns/pid", leader.pid)) else {
+                    return Vec::new();
+                };
+                all_pids()
+                    .into_iter()
+                    .filter(|pid| {
+                        fs::read_link(format!("/proc/{pid}/ns/pid")).ok().as_ref() == Some(&ns)
+                    })
+                    .collect()
+            }
+            Kind::Chroot => rooted_in(&self.root),
+        }
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    fn run_full(&self, argv: &[&str], stdin: &[u8], timeout: Duration) -> Out {
+        assert!(!argv.is_empty(), "Node::run: empty argv");
+        let io = self.dir.join("io");
+        fs::create_dir_all(&io).expect("node io dir");
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (in_p, out_p, err_p) = (
+            io.join(format!("{n}.in")),
+            io.join(format!("{n}.out")),
+            io.join(format!("{n}.err")),
+        );
+        fs::write(&in_p, stdin).expect("write stdin file");
+        // Files, not pipes: a daemon the command leaves running may keep its
+        // stdout open, and that must not hang the test.
+        let mut cmd = match &self.kind {
+            Kind::Nspawn { leader, .. } => {
+                let mut c = Command::new("nsenter");
+                c.args(["-t", &leader.pid.to_string(), "-a", "--"]);
+                c
+            }
+            Kind::Chroot => {
+                let mut c = Command::new("chroot");
+                c.arg(&self.root);
+                c
+            }
+        };
+        cmd.args(["env", "-i", &format!("PATH={NODE_PATH}"), "LC_ALL=C"])
+            .args(argv)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .stdin(fs::File::open(&in_p).unwrap())
+            .stdout(fs::File::create(&out_p).unwrap())
+            .stderr(fs::File::create(&err_p).unwrap())
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?} for node {}: {e}", cmd, self.name()));
+        let status = match wait_timeout(&mut child, timeout) {
+            Some(status) => status,
+            None => {
+                let pgid = child.id() as i32;
+                unsafe {
+                    kill(-pgid, SIGKILL);
+                }
+                let _ = child.wait();
+                let out =
+                    String::from_utf8_lossy(&fs::read(&out_p).unwrap_or_default()).into_owned();
+                let err =
+                    String::from_utf8_lossy(&fs::read(&err_p).unwrap_or_default()).into_owned();
+                panic!(
+                    "command timed out after {timeout:?} in node {} and was killed: {argv:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    self.name(),
+                    tail(&out, 60),
+                    tail(&err, 60)
+                );
+            }
+        };
+        let code = status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+        let read =
+            |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+        let out = Out {
+            code,
+            stdout: read(&out_p),
+            stderr: read(&err_p),
+        };
+        for p in [&in_p, &out_p, &err_p] {
+            let _ = fs::remove_file(p);
+        }
+        out
+    }
+
+    fn console_tail(&self) -> String {
+        let text = fs::read(self.dir.join("console.log")).unwrap_or_default();
+        tail(&String::from_utf8_lossy(&text), 40)
+    }
+
+    fn nspawn_exited(&mut self) -> Option<ExitStatus> {
+        match &mut self.kind {
+            Kind::Nspawn { child, .. } => child.try_wait().ok().flatten(),
+            Kind::Chroot => None,
+        }
+    }
+
+    /// The container's PID 1: the child of systemd-nspawn, once it runs systemd.
+    fn wait_leader(&mut self, deadline: Instant) -> ProcId {
+        let nspawn_pid = match &self.kind {
+            Kind::Nspawn { child, .. } => child.id(),
+            Kind::Chroot => unreachable!(),
+        };
+        loop {
+            if let Some(status) = self.nspawn_exited() {
+                panic!(
+                    "systemd-nspawn exited ({status}) while booting node {}\n--- console tail ---\n{}",
+                    self.name(),
+                    self.console_tail()
+                );
+            }
+            for pid in all_pids() {
+                if matches!(proc_stat(pid), Some((ppid, _, _)) if ppid == nspawn_pid) {
+                    let exe = fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+                    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                    if comm.trim() == "systemd" || exe.to_string_lossy().ends_with("/systemd") {
+                        if let Some(id) = ProcId::of(pid) {
+                            return id;
+                        }
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "node {} did not start systemd within {BOOT_TIMEOUT:?}\n--- console tail ---\n{}",
+                    self.name(),
+                    self.console_tail()
+                );
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_running(&mut self, deadline: Instant) {
+        let mut last = String::new();
+        loop {
+            if let Some(status) = self.nspawn_exited() {
+                panic!(
+                    "systemd-nspawn exited ({status}) while booting node {}\n--- console tail ---\n{}",
+                    self.name(),
+                    self.console_tail()
+                );
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "node {} did not finish booting within {BOOT_TIMEOUT:?} (last `systemctl is-system-running`: {last})\n--- console tail ---\n{}",
+                    self.name(),
+                    self.console_tail()
+                );
+            }
+            // `timeout` inside bounds the wait without tripping run's panic.
+            let secs = left.as_secs().max(1).to_string();
+            let out = self.run_full(
+                &["timeout", &secs, "systemctl", "is-system-running", "--wait"],
+                b"",
+                left + Duration::from_secs(10),
+            );
+            let state = out.stdout.trim().to_string();
+            match state.as_str() {
+                "running" | "degraded" => return,
+                _ => {
+                    last = format!(
+                        "exit {} stdout {:?} stderr {:?}",
+                        out.code,
+                        state,
+                        out.stderr.trim()
+                    );
+                    sleep(Duration::from_millis(200));
+                }
+            }
+        }
+    }
+
+    fn install_binary(&self, bin: &Path) {
+        let dest = self.path(NODE_BIN);
+        fs::create_dir_all(dest.parent().unwrap()).expect("mkdir /usr/local/bin in node");
+        fs::copy(bin, &dest)
+            .unwrap_or_else(|e| panic!("copy {} to {}: {e}", bin.display(), dest.display()));
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o755))
+            .expect("chmod binary under test");
+    }
+
+    /// Host path of `p` with symlinks resolved inside the node's root.
+    fn resolve(&self, p: &str) -> PathBuf {
+        let mut todo: Vec<OsString> = Path::new(p)
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .rev()
+            .collect();
+        let mut cur: Vec<OsString> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                cur.pop();
+                continue;
+            }
+            cur.push(c);
+            let host = cur.iter().fold(self.root.clone(), |acc, c| acc.join(c));
+            if let Ok(target) = fs::read_link(&host) {
+                hops += 1;
+                assert!(
+                    hops < 40,
+                    "too many symlinks resolving {p} in node {}",
+                    self.name()
+                );
+                cur.pop();
+                if target.is_absolute() {
+                    cur.clear();
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(s) => todo.push(s.to_os_string()),
+                        Component::ParentDir => todo.push("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        cur.iter().fold(self.root.clone(), |acc, c| acc.join(c))
+    }
+
+    fn walk(&self, inside: &str, map: &mut BTreeMap<String, String>) {
+        let host = self.path(inside);
+        let Ok(meta) = fs::symlink_metadata(&host) else {
+            return;
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            let target = fs::read_link(&host).unwrap_or_default();
+            map.insert(
+                format!("link:{inside}"),
+                format!(
+                    "-> {} uid={} gid={}",
+                    target.display(),
+                    meta.uid(),
+                    meta.gid()
+                ),
+            );
+        } else if ft.is_dir() {
+            map.insert(
+                format!("dir:{inside}"),
+                format!(
+                    "mode={:o} uid={} gid={}",
+                    meta.mode() & 0o7777,
+                    meta.uid(),
+                    meta.gid()
+                ),
+            );
+            let mut names: Vec<_> = match fs::read_dir(&host) {
+                Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.file_name()).collect(),
+                Err(_) => return,
+            };
+            names.sort();
+            for n in names {
+                self.walk(
+                    &format!("{}/{}", inside.trim_end_matches('/'), n.to_string_lossy()),
+                    map,
+                );
+            }
+        } else if ft.is_file() {
+            map.insert(format!("file:{inside}"), describe_file(&host, &meta));
+        } else {
+            map.insert(
+                format!("other:{inside}"),
+                format!("mode={:o} rdev={}", meta.mode(), meta.rdev()),
+            );
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let name = self.name();
+        match &mut self.kind {
+            Kind::Nspawn { child, leader } => {
+                let leader = *leader;
+                stop_nspawn(child, leader, &name);
+            }
+            Kind::Chroot => {}
+        }
+        kill_rooted(&self.root);
+        if std::env::var_os("NTPP_KEEP_NODES").is_some() {
+            unmount_under(&self.dir);
+            eprintln!("[harness] NTPP_KEEP_NODES: keeping {}", self.dir.display());
+            return;
+        }
+        remove_tree(&self.dir);
+    }
+}
+
+/// Keys whose values differ between two snapshots (present in one only, or changed).
+pub fn snapshot_diff(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> Vec<String> {
+    let mut keys: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, _)| k.clone())
+        .chain(b.keys().filter(|k| !a.contains_key(*k)).cloned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+// ------------------------------------------------------------------- helpers
+
+fn preflight() {
+    if unsafe { geteuid() } != 0 {
+        panic!("the node tests need root (they unpack images, mount, chroot and run systemd-nspawn): run scripts/test as root");
+    }
+    for (tool, package) in [
+        ("systemd-nspawn", "systemd-container"),
+        ("debootstrap", "debootstrap"),
+        ("nsenter", "util-linux"),
+        ("tar", "tar"),
+        ("mount", "mount"),
+        ("chroot", "coreutils"),
+    ] {
+        if which(tool).is_none() {
+            panic!("`{tool}` not found: the node tests need it (apt-get install {package}; scripts/test installs it)");
+        }
+    }
+    static REAP: Once = Once::new();
+    REAP.call_once(reap_stale_nodes);
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(
+            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                .iter()
+                .map(PathBuf::from),
+        )
+        .map(|d| d.join(tool))
+        .find(|p| {
+            fs::metadata(p)
+                .map(|m| m.is_file() && m.mode() & 0o111 != 0)
+                .unwrap_or(false)
+        })
+}
+
+/// The binary under test: `$NTPP_BIN`, else the static release build.
+pub fn binary_under_test() -> PathBuf {
+    let bin = match std::env::var_os("NTPP_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/x86_64-unknown-linux-gnu/release/ntp-provision"),
+    };
+    let meta = fs::metadata(&bin).unwrap_or_else(|e| {
+        panic!(
+            "binary under test {} not found ({e}): build it with\n    {BUILD_HINT}\nor set NTPP_BIN (scripts/test does both)",
+            bin.display()
+        )
+    });
+    assert!(
+        meta.is_file() && meta.mode() & 0o111 != 0,
+        "binary under test {} is not an executable file",
+        bin.display()
+    );
+    if has_interpreter(&bin) {
+        panic!(
+            "binary under test {} is dynamically linked; the nodes (bullseye..trixie) need a static one:\n    {BUILD_HINT}",
+            bin.display()
+        );
+    }
+    bin
+}
+
+/// True if the ELF file has a PT_INTERP program header (dynamically linked).
+fn has_interpreter(path: &Path) -> bool {
+    let mut f = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(_) => return false,
+    };
+    let mut buf = Vec::new();
+    if Read::by_ref(&mut f)
+        .take(1 << 20)
+        .read_to_end(&mut buf)
+        .is_err()
+        || buf.len() < 64
+        || &buf[..4] != b"\x7fELF"
+    {
+        return false; // not ELF (a script?): let it fail inside if it must
+    }
+    if buf[4] != 2 || buf[5] != 1 {
+        return false; // only 64-bit little-endian is inspected
+    }
+    let u16_at = |o: usize| u16::from_le_bytes([buf[o], buf[o + 1]]) as usize;
+    let phoff = u64::from_le_bytes(buf[0x20..0x28].try_into().unwrap()) as usize;
+    let (phentsize, phnum) = (u16_at(0x36), u16_at(0x38));
+    (0..phnum).any(|i| {
+        let o = phoff + i * phentsize;
+        o + 4 <= buf.len() && u32::from_le_bytes(buf[o..o + 4].try_into().unwrap()) == 3
+        // PT_INTERP
+    })
+}
+
+fn image_cache() -> PathBuf {
+    std::env::var_os("NTPP_NODE_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_IMAGE_CACHE))
+}
+
+/// A fresh node tree from the release's image in a new nodes/<name>/root;
+/// returns (dir, root).
+///
+/// The image is unpacked once into a pristine base tree
+/// (`/var/tmp/ntp-provision/base/<release>-<image mtime>-<size>`), and each
+/// node is an overlay mount of it (the node's writes go to nodes/<name>/upper):
+/// a node is ready in milliseconds instead of seconds of tar. Where overlayfs
+/// is not available (or with `NTPP_NODE_UNPACK=1`) each node gets its own full
+/// unpack instead. Either way every node starts from the image as built.
+fn unpack(release: Release) -> (PathBuf, PathBuf) {
+    let image = image_cache().join(format!("{}.tar.gz", release.name()));
+    let image_meta = fs::metadata(&image).unwrap_or_else(|_| {
+        panic!(
+            "no cached {rel} image at {}: build it first with (as root)\n    scripts/node-image {rel}",
+            image.display(),
+            rel = release.name()
+        )
+    });
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/node-image");
+    if let (Ok(s), Ok(i)) = (
+        fs::metadata(&script).and_then(|m| m.modified()),
+        image_meta.modified(),
+    ) {
+        if s > i {
+            eprintln!("[harness] warning: {} is older than scripts/node-image: rerun scripts/node-image {}", image.display(), release.name());
+        }
+    }
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    fs::create_dir_all(NODES_DIR).expect("create nodes dir");
+    let dir = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let d = Path::new(NODES_DIR).join(format!("{}-{}-{n}", release.name(), std::process::id()));
+        match fs::create_dir(&d) {
+            Ok(()) => break d,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => panic!("create {}: {e}", d.display()),
+        }
+    };
+    let me = ProcId::of(std::process::id()).expect("own /proc entry");
+    fs::write(dir.join("owner.pid"), me.render()).expect("write owner.pid");
+    let root = dir.join("root");
+    fs::create_dir(&root).expect("create node root");
+
+    static NO_OVERLAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let want_overlay =
+        std::env::var_os("NTPP_NODE_UNPACK").map_or(true, |v| v.is_empty() || v == "0");
+    if want_overlay && !NO_OVERLAY.load(Ordering::Relaxed) {
+        let base = base_tree(release, &image, &image_meta).unwrap_or_else(|e| {
+            remove_tree(&dir);
+            panic!("{e}")
+        });
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        fs::create_dir(&upper).expect("create overlay upper dir");
+        fs::create_dir(&work).expect("create overlay work dir");
+        // The merged root takes the upper dir's mode: it must be 755.
+        fs::set_permissions(&upper, fs::Permissions::from_mode(0o755))
+            .expect("chmod 755 overlay upper dir");
+        let out = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o"])
+            .arg(format!(
+                "lowerdir={},upperdir={},workdir={}",
+                base.display(),
+                upper.display(),
+                work.display()
+            ))
+            .arg(&root)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mount");
+        if out.status.success() {
+            return (dir, root);
+        }
+        eprintln!(
+            "[harness] overlay mount failed ({}): unpacking a full copy of the image per node instead",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        NO_OVERLAY.store(true, Ordering::Relaxed);
+    }
+    if let Err(e) = untar(&image, &root) {
+        remove_tree(&dir);
+        panic!("{e}");
+    }
+    // A tree that is not world-readable breaks dbus and the boot hangs.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).expect("chmod 755 node root");
+    (dir, root)
+}
+
+fn untar(image: &Path, into: &Path) -> Result<(), String> {
+    let out = Command::new("tar")
+        .args([
+            "--numeric-owner",
+            "--xattrs",
+            "--xattrs-include=*",
+            "--acls",
+            "-xzf",
+        ])
+        .arg(image)
+        .arg("-C")
+        .arg(into)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run tar: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "unpacking {} failed: {}\n{}",
+            image.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// The pristine unpacked tree of the image, made once per image version
+/// (atomically: unpacked aside, then renamed). Older versions of it that no
+/// overlay mount uses any more are removed.
+fn base_tree(release: Release, image: &Path, meta: &fs::Metadata) -> Result<PathBuf, String> {
+    let base_dir = Path::new(NODES_DIR).parent().unwrap().join("base");
+    fs::create_dir_all(&base_dir).map_err(|e| format!("create {}: {e}", base_dir.display()))?;
+    let prefix = format!("{}-", release.name());
+    let name = format!(
+        "{prefix}{}.{:09}-{}",
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.size()
+    );
+    let base = base_dir.join(&name);
+    if !base.is_dir() {
+        let tmp = base_dir.join(format!(".{name}.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&tmp);
+        fs::create_dir(&tmp).map_err(|e| format!("create {}: {e}", tmp.display()))?;
+        if let Err(e) = untar(image, &tmp) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod {}: {e}", tmp.display()))?;
+        if fs::rename(&tmp, &base).is_err() {
+            // Another test process made it first.
+            let _ = fs::remove_dir_all(&tmp);
+            if !base.is_dir() {
+                return Err(format!("could not create base tree {}", base.display()));
+            }
+        }
+    }
+    // Drop stale versions (and leftovers of killed unpacks) nothing mounts.
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    for entry in fs::read_dir(&base_dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+    {
+        let n = entry.file_name().to_string_lossy().into_owned();
+        let stale_version = n.starts_with(&prefix) && n != name;
+        let stale_tmp = n.starts_with(&format!(".{prefix}"))
+            && n.rsplit('.')
+                .next()
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| fs::metadata(format!("/proc/{pid}")).is_err());
+        if (stale_version || stale_tmp) && !mounts.contains(&*entry.path().to_string_lossy()) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+    Ok(base)
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// Ask systemd in the container for a clean poweroff, then kill what is left.
+fn stop_nspawn(child: &mut Child, leader: ProcId, name: &str) {
+    if child.try_wait().ok().flatten().is_none() {
+        unsafe {
+            kill(child.id() as i32, __libc_current_sigrtmin() + 4);
+        }
+        if wait_timeout(child, POWEROFF_TIMEOUT).is_none() {
+            eprintln!(
+                "[harness] node {name} did not power off within {POWEROFF_TIMEOUT:?}: killing it"
+            );
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    // Killing the PID namespace's init kills every process of the container.
+    if leader.pid != 0 && leader.alive() {
+        leader.kill(SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while leader.alive() && Instant::now() < deadline {
+            sleep(Duration::from_millis(20));
+        }
+        if leader.alive() {
+            eprintln!(
+                "[harness] node {name}: container init {} survived SIGKILL",
+                leader.pid
+            );
+        }
+    }
+}
+
+/// (ppid, start time, state) from /proc/PID/stat.
+fn proc_stat(pid: u32) -> Option<(u32, u64, char)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] = state (field 3), f[1] = ppid (4), f[19] = starttime (22)
+    Some((
+        f.get(1)?.parse().ok()?,
+        f.get(19)?.parse().ok()?,
+        f.first()?.chars().next()?,
+    ))
+}
+
+fn all_pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// PIDs of host processes whose root directory is `root` (or below it).
+fn rooted_in(root: &Path) -> Vec<u32> {
+    let me = std::process::id();
+    all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read_link(format!("/proc/{pid}/root"))
+                .map(|r| r.starts_with(root))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+/// SIGKILL every process rooted in `root` until none is left (bounded).
+fn kill_rooted(root: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pids = rooted_in(root);
+        if pids.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            eprintln!(
+                "[harness] processes rooted in {} survive SIGKILL: {pids:?}",
+                root.display()
+            );
+            return;
+        }
+        for pid in pids {
+            unsafe {
+                kill(pid as i32, SIGKILL);
+            }
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// Mount points at or below `dir`, in mount-table order.
+fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let table = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    table
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(|m| PathBuf::from(unescape_mount(m)))
+        .filter(|m| m.starts_with(dir))
+        .collect()
+}
+
+fn unescape_mount(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Unmount everything at or below `dir`, innermost first; lazily if busy.
+fn unmount_under(dir: &Path) {
+    for _ in 0..5 {
+        let mounts = mounts_under(dir);
+        if mounts.is_empty() {
+            return;
+        }
+        for m in mounts.iter().rev() {
+            let ok = Command::new("umount")
+                .arg(m)
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                let _ = Command::new("umount")
+                    .arg("-l")
+                    .arg(m)
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Remove a node directory, never while anything is still mounted inside it
+/// (remove_dir_all would recurse into the host's /dev, /proc or /sys).
+fn remove_tree(dir: &Path) {
+    unmount_under(dir);
+    let left = mounts_under(dir);
+    if !left.is_empty() {
+        eprintln!(
+            "[harness] NOT removing {}: still mounted inside: {left:?}",
+            dir.display()
+        );
+        return;
+    }
+    if let Err(e) = fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            eprintln!("[harness] removing {}: {e}", dir.display());
+        }
+    }
+}
+
+/// Tear down nodes left by test processes that died without dropping them.
+fn reap_stale_nodes() {
+    let Ok(rd) = fs::read_dir(NODES_DIR) else {
+        return;
+    };
+    for entry in rd.filter_map(|e| e.ok()) {
+        let dir = entry.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let read_id = |f: &str| {
+            fs::read_to_string(dir.join(f))
+                .ok()
+                .and_then(|s| ProcId::parse(&s))
+        };
+        if matches!(read_id("owner.pid"), Some(owner) if owner.alive()) {
+            continue; // another live test process owns it
+        }
+        eprintln!("[harness] reaping stale node {}", dir.display());
+        if let Some(nspawn) = read_id("nspawn.pid") {
+            nspawn.kill(SIGKILL);
+        }
+        if let Some(leader) = read_id("leader.pid") {
+            leader.kill(SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while leader.alive() && Instant::now() < deadline {
+                sleep(Duration::from_millis(20));
+            }
+        }
+        kill_rooted(&dir.join("root"));
+        remove_tree(&dir);
+    }
+}
+
+fn describe_file(path: &Path, meta: &fs::Metadata) -> String {
+    let hash = match fs::File::open(path) {
+        Ok(mut f) => {
+            let mut h = DefaultHasher::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                match f.read(&mut buf) {
+                    Ok(0) => break format!("{:016x}", h.finish()),
+                    Ok(n) => h.write(&buf[..n]),
+                    Err(e) => break format!("unreadable({e})"),
+                }
+            }
+        }
+        Err(e) => format!("unreadable({e})"),
+    };
+    format!(
+        "size={} mode={:o} uid={} gid={} mtime={}.{:09} hash={hash}",
+        meta.size(),
+        meta.mode() & 0o7777,
+        meta.uid(),
+        meta.gid(),
+        meta.mtime(),
+        meta.mtime_nsec()
+    )
+}
+
+/// (package[:arch], "version status") for each stanza of dpkg's status file.
+fn dpkg_packages(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for stanza in text.split("\n\n") {
+        let field = |name: &str| {
+            stanza
+                .lines()
+                .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(':')))
+                .map(|v| v.trim().to_string())
+        };
+        if let Some(pkg) = field("Package") {
+            let arch = field("Architecture").unwrap_or_default();
+            let key = if arch.is_empty() || arch == "all" || arch == "amd64" {
+                pkg
+            } else {
+                format!("{pkg}:{arch}")
+            };
+            out.push((
+                key,
+                format!(
+                    "{} [{}]",
+                    field("Version").unwrap_or_default(),
+                    field("Status").unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    out
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
