@@ -4,7 +4,7 @@
 
 use crate::apply::real::{RealApt, RealFiles, Systemctl, Sysv};
 use crate::apply::{self, Executors, ServiceExec};
-use crate::cli::{Cli, Command, Format, RunArgs};
+use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs};
 use crate::facts::{self, InitSystem, RealProbe};
 use crate::plan::{self, Plan, Source};
 use crate::report::{human::Human, json, Mode, Report};
@@ -32,7 +32,53 @@ pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Plan(args) => run_stage(&args, Mode::Plan),
         Command::Apply(args) => run_stage(&args, Mode::Apply),
+        Command::Status(args) => run_status(&args),
     }
+}
+
+fn run_status(args: &StatusArgs) -> i32 {
+    let run_args = RunArgs {
+        plan: args.plan.clone(),
+        vars: args.vars.clone(),
+        format: args.format,
+        detailed_exitcodes: false,
+        lock_timeout: 0,
+    };
+    let plan = match load(&run_args, Mode::Plan) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    match crate::status::gather(&RealProbe, &plan) {
+        Ok(status) => {
+            match args.format {
+                Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("status serialises")),
+                Format::Human => print!("{}", status.human()),
+            }
+            status.exit_code()
+        }
+        Err(e) => {
+            eprintln!("ntp-provision: status: {e:#}");
+            if args.format == Format::Json {
+                println!("{}", serde_json::json!({"error": format!("{e:#}")}));
+            }
+            1
+        }
+    }
+}
+
+/// Reads, parses and validates the plan with its overrides; on failure the
+/// error is already reported and the exit code returned.
+fn load(args: &RunArgs, mode: Mode) -> Result<Plan, i32> {
+    let mut overrides = Vec::new();
+    for v in &args.vars {
+        match plan::parse_override(v) {
+            Ok(kv) => overrides.push(kv),
+            Err(e) => return Err(early_error(args, mode, &e, EXIT_USAGE)),
+        }
+    }
+    let (bytes, source) = read_plan(args).map_err(|e| early_error(args, mode, &e, EXIT_NO_INPUT))?;
+    Plan::load(&bytes, source, &overrides)
+        .map_err(|e| early_error(args, mode, &format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
 }
 
 fn init_logging(verbose: u8) {
@@ -89,20 +135,9 @@ fn is_root() -> bool {
 }
 
 fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
-    let mut overrides = Vec::new();
-    for v in &args.vars {
-        match plan::parse_override(v) {
-            Ok(kv) => overrides.push(kv),
-            Err(e) => return early_error(args, mode, &e, EXIT_USAGE),
-        }
-    }
-    let (bytes, source) = match read_plan(args) {
-        Ok(x) => x,
-        Err(e) => return early_error(args, mode, &e, EXIT_NO_INPUT),
-    };
-    let plan = match Plan::load(&bytes, source, &overrides) {
+    let plan = match load(args, mode) {
         Ok(p) => p,
-        Err(e) => return early_error(args, mode, &format!("invalid plan: {e}"), EXIT_INVALID_PLAN),
+        Err(code) => return code,
     };
     if mode == Mode::Apply && !is_root() {
         return early_error(args, mode, "apply must run as root: it installs packages and writes under /etc", 1);

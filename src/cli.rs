@@ -39,6 +39,22 @@ pub enum Command {
     /// Dry run: show what `apply` would change, changing nothing
     #[command(after_help = EXAMPLES)]
     Plan(RunArgs),
+    /// Show the time daemon in use, its unit, config, peers and sync state
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The plan the config is compared with (default: the embedded playbooks/ntp.yaml)
+    pub plan: Option<PathBuf>,
+
+    /// Override a plan variable, as for apply
+    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

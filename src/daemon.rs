@@ -108,6 +108,13 @@ impl Flavor {
         }
     }
 
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Flavor::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a daemon flavour (ntpd, ntpsec, chrony, openntpd, none)"))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Flavor::Ntpd => "ntpd",
@@ -116,6 +123,24 @@ impl Flavor {
             Flavor::Openntpd => "openntpd",
         }
     }
+}
+
+/// Every package that provides the `time-daemon` virtual package on Debian
+/// and Ubuntu: exactly one of them may stay.
+pub const TIME_DAEMON_PACKAGES: [&str; 5] = ["ntp", "ntpsec", "chrony", "openntpd", "systemd-timesyncd"];
+
+/// The unit a time-daemon package brings, so the diff knows it is gone once
+/// the package is purged.
+pub fn unit_of_package(package: &PackageName) -> Option<UnitName> {
+    let unit = match package.as_str() {
+        "ntp" => "ntp.service",
+        "ntpsec" => "ntpsec.service",
+        "chrony" => "chrony.service",
+        "openntpd" => "openntpd.service",
+        "systemd-timesyncd" => "systemd-timesyncd.service",
+        _ => return None,
+    };
+    UnitName::parse(unit).ok()
 }
 
 /// A daemon resolved for one node: what `facts.daemon` holds in templates.
@@ -131,11 +156,19 @@ pub struct Daemon {
     pub config: AbsPath,
     pub unit: UnitName,
     pub template: String,
+    /// The other time-daemon packages, to be removed.
+    pub competitors: Vec<PackageName>,
 }
 
 impl Daemon {
     pub fn new(requested: DaemonName, flavor: Flavor) -> Self {
         let transitional = (requested.package() != flavor.package()).then(|| requested.package());
+        let keep = [flavor.package(), requested.package()];
+        let competitors = TIME_DAEMON_PACKAGES
+            .iter()
+            .filter_map(|p| PackageName::parse(p).ok())
+            .filter(|p| !keep.contains(p))
+            .collect();
         Daemon {
             requested,
             flavor,
@@ -144,6 +177,7 @@ impl Daemon {
             config: flavor.config(),
             unit: flavor.unit(),
             template: flavor.template().to_string(),
+            competitors,
         }
     }
 }

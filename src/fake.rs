@@ -7,7 +7,7 @@
 //! Clones share one state, so one fake can serve as probe and as each executor.
 
 use crate::apply::{AptExec, FileExec, Purge, ServiceExec};
-use crate::diff::ServiceAction;
+use crate::diff::{Check, ServiceAction};
 use crate::facts::apt::{Policy, Stanza};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
@@ -35,6 +35,8 @@ pub struct State {
     pub dpkg: BTreeMap<String, DpkgState>,
     pub lists_age: Option<Duration>,
     pub files: BTreeMap<String, FileState>,
+    /// Directories that exist besides those holding a file.
+    pub dirs: Vec<String>,
     pub units: BTreeMap<String, UnitFact>,
     pub autoremovable: Vec<String>,
     /// Mutating calls, as the real executor would run them.
@@ -106,6 +108,7 @@ impl FakeNode {
             dpkg: BTreeMap::new(),
             lists_age: None,
             files,
+            dirs: vec!["/etc".into(), "/etc/default".into(), "/etc/dhcp/dhclient-exit-hooks.d".into()],
             units: BTreeMap::new(),
             autoremovable: Vec::new(),
             journal: Vec::new(),
@@ -360,11 +363,15 @@ impl ServiceExec for FakeNode {
 }
 
 impl FileExec for FakeNode {
-    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32) -> Result<()> {
+    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
         self.record(format!("write {path}"))?;
+        // The fake daemons reject any config with a line starting `bogus`.
+        if matches!(check, Check::Daemon { .. }) && content.split(|b| *b == b'\n').any(|l| l.starts_with(b"bogus")) {
+            bail!("{path}: line 1 column 0 syntax error (fake check)");
+        }
         let parent = path.as_path().parent().map(|p| p.display().to_string()).unwrap_or_default();
         let mut s = self.state();
-        let dir_exists = parent == "/etc" || s.files.keys().any(|f| f.starts_with(&format!("{parent}/")));
+        let dir_exists = s.dirs.contains(&parent) || s.files.keys().any(|f| f.starts_with(&format!("{parent}/")));
         if !dir_exists {
             bail!("directory {parent} does not exist");
         }

@@ -16,3 +16,4 @@ pub mod fake;
 pub mod plan;
 pub mod process;
 pub mod report;
+pub mod status;

@@ -8,7 +8,7 @@
 
 pub mod real;
 
-use crate::diff::{Change, Changeset, PkgChange, ServiceAction};
+use crate::diff::{Change, Changeset, Check, PkgChange, ServiceAction};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
 use anyhow::Result;
@@ -35,8 +35,9 @@ pub trait ServiceExec {
 }
 
 pub trait FileExec {
-    /// Replaces `path` atomically with `content`, owned by uid:gid with `mode`.
-    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32) -> Result<()>;
+    /// Replaces `path` atomically with `content`, owned by uid:gid with
+    /// `mode`, after `check` accepted the new content (else `path` is untouched).
+    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()>;
 }
 
 pub struct Executors<'a> {
@@ -91,7 +92,9 @@ fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
         Change::Remove { packages } => exec.apt.remove(&names(packages), Purge::No),
         Change::Purge { packages } => exec.apt.remove(&names(packages), Purge::Yes),
         Change::Autoremove { .. } => exec.apt.autoremove(),
-        Change::File { path, after, content, .. } => exec.files.write(path, content.as_bytes(), after.mode, after.uid, after.gid),
+        Change::File { path, after, content, check, .. } => {
+            exec.files.write(path, content.as_bytes(), after.mode, after.uid, after.gid, check)
+        }
         Change::Service { unit, action, .. } => exec.services.service(unit, *action),
     }
 }

@@ -4,7 +4,8 @@
 //! dpkg lock instead of failing at once.
 
 use super::{AptExec, FileExec, Purge, ServiceExec};
-use crate::diff::ServiceAction;
+use crate::daemon::Flavor;
+use crate::diff::{Check, ServiceAction};
 use crate::facts::{apt, UPDATE_STAMP};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::process::{Cmd, CmdError};
@@ -162,7 +163,7 @@ impl FileExec for RealFiles {
     /// A temp file in the same directory, owner and mode set before it is
     /// visible, fsync, rename over the target, fsync of the directory: the
     /// target is the old file or the new one, never a mix.
-    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32) -> Result<()> {
+    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
         let target = path.as_path();
         let dir = target.parent().ok_or_else(|| anyhow!("{path} has no parent directory"))?;
         if !dir.is_dir() {
@@ -179,12 +180,72 @@ impl FileExec for RealFiles {
         std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid)).with_context(ctx)?;
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode.0)).with_context(ctx)?;
         tmp.as_file().sync_all().with_context(ctx)?;
+        if let Check::Daemon { flavor } = check {
+            // Dropping `tmp` on this error removes it: the live file stays.
+            check_config(*flavor, tmp.path()).with_context(|| format!("the new {path} was rejected and not installed"))?;
+        }
         tmp.persist(target).map_err(|e| anyhow!(e.error)).with_context(|| format!("renaming into {path}"))?;
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing directory {}", dir.display()))?;
         Ok(())
     }
+}
+
+/// Bounds every config check: a parser that hangs must not hang the run.
+const CHECK_SECONDS: &str = "20";
+
+/// Asks the daemon's own parser about `file` (platforms.md lists each one's
+/// traps): classic ntpd exits 0 even on syntax errors, so its messages are
+/// read; NTPsec has no check mode, so it is started in a private network
+/// namespace for a few seconds and its log read.
+pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
+    let file = file.to_string_lossy().into_owned();
+    let (out, bad) = match flavor {
+        Flavor::Ntpd => {
+            let out = Cmd::new("timeout")
+                .env("LC_ALL", "C")
+                .args(["--signal=KILL", CHECK_SECONDS, "ntpd", "-n", "-c", &file, "--saveconfigquit=/dev/null"])
+                .output()?;
+            let text = format!("{}{}", out.stdout, out.stderr);
+            let bad = text.contains("syntax error") || text.contains("Couldn't open");
+            (text, bad)
+        }
+        Flavor::Ntpsec => {
+            let out = Cmd::new("timeout")
+                .env("LC_ALL", "C")
+                .args(["--signal=KILL", "3", "unshare", "--net", "--", "ntpd", "-n", "-l", "/dev/stderr", "-c", &file])
+                .output()?;
+            if out.stderr.starts_with("unshare:") {
+                log::warn!("NTPsec config not checked (no private network namespace here: {}); the restart's health check decides", out.stderr.trim());
+                return Ok(());
+            }
+            let bad = out.stderr.contains("syntax error");
+            (out.stderr, bad)
+        }
+        Flavor::Chrony => {
+            let out = Cmd::new("timeout").env("LC_ALL", "C").args(["--signal=KILL", CHECK_SECONDS, "chronyd", "-p", "-f", &file]).output()?;
+            let bad = out.code != 0;
+            (format!("{}{}", out.stdout, out.stderr), bad)
+        }
+        Flavor::Openntpd => {
+            let out = Cmd::new("timeout").env("LC_ALL", "C").args(["--signal=KILL", CHECK_SECONDS, "ntpd", "-n", "-f", &file]).output()?;
+            let bad = out.code != 0;
+            (format!("{}{}", out.stdout, out.stderr), bad)
+        }
+    };
+    if bad {
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("error") || l.contains("couldn't") || l.contains("invalid") || l.contains("unknown")
+            })
+            .take(8)
+            .collect();
+        bail!("{} rejected the config:\n    {}", flavor.as_str(), if lines.is_empty() { out.trim().to_string() } else { lines.join("\n    ") });
+    }
+    Ok(())
 }
 
 fn tmp_path_display(dir: &Path, name: &str) -> String {
@@ -206,7 +267,7 @@ mod tests {
             let m = std::fs::metadata(&file).unwrap();
             (m.uid(), m.gid())
         };
-        RealFiles.write(&path, b"new\n", Mode(0o640), uid, gid).unwrap();
+        RealFiles.write(&path, b"new\n", Mode(0o640), uid, gid, &Check::None).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o640);
@@ -217,7 +278,7 @@ mod tests {
     #[test]
     fn write_into_a_missing_directory_names_it() {
         let path = AbsPath::parse("/nonexistent-ntp-provision-dir/ntp.conf").unwrap();
-        let err = RealFiles.write(&path, b"x", Mode(0o644), 0, 0).unwrap_err();
+        let err = RealFiles.write(&path, b"x", Mode(0o644), 0, 0, &Check::None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent-ntp-provision-dir does not exist"), "{err}");
     }
 }

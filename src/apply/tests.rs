@@ -40,10 +40,11 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
         vec![
             "apt-get update: the package lists were never updated",
             "install: ntpsec (none) -> 1.2.2+dfsg1-1+deb12u1",
-            "create /etc/ntpsec/ntp.conf (mode 0644, root:root)",
+            "create /etc/default/ntpsec (mode 0644, root:root)",
+            "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live",
             "start ntpsec.service: not running (not installed yet)",
             "enable ntpsec.service: not enabled at boot (not installed yet)",
-            "restart ntpsec.service: package ntpsec changed, /etc/ntpsec/ntp.conf changed",
+            "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed",
         ]
     );
     assert!(node.journal().is_empty(), "planning changed nothing");
@@ -55,6 +56,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
         vec![
             "apt-get update",
             "apt-get install ntpsec=1.2.2+dfsg1-1+deb12u1",
+            "write /etc/default/ntpsec",
             "write /etc/ntpsec/ntp.conf",
             "systemctl start ntpsec.service",
             "systemctl enable ntpsec.service",
@@ -89,13 +91,14 @@ fn bullseye_node_with_ntpdate_and_leftover_ntp_is_cleaned_then_converged() {
     let l = lines(&cs);
     assert_eq!(l[0], "purge: ntpdate 1:4.2.8p15+dfsg-1 -> purged");
     assert_eq!(l[1], "purge: ntp 1:4.2.8p12+dfsg-4 (config-files) -> purged");
-    assert!(l[2].starts_with("autoremove: packages removed above"), "{l:?}");
-    assert_eq!(l[3], "install: ntp (none) -> 1:4.2.8p15+dfsg-1");
+    assert_eq!(l[2], "install: ntp (none) -> 1:4.2.8p15+dfsg-1");
+    assert!(l[3].starts_with("autoremove: packages removed above"), "{l:?}");
+    assert_eq!(l[4], "create /etc/dhcp/dhclient-exit-hooks.d/ntp (mode 0644, root:root)");
 
     let report = run(&node, &plan);
     assert!(!report.failed, "{report:?}");
     let j = node.journal();
-    assert_eq!(&j[..3], ["apt-get purge ntpdate", "apt-get purge ntp", "apt-get autoremove --purge"]);
+    assert_eq!(&j[..4], ["apt-get purge ntpdate", "apt-get purge ntp", "apt-get install ntp=1:4.2.8p15+dfsg-1", "apt-get autoremove --purge"]);
     assert!(node.file_text("/etc/ntp.conf").unwrap().contains("server 127.0.0.1 iburst"));
     assert!(changeset(&node, &plan).is_empty(), "purge never fires on a converged node");
 }
@@ -126,9 +129,21 @@ fn a_failed_step_skips_the_rest_and_a_rerun_converges() {
     let statuses: Vec<Status> = report.steps.iter().map(|s| s.status).collect();
     assert_eq!(
         statuses,
-        vec![Status::Ok, Status::Ok, Status::Ok, Status::Changed, Status::Failed, Status::Skipped, Status::Skipped, Status::Skipped]
+        vec![
+            Status::Ok,      // ntpdate
+            Status::Ok,      // leftovers
+            Status::Changed, // lists
+            Status::Failed,  // install
+            Status::Skipped, // competitors
+            Status::Skipped, // autoremove
+            Status::Skipped, // /etc/default/ntpsec
+            Status::Skipped, // config
+            Status::Skipped, // service
+            Status::Skipped, // timesyncd
+            Status::Skipped, // handler
+        ]
     );
-    assert!(report.steps[4].error.as_ref().unwrap().contains("fake failure"));
+    assert!(report.steps[3].error.as_ref().unwrap().contains("fake failure"));
     assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 6));
     assert!(node.file_text("/etc/ntpsec/ntp.conf").is_none(), "nothing after the failure ran");
 

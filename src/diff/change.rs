@@ -36,8 +36,22 @@ pub enum Change {
         content: String,
         /// Unified diff of the content; empty when only metadata differs.
         diff: String,
+        /// How the new content is checked before it replaces the live file.
+        check: Check,
     },
     Service { unit: UnitName, action: ServiceAction, reason: String },
+}
+
+/// A config check run on the new content, in its temporary file, before
+/// the rename that makes it live: a rejected config never goes live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Check {
+    None,
+    /// The daemon's own parser.
+    Daemon { flavor: crate::daemon::Flavor },
+    /// The daemon has no parser to ask; the restart's health check decides.
+    Unavailable { reason: String },
 }
 
 /// One package's transition: `ntpdate 1:4.2.8p15+dfsg-1 -> purged`.
@@ -144,7 +158,7 @@ impl fmt::Display for Change {
             Change::Purge { packages } => list(f, "purge", packages, "purged"),
             Change::Autoremove { packages, reason } if packages.is_empty() => write!(f, "autoremove: {reason}"),
             Change::Autoremove { packages, .. } => write!(f, "autoremove: {}", packages.join(", ")),
-            Change::File { path, before, after, diff, .. } => {
+            Change::File { path, before, after, diff, check, .. } => {
                 match before {
                     None => write!(f, "create {path} (mode {}, {}:{})", after.mode, owner(after), group(after))?,
                     Some(b) => {
@@ -162,7 +176,11 @@ impl fmt::Display for Change {
                         write!(f, " ({})", what.join(", "))?;
                     }
                 }
-                Ok(())
+                match check {
+                    Check::None => Ok(()),
+                    Check::Daemon { flavor } => write!(f, "; checked by {} before it goes live", flavor.as_str()),
+                    Check::Unavailable { reason } => write!(f, "; {reason}"),
+                }
             }
             Change::Service { unit, action, reason } => write!(f, "{} {unit}: {reason}", action.verb()),
         }

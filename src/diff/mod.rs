@@ -14,7 +14,7 @@ use crate::facts::{version, Facts, PackageFact};
 use crate::plan::names::PackageName;
 use crate::plan::step::{Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template};
 use crate::plan::Rendered;
-pub use change::{Change, FileMeta, PkgChange, PkgVersion, ServiceAction};
+pub use change::{Change, Check, FileMeta, PkgChange, PkgVersion, ServiceAction};
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,13 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     if facts.lists.refreshed_privately {
         notes.push("versions are read from fresh package lists fetched into a private directory; the node's own lists are untouched".into());
     }
+    if let Some(d) = &facts.daemon {
+        for c in &d.competitors {
+            if let Some(v) = facts.packages.get(c).and_then(|p| p.dpkg.installed_version()) {
+                notes.push(format!("also installed: {c} {v}, a competing time daemon"));
+            }
+        }
+    }
     if let Some(err) = &facts.lists.refresh_error {
         notes.push(format!("versions come from the node's old package lists: {err}"));
     }
@@ -103,6 +110,16 @@ fn project(node: &mut Facts, change: &Change) {
             None => DpkgState::NotInstalled,
         }),
         Change::Purge { packages } => set(packages, &|_| DpkgState::NotInstalled),
+        _ => {}
+    }
+    // A removed daemon takes its unit with it.
+    if let Change::Remove { packages } | Change::Purge { packages } = change {
+        for unit in packages.iter().filter_map(|p| crate::daemon::unit_of_package(&p.package)) {
+            node.units.insert(unit, crate::facts::UnitFact { exists: false, running: false, enabled: false, main_pid: None });
+        }
+    }
+    match change {
+        Change::UpdateLists { .. } | Change::Repair { .. } | Change::Install { .. } | Change::Remove { .. } | Change::Purge { .. } => {}
         Change::Autoremove { .. } => node.autoremovable.clear(),
         Change::File { path, after, content, .. } => {
             let state = crate::facts::FileState {
@@ -268,7 +285,26 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
         return Ok(None);
     }
     let diff = if content_same { String::new() } else { unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content) };
-    Ok(Some(Change::File { path: t.dest.clone(), before, after, content: t.content.clone(), diff }))
+    let check = if content_same { Check::None } else { config_check(t.validate, facts) };
+    Ok(Some(Change::File { path: t.dest.clone(), before, after, content: t.content.clone(), diff, check }))
+}
+
+/// Which parser can vouch for a config: chrony only from 4.0 (`-p`).
+fn config_check(validate: Option<crate::daemon::Flavor>, facts: &Facts) -> Check {
+    use crate::daemon::Flavor;
+    let Some(flavor) = validate else { return Check::None };
+    if flavor == Flavor::Chrony {
+        let installed = facts
+            .packages
+            .get(&flavor.package())
+            .and_then(|p| p.dpkg.installed_version().map(str::to_string).or_else(|| p.candidate.clone()));
+        if let Some(v) = installed.filter(|v| version::compare(v, "4.0") == Ordering::Less) {
+            return Check::Unavailable {
+                reason: format!("chrony {v} cannot check a config (no -p before 4.0): the restart's health check decides"),
+            };
+        }
+    }
+    Check::Daemon { flavor }
 }
 
 fn unified_diff(path: &str, existed: bool, old: &str, new: &str) -> String {

@@ -171,3 +171,28 @@ fn a_missing_owner_is_an_error_not_a_guess() {
     let err = diff(&p.render(None).unwrap(), &f).unwrap_err();
     assert!(err.contains("user ntpsec or group root does not exist"), "{err}");
 }
+
+#[test]
+fn chrony_3_of_ubuntu_18_04_has_no_config_check_and_says_so() {
+    let text = "vars: {servers: [127.0.0.1]}\nsteps:\n  - name: config\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf, validate: chrony}\n";
+    // Recorded from Ubuntu 18.04 (bionic): dpkg-query of chrony.
+    let installed = crate::facts::dpkg::parse_dpkg_query(
+        "chrony|ii |install ok installed|3.2-4ubuntu4.5\n",
+        "",
+        &[PackageName::parse("chrony").unwrap()],
+    )
+    .unwrap();
+    let mut f = facts(&[("chrony", installed.into_values().next().unwrap(), Some("3.2-4ubuntu4.5"))]);
+    f.files.insert(AbsPath::parse("/etc/chrony/chrony.conf").unwrap(), None);
+    let changes = changes_of(text, &f);
+    let Change::File { check, .. } = &changes[0] else { panic!("{changes:?}") };
+    assert_eq!(
+        check,
+        &Check::Unavailable {
+            reason: "chrony 3.2-4ubuntu4.5 cannot check a config (no -p before 4.0): the restart's health check decides".into()
+        }
+    );
+    f.packages.get_mut(&PackageName::parse("chrony").unwrap()).unwrap().dpkg = DpkgState::Installed { version: "4.3-2".into() };
+    let Change::File { check, .. } = &changes_of(text, &f)[0] else { panic!() };
+    assert_eq!(check, &Check::Daemon { flavor: crate::daemon::Flavor::Chrony });
+}

@@ -50,6 +50,28 @@ pub fn resolve(
     Ok(Daemon::new(requested, flavor))
 }
 
+/// NTS needs chrony >= 4.0 or NTPsec >= 1.2.0; classic ntpd and OpenNTPD
+/// have none. `version` is the version apply will run (candidate or installed).
+pub fn check_nts(daemon: &Daemon, version: Option<&str>) -> Result<(), String> {
+    let minimum = match daemon.flavor {
+        Flavor::Chrony => "4.0",
+        Flavor::Ntpsec => "1.2.0",
+        Flavor::Ntpd | Flavor::Openntpd => {
+            return Err(format!(
+                "nts is set for a time source, but {} has no NTS support; use chrony (>= 4.0) or NTPsec (>= 1.2.0)",
+                daemon.flavor.as_str()
+            ))
+        }
+    };
+    match version {
+        Some(v) if super::version::compare(v, minimum) == std::cmp::Ordering::Less => Err(format!(
+            "nts is set for a time source, but {} {v} on this node is older than {minimum}, the first with NTS",
+            daemon.package
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +172,64 @@ openntpd:
         assert_eq!(d.flavor, Flavor::Ntpd);
         assert_eq!(d.config.as_str(), "/etc/ntp.conf");
         assert_eq!(d.unit.as_str(), "ntp.service");
+    }
+
+    // Recorded from Ubuntu 24.04 (noble): `apt-cache show --no-all-versions ntp`.
+    const NOBLE_NTP_SHOW: &str = "\
+Package: ntp
+Architecture: all
+Version: 1:4.2.8p15+dfsg-2~1.2.2+dfsg1-4build2
+Priority: optional
+Section: universe/oldlibs
+Source: ntpsec (1.2.2+dfsg1-4build2)
+Origin: Ubuntu
+Maintainer: Ubuntu Developers <ubuntu-devel-discuss@lists.ubuntu.com>
+Original-Maintainer: Richard Laager <rlaager@debian.org>
+Installed-Size: 13
+Depends: ntpsec
+Filename: pool/universe/n/ntpsec/ntp_4.2.8p15+dfsg-2~1.2.2+dfsg1-4build2_all.deb
+Description: Network Time Protocol daemon/utilities (transitional package)
+";
+    // Recorded from Ubuntu 14.04 (trusty): classic ntpd 4.2.6 with a SysV script.
+    const TRUSTY_NTP_SHOW: &str = "\
+Package: ntp
+Priority: optional
+Section: net
+Installed-Size: 1519
+Maintainer: Ubuntu Developers <ubuntu-devel-discuss@lists.ubuntu.com>
+Architecture: amd64
+Version: 1:4.2.6.p5+dfsg-3ubuntu2.14.04.13
+Depends: libc6 (>= 2.17), libcap2 (>= 1:2.10), libedit2 (>= 2.11-20080614), libopts25 (>= 1:5.18), libssl1.0.0 (>= 1.0.0), netbase, adduser, lsb-base (>= 3.2-13), dpkg (>= 1.15.7.2)
+Recommends: perl
+Suggests: ntp-doc
+Description: Network Time Protocol daemon and utility programs
+";
+
+    #[test]
+    fn ubuntu_noble_transitional_and_trusty_classic() {
+        let policies: BTreeMap<PackageName, Policy> = pkgs()
+            .into_iter()
+            .map(|p| (p, Policy { installed: None, candidate: Some("1".into()) }))
+            .collect();
+        let noble = resolve(DaemonName::Ntp, &policies, parse_stanzas(NOBLE_NTP_SHOW).first()).unwrap();
+        assert_eq!((noble.flavor, noble.unit.as_str()), (Flavor::Ntpsec, "ntpsec.service"));
+        let trusty = resolve(DaemonName::Ntp, &policies, parse_stanzas(TRUSTY_NTP_SHOW).first()).unwrap();
+        assert_eq!((trusty.flavor, trusty.config.as_str()), (Flavor::Ntpd, "/etc/ntp.conf"));
+        // 14.04 has no systemd: the unit name gives the SysV script's name.
+        assert_eq!(trusty.unit.stem(), "ntp");
+    }
+
+    #[test]
+    fn nts_needs_a_daemon_and_version_that_have_it() {
+        let chrony = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
+        // Ubuntu 18.04 and 20.04 ship chrony 3.x.
+        assert!(check_nts(&chrony, Some("3.5-6ubuntu6")).unwrap_err().contains("older than 4.0"));
+        assert!(check_nts(&chrony, Some("4.3-2+deb12u1")).is_ok());
+        let ntpsec = Daemon::new(DaemonName::Ntpsec, Flavor::Ntpsec);
+        assert!(check_nts(&ntpsec, Some("1.1.9+dfsg1-1+deb11u1")).is_err());
+        assert!(check_nts(&ntpsec, Some("1.2.2+dfsg1-1+deb12u1")).is_ok());
+        let classic = Daemon::new(DaemonName::Ntp, Flavor::Ntpd);
+        assert!(check_nts(&classic, None).unwrap_err().contains("no NTS support"));
     }
 
     #[test]

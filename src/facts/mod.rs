@@ -12,6 +12,7 @@
 pub mod apt;
 pub mod daemon;
 pub mod dpkg;
+pub mod peers;
 pub mod probe;
 pub mod systemd;
 pub mod version;
@@ -93,7 +94,9 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
     let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
     let mut wanted = plan.literal_packages();
     if plan.vars.daemon.is_some() {
-        wanted.extend(DaemonName::ALL.iter().map(|d| d.package()));
+        // Every time-daemon package: the candidates decide the daemon, and
+        // the others are the competitors the plan removes.
+        wanted.extend(crate::daemon::TIME_DAEMON_PACKAGES.iter().filter_map(|p| PackageName::parse(p).ok()));
     }
     query_policies(probe, &lists, &mut policies, &wanted)?;
 
@@ -111,6 +114,12 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
         }
     };
 
+    if let Some(d) = &daemon {
+        if wants_nts(plan) {
+            let version = policies.get(&d.package).and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
+            daemon::check_nts(d, version.as_deref()).map_err(anyhow::Error::msg)?;
+        }
+    }
     let rendered = plan.render(daemon.as_ref())?;
     let mut packages_named = wanted;
     let mut files = Vec::new();
@@ -167,6 +176,13 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
     };
     drop(private);
     Ok(Gathered { facts, rendered })
+}
+
+/// Whether any server or pool asks for NTS.
+fn wants_nts(plan: &Plan) -> bool {
+    ["servers", "pools"].iter().any(|k| {
+        plan.vars.values.get(*k).and_then(|v| v.as_array()).is_some_and(|items| items.iter().any(|s| s["nts"] == true))
+    })
 }
 
 /// Adds the policies of the packages not asked about yet, in one call.

@@ -453,3 +453,25 @@ UnitFileState=linked";
         assert!(sysv_enabled(&odd, "chrony"));
     }
 }
+
+#[cfg(test)]
+mod trusty_tests {
+    use super::*;
+
+    /// Recorded on Ubuntu 14.04 (upstart, ntp with a SysV script):
+    /// `service ntp status` prints " * NTP server is running" and exits 0,
+    /// " * NTP server is not running" with 3 once stopped; `ls /etc/rc2.d`.
+    #[test]
+    fn trusty_sysv_ntp_status_and_boot_links() {
+        assert_eq!(sysv_status_from_exit(0), SysvState::Running);
+        assert_eq!(sysv_status_from_exit(3), SysvState::Stopped);
+        let rc2: Vec<String> = ["README", "S20kerneloops", "S20ntp", "S50saned", "S99ondemand", "S99rc.local"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert!(sysv_enabled(&rc2, "ntp"));
+        assert!(!sysv_enabled(&rc2, "ntpsec"));
+        let disabled: Vec<String> = ["K80ntp".to_string()].to_vec();
+        assert!(!sysv_enabled(&disabled, "ntp"));
+    }
+}

@@ -87,6 +87,7 @@ pub struct Plan {
 struct StepSpec {
     path: String,
     name: String,
+    when: Option<String>,
     notify: Vec<String>,
     action: ActionSpec,
 }
@@ -94,7 +95,7 @@ struct StepSpec {
 #[derive(Debug, Clone)]
 enum ActionSpec {
     Apt { names: Vec<String>, state: PkgState, update_cache: Option<CacheValidity>, autoremove: Autoremove },
-    Template { src: String, dest: String, mode: Mode, owner: String, group: String },
+    Template { src: String, dest: String, mode: Mode, owner: String, group: String, validate: Option<String> },
     Service { name: String, state: Option<ServiceState>, enabled: Option<Enabled> },
 }
 
@@ -208,12 +209,14 @@ impl Plan {
     pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
         let ctx = self.renderer.context(&self.vars, daemon);
         let render_all = |specs: &[StepSpec]| -> Result<Vec<Step>, PlanError> {
-            specs.iter().map(|s| self.render_step(s, &ctx)).collect()
+            let rendered: Vec<Option<Step>> = specs.iter().map(|s| self.render_step(s, &ctx)).collect::<Result<_, _>>()?;
+            Ok(rendered.into_iter().flatten().collect())
         };
         Ok(Rendered { steps: render_all(&self.steps)?, handlers: render_all(&self.handlers)? })
     }
 
-    fn render_step(&self, spec: &StepSpec, ctx: &minijinja::Value) -> Result<Step, PlanError> {
+    /// The step with facts filled in; `None` when its `when` is false.
+    fn render_step(&self, spec: &StepSpec, ctx: &minijinja::Value) -> Result<Option<Step>, PlanError> {
         let err = |field: &str, message: String| PlanError {
             file: self.source.clone(),
             location: None,
@@ -221,21 +224,35 @@ impl Plan {
             message,
         };
         let r = |field: &str, s: &str| self.renderer.render_str(s, ctx).map_err(|m| err(field, m));
+        if let Some(when) = &spec.when {
+            if !self.renderer.eval_bool(when, ctx).map_err(|m| err("when", m))? {
+                return Ok(None);
+            }
+        }
         let name = r("name", &spec.name)?;
         let action = match &spec.action {
             ActionSpec::Apt { names, state, update_cache, autoremove } => {
                 let mut packages = Vec::new();
                 for (i, n) in names.iter().enumerate() {
                     let field = format!("apt.name[{i}]");
-                    let pkg = PackageName::parse(&r(&field, n)?).map_err(|m| err(&field, m))?;
-                    if !packages.contains(&pkg) {
-                        packages.push(pkg);
+                    for name in self.renderer.render_list(n, ctx).map_err(|m| err(&field, m))? {
+                        let pkg = PackageName::parse(&name).map_err(|m| err(&field, m))?;
+                        if !packages.contains(&pkg) {
+                            packages.push(pkg);
+                        }
                     }
                 }
                 Action::Apt(Apt { update_cache: *update_cache, packages, state: *state, autoremove: *autoremove })
             }
-            ActionSpec::Template { src, dest, mode, owner, group } => {
+            ActionSpec::Template { src, dest, mode, owner, group, validate } => {
                 let src = r("template.src", src)?;
+                let validate = match validate {
+                    None => None,
+                    Some(v) => match r("template.validate", v)?.as_str() {
+                        "none" => None,
+                        flavor => Some(Flavor::parse(flavor).map_err(|m| err("template.validate", m))?),
+                    },
+                };
                 let content = self.renderer.render_template(&src, ctx).map_err(|m| err("template.src", m))?;
                 Action::Template(Template {
                     dest: AbsPath::parse(&r("template.dest", dest)?).map_err(|m| err("template.dest", m))?,
@@ -244,6 +261,7 @@ impl Plan {
                     src,
                     content,
                     mode: *mode,
+                    validate,
                 })
             }
             ActionSpec::Service { name, state, enabled } => Action::Service(Service {
@@ -252,7 +270,7 @@ impl Plan {
                 enabled: *enabled,
             }),
         };
-        Ok(Step { name, action, notify: spec.notify.clone() })
+        Ok(Some(Step { name, action, notify: spec.notify.clone() }))
     }
 }
 
@@ -273,7 +291,10 @@ fn step_spec(raw: RawStep, path: String, err: &dyn Fn(&str, String) -> PlanError
     } else {
         unreachable!("exactly one action was checked above")
     };
-    Ok(StepSpec { path, name: raw.name, notify: raw.notify.map(raw::OneOrMany::into_vec).unwrap_or_default(), action })
+    if raw.when.as_deref().is_some_and(|w| w.contains("{{") || w.contains("{%")) {
+        return Err(err(&format!("{path}.when"), "`when` is already an expression: write it without {{ }}".into()));
+    }
+    Ok(StepSpec { path, name: raw.name, when: raw.when, notify: raw.notify.map(raw::OneOrMany::into_vec).unwrap_or_default(), action })
 }
 
 fn apt_spec(raw: RawApt, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
@@ -323,6 +344,7 @@ fn template_spec(raw: RawTemplate, path: &str, err: &dyn Fn(&str, String) -> Pla
         mode,
         owner: raw.owner.unwrap_or_else(|| "root".into()),
         group: raw.group.unwrap_or_else(|| "root".into()),
+        validate: raw.validate,
     })
 }
 

@@ -25,6 +25,9 @@ pub struct RawPlan {
 #[serde(deny_unknown_fields)]
 pub struct RawStep {
     pub name: String,
+    /// A Jinja expression; the step is left out of the run when it is false.
+    #[serde(default)]
+    pub when: Option<String>,
     #[serde(default)]
     pub notify: Option<OneOrMany>,
     #[serde(default)]
@@ -88,6 +91,10 @@ pub struct RawTemplate {
     pub owner: Option<String>,
     #[serde(default)]
     pub group: Option<String>,
+    /// Check the new content with this daemon's own parser before it
+    /// replaces the live file: ntpd, ntpsec, chrony, openntpd, or none.
+    #[serde(default)]
+    pub validate: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -16,6 +16,10 @@ use std::path::Path;
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("ntp.conf.j2", include_str!("../../templates/ntp.conf.j2")),
     ("ntpsec.conf.j2", include_str!("../../templates/ntpsec.conf.j2")),
+    ("chrony.conf.j2", include_str!("../../templates/chrony.conf.j2")),
+    ("openntpd.conf.j2", include_str!("../../templates/openntpd.conf.j2")),
+    ("ntpsec.default.j2", include_str!("../../templates/ntpsec.default.j2")),
+    ("ntp.dhclient-hook.j2", include_str!("../../templates/ntp.dhclient-hook.j2")),
 ];
 
 /// User templates are config files, not data sets.
@@ -82,6 +86,33 @@ impl Renderer {
             return Ok(source.to_string());
         }
         self.env.render_str(source, ctx).map_err(|e| describe(&e))
+    }
+
+    /// A `when` condition: a Jinja expression, true or false.
+    pub fn eval_bool(&self, expr: &str, ctx: &Value) -> Result<bool, String> {
+        let compiled = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
+        Ok(compiled.eval(ctx).map_err(|e| describe(&e))?.is_true())
+    }
+
+    /// A field that may name several things: a string that is one whole
+    /// `{{ expression }}` yielding a list expands to the list's items.
+    pub fn render_list(&self, source: &str, ctx: &Value) -> Result<Vec<String>, String> {
+        let trimmed = source.trim();
+        if let Some(expr) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+            if !expr.contains("{{") && !expr.contains("}}") {
+                let compiled = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
+                let value = compiled.eval(ctx).map_err(|e| describe(&e))?;
+                if value.is_undefined() {
+                    return Err(format!("undefined value: {} is not defined", expr.trim()));
+                }
+                if value.kind() == minijinja::value::ValueKind::Seq {
+                    let items = value.try_iter().map_err(|e| describe(&e))?;
+                    return Ok(items.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect());
+                }
+                return Ok(vec![value.as_str().map_or_else(|| value.to_string(), str::to_string)]);
+            }
+        }
+        Ok(vec![self.render_str(source, ctx)?])
     }
 
     pub fn render_template(&self, name: &str, ctx: &Value) -> Result<String, String> {

@@ -68,6 +68,8 @@ pub struct Template {
     pub mode: Mode,
     pub owner: Account,
     pub group: Account,
+    /// Whose parser checks the content before it goes live.
+    pub validate: Option<crate::daemon::Flavor>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -11,6 +11,16 @@ fn load_with(text: &str, overrides: &[&str]) -> Result<Plan, PlanError> {
     Plan::load(text.as_bytes(), Source { name: "plan.yaml".into(), dir: None }, &o)
 }
 
+fn config_template(r: &Rendered, dest: &str) -> crate::plan::step::Template {
+    r.steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Template(t) if t.dest.as_str() == dest => Some(t.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no template for {dest}"))
+}
+
 #[test]
 fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
@@ -20,14 +30,7 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
         (Flavor::Ntpsec, "/etc/ntpsec/ntp.conf", "ntpsec.service", "/var/lib/ntpsec/ntp.drift"),
     ] {
         let r = plan.render(Some(&Daemon::new(DaemonName::Ntp, flavor))).unwrap();
-        let template = r
-            .steps
-            .iter()
-            .find_map(|s| match &s.action {
-                Action::Template(t) => Some(t.clone()),
-                _ => None,
-            })
-            .unwrap();
+        let template = config_template(&r, conf);
         assert_eq!(template.dest.as_str(), conf);
         assert!(template.content.contains("server 0.ubuntu.pool.ntp.org iburst\n"), "{}", template.content);
         assert!(template.content.contains("server 3.ubuntu.pool.ntp.org iburst\n"));
@@ -45,14 +48,7 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
     let r = plan.render(Some(&Daemon::new(DaemonName::Ntp, Flavor::Ntpd))).unwrap();
-    let content = r
-        .steps
-        .iter()
-        .find_map(|s| match &s.action {
-            Action::Template(t) => Some(t.content.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let content = config_template(&r, "/etc/ntp.conf").content;
     assert!(content.contains("server 127.0.0.1 iburst\nserver time.example.net iburst\n"), "{content}");
     assert!(!content.contains("ubuntu.pool"));
 

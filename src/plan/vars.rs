@@ -90,6 +90,22 @@ pub fn build(
             values.insert(key.to_string(), Value::Array(normalised));
         }
     }
+    if let Some(v) = values.get("clients") {
+        for_each_string(v, "vars.clients", err, |path, s| parse_network(s).map_err(|m| err(path, m)))?;
+    }
+    if let Some(v) = values.get("listen") {
+        for_each_string(v, "vars.listen", err, |path, s| {
+            s.parse::<std::net::IpAddr>()
+                .map(drop)
+                .map_err(|_| err(path, format!("{s:?} is not an IP address to listen on")))
+        })?;
+    }
+    if let Some(v) = values.get("driftfile") {
+        match v {
+            Value::String(s) => drop(super::names::AbsPath::parse(s).map_err(|m| err("vars.driftfile", m))?),
+            other => return Err(err("vars.driftfile", format!("expected a path, found {}", kind(other)))),
+        }
+    }
     let has_source_var = values.contains_key("servers") || values.contains_key("pools");
     if has_source_var && !any_source {
         let path = if values.contains_key("servers") { "vars.servers" } else { "vars.pools" };
@@ -171,6 +187,41 @@ fn sources(
         out.push(entry);
     }
     Ok(out)
+}
+
+/// Calls `check` on every item of a list of strings.
+fn for_each_string(
+    v: &Value,
+    path: &str,
+    err: &dyn Fn(&str, String) -> PlanError,
+    check: impl Fn(&str, &str) -> Result<(), PlanError>,
+) -> Result<(), PlanError> {
+    let Value::Array(items) = v else {
+        return Err(err(path, format!("expected a list, found {}", kind(v))));
+    };
+    for (i, item) in items.iter().enumerate() {
+        let item_path = format!("{path}[{i}]");
+        match item {
+            Value::String(s) => check(&item_path, s)?,
+            other => return Err(err(&item_path, format!("expected a string, found {}", kind(other)))),
+        }
+    }
+    Ok(())
+}
+
+/// A client network: an address, or an address with a prefix length.
+pub fn parse_network(s: &str) -> Result<(), String> {
+    let refuse = || format!("{s:?} is not a network (an address, or ADDRESS/PREFIX like 192.0.2.0/24)");
+    let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+    let ip: std::net::IpAddr = addr.parse().map_err(|_| refuse())?;
+    if let Some(p) = prefix {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        match p.parse::<u8>() {
+            Ok(n) if n <= max && !p.starts_with('+') => {}
+            _ => return Err(refuse()),
+        }
+    }
+    Ok(())
 }
 
 fn check_value(v: &Value, path: &str, depth: usize, err: &dyn Fn(&str, String) -> PlanError) -> Result<(), PlanError> {

@@ -28,6 +28,12 @@ fn descriptions(doc: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The unified diff of the daemon's config in a JSON report.
+fn config_diff(doc: &Value) -> String {
+    let step = doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == "NTP config with our servers and access control");
+    step.and_then(|s| s["diff"].as_str()).unwrap_or_else(|| panic!("no config diff in {doc:#}")).to_string()
+}
+
 fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
     let changed: Vec<&String> = before
         .keys()
@@ -84,9 +90,13 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     let d = descriptions(&doc);
     assert_eq!(d[0], "apt-get update: the package lists were never updated", "{d:#?}");
     assert!(d[1].starts_with("install: ntpsec (none) -> 1.2.2"), "versions come from fresh private lists: {d:#?}");
-    assert_eq!(d[2], "create /etc/ntpsec/ntp.conf (mode 0644, root:root)");
-    assert_eq!(d.last().unwrap(), "restart ntpsec.service: package ntpsec changed, /etc/ntpsec/ntp.conf changed");
-    let diff = doc["steps"].as_array().unwrap().iter().find_map(|s| s["diff"].as_str()).unwrap();
+    assert_eq!(d[2], "create /etc/default/ntpsec (mode 0644, root:root)");
+    assert_eq!(d[3], "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live");
+    assert_eq!(
+        d.last().unwrap(),
+        "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed"
+    );
+    let diff = config_diff(&doc);
     assert!(diff.contains("+server 0.ubuntu.pool.ntp.org iburst\n"), "{diff}");
     assert!(diff.contains("+restrict -6 default kod notrap nomodify nopeer noquery"), "{diff}");
 
@@ -94,7 +104,7 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     assert_eq!(human.code, 0, "{}", human.stderr);
     assert!(human.stdout.contains("daemon ntp: package ntpsec (ntp is a transitional package for it here), config /etc/ntpsec/ntp.conf, unit ntpsec.service"), "{}", human.stdout);
     assert!(human.stdout.contains("changed: NTP daemon at the latest version\n    install: ntpsec (none) -> "), "{}", human.stdout);
-    assert!(human.stdout.contains("RECAP ok=3 changed=5 failed=0 skipped=0"), "{}", human.stdout);
+    assert!(human.stdout.contains("RECAP ok=5 changed=6 failed=0 skipped=0"), "{}", human.stdout);
 
     assert_unchanged(&before, &node.snapshot());
     assert_eq!(node.run(&["dpkg-query", "-W", "ntpsec"]).code, 1, "ntpsec not installed by a dry run");
@@ -130,7 +140,7 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     let plan = node.provision(&["plan", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
     assert_eq!(plan.code, 2);
     let doc = json(&plan);
-    let diff = doc["steps"].as_array().unwrap().iter().find_map(|s| s["diff"].as_str()).expect("a diff");
+    let diff = config_diff(&doc);
     assert!(diff.contains("-server 127.0.0.9 iburst\n+server ::1 iburst\n"), "{diff}");
     assert_eq!(main_pid(&node, "ntpsec.service"), pid_before, "plan restarted nothing");
 
@@ -138,7 +148,10 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     assert_eq!(fix.code, 2, "{}\n{}", fix.stdout, fix.stderr);
     assert_eq!(
         descriptions(&json(&fix)),
-        vec!["update /etc/ntpsec/ntp.conf (content)", "restart ntpsec.service: /etc/ntpsec/ntp.conf changed"]
+        vec![
+            "update /etc/ntpsec/ntp.conf (content); checked by ntpsec before it goes live",
+            "restart ntpsec.service: /etc/ntpsec/ntp.conf changed"
+        ]
     );
     assert_eq!(node.read("/etc/ntpsec/ntp.conf").unwrap(), config);
     assert_ne!(main_pid(&node, "ntpsec.service"), pid_before, "the daemon was restarted");
@@ -146,7 +159,7 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
 
     let last = node.provision(&["apply", "-e", SERVERS, "--detailed-exitcodes"]);
     assert_eq!(last.code, 0, "{}", last.stdout);
-    assert!(last.stdout.contains("RECAP ok=7 changed=0 failed=0 skipped=0"), "{}", last.stdout);
+    assert!(last.stdout.contains("RECAP ok=10 changed=0 failed=0 skipped=0"), "{}", last.stdout);
 }
 
 #[test]

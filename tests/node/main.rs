@@ -6,6 +6,7 @@
 //! Every test that makes a node takes `harness::exclusive()` first.
 
 mod converge;
+mod daemons;
 mod harness;
 
 use harness::{exclusive, snapshot_diff, Node, Release, NODE_BIN};

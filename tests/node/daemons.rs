@@ -1,0 +1,191 @@
+//! Every daemon on every release: each available daemon converges, re-runs
+//! with changed=0, and switching between them in any order leaves exactly
+//! one time daemon installed and running. A config the daemon rejects never
+//! replaces the live one.
+
+use crate::harness::{exclusive, Node, Out, Release};
+use serde_json::Value;
+
+/// Loopback only (NTPsec refuses 127/8 addresses other than 127.0.0.1).
+const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
+const TIME_DAEMONS: [(&str, &str); 5] = [
+    ("ntp", "ntp.service"),
+    ("ntpsec", "ntpsec.service"),
+    ("chrony", "chrony.service"),
+    ("openntpd", "openntpd.service"),
+    ("systemd-timesyncd", "systemd-timesyncd.service"),
+];
+
+fn json(out: &Out) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", out.stdout, out.stderr))
+}
+
+/// Installed (`ii`) time-daemon packages and active time-daemon units.
+fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
+    let names: Vec<&str> = TIME_DAEMONS.iter().map(|(p, _)| *p).collect();
+    let mut argv = vec!["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n"];
+    argv.extend(&names);
+    let listed = node.run(&argv).stdout;
+    let installed = listed
+        .lines()
+        .filter_map(|l| l.strip_suffix(" ii").or_else(|| l.strip_suffix(" ii ")).map(str::to_string))
+        .collect();
+    // ntp.service is an alias of ntpsec.service on Debian 12/13: count Ids.
+    let mut active: Vec<String> = TIME_DAEMONS
+        .iter()
+        .filter(|(_, unit)| node.run(&["systemctl", "is-active", unit]).stdout.trim() == "active")
+        .map(|(_, unit)| node.ok(&["systemctl", "show", "-p", "Id", "--value", unit]).stdout.trim().to_string())
+        .collect();
+    active.dedup();
+    (installed, active)
+}
+
+/// Converge to `daemon`, check the result, and check that a re-run is clean.
+fn converge(node: &Node, daemon: &str, package: &str, unit: &str, config: &str) {
+    let var = format!("daemon={daemon}");
+    let out = node.provision(&["apply", "-e", SERVERS, "-e", &var, "--format", "json"]);
+    assert_eq!(out.code, 0, "{} -> {daemon}:\n{}\n{}", node.name(), out.stdout, out.stderr);
+    let doc = json(&out);
+    assert_eq!(doc["daemon"]["package"], package);
+    assert_eq!(doc["daemon"]["unit"], unit);
+    assert_eq!(doc["daemon"]["config"], config);
+
+    let (installed, active) = time_daemons(node);
+    assert_eq!(installed, vec![package.to_string()], "{}: exactly one time daemon installed", node.name());
+    assert_eq!(active, vec![unit.to_string()], "{}: exactly one time daemon running", node.name());
+    let text = node.read(config).unwrap();
+    assert!(text.contains("127.0.0.1") && text.contains("::1"), "{config}:\n{text}");
+    assert!(text.contains("written by ntp-provision"), "{config}:\n{text}");
+
+    let again = node.provision(&["apply", "-e", SERVERS, "-e", &var, "--format", "json", "--detailed-exitcodes"]);
+    assert_eq!(again.code, 0, "{}: re-run of {daemon} is not clean:\n{}", node.name(), again.stdout);
+    assert_eq!(json(&again)["summary"]["changed"], 0);
+
+    let status = status_listing(node, &var, &["127.0.0.1", "::1"]);
+    assert_eq!(status["daemon"]["package"], package);
+    assert_eq!(status["unit"]["running"], true);
+    assert_eq!(status["config"]["path"], config);
+    assert_eq!(status["config"]["matches_plan"], true, "{status:#}");
+    assert_eq!(status["synchronised"], false, "loopback servers never synchronise");
+}
+
+/// `status --format json` once the daemon lists every server (a daemon just
+/// restarted may not answer its query tool yet; bounded wait).
+fn status_listing(node: &Node, var: &str, servers: &[&str]) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..30 {
+        let out = node.provision(&["status", "-e", SERVERS, "-e", var, "--format", "json"]);
+        assert_eq!(out.code, 0, "status: {}\n{}", out.stdout, out.stderr);
+        last = json(&out);
+        let remotes: Vec<&str> = last["peers"].as_array().unwrap().iter().filter_map(|p| p["remote"].as_str()).collect();
+        if servers.iter().all(|s| remotes.contains(s)) {
+            return last;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("{}: status never listed {servers:?}: {last:#}", node.name());
+}
+
+fn assert_secure(node: &Node, daemon: &str, config: &str) {
+    let text = node.read(config).unwrap();
+    match daemon {
+        "chrony" => {
+            assert!(!text.lines().any(|l| l.starts_with("allow")), "chrony serves nobody unless asked:\n{text}");
+            assert!(text.contains("bindcmdaddress 127.0.0.1\n"), "{text}");
+            assert!(!text.lines().any(|l| l.starts_with("sourcedir")), "DHCP sources stay out:\n{text}");
+        }
+        "openntpd" => assert!(!text.contains("listen on"), "OpenNTPD listens nowhere unless asked:\n{text}"),
+        _ => {
+            assert!(text.contains("restrict -4 default kod notrap nomodify nopeer noquery limited\n"), "{text}");
+            assert!(text.contains("restrict -6 default kod notrap nomodify nopeer noquery limited\n"), "{text}");
+        }
+    }
+}
+
+#[test]
+fn bookworm_switches_ntp_chrony_openntpd_ntpsec_ntp_leaving_one_daemon() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+    for (daemon, package, unit, config) in [
+        ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
+        ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
+        ("openntpd", "openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
+        ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
+        ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
+    ] {
+        converge(&node, daemon, package, unit, config);
+        assert_secure(&node, daemon, config);
+    }
+    assert!(node.read("/etc/default/ntpsec").unwrap().contains("IGNORE_DHCP=\"yes\""));
+    // Purged, not just removed: no competitor's config is left behind.
+    let rc = node.run(&["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", "chrony", "openntpd"]).stdout;
+    assert!(!rc.contains(" rc"), "{rc}");
+}
+
+#[test]
+fn bullseye_runs_classic_ntpd_chrony_openntpd_and_ntpsec() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bullseye);
+    for (daemon, package, unit, config) in [
+        ("ntp", "ntp", "ntp.service", "/etc/ntp.conf"),
+        ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
+        ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
+        ("openntpd", "openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
+        ("ntp", "ntp", "ntp.service", "/etc/ntp.conf"),
+    ] {
+        converge(&node, daemon, package, unit, config);
+        assert_secure(&node, daemon, config);
+    }
+    assert!(node.read("/etc/ntp.conf").unwrap().contains("\ndisable monitor\n"));
+    assert!(node.read("/etc/dhcp/dhclient-exit-hooks.d/ntp").unwrap().contains("written by ntp-provision"));
+}
+
+#[test]
+fn trixie_runs_ntpsec_chrony_and_openntpd() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Trixie);
+    for (daemon, package, unit, config) in [
+        ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
+        ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
+        ("openntpd", "openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
+    ] {
+        converge(&node, daemon, package, unit, config);
+        assert_secure(&node, daemon, config);
+    }
+}
+
+/// A plan like the default one, but with a config template the daemon's
+/// parser rejects: the step fails, the live config and daemon stay.
+#[test]
+fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+    for (daemon, unit, config) in
+        [("ntp", "ntpsec.service", "/etc/ntpsec/ntp.conf"), ("chrony", "chrony.service", "/etc/chrony/chrony.conf")]
+    {
+        let var = format!("daemon={daemon}");
+        let out = node.provision(&["apply", "-e", SERVERS, "-e", &var]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        let live = node.read(config).unwrap();
+        let pid = node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout;
+
+        let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
+            .unwrap()
+            .replace("src: \"{{ facts.daemon.template }}\"", "src: broken.conf.j2");
+        node.write("/root/broken/plan.yaml", &plan);
+        node.write("/root/broken/broken.conf.j2", "server 127.0.0.1 iburst\nbogus-directive here\n");
+        let out = node.provision(&["apply", "/root/broken/plan.yaml", "-e", SERVERS, "-e", &var, "--format", "json"]);
+        assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+        let doc = json(&out);
+        let failed: Vec<&Value> = doc["steps"].as_array().unwrap().iter().filter(|s| s["status"] == "failed").collect();
+        assert_eq!(failed.len(), 1, "{doc:#}");
+        let error = failed[0]["error"].as_str().unwrap();
+        assert!(error.contains("was rejected and not installed"), "{error}");
+        assert_eq!(node.read(config).unwrap(), live, "the live config is untouched");
+        let leftovers = node.run(&["sh", "-c", "ls -a $(dirname $0) | grep ntp-provision || true", config]).stdout;
+        assert!(leftovers.trim().is_empty(), "temporary files left: {leftovers}");
+        assert_eq!(node.run(&["systemctl", "is-active", unit]).stdout.trim(), "active");
+        assert_eq!(node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout, pid, "not restarted");
+    }
+}
