@@ -289,3 +289,28 @@ fn judge_refuses_unless_allowed_and_explains_the_risk() {
     // Allowing another rule does not allow this one.
     assert!(judge(&linted, &[Rule::MonitorEnabled]).is_err());
 }
+
+#[test]
+fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
+    use crate::fake::FakeNode;
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
+    let node = FakeNode::bullseye();
+    let g = crate::facts::gather(&node, &plan).unwrap();
+    let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
+    let PlanLint::Linted(linted) = for_plan(&g.rendered, &g.facts, &cs) else { panic!("the default plan writes the config") };
+    assert_eq!(linted.config.as_str(), "/etc/ntp.conf");
+    assert_eq!(linted.flavor, Flavor::Ntpd);
+    let installed = cs.steps.iter().flat_map(|s| &s.changes).find_map(|c| match c {
+        Change::Install { packages } => packages[0].after.clone(),
+        _ => None,
+    });
+    assert!(installed.is_some());
+    assert_eq!(linted.version, installed);
+    assert_eq!(linted.findings, vec![]);
+
+    // A plan without a daemon has nothing to lint.
+    let bare = Plan::load(b"steps:\n  - name: s\n    apt: {name: ntp}\n", Source::embedded(), &[]).unwrap();
+    let g = crate::facts::gather(&node, &bare).unwrap();
+    let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
+    assert_eq!(for_plan(&g.rendered, &g.facts, &cs), PlanLint::NoDaemon);
+}

@@ -8,6 +8,7 @@
 //! query. Only `socket` touches the network; `packet` and `evaluate` are pure.
 
 pub mod packet;
+pub mod report;
 pub mod socket;
 pub mod target;
 
@@ -150,6 +151,49 @@ impl Check {
             self.from,
             self.max_amplification
         ))
+    }
+}
+
+/// Whether answered control queries fail `apply`'s check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    Enforced,
+    /// The plan accepted lint findings (`allow_insecure`): answers are
+    /// reported, and expected.
+    AllowedByPlan,
+}
+
+/// The check as `apply` reports it on its step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Amplification {
+    #[serde(flatten)]
+    pub check: Check,
+    pub enforcement: Enforcement,
+    /// The accepted lint rules that explain answers (empty when enforced).
+    pub allowed_by: Vec<String>,
+}
+
+impl Amplification {
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = self.check.lines();
+        if self.enforcement == Enforcement::AllowedByPlan {
+            for line in &mut lines {
+                if let Some(rest) = line.strip_prefix("failed: ") {
+                    *line = format!("allowed: {rest}");
+                }
+            }
+            lines.push(format!("info: answers are accepted by the plan's allow_insecure: {}", self.allowed_by.join(", ")));
+        }
+        lines
+    }
+
+    /// Why the step fails, when it does.
+    pub fn failure(&self) -> Option<String> {
+        match self.enforcement {
+            Enforcement::Enforced => self.check.failure(),
+            Enforcement::AllowedByPlan => None,
+        }
     }
 }
 
