@@ -227,7 +227,10 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
     };
     let time_replies: Vec<&Reply> =
         queries.iter().filter(|q| q.kind == QueryKind::TimeService).flat_map(|q| &q.replies).collect();
-    let time_service = if time_replies.iter().any(|r| r.mode == 4 && r.kiss_code.is_none()) {
+    // Stratum 0 is also how an unsynchronised server answers (refid INIT or
+    // STEP): that is time service. Only these kiss codes refuse it.
+    let refusal = |r: &&Reply| matches!(r.kiss_code.as_deref(), Some("DENY" | "RSTR" | "RATE"));
+    let time_service = if time_replies.iter().any(|r| r.mode == 4 && !refusal(r)) {
         TimeService::Served
     } else if time_replies.iter().any(|r| r.mode == 4) {
         TimeService::Refused
@@ -371,6 +374,23 @@ mod tests {
         let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
         assert_eq!(check.time_service, TimeService::Refused);
         assert_eq!(check.verdict, Verdict::NoAmplification);
+    }
+
+    #[test]
+    fn an_unsynchronised_server_still_serves_time() {
+        // Stratum 16 goes on the wire as 0, with the refid INIT until the first sync.
+        let mut send = |_: IpAddr, _: SocketAddr, packet: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+            if packet[0] != 0x1b {
+                return Ok(Vec::new());
+            }
+            let mut answer = vec![0u8; 48];
+            answer[0] = 0xdc; // LI 3, version 3, mode 4
+            answer[12..16].copy_from_slice(b"INIT");
+            Ok(vec![answer])
+        };
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
+        assert_eq!(check.queries[0].replies[0].kiss_code.as_deref(), Some("INIT"));
+        assert_eq!(check.time_service, TimeService::Served);
     }
 
     #[test]

@@ -99,7 +99,8 @@ pub struct Reply {
     /// Mode 6 E bit, or a non-zero mode 7 error code: the daemon answered,
     /// if only to refuse (the bytes still reach the victim).
     pub error: bool,
-    /// For a mode 4 answer with stratum 0: the kiss code (`RATE`, `DENY`, ...).
+    /// For a mode 4 answer with stratum 0: the kiss code, a refusal (`RATE`,
+    /// `DENY`, `RSTR`) or a state (`INIT`: not synchronised yet).
     pub kiss_code: Option<String>,
 }
 
