@@ -181,9 +181,12 @@ fn emit(args: &RunArgs, plan: &Plan, report: &Report) {
     }
 }
 
+/// Whether the after-apply check fails on answers, and the accepted rules.
+type CheckPolicy = (Enforcement, Vec<String>);
+
 /// The lint's verdict on the config the plan writes: notes for accepted
-/// findings and whether the after-apply check enforces, or the refusal.
-fn lint_gate(lint: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, (Enforcement, Vec<String>)), String> {
+/// findings and the after-apply check's policy, or the refusal.
+fn lint_gate(lint: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
     match lint {
         PlanLint::NoDaemon => Ok((Vec::new(), (Enforcement::Enforced, Vec::new()))),
         PlanLint::NotTemplated(path) => Ok((
@@ -207,7 +210,7 @@ pub const AMPLIFICATION_STEP: &str = "No amplification from this node";
 fn check_amplification(
     report: Report,
     changeset: &Changeset,
-    (enforcement, allowed_by): &(Enforcement, Vec<String>),
+    (enforcement, allowed_by): &CheckPolicy,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Report {
     let Some(daemon) = &changeset.daemon else { return report };

@@ -374,8 +374,8 @@ fn is_loopback_subnet(subnet: &str) -> bool {
     };
     if let Ok(ip) = addr.parse::<IpAddr>() {
         return match ip {
-            IpAddr::V4(v4) => v4.is_loopback() && prefix.is_none_or(|p| p >= 8),
-            IpAddr::V6(v6) => v6.is_loopback() && prefix.is_none_or(|p| p == 128),
+            IpAddr::V4(v4) => v4.is_loopback() && prefix.map_or(true, |p| p >= 8),
+            IpAddr::V6(v6) => v6.is_loopback() && prefix.map_or(true, |p| p == 128),
         };
     }
     // A partial IPv4 address ("127", "127.0") means that many octets as the prefix.

@@ -240,13 +240,17 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
     Check { target, from, source, verdict, time_service, max_amplification, queries }
 }
 
+/// Sends one packet and returns the datagrams that answer it:
+/// `socket::exchange`, or a hand-written responder in tests.
+pub type Exchange<'a> = dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> + 'a;
+
 /// Sends every query in turn (each waits `wait` for its answers) and
 /// evaluates the answers. `send` is `socket::exchange` outside tests.
 pub fn run(
     target: SocketAddr,
     from: IpAddr,
     wait: Duration,
-    send: &mut dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String>,
+    send: &mut Exchange<'_>,
 ) -> Result<Check, String> {
     let mut answers = Vec::new();
     for query in Query::ALL {
