@@ -115,10 +115,10 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 
     let planned = facts::gather(&RealProbe, &plan).and_then(|g| {
         let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
-        let lint = crate::lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, lint))
+        let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
+        Ok((g.facts, changeset, linted))
     });
-    let (facts, mut changeset, lint) = match planned {
+    let (facts, mut changeset, linted) = match planned {
         Ok(x) => x,
         Err(e) => {
             let report = Report::failed_before_start(mode, format!("nothing was changed: {e:#}"));
@@ -127,7 +127,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         }
     };
     // The lint refuses before anything changes; accepted findings become notes.
-    let enforcement = match lint_gate(&lint, &plan.allow_insecure) {
+    let enforcement = match lint_gate(&linted, &plan.allow_insecure) {
         Ok((notes, enforcement)) => {
             changeset.notes.extend(notes);
             enforcement
@@ -186,8 +186,8 @@ type CheckPolicy = (Enforcement, Vec<String>);
 
 /// The lint's verdict on the config the plan writes: notes for accepted
 /// findings and the after-apply check's policy, or the refusal.
-fn lint_gate(lint: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
-    match lint {
+fn lint_gate(outcome: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
+    match outcome {
         PlanLint::NoDaemon => Ok((Vec::new(), (Enforcement::Enforced, Vec::new()))),
         PlanLint::NotTemplated(path) => Ok((
             vec![format!("the plan does not write {path}: its access control was not linted")],
@@ -195,7 +195,8 @@ fn lint_gate(lint: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, Chec
         )),
         PlanLint::Linted(linted) => {
             let notes = lint::judge(linted, allow)?;
-            let accepted: Vec<String> = linted.findings.iter().map(|f| f.rule.name().to_string()).collect();
+            let mut accepted: Vec<String> = linted.findings.iter().map(|f| f.rule.name().to_string()).collect();
+            accepted.dedup();
             let enforcement = if accepted.is_empty() { Enforcement::Enforced } else { Enforcement::AllowedByPlan };
             Ok((notes, (enforcement, accepted)))
         }
