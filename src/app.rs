@@ -4,12 +4,17 @@
 
 use crate::apply::real::{RealApt, RealFiles, Systemctl, Sysv};
 use crate::apply::{self, Executors, ServiceExec};
-use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs};
+
+use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs, VerifyArgs};
+use crate::diff::{Change, Changeset, ServiceAction};
+use crate::lint::{self, PlanLint};
+use crate::verify::report::VerifyReport;
+use crate::verify::{self, socket, target, Amplification, Enforcement};
 use crate::facts::{self, InitSystem, RealProbe};
 use crate::plan::{self, Plan, Source};
-use crate::report::{human::Human, json, Mode, Report};
+use crate::report::{human::Human, json, Mode, Report, Status, StepReport};
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Exit codes besides the report's own (0, 1, and 2/4/6 with --detailed-exitcodes).
 pub const EXIT_USAGE: i32 = 64;
@@ -33,6 +38,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Plan(args) => run_stage(&args, Mode::Plan),
         Command::Apply(args) => run_stage(&args, Mode::Apply),
         Command::Status(args) => run_status(&args),
+        Command::Verify(args) => run_verify(&args),
     }
 }
 
@@ -145,12 +151,25 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 
     let planned = facts::gather(&RealProbe, &plan).and_then(|g| {
         let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
-        Ok((g.facts, changeset))
+        let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
+        Ok((g.facts, changeset, linted))
     });
-    let (facts, changeset) = match planned {
+    let (facts, mut changeset, linted) = match planned {
         Ok(x) => x,
         Err(e) => {
             let report = Report::failed_before_start(mode, format!("nothing was changed: {e:#}"));
+            emit(args, &plan, &report);
+            return report.exit_code(args.detailed_exitcodes);
+        }
+    };
+    // The lint refuses before anything changes; accepted findings become notes.
+    let enforcement = match lint_gate(&linted, &plan.allow_insecure) {
+        Ok((notes, enforcement)) => {
+            changeset.notes.extend(notes);
+            enforcement
+        }
+        Err(e) => {
+            let report = Report::failed_before_start(mode, format!("nothing was changed: {e}"));
             emit(args, &plan, &report);
             return report.exit_code(args.detailed_exitcodes);
         }
@@ -173,6 +192,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
             match args.format {
                 Format::Json => {
                     let report = apply::apply(&changeset, &mut exec, &mut |_| {});
+                    let report = check_amplification(report, &changeset, &enforcement, &mut |_| {});
                     print!("{}", json::render(&report));
                     report
                 }
@@ -180,6 +200,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
                     let mut out = Human::stdout();
                     out.header(Mode::Apply, &plan.name, changeset.daemon.as_ref(), &changeset.notes);
                     let report = apply::apply(&changeset, &mut exec, &mut |step| out.step(step));
+                    let report = check_amplification(report, &changeset, &enforcement, &mut |step| out.step(step));
                     out.recap(&report);
                     report
                 }
@@ -194,4 +215,103 @@ fn emit(args: &RunArgs, plan: &Plan, report: &Report) {
         Format::Json => print!("{}", json::render(report)),
         Format::Human => Human::stdout().report(&plan.name, report),
     }
+}
+
+/// Whether the after-apply check fails on answers, and the accepted rules.
+type CheckPolicy = (Enforcement, Vec<String>);
+
+/// The lint's verdict on the config the plan writes: notes for accepted
+/// findings and the after-apply check's policy, or the refusal.
+fn lint_gate(outcome: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
+    match outcome {
+        PlanLint::NoDaemon => Ok((Vec::new(), (Enforcement::Enforced, Vec::new()))),
+        PlanLint::NotTemplated(path) => Ok((
+            vec![format!("the plan does not write {path}: its access control was not linted")],
+            (Enforcement::Enforced, Vec::new()),
+        )),
+        PlanLint::Linted(linted) => {
+            let notes = lint::judge(linted, allow)?;
+            let mut accepted: Vec<String> = linted.findings.iter().map(|f| f.rule.name().to_string()).collect();
+            accepted.dedup();
+            let enforcement = if accepted.is_empty() { Enforcement::Enforced } else { Enforcement::AllowedByPlan };
+            Ok((notes, (enforcement, accepted)))
+        }
+    }
+}
+
+pub const AMPLIFICATION_STEP: &str = "No amplification from this node";
+
+/// After apply started or restarted the daemon: probes it from 127.0.0.2 as
+/// `verify` does and appends the result as a step. Read-only; the executors
+/// never see it.
+fn check_amplification(
+    report: Report,
+    changeset: &Changeset,
+    (enforcement, allowed_by): &CheckPolicy,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Report {
+    let Some(daemon) = &changeset.daemon else { return report };
+    let started_daemon = report
+        .steps
+        .iter()
+        .filter(|s| s.status == Status::Changed)
+        .flat_map(|s| &s.changes)
+        .any(|c| matches!(c, Change::Service { unit, action: ServiceAction::Start | ServiceAction::Restart, .. } if *unit == daemon.unit));
+    if !started_daemon {
+        return report;
+    }
+    let started = Instant::now();
+    if !verify::wait_until_answering(target::NTP_PORT, DAEMON_READY_BOUND) {
+        log::info!("the daemon did not answer a time request from 127.0.0.1 within {DAEMON_READY_BOUND:?}; probing anyway");
+    }
+    let step = match verify::run(target::DEFAULT_TARGET, target::DEFAULT_FROM, verify::WAIT, &mut socket::exchange) {
+        Ok(check) => {
+            let amplification = Amplification { check, enforcement: *enforcement, allowed_by: allowed_by.clone() };
+            let failure = amplification.failure();
+            let status = if failure.is_some() { Status::Failed } else { Status::Ok };
+            StepReport::check(AMPLIFICATION_STEP, status, failure, started.elapsed().as_secs_f64(), Some(amplification))
+        }
+        Err(e) => {
+            let error = format!("could not probe the daemon at {}: {e}", target::DEFAULT_TARGET);
+            StepReport::check(AMPLIFICATION_STEP, Status::Failed, Some(error), started.elapsed().as_secs_f64(), None)
+        }
+    };
+    on_step(&step);
+    let mut steps = report.steps;
+    steps.push(step);
+    Report::new(Mode::Apply, changeset, steps)
+}
+
+/// How long a just-(re)started daemon gets to answer before the probe.
+const DAEMON_READY_BOUND: Duration = Duration::from_secs(5);
+
+fn run_verify(args: &VerifyArgs) -> i32 {
+    let parsed = args
+        .target
+        .as_deref()
+        .map_or(Ok(target::DEFAULT_TARGET), target::parse_target)
+        .and_then(|t| Ok((t, target::parse_from(args.from.as_deref(), t)?)));
+    let (report, code) = match parsed {
+        Err(e) => (VerifyReport::failed(e), EXIT_USAGE),
+        Ok((to, from)) => {
+            let report = match verify::run(to, from, verify::WAIT, &mut socket::exchange) {
+                Ok(check) => VerifyReport::from_check(check),
+                Err(e) => VerifyReport::failed(e),
+            };
+            let code = report.exit_code(args.detailed_exitcodes);
+            (report, code)
+        }
+    };
+    // Nothing measured: the reason goes to stderr, as for plan and apply.
+    if let (Some(e), None) = (&report.error, &report.check) {
+        eprintln!("ntp-provision: {e}");
+        if args.format == Format::Human {
+            return code;
+        }
+    }
+    match args.format {
+        Format::Json => print!("{}", report.json()),
+        Format::Human => print!("{}", report.human()),
+    }
+    code
 }

@@ -41,6 +41,9 @@ pub enum Command {
     Plan(RunArgs),
     /// Show the time daemon in use, its unit, config, peers and sync state
     Status(StatusArgs),
+    /// Probe an NTP daemon for DRDoS amplification: mode 6/7 queries from an untrusted source must get no answer
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +58,32 @@ pub struct StatusArgs {
     /// Output format on stdout
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+}
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  ntp-provision verify                        probe this node's daemon (127.0.0.1:123) from 127.0.0.2
+  ntp-provision verify 192.0.2.10 --from 192.0.2.5 --format json
+  ntp-provision verify '[2001:db8::10]:123' --from 2001:db8::5
+
+Exit: 0 no mode 6/7 answer, 1 answered (an amplifier) or nothing could be measured, 64 bad usage.";
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The daemon: HOST[:PORT] with HOST an IP address literal (names are never resolved); default 127.0.0.1:123
+    pub target: Option<String>,
+
+    /// Source address of the probes, an address of this host; default 127.0.0.2, which `restrict 127.0.0.1` does not trust
+    #[arg(long, value_name = "ADDR")]
+    pub from: Option<String>,
+
+    /// Output format on stdout
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+
+    /// Exit 0 with no amplification, 4 when the daemon amplifies or cannot be measured
+    #[arg(long)]
+    pub detailed_exitcodes: bool,
 }
 
 #[derive(Debug, Args)]

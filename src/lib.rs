@@ -3,8 +3,9 @@
 //! One direction, each stage a value:
 //! `plan` (validated YAML) -> `facts` (read-only probes) -> `diff`
 //! (a pure changeset) -> `apply` (executors) -> `report` (text or JSON and
-//! an exit code). `app` wires the stages; `process` is the only module that
-//! starts programs.
+//! an exit code). `lint` checks the daemon config a plan would write before
+//! anything changes; `verify` probes the daemon for DRDoS amplification.
+//! `app` wires the stages; `process` is the only module that starts programs.
 
 pub mod app;
 pub mod apply;
@@ -13,7 +14,9 @@ pub mod daemon;
 pub mod diff;
 pub mod facts;
 pub mod fake;
+pub mod lint;
 pub mod plan;
 pub mod process;
 pub mod report;
 pub mod status;
+pub mod verify;

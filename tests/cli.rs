@@ -90,3 +90,25 @@ fn a_missing_plan_file_exits_66() {
 fn playbook() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml")).unwrap()
 }
+
+#[test]
+fn verify_refuses_names_and_mismatched_families_as_bad_usage() {
+    check(&["verify", "localhost"], None, 64, "DNS is never used");
+    check(&["verify", "127.0.0.1", "--from", "::1"], None, 64, "not the same address family");
+    let run = check(&["verify", "::1", "--format", "json"], None, 64, "give --from ADDR");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!((doc["mode"].as_str(), doc["failed"].as_bool()), (Some("verify"), Some(true)));
+    assert!(doc["error"].as_str().unwrap().contains("IPv6"));
+}
+
+#[test]
+fn verify_of_a_port_where_nothing_listens_finds_no_amplification() {
+    // A loopback port that was free a moment ago: every probe goes unanswered.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let target = format!("127.0.0.1:{port}");
+    let run = check(&["verify", &target, "--format", "json", "--detailed-exitcodes"], None, 0, "");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["verdict"], "no_amplification");
+    assert_eq!(doc["time_service"], "not_served");
+    assert_eq!(doc["queries"].as_array().unwrap().len(), 5);
+}

@@ -77,6 +77,8 @@ pub struct Plan {
     pub name: String,
     pub source: String,
     pub vars: Vars,
+    /// Access-control lint rules whose findings this plan accepts.
+    pub allow_insecure: Vec<crate::lint::Rule>,
     steps: Vec<StepSpec>,
     handlers: Vec<StepSpec>,
     renderer: Renderer,
@@ -124,6 +126,12 @@ impl Plan {
         let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| yaml_error(&file, &e))?;
 
         let vars = vars::build(raw.vars, overrides, &err)?;
+        let allow_insecure = raw
+            .allow_insecure
+            .iter()
+            .enumerate()
+            .map(|(i, name)| crate::lint::Rule::parse(name).map_err(|m| err(&format!("allow_insecure[{i}]"), m)))
+            .collect::<Result<Vec<_>, _>>()?;
         let renderer = Renderer::new(source.dir.as_deref(), &raw.steps, &raw.handlers, &err)?;
 
         let mut handler_names = Vec::new();
@@ -158,6 +166,7 @@ impl Plan {
             name: raw.name.unwrap_or_else(|| "ntp-provision".into()),
             source: file,
             vars,
+            allow_insecure,
             steps,
             handlers,
             renderer,

@@ -17,6 +17,9 @@ pub struct RawPlan {
     pub steps: Vec<RawStep>,
     #[serde(default)]
     pub handlers: Vec<RawStep>,
+    /// Lint rules (`lint::Rule` names) whose findings are accepted.
+    #[serde(default)]
+    pub allow_insecure: Vec<String>,
 }
 
 /// A step or handler: a name, one action key, and for steps the handlers to

@@ -133,3 +133,17 @@ fn apt_states_and_handlers_parse() {
     let Action::Apt(a) = &r.steps[1].action else { panic!() };
     assert_eq!(a.state, PkgState::ResidualPurged);
 }
+
+#[test]
+fn allow_insecure_names_lint_rules_and_nothing_else() {
+    use crate::lint::Rule;
+    let steps = "steps:\n  - name: s\n    apt: {name: ntp}\n";
+    assert_eq!(load(steps).unwrap().allow_insecure, vec![]);
+    let plan = load(&format!("allow_insecure: [noquery-missing, monitor-enabled]\n{steps}")).unwrap();
+    assert_eq!(plan.allow_insecure, vec![Rule::NoqueryMissing, Rule::MonitorEnabled]);
+    let err = load(&format!("allow_insecure: [noquery-missing, noquery]\n{steps}")).unwrap_err();
+    assert_eq!(err.path, "allow_insecure[1]");
+    assert!(err.message.starts_with("\"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited"), "{err}");
+    let err = load(&format!("allow_insecure: noquery-missing\n{steps}")).unwrap_err();
+    assert!(err.to_string().contains("allow_insecure"), "{err}");
+}

@@ -75,6 +75,11 @@ impl<W: Write> Human<W> {
                 let _ = writeln!(self.out, "    {}", self.paint(color, line));
             }
         }
+        if let Some(a) = &step.amplification {
+            for line in a.lines() {
+                let _ = writeln!(self.out, "    {line}");
+            }
+        }
         if let Some(e) = &step.error {
             let _ = writeln!(self.out, "    {}", self.paint("31", &e.replace('\n', "\n    ")));
         }

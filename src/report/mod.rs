@@ -35,6 +35,9 @@ pub struct StepReport {
     pub diff: Option<String>,
     pub error: Option<String>,
     pub seconds: f64,
+    /// The amplification check's figures, on the step that ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub amplification: Option<crate::verify::Amplification>,
 }
 
 impl StepReport {
@@ -56,6 +59,21 @@ impl StepReport {
             diff: (!diffs.is_empty()).then(|| diffs.concat()),
             error: None,
             seconds: 0.0,
+            amplification: None,
+        }
+    }
+
+    /// A read-only check run after the changes (no changes of its own).
+    pub fn check(name: &str, status: Status, error: Option<String>, seconds: f64, amplification: Option<crate::verify::Amplification>) -> Self {
+        StepReport {
+            name: name.to_string(),
+            handler: false,
+            status,
+            changes: Vec::new(),
+            diff: None,
+            error,
+            seconds,
+            amplification,
         }
     }
 }

@@ -5,6 +5,7 @@
 //! the images and then runs `cargo test --test node -- --test-threads=1`.
 //! Every test that makes a node takes `harness::exclusive()` first.
 
+mod amplification;
 mod converge;
 mod daemons;
 mod harness;

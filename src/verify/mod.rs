@@ -1,0 +1,406 @@
+//! The amplification check: sends the queries attackers use (mode 7 monlist
+//! and PEER_LIST, mode 6 READVAR and READSTAT) and an ordinary time request
+//! to an NTP daemon, from a source its restrict lines treat as remote, and
+//! measures what comes back. Run by `ntp-provision verify` and by `apply`
+//! after it started or restarted the daemon.
+//!
+//! Must not: change anything, resolve names, or send more than one packet per
+//! query. Only `socket` touches the network; `packet` and `evaluate` are pure.
+
+pub mod packet;
+pub mod report;
+pub mod socket;
+pub mod target;
+
+use packet::{Query, QueryKind, Reply};
+use serde::Serialize;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+/// How long each query waits for answers. A daemon answers on loopback in
+/// microseconds and a monlist reply is sent in one burst; a second covers a
+/// remote target too, and keeps the probes a second apart, which ntpd's
+/// `limited` accepts.
+pub const WAIT: Duration = Duration::from_secs(1);
+/// Analysed replies kept per query in the report (a monlist answer can have
+/// hundreds; the byte count covers them all).
+const KEPT_REPLIES: usize = 10;
+
+/// Whether the probe's source stands for any host, or is one the usual
+/// config trusts (answers are then expected, and no risk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    Remote,
+    Trusted,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeService {
+    /// A mode 4 answer: the daemon serves time to this source.
+    Served,
+    /// A kiss-o'-death answer (`RATE`, `DENY`, ...): the daemon is there but
+    /// refuses this source for now.
+    Refused,
+    NotServed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No control query was answered, or only to a trusted source.
+    NoAmplification,
+    /// A control query was answered from a remote source.
+    Amplifier,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueryResult {
+    pub query: Query,
+    pub name: &'static str,
+    pub mode: u8,
+    pub kind: QueryKind,
+    pub sent: usize,
+    /// Sum over every datagram received within the wait.
+    pub received: usize,
+    pub datagrams: usize,
+    /// received / sent.
+    pub amplification: f64,
+    /// The first few datagrams as their headers read.
+    pub replies: Vec<Reply>,
+}
+
+impl QueryResult {
+    pub fn answered(&self) -> bool {
+        self.received > 0
+    }
+
+    /// `sent 12 bytes, received 396 bytes in 1 datagram (33x)`.
+    pub fn figures(&self) -> String {
+        if !self.answered() {
+            return format!("sent {} bytes, no answer", self.sent);
+        }
+        let plural = if self.datagrams == 1 { "" } else { "s" };
+        format!(
+            "sent {} bytes, received {} bytes in {} datagram{plural} (amplification {}x)",
+            self.sent, self.received, self.datagrams, self.amplification
+        )
+    }
+}
+
+/// The measured answer of one daemon to every query.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Check {
+    pub target: SocketAddr,
+    pub from: IpAddr,
+    pub source: SourceKind,
+    pub verdict: Verdict,
+    pub time_service: TimeService,
+    /// The largest factor among the control queries (mode 6 and 7).
+    pub max_amplification: f64,
+    pub queries: Vec<QueryResult>,
+}
+
+impl Check {
+    /// The control queries that were answered.
+    pub fn answered_control(&self) -> Vec<&QueryResult> {
+        self.queries.iter().filter(|q| q.kind == QueryKind::Control && q.answered()).collect()
+    }
+
+    /// One line per query, as the human output prints it.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .queries
+            .iter()
+            .map(|q| {
+                let label = match (q.kind, q.answered(), self.source) {
+                    (QueryKind::TimeService, _, _) => "info",
+                    (QueryKind::Control, false, _) => "ok",
+                    (QueryKind::Control, true, SourceKind::Trusted) => "info",
+                    (QueryKind::Control, true, SourceKind::Remote) => "failed",
+                };
+                format!("{label}: {}: {}", q.name, q.figures())
+            })
+            .collect();
+        let time = match self.time_service {
+            TimeService::Served => "serves time to this source",
+            TimeService::Refused => "refuses time to this source (kiss-o'-death)",
+            TimeService::NotServed => "serves no time to this source",
+        };
+        lines.push(format!("info: {} {time}", self.target));
+        lines
+    }
+
+    /// Why the check failed, for a report's `error`; `None` when it did not.
+    pub fn failure(&self) -> Option<String> {
+        if self.verdict == Verdict::NoAmplification {
+            return None;
+        }
+        let answered: Vec<String> = self
+            .answered_control()
+            .iter()
+            .map(|q| format!("{} ({} bytes for {}, {}x)", q.name, q.received, q.sent, q.amplification))
+            .collect();
+        Some(format!(
+            "the NTP daemon at {} answered {} from {}, an address it should treat as any host on the Internet: \
+             an attacker can send these with a forged source and the daemon reflects up to {}x the traffic \
+             onto the victim (DRDoS, CVE-2013-5211); give its default restrict lines noquery",
+            self.target,
+            answered.join(", "),
+            self.from,
+            self.max_amplification
+        ))
+    }
+}
+
+/// Whether answered control queries fail `apply`'s check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enforcement {
+    Enforced,
+    /// The plan accepted lint findings (`allow_insecure`): answers are
+    /// reported, and expected.
+    AllowedByPlan,
+}
+
+/// The check as `apply` reports it on its step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Amplification {
+    #[serde(flatten)]
+    pub check: Check,
+    pub enforcement: Enforcement,
+    /// The accepted lint rules that explain answers (empty when enforced).
+    pub allowed_by: Vec<String>,
+}
+
+impl Amplification {
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = self.check.lines();
+        if self.enforcement == Enforcement::AllowedByPlan {
+            for line in &mut lines {
+                if let Some(rest) = line.strip_prefix("failed: ") {
+                    *line = format!("allowed: {rest}");
+                }
+            }
+            lines.push(format!("info: answers are accepted by the plan's allow_insecure: {}", self.allowed_by.join(", ")));
+        }
+        lines
+    }
+
+    /// Why the step fails, when it does.
+    pub fn failure(&self) -> Option<String> {
+        match self.enforcement {
+            Enforcement::Enforced => self.check.failure(),
+            Enforcement::AllowedByPlan => None,
+        }
+    }
+}
+
+/// Turns the datagrams received for each query into the check's figures and
+/// verdict.
+pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>>)]) -> Check {
+    let source = if target::is_trusted_source(from) { SourceKind::Trusted } else { SourceKind::Remote };
+    let queries: Vec<QueryResult> = answers
+        .iter()
+        .map(|(query, datagrams)| {
+            let sent = query.packet().len();
+            let received = datagrams.iter().map(Vec::len).sum();
+            QueryResult {
+                query: *query,
+                name: query.name(),
+                mode: query.mode(),
+                kind: query.kind(),
+                sent,
+                received,
+                datagrams: datagrams.len(),
+                amplification: packet::amplification(sent, received),
+                replies: datagrams.iter().take(KEPT_REPLIES).filter_map(|d| packet::analyze(d)).collect(),
+            }
+        })
+        .collect();
+    let control = || queries.iter().filter(|q| q.kind == QueryKind::Control);
+    let max_amplification = control().map(|q| q.amplification).fold(0.0, f64::max);
+    let verdict = match source {
+        SourceKind::Remote if control().any(QueryResult::answered) => Verdict::Amplifier,
+        _ => Verdict::NoAmplification,
+    };
+    let time_replies: Vec<&Reply> =
+        queries.iter().filter(|q| q.kind == QueryKind::TimeService).flat_map(|q| &q.replies).collect();
+    // Stratum 0 is also how an unsynchronised server answers (refid INIT or
+    // STEP): that is time service. Only these kiss codes refuse it.
+    let refusal = |r: &&Reply| matches!(r.kiss_code.as_deref(), Some("DENY" | "RSTR" | "RATE"));
+    let time_service = if time_replies.iter().any(|r| r.mode == 4 && !refusal(r)) {
+        TimeService::Served
+    } else if time_replies.iter().any(|r| r.mode == 4) {
+        TimeService::Refused
+    } else {
+        TimeService::NotServed
+    };
+    Check { target, from, source, verdict, time_service, max_amplification, queries }
+}
+
+/// Sends one packet and returns the datagrams that answer it:
+/// `socket::exchange`, or a hand-written responder in tests.
+pub type Exchange<'a> = dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> + 'a;
+
+/// Sends every query in turn (each waits `wait` for its answers) and
+/// evaluates the answers. `send` is `socket::exchange` outside tests.
+pub fn run(
+    target: SocketAddr,
+    from: IpAddr,
+    wait: Duration,
+    send: &mut Exchange<'_>,
+) -> Result<Check, String> {
+    let mut answers = Vec::new();
+    for query in Query::ALL {
+        let datagrams = send(from, target, &query.packet(), wait).map_err(|e| format!("{}: {e}", query.name()))?;
+        answers.push((query, datagrams));
+    }
+    Ok(evaluate(target, from, &answers))
+}
+
+/// After a start or restart: waits (at most `bound`) until the daemon
+/// answers a time request from 127.0.0.1, which every config here trusts
+/// and never rate-limits. A daemon that serves no time (chrony without
+/// `allow`) never answers; the check then runs when the bound is over.
+pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
+    let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let target = SocketAddr::new(local, port);
+    let started = Instant::now();
+    while started.elapsed() < bound {
+        let tried = Instant::now();
+        match socket::exchange(local, target, &Query::Time.packet(), Duration::from_millis(250)) {
+            Ok(answers) if !answers.is_empty() => return true,
+            Ok(_) => {}
+            Err(e) => {
+                log::warn!("waiting for the NTP daemon on {target}: {e}");
+                return false;
+            }
+        }
+        // Port unreachable returns at once: don't spin.
+        std::thread::sleep(Duration::from_millis(250).saturating_sub(tried.elapsed()));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer_with(sizes: Vec<(Query, Vec<usize>)>) -> impl FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> {
+        move |_, _, packet, _| {
+            let query = Query::ALL.into_iter().find(|q| q.packet() == packet).expect("a known packet");
+            let reply_head = match query.mode() {
+                3 => vec![0x24, 2],
+                6 => vec![0x16, 0x82],
+                _ => vec![0x97, 0x00],
+            };
+            Ok(sizes
+                .iter()
+                .filter(|(q, _)| *q == query)
+                .flat_map(|(_, s)| s.iter())
+                .map(|&n| {
+                    let mut d = reply_head.clone();
+                    d.resize(n, 0);
+                    d
+                })
+                .collect())
+        }
+    }
+
+    fn local() -> SocketAddr {
+        target::DEFAULT_TARGET
+    }
+
+    #[test]
+    fn a_hardened_daemon_serves_time_and_answers_no_control_query() {
+        let mut send = answer_with(vec![(Query::Time, vec![48])]);
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
+        assert_eq!(check.verdict, Verdict::NoAmplification);
+        assert_eq!(check.time_service, TimeService::Served);
+        assert_eq!(check.source, SourceKind::Remote);
+        assert_eq!(check.max_amplification, 0.0);
+        assert_eq!(check.failure(), None);
+        let sent: Vec<(Query, usize, usize)> = check.queries.iter().map(|q| (q.query, q.sent, q.received)).collect();
+        assert_eq!(
+            sent,
+            vec![
+                (Query::Time, 48, 48),
+                (Query::ReadVar, 12, 0),
+                (Query::ReadStat, 12, 0),
+                (Query::MonGetList, 48, 0),
+                (Query::PeerList, 48, 0)
+            ]
+        );
+        assert_eq!(check.lines()[1], "ok: mode 6 READVAR: sent 12 bytes, no answer");
+        assert_eq!(check.lines()[5], "info: 127.0.0.1:123 serves time to this source");
+    }
+
+    #[test]
+    fn an_answered_control_query_from_a_remote_source_is_an_amplifier() {
+        let mut send = answer_with(vec![(Query::Time, vec![48]), (Query::ReadVar, vec![412]), (Query::MonGetList, vec![440, 440, 200])]);
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
+        assert_eq!(check.verdict, Verdict::Amplifier);
+        assert_eq!(check.max_amplification, 34.33);
+        let readvar = &check.queries[1];
+        assert_eq!((readvar.received, readvar.datagrams, readvar.amplification), (412, 1, 34.33));
+        assert_eq!(readvar.replies[0].direction, packet::Direction::Response);
+        let monlist = &check.queries[3];
+        assert_eq!((monlist.received, monlist.datagrams, monlist.amplification), (1080, 3, 22.5));
+        let failure = check.failure().unwrap();
+        assert!(failure.contains("mode 6 READVAR (412 bytes for 12, 34.33x)"), "{failure}");
+        assert!(failure.contains("CVE-2013-5211") && failure.contains("from 127.0.0.2"), "{failure}");
+        assert_eq!(check.lines()[1], "failed: mode 6 READVAR: sent 12 bytes, received 412 bytes in 1 datagram (amplification 34.33x)");
+    }
+
+    #[test]
+    fn answers_to_a_trusted_source_are_information_only() {
+        let mut send = answer_with(vec![(Query::ReadVar, vec![412])]);
+        let check = run(local(), "127.0.0.1".parse().unwrap(), WAIT, &mut send).unwrap();
+        assert_eq!(check.source, SourceKind::Trusted);
+        assert_eq!(check.verdict, Verdict::NoAmplification);
+        assert_eq!(check.time_service, TimeService::NotServed);
+        assert!(check.lines()[1].starts_with("info: mode 6 READVAR"));
+    }
+
+    #[test]
+    fn a_kiss_o_death_is_refused_time_service() {
+        let mut send = |_: IpAddr, _: SocketAddr, packet: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+            if packet[0] != 0x1b {
+                return Ok(Vec::new());
+            }
+            let mut kod = vec![0u8; 48];
+            kod[0] = 0xe4;
+            kod[12..16].copy_from_slice(b"RATE");
+            Ok(vec![kod])
+        };
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
+        assert_eq!(check.time_service, TimeService::Refused);
+        assert_eq!(check.verdict, Verdict::NoAmplification);
+    }
+
+    #[test]
+    fn an_unsynchronised_server_still_serves_time() {
+        // Stratum 16 goes on the wire as 0, with the refid INIT until the first sync.
+        let mut send = |_: IpAddr, _: SocketAddr, packet: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+            if packet[0] != 0x1b {
+                return Ok(Vec::new());
+            }
+            let mut answer = vec![0u8; 48];
+            answer[0] = 0xdc; // LI 3, version 3, mode 4
+            answer[12..16].copy_from_slice(b"INIT");
+            Ok(vec![answer])
+        };
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
+        assert_eq!(check.queries[0].replies[0].kiss_code.as_deref(), Some("INIT"));
+        assert_eq!(check.time_service, TimeService::Served);
+    }
+
+    #[test]
+    fn a_send_error_names_the_query() {
+        let mut send = |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> { Err("cannot bind".into()) };
+        let err = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap_err();
+        assert_eq!(err, "mode 3 time request: cannot bind");
+    }
+}
