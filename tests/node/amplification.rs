@@ -210,3 +210,56 @@ fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measu
     assert!(human.stdout.contains("failed: mode 6 READVAR: sent 12 bytes, received "), "{}", human.stdout);
     assert!(human.stdout.contains("RESULT amplifier: up to "), "{}", human.stdout);
 }
+
+/// Converges `daemon` on a running node and proves it answers no mode 6 or 7
+/// query from 127.0.0.2, while its own local tool still works. chrony and
+/// OpenNTPD serve nobody unless asked, so they answer nothing at all there.
+fn switched_daemon_is_no_amplifier(node: &Node, daemon: &str, local_tool: &[&str], expect: &str) {
+    let var = format!("daemon={daemon}");
+    let out = node.provision(&["apply", "-e", SERVERS, "-e", &var, "--format", "json"]);
+    assert_eq!(out.code, 0, "{} {daemon}: {}\n{}", node.name(), out.stdout, out.stderr);
+    let doc = json(&out);
+    let step = amplification_step(&doc);
+    assert_eq!(step["status"], "ok", "{daemon}: {step:#}");
+    assert_eq!(step["amplification"]["verdict"], "no_amplification", "{daemon}: {step:#}");
+
+    let verify = node.provision(&["verify", "--format", "json"]);
+    assert_eq!(verify.code, 0, "{daemon}: {}\n{}", verify.stdout, verify.stderr);
+    let doc = json(&verify);
+    for q in CONTROL {
+        assert_eq!(query(&doc, q)["received"], 0, "{daemon} {q}: {doc:#}");
+    }
+    if daemon == "chrony" || daemon == "openntpd" {
+        assert_ne!(doc["time_service"], "served", "{daemon} serves nobody unless asked: {doc:#}");
+    } else {
+        assert_eq!(doc["time_service"], "served", "{doc:#}");
+    }
+
+    let mut last = String::new();
+    for _ in 0..20 {
+        last = node.run(local_tool).stdout;
+        if last.contains(expect) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    panic!("{daemon}: {local_tool:?} from localhost never showed {expect:?}:\n{last}");
+}
+
+#[test]
+fn every_daemon_on_every_release_answers_no_mode_6_or_7_from_a_remote_source() {
+    let _one_at_a_time = exclusive();
+    let ntpq: &[&str] = &["ntpq", "-pn"];
+    let chronyc: &[&str] = &["chronyc", "-n", "sources"];
+    let ntpctl: &[&str] = &["ntpctl", "-s", "peers"];
+    for (release, daemons) in [
+        (Release::Bookworm, vec![("chrony", chronyc), ("openntpd", ntpctl)]),
+        (Release::Bullseye, vec![("ntpsec", ntpq), ("chrony", chronyc), ("openntpd", ntpctl)]),
+        (Release::Trixie, vec![("ntpsec", ntpq), ("chrony", chronyc), ("openntpd", ntpctl)]),
+    ] {
+        let node = Node::boot(release);
+        for (daemon, tool) in daemons {
+            switched_daemon_is_no_amplifier(&node, daemon, tool, "127.0.0.1");
+        }
+    }
+}
