@@ -107,6 +107,12 @@ fn assert_secure(node: &Node, daemon: &str, config: &str) {
 fn bookworm_switches_ntp_chrony_openntpd_ntpsec_ntp_leaving_one_daemon() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
+    // Debian's default time sync, a competing time-daemon package here.
+    node.ok(&["apt-get", "update", "-q"]);
+    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-q", "-y", "systemd-timesyncd"]);
+    let plan = json(&node.provision(&["plan", "-e", SERVERS, "--format", "json"]));
+    let notes = plan["notes"].to_string();
+    assert!(notes.contains("also installed: systemd-timesyncd"), "plan names the competitor: {notes}");
     for (daemon, package, unit, config) in [
         ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
         ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
