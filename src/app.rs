@@ -192,7 +192,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
             match args.format {
                 Format::Json => {
                     let report = apply::apply(&changeset, &mut exec, &mut |_| {});
-                    let report = check_amplification(report, &changeset, &enforcement, &mut |_| {});
+                    let report = check_amplification(report, &plan, &changeset, &enforcement, &mut |_| {});
                     print!("{}", json::render(&report));
                     report
                 }
@@ -200,7 +200,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
                     let mut out = Human::stdout();
                     out.header(Mode::Apply, &plan.name, changeset.daemon.as_ref(), &changeset.notes);
                     let report = apply::apply(&changeset, &mut exec, &mut |step| out.step(step));
-                    let report = check_amplification(report, &changeset, &enforcement, &mut |step| out.step(step));
+                    let report = check_amplification(report, &plan, &changeset, &enforcement, &mut |step| out.step(step));
                     out.recap(&report);
                     report
                 }
@@ -246,6 +246,7 @@ pub const AMPLIFICATION_STEP: &str = "No amplification from this node";
 /// never see it.
 fn check_amplification(
     report: Report,
+    plan: &Plan,
     changeset: &Changeset,
     (enforcement, allowed_by): &CheckPolicy,
     on_step: &mut dyn FnMut(&StepReport),
@@ -266,7 +267,20 @@ fn check_amplification(
     }
     let step = match verify::run(target::DEFAULT_TARGET, target::DEFAULT_FROM, verify::WAIT, &mut socket::exchange) {
         Ok(check) => {
-            let amplification = Amplification { check, enforcement: *enforcement, allowed_by: allowed_by.clone() };
+            let strings = |key: &str| -> Vec<String> {
+                plan.vars.values.get(key).and_then(|v| v.as_array()).map_or_else(Vec::new, |items| {
+                    items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect()
+                })
+            };
+            let time_service_intended = verify::intended_time_service(
+                daemon.flavor,
+                &strings("clients"),
+                &strings("listen"),
+                target::DEFAULT_FROM,
+                target::DEFAULT_TARGET.ip(),
+            );
+            let amplification =
+                Amplification { check, enforcement: *enforcement, allowed_by: allowed_by.clone(), time_service_intended };
             let failure = amplification.failure();
             let status = if failure.is_some() { Status::Failed } else { Status::Ok };
             StepReport::check(AMPLIFICATION_STEP, status, failure, started.elapsed().as_secs_f64(), Some(amplification))

@@ -13,6 +13,7 @@ pub mod socket;
 pub mod target;
 
 use packet::{Query, QueryKind, Reply};
+use crate::daemon::Flavor;
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -172,11 +173,61 @@ pub struct Amplification {
     pub enforcement: Enforcement,
     /// The accepted lint rules that explain answers (empty when enforced).
     pub allowed_by: Vec<String>,
+    /// Whether the plan means this source to get time: compared with
+    /// `time_service` and reported, never a failure of the check.
+    pub time_service_intended: Intent,
+}
+
+/// What the plan means for ordinary time service to the probe's source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Intent {
+    Served,
+    NotServed,
+}
+
+/// Whether the plan means `from` to get time from the daemon at `target`:
+/// ntpd and NTPsec serve anyone under the recipe's rate-limited default
+/// restrict lines; chrony only the `clients` networks (`allow`); OpenNTPD
+/// only on the `listen` addresses.
+pub fn intended_time_service(flavor: Flavor, clients: &[String], listen: &[String], from: IpAddr, target: IpAddr) -> Intent {
+    let served = match flavor {
+        Flavor::Ntpd | Flavor::Ntpsec => true,
+        Flavor::Chrony => clients.iter().any(|net| network_contains(net, from)),
+        Flavor::Openntpd => listen.iter().any(|a| a.parse::<IpAddr>().is_ok_and(|a| a == target || a.is_unspecified())),
+    };
+    if served { Intent::Served } else { Intent::NotServed }
+}
+
+/// `192.0.2.0/24` (or a bare address) contains `ip`.
+fn network_contains(net: &str, ip: IpAddr) -> bool {
+    let (addr, prefix) = net.split_once('/').map_or((net, None), |(a, p)| (a, p.parse::<u32>().ok()));
+    match (addr.parse::<IpAddr>(), ip) {
+        (Ok(IpAddr::V4(n)), IpAddr::V4(i)) => {
+            let bits = prefix.unwrap_or(32).min(32);
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(i) & mask
+        }
+        (Ok(IpAddr::V6(n)), IpAddr::V6(i)) => {
+            let bits = prefix.unwrap_or(128).min(128);
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(i) & mask
+        }
+        _ => false,
+    }
 }
 
 impl Amplification {
     pub fn lines(&self) -> Vec<String> {
         let mut lines = self.check.lines();
+        let served = self.check.time_service == TimeService::Served;
+        let line = match (self.time_service_intended, served) {
+            (Intent::Served, true) => "info: time service to this source: served, as the plan intends",
+            (Intent::NotServed, false) => "info: time service to this source: not served, as the plan intends",
+            (Intent::Served, false) => "warning: time service to this source: not served, but the plan means it to be",
+            (Intent::NotServed, true) => "warning: time service to this source: served, but the plan does not mean it to be",
+        };
+        lines.push(line.to_string());
         if self.enforcement == Enforcement::AllowedByPlan {
             for line in &mut lines {
                 if let Some(rest) = line.strip_prefix("failed: ") {
@@ -282,6 +333,27 @@ pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(250).saturating_sub(tried.elapsed()));
     }
     false
+}
+
+#[cfg(test)]
+mod intent_tests {
+    use super::*;
+
+    #[test]
+    fn the_plan_intends_time_for_the_probe_source_per_daemon() {
+        let from: IpAddr = "127.0.0.2".parse().unwrap();
+        let target: IpAddr = "127.0.0.1".parse().unwrap();
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(intended_time_service(Flavor::Ntpsec, &[], &[], from, target), Intent::Served);
+        assert_eq!(intended_time_service(Flavor::Chrony, &[], &[], from, target), Intent::NotServed);
+        assert_eq!(intended_time_service(Flavor::Chrony, &s(&["192.0.2.0/24"]), &[], from, target), Intent::NotServed);
+        assert_eq!(intended_time_service(Flavor::Chrony, &s(&["127.0.0.0/8"]), &[], from, target), Intent::Served);
+        assert_eq!(intended_time_service(Flavor::Chrony, &s(&["127.0.0.2"]), &[], from, target), Intent::Served);
+        assert_eq!(intended_time_service(Flavor::Openntpd, &[], &[], from, target), Intent::NotServed);
+        assert_eq!(intended_time_service(Flavor::Openntpd, &[], &s(&["127.0.0.1"]), from, target), Intent::Served);
+        assert!(network_contains("::/0", "::1".parse().unwrap()));
+        assert!(!network_contains("10.0.0.0/8", "::1".parse().unwrap()));
+    }
 }
 
 #[cfg(test)]

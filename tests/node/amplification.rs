@@ -66,6 +66,8 @@ fn converged_daemon_is_no_amplifier(release: Release, flavor: &str) {
     assert_eq!(check["from"], "127.0.0.2");
     assert_eq!(check["verdict"], "no_amplification", "{check:#}");
     assert_eq!(check["enforcement"], "enforced");
+    assert_eq!(check["time_service_intended"], "served", "{check:#}");
+    assert_eq!(check["time_service"], "served", "ntpd and NTPsec serve time as the recipe intends: {check:#}");
     for q in CONTROL {
         assert_eq!(query(check, q)["received"], 0, "{q} in the apply check: {check:#}");
     }
@@ -222,6 +224,9 @@ fn switched_daemon_is_no_amplifier(node: &Node, daemon: &str, local_tool: &[&str
     let step = amplification_step(&doc);
     assert_eq!(step["status"], "ok", "{daemon}: {step:#}");
     assert_eq!(step["amplification"]["verdict"], "no_amplification", "{daemon}: {step:#}");
+    let intended = if daemon == "chrony" || daemon == "openntpd" { "not_served" } else { "served" };
+    assert_eq!(step["amplification"]["time_service_intended"], intended, "{daemon}: {step:#}");
+    assert!(!step.to_string().contains("warning: time service"), "service as intended: {step:#}");
 
     let verify = node.provision(&["verify", "--format", "json"]);
     assert_eq!(verify.code, 0, "{daemon}: {}\n{}", verify.stdout, verify.stderr);
