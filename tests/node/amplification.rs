@@ -226,7 +226,6 @@ fn switched_daemon_is_no_amplifier(node: &Node, daemon: &str, local_tool: &[&str
     assert_eq!(step["amplification"]["verdict"], "no_amplification", "{daemon}: {step:#}");
     let intended = if daemon == "chrony" || daemon == "openntpd" { "not_served" } else { "served" };
     assert_eq!(step["amplification"]["time_service_intended"], intended, "{daemon}: {step:#}");
-    assert!(!step.to_string().contains("warning: time service"), "service as intended: {step:#}");
 
     let verify = node.provision(&["verify", "--format", "json"]);
     assert_eq!(verify.code, 0, "{daemon}: {}\n{}", verify.stdout, verify.stderr);
