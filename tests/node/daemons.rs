@@ -180,7 +180,8 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
             .unwrap()
             .replace("src: \"{{ facts.daemon.template }}\"", "src: broken.conf.j2");
         node.write("/root/broken/plan.yaml", &plan);
-        node.write("/root/broken/broken.conf.j2", "server 127.0.0.1 iburst\nbogus-directive here\n");
+        // Secure (it passes the access-control lint) but not parseable.
+        node.write("/root/broken/broken.conf.j2", &format!("{live}bogus-directive here\n"));
         let out = node.provision(&["apply", "/root/broken/plan.yaml", "-e", SERVERS, "-e", &var, "--format", "json"]);
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
         let doc = json(&out);
