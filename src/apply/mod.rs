@@ -49,12 +49,28 @@ pub struct Executors<'a> {
 /// Runs every change in order; `on_step` sees each step's report as soon as
 /// the step is done (the human output prints it then).
 pub fn apply(changeset: &Changeset, exec: &mut Executors<'_>, on_step: &mut dyn FnMut(&StepReport)) -> Report {
+    apply_until(changeset, exec, on_step, &|| None)
+}
+
+/// As `apply`, but `stop` is asked before each step: once it names a signal,
+/// the step in progress has finished and the rest are skipped, and the
+/// report's error says so. Nothing is cut off half way.
+pub fn apply_until(
+    changeset: &Changeset,
+    exec: &mut Executors<'_>,
+    on_step: &mut dyn FnMut(&StepReport),
+    stop: &dyn Fn() -> Option<&'static str>,
+) -> Report {
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut interrupted: Option<(&'static str, usize)> = None;
     for step in &changeset.steps {
         let started = Instant::now();
         let mut report = StepReport::planned(step);
-        if failed {
+        if interrupted.is_none() && !failed {
+            interrupted = stop().map(|signal| (signal, reports.len()));
+        }
+        if failed || interrupted.is_some() {
             report.status = Status::Skipped;
             report.changes.clear();
             report.diff = None;
@@ -74,7 +90,15 @@ pub fn apply(changeset: &Changeset, exec: &mut Executors<'_>, on_step: &mut dyn 
         on_step(&report);
         reports.push(report);
     }
-    Report::new(crate::report::Mode::Apply, changeset, reports)
+    let mut report = Report::new(crate::report::Mode::Apply, changeset, reports);
+    if let Some((signal, done)) = interrupted {
+        report.failed = true;
+        report.error = Some(format!(
+            "{signal} received: stopped after {done} of {} steps, each finished; the rest did not run. Run apply again to finish",
+            changeset.steps.len()
+        ));
+    }
+    report
 }
 
 fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {

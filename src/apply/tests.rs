@@ -175,3 +175,31 @@ fn ntp_missing_from_the_archive_is_refused_before_any_change() {
     assert!(msg.contains("ntpsec, chrony"), "{msg}");
     assert!(node.journal().is_empty());
 }
+
+#[test]
+fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
+    let node = FakeNode::bookworm();
+    let changeset = changeset(&node, &default_plan(&[]));
+    assert!(changeset.steps.iter().filter(|s| !s.changes.is_empty()).count() >= 2);
+    let interrupt = crate::interrupt::Interrupt::never();
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    let report = apply_until(
+        &changeset,
+        &mut exec,
+        &mut |step| {
+            if step.status == Status::Changed {
+                // The signal arrives while this step runs.
+                interrupt.raise_for_test(15);
+            }
+        },
+        &|| interrupt.received(),
+    );
+    let first_changed = report.steps.iter().position(|s| s.status == Status::Changed).unwrap();
+    assert!(report.steps[first_changed + 1..].iter().all(|s| s.status == Status::Skipped), "{:#?}", report.steps);
+    assert!(report.failed);
+    let error = report.error.clone().unwrap();
+    assert!(error.starts_with(&format!("SIGTERM received: stopped after {} of", first_changed + 1)), "{error}");
+    assert!(error.ends_with("Run apply again to finish"), "{error}");
+    assert_eq!(report.exit_code(false), 1);
+}
