@@ -45,6 +45,8 @@ pub struct State {
     pub probes: Vec<String>,
     /// A mutating call whose journal line starts with this fails.
     pub fail_on: Option<String>,
+    /// Names in /var/lib/dpkg/updates; `0001` and the like mean dpkg was interrupted.
+    pub dpkg_updates: Vec<String>,
     next_pid: u32,
 }
 
@@ -114,6 +116,7 @@ impl FakeNode {
             journal: Vec::new(),
             probes: Vec::new(),
             fail_on: None,
+            dpkg_updates: Vec::new(),
             next_pid: 100,
         })))
     }
@@ -266,11 +269,27 @@ impl Probe for FakeNode {
             })
             .collect())
     }
+
+    fn dpkg_updates(&self) -> Result<Vec<String>> {
+        self.probe("ls /var/lib/dpkg/updates".into());
+        Ok(self.0.borrow().dpkg_updates.clone())
+    }
+}
+
+impl FakeNode {
+    /// apt refuses every change while dpkg's journal is not empty.
+    fn apt_allowed(&self) -> Result<()> {
+        if crate::facts::dpkg::dpkg_interrupted(&self.0.borrow().dpkg_updates) {
+            bail!("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.");
+        }
+        Ok(())
+    }
 }
 
 impl AptExec for FakeNode {
     fn update(&mut self) -> Result<()> {
         self.record("apt-get update".into())?;
+        self.apt_allowed()?;
         self.state().lists_age = Some(Duration::ZERO);
         Ok(())
     }
@@ -278,6 +297,7 @@ impl AptExec for FakeNode {
     fn repair(&mut self) -> Result<()> {
         self.record("dpkg --configure -a".into())?;
         let mut s = self.state();
+        s.dpkg_updates.clear();
         for state in s.dpkg.values_mut() {
             if let DpkgState::Broken { version, .. } = state {
                 *state = DpkgState::Installed { version: version.clone() };
@@ -289,12 +309,14 @@ impl AptExec for FakeNode {
     fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()> {
         let args: Vec<String> = packages.iter().map(|(p, v)| format!("{p}={v}")).collect();
         self.record(format!("apt-get install {}", args.join(" ")))?;
+        self.apt_allowed()?;
         packages.iter().try_for_each(|(p, v)| self.install_one(p.as_str(), Some(v)))
     }
 
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
         let verb = if purge == Purge::Yes { "purge" } else { "remove" };
         self.record(format!("apt-get {verb} {}", join(packages)))?;
+        self.apt_allowed()?;
         let mut s = self.state();
         for p in packages {
             let pkg = s.archive.get(p.as_str()).cloned().unwrap_or_default();
@@ -324,6 +346,7 @@ impl AptExec for FakeNode {
 
     fn autoremove(&mut self) -> Result<()> {
         self.record("apt-get autoremove --purge".into())?;
+        self.apt_allowed()?;
         let mut s = self.state();
         let gone = std::mem::take(&mut s.autoremovable);
         for entry in gone {

@@ -1,7 +1,7 @@
 //! The real executors: apt-get and dpkg, systemctl or SysV `service`, and
 //! atomic file replacement. Every apt call is unattended (no debconf, no
-//! conffile prompt, no needrestart prompt) and waits a bounded time for the
-//! dpkg lock instead of failing at once.
+//! conffile prompt, no needrestart prompt) and waits a bounded time for a
+//! dpkg or apt lock held by another process, saying who holds it.
 
 use super::{AptExec, FileExec, Purge, ServiceExec};
 use crate::daemon::Flavor;
@@ -31,27 +31,99 @@ impl RealApt {
             .env("LC_ALL", "C")
             .args(["-q", "-y"])
             .args(["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"])
-            .arg("-o")
-            .arg(format!("DPkg::Lock::Timeout={}", self.lock_timeout.as_secs()))
+            // Fail at once on a held lock: `run_waiting_for_locks` waits, showing who holds it.
+            .args(["-o", "DPkg::Lock::Timeout=0"])
     }
 }
 
-/// apt's own `E:` lines make a better message than the whole output.
+/// apt's own `E:` lines make a better message than the whole output, and
+/// where they say what went wrong, the operator hears what to do about it.
 fn apt_failure(e: CmdError) -> anyhow::Error {
     let lines = apt::error_lines(e.stderr());
+    let hint = if lines.iter().any(|l| l.contains("Failed to fetch") || l.contains("Unable to fetch") || l.contains("Some index files failed")) {
+        "\nA mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
+    } else if matches!(apt::classify_failure(e.stderr()), apt::AptFailure::DpkgInterrupted) {
+        "\nRun `dpkg --configure -a`, or run again: the next plan finishes the interrupted dpkg run first"
+    } else {
+        ""
+    };
     match (&e, lines.is_empty()) {
-        (CmdError::Failed { cmd, code, .. }, false) => anyhow!("`{cmd}` failed with exit status {code}:\n    {}", lines.join("\n    ")),
+        (CmdError::Failed { cmd, code, .. }, false) => {
+            anyhow!("`{cmd}` failed with exit status {code}:\n    {}{hint}", lines.join("\n    "))
+        }
         _ => anyhow!(e),
+    }
+}
+
+/// Between two attempts while another process holds a dpkg or apt lock.
+const LOCK_RETRY: Duration = Duration::from_secs(1);
+/// How often the wait is announced.
+const LOCK_NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs an apt or dpkg command; while it fails because another process
+/// holds a dpkg or apt lock (apt fails at once then, having changed
+/// nothing), says who holds it and tries again, up to `timeout`. Waiting
+/// here rather than in apt (`DPkg::Lock::Timeout`) is what lets the wait be
+/// shown as it happens, and covers the apt lists lock and dpkg's own lock.
+fn run_waiting_for_locks(
+    timeout: Duration,
+    retry: Duration,
+    attempt: &mut dyn FnMut() -> Result<crate::process::Output, CmdError>,
+) -> Result<crate::process::Output> {
+    let started = std::time::Instant::now();
+    let mut next_note = Duration::ZERO;
+    loop {
+        let err = match attempt() {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        let apt::AptFailure::Locked { path, holder_pid, holder_name } = apt::classify_failure(err.stderr()) else {
+            return Err(apt_failure(err));
+        };
+        let holder_name = holder_name.or_else(|| holder_pid.and_then(process_name));
+        let holder = match (holder_pid, &holder_name) {
+            (Some(pid), Some(name)) => format!("process {pid} ({name})"),
+            (Some(pid), None) => format!("process {pid}"),
+            _ => "another process".to_string(),
+        };
+        let waited = started.elapsed();
+        if waited >= timeout {
+            let next = holder_pid.map_or(String::new(), |pid| format!(" (`ps -p {pid} -o args`)"));
+            return Err(apt_failure(err).context(format!(
+                "{path} is held by {holder}; gave up after {} s (--lock-timeout). Let it finish{next} and run again, or give a longer --lock-timeout; never delete the lock file",
+                timeout.as_secs()
+            )));
+        }
+        if waited >= next_note {
+            log::warn!("waiting for {path}, held by {holder}: {} s so far, up to {} s (--lock-timeout)", waited.as_secs(), timeout.as_secs());
+            next_note += LOCK_NOTE_EVERY;
+        }
+        std::thread::sleep(retry.min(timeout.saturating_sub(waited)));
+    }
+}
+
+/// The command name of a process, for a lock holder dpkg named by pid only.
+fn process_name(pid: u32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
+impl RealApt {
+    fn run(&self, cmd: Cmd) -> Result<crate::process::Output> {
+        run_waiting_for_locks(self.lock_timeout, LOCK_RETRY, &mut || cmd.run())
     }
 }
 
 impl AptExec for RealApt {
     fn update(&mut self) -> Result<()> {
-        let out = self.apt_get().arg("update").run().map_err(apt_failure)?;
+        let out = self.run(self.apt_get().arg("update"))?;
         // apt-get update exits 0 when some index files failed to download.
         let errors = apt::error_lines(&out.stderr);
         if errors.iter().any(|l| l.starts_with("E:") || l.starts_with("W: Failed to fetch") || l.starts_with("W: Some index files failed")) {
-            bail!("apt-get update could not fetch every index:\n    {}", errors.join("\n    "));
+            bail!(
+                "apt-get update could not fetch every index:\n    {}\nA mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again",
+                errors.join("\n    ")
+            );
         }
         let stamp = Path::new(UPDATE_STAMP);
         if let Some(dir) = stamp.parent() {
@@ -64,28 +136,28 @@ impl AptExec for RealApt {
     }
 
     fn repair(&mut self) -> Result<()> {
-        Cmd::new("dpkg")
+        let dpkg = Cmd::new("dpkg")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("LC_ALL", "C")
-            .args(["--force-confdef", "--force-confold", "--configure", "-a"])
-            .run()?;
+            .args(["--force-confdef", "--force-confold", "--configure", "-a"]);
+        self.run(dpkg)?;
         Ok(())
     }
 
     fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()> {
         let pinned = packages.iter().map(|(p, v)| format!("{p}={v}"));
-        self.apt_get().arg("install").arg("--").args(pinned).run().map_err(apt_failure)?;
+        self.run(self.apt_get().arg("install").arg("--").args(pinned))?;
         Ok(())
     }
 
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
         let verb = if purge == Purge::Yes { "purge" } else { "remove" };
-        self.apt_get().arg(verb).arg("--").args(packages).run().map_err(apt_failure)?;
+        self.run(self.apt_get().arg(verb).arg("--").args(packages))?;
         Ok(())
     }
 
     fn autoremove(&mut self) -> Result<()> {
-        self.apt_get().args(["autoremove", "--purge"]).run().map_err(apt_failure)?;
+        self.run(self.apt_get().args(["autoremove", "--purge"]))?;
         Ok(())
     }
 }
@@ -280,5 +352,63 @@ mod tests {
         let path = AbsPath::parse("/nonexistent-ntp-provision-dir/ntp.conf").unwrap();
         let err = RealFiles.write(&path, b"x", Mode(0o644), 0, 0, &Check::None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent-ntp-provision-dir does not exist"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use crate::process::Output;
+
+    fn locked() -> Result<Output, CmdError> {
+        Err(CmdError::Failed {
+            cmd: "apt-get install ntp".into(),
+            code: 100,
+            stdout: String::new(),
+            stderr: "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)\n\
+                     N: Be aware that removing the lock file is not a solution and may break your system.\n\
+                     E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?\n"
+                .into(),
+        })
+    }
+
+    fn ok() -> Result<Output, CmdError> {
+        Ok(Output { code: 0, stdout: String::new(), stderr: String::new(), elapsed: Duration::ZERO })
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_and_the_command_retried() {
+        let mut calls = 0;
+        let out = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
+            calls += 1;
+            if calls < 3 { locked() } else { ok() }
+        });
+        assert!(out.is_ok());
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn after_the_timeout_the_failure_names_the_holder_and_what_to_do() {
+        let err = run_waiting_for_locks(Duration::from_millis(20), Duration::from_millis(5), &mut locked).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("/var/lib/dpkg/lock-frontend is held by process 4242 (unattended-upgr); gave up after 0 s (--lock-timeout). Let it finish (`ps -p 4242 -o args`) and run again"),
+            "{text}"
+        );
+        assert!(text.contains("E: Could not get lock /var/lib/dpkg/lock-frontend"), "apt's own words are kept: {text}");
+    }
+
+    #[test]
+    fn other_failures_are_not_retried() {
+        let mut calls = 0;
+        let err = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
+            calls += 1;
+            Err(CmdError::Failed { cmd: "apt-get update".into(), code: 100, stdout: String::new(), stderr: "E: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease  Could not connect to 127.0.0.1:9\n".into() })
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        let text = format!("{err:#}");
+        assert!(text.contains("    E: Failed to fetch"), "{text}");
+        assert!(text.ends_with("A mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"), "{text}");
     }
 }

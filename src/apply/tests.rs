@@ -203,3 +203,26 @@ fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
     assert!(error.ends_with("Run apply again to finish"), "{error}");
     assert_eq!(report.exit_code(false), 1);
 }
+
+#[test]
+fn an_interrupted_dpkg_is_repaired_first_then_the_run_converges() {
+    let node = FakeNode::bookworm();
+    node.state().dpkg_updates = vec!["0001".into(), "tmp.i".into()];
+    let plan = default_plan(&[]);
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:#?}");
+    assert_eq!(report.steps[0].name, crate::diff::REPAIR_STEP);
+    assert_eq!(report.steps[0].status, Status::Changed);
+    assert_eq!(node.journal()[0], "dpkg --configure -a");
+    assert!(node.state().dpkg_updates.is_empty());
+    assert!(changeset(&node, &plan).is_empty(), "the next run has nothing to do");
+}
+
+#[test]
+fn without_the_repair_apt_would_refuse() {
+    // The fake's apt behaves as the real one: proof the repair step matters.
+    let mut node = FakeNode::bookworm();
+    node.state().dpkg_updates = vec!["0001".into()];
+    let err = AptExec::update(&mut node).unwrap_err();
+    assert!(err.to_string().contains("dpkg was interrupted"), "{err}");
+}

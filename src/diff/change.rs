@@ -15,8 +15,9 @@ pub enum Change {
         age_seconds: Option<u64>,
         max_age_seconds: Option<u64>,
     },
-    /// `dpkg --configure -a` for packages left half-installed.
-    Repair { packages: Vec<PkgChange> },
+    /// `dpkg --configure -a`: an earlier dpkg run stopped half way (its
+    /// journal is not empty, or these packages are left half-installed).
+    Repair { packages: Vec<PkgChange>, reason: String },
     /// One apt call installing or upgrading all of these to `after`.
     Install { packages: Vec<PkgChange> },
     Remove { packages: Vec<PkgChange> },
@@ -107,7 +108,7 @@ impl Change {
     pub fn cause(&self) -> String {
         match self {
             Change::UpdateLists { .. } => "package lists updated".into(),
-            Change::Repair { packages } | Change::Install { packages } | Change::Remove { packages } | Change::Purge { packages } => {
+            Change::Repair { packages, .. } | Change::Install { packages } | Change::Remove { packages } | Change::Purge { packages } => {
                 let names: Vec<&str> = packages.iter().map(|p| p.package.as_str()).collect();
                 format!("package {} changed", names.join(", "))
             }
@@ -152,7 +153,8 @@ impl fmt::Display for Change {
                     (Some(age), None) => write!(f, "the package lists are {} old (update_cache without cache_valid_time)", human(*age)),
                 }
             }
-            Change::Repair { packages } => list(f, "dpkg --configure -a (interrupted install)", packages, "configured"),
+            Change::Repair { packages, reason } if packages.is_empty() => write!(f, "dpkg --configure -a: {reason}"),
+            Change::Repair { packages, .. } => list(f, "dpkg --configure -a (interrupted install)", packages, "configured"),
             Change::Install { packages } => list(f, "install", packages, "installed"),
             Change::Remove { packages } => list(f, "remove", packages, "removed"),
             Change::Purge { packages } => list(f, "purge", packages, "purged"),

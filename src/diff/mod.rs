@@ -10,7 +10,7 @@ pub mod change;
 
 use crate::daemon::Daemon;
 use crate::facts::dpkg::DpkgState;
-use crate::facts::{version, Facts, PackageFact};
+use crate::facts::{version, DpkgJournal, Facts, PackageFact, DPKG_UPDATES};
 use crate::plan::names::PackageName;
 use crate::plan::step::{Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template};
 use crate::plan::Rendered;
@@ -48,7 +48,16 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     let mut removed_earlier = false;
     let mut fired: Vec<(String, Vec<String>)> = Vec::new();
     let mut projected = facts.clone();
+    // apt refuses to work after an interrupted dpkg run, so finishing it is
+    // a step of its own, right before the first apt step.
+    let mut repair = repair_of(facts);
     for step in &rendered.steps {
+        if matches!(step.action, Action::Apt(_)) {
+            if let Some(change) = repair.take() {
+                project(&mut projected, &change);
+                steps.push(PlannedStep { name: REPAIR_STEP.into(), handler: false, changes: vec![change] });
+            }
+        }
         let changes =
             diff_step(step, &projected, removed_earlier, None).map_err(|e| format!("step {:?}: {e}", step.name))?;
         removed_earlier |= changes.iter().any(Change::removes_packages);
@@ -91,6 +100,32 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     Ok(Changeset { daemon: facts.daemon.clone(), notes, steps })
 }
 
+/// The name of the step the diff adds when dpkg needs `--configure -a`.
+pub const REPAIR_STEP: &str = "Interrupted dpkg run finished";
+
+/// `dpkg --configure -a` when dpkg's journal is not empty or a package the
+/// plan looks at is half installed; `None` when dpkg is sound.
+fn repair_of(facts: &Facts) -> Option<Change> {
+    let packages: Vec<PkgChange> = facts
+        .packages
+        .iter()
+        .filter_map(|(name, fact)| match &fact.dpkg {
+            DpkgState::Broken { version, .. } => {
+                Some(PkgChange { package: name.clone(), before: before_of(&fact.dpkg), after: Some(version.clone()) })
+            }
+            _ => None,
+        })
+        .collect();
+    let reason = match facts.dpkg_journal {
+        DpkgJournal::Interrupted { entries } => {
+            format!("dpkg was interrupted ({entries} journal entries in {DPKG_UPDATES}); apt refuses to work until it is finished")
+        }
+        DpkgJournal::Clean if packages.is_empty() => return None,
+        DpkgJournal::Clean => "packages left half-installed by an interrupted run".to_string(),
+    };
+    Some(Change::Repair { packages, reason })
+}
+
 /// The node as it will be once `change` is applied.
 fn project(node: &mut Facts, change: &Change) {
     let mut set = |pkgs: &[PkgChange], to: &dyn Fn(&PkgChange) -> DpkgState| {
@@ -102,7 +137,7 @@ fn project(node: &mut Facts, change: &Change) {
     };
     match change {
         Change::UpdateLists { .. } => node.lists.age = Some(std::time::Duration::ZERO),
-        Change::Repair { packages } | Change::Install { packages } => {
+        Change::Repair { packages, .. } | Change::Install { packages } => {
             set(packages, &|p| DpkgState::Installed { version: p.after.clone().unwrap_or_default() })
         }
         Change::Remove { packages } => set(packages, &|p| match &p.before {
@@ -171,14 +206,11 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
         }
     }
 
-    let (mut repair, mut install, mut remove, mut purge) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut install, mut remove, mut purge) = (Vec::new(), Vec::new(), Vec::new());
     for name in &apt.packages {
         let fact = facts.packages.get(name).ok_or_else(|| format!("no facts gathered for package {name}"))?;
         let before = before_of(&fact.dpkg);
         let change = |after: Option<String>| PkgChange { package: name.clone(), before: before.clone(), after };
-        if let DpkgState::Broken { version, .. } = &fact.dpkg {
-            repair.push(PkgChange { package: name.clone(), before: before.clone(), after: Some(version.clone()) });
-        }
         match apt.state {
             PkgState::Present | PkgState::Latest => {
                 let candidate = || candidate_of(name, fact);
@@ -211,9 +243,6 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
                 }
             }
         }
-    }
-    if !repair.is_empty() {
-        changes.push(Change::Repair { packages: repair });
     }
     // Purge leftovers before installing, so a reinstall starts from clean config.
     if !purge.is_empty() {

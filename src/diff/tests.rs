@@ -27,6 +27,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
         files: BTreeMap::new(),
         accounts: [(("root".to_string(), false), Some(0)), (("root".to_string(), true), Some(0))].into_iter().collect(),
         units: BTreeMap::new(),
+        dpkg_journal: crate::facts::DpkgJournal::Clean,
     }
 }
 
@@ -84,6 +85,22 @@ fn half_installed_packages_are_repaired_first() {
     let changes = changes_of("steps:\n  - name: daemon\n    apt: {name: ntpsec, state: latest}\n", &f);
     assert_eq!(changes.len(), 1);
     assert_eq!(changes[0].to_string(), "dpkg --configure -a (interrupted install): ntpsec 1.2.2 (iU unpacked) -> 1.2.2");
+}
+
+#[test]
+fn an_interrupted_dpkg_is_finished_in_a_step_of_its_own_before_the_first_apt_step() {
+    let mut f = facts(&[("ntp", DpkgState::NotInstalled, Some("1:4.2.8p15+dfsg-1"))]);
+    f.dpkg_journal = crate::facts::DpkgJournal::Interrupted { entries: 2 };
+    let text = "steps:\n  - name: config\n    service: {name: ntp.service, enabled: false}\n  - name: daemon\n    apt: {name: ntp}\n  - name: again\n    apt: {name: ntp}\n";
+    let cs = diff(&plan(text).render(None).unwrap(), &f).unwrap();
+    let names: Vec<&str> = cs.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["config", REPAIR_STEP, "daemon", "again"]);
+    assert_eq!(
+        cs.steps[1].changes[0].to_string(),
+        "dpkg --configure -a: dpkg was interrupted (2 journal entries in /var/lib/dpkg/updates); apt refuses to work until it is finished"
+    );
+    // Nothing to do with apt: nothing to repair for.
+    assert!(changes_of("steps:\n  - name: config\n    service: {name: ntp.service, enabled: false}\n", &f).is_empty());
 }
 
 #[test]

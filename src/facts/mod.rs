@@ -24,7 +24,7 @@ use crate::plan::{Plan, Rendered};
 use anyhow::{Context, Result};
 use apt::Policy;
 use dpkg::DpkgState;
-pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact};
+pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact, DPKG_UPDATES};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -59,6 +59,16 @@ pub struct Facts {
     pub files: BTreeMap<AbsPath, Option<FileState>>,
     pub accounts: BTreeMap<(String, bool), Option<u32>>,
     pub units: BTreeMap<UnitName, UnitFact>,
+    /// Whether an earlier dpkg run stopped half way (journal files in
+    /// /var/lib/dpkg/updates): apt refuses to work until it is finished.
+    pub dpkg_journal: DpkgJournal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpkgJournal {
+    Clean,
+    /// This many journal entries are waiting for `dpkg --configure -a`.
+    Interrupted { entries: usize },
 }
 
 /// Facts plus the steps rendered with them: what the diff consumes.
@@ -173,6 +183,13 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
             .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
             .collect::<Result<_>>()?,
         units: units.into_iter().zip(unit_facts).collect(),
+        dpkg_journal: {
+            let entries = probe.dpkg_updates()?;
+            match entries.iter().filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e))).count() {
+                0 => DpkgJournal::Clean,
+                n => DpkgJournal::Interrupted { entries: n },
+            }
+        },
     };
     drop(private);
     Ok(Gathered { facts, rendered })
