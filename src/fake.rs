@@ -7,7 +7,7 @@
 //! Clones share one state, so one fake can serve as probe and as each executor.
 
 use crate::apply::{AptExec, FileExec, Purge, ServiceExec};
-use crate::diff::{Check, ServiceAction};
+use crate::diff::{Check, Health, ServiceAction};
 use crate::facts::apt::{Policy, Stanza};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
@@ -358,6 +358,18 @@ impl AptExec for FakeNode {
 }
 
 impl ServiceExec for FakeNode {
+    fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
+        self.probe(format!("health {unit}"));
+        let running = self.0.borrow().units.get(unit.as_str()).is_some_and(|u| u.running);
+        match health {
+            _ if !running => bail!("{unit} is inactive after being started"),
+            Health::Answering { flavor } if !self.daemon_answers() => {
+                bail!("{} did not answer on localhost within 10 s; last log lines of {unit}:\n    fake: bad config", flavor.as_str())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()> {
         self.record(format!("systemctl {} {unit}", action.verb()))?;
         let mut s = self.state();
@@ -385,7 +397,41 @@ impl ServiceExec for FakeNode {
     }
 }
 
+impl FakeNode {
+    /// The fake daemons answer unless one of the files holds a line
+    /// starting `unhealthy`: a config that parses but does not work.
+    fn daemon_answers(&self) -> bool {
+        !self.0.borrow().files.values().any(|f| f.content.split(|b| *b == b'\n').any(|l| l.starts_with(b"unhealthy")))
+    }
+}
+
 impl FileExec for FakeNode {
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        self.record(format!("backup {path} {backup}"))?;
+        let mut s = self.state();
+        let Some(current) = s.files.get(path.as_str()).cloned() else { return Ok(()) };
+        s.files.insert(backup.to_string(), current);
+        let prefix = format!("{path}.");
+        let mut old: Vec<String> =
+            s.files.keys().filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX)).cloned().collect();
+        old.sort();
+        let excess = old.len().saturating_sub(crate::diff::BACKUPS_KEPT);
+        for k in old.into_iter().take(excess) {
+            s.files.remove(&k);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        self.record(format!("restore {path} {backup}"))?;
+        let mut s = self.state();
+        match s.files.get(backup.as_str()).cloned() {
+            Some(saved) => s.files.insert(path.to_string(), saved),
+            None => s.files.remove(path.as_str()),
+        };
+        Ok(())
+    }
+
     fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
         self.record(format!("write {path}"))?;
         // The fake daemons reject any config with a line starting `bogus`.

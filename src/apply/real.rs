@@ -5,7 +5,7 @@
 
 use super::{AptExec, FileExec, Purge, ServiceExec};
 use crate::daemon::Flavor;
-use crate::diff::{Check, ServiceAction};
+use crate::diff::{Check, Health, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
 use crate::facts::{apt, UPDATE_STAMP};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::process::{Cmd, CmdError};
@@ -179,6 +179,65 @@ impl ServiceExec for Systemctl {
         }
         Ok(())
     }
+
+    fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
+        let Health::Answering { flavor } = health else {
+            // `service` already waited for the unit to be active.
+            return Ok(());
+        };
+        let answered = daemon_answers(*flavor, HEALTH_BOUND)?;
+        // A daemon may answer once and then exit (NTPsec has Restart=no).
+        let state = Cmd::new("systemctl").env("LC_ALL", "C").args(["is-active", "--"]).arg(unit).output()?;
+        let state = state.stdout.trim().to_string();
+        match (answered, state.as_str()) {
+            (Answer::Yes, "active") => Ok(()),
+            (Answer::Yes, other) => bail!("{unit} answered, then became {other}\n{}", journal_tail(unit)),
+            (Answer::No(probe), other) => bail!(
+                "{} did not answer on localhost within {} s ({probe}; the unit is {other})\n{}",
+                flavor.as_str(),
+                HEALTH_BOUND.as_secs(),
+                journal_tail(unit)
+            ),
+        }
+    }
+}
+
+/// How long a (re)started daemon gets to answer on localhost.
+const HEALTH_BOUND: Duration = Duration::from_secs(10);
+
+enum Answer {
+    Yes,
+    /// What was asked, for the message.
+    No(String),
+}
+
+/// Asks the daemon on localhost, as its own tools would, until it answers
+/// or `bound` passes: a time query to 127.0.0.1:123 for ntpd and NTPsec,
+/// `chronyc -n tracking` for chrony, `ntpctl -s status` for OpenNTPD.
+fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
+    let cmd = match flavor {
+        Flavor::Ntpd | Flavor::Ntpsec => {
+            return Ok(if crate::verify::wait_until_answering(crate::verify::target::NTP_PORT, bound) {
+                Answer::Yes
+            } else {
+                Answer::No("no answer to a time query to 127.0.0.1:123".into())
+            });
+        }
+        Flavor::Chrony => Cmd::new("chronyc").env("LC_ALL", "C").args(["-n", "tracking"]),
+        Flavor::Openntpd => Cmd::new("ntpctl").env("LC_ALL", "C").args(["-s", "status"]),
+    };
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        let out = cmd.output()?;
+        if out.code == 0 {
+            return Ok(Answer::Yes);
+        }
+        if std::time::Instant::now() >= deadline {
+            let said = format!("{}{}", out.stdout, out.stderr);
+            return Ok(Answer::No(format!("`{cmd}` exited {}: {}", out.code, said.trim().replace('\n', " "))));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// `systemctl is-active` answers with its exit status; a unit may still be
@@ -227,16 +286,78 @@ impl ServiceExec for Sysv {
         cmd.run()?;
         Ok(())
     }
+
+    /// No health probe without systemd: a chroot shares the host's network,
+    /// so whatever answers on localhost may be the host's daemon, not ours.
+    fn check_health(&mut self, unit: &UnitName, _health: &Health) -> Result<()> {
+        log::info!("{unit}: no health check without systemd");
+        Ok(())
+    }
 }
 
 pub struct RealFiles;
 
 impl FileExec for RealFiles {
-    /// A temp file in the same directory, owner and mode set before it is
-    /// visible, fsync, rename over the target, fsync of the directory: the
-    /// target is the old file or the new one, never a mix.
     fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
-        let target = path.as_path();
+        replace_atomically(path.as_path(), content, mode, uid, gid, check)
+    }
+
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        if !path.as_path().exists() {
+            return Ok(());
+        }
+        copy_atomically(path.as_path(), backup.as_path())?;
+        prune_backups(path.as_path())
+    }
+
+    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        if backup.as_path().exists() {
+            return copy_atomically(backup.as_path(), path.as_path());
+        }
+        match std::fs::remove_file(path.as_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {path}")),
+            _ => sync_parent(path.as_path()),
+        }
+    }
+}
+
+/// `from`'s content, mode and owner, replacing `to` atomically.
+fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(from).with_context(|| format!("stat {}", from.display()))?;
+    let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    replace_atomically(to, &content, Mode(meta.mode() & 0o7777), meta.uid(), meta.gid(), &Check::None)
+}
+
+/// Keeps the newest `BACKUPS_KEPT` backups of `file`; their names sort by time.
+fn prune_backups(file: &Path) -> Result<()> {
+    let dir = file.parent().ok_or_else(|| anyhow!("{} has no parent directory", file.display()))?;
+    let prefix = format!("{}.", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let mut backups: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(BACKUP_SUFFIX))
+        .collect();
+    backups.sort();
+    let excess = backups.len().saturating_sub(BACKUPS_KEPT);
+    for old in backups.into_iter().take(excess) {
+        let old = dir.join(old);
+        std::fs::remove_file(&old).with_context(|| format!("removing the old backup {}", old.display()))?;
+    }
+    Ok(())
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// A temp file in the same directory, owner and mode set before it is
+/// visible, fsync, rename over the target, fsync of the directory: the
+/// target is the old file or the new one, never a mix.
+fn replace_atomically(target: &Path, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
+    {
+        let path = target.display();
         let dir = target.parent().ok_or_else(|| anyhow!("{path} has no parent directory"))?;
         if !dir.is_dir() {
             bail!("directory {} does not exist (is the package that owns it installed?)", dir.display());
@@ -345,6 +466,41 @@ mod tests {
         assert_eq!(mode, 0o640);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("ntp.conf")]);
+    }
+
+    #[test]
+    fn backups_keep_content_and_mode_are_bounded_and_restore_atomically() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
+        std::fs::write(&file, "old\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (uid, gid) = (std::fs::metadata(&file).unwrap().uid(), std::fs::metadata(&file).unwrap().gid());
+        let mut files = RealFiles;
+        for i in 1..=5 {
+            let b = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
+            files.backup(&path, &b).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["ntp.conf", "ntp.conf.20260103T000000.ntp-provision.bak", "ntp.conf.20260104T000000.ntp-provision.bak", "ntp.conf.20260105T000000.ntp-provision.bak"]
+        );
+        let newest = crate::diff::backup_path(&path, "20260105T000000").unwrap();
+        assert_eq!(std::fs::metadata(newest.as_path()).unwrap().permissions().mode() & 0o7777, 0o640);
+        files.write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None).unwrap();
+        files.restore(&path, &newest).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+        // Nothing was there to back up: restoring removes what the run created.
+        let created = AbsPath::parse(dir.path().join("new.conf").to_str().unwrap()).unwrap();
+        let none = crate::diff::backup_path(&created, "20260105T000000").unwrap();
+        files.backup(&created, &none).unwrap();
+        files.write(&created, b"x\n", Mode(0o644), uid, gid, &Check::None).unwrap();
+        files.restore(&created, &none).unwrap();
+        assert!(!created.as_path().exists());
     }
 
     #[test]

@@ -28,6 +28,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
         accounts: [(("root".to_string(), false), Some(0)), (("root".to_string(), true), Some(0))].into_iter().collect(),
         units: BTreeMap::new(),
         dpkg_journal: crate::facts::DpkgJournal::Clean,
+        stamp: "20260102T030405".into(),
     }
 }
 
@@ -154,7 +155,11 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
     assert!(text.contains("+server 127.0.0.1 iburst\n"));
     assert!(cs.steps[1].changes.is_empty(), "already running and enabled");
     assert!(cs.steps[2].handler);
-    assert_eq!(cs.steps[2].changes[0].to_string(), "restart ntp.service: /etc/ntp.conf changed");
+    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (content); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
+    assert_eq!(
+        cs.steps[2].changes[0].to_string(),
+        "restart ntp.service: /etc/ntp.conf changed; unhealthy after it: /etc/ntp.conf rolled back"
+    );
 
     // Converged: same content and metadata, no change and no handler.
     let content = match &rendered.steps[0].action {
@@ -171,7 +176,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
         file.mode = 0o600;
     }
     let cs = diff(&rendered, &f).unwrap();
-    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644)");
+    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
 }
 
 #[test]
