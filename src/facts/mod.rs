@@ -150,7 +150,14 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
                 Vec::new()
             };
             let stanza = stanzas.iter().find(|s| s.get("Package") == Some(requested.as_str()));
-            Some(daemon::resolve(requested, &policies, stanza).map_err(anyhow::Error::msg)?)
+            // With no usable lists the daemon cannot be resolved: the mirror's
+            // own words say why, and what to do.
+            Some(daemon::resolve(requested, &policies, stanza).map_err(|e| match &refresh_error {
+                Some(why) => anyhow::anyhow!(
+                    "{e}\nThe package lists could not be refreshed: {why}\nCheck /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
+                ),
+                None => anyhow::Error::msg(e),
+            })?)
         }
     };
 

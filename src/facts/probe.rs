@@ -130,7 +130,7 @@ impl Probe for RealProbe {
             .output()?;
         let errors = apt::error_lines(&out.stderr);
         if out.code != 0 || errors.iter().any(|l| l.starts_with("E:") || l.starts_with("W: Some index files failed")) {
-            bail!("apt-get update into a private directory failed: {}", errors.join("; "));
+            bail!("apt-get update into a private directory failed:\n    {}", errors.join("\n    "));
         }
         Ok(())
     }
