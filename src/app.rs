@@ -12,7 +12,9 @@ use crate::verify::report::VerifyReport;
 use crate::verify::{self, socket, target, Amplification, Enforcement};
 use crate::facts::{self, InitSystem, RealProbe};
 use crate::plan::{self, Plan, Source};
+use crate::interrupt::Interrupt;
 use crate::report::{human::Human, json, Mode, Report, Status, StepReport};
+use crate::runlock::{self, RunLock};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -148,6 +150,16 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
     if mode == Mode::Apply && !is_root() {
         return early_error(args, mode, "apply must run as root: it installs packages and writes under /etc", 1);
     }
+    let interrupt = Interrupt::install();
+    // Held until this function returns: one plan or apply at a time per node.
+    let _run_lock = match take_run_lock(args, mode, &interrupt) {
+        Ok(lock) => lock,
+        Err(e) => {
+            let report = Report::failed_before_start(mode, format!("nothing was changed: {e:#}"));
+            emit(args, &plan, &report);
+            return report.exit_code(args.detailed_exitcodes);
+        }
+    };
 
     let planned = facts::gather(&RealProbe, &plan).and_then(|g| {
         let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
@@ -191,7 +203,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
             let mut exec = Executors { apt: &mut apt, services: services.as_mut(), files: &mut files };
             match args.format {
                 Format::Json => {
-                    let report = apply::apply(&changeset, &mut exec, &mut |_| {});
+                    let report = apply::apply_until(&changeset, &mut exec, &mut |_| {}, &|| interrupt.received());
                     let report = check_amplification(report, &plan, &changeset, &enforcement, &mut |_| {});
                     print!("{}", json::render(&report));
                     report
@@ -199,7 +211,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
                 Format::Human => {
                     let mut out = Human::stdout();
                     out.header(Mode::Apply, &plan.name, changeset.daemon.as_ref(), &changeset.notes);
-                    let report = apply::apply(&changeset, &mut exec, &mut |step| out.step(step));
+                    let report = apply::apply_until(&changeset, &mut exec, &mut |step| out.step(step), &|| interrupt.received());
                     let report = check_amplification(report, &plan, &changeset, &enforcement, &mut |step| out.step(step));
                     out.recap(&report);
                     report
@@ -208,6 +220,31 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         }
     };
     report.exit_code(args.detailed_exitcodes)
+}
+
+/// The run lock under /run. `apply` must have it. A `plan` by a user who
+/// cannot open it (not root, and no run has created it yet) goes on
+/// without: it changes nothing, and says so at info level.
+fn take_run_lock(args: &RunArgs, mode: Mode, interrupt: &Interrupt) -> anyhow::Result<Option<RunLock>> {
+    let path = std::path::Path::new(runlock::RUN_LOCK);
+    let mut on_wait = |w: &runlock::Waiting| {
+        let holder = w.holder.map_or(String::new(), |pid| format!(" (pid {pid})"));
+        log::warn!(
+            "another ntp-provision run{holder} holds {}; waiting up to {} s (--lock-timeout), {} s so far",
+            path.display(),
+            args.lock_timeout,
+            w.waited.as_secs()
+        );
+    };
+    let timeout = Duration::from_secs(args.lock_timeout);
+    match RunLock::acquire(path, timeout, &mut on_wait, &|| interrupt.received()) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(e) if mode == Mode::Plan && !is_root() => {
+            log::info!("plan runs without the run lock: {e:#}");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn emit(args: &RunArgs, plan: &Plan, report: &Report) {
@@ -291,9 +328,14 @@ fn check_amplification(
         }
     };
     on_step(&step);
+    let error = report.error;
     let mut steps = report.steps;
     steps.push(step);
-    Report::new(Mode::Apply, changeset, steps)
+    let mut report = Report::new(Mode::Apply, changeset, steps);
+    // An interrupted run stays failed whatever the check finds.
+    report.failed |= error.is_some();
+    report.error = error;
+    report
 }
 
 /// How long a just-(re)started daemon gets to answer before the probe.

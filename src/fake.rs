@@ -7,7 +7,7 @@
 //! Clones share one state, so one fake can serve as probe and as each executor.
 
 use crate::apply::{AptExec, FileExec, Purge, ServiceExec};
-use crate::diff::{Check, ServiceAction};
+use crate::diff::{Check, Health, ServiceAction};
 use crate::facts::apt::{Policy, Stanza};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
@@ -45,6 +45,8 @@ pub struct State {
     pub probes: Vec<String>,
     /// A mutating call whose journal line starts with this fails.
     pub fail_on: Option<String>,
+    /// Names in /var/lib/dpkg/updates; `0001` and the like mean dpkg was interrupted.
+    pub dpkg_updates: Vec<String>,
     next_pid: u32,
 }
 
@@ -114,6 +116,7 @@ impl FakeNode {
             journal: Vec::new(),
             probes: Vec::new(),
             fail_on: None,
+            dpkg_updates: Vec::new(),
             next_pid: 100,
         })))
     }
@@ -266,11 +269,27 @@ impl Probe for FakeNode {
             })
             .collect())
     }
+
+    fn dpkg_updates(&self) -> Result<Vec<String>> {
+        self.probe("ls /var/lib/dpkg/updates".into());
+        Ok(self.0.borrow().dpkg_updates.clone())
+    }
+}
+
+impl FakeNode {
+    /// apt refuses every change while dpkg's journal is not empty.
+    fn apt_allowed(&self) -> Result<()> {
+        if crate::facts::dpkg::dpkg_interrupted(&self.0.borrow().dpkg_updates) {
+            bail!("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.");
+        }
+        Ok(())
+    }
 }
 
 impl AptExec for FakeNode {
     fn update(&mut self) -> Result<()> {
         self.record("apt-get update".into())?;
+        self.apt_allowed()?;
         self.state().lists_age = Some(Duration::ZERO);
         Ok(())
     }
@@ -278,6 +297,7 @@ impl AptExec for FakeNode {
     fn repair(&mut self) -> Result<()> {
         self.record("dpkg --configure -a".into())?;
         let mut s = self.state();
+        s.dpkg_updates.clear();
         for state in s.dpkg.values_mut() {
             if let DpkgState::Broken { version, .. } = state {
                 *state = DpkgState::Installed { version: version.clone() };
@@ -289,12 +309,14 @@ impl AptExec for FakeNode {
     fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()> {
         let args: Vec<String> = packages.iter().map(|(p, v)| format!("{p}={v}")).collect();
         self.record(format!("apt-get install {}", args.join(" ")))?;
+        self.apt_allowed()?;
         packages.iter().try_for_each(|(p, v)| self.install_one(p.as_str(), Some(v)))
     }
 
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
         let verb = if purge == Purge::Yes { "purge" } else { "remove" };
         self.record(format!("apt-get {verb} {}", join(packages)))?;
+        self.apt_allowed()?;
         let mut s = self.state();
         for p in packages {
             let pkg = s.archive.get(p.as_str()).cloned().unwrap_or_default();
@@ -324,6 +346,7 @@ impl AptExec for FakeNode {
 
     fn autoremove(&mut self) -> Result<()> {
         self.record("apt-get autoremove --purge".into())?;
+        self.apt_allowed()?;
         let mut s = self.state();
         let gone = std::mem::take(&mut s.autoremovable);
         for entry in gone {
@@ -335,6 +358,18 @@ impl AptExec for FakeNode {
 }
 
 impl ServiceExec for FakeNode {
+    fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
+        self.probe(format!("health {unit}"));
+        let running = self.0.borrow().units.get(unit.as_str()).is_some_and(|u| u.running);
+        match health {
+            _ if !running => bail!("{unit} is inactive after being started"),
+            Health::Answering { flavor } if !self.daemon_answers() => {
+                bail!("{} did not answer on localhost within 10 s; last log lines of {unit}:\n    fake: bad config", flavor.as_str())
+            }
+            _ => Ok(()),
+        }
+    }
+
     fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()> {
         self.record(format!("systemctl {} {unit}", action.verb()))?;
         let mut s = self.state();
@@ -362,7 +397,41 @@ impl ServiceExec for FakeNode {
     }
 }
 
+impl FakeNode {
+    /// The fake daemons answer unless one of the files holds a line
+    /// starting `unhealthy`: a config that parses but does not work.
+    fn daemon_answers(&self) -> bool {
+        !self.0.borrow().files.values().any(|f| f.content.split(|b| *b == b'\n').any(|l| l.starts_with(b"unhealthy")))
+    }
+}
+
 impl FileExec for FakeNode {
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        self.record(format!("backup {path} {backup}"))?;
+        let mut s = self.state();
+        let Some(current) = s.files.get(path.as_str()).cloned() else { return Ok(()) };
+        s.files.insert(backup.to_string(), current);
+        let prefix = format!("{path}.");
+        let mut old: Vec<String> =
+            s.files.keys().filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX)).cloned().collect();
+        old.sort();
+        let excess = old.len().saturating_sub(crate::diff::BACKUPS_KEPT);
+        for k in old.into_iter().take(excess) {
+            s.files.remove(&k);
+        }
+        Ok(())
+    }
+
+    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        self.record(format!("restore {path} {backup}"))?;
+        let mut s = self.state();
+        match s.files.get(backup.as_str()).cloned() {
+            Some(saved) => s.files.insert(path.to_string(), saved),
+            None => s.files.remove(path.as_str()),
+        };
+        Ok(())
+    }
+
     fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
         self.record(format!("write {path}"))?;
         // The fake daemons reject any config with a line starting `bogus`.

@@ -112,3 +112,29 @@ fn verify_of_a_port_where_nothing_listens_finds_no_amplification() {
     assert_eq!(doc["time_service"], "not_served");
     assert_eq!(doc["queries"].as_array().unwrap().len(), 5);
 }
+
+/// The loader's table of bad plans, through the binary: exit 65, the exact
+/// message with the file's path, and nothing run (`apply` as a non-root user
+/// would stop at the root check, so reaching 65 means the plan was refused
+/// first; the JSON report has no steps).
+#[test]
+fn every_bad_plan_exits_65_with_its_exact_message_and_runs_nothing() {
+    let cases: &[(&str, &str)] = include!("data/bad_plans.in.rs");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("plan.yaml");
+    for (text, want) in cases {
+        std::fs::write(&file, text).unwrap();
+        let want = want.replacen("plan.yaml", &file.display().to_string(), 1);
+        let run = ntp_provision(&["apply", file.to_str().unwrap(), "--format", "json"], None);
+        assert_eq!(run.code, 65, "{text:?}: {}", run.stderr);
+        if want.ends_with("is not an embedded template") {
+            // From a file, templates are also looked for next to the plan.
+            assert!(run.stderr.contains("steps[0].template.src: cannot read template"), "{}", run.stderr);
+        } else {
+            assert_eq!(run.stderr, format!("ntp-provision: invalid plan: {want}\n"), "{text:?}");
+        }
+        let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+        assert_eq!(doc["steps"].as_array().map(Vec::len), Some(0), "{text:?}");
+        assert_eq!(doc["changed"], false);
+    }
+}

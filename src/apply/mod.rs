@@ -8,7 +8,7 @@
 
 pub mod real;
 
-use crate::diff::{Change, Changeset, Check, PkgChange, ServiceAction};
+use crate::diff::{Change, Changeset, Check, Health, PkgChange, Restore, ServiceAction};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
 use anyhow::Result;
@@ -32,12 +32,22 @@ pub trait AptExec {
 
 pub trait ServiceExec {
     fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()>;
+    /// After a start or restart: whether the unit is `health`y, within a
+    /// bounded time. The error carries the unit's own log lines.
+    fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()>;
 }
 
 pub trait FileExec {
     /// Replaces `path` atomically with `content`, owned by uid:gid with
     /// `mode`, after `check` accepted the new content (else `path` is untouched).
     fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()>;
+    /// Copies `path` (content, mode, owner) to `backup` atomically, then
+    /// removes all but the newest `BACKUPS_KEPT` backups of `path`. Nothing
+    /// to do when `path` does not exist.
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()>;
+    /// Puts `backup` back as `path` atomically; when there is no backup
+    /// (there was nothing to keep, this run created the file) removes `path`.
+    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()>;
 }
 
 pub struct Executors<'a> {
@@ -49,12 +59,28 @@ pub struct Executors<'a> {
 /// Runs every change in order; `on_step` sees each step's report as soon as
 /// the step is done (the human output prints it then).
 pub fn apply(changeset: &Changeset, exec: &mut Executors<'_>, on_step: &mut dyn FnMut(&StepReport)) -> Report {
+    apply_until(changeset, exec, on_step, &|| None)
+}
+
+/// As `apply`, but `stop` is asked before each step: once it names a signal,
+/// the step in progress has finished and the rest are skipped, and the
+/// report's error says so. Nothing is cut off half way.
+pub fn apply_until(
+    changeset: &Changeset,
+    exec: &mut Executors<'_>,
+    on_step: &mut dyn FnMut(&StepReport),
+    stop: &dyn Fn() -> Option<&'static str>,
+) -> Report {
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut interrupted: Option<(&'static str, usize)> = None;
     for step in &changeset.steps {
         let started = Instant::now();
         let mut report = StepReport::planned(step);
-        if failed {
+        if interrupted.is_none() && !failed {
+            interrupted = stop().map(|signal| (signal, reports.len()));
+        }
+        if failed || interrupted.is_some() {
             report.status = Status::Skipped;
             report.changes.clear();
             report.diff = None;
@@ -74,7 +100,15 @@ pub fn apply(changeset: &Changeset, exec: &mut Executors<'_>, on_step: &mut dyn 
         on_step(&report);
         reports.push(report);
     }
-    Report::new(crate::report::Mode::Apply, changeset, reports)
+    let mut report = Report::new(crate::report::Mode::Apply, changeset, reports);
+    if let Some((signal, done)) = interrupted {
+        report.failed = true;
+        report.error = Some(format!(
+            "{signal} received: stopped after {done} of {} steps, each finished; the rest did not run. Run apply again to finish",
+            changeset.steps.len()
+        ));
+    }
+    report
 }
 
 fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
@@ -92,11 +126,43 @@ fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
         Change::Remove { packages } => exec.apt.remove(&names(packages), Purge::No),
         Change::Purge { packages } => exec.apt.remove(&names(packages), Purge::Yes),
         Change::Autoremove { .. } => exec.apt.autoremove(),
-        Change::File { path, after, content, check, .. } => {
+        Change::File { path, after, content, check, backup, .. } => {
+            // The old content is safe before anything replaces it.
+            if let Some(b) = backup {
+                exec.files.backup(path, b)?;
+            }
             exec.files.write(path, content.as_bytes(), after.mode, after.uid, after.gid, check)
+        }
+        Change::Service { unit, action: action @ (ServiceAction::Start | ServiceAction::Restart), health, rollback, .. } => {
+            let started = exec.services.service(unit, *action).and_then(|()| exec.services.check_health(unit, health));
+            match started {
+                Ok(()) => Ok(()),
+                Err(e) if rollback.is_empty() => Err(e),
+                Err(e) => Err(roll_back(unit, health, rollback, exec, e)),
+            }
         }
         Change::Service { unit, action, .. } => exec.services.service(unit, *action),
     }
+}
+
+/// The restart left the unit unhealthy: put back every file this run wrote
+/// for it and restart it on the old config. The step fails either way; the
+/// error says what was wrong (with the daemon's log lines), what was put
+/// back, and whether the daemon now runs.
+fn roll_back(unit: &UnitName, health: &Health, rollback: &[Restore], exec: &mut Executors<'_>, cause: anyhow::Error) -> anyhow::Error {
+    let mut done = Vec::new();
+    for r in rollback {
+        done.push(match exec.files.restore(&r.path, &r.backup) {
+            Ok(()) => format!("restored {} from {}", r.path, r.backup),
+            Err(e) => format!("could NOT restore {}: {e:#}", r.path),
+        });
+    }
+    let again = exec.services.service(unit, ServiceAction::Restart).and_then(|()| exec.services.check_health(unit, health));
+    let outcome = match again {
+        Ok(()) => format!("{unit} runs again with the previous config. Fix the plan's config and run again"),
+        Err(e) => format!("{unit} is still not healthy with the previous config: {e:#}\nLook at `journalctl -u {unit}`"),
+    };
+    anyhow::anyhow!("{cause:#}\nRolled back: {}; {outcome}", done.join(", "))
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! The real executors: apt-get and dpkg, systemctl or SysV `service`, and
 //! atomic file replacement. Every apt call is unattended (no debconf, no
-//! conffile prompt, no needrestart prompt) and waits a bounded time for the
-//! dpkg lock instead of failing at once.
+//! conffile prompt, no needrestart prompt) and waits a bounded time for a
+//! dpkg or apt lock held by another process, saying who holds it.
 
 use super::{AptExec, FileExec, Purge, ServiceExec};
 use crate::daemon::Flavor;
-use crate::diff::{Check, ServiceAction};
+use crate::diff::{Check, Health, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
 use crate::facts::{apt, UPDATE_STAMP};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::process::{Cmd, CmdError};
@@ -31,27 +31,99 @@ impl RealApt {
             .env("LC_ALL", "C")
             .args(["-q", "-y"])
             .args(["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"])
-            .arg("-o")
-            .arg(format!("DPkg::Lock::Timeout={}", self.lock_timeout.as_secs()))
+            // Fail at once on a held lock: `run_waiting_for_locks` waits, showing who holds it.
+            .args(["-o", "DPkg::Lock::Timeout=0"])
     }
 }
 
-/// apt's own `E:` lines make a better message than the whole output.
+/// apt's own `E:` lines make a better message than the whole output, and
+/// where they say what went wrong, the operator hears what to do about it.
 fn apt_failure(e: CmdError) -> anyhow::Error {
     let lines = apt::error_lines(e.stderr());
+    let hint = if lines.iter().any(|l| l.contains("Failed to fetch") || l.contains("Unable to fetch") || l.contains("Some index files failed")) {
+        "\nA mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
+    } else if matches!(apt::classify_failure(e.stderr()), apt::AptFailure::DpkgInterrupted) {
+        "\nRun `dpkg --configure -a`, or run again: the next plan finishes the interrupted dpkg run first"
+    } else {
+        ""
+    };
     match (&e, lines.is_empty()) {
-        (CmdError::Failed { cmd, code, .. }, false) => anyhow!("`{cmd}` failed with exit status {code}:\n    {}", lines.join("\n    ")),
+        (CmdError::Failed { cmd, code, .. }, false) => {
+            anyhow!("`{cmd}` failed with exit status {code}:\n    {}{hint}", lines.join("\n    "))
+        }
         _ => anyhow!(e),
+    }
+}
+
+/// Between two attempts while another process holds a dpkg or apt lock.
+const LOCK_RETRY: Duration = Duration::from_secs(1);
+/// How often the wait is announced.
+const LOCK_NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs an apt or dpkg command; while it fails because another process
+/// holds a dpkg or apt lock (apt fails at once then, having changed
+/// nothing), says who holds it and tries again, up to `timeout`. Waiting
+/// here rather than in apt (`DPkg::Lock::Timeout`) is what lets the wait be
+/// shown as it happens, and covers the apt lists lock and dpkg's own lock.
+fn run_waiting_for_locks(
+    timeout: Duration,
+    retry: Duration,
+    attempt: &mut dyn FnMut() -> Result<crate::process::Output, CmdError>,
+) -> Result<crate::process::Output> {
+    let started = std::time::Instant::now();
+    let mut next_note = Duration::ZERO;
+    loop {
+        let err = match attempt() {
+            Ok(out) => return Ok(out),
+            Err(e) => e,
+        };
+        let apt::AptFailure::Locked { path, holder_pid, holder_name } = apt::classify_failure(err.stderr()) else {
+            return Err(apt_failure(err));
+        };
+        let holder_name = holder_name.or_else(|| holder_pid.and_then(process_name));
+        let holder = match (holder_pid, &holder_name) {
+            (Some(pid), Some(name)) => format!("process {pid} ({name})"),
+            (Some(pid), None) => format!("process {pid}"),
+            _ => "another process".to_string(),
+        };
+        let waited = started.elapsed();
+        if waited >= timeout {
+            let next = holder_pid.map_or(String::new(), |pid| format!(" (`ps -p {pid} -o args`)"));
+            return Err(apt_failure(err).context(format!(
+                "{path} is held by {holder}; gave up after {} s (--lock-timeout). Let it finish{next} and run again, or give a longer --lock-timeout; never delete the lock file",
+                timeout.as_secs()
+            )));
+        }
+        if waited >= next_note {
+            log::warn!("waiting for {path}, held by {holder}: {} s so far, up to {} s (--lock-timeout)", waited.as_secs(), timeout.as_secs());
+            next_note += LOCK_NOTE_EVERY;
+        }
+        std::thread::sleep(retry.min(timeout.saturating_sub(waited)));
+    }
+}
+
+/// The command name of a process, for a lock holder dpkg named by pid only.
+fn process_name(pid: u32) -> Option<String> {
+    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim().to_string()).filter(|n| !n.is_empty())
+}
+
+impl RealApt {
+    fn run(&self, cmd: Cmd) -> Result<crate::process::Output> {
+        run_waiting_for_locks(self.lock_timeout, LOCK_RETRY, &mut || cmd.run())
     }
 }
 
 impl AptExec for RealApt {
     fn update(&mut self) -> Result<()> {
-        let out = self.apt_get().arg("update").run().map_err(apt_failure)?;
+        let out = self.run(self.apt_get().arg("update"))?;
         // apt-get update exits 0 when some index files failed to download.
         let errors = apt::error_lines(&out.stderr);
         if errors.iter().any(|l| l.starts_with("E:") || l.starts_with("W: Failed to fetch") || l.starts_with("W: Some index files failed")) {
-            bail!("apt-get update could not fetch every index:\n    {}", errors.join("\n    "));
+            bail!(
+                "apt-get update could not fetch every index:\n    {}\nA mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again",
+                errors.join("\n    ")
+            );
         }
         let stamp = Path::new(UPDATE_STAMP);
         if let Some(dir) = stamp.parent() {
@@ -64,28 +136,28 @@ impl AptExec for RealApt {
     }
 
     fn repair(&mut self) -> Result<()> {
-        Cmd::new("dpkg")
+        let dpkg = Cmd::new("dpkg")
             .env("DEBIAN_FRONTEND", "noninteractive")
             .env("LC_ALL", "C")
-            .args(["--force-confdef", "--force-confold", "--configure", "-a"])
-            .run()?;
+            .args(["--force-confdef", "--force-confold", "--configure", "-a"]);
+        self.run(dpkg)?;
         Ok(())
     }
 
     fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()> {
         let pinned = packages.iter().map(|(p, v)| format!("{p}={v}"));
-        self.apt_get().arg("install").arg("--").args(pinned).run().map_err(apt_failure)?;
+        self.run(self.apt_get().arg("install").arg("--").args(pinned))?;
         Ok(())
     }
 
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
         let verb = if purge == Purge::Yes { "purge" } else { "remove" };
-        self.apt_get().arg(verb).arg("--").args(packages).run().map_err(apt_failure)?;
+        self.run(self.apt_get().arg(verb).arg("--").args(packages))?;
         Ok(())
     }
 
     fn autoremove(&mut self) -> Result<()> {
-        self.apt_get().args(["autoremove", "--purge"]).run().map_err(apt_failure)?;
+        self.run(self.apt_get().args(["autoremove", "--purge"]))?;
         Ok(())
     }
 }
@@ -106,6 +178,65 @@ impl ServiceExec for Systemctl {
             wait_active(unit)?;
         }
         Ok(())
+    }
+
+    fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
+        let Health::Answering { flavor } = health else {
+            // `service` already waited for the unit to be active.
+            return Ok(());
+        };
+        let answered = daemon_answers(*flavor, HEALTH_BOUND)?;
+        // A daemon may answer once and then exit (NTPsec has Restart=no).
+        let state = Cmd::new("systemctl").env("LC_ALL", "C").args(["is-active", "--"]).arg(unit).output()?;
+        let state = state.stdout.trim().to_string();
+        match (answered, state.as_str()) {
+            (Answer::Yes, "active") => Ok(()),
+            (Answer::Yes, other) => bail!("{unit} answered, then became {other}\n{}", journal_tail(unit)),
+            (Answer::No(probe), other) => bail!(
+                "{} did not answer on localhost within {} s ({probe}; the unit is {other})\n{}",
+                flavor.as_str(),
+                HEALTH_BOUND.as_secs(),
+                journal_tail(unit)
+            ),
+        }
+    }
+}
+
+/// How long a (re)started daemon gets to answer on localhost.
+const HEALTH_BOUND: Duration = Duration::from_secs(10);
+
+enum Answer {
+    Yes,
+    /// What was asked, for the message.
+    No(String),
+}
+
+/// Asks the daemon on localhost, as its own tools would, until it answers
+/// or `bound` passes: a time query to 127.0.0.1:123 for ntpd and NTPsec,
+/// `chronyc -n tracking` for chrony, `ntpctl -s status` for OpenNTPD.
+fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
+    let cmd = match flavor {
+        Flavor::Ntpd | Flavor::Ntpsec => {
+            return Ok(if crate::verify::wait_until_answering(crate::verify::target::NTP_PORT, bound) {
+                Answer::Yes
+            } else {
+                Answer::No("no answer to a time query to 127.0.0.1:123".into())
+            });
+        }
+        Flavor::Chrony => Cmd::new("chronyc").env("LC_ALL", "C").args(["-n", "tracking"]),
+        Flavor::Openntpd => Cmd::new("ntpctl").env("LC_ALL", "C").args(["-s", "status"]),
+    };
+    let deadline = std::time::Instant::now() + bound;
+    loop {
+        let out = cmd.output()?;
+        if out.code == 0 {
+            return Ok(Answer::Yes);
+        }
+        if std::time::Instant::now() >= deadline {
+            let said = format!("{}{}", out.stdout, out.stderr);
+            return Ok(Answer::No(format!("`{cmd}` exited {}: {}", out.code, said.trim().replace('\n', " "))));
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
@@ -155,16 +286,78 @@ impl ServiceExec for Sysv {
         cmd.run()?;
         Ok(())
     }
+
+    /// No health probe without systemd: a chroot shares the host's network,
+    /// so whatever answers on localhost may be the host's daemon, not ours.
+    fn check_health(&mut self, unit: &UnitName, _health: &Health) -> Result<()> {
+        log::info!("{unit}: no health check without systemd");
+        Ok(())
+    }
 }
 
 pub struct RealFiles;
 
 impl FileExec for RealFiles {
-    /// A temp file in the same directory, owner and mode set before it is
-    /// visible, fsync, rename over the target, fsync of the directory: the
-    /// target is the old file or the new one, never a mix.
     fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
-        let target = path.as_path();
+        replace_atomically(path.as_path(), content, mode, uid, gid, check)
+    }
+
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        if !path.as_path().exists() {
+            return Ok(());
+        }
+        copy_atomically(path.as_path(), backup.as_path())?;
+        prune_backups(path.as_path())
+    }
+
+    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        if backup.as_path().exists() {
+            return copy_atomically(backup.as_path(), path.as_path());
+        }
+        match std::fs::remove_file(path.as_path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {path}")),
+            _ => sync_parent(path.as_path()),
+        }
+    }
+}
+
+/// `from`'s content, mode and owner, replacing `to` atomically.
+fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(from).with_context(|| format!("stat {}", from.display()))?;
+    let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
+    replace_atomically(to, &content, Mode(meta.mode() & 0o7777), meta.uid(), meta.gid(), &Check::None)
+}
+
+/// Keeps the newest `BACKUPS_KEPT` backups of `file`; their names sort by time.
+fn prune_backups(file: &Path) -> Result<()> {
+    let dir = file.parent().ok_or_else(|| anyhow!("{} has no parent directory", file.display()))?;
+    let prefix = format!("{}.", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let mut backups: Vec<String> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with(&prefix) && n.ends_with(BACKUP_SUFFIX))
+        .collect();
+    backups.sort();
+    let excess = backups.len().saturating_sub(BACKUPS_KEPT);
+    for old in backups.into_iter().take(excess) {
+        let old = dir.join(old);
+        std::fs::remove_file(&old).with_context(|| format!("removing the old backup {}", old.display()))?;
+    }
+    Ok(())
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+}
+
+/// A temp file in the same directory, owner and mode set before it is
+/// visible, fsync, rename over the target, fsync of the directory: the
+/// target is the old file or the new one, never a mix.
+fn replace_atomically(target: &Path, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
+    {
+        let path = target.display();
         let dir = target.parent().ok_or_else(|| anyhow!("{path} has no parent directory"))?;
         if !dir.is_dir() {
             bail!("directory {} does not exist (is the package that owns it installed?)", dir.display());
@@ -276,9 +469,102 @@ mod tests {
     }
 
     #[test]
+    fn backups_keep_content_and_mode_are_bounded_and_restore_atomically() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
+        std::fs::write(&file, "old\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let (uid, gid) = (std::fs::metadata(&file).unwrap().uid(), std::fs::metadata(&file).unwrap().gid());
+        let mut files = RealFiles;
+        for i in 1..=5 {
+            let b = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
+            files.backup(&path, &b).unwrap();
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["ntp.conf", "ntp.conf.20260103T000000.ntp-provision.bak", "ntp.conf.20260104T000000.ntp-provision.bak", "ntp.conf.20260105T000000.ntp-provision.bak"]
+        );
+        let newest = crate::diff::backup_path(&path, "20260105T000000").unwrap();
+        assert_eq!(std::fs::metadata(newest.as_path()).unwrap().permissions().mode() & 0o7777, 0o640);
+        files.write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None).unwrap();
+        files.restore(&path, &newest).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+        // Nothing was there to back up: restoring removes what the run created.
+        let created = AbsPath::parse(dir.path().join("new.conf").to_str().unwrap()).unwrap();
+        let none = crate::diff::backup_path(&created, "20260105T000000").unwrap();
+        files.backup(&created, &none).unwrap();
+        files.write(&created, b"x\n", Mode(0o644), uid, gid, &Check::None).unwrap();
+        files.restore(&created, &none).unwrap();
+        assert!(!created.as_path().exists());
+    }
+
+    #[test]
     fn write_into_a_missing_directory_names_it() {
         let path = AbsPath::parse("/nonexistent-ntp-provision-dir/ntp.conf").unwrap();
         let err = RealFiles.write(&path, b"x", Mode(0o644), 0, 0, &Check::None).unwrap_err();
         assert!(err.to_string().contains("/nonexistent-ntp-provision-dir does not exist"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+    use crate::process::Output;
+
+    fn locked() -> Result<Output, CmdError> {
+        Err(CmdError::Failed {
+            cmd: "apt-get install ntp".into(),
+            code: 100,
+            stdout: String::new(),
+            stderr: "E: Could not get lock /var/lib/dpkg/lock-frontend. It is held by process 4242 (unattended-upgr)\n\
+                     N: Be aware that removing the lock file is not a solution and may break your system.\n\
+                     E: Unable to acquire the dpkg frontend lock (/var/lib/dpkg/lock-frontend), is another process using it?\n"
+                .into(),
+        })
+    }
+
+    fn ok() -> Result<Output, CmdError> {
+        Ok(Output { code: 0, stdout: String::new(), stderr: String::new(), elapsed: Duration::ZERO })
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_and_the_command_retried() {
+        let mut calls = 0;
+        let out = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
+            calls += 1;
+            if calls < 3 { locked() } else { ok() }
+        });
+        assert!(out.is_ok());
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn after_the_timeout_the_failure_names_the_holder_and_what_to_do() {
+        let err = run_waiting_for_locks(Duration::from_millis(20), Duration::from_millis(5), &mut locked).unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.starts_with("/var/lib/dpkg/lock-frontend is held by process 4242 (unattended-upgr); gave up after 0 s (--lock-timeout). Let it finish (`ps -p 4242 -o args`) and run again"),
+            "{text}"
+        );
+        assert!(text.contains("E: Could not get lock /var/lib/dpkg/lock-frontend"), "apt's own words are kept: {text}");
+    }
+
+    #[test]
+    fn other_failures_are_not_retried() {
+        let mut calls = 0;
+        let err = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
+            calls += 1;
+            Err(CmdError::Failed { cmd: "apt-get update".into(), code: 100, stdout: String::new(), stderr: "E: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease  Could not connect to 127.0.0.1:9\n".into() })
+        })
+        .unwrap_err();
+        assert_eq!(calls, 1);
+        let text = format!("{err:#}");
+        assert!(text.contains("    E: Failed to fetch"), "{text}");
+        assert!(text.ends_with("A mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"), "{text}");
     }
 }

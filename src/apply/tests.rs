@@ -25,6 +25,17 @@ fn run(node: &FakeNode, plan: &Plan) -> Report {
     apply(&cs, &mut exec, &mut |_| {})
 }
 
+/// The journal with each run's backup stamp written as STAMP.
+fn stamped_journal(node: &FakeNode) -> Vec<String> {
+    node.journal()
+        .into_iter()
+        .map(|l| {
+            let Some(i) = l.find(crate::diff::BACKUP_SUFFIX) else { return l };
+            format!("{}STAMP{}", &l[..i - 15], &l[i..])
+        })
+        .collect()
+}
+
 fn lines(cs: &Changeset) -> Vec<String> {
     cs.steps.iter().flat_map(|s| s.changes.iter().map(ToString::to_string)).collect()
 }
@@ -44,7 +55,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
             "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live",
             "start ntpsec.service: not running (not installed yet)",
             "enable ntpsec.service: not enabled at boot (not installed yet)",
-            "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed",
+            "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back",
         ]
     );
     assert!(node.journal().is_empty(), "planning changed nothing");
@@ -52,11 +63,14 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
     let report = run(&node, &plan);
     assert!(!report.failed, "{report:?}");
     assert_eq!(
-        node.journal(),
+        stamped_journal(&node),
         vec![
             "apt-get update",
             "apt-get install ntpsec=1.2.2+dfsg1-1+deb12u1",
+            "backup /etc/default/ntpsec /etc/default/ntpsec.STAMP.ntp-provision.bak",
             "write /etc/default/ntpsec",
+            // The package created it at install: that content is kept too.
+            "backup /etc/ntpsec/ntp.conf /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
             "write /etc/ntpsec/ntp.conf",
             "systemctl start ntpsec.service",
             "systemctl enable ntpsec.service",
@@ -112,7 +126,17 @@ fn hand_edited_config_is_restored_and_the_daemon_restarted() {
     node.state().journal.clear();
     let pid_before = node.state().units["ntpsec.service"].main_pid;
     let report = run(&node, &plan);
-    assert_eq!(node.journal(), vec!["write /etc/ntpsec/ntp.conf", "systemctl restart ntpsec.service"]);
+    assert_eq!(
+        stamped_journal(&node),
+        vec![
+            "backup /etc/ntpsec/ntp.conf /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
+            "write /etc/ntpsec/ntp.conf",
+            "systemctl restart ntpsec.service"
+        ]
+    );
+    let backups: Vec<String> = node.state().files.keys().filter(|k| k.ends_with(".ntp-provision.bak") && k.starts_with("/etc/ntpsec/")).cloned().collect();
+    assert_eq!(backups.len(), 1, "{backups:?}");
+    assert_eq!(node.file_text(&backups[0]).unwrap(), "server evil.example\n", "the replaced content is kept");
     let step = report.steps.iter().find(|s| s.diff.is_some()).unwrap();
     assert!(step.diff.as_ref().unwrap().contains("-server evil.example"));
     assert_ne!(node.state().units["ntpsec.service"].main_pid, pid_before);
@@ -174,4 +198,123 @@ fn ntp_missing_from_the_archive_is_refused_before_any_change() {
     assert!(msg.contains("package ntp has no installation candidate"), "{msg}");
     assert!(msg.contains("ntpsec, chrony"), "{msg}");
     assert!(node.journal().is_empty());
+}
+
+#[test]
+fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
+    let node = FakeNode::bookworm();
+    let changeset = changeset(&node, &default_plan(&[]));
+    assert!(changeset.steps.iter().filter(|s| !s.changes.is_empty()).count() >= 2);
+    let interrupt = crate::interrupt::Interrupt::never();
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    let report = apply_until(
+        &changeset,
+        &mut exec,
+        &mut |step| {
+            if step.status == Status::Changed {
+                // The signal arrives while this step runs.
+                interrupt.raise_for_test(15);
+            }
+        },
+        &|| interrupt.received(),
+    );
+    let first_changed = report.steps.iter().position(|s| s.status == Status::Changed).unwrap();
+    assert!(report.steps[first_changed + 1..].iter().all(|s| s.status == Status::Skipped), "{:#?}", report.steps);
+    assert!(report.failed);
+    let error = report.error.clone().unwrap();
+    assert!(error.starts_with(&format!("SIGTERM received: stopped after {} of", first_changed + 1)), "{error}");
+    assert!(error.ends_with("Run apply again to finish"), "{error}");
+    assert_eq!(report.exit_code(false), 1);
+}
+
+#[test]
+fn an_interrupted_dpkg_is_repaired_first_then_the_run_converges() {
+    let node = FakeNode::bookworm();
+    node.state().dpkg_updates = vec!["0001".into(), "tmp.i".into()];
+    let plan = default_plan(&[]);
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:#?}");
+    assert_eq!(report.steps[0].name, crate::diff::REPAIR_STEP);
+    assert_eq!(report.steps[0].status, Status::Changed);
+    assert_eq!(node.journal()[0], "dpkg --configure -a");
+    assert!(node.state().dpkg_updates.is_empty());
+    assert!(changeset(&node, &plan).is_empty(), "the next run has nothing to do");
+}
+
+#[test]
+fn without_the_repair_apt_would_refuse() {
+    // The fake's apt behaves as the real one: proof the repair step matters.
+    let mut node = FakeNode::bookworm();
+    node.state().dpkg_updates = vec!["0001".into()];
+    let err = AptExec::update(&mut node).unwrap_err();
+    assert!(err.to_string().contains("dpkg was interrupted"), "{err}");
+}
+
+#[test]
+fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_restarted() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    run(&node, &plan);
+    let good = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
+    node.state().journal.clear();
+    let cs = changeset(&node, &default_plan(&["servers=[127.0.0.2]"]));
+    // A config the parser accepts but with which the daemon does not answer.
+    let cs = Changeset {
+        steps: cs
+            .steps
+            .into_iter()
+            .map(|mut s| {
+                for c in &mut s.changes {
+                    if let Change::File { content, path, .. } = c {
+                        if path.as_str() == "/etc/ntpsec/ntp.conf" {
+                            content.push_str("unhealthy yes\n");
+                        }
+                    }
+                }
+                s
+            })
+            .collect(),
+        ..cs
+    };
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    let report = apply(&cs, &mut exec, &mut |_| {});
+    let failed = report.steps.iter().find(|s| s.status == Status::Failed).expect("the restart step fails");
+    assert!(failed.handler);
+    let error = failed.error.as_deref().unwrap();
+    assert!(error.contains("ntpsec did not answer on localhost"), "{error}");
+    assert!(error.contains("fake: bad config"), "the daemon's own log lines: {error}");
+    assert!(error.contains("Rolled back: restored /etc/ntpsec/ntp.conf from /etc/ntpsec/ntp.conf."), "{error}");
+    assert!(error.ends_with("ntpsec.service runs again with the previous config. Fix the plan's config and run again"), "{error}");
+    assert_eq!(node.file_text("/etc/ntpsec/ntp.conf").unwrap(), good, "the live config is the previous one");
+    assert!(node.state().units["ntpsec.service"].running);
+    let j = stamped_journal(&node);
+    assert_eq!(
+        &j[j.len() - 3..],
+        [
+            "systemctl restart ntpsec.service",
+            "restore /etc/ntpsec/ntp.conf /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
+            "systemctl restart ntpsec.service"
+        ]
+    );
+    assert!(changeset(&node, &plan).is_empty(), "the previous plan is still converged");
+}
+
+#[test]
+fn only_the_newest_backups_are_kept() {
+    let node = FakeNode::bookworm();
+    run(&node, &default_plan(&[]));
+    for i in 0..5 {
+        node.state().files.get_mut("/etc/ntpsec/ntp.conf").unwrap().content = format!("edit {i}\n").into_bytes();
+        let mut f = node.clone();
+        let path = crate::plan::names::AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap();
+        let backup = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
+        FileExec::backup(&mut f, &path, &backup).unwrap();
+    }
+    let kept: Vec<String> =
+        node.state().files.keys().filter(|k| k.starts_with("/etc/ntpsec/ntp.conf.") && k.ends_with(".ntp-provision.bak")).cloned().collect();
+    assert_eq!(kept.len(), crate::diff::BACKUPS_KEPT);
+    assert!(kept.iter().any(|k| k.contains("20260104T")), "{kept:?}");
+    assert!(!kept.iter().any(|k| k.contains("20260101T")), "{kept:?}");
 }

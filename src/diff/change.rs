@@ -15,8 +15,9 @@ pub enum Change {
         age_seconds: Option<u64>,
         max_age_seconds: Option<u64>,
     },
-    /// `dpkg --configure -a` for packages left half-installed.
-    Repair { packages: Vec<PkgChange> },
+    /// `dpkg --configure -a`: an earlier dpkg run stopped half way (its
+    /// journal is not empty, or these packages are left half-installed).
+    Repair { packages: Vec<PkgChange>, reason: String },
     /// One apt call installing or upgrading all of these to `after`.
     Install { packages: Vec<PkgChange> },
     Remove { packages: Vec<PkgChange> },
@@ -38,8 +39,53 @@ pub enum Change {
         diff: String,
         /// How the new content is checked before it replaces the live file.
         check: Check,
+        /// Where the replaced content is kept. Also planned for a file that
+        /// does not exist yet: a package installed earlier in the run may
+        /// create it (a conffile), and that content is kept too.
+        backup: Option<AbsPath>,
     },
-    Service { unit: UnitName, action: ServiceAction, reason: String },
+    Service {
+        unit: UnitName,
+        action: ServiceAction,
+        reason: String,
+        /// What "started" means: for a daemon, answering on localhost.
+        health: Health,
+        /// The files this run wrote for this unit: when a (re)start leaves
+        /// the unit unhealthy they are put back and it is restarted again.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        rollback: Vec<Restore>,
+    },
+}
+
+/// How a started or restarted unit proves it works.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Health {
+    /// The unit is active.
+    Active,
+    /// The unit is active and the daemon answers on localhost (a time
+    /// query to 127.0.0.1:123, `chronyc tracking`, `ntpctl -s status`).
+    Answering { flavor: crate::daemon::Flavor },
+}
+
+/// One file to put back on rollback from its backup; when the run found
+/// nothing to back up (it created the file), the file is removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Restore {
+    pub path: AbsPath,
+    pub backup: AbsPath,
+}
+
+/// Backups are named `FILE.YYYYmmddTHHMMSS.ntp-provision.bak`, next to FILE.
+/// The dots keep them out of run-parts directories (dhclient hooks), and no
+/// daemon reads such a name (chrony reads conf.d/*.conf only).
+pub const BACKUP_SUFFIX: &str = ".ntp-provision.bak";
+/// How many backups of one file are kept; older ones are removed.
+pub const BACKUPS_KEPT: usize = 3;
+
+/// The backup of `path` made by the run stamped `stamp`.
+pub fn backup_path(path: &AbsPath, stamp: &str) -> Option<AbsPath> {
+    AbsPath::parse(&format!("{path}.{stamp}{BACKUP_SUFFIX}")).ok()
 }
 
 /// A config check run on the new content, in its temporary file, before
@@ -107,7 +153,7 @@ impl Change {
     pub fn cause(&self) -> String {
         match self {
             Change::UpdateLists { .. } => "package lists updated".into(),
-            Change::Repair { packages } | Change::Install { packages } | Change::Remove { packages } | Change::Purge { packages } => {
+            Change::Repair { packages, .. } | Change::Install { packages } | Change::Remove { packages } | Change::Purge { packages } => {
                 let names: Vec<&str> = packages.iter().map(|p| p.package.as_str()).collect();
                 format!("package {} changed", names.join(", "))
             }
@@ -152,13 +198,14 @@ impl fmt::Display for Change {
                     (Some(age), None) => write!(f, "the package lists are {} old (update_cache without cache_valid_time)", human(*age)),
                 }
             }
-            Change::Repair { packages } => list(f, "dpkg --configure -a (interrupted install)", packages, "configured"),
+            Change::Repair { packages, reason } if packages.is_empty() => write!(f, "dpkg --configure -a: {reason}"),
+            Change::Repair { packages, .. } => list(f, "dpkg --configure -a (interrupted install)", packages, "configured"),
             Change::Install { packages } => list(f, "install", packages, "installed"),
             Change::Remove { packages } => list(f, "remove", packages, "removed"),
             Change::Purge { packages } => list(f, "purge", packages, "purged"),
             Change::Autoremove { packages, reason } if packages.is_empty() => write!(f, "autoremove: {reason}"),
             Change::Autoremove { packages, .. } => write!(f, "autoremove: {}", packages.join(", ")),
-            Change::File { path, before, after, diff, check, .. } => {
+            Change::File { path, before, after, diff, check, backup, .. } => {
                 match before {
                     None => write!(f, "create {path} (mode {}, {}:{})", after.mode, owner(after), group(after))?,
                     Some(b) => {
@@ -177,12 +224,23 @@ impl fmt::Display for Change {
                     }
                 }
                 match check {
-                    Check::None => Ok(()),
-                    Check::Daemon { flavor } => write!(f, "; checked by {} before it goes live", flavor.as_str()),
-                    Check::Unavailable { reason } => write!(f, "; {reason}"),
+                    Check::None => {}
+                    Check::Daemon { flavor } => write!(f, "; checked by {} before it goes live", flavor.as_str())?,
+                    Check::Unavailable { reason } => write!(f, "; {reason}")?,
+                }
+                match (before, backup) {
+                    (Some(_), Some(b)) => write!(f, "; old content kept as {b}"),
+                    _ => Ok(()),
                 }
             }
-            Change::Service { unit, action, reason } => write!(f, "{} {unit}: {reason}", action.verb()),
+            Change::Service { unit, action, reason, rollback, .. } => {
+                write!(f, "{} {unit}: {reason}", action.verb())?;
+                if !rollback.is_empty() {
+                    let files: Vec<&str> = rollback.iter().map(|r| r.path.as_str()).collect();
+                    write!(f, "; unhealthy after it: {} rolled back", files.join(", "))?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -10,11 +10,11 @@ pub mod change;
 
 use crate::daemon::Daemon;
 use crate::facts::dpkg::DpkgState;
-use crate::facts::{version, Facts, PackageFact};
+use crate::facts::{version, DpkgJournal, Facts, PackageFact, DPKG_UPDATES};
 use crate::plan::names::PackageName;
 use crate::plan::step::{Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template};
 use crate::plan::Rendered;
-pub use change::{Change, Check, FileMeta, PkgChange, PkgVersion, ServiceAction};
+pub use change::{backup_path, Change, Check, FileMeta, Health, PkgChange, PkgVersion, Restore, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,19 +46,40 @@ impl Changeset {
 pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     let mut steps = Vec::new();
     let mut removed_earlier = false;
-    let mut fired: Vec<(String, Vec<String>)> = Vec::new();
+    // Per handler: the causes for its reason, and the files to put back if
+    // the unit is unhealthy after it ran.
+    let mut fired: Vec<(String, Vec<String>, Vec<Restore>)> = Vec::new();
     let mut projected = facts.clone();
+    // apt refuses to work after an interrupted dpkg run, so finishing it is
+    // a step of its own, right before the first apt step.
+    let mut repair = repair_of(facts);
     for step in &rendered.steps {
+        if matches!(step.action, Action::Apt(_)) {
+            if let Some(change) = repair.take() {
+                project(&mut projected, &change);
+                steps.push(PlannedStep { name: REPAIR_STEP.into(), handler: false, changes: vec![change] });
+            }
+        }
         let changes =
             diff_step(step, &projected, removed_earlier, None).map_err(|e| format!("step {:?}: {e}", step.name))?;
         removed_earlier |= changes.iter().any(Change::removes_packages);
         changes.iter().for_each(|c| project(&mut projected, c));
         if !changes.is_empty() {
+            let restores: Vec<Restore> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::File { path, backup: Some(backup), .. } => Some(Restore { path: path.clone(), backup: backup.clone() }),
+                    _ => None,
+                })
+                .collect();
             for handler in &step.notify {
                 let causes: Vec<String> = changes.iter().map(Change::cause).collect();
-                match fired.iter_mut().find(|(h, _)| h == handler) {
-                    Some((_, all)) => all.extend(causes),
-                    None => fired.push((handler.clone(), causes)),
+                match fired.iter_mut().find(|(h, _, _)| h == handler) {
+                    Some((_, all, files)) => {
+                        all.extend(causes);
+                        files.extend(restores.iter().cloned());
+                    }
+                    None => fired.push((handler.clone(), causes, restores.clone())),
                 }
             }
         }
@@ -66,11 +87,16 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     }
     // Handlers run after all steps, in the order they are declared.
     for handler in &rendered.handlers {
-        let Some((_, causes)) = fired.iter().find(|(h, _)| *h == handler.name) else { continue };
+        let Some((_, causes, restores)) = fired.iter().find(|(h, _, _)| *h == handler.name) else { continue };
         let mut causes = causes.clone();
         causes.dedup();
-        let changes = diff_step(handler, &projected, removed_earlier, Some(&causes.join(", ")))
+        let mut changes = diff_step(handler, &projected, removed_earlier, Some(&causes.join(", ")))
             .map_err(|e| format!("handler {:?}: {e}", handler.name))?;
+        for change in &mut changes {
+            if let Change::Service { action: ServiceAction::Start | ServiceAction::Restart, rollback, .. } = change {
+                rollback.clone_from(restores);
+            }
+        }
         changes.iter().for_each(|c| project(&mut projected, c));
         steps.push(PlannedStep { name: handler.name.clone(), handler: true, changes });
     }
@@ -91,6 +117,32 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     Ok(Changeset { daemon: facts.daemon.clone(), notes, steps })
 }
 
+/// The name of the step the diff adds when dpkg needs `--configure -a`.
+pub const REPAIR_STEP: &str = "Interrupted dpkg run finished";
+
+/// `dpkg --configure -a` when dpkg's journal is not empty or a package the
+/// plan looks at is half installed; `None` when dpkg is sound.
+fn repair_of(facts: &Facts) -> Option<Change> {
+    let packages: Vec<PkgChange> = facts
+        .packages
+        .iter()
+        .filter_map(|(name, fact)| match &fact.dpkg {
+            DpkgState::Broken { version, .. } => {
+                Some(PkgChange { package: name.clone(), before: before_of(&fact.dpkg), after: Some(version.clone()) })
+            }
+            _ => None,
+        })
+        .collect();
+    let reason = match facts.dpkg_journal {
+        DpkgJournal::Interrupted { entries } => {
+            format!("dpkg was interrupted ({entries} journal entries in {DPKG_UPDATES}); apt refuses to work until it is finished")
+        }
+        DpkgJournal::Clean if packages.is_empty() => return None,
+        DpkgJournal::Clean => "packages left half-installed by an interrupted run".to_string(),
+    };
+    Some(Change::Repair { packages, reason })
+}
+
 /// The node as it will be once `change` is applied.
 fn project(node: &mut Facts, change: &Change) {
     let mut set = |pkgs: &[PkgChange], to: &dyn Fn(&PkgChange) -> DpkgState| {
@@ -102,7 +154,7 @@ fn project(node: &mut Facts, change: &Change) {
     };
     match change {
         Change::UpdateLists { .. } => node.lists.age = Some(std::time::Duration::ZERO),
-        Change::Repair { packages } | Change::Install { packages } => {
+        Change::Repair { packages, .. } | Change::Install { packages } => {
             set(packages, &|p| DpkgState::Installed { version: p.after.clone().unwrap_or_default() })
         }
         Change::Remove { packages } => set(packages, &|p| match &p.before {
@@ -171,14 +223,11 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
         }
     }
 
-    let (mut repair, mut install, mut remove, mut purge) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut install, mut remove, mut purge) = (Vec::new(), Vec::new(), Vec::new());
     for name in &apt.packages {
         let fact = facts.packages.get(name).ok_or_else(|| format!("no facts gathered for package {name}"))?;
         let before = before_of(&fact.dpkg);
         let change = |after: Option<String>| PkgChange { package: name.clone(), before: before.clone(), after };
-        if let DpkgState::Broken { version, .. } = &fact.dpkg {
-            repair.push(PkgChange { package: name.clone(), before: before.clone(), after: Some(version.clone()) });
-        }
         match apt.state {
             PkgState::Present | PkgState::Latest => {
                 let candidate = || candidate_of(name, fact);
@@ -211,9 +260,6 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
                 }
             }
         }
-    }
-    if !repair.is_empty() {
-        changes.push(Change::Repair { packages: repair });
     }
     // Purge leftovers before installing, so a reinstall starts from clean config.
     if !purge.is_empty() {
@@ -286,7 +332,8 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
     }
     let diff = if content_same { String::new() } else { unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content) };
     let check = if content_same { Check::None } else { config_check(t.validate, facts) };
-    Ok(Some(Change::File { path: t.dest.clone(), before, after, content: t.content.clone(), diff, check }))
+    let backup = backup_path(&t.dest, &facts.stamp);
+    Ok(Some(Change::File { path: t.dest.clone(), before, after, content: t.content.clone(), diff, check, backup }))
 }
 
 /// Which parser can vouch for a config: chrony only from 4.0 (`-p`).
@@ -322,9 +369,20 @@ fn diff_service(s: &Service, facts: &Facts, reason: Option<&str>) -> Vec<Change>
     let running = unit.is_some_and(|u| u.running);
     let enabled = unit.is_some_and(|u| u.enabled);
     let absent = if exists { "" } else { " (not installed yet)" };
+    // The plan's daemon must answer, not only run; other units need only run.
+    let health = match &facts.daemon {
+        Some(d) if d.unit == s.unit => Health::Answering { flavor: d.flavor },
+        _ => Health::Active,
+    };
     let mut changes = Vec::new();
     let mut push = |action, why: String| {
-        changes.push(Change::Service { unit: s.unit.clone(), action, reason: reason.map_or(why, str::to_string) });
+        changes.push(Change::Service {
+            unit: s.unit.clone(),
+            action,
+            reason: reason.map_or(why, str::to_string),
+            health: health.clone(),
+            rollback: Vec::new(),
+        });
     };
     match s.state {
         Some(ServiceState::Started) if !running => push(ServiceAction::Start, format!("not running{absent}")),

@@ -27,6 +27,8 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
         files: BTreeMap::new(),
         accounts: [(("root".to_string(), false), Some(0)), (("root".to_string(), true), Some(0))].into_iter().collect(),
         units: BTreeMap::new(),
+        dpkg_journal: crate::facts::DpkgJournal::Clean,
+        stamp: "20260102T030405".into(),
     }
 }
 
@@ -87,6 +89,22 @@ fn half_installed_packages_are_repaired_first() {
 }
 
 #[test]
+fn an_interrupted_dpkg_is_finished_in_a_step_of_its_own_before_the_first_apt_step() {
+    let mut f = facts(&[("ntp", DpkgState::NotInstalled, Some("1:4.2.8p15+dfsg-1"))]);
+    f.dpkg_journal = crate::facts::DpkgJournal::Interrupted { entries: 2 };
+    let text = "steps:\n  - name: config\n    service: {name: ntp.service, enabled: false}\n  - name: daemon\n    apt: {name: ntp}\n  - name: again\n    apt: {name: ntp}\n";
+    let cs = diff(&plan(text).render(None).unwrap(), &f).unwrap();
+    let names: Vec<&str> = cs.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["config", REPAIR_STEP, "daemon", "again"]);
+    assert_eq!(
+        cs.steps[1].changes[0].to_string(),
+        "dpkg --configure -a: dpkg was interrupted (2 journal entries in /var/lib/dpkg/updates); apt refuses to work until it is finished"
+    );
+    // Nothing to do with apt: nothing to repair for.
+    assert!(changes_of("steps:\n  - name: config\n    service: {name: ntp.service, enabled: false}\n", &f).is_empty());
+}
+
+#[test]
 fn update_cache_respects_cache_valid_time() {
     let text = "steps:\n  - name: lists\n    apt: {update_cache: true, cache_valid_time: 3600}\n";
     let mut f = facts(&[]);
@@ -137,7 +155,11 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
     assert!(text.contains("+server 127.0.0.1 iburst\n"));
     assert!(cs.steps[1].changes.is_empty(), "already running and enabled");
     assert!(cs.steps[2].handler);
-    assert_eq!(cs.steps[2].changes[0].to_string(), "restart ntp.service: /etc/ntp.conf changed");
+    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (content); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
+    assert_eq!(
+        cs.steps[2].changes[0].to_string(),
+        "restart ntp.service: /etc/ntp.conf changed; unhealthy after it: /etc/ntp.conf rolled back"
+    );
 
     // Converged: same content and metadata, no change and no handler.
     let content = match &rendered.steps[0].action {
@@ -154,7 +176,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
         file.mode = 0o600;
     }
     let cs = diff(&rendered, &f).unwrap();
-    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644)");
+    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
 }
 
 #[test]

@@ -24,7 +24,7 @@ use crate::plan::{Plan, Rendered};
 use anyhow::{Context, Result};
 use apt::Policy;
 use dpkg::DpkgState;
-pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact};
+pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact, DPKG_UPDATES};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -59,6 +59,46 @@ pub struct Facts {
     pub files: BTreeMap<AbsPath, Option<FileState>>,
     pub accounts: BTreeMap<(String, bool), Option<u32>>,
     pub units: BTreeMap<UnitName, UnitFact>,
+    /// Whether an earlier dpkg run stopped half way (journal files in
+    /// /var/lib/dpkg/updates): apt refuses to work until it is finished.
+    pub dpkg_journal: DpkgJournal,
+    /// When the facts were gathered, UTC, `YYYYmmddTHHMMSS`: names the
+    /// backups this run makes, so `plan` can say where they will be.
+    pub stamp: String,
+}
+
+/// `YYYYmmddTHHMMSS` in UTC (Howard Hinnant's days-to-civil; no time crate).
+pub fn utc_stamp(t: std::time::SystemTime) -> String {
+    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod stamp_tests {
+    #[test]
+    fn utc_stamps() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(super::utc_stamp(UNIX_EPOCH), "19700101T000000");
+        assert_eq!(super::utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)), "20000229T010101");
+        assert_eq!(super::utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_618_800)), "20261125T150000");
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpkgJournal {
+    Clean,
+    /// This many journal entries are waiting for `dpkg --configure -a`.
+    Interrupted { entries: usize },
 }
 
 /// Facts plus the steps rendered with them: what the diff consumes.
@@ -110,7 +150,14 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
                 Vec::new()
             };
             let stanza = stanzas.iter().find(|s| s.get("Package") == Some(requested.as_str()));
-            Some(daemon::resolve(requested, &policies, stanza).map_err(anyhow::Error::msg)?)
+            // With no usable lists the daemon cannot be resolved: the mirror's
+            // own words say why, and what to do.
+            Some(daemon::resolve(requested, &policies, stanza).map_err(|e| match &refresh_error {
+                Some(why) => anyhow::anyhow!(
+                    "{e}\nThe package lists could not be refreshed: {why}\nCheck /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
+                ),
+                None => anyhow::Error::msg(e),
+            })?)
         }
     };
 
@@ -173,6 +220,14 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
             .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
             .collect::<Result<_>>()?,
         units: units.into_iter().zip(unit_facts).collect(),
+        stamp: utc_stamp(std::time::SystemTime::now()),
+        dpkg_journal: {
+            let entries = probe.dpkg_updates()?;
+            match entries.iter().filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e))).count() {
+                0 => DpkgJournal::Clean,
+                n => DpkgJournal::Interrupted { entries: n },
+            }
+        },
     };
     drop(private);
     Ok(Gathered { facts, rendered })

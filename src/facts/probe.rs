@@ -66,7 +66,12 @@ pub trait Probe {
     /// uid or gid of a name in /etc/passwd or /etc/group.
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>>;
     fn units(&self, init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>>;
+    /// The names in /var/lib/dpkg/updates (dpkg's journal of a run in progress).
+    fn dpkg_updates(&self) -> Result<Vec<String>>;
 }
+
+/// Where dpkg keeps the journal of a run in progress.
+pub const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
 
 /// apt-cache options that keep a query from writing the node's binary cache,
 /// and point it at the chosen lists.
@@ -125,7 +130,7 @@ impl Probe for RealProbe {
             .output()?;
         let errors = apt::error_lines(&out.stderr);
         if out.code != 0 || errors.iter().any(|l| l.starts_with("E:") || l.starts_with("W: Some index files failed")) {
-            bail!("apt-get update into a private directory failed: {}", errors.join("; "));
+            bail!("apt-get update into a private directory failed:\n    {}", errors.join("\n    "));
         }
         Ok(())
     }
@@ -215,6 +220,16 @@ impl Probe for RealProbe {
                     .collect())
             }
             InitSystem::Sysv => units.iter().map(sysv_unit).collect(),
+        }
+    }
+
+    fn dpkg_updates(&self) -> Result<Vec<String>> {
+        match std::fs::read_dir(DPKG_UPDATES) {
+            Ok(entries) => entries
+                .map(|e| Ok(e.with_context(|| format!("reading {DPKG_UPDATES}"))?.file_name().to_string_lossy().into_owned()))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e).with_context(|| format!("reading {DPKG_UPDATES}")),
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! Must not: run a command, read the node's state, or write anything.
 
+mod locate;
 pub mod names;
 pub mod raw;
 mod render;
@@ -109,8 +110,25 @@ pub struct Rendered {
 }
 
 impl Plan {
-    /// Parses and validates a plan completely.
+    /// Parses and validates a plan completely. Errors found after parsing
+    /// get the line and column of the key path they name, when that path is
+    /// in the file (a value given with `-e` is not).
     pub fn load(bytes: &[u8], source: Source, overrides: &[(String, serde_yaml::Value)]) -> Result<Plan, PlanError> {
+        Self::load_unlocated(bytes, source, overrides).map_err(|mut e| {
+            let from_override = overrides.iter().any(|(k, _)| {
+                let var = format!("vars.{k}");
+                e.path == var || e.path.starts_with(&format!("{var}[")) || e.path.starts_with(&format!("{var}."))
+            });
+            if e.location.is_none() && !e.path.is_empty() && !from_override {
+                if let Ok(text) = std::str::from_utf8(bytes) {
+                    e.location = locate::locate(text, &e.path);
+                }
+            }
+            e
+        })
+    }
+
+    fn load_unlocated(bytes: &[u8], source: Source, overrides: &[(String, serde_yaml::Value)]) -> Result<Plan, PlanError> {
         let file = source.name.clone();
         let err = |path: &str, message: String| PlanError {
             file: file.clone(),

@@ -90,6 +90,11 @@ impl Renderer {
 
     /// A `when` condition: a Jinja expression, true or false.
     pub fn eval_bool(&self, expr: &str, ctx: &Value) -> Result<bool, String> {
+        // minijinja 2.24 panics ("empty lexer stack") on a block end inside a
+        // bare expression; found by the loader's mutation test.
+        if let Some(end) = ["}}", "%}", "#}"].into_iter().find(|d| expr.contains(d)) {
+            return Err(format!("`{end}` in an expression: write the condition without Jinja delimiters"));
+        }
         let compiled = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
         Ok(compiled.eval(ctx).map_err(|e| describe(&e))?.is_true())
     }
