@@ -110,7 +110,11 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
                 Vec::new()
             };
             let stanza = stanzas.iter().find(|s| s.get("Package") == Some(requested.as_str()));
-            Some(daemon::resolve(requested, &policies, stanza).map_err(anyhow::Error::msg)?)
+            // "No candidate" may only mean the archive could not be read: say so.
+            Some(daemon::resolve(requested, &policies, stanza).map_err(|e| match &refresh_error {
+                Some(r) => anyhow::anyhow!("{e} (the package lists could not be refreshed: {r})"),
+                None => anyhow::Error::msg(e),
+            })?)
         }
     };
 
