@@ -82,7 +82,7 @@ fn detect_wants_one_existing_file_holding_a_json_object() {
     };
     let argv = |a: &[OsString]| std::iter::once(OsString::from("ntp-provision")).chain(a.iter().cloned()).collect::<Vec<_>>();
     let good = file("args", r#"{"daemon": "openntpd"}"#);
-    assert_eq!(detect(&argv(&[good.clone()])).unwrap()["daemon"], "openntpd");
+    assert_eq!(detect(&argv(std::slice::from_ref(&good))).unwrap()["daemon"], "openntpd");
     assert!(detect(&argv(&[good.clone(), "x".into()])).is_none(), "two arguments: the CLI");
     assert!(detect(&argv(&[])).is_none());
     assert!(detect(&argv(&[file("list", "[1]")])).is_none(), "a JSON list is no args file");
