@@ -89,7 +89,7 @@ fn load(args: &RunArgs, mode: Mode) -> Result<Plan, i32> {
         .map_err(|e| early_error(args, mode, &format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
 }
 
-fn init_logging(verbose: u8) {
+pub(crate) fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
         1 => "info",
@@ -136,7 +136,7 @@ fn read_plan(args: &RunArgs) -> Result<(Vec<u8>, Source), String> {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     // /proc/self belongs to the effective uid of the process reading it.
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
@@ -225,7 +225,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 /// The run lock under /run. `apply` must have it. A `plan` by a user who
 /// cannot open it (not root, and no run has created it yet) goes on
 /// without: it changes nothing, and says so at info level.
-fn take_run_lock(args: &RunArgs, mode: Mode, interrupt: &Interrupt) -> anyhow::Result<Option<RunLock>> {
+pub(crate) fn take_run_lock(args: &RunArgs, mode: Mode, interrupt: &Interrupt) -> anyhow::Result<Option<RunLock>> {
     let path = std::path::Path::new(runlock::RUN_LOCK);
     let mut on_wait = |w: &runlock::Waiting| {
         let holder = w.holder.map_or(String::new(), |pid| format!(" (pid {pid})"));
@@ -255,11 +255,11 @@ fn emit(args: &RunArgs, plan: &Plan, report: &Report) {
 }
 
 /// Whether the after-apply check fails on answers, and the accepted rules.
-type CheckPolicy = (Enforcement, Vec<String>);
+pub(crate) type CheckPolicy = (Enforcement, Vec<String>);
 
 /// The lint's verdict on the config the plan writes: notes for accepted
 /// findings and the after-apply check's policy, or the refusal.
-fn lint_gate(outcome: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
+pub(crate) fn lint_gate(outcome: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
     match outcome {
         PlanLint::NoDaemon => Ok((Vec::new(), (Enforcement::Enforced, Vec::new()))),
         PlanLint::NotTemplated(path) => Ok((
@@ -281,7 +281,7 @@ pub const AMPLIFICATION_STEP: &str = "No amplification from this node";
 /// After apply started or restarted the daemon: probes it from 127.0.0.2 as
 /// `verify` does and appends the result as a step. Read-only; the executors
 /// never see it.
-fn check_amplification(
+pub(crate) fn check_amplification(
     report: Report,
     plan: &Plan,
     changeset: &Changeset,

@@ -5,8 +5,9 @@
 //! (a pure changeset) -> `apply` (executors) -> `report` (text or JSON and
 //! an exit code). `lint` checks the daemon config a plan would write before
 //! anything changes; `verify` probes the daemon for DRDoS amplification.
-//! `app` wires the stages; `process` is the only module that starts programs.
+//! `app` wires the stages (and `ansible` for the Ansible module); `process` is the only module that starts programs.
 
+pub mod ansible;
 pub mod app;
 pub mod apply;
 pub mod cli;

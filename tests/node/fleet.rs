@@ -1,0 +1,332 @@
+//! The fleet: real ansible-core drives the binary module over SSH to several
+//! real nodes, and plain `ssh node ntp-provision ...` works too.
+//!
+//! Each node runs sshd on its own port of 127.0.0.1 (nodes share the host's
+//! network) and converges OpenNTPD: without `listen on` it binds no UDP 123,
+//! so several daemons can run at once. Daemons get loopback servers only, and
+//! every connection the test makes goes to 127.0.0.1.
+//!
+//! ansible-core is the pinned one `scripts/test` installs into a venv
+//! (`$NTPP_ANSIBLE_VENV`, default [`DEFAULT_VENV`]); without it the test
+//! fails, naming the command that installs it.
+
+use crate::harness::{binary_under_test, exclusive, Node, Release};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const DEFAULT_VENV: &str = "/var/tmp/ntp-provision/ansible-venv";
+const ANSIBLE_VERSION: &str = "2.17.7";
+const OPENNTPD_CONF: &str = "/etc/openntpd/ntpd.conf";
+/// Bound on one ansible-playbook or ssh run (apt installs on every node).
+const RUN_TIMEOUT_SECS: &str = "1200";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn ansible_playbook() -> PathBuf {
+    let venv = std::env::var_os("NTPP_ANSIBLE_VENV").map(PathBuf::from).unwrap_or_else(|| DEFAULT_VENV.into());
+    let bin = venv.join("bin/ansible-playbook");
+    let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
+        panic!(
+            "ansible-playbook not found at {} ({e}); install the pinned ansible-core with\n    \
+             python3 -m venv {v} && {v}/bin/pip install ansible-core=={ANSIBLE_VERSION}\n(scripts/test does this)",
+            bin.display(),
+            v = venv.display()
+        )
+    });
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(version.contains(&format!("[core {ANSIBLE_VERSION}]")), "{} is not ansible-core {ANSIBLE_VERSION}:\n{version}", bin.display());
+    bin
+}
+
+/// Free TCP ports on 127.0.0.1, probed by binding them (bounded range).
+fn free_ports(n: usize) -> Vec<u16> {
+    let ports: Vec<u16> = (22201..22400).filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()).take(n).collect();
+    assert_eq!(ports.len(), n, "not enough free ports in 127.0.0.1:22201-22399");
+    ports
+}
+
+/// A booted node with sshd on 127.0.0.1:PORT that accepts `key` for root.
+fn ssh_node(release: Release, port: u16, key_pub: &str) -> Node {
+    let node = Node::boot(release);
+    // Before the install, so that sshd never listens on port 22 of the host's network.
+    node.write(
+        "/etc/ssh/sshd_config.d/ntpp-test.conf",
+        &format!("ListenAddress 127.0.0.1:{port}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"),
+    );
+    node.write("/root/.ssh/authorized_keys", key_pub);
+    node.ok(&["chmod", "700", "/root", "/root/.ssh"]);
+    node.ok(&["chmod", "600", "/root/.ssh/authorized_keys"]);
+    node
+}
+
+fn install_sshd(node: &Node) {
+    node.ok(&["apt-get", "-q", "update"]);
+    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"]);
+    // The images' policy-rc.d keeps packages from starting daemons: start it ourselves.
+    node.ok(&["systemctl", "enable", "ssh.service"]);
+    node.ok(&["systemctl", "restart", "ssh.service"]);
+}
+
+fn wait_listening(port: u16) {
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        assert!(Instant::now() < deadline, "sshd never listened on {addr}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+struct Fleet {
+    dir: tempfile::TempDir,
+    key: PathBuf,
+    playbook_dir: PathBuf,
+    ansible: PathBuf,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let ansible = ansible_playbook();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let key = dir.path().join("id_ed25519");
+        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "ntpp-fleet-test", "-f"]).arg(&key).output().expect("run ssh-keygen");
+        assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+        // The repo's playbooks as they are, when library/ntp_provision is the binary under test.
+        let repo_link = repo().join("playbooks/library/ntp_provision");
+        let bin = binary_under_test();
+        let same = fs::canonicalize(&repo_link).ok() == fs::canonicalize(&bin).ok();
+        let playbook_dir = if same {
+            repo().join("playbooks")
+        } else {
+            eprintln!("[fleet] {} is not {}: running a copy of the playbooks with library/ pointing at it", repo_link.display(), bin.display());
+            let copy = dir.path().join("playbooks");
+            fs::create_dir_all(copy.join("library")).unwrap();
+            for f in ["fleet.yml", "fleet-canary.yml"] {
+                fs::copy(repo().join("playbooks").join(f), copy.join(f)).unwrap();
+            }
+            std::os::unix::fs::symlink(&bin, copy.join("library/ntp_provision")).unwrap();
+            copy
+        };
+        Fleet { dir, key, playbook_dir, ansible }
+    }
+
+    fn key_pub(&self) -> String {
+        fs::read_to_string(self.key.with_extension("pub")).unwrap()
+    }
+
+    /// An inventory dir: hosts.yml plus group_vars/ and host_vars/, as users keep them.
+    fn inventory(&self, hosts: &[(&str, u16)], host_vars: &[(&str, &str)]) -> PathBuf {
+        let inv = self.dir.path().join("inventory");
+        fs::create_dir_all(inv.join("group_vars")).unwrap();
+        fs::create_dir_all(inv.join("host_vars")).unwrap();
+        let mut yml = String::from("ntp:\n  hosts:\n");
+        for (name, port) in hosts {
+            yml += &format!("    {name}:\n      ansible_host: 127.0.0.1\n      ansible_port: {port}\n");
+        }
+        fs::write(inv.join("hosts.yml"), yml).unwrap();
+        fs::write(
+            inv.join("group_vars/ntp.yml"),
+            format!(
+                "ansible_user: root\nansible_ssh_private_key_file: {}\nntp_daemon: openntpd\nntp_servers: [127.0.0.1, \"::1\"]\n",
+                self.key.display()
+            ),
+        )
+        .unwrap();
+        for (host, vars) in host_vars {
+            fs::write(inv.join(format!("host_vars/{host}.yml")), vars).unwrap();
+        }
+        inv.join("hosts.yml")
+    }
+
+    /// `ansible-playbook -i INVENTORY playbooks/PLAYBOOK ARGS`, bounded; stdout and stderr together.
+    fn playbook(&self, inventory: &Path, playbook: &str, args: &[&str]) -> (i32, String) {
+        let out = Command::new("timeout")
+            .arg(RUN_TIMEOUT_SECS)
+            .arg(&self.ansible)
+            .arg("-i")
+            .arg(inventory)
+            .arg(self.playbook_dir.join(playbook))
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+            .env("ANSIBLE_NOCOLOR", "1")
+            .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
+            .env("ANSIBLE_SSH_CONTROL_PATH_DIR", self.dir.path().join("cp"))
+            .env("ANSIBLE_LOCAL_TEMP", self.dir.path().join("tmp"))
+            .env("ANSIBLE_FORKS", "5")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ansible-playbook");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        eprintln!("----- ansible-playbook {playbook} {args:?} -----\n{text}");
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    fn ssh(&self, port: u16, remote: &[&str], stdin: &[u8]) -> Output {
+        let input = self.dir.path().join("ssh-stdin");
+        fs::write(&input, stdin).unwrap();
+        Command::new("timeout")
+            .arg(RUN_TIMEOUT_SECS)
+            .arg("ssh")
+            .args(["-p", &port.to_string(), "-i"])
+            .arg(&self.key)
+            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .arg("root@127.0.0.1")
+            .args(remote)
+            .stdin(fs::File::open(&input).unwrap())
+            .output()
+            .expect("run ssh")
+    }
+}
+
+/// PLAY RECAP counters per host: {"node1": {"ok": 1, "changed": 1, ...}}.
+fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+    let mut hosts = BTreeMap::new();
+    let Some((_, tail)) = output.rsplit_once("PLAY RECAP") else { return hosts };
+    for line in tail.lines().skip(1) {
+        let Some((host, counts)) = line.split_once(" : ") else { continue };
+        let counts = counts
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+            .collect();
+        hosts.insert(host.trim().to_string(), counts);
+    }
+    hosts
+}
+
+fn count(recap: &BTreeMap<String, BTreeMap<String, u64>>, host: &str, key: &str) -> u64 {
+    recap.get(host).and_then(|c| c.get(key)).copied().unwrap_or_else(|| panic!("no {key} for {host} in the recap: {recap:?}"))
+}
+
+fn assert_running_openntpd(node: &Node, name: &str) {
+    let active = node.run(&["systemctl", "is-active", "openntpd.service"]);
+    assert_eq!(active.stdout.trim(), "active", "{name}: openntpd is not running");
+    let conf = node.read(OPENNTPD_CONF).unwrap_or_else(|| panic!("{name}: no {OPENNTPD_CONF}"));
+    assert!(conf.contains("written by ntp-provision") && !conf.contains("listen on"), "{name}:\n{conf}");
+}
+
+#[test]
+fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
+    let _guard = exclusive();
+    let fleet = Fleet::new();
+    let ports = free_ports(4);
+    let key = fleet.key_pub();
+    let names = ["node1", "node2", "node3", "broken"];
+    let nodes = [
+        ssh_node(Release::Bookworm, ports[0], &key),
+        ssh_node(Release::Bullseye, ports[1], &key),
+        ssh_node(Release::Trixie, ports[2], &key),
+        ssh_node(Release::Bookworm, ports[3], &key),
+    ];
+    std::thread::scope(|s| {
+        for node in &nodes {
+            s.spawn(|| install_sshd(node));
+        }
+    });
+    for port in &ports {
+        wait_listening(*port);
+    }
+    // The broken host: its only apt source is a closed loopback port, and its
+    // lists are gone, so the module must fetch them and cannot.
+    let broken = &nodes[3];
+    broken.write("/etc/apt/sources.list", "deb http://127.0.0.1:9/debian bookworm main\n");
+    broken.ok(&["find", "/var/lib/apt/lists", "-maxdepth", "1", "-type", "f", "!", "-name", "lock", "-delete"]);
+
+    let hosts: Vec<(&str, u16)> = names.iter().copied().zip(ports.iter().copied()).collect();
+    // node3 has its own servers: host_vars win over group_vars.
+    let inventory = fleet.inventory(&hosts, &[("node3", "ntp_servers: [\"::1\"]\n")]);
+
+    // 1. One run converges the three good nodes; the broken one fails with our message.
+    let (code, out) = fleet.playbook(&inventory, "fleet.yml", &[]);
+    assert_ne!(code, 0, "a host failed: ansible-playbook must say so");
+    let r = recap(&out);
+    for name in &names[..3] {
+        assert_eq!((count(&r, name, "changed"), count(&r, name, "failed")), (1, 0), "{name}: {r:?}");
+    }
+    assert_eq!(count(&r, "broken", "failed"), 1, "{r:?}");
+    assert!(out.contains("fatal: [broken]") && out.contains("nothing was changed") && out.contains("127.0.0.1:9"), "our message for the broken host:\n{out}");
+    for (node, name) in nodes[..3].iter().zip(names) {
+        assert_running_openntpd(node, name);
+    }
+    assert!(nodes[0].read(OPENNTPD_CONF).unwrap().contains("server 127.0.0.1\nserver ::1\n"));
+    let node3 = nodes[2].read(OPENNTPD_CONF).unwrap();
+    assert!(node3.contains("server ::1\n") && !node3.contains("server 127.0.0.1"), "host_vars servers on node3:\n{node3}");
+    assert_eq!(broken.run(&["dpkg-query", "-W", "openntpd"]).code, 1, "nothing was installed on the broken host");
+
+    // 2. A second run changes nothing anywhere.
+    let good = "ntp:!broken";
+    let (code, out) = fleet.playbook(&inventory, "fleet.yml", &["--limit", good]);
+    assert_eq!(code, 0);
+    let r = recap(&out);
+    for name in &names[..3] {
+        assert_eq!((count(&r, name, "ok"), count(&r, name, "changed"), count(&r, name, "failed")), (1, 0, 0), "{name}: {r:?}");
+    }
+
+    // 3. Drift by hand, then --check --diff: the diffs show, nothing changes.
+    let mut before = Vec::new();
+    for (node, name) in nodes[..3].iter().zip(names) {
+        let conf = node.read(OPENNTPD_CONF).unwrap();
+        node.write(OPENNTPD_CONF, &format!("{conf}# drifted by hand on {name}\n"));
+        before.push((node.read(OPENNTPD_CONF).unwrap(), node.snapshot(), node.ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"]).stdout));
+    }
+    let (code, out) = fleet.playbook(&inventory, "fleet.yml", &["--limit", good, "--check", "--diff"]);
+    assert_eq!(code, 0);
+    let r = recap(&out);
+    for (i, name) in names[..3].iter().enumerate() {
+        assert_eq!(count(&r, name, "changed"), 1, "{name} would change: {r:?}");
+        assert!(out.contains(&format!("-# drifted by hand on {name}")), "the diff for {name} is in Ansible's output");
+        let node = &nodes[i];
+        let (conf, snap, pid) = &before[i];
+        assert_eq!(&node.read(OPENNTPD_CONF).unwrap(), conf, "{name}: check mode changed the config");
+        assert_eq!(&node.snapshot(), snap, "{name}: check mode changed the node");
+        assert_eq!(&node.ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"]).stdout, pid, "{name}: check mode restarted the daemon");
+    }
+    assert!(out.contains(&format!("--- before: {OPENNTPD_CONF}")) && out.contains(&format!("+++ after: {OPENNTPD_CONF} (planned)")), "{out}");
+
+    // 4. The canary rollout: the broken host goes first and stops the rollout there.
+    let canary_inventory = fleet.inventory(&[("broken", ports[3]), ("node1", ports[0]), ("node2", ports[1])], &[]);
+    let (code, out) = fleet.playbook(&canary_inventory, "fleet-canary.yml", &[]);
+    assert_ne!(code, 0);
+    let r = recap(&out);
+    assert_eq!(count(&r, "broken", "failed"), 1, "{r:?}");
+    assert!(!r.contains_key("node1") && !r.contains_key("node2"), "the rollout stopped after the canary: {r:?}");
+    assert!(nodes[0].read(OPENNTPD_CONF).unwrap().contains("# drifted by hand on node1"), "node1 untouched");
+    // Healthy hosts pass the canary's running check (sync check off: loopback servers never sync).
+    let healthy = fleet.inventory(&[("node1", ports[0]), ("node2", ports[1]), ("node3", ports[2])], &[("node3", "ntp_servers: [\"::1\"]\n")]);
+    let (code, out) = fleet.playbook(&healthy, "fleet-canary.yml", &["-v"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("openntpd.service is running, not synchronised"), "{out}");
+    // With the sync check on, one short try fails the canary and stops the rollout.
+    let (code, out) = fleet.playbook(&healthy, "fleet-canary.yml", &["-e", "ntp_require_sync=true", "-e", "ntp_sync_retries=1", "-e", "ntp_sync_delay=1"]);
+    assert_ne!(code, 0);
+    let r = recap(&out);
+    assert_eq!(r.len(), 1, "only the canary ran: {r:?}");
+
+    // 5. Plain SSH: no terminal, plan on stdin, exit codes 2 then 0, JSON on stdout.
+    let plan = fs::read_to_string(repo().join("playbooks/ntp.yaml")).unwrap();
+    let plan = plan.replace("  daemon: ntp\n", "  daemon: openntpd\n");
+    let plan = plan.replace("    - 0.ubuntu.pool.ntp.org\n    - 1.ubuntu.pool.ntp.org\n    - 2.ubuntu.pool.ntp.org\n    - 3.ubuntu.pool.ntp.org\n", "    - 127.0.0.1\n");
+    assert!(plan.contains("daemon: openntpd") && !plan.contains("pool.ntp.org"), "the plan edit took:\n{plan}");
+    let argv = ["ntp-provision", "apply", "--format", "json", "--detailed-exitcodes", "-"];
+    for expected in [2, 0] {
+        let out = fleet.ssh(ports[1], &argv, plan.as_bytes());
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(expected), "ssh ... {argv:?}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+        assert_eq!(doc["changed"], expected == 2);
+        assert_eq!(doc["failed"], false);
+    }
+    let conf = nodes[1].read(OPENNTPD_CONF).unwrap();
+    assert!(conf.contains("server 127.0.0.1\n") && !conf.contains("::1"), "{conf}");
+    // A failure is told apart too: an invalid plan is 65, with JSON.
+    let out = fleet.ssh(ports[1], &argv, b"steps: [oops\n");
+    assert_eq!(out.status.code(), Some(65));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("JSON")["failed"], true);
+}
