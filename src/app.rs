@@ -193,31 +193,21 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
             emit(args, &plan, &report);
             report
         }
-        Mode::Apply => {
-            let mut apt = RealApt { lock_timeout: Duration::from_secs(args.lock_timeout) };
-            let mut files = RealFiles;
-            let mut services: Box<dyn ServiceExec> = match facts.init {
-                InitSystem::Systemd => Box::new(Systemctl),
-                InitSystem::Sysv => Box::new(Sysv),
-            };
-            let mut exec = Executors { apt: &mut apt, services: services.as_mut(), files: &mut files };
-            match args.format {
-                Format::Json => {
-                    let report = apply::apply_until(&changeset, &mut exec, &mut |_| {}, &|| interrupt.received());
-                    let report = check_amplification(report, &plan, &changeset, &enforcement, &mut |_| {});
-                    print!("{}", json::render(&report));
-                    report
-                }
-                Format::Human => {
-                    let mut out = Human::stdout();
-                    out.header(Mode::Apply, &plan.name, changeset.daemon.as_ref(), &changeset.notes);
-                    let report = apply::apply_until(&changeset, &mut exec, &mut |step| out.step(step), &|| interrupt.received());
-                    let report = check_amplification(report, &plan, &changeset, &enforcement, &mut |step| out.step(step));
-                    out.recap(&report);
-                    report
-                }
+        Mode::Apply => match args.format {
+            Format::Json => {
+                let report = execute(&plan, &changeset, facts.init, args.lock_timeout, &enforcement, &interrupt, &mut |_| {});
+                print!("{}", json::render(&report));
+                report
             }
-        }
+            Format::Human => {
+                let mut out = Human::stdout();
+                out.header(Mode::Apply, &plan.name, changeset.daemon.as_ref(), &changeset.notes);
+                let report =
+                    execute(&plan, &changeset, facts.init, args.lock_timeout, &enforcement, &interrupt, &mut |step| out.step(step));
+                out.recap(&report);
+                report
+            }
+        },
     };
     report.exit_code(args.detailed_exitcodes)
 }
@@ -225,6 +215,28 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 /// The run lock under /run. `apply` must have it. A `plan` by a user who
 /// cannot open it (not root, and no run has created it yet) goes on
 /// without: it changes nothing, and says so at info level.
+/// Runs the changeset through the real executors for this node (systemctl
+/// or SysV), then the amplification check; `on_step` sees every step.
+pub(crate) fn execute(
+    plan: &Plan,
+    changeset: &Changeset,
+    init: InitSystem,
+    lock_timeout: u64,
+    policy: &CheckPolicy,
+    interrupt: &Interrupt,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Report {
+    let mut apt = RealApt { lock_timeout: Duration::from_secs(lock_timeout) };
+    let mut files = RealFiles;
+    let mut services: Box<dyn ServiceExec> = match init {
+        InitSystem::Systemd => Box::new(Systemctl),
+        InitSystem::Sysv => Box::new(Sysv),
+    };
+    let mut exec = Executors { apt: &mut apt, services: services.as_mut(), files: &mut files };
+    let report = apply::apply_until(changeset, &mut exec, on_step, &|| interrupt.received());
+    check_amplification(report, plan, changeset, policy, on_step)
+}
+
 pub(crate) fn take_run_lock(args: &RunArgs, mode: Mode, interrupt: &Interrupt) -> anyhow::Result<Option<RunLock>> {
     let path = std::path::Path::new(runlock::RUN_LOCK);
     let mut on_wait = |w: &runlock::Waiting| {

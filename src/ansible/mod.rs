@@ -23,11 +23,9 @@
 //! stdout, or exit non-zero for a module result. Runs the same stages as
 //! `plan` and `apply`; the stages never learn that Ansible called them.
 
-use crate::apply::real::{RealApt, RealFiles, Systemctl, Sysv};
-use crate::apply::{self, Executors, ServiceExec};
 use crate::app;
 use crate::diff::{Change, Changeset};
-use crate::facts::{self, Facts, InitSystem, RealProbe};
+use crate::facts::{self, Facts, RealProbe};
 use crate::lint;
 use crate::plan::{self, Plan, Source};
 use crate::report::{json, Mode, Report, Status};
@@ -35,7 +33,6 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Names the CLI claims: a file called `plan` in the working directory must
 /// not turn `ntp-provision plan` into a module run.
@@ -303,17 +300,7 @@ fn converge(a: &ModuleArgs) -> Value {
     let files = file_diffs(&changeset, &facts);
     let report = match mode {
         Mode::Plan => Report::plan(&changeset),
-        Mode::Apply => {
-            let mut apt = RealApt { lock_timeout: Duration::from_secs(a.lock_timeout) };
-            let mut file_exec = RealFiles;
-            let mut services: Box<dyn ServiceExec> = match facts.init {
-                InitSystem::Systemd => Box::new(Systemctl),
-                InitSystem::Sysv => Box::new(Sysv),
-            };
-            let mut exec = Executors { apt: &mut apt, services: services.as_mut(), files: &mut file_exec };
-            let report = apply::apply_until(&changeset, &mut exec, &mut |_| {}, &|| interrupt.received());
-            app::check_amplification(report, &plan, &changeset, &policy, &mut |_| {})
-        }
+        Mode::Apply => app::execute(&plan, &changeset, facts.init, a.lock_timeout, &policy, &interrupt, &mut |_| {}),
     };
     // Only the files of steps that changed (apply) or would change (plan).
     let changed_paths: Vec<&str> = report
