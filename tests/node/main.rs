@@ -8,6 +8,7 @@
 mod amplification;
 mod converge;
 mod daemons;
+mod faults;
 mod harness;
 
 use harness::{exclusive, snapshot_diff, Node, Release, NODE_BIN};
