@@ -330,3 +330,38 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     assert_eq!(doc["summary"]["changed"], 0, "the first run had done it all: {doc:#}");
     assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
 }
+
+#[test]
+fn sigterm_lets_the_install_finish_prints_the_report_and_the_next_run_converges() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+    node.ok(&["truncate", "-s", "0", "/var/log/dpkg.log"]);
+    node.ok(&[
+        "systemd-run",
+        "--unit=agent",
+        "-p",
+        "RemainAfterExit=yes",
+        "-p",
+        "StandardOutput=file:/root/report.txt",
+        "--",
+        "/usr/local/bin/ntp-provision",
+        "apply",
+        "-e",
+        SERVERS,
+    ]);
+    wait_for("dpkg to start unpacking", Duration::from_secs(300), || {
+        node.run(&["grep", "-qE", " (unpack|install) ", "/var/log/dpkg.log"]).success()
+    });
+    node.ok(&["systemctl", "kill", "--kill-whom=main", "--signal=SIGTERM", "agent"]);
+    wait_for("the agent to finish its step and exit", Duration::from_secs(300), || main_pid(&node, "agent") == 0);
+
+    assert_eq!(node.ok(&["systemctl", "show", "-p", "ExecMainStatus", "--value", "agent"]).stdout.trim(), "1");
+    let report = node.read("/root/report.txt").unwrap();
+    assert!(report.contains("changed: NTP daemon at the latest version"), "the step in progress finished:\n{report}");
+    assert!(report.contains("skipping: NTP config with our servers and access control"), "{report}");
+    assert!(report.contains("error: SIGTERM received: stopped after "), "{report}");
+    assert!(report.contains("Run apply again to finish"), "{report}");
+    assert!(report.contains("RECAP "), "{report}");
+    assert_eq!(dpkg_abbrev(&node, "ntpsec"), "ii", "no half-installed package");
+    converges(&node);
+}
