@@ -5,6 +5,11 @@
 //! re-query the node to decide what to do, and never know about dry runs
 //! (a dry run simply never reaches this stage). After the first failure the
 //! remaining steps are reported as skipped, handlers included.
+//!
+//! A file change first keeps the old content as the backup it names. A
+//! (re)start is a transaction: the unit must come up healthy, and when a
+//! handler's restart does not, the files listed in its `rollback` (decided
+//! by the diff) are put back and the unit restarted on them.
 
 pub mod real;
 

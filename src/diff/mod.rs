@@ -2,7 +2,10 @@
 //! changeset: for every step, the typed changes that would bring the node to
 //! the step's state, in order. Handlers are decided here too (a handler runs
 //! when a step that notifies it has changes), with the reason, so the
-//! changeset printed by `plan` is exactly what `apply` executes.
+//! changeset printed by `plan` is exactly what `apply` executes. So are the
+//! faults it can see coming: an interrupted dpkg run becomes a repair step
+//! before the first apt step, every replaced file gets a backup path, and a
+//! handler's restart carries the files to put back if the daemon is unhealthy.
 //!
 //! Must not: run commands, read files, or depend on whether this is a dry run.
 

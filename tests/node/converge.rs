@@ -94,7 +94,8 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     assert_eq!(d[3], "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live");
     assert_eq!(
         d.last().unwrap(),
-        "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed"
+        "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; \
+         unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back"
     );
     let diff = config_diff(&doc);
     assert!(diff.contains("+server 0.ubuntu.pool.ntp.org iburst\n"), "{diff}");
@@ -146,11 +147,20 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
 
     let fix = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
     assert_eq!(fix.code, 2, "{}\n{}", fix.stdout, fix.stderr);
+    // The backup's name carries the run's time: compare without it.
+    let unstamped: Vec<String> = descriptions(&json(&fix))
+        .into_iter()
+        .map(|d| match d.find(".ntp-provision.bak") {
+            Some(i) if i >= 15 => format!("{}STAMP{}", &d[..i - 15], &d[i..]),
+            _ => d,
+        })
+        .collect();
     assert_eq!(
-        descriptions(&json(&fix)),
+        unstamped,
         vec![
-            "update /etc/ntpsec/ntp.conf (content); checked by ntpsec before it goes live",
-            "restart ntpsec.service: /etc/ntpsec/ntp.conf changed"
+            "update /etc/ntpsec/ntp.conf (content); checked by ntpsec before it goes live; \
+             old content kept as /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
+            "restart ntpsec.service: /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/ntpsec/ntp.conf rolled back"
         ]
     );
     assert_eq!(node.read("/etc/ntpsec/ntp.conf").unwrap(), config);

@@ -8,6 +8,7 @@
 mod amplification;
 mod converge;
 mod daemons;
+mod faults;
 mod fleet;
 mod harness;
 
