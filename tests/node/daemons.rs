@@ -190,7 +190,8 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
         let error = failed[0]["error"].as_str().unwrap();
         assert!(error.contains("was rejected and not installed"), "{error}");
         assert_eq!(node.read(config).unwrap(), live, "the live config is untouched");
-        let leftovers = node.run(&["sh", "-c", "ls -a $(dirname $0) | grep ntp-provision || true", config]).stdout;
+        // Temporary files end in `.ntp-provision`; backups (`.ntp-provision.bak`) are meant to stay.
+        let leftovers = node.run(&["sh", "-c", "ls -a $(dirname $0) | grep '[.]ntp-provision$' || true", config]).stdout;
         assert!(leftovers.trim().is_empty(), "temporary files left: {leftovers}");
         assert_eq!(node.run(&["systemctl", "is-active", unit]).stdout.trim(), "active");
         assert_eq!(node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout, pid, "not restarted");
