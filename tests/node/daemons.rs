@@ -174,7 +174,12 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
             .unwrap()
             .replace("src: \"{{ facts.daemon.template }}\"", "src: broken.conf.j2");
         node.write("/root/broken/plan.yaml", &plan);
-        node.write("/root/broken/broken.conf.j2", "server 127.0.0.1 iburst\nbogus-directive here\n");
+        // The access-control lines satisfy the lint, so it is the daemon's parser that refuses.
+        node.write(
+            "/root/broken/broken.conf.j2",
+            "server 127.0.0.1 iburst\nrestrict -4 default kod notrap nomodify nopeer noquery limited\n\
+             restrict -6 default kod notrap nomodify nopeer noquery limited\nbogus-directive here\n",
+        );
         let out = node.provision(&["apply", "/root/broken/plan.yaml", "-e", SERVERS, "-e", &var, "--format", "json"]);
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
         let doc = json(&out);
@@ -183,7 +188,8 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
         let error = failed[0]["error"].as_str().unwrap();
         assert!(error.contains("was rejected and not installed"), "{error}");
         assert_eq!(node.read(config).unwrap(), live, "the live config is untouched");
-        let leftovers = node.run(&["sh", "-c", "ls -a $(dirname $0) | grep ntp-provision || true", config]).stdout;
+        // Temporary files only: backups (`*.ntp-provision.bak`) are meant to stay.
+        let leftovers = node.run(&["sh", "-c", "ls -a $(dirname $0) | grep '\\.ntp-provision$' || true", config]).stdout;
         assert!(leftovers.trim().is_empty(), "temporary files left: {leftovers}");
         assert_eq!(node.run(&["systemctl", "is-active", unit]).stdout.trim(), "active");
         assert_eq!(node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout, pid, "not restarted");
