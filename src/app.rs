@@ -161,27 +161,10 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         }
     };
 
-    let planned = facts::gather(&RealProbe, &plan).and_then(|g| {
-        let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
-        let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, linted))
-    });
-    let (facts, mut changeset, linted) = match planned {
+    let (facts, changeset, enforcement) = match prepare(&plan) {
         Ok(x) => x,
         Err(e) => {
-            let report = Report::failed_before_start(mode, format!("nothing was changed: {e:#}"));
-            emit(args, &plan, &report);
-            return report.exit_code(args.detailed_exitcodes);
-        }
-    };
-    // The lint refuses before anything changes; accepted findings become notes.
-    let enforcement = match lint_gate(&linted, &plan.allow_insecure) {
-        Ok((notes, enforcement)) => {
-            changeset.notes.extend(notes);
-            enforcement
-        }
-        Err(e) => {
-            let report = Report::failed_before_start(mode, format!("nothing was changed: {e}"));
+            let report = Report::failed_before_start(mode, e);
             emit(args, &plan, &report);
             return report.exit_code(args.detailed_exitcodes);
         }
@@ -215,6 +198,21 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 /// The run lock under /run. `apply` must have it. A `plan` by a user who
 /// cannot open it (not root, and no run has created it yet) goes on
 /// without: it changes nothing, and says so at info level.
+/// Facts, the changeset and the lint's verdict: everything decided before
+/// the first change. The error says that nothing was changed, and why.
+pub(crate) fn prepare(plan: &Plan) -> Result<(facts::Facts, Changeset, CheckPolicy), String> {
+    let planned = facts::gather(&RealProbe, plan).and_then(|g| {
+        let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
+        let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
+        Ok((g.facts, changeset, linted))
+    });
+    let (facts, mut changeset, linted) = planned.map_err(|e| format!("nothing was changed: {e:#}"))?;
+    // The lint refuses before anything changes; accepted findings become notes.
+    let (notes, policy) = lint_gate(&linted, &plan.allow_insecure).map_err(|e| format!("nothing was changed: {e}"))?;
+    changeset.notes.extend(notes);
+    Ok((facts, changeset, policy))
+}
+
 /// Runs the changeset through the real executors for this node (systemctl
 /// or SysV), then the amplification check; `on_step` sees every step.
 pub(crate) fn execute(

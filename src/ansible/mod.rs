@@ -25,8 +25,7 @@
 
 use crate::app;
 use crate::diff::{Change, Changeset};
-use crate::facts::{self, Facts, RealProbe};
-use crate::lint;
+use crate::facts::{Facts, RealProbe};
 use crate::plan::{self, Plan, Source};
 use crate::report::{json, Mode, Report, Status};
 use serde_json::{json, Map, Value};
@@ -280,21 +279,9 @@ fn converge(a: &ModuleArgs) -> Value {
         Ok(lock) => lock,
         Err(e) => return result(&Report::failed_before_start(mode, format!("nothing was changed: {e:#}")), Vec::new(), a.diff),
     };
-    let planned = facts::gather(&RealProbe, &plan).and_then(|g| {
-        let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
-        let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, linted))
-    });
-    let (facts, mut changeset, linted) = match planned {
+    let (facts, changeset, policy) = match app::prepare(&plan) {
         Ok(x) => x,
-        Err(e) => return result(&Report::failed_before_start(mode, format!("nothing was changed: {e:#}")), Vec::new(), a.diff),
-    };
-    let policy = match app::lint_gate(&linted, &plan.allow_insecure) {
-        Ok((notes, policy)) => {
-            changeset.notes.extend(notes);
-            policy
-        }
-        Err(e) => return result(&Report::failed_before_start(mode, format!("nothing was changed: {e}")), Vec::new(), a.diff),
+        Err(e) => return result(&Report::failed_before_start(mode, e), Vec::new(), a.diff),
     };
     // Taken before apply: the node's files as the diff saw them.
     let files = file_diffs(&changeset, &facts);
