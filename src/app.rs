@@ -152,9 +152,9 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
     let planned = facts::gather(&RealProbe, &plan).and_then(|g| {
         let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
         let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, linted))
+        Ok((g.facts, changeset, linted, g.apt_memo))
     });
-    let (facts, mut changeset, linted) = match planned {
+    let (facts, mut changeset, linted, apt_memo) = match planned {
         Ok(x) => x,
         Err(e) => {
             let report = Report::failed_before_start(mode, format!("nothing was changed: {e:#}"));
@@ -207,6 +207,10 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
             }
         }
     };
+    // apply alone remembers apt's answers, and only after a run that did not fail.
+    if let (Mode::Apply, false, Some(memo)) = (mode, report.failed, &apt_memo) {
+        memo.save_if_current(&RealProbe);
+    }
     report.exit_code(args.detailed_exitcodes)
 }
 

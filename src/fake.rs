@@ -15,7 +15,6 @@ use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use anyhow::{bail, Result};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -188,7 +187,7 @@ impl Probe for FakeNode {
         Ok(self.0.borrow().lists_age)
     }
 
-    fn update_private_lists(&self, _dir: &Path) -> Result<()> {
+    fn update_private_lists(&self, _lists: &Lists) -> Result<()> {
         self.probe("apt-get update (private lists)".into());
         Ok(())
     }
@@ -232,7 +231,7 @@ impl Probe for FakeNode {
             .collect())
     }
 
-    fn autoremovable(&self) -> Result<Vec<String>> {
+    fn autoremovable(&self, _lists: &Lists) -> Result<Vec<String>> {
         self.probe("apt-get -s autoremove".into());
         Ok(self.0.borrow().autoremovable.clone())
     }

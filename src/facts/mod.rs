@@ -7,11 +7,14 @@
 //! node's are missing or older than the plan allows, are read into a private
 //! temporary directory so that the versions shown are the ones `apply` would
 //! install. Every probe is batched: one dpkg-query, one apt-cache policy, one
-//! systemctl show for all units.
+//! systemctl show for all units. apt's answers about the node's own lists are
+//! remembered between runs (`memo`), so a run on a converged node asks apt
+//! nothing; `apply` alone writes that record.
 
 pub mod apt;
 pub mod daemon;
 pub mod dpkg;
+pub mod memo;
 pub mod peers;
 pub mod probe;
 pub mod systemd;
@@ -65,9 +68,18 @@ pub struct Facts {
 pub struct Gathered {
     pub facts: Facts,
     pub rendered: Rendered,
+    /// apt's answers to remember if `apply` succeeds (`memo::AptMemo::save_if_current`);
+    /// `None` when they came from the record already or from private lists.
+    pub apt_memo: Option<memo::AptMemo>,
 }
 
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
+    let memo = memo::MemoProbe::new(probe)?;
+    let (facts, rendered) = gather_with(&memo, plan)?;
+    Ok(Gathered { facts, rendered, apt_memo: memo.into_record() })
+}
+
+fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
     let init = probe.init_system()?;
     let age = probe.lists_age()?;
     let stale = plan
@@ -77,13 +89,19 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
             (Some(age), Some(max)) => age > max,
         });
 
-    // Keeps the private lists alive until every apt-cache query has run.
-    let private = if stale { Some(tempfile::Builder::new().prefix("ntp-provision-lists.").tempdir()?) } else { None };
-    let mut lists = Lists::Node;
+    // Private lists and apt's scratch caches, alive until every apt query has run.
+    let scratch = tempfile::Builder::new().prefix("ntp-provision-apt.").tempdir().context("creating a scratch directory for apt")?;
+    let node_cache = scratch.path().join("node-cache");
+    std::fs::create_dir_all(&node_cache).with_context(|| format!("creating {}", node_cache.display()))?;
+    let mut lists = Lists::Node { scratch: node_cache };
     let mut refresh_error = None;
-    if let Some(dir) = &private {
-        match probe.update_private_lists(dir.path()) {
-            Ok(()) => lists = Lists::Private(dir.path().to_path_buf()),
+    if stale {
+        let private = Lists::Private { lists: scratch.path().join("lists"), scratch: scratch.path().join("private-cache") };
+        if let Lists::Private { scratch, .. } = &private {
+            std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
+        }
+        match probe.update_private_lists(&private) {
+            Ok(()) => lists = private,
             Err(e) => {
                 log::warn!("could not read fresh package lists, candidates come from the node's lists: {e:#}");
                 refresh_error = Some(format!("{e:#}"));
@@ -160,10 +178,10 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
     let unit_facts = probe.units(init, &units)?;
     let facts = Facts {
         init,
-        lists: ListsFact { age, refreshed_privately: matches!(lists, Lists::Private(_)), refresh_error },
+        lists: ListsFact { age, refreshed_privately: matches!(lists, Lists::Private { .. }), refresh_error },
         daemon,
         packages,
-        autoremovable: if autoremove { probe.autoremovable()? } else { Vec::new() },
+        autoremovable: if autoremove { probe.autoremovable(&lists)? } else { Vec::new() },
         files: files
             .into_iter()
             .map(|f| Ok((f.clone(), probe.file(&f)?)))
@@ -174,8 +192,8 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
             .collect::<Result<_>>()?,
         units: units.into_iter().zip(unit_facts).collect(),
     };
-    drop(private);
-    Ok(Gathered { facts, rendered })
+    drop(scratch);
+    Ok((facts, rendered))
 }
 
 /// Whether any server or pool asks for NTS.
