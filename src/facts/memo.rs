@@ -197,8 +197,8 @@ impl Probe for MemoProbe<'_> {
     }
 
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
-        // The simulation reads the node's lists whatever `lists` is.
-        if self.fingerprint.is_none() {
+        if !self.usable(lists) {
+            self.private_lists_used();
             return self.inner.autoremovable(lists);
         }
         if let Some(hit) = self.loaded.as_ref().and_then(|m| m.autoremovable.clone()) {

@@ -75,9 +75,9 @@ pub trait Probe {
     /// The candidate stanzas (`apt-cache show --no-all-versions`).
     fn apt_show(&self, pkgs: &[PackageName], lists: &Lists) -> Result<Vec<Stanza>>;
     fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>>;
-    /// Packages `apt-get autoremove` would remove now, as `name version`
-    /// (always from the node's own lists; `lists` only lends its scratch
-    /// directory).
+    /// Packages `apt-get autoremove` would remove, as `name version`, read
+    /// with the same lists (and so the same already built cache) as the
+    /// candidates: after a refresh those are the lists `apply` will have.
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>>;
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>>;
     /// uid or gid of a name in /etc/passwd or /etc/group.
@@ -278,15 +278,7 @@ impl Probe for RealProbe {
     }
 
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
-        let node = match lists {
-            Lists::Node { .. } => lists.clone(),
-            // Its own scratch: a cache built for the node's lists, not the private ones.
-            Lists::Private { scratch, .. } => Lists::Node { scratch: scratch.join("node") },
-        };
-        if let Lists::Node { scratch } = &node {
-            std::fs::create_dir_all(scratch).with_context(|| format!("creating {}", scratch.display()))?;
-        }
-        let out = apt_query("apt-get", &node).args(["-s", "autoremove"]).run()?;
+        let out = apt_query("apt-get", lists).args(["-s", "autoremove"]).run()?;
         Ok(apt::parse_simulation(&out.stdout)
             .into_iter()
             .filter(|l| matches!(l.action, SimAction::Remove | SimAction::Purge))
