@@ -127,7 +127,17 @@ impl<'a> MemoProbe<'a> {
     /// own lists, when some had to be read and none came from private lists.
     pub fn into_record(self) -> Option<AptMemo> {
         let wanted = self.fingerprint.is_some() && *self.asked_apt.borrow() && !*self.private_used.borrow();
-        wanted.then(|| self.recorded.into_inner())
+        if !wanted {
+            return None;
+        }
+        // Answers of a matching record stay true: keep them beside the new ones.
+        let mut record = self.loaded.unwrap_or_default();
+        let new = self.recorded.into_inner();
+        record.fingerprint = new.fingerprint;
+        record.policies.extend(new.policies);
+        record.shows.extend(new.shows);
+        record.autoremovable = new.autoremovable.or(record.autoremovable);
+        Some(record)
     }
 
     fn usable(&self, lists: &Lists) -> bool {
