@@ -7,14 +7,14 @@ use crate::apply::{self, Executors, ServiceExec};
 
 use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs, VerifyArgs};
 use crate::diff::{Change, Changeset, ServiceAction};
-use crate::lint::{self, PlanLint};
-use crate::verify::report::VerifyReport;
-use crate::verify::{self, socket, target, Amplification, Enforcement};
 use crate::facts::{self, InitSystem, RealProbe};
-use crate::plan::{self, Plan, Source};
 use crate::interrupt::Interrupt;
+use crate::lint::{self, PlanLint};
+use crate::plan::{self, Plan, Source};
 use crate::report::{human::Human, json, Mode, Report, Status, StepReport};
 use crate::runlock::{self, RunLock};
+use crate::verify::report::VerifyReport;
+use crate::verify::{self, socket, target, Amplification, Enforcement};
 use std::io::Read;
 use std::time::{Duration, Instant};
 
@@ -59,7 +59,10 @@ fn run_status(args: &StatusArgs) -> i32 {
     match crate::status::gather(&RealProbe, &plan) {
         Ok(status) => {
             match args.format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&status).expect("status serialises")),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&status).expect("status serialises")
+                ),
                 Format::Human => print!("{}", status.human()),
             }
             status.exit_code()
@@ -84,7 +87,8 @@ fn load(args: &RunArgs, mode: Mode) -> Result<Plan, i32> {
             Err(e) => return Err(early_error(args, mode, &e, EXIT_USAGE)),
         }
     }
-    let (bytes, source) = read_plan(args).map_err(|e| early_error(args, mode, &e, EXIT_NO_INPUT))?;
+    let (bytes, source) =
+        read_plan(args).map_err(|e| early_error(args, mode, &e, EXIT_NO_INPUT))?;
     Plan::load(&bytes, source, &overrides)
         .map_err(|e| early_error(args, mode, &format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
 }
@@ -105,7 +109,10 @@ pub(crate) fn init_logging(verbose: u8) {
 fn early_error(args: &RunArgs, mode: Mode, message: &str, code: i32) -> i32 {
     eprintln!("ntp-provision: {message}");
     if args.format == Format::Json {
-        print!("{}", json::render(&Report::failed_before_start(mode, message.to_string())));
+        print!(
+            "{}",
+            json::render(&Report::failed_before_start(mode, message.to_string()))
+        );
     }
     code
 }
@@ -123,14 +130,16 @@ fn read_plan(args: &RunArgs) -> Result<(Vec<u8>, Source), String> {
             Ok((bytes, Source::stdin()))
         }
         Some(p) => {
-            let meta = std::fs::metadata(p).map_err(|e| format!("cannot read plan {}: {e}", p.display()))?;
+            let meta = std::fs::metadata(p)
+                .map_err(|e| format!("cannot read plan {}: {e}", p.display()))?;
             if !meta.is_file() {
                 return Err(format!("plan {} is not a regular file", p.display()));
             }
             if meta.len() > plan::MAX_PLAN_BYTES as u64 {
                 return Ok((vec![0; plan::MAX_PLAN_BYTES + 1], Source::file(p)));
             }
-            let bytes = std::fs::read(p).map_err(|e| format!("cannot read plan {}: {e}", p.display()))?;
+            let bytes =
+                std::fs::read(p).map_err(|e| format!("cannot read plan {}: {e}", p.display()))?;
             Ok((bytes, Source::file(p)))
         }
     }
@@ -139,7 +148,9 @@ fn read_plan(args: &RunArgs) -> Result<(Vec<u8>, Source), String> {
 pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     // /proc/self belongs to the effective uid of the process reading it.
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
@@ -148,7 +159,12 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         Err(code) => return code,
     };
     if mode == Mode::Apply && !is_root() {
-        return early_error(args, mode, "apply must run as root: it installs packages and writes under /etc", 1);
+        return early_error(
+            args,
+            mode,
+            "apply must run as root: it installs packages and writes under /etc",
+            1,
+        );
     }
     let interrupt = Interrupt::install();
     // Held until this function returns: one plan or apply at a time per node.
@@ -161,7 +177,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         }
     };
 
-    let (facts, changeset, enforcement) = match prepare(&plan) {
+    let prepared = match prepare(&plan) {
         Ok(x) => x,
         Err(e) => {
             let report = Report::failed_before_start(mode, e);
@@ -172,21 +188,31 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 
     let report = match mode {
         Mode::Plan => {
-            let report = Report::plan(&changeset);
+            let report = Report::plan(&prepared.changeset);
             emit(args, &plan, &report);
             report
         }
         Mode::Apply => match args.format {
             Format::Json => {
-                let report = execute(&plan, &changeset, facts.init, args.lock_timeout, &enforcement, &interrupt, &mut |_| {});
+                let report = execute(&plan, &prepared, args.lock_timeout, &interrupt, &mut |_| {});
                 print!("{}", json::render(&report));
                 report
             }
             Format::Human => {
                 let mut out = Human::stdout();
-                out.header(Mode::Apply, &plan.name, changeset.daemon.as_ref(), &changeset.notes);
-                let report =
-                    execute(&plan, &changeset, facts.init, args.lock_timeout, &enforcement, &interrupt, &mut |step| out.step(step));
+                out.header(
+                    Mode::Apply,
+                    &plan.name,
+                    prepared.changeset.daemon.as_ref(),
+                    &prepared.changeset.notes,
+                );
+                let report = execute(
+                    &plan,
+                    &prepared,
+                    args.lock_timeout,
+                    &interrupt,
+                    &mut |step| out.step(step),
+                );
                 out.recap(&report);
                 report
             }
@@ -198,47 +224,80 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 /// The run lock under /run. `apply` must have it. A `plan` by a user who
 /// cannot open it (not root, and no run has created it yet) goes on
 /// without: it changes nothing, and says so at info level.
+/// Everything decided before the first change.
+pub(crate) struct Prepared {
+    pub facts: facts::Facts,
+    pub changeset: Changeset,
+    /// The lint's verdict for the after-apply check.
+    pub policy: CheckPolicy,
+    /// apt's answers, remembered if `apply` succeeds (see `facts::memo`).
+    pub apt_memo: Option<facts::memo::AptMemo>,
+}
+
 /// Facts, the changeset and the lint's verdict: everything decided before
 /// the first change. The error says that nothing was changed, and why.
-pub(crate) fn prepare(plan: &Plan) -> Result<(facts::Facts, Changeset, CheckPolicy), String> {
+pub(crate) fn prepare(plan: &Plan) -> Result<Prepared, String> {
     let planned = facts::gather(&RealProbe, plan).and_then(|g| {
         let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
         let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, linted))
+        Ok((g.facts, changeset, linted, g.apt_memo))
     });
-    let (facts, mut changeset, linted) = planned.map_err(|e| format!("nothing was changed: {e:#}"))?;
+    let (facts, mut changeset, linted, apt_memo) =
+        planned.map_err(|e| format!("nothing was changed: {e:#}"))?;
     // The lint refuses before anything changes; accepted findings become notes.
-    let (notes, policy) = lint_gate(&linted, &plan.allow_insecure).map_err(|e| format!("nothing was changed: {e}"))?;
+    let (notes, policy) = lint_gate(&linted, &plan.allow_insecure)
+        .map_err(|e| format!("nothing was changed: {e}"))?;
     changeset.notes.extend(notes);
-    Ok((facts, changeset, policy))
+    Ok(Prepared {
+        facts,
+        changeset,
+        policy,
+        apt_memo,
+    })
 }
 
 /// Runs the changeset through the real executors for this node (systemctl
-/// or SysV), then the amplification check; `on_step` sees every step.
+/// or SysV), then the amplification check; `on_step` sees every step. A run
+/// that did not fail remembers apt's answers for the next one.
 pub(crate) fn execute(
     plan: &Plan,
-    changeset: &Changeset,
-    init: InitSystem,
+    prepared: &Prepared,
     lock_timeout: u64,
-    policy: &CheckPolicy,
     interrupt: &Interrupt,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Report {
-    let mut apt = RealApt { lock_timeout: Duration::from_secs(lock_timeout) };
+    let changeset = &prepared.changeset;
+    let mut apt = RealApt {
+        lock_timeout: Duration::from_secs(lock_timeout),
+    };
     let mut files = RealFiles;
-    let mut services: Box<dyn ServiceExec> = match init {
+    let mut services: Box<dyn ServiceExec> = match prepared.facts.init {
         InitSystem::Systemd => Box::new(Systemctl),
         InitSystem::Sysv => Box::new(Sysv),
     };
-    let mut exec = Executors { apt: &mut apt, services: services.as_mut(), files: &mut files };
+    let mut exec = Executors {
+        apt: &mut apt,
+        services: services.as_mut(),
+        files: &mut files,
+    };
     let report = apply::apply_until(changeset, &mut exec, on_step, &|| interrupt.received());
-    check_amplification(report, plan, changeset, policy, on_step)
+    let report = check_amplification(report, plan, changeset, &prepared.policy, on_step);
+    if let (false, Some(memo)) = (report.failed, &prepared.apt_memo) {
+        memo.save_if_current(&RealProbe);
+    }
+    report
 }
 
-pub(crate) fn take_run_lock(args: &RunArgs, mode: Mode, interrupt: &Interrupt) -> anyhow::Result<Option<RunLock>> {
+pub(crate) fn take_run_lock(
+    args: &RunArgs,
+    mode: Mode,
+    interrupt: &Interrupt,
+) -> anyhow::Result<Option<RunLock>> {
     let path = std::path::Path::new(runlock::RUN_LOCK);
     let mut on_wait = |w: &runlock::Waiting| {
-        let holder = w.holder.map_or(String::new(), |pid| format!(" (pid {pid})"));
+        let holder = w
+            .holder
+            .map_or(String::new(), |pid| format!(" (pid {pid})"));
         log::warn!(
             "another ntp-provision run{holder} holds {}; waiting up to {} s (--lock-timeout), {} s so far",
             path.display(),
@@ -269,18 +328,31 @@ pub(crate) type CheckPolicy = (Enforcement, Vec<String>);
 
 /// The lint's verdict on the config the plan writes: notes for accepted
 /// findings and the after-apply check's policy, or the refusal.
-pub(crate) fn lint_gate(outcome: &PlanLint, allow: &[lint::Rule]) -> Result<(Vec<String>, CheckPolicy), String> {
+pub(crate) fn lint_gate(
+    outcome: &PlanLint,
+    allow: &[lint::Rule],
+) -> Result<(Vec<String>, CheckPolicy), String> {
     match outcome {
         PlanLint::NoDaemon => Ok((Vec::new(), (Enforcement::Enforced, Vec::new()))),
         PlanLint::NotTemplated(path) => Ok((
-            vec![format!("the plan does not write {path}: its access control was not linted")],
+            vec![format!(
+                "the plan does not write {path}: its access control was not linted"
+            )],
             (Enforcement::Enforced, Vec::new()),
         )),
         PlanLint::Linted(linted) => {
             let notes = lint::judge(linted, allow)?;
-            let mut accepted: Vec<String> = linted.findings.iter().map(|f| f.rule.name().to_string()).collect();
+            let mut accepted: Vec<String> = linted
+                .findings
+                .iter()
+                .map(|f| f.rule.name().to_string())
+                .collect();
             accepted.dedup();
-            let enforcement = if accepted.is_empty() { Enforcement::Enforced } else { Enforcement::AllowedByPlan };
+            let enforcement = if accepted.is_empty() {
+                Enforcement::Enforced
+            } else {
+                Enforcement::AllowedByPlan
+            };
             Ok((notes, (enforcement, accepted)))
         }
     }
@@ -298,7 +370,9 @@ pub(crate) fn check_amplification(
     (enforcement, allowed_by): &CheckPolicy,
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Report {
-    let Some(daemon) = &changeset.daemon else { return report };
+    let Some(daemon) = &changeset.daemon else {
+        return report;
+    };
     let started_daemon = report
         .steps
         .iter()
@@ -312,12 +386,24 @@ pub(crate) fn check_amplification(
     if !verify::wait_until_answering(target::NTP_PORT, DAEMON_READY_BOUND) {
         log::info!("the daemon did not answer a time request from 127.0.0.1 within {DAEMON_READY_BOUND:?}; probing anyway");
     }
-    let step = match verify::run(target::DEFAULT_TARGET, target::DEFAULT_FROM, verify::WAIT, &mut socket::exchange) {
+    let step = match verify::run(
+        target::DEFAULT_TARGET,
+        target::DEFAULT_FROM,
+        verify::WAIT,
+        &mut socket::exchange,
+    ) {
         Ok(check) => {
             let strings = |key: &str| -> Vec<String> {
-                plan.vars.values.get(key).and_then(|v| v.as_array()).map_or_else(Vec::new, |items| {
-                    items.iter().filter_map(|i| i.as_str().map(str::to_string)).collect()
-                })
+                plan.vars
+                    .values
+                    .get(key)
+                    .and_then(|v| v.as_array())
+                    .map_or_else(Vec::new, |items| {
+                        items
+                            .iter()
+                            .filter_map(|i| i.as_str().map(str::to_string))
+                            .collect()
+                    })
             };
             let time_service_intended = verify::intended_time_service(
                 daemon.flavor,
@@ -326,15 +412,38 @@ pub(crate) fn check_amplification(
                 target::DEFAULT_FROM,
                 target::DEFAULT_TARGET.ip(),
             );
-            let amplification =
-                Amplification { check, enforcement: *enforcement, allowed_by: allowed_by.clone(), time_service_intended };
+            let amplification = Amplification {
+                check,
+                enforcement: *enforcement,
+                allowed_by: allowed_by.clone(),
+                time_service_intended,
+            };
             let failure = amplification.failure();
-            let status = if failure.is_some() { Status::Failed } else { Status::Ok };
-            StepReport::check(AMPLIFICATION_STEP, status, failure, started.elapsed().as_secs_f64(), Some(amplification))
+            let status = if failure.is_some() {
+                Status::Failed
+            } else {
+                Status::Ok
+            };
+            StepReport::check(
+                AMPLIFICATION_STEP,
+                status,
+                failure,
+                started.elapsed().as_secs_f64(),
+                Some(amplification),
+            )
         }
         Err(e) => {
-            let error = format!("could not probe the daemon at {}: {e}", target::DEFAULT_TARGET);
-            StepReport::check(AMPLIFICATION_STEP, Status::Failed, Some(error), started.elapsed().as_secs_f64(), None)
+            let error = format!(
+                "could not probe the daemon at {}: {e}",
+                target::DEFAULT_TARGET
+            );
+            StepReport::check(
+                AMPLIFICATION_STEP,
+                Status::Failed,
+                Some(error),
+                started.elapsed().as_secs_f64(),
+                None,
+            )
         }
     };
     on_step(&step);

@@ -20,7 +20,12 @@ pub enum DaemonName {
 }
 
 impl DaemonName {
-    pub const ALL: [DaemonName; 4] = [DaemonName::Ntp, DaemonName::Ntpsec, DaemonName::Chrony, DaemonName::Openntpd];
+    pub const ALL: [DaemonName; 4] = [
+        DaemonName::Ntp,
+        DaemonName::Ntpsec,
+        DaemonName::Chrony,
+        DaemonName::Openntpd,
+    ];
 
     pub fn parse(s: &str) -> Result<Self, String> {
         match s {
@@ -66,7 +71,12 @@ pub enum Flavor {
 }
 
 impl Flavor {
-    pub const ALL: [Flavor; 4] = [Flavor::Ntpd, Flavor::Ntpsec, Flavor::Chrony, Flavor::Openntpd];
+    pub const ALL: [Flavor; 4] = [
+        Flavor::Ntpd,
+        Flavor::Ntpsec,
+        Flavor::Chrony,
+        Flavor::Openntpd,
+    ];
 
     pub fn package(self) -> PackageName {
         let name = match self {
@@ -112,7 +122,9 @@ impl Flavor {
         Flavor::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a daemon flavour (ntpd, ntpsec, chrony, openntpd, none)"))
+            .ok_or_else(|| {
+                format!("{s:?} is not a daemon flavour (ntpd, ntpsec, chrony, openntpd, none)")
+            })
     }
 
     pub fn as_str(self) -> &'static str {
@@ -127,7 +139,8 @@ impl Flavor {
 
 /// Every package that provides the `time-daemon` virtual package on Debian
 /// and Ubuntu: exactly one of them may stay.
-pub const TIME_DAEMON_PACKAGES: [&str; 5] = ["ntp", "ntpsec", "chrony", "openntpd", "systemd-timesyncd"];
+pub const TIME_DAEMON_PACKAGES: [&str; 5] =
+    ["ntp", "ntpsec", "chrony", "openntpd", "systemd-timesyncd"];
 
 /// The unit a time-daemon package brings, so the diff knows it is gone once
 /// the package is purged.
@@ -214,6 +227,8 @@ mod tests {
     fn ntimed_gets_a_clear_refusal() {
         let err = DaemonName::parse("ntimed").unwrap_err();
         assert!(err.contains("never packaged"), "{err}");
-        assert!(DaemonName::parse("xntpd").unwrap_err().contains("not a known daemon"));
+        assert!(DaemonName::parse("xntpd")
+            .unwrap_err()
+            .contains("not a known daemon"));
     }
 }

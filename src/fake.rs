@@ -15,7 +15,6 @@ use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use anyhow::{bail, Result};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -72,14 +71,26 @@ impl FakeNode {
                 candidate: Some("1.2.2+dfsg1-1+deb12u1".into()),
                 depends: vec![],
                 unit: Some("ntpsec.service".into()),
-                conffile: Some(("/etc/ntpsec/ntp.conf".into(), "pool 0.debian.pool.ntp.org iburst\n".into())),
+                conffile: Some((
+                    "/etc/ntpsec/ntp.conf".into(),
+                    "pool 0.debian.pool.ntp.org iburst\n".into(),
+                )),
             },
         );
         archive.insert(
             "ntpdate".into(),
-            ArchivePackage { candidate: Some("1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1".into()), ..Default::default() },
+            ArchivePackage {
+                candidate: Some("1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1".into()),
+                ..Default::default()
+            },
         );
-        archive.insert("chrony".into(), ArchivePackage { candidate: Some("4.3-2+deb12u1".into()), ..Default::default() });
+        archive.insert(
+            "chrony".into(),
+            ArchivePackage {
+                candidate: Some("4.3-2+deb12u1".into()),
+                ..Default::default()
+            },
+        );
         Self::with_archive(archive)
     }
 
@@ -92,17 +103,35 @@ impl FakeNode {
                 candidate: Some("1:4.2.8p15+dfsg-1".into()),
                 depends: vec!["libopts25".into()],
                 unit: Some("ntp.service".into()),
-                conffile: Some(("/etc/ntp.conf".into(), "pool 0.debian.pool.ntp.org iburst\n".into())),
+                conffile: Some((
+                    "/etc/ntp.conf".into(),
+                    "pool 0.debian.pool.ntp.org iburst\n".into(),
+                )),
             },
         );
-        archive.insert("libopts25".into(), ArchivePackage { candidate: Some("1:5.18.16-4".into()), ..Default::default() });
-        archive.insert("ntpdate".into(), ArchivePackage { candidate: Some("1:4.2.8p15+dfsg-1".into()), ..Default::default() });
+        archive.insert(
+            "libopts25".into(),
+            ArchivePackage {
+                candidate: Some("1:5.18.16-4".into()),
+                ..Default::default()
+            },
+        );
+        archive.insert(
+            "ntpdate".into(),
+            ArchivePackage {
+                candidate: Some("1:4.2.8p15+dfsg-1".into()),
+                ..Default::default()
+            },
+        );
         Self::with_archive(archive)
     }
 
     fn with_archive(archive: BTreeMap<String, ArchivePackage>) -> Self {
         let mut files = BTreeMap::new();
-        files.insert("/etc/passwd".into(), file("root:x:0:0:root:/root:/bin/bash\n"));
+        files.insert(
+            "/etc/passwd".into(),
+            file("root:x:0:0:root:/root:/bin/bash\n"),
+        );
         files.insert("/etc/group".into(), file("root:x:0:\n"));
         FakeNode(Rc::new(RefCell::new(State {
             init: InitSystem::Systemd,
@@ -110,7 +139,11 @@ impl FakeNode {
             dpkg: BTreeMap::new(),
             lists_age: None,
             files,
-            dirs: vec!["/etc".into(), "/etc/default".into(), "/etc/dhcp/dhclient-exit-hooks.d".into()],
+            dirs: vec![
+                "/etc".into(),
+                "/etc/default".into(),
+                "/etc/dhcp/dhclient-exit-hooks.d".into(),
+            ],
             units: BTreeMap::new(),
             autoremovable: Vec::new(),
             journal: Vec::new(),
@@ -130,12 +163,19 @@ impl FakeNode {
     }
 
     pub fn file_text(&self, path: &str) -> Option<String> {
-        self.0.borrow().files.get(path).map(|f| String::from_utf8_lossy(&f.content).into_owned())
+        self.0
+            .borrow()
+            .files
+            .get(path)
+            .map(|f| String::from_utf8_lossy(&f.content).into_owned())
     }
 
     fn record(&self, line: String) -> Result<()> {
         let mut s = self.0.borrow_mut();
-        let fail = s.fail_on.as_ref().is_some_and(|prefix| line.starts_with(prefix.as_str()));
+        let fail = s
+            .fail_on
+            .as_ref()
+            .is_some_and(|prefix| line.starts_with(prefix.as_str()));
         s.journal.push(line.clone());
         if fail {
             bail!("fake failure of `{line}`");
@@ -149,21 +189,31 @@ impl FakeNode {
 
     fn install_one(&self, name: &str, version: Option<&str>) -> Result<()> {
         let pkg = self.0.borrow().archive.get(name).cloned();
-        let Some(pkg) = pkg else { bail!("E: Unable to locate package {name}") };
-        let Some(candidate) = pkg.candidate.clone() else { bail!("E: Package '{name}' has no installation candidate") };
+        let Some(pkg) = pkg else {
+            bail!("E: Unable to locate package {name}")
+        };
+        let Some(candidate) = pkg.candidate.clone() else {
+            bail!("E: Package '{name}' has no installation candidate")
+        };
         if let Some(v) = version {
             if v != candidate {
                 bail!("E: Version '{v}' for '{name}' was not found");
             }
         }
         for dep in &pkg.depends {
-            let installed = self.0.borrow().dpkg.get(dep).is_some_and(DpkgState::is_installed);
+            let installed = self
+                .0
+                .borrow()
+                .dpkg
+                .get(dep)
+                .is_some_and(DpkgState::is_installed);
             if !installed {
                 self.install_one(dep, None)?;
             }
         }
         let mut s = self.0.borrow_mut();
-        s.dpkg.insert(name.into(), DpkgState::Installed { version: candidate });
+        s.dpkg
+            .insert(name.into(), DpkgState::Installed { version: candidate });
         if let Some((path, content)) = &pkg.conffile {
             s.files.entry(path.clone()).or_insert_with(|| file(content));
         }
@@ -171,14 +221,27 @@ impl FakeNode {
             // Debian's postinst enables and starts a daemon's service.
             let pid = s.next_pid;
             s.next_pid += 1;
-            s.units.insert(unit.clone(), UnitFact { exists: true, running: true, enabled: true, main_pid: Some(pid) });
+            s.units.insert(
+                unit.clone(),
+                UnitFact {
+                    exists: true,
+                    running: true,
+                    enabled: true,
+                    main_pid: Some(pid),
+                },
+            );
         }
         Ok(())
     }
 }
 
 fn file(content: &str) -> FileState {
-    FileState { content: content.as_bytes().to_vec(), mode: 0o644, uid: 0, gid: 0 }
+    FileState {
+        content: content.as_bytes().to_vec(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    }
 }
 
 impl Probe for FakeNode {
@@ -191,20 +254,33 @@ impl Probe for FakeNode {
         Ok(self.0.borrow().lists_age)
     }
 
-    fn update_private_lists(&self, _dir: &Path) -> Result<()> {
+    fn update_private_lists(&self, _lists: &Lists) -> Result<()> {
         self.probe("apt-get update (private lists)".into());
         Ok(())
     }
 
-    fn apt_policy(&self, pkgs: &[PackageName], _lists: &Lists) -> Result<BTreeMap<PackageName, Policy>> {
+    fn apt_policy(
+        &self,
+        pkgs: &[PackageName],
+        _lists: &Lists,
+    ) -> Result<BTreeMap<PackageName, Policy>> {
         self.probe(format!("apt-cache policy {}", join(pkgs)));
         let s = self.0.borrow();
         Ok(pkgs
             .iter()
             .map(|p| {
-                let installed = s.dpkg.get(p.as_str()).and_then(|d| d.installed_version().map(str::to_string));
+                let installed = s
+                    .dpkg
+                    .get(p.as_str())
+                    .and_then(|d| d.installed_version().map(str::to_string));
                 let candidate = s.archive.get(p.as_str()).and_then(|a| a.candidate.clone());
-                (p.clone(), Policy { installed, candidate })
+                (
+                    p.clone(),
+                    Policy {
+                        installed,
+                        candidate,
+                    },
+                )
             })
             .collect())
     }
@@ -231,11 +307,19 @@ impl Probe for FakeNode {
         let s = self.0.borrow();
         Ok(pkgs
             .iter()
-            .map(|p| (p.clone(), s.dpkg.get(p.as_str()).cloned().unwrap_or(DpkgState::NotInstalled)))
+            .map(|p| {
+                (
+                    p.clone(),
+                    s.dpkg
+                        .get(p.as_str())
+                        .cloned()
+                        .unwrap_or(DpkgState::NotInstalled),
+                )
+            })
             .collect())
     }
 
-    fn autoremovable(&self) -> Result<Vec<String>> {
+    fn autoremovable(&self, _lists: &Lists) -> Result<Vec<String>> {
         self.probe("apt-get -s autoremove".into());
         Ok(self.0.borrow().autoremovable.clone())
     }
@@ -250,7 +334,9 @@ impl Probe for FakeNode {
         let text = self.file_text(db).unwrap_or_default();
         Ok(text.lines().find_map(|l| {
             let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&name)).then(|| f.get(2)?.parse().ok()).flatten()
+            (f.first() == Some(&name))
+                .then(|| f.get(2)?.parse().ok())
+                .flatten()
         }))
     }
 
@@ -300,7 +386,9 @@ impl AptExec for FakeNode {
         s.dpkg_updates.clear();
         for state in s.dpkg.values_mut() {
             if let DpkgState::Broken { version, .. } = state {
-                *state = DpkgState::Installed { version: version.clone() };
+                *state = DpkgState::Installed {
+                    version: version.clone(),
+                };
             }
         }
         Ok(())
@@ -310,20 +398,26 @@ impl AptExec for FakeNode {
         let args: Vec<String> = packages.iter().map(|(p, v)| format!("{p}={v}")).collect();
         self.record(format!("apt-get install {}", args.join(" ")))?;
         self.apt_allowed()?;
-        packages.iter().try_for_each(|(p, v)| self.install_one(p.as_str(), Some(v)))
+        packages
+            .iter()
+            .try_for_each(|(p, v)| self.install_one(p.as_str(), Some(v)))
     }
 
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
-        let verb = if purge == Purge::Yes { "purge" } else { "remove" };
+        let verb = if purge == Purge::Yes {
+            "purge"
+        } else {
+            "remove"
+        };
         self.record(format!("apt-get {verb} {}", join(packages)))?;
         self.apt_allowed()?;
         let mut s = self.state();
         for p in packages {
             let pkg = s.archive.get(p.as_str()).cloned().unwrap_or_default();
             let version = s.dpkg.get(p.as_str()).and_then(|d| match d {
-                DpkgState::Installed { version } | DpkgState::ConfigFiles { version } | DpkgState::Broken { version, .. } => {
-                    Some(version.clone())
-                }
+                DpkgState::Installed { version }
+                | DpkgState::ConfigFiles { version }
+                | DpkgState::Broken { version, .. } => Some(version.clone()),
                 DpkgState::NotInstalled => None,
             });
             if let Some(unit) = &pkg.unit {
@@ -331,7 +425,8 @@ impl AptExec for FakeNode {
             }
             match (purge, version) {
                 (Purge::No, Some(version)) if pkg.conffile.is_some() => {
-                    s.dpkg.insert(p.to_string(), DpkgState::ConfigFiles { version });
+                    s.dpkg
+                        .insert(p.to_string(), DpkgState::ConfigFiles { version });
                 }
                 _ => {
                     s.dpkg.remove(p.as_str());
@@ -360,7 +455,12 @@ impl AptExec for FakeNode {
 impl ServiceExec for FakeNode {
     fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
         self.probe(format!("health {unit}"));
-        let running = self.0.borrow().units.get(unit.as_str()).is_some_and(|u| u.running);
+        let running = self
+            .0
+            .borrow()
+            .units
+            .get(unit.as_str())
+            .is_some_and(|u| u.running);
         match health {
             _ if !running => bail!("{unit} is inactive after being started"),
             Health::Answering { flavor } if !self.daemon_answers() => {
@@ -374,7 +474,9 @@ impl ServiceExec for FakeNode {
         self.record(format!("systemctl {} {unit}", action.verb()))?;
         let mut s = self.state();
         let pid = s.next_pid;
-        let Some(u) = s.units.get_mut(unit.as_str()) else { bail!("Unit {unit} not found.") };
+        let Some(u) = s.units.get_mut(unit.as_str()) else {
+            bail!("Unit {unit} not found.")
+        };
         match action {
             ServiceAction::Start if !u.running => {
                 u.running = true;
@@ -401,7 +503,11 @@ impl FakeNode {
     /// The fake daemons answer unless one of the files holds a line
     /// starting `unhealthy`: a config that parses but does not work.
     fn daemon_answers(&self) -> bool {
-        !self.0.borrow().files.values().any(|f| f.content.split(|b| *b == b'\n').any(|l| l.starts_with(b"unhealthy")))
+        !self.0.borrow().files.values().any(|f| {
+            f.content
+                .split(|b| *b == b'\n')
+                .any(|l| l.starts_with(b"unhealthy"))
+        })
     }
 }
 
@@ -409,11 +515,17 @@ impl FileExec for FakeNode {
     fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
         self.record(format!("backup {path} {backup}"))?;
         let mut s = self.state();
-        let Some(current) = s.files.get(path.as_str()).cloned() else { return Ok(()) };
+        let Some(current) = s.files.get(path.as_str()).cloned() else {
+            return Ok(());
+        };
         s.files.insert(backup.to_string(), current);
         let prefix = format!("{path}.");
-        let mut old: Vec<String> =
-            s.files.keys().filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX)).cloned().collect();
+        let mut old: Vec<String> = s
+            .files
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX))
+            .cloned()
+            .collect();
         old.sort();
         let excess = old.len().saturating_sub(crate::diff::BACKUPS_KEPT);
         for k in old.into_iter().take(excess) {
@@ -432,23 +544,52 @@ impl FileExec for FakeNode {
         Ok(())
     }
 
-    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
+    fn write(
+        &mut self,
+        path: &AbsPath,
+        content: &[u8],
+        mode: Mode,
+        uid: u32,
+        gid: u32,
+        check: &Check,
+    ) -> Result<()> {
         self.record(format!("write {path}"))?;
         // The fake daemons reject any config with a line starting `bogus`.
-        if matches!(check, Check::Daemon { .. }) && content.split(|b| *b == b'\n').any(|l| l.starts_with(b"bogus")) {
+        if matches!(check, Check::Daemon { .. })
+            && content
+                .split(|b| *b == b'\n')
+                .any(|l| l.starts_with(b"bogus"))
+        {
             bail!("{path}: line 1 column 0 syntax error (fake check)");
         }
-        let parent = path.as_path().parent().map(|p| p.display().to_string()).unwrap_or_default();
+        let parent = path
+            .as_path()
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
         let mut s = self.state();
-        let dir_exists = s.dirs.contains(&parent) || s.files.keys().any(|f| f.starts_with(&format!("{parent}/")));
+        let dir_exists = s.dirs.contains(&parent)
+            || s.files.keys().any(|f| f.starts_with(&format!("{parent}/")));
         if !dir_exists {
             bail!("directory {parent} does not exist");
         }
-        s.files.insert(path.to_string(), FileState { content: content.to_vec(), mode: mode.0, uid, gid });
+        s.files.insert(
+            path.to_string(),
+            FileState {
+                content: content.to_vec(),
+                mode: mode.0,
+                uid,
+                gid,
+            },
+        );
         Ok(())
     }
 }
 
 fn join<T: AsRef<str>>(items: &[T]) -> String {
-    items.iter().map(|i| i.as_ref()).collect::<Vec<_>>().join(" ")
+    items
+        .iter()
+        .map(|i| i.as_ref())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

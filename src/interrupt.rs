@@ -25,9 +25,12 @@ impl Interrupt {
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
             // Order matters: the exit is registered first so that it only
             // fires once the first signal armed it.
-            let result = signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&armed))
-                .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&armed)))
-                .and_then(|_| signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize));
+            let result =
+                signal_hook::flag::register_conditional_shutdown(sig, 130, Arc::clone(&armed))
+                    .and_then(|_| signal_hook::flag::register(sig, Arc::clone(&armed)))
+                    .and_then(|_| {
+                        signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+                    });
             if let Err(e) = result {
                 log::warn!("cannot handle signal {sig} ({e}); it will end the run at once");
             }
@@ -37,7 +40,9 @@ impl Interrupt {
 
     /// One that never fires: for runs driven by tests.
     pub fn never() -> Self {
-        Interrupt { signal: Arc::new(AtomicUsize::new(0)) }
+        Interrupt {
+            signal: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     /// `SIGINT` or `SIGTERM` once one arrived.

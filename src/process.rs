@@ -20,7 +20,12 @@ pub struct Cmd {
 
 impl Cmd {
     pub fn new(program: &str) -> Self {
-        Cmd { program: program.to_string(), args: Vec::new(), env: Vec::new(), stdin: None }
+        Cmd {
+            program: program.to_string(),
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+        }
     }
 
     pub fn arg(mut self, arg: impl AsRef<str>) -> Self {
@@ -33,7 +38,8 @@ impl Cmd {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_string()));
         self
     }
 
@@ -69,7 +75,10 @@ impl Cmd {
             Some(bytes) => expr.stdin_bytes(bytes.clone()),
             None => expr.stdin_null(),
         };
-        let out = expr.run().map_err(|source| CmdError::NotStarted { cmd: self.to_string(), source })?;
+        let out = expr.run().map_err(|source| CmdError::NotStarted {
+            cmd: self.to_string(),
+            source,
+        })?;
         let elapsed = started.elapsed();
         // A process killed by a signal has no code; -1 keeps it non-zero.
         let code = out.status.code().unwrap_or(-1);
@@ -93,7 +102,12 @@ impl Cmd {
         if out.code == 0 {
             Ok(out)
         } else {
-            Err(CmdError::Failed { cmd: self.to_string(), code: out.code, stdout: out.stdout, stderr: out.stderr })
+            Err(CmdError::Failed {
+                cmd: self.to_string(),
+                code: out.code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            })
         }
     }
 }
@@ -102,7 +116,8 @@ impl Cmd {
 /// case stays readable: `apt-get install -y ntp`.
 fn shell_word(w: &str) -> String {
     let plain = !w.is_empty()
-        && w.bytes().all(|c| c.is_ascii_alphanumeric() || b"-_./:=+,@%^".contains(&c));
+        && w.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_./:=+,@%^".contains(&c));
     if plain {
         w.to_string()
     } else {
@@ -112,7 +127,11 @@ fn shell_word(w: &str) -> String {
 
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", shell_word(v))).collect();
+        let mut words: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| format!("{k}={}", shell_word(v)))
+            .collect();
         words.push(shell_word(&self.program));
         words.extend(self.args.iter().map(|a| shell_word(a)));
         f.write_str(&words.join(" "))
@@ -129,8 +148,16 @@ pub struct Output {
 
 #[derive(Debug)]
 pub enum CmdError {
-    NotStarted { cmd: String, source: std::io::Error },
-    Failed { cmd: String, code: i32, stdout: String, stderr: String },
+    NotStarted {
+        cmd: String,
+        source: std::io::Error,
+    },
+    Failed {
+        cmd: String,
+        code: i32,
+        stdout: String,
+        stderr: String,
+    },
 }
 
 impl CmdError {
@@ -146,9 +173,18 @@ impl fmt::Display for CmdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CmdError::NotStarted { cmd, source } => write!(f, "could not start `{cmd}`: {source}"),
-            CmdError::Failed { cmd, code, stdout, stderr } => {
+            CmdError::Failed {
+                cmd,
+                code,
+                stdout,
+                stderr,
+            } => {
                 write!(f, "`{cmd}` failed with exit status {code}")?;
-                let detail = if stderr.trim().is_empty() { stdout } else { stderr };
+                let detail = if stderr.trim().is_empty() {
+                    stdout
+                } else {
+                    stderr
+                };
                 let tail: Vec<&str> = detail.trim_end().lines().rev().take(12).collect();
                 if !tail.is_empty() {
                     write!(f, ":")?;
@@ -179,7 +215,13 @@ mod tests {
     fn display_is_a_pasteable_command_line() {
         let cmd = Cmd::new("apt-get")
             .env("DEBIAN_FRONTEND", "noninteractive")
-            .args(["-o", "Dpkg::Options::=--force-confold", "install", "-y", "ntp=1:4.2.8p15+dfsg-1"])
+            .args([
+                "-o",
+                "Dpkg::Options::=--force-confold",
+                "install",
+                "-y",
+                "ntp=1:4.2.8p15+dfsg-1",
+            ])
             .arg("it's");
         assert_eq!(
             cmd.to_string(),
@@ -191,7 +233,10 @@ mod tests {
     fn started_and_failed_are_different_errors() {
         let err = Cmd::new("/nonexistent/program").output().unwrap_err();
         assert!(matches!(err, CmdError::NotStarted { .. }), "{err}");
-        let err = Cmd::new("sh").args(["-c", "echo oops >&2; exit 3"]).run().unwrap_err();
+        let err = Cmd::new("sh")
+            .args(["-c", "echo oops >&2; exit 3"])
+            .run()
+            .unwrap_err();
         match &err {
             CmdError::Failed { code, stderr, .. } => {
                 assert_eq!(*code, 3);
@@ -199,7 +244,10 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(err.to_string().contains("exit status 3:\n    oops"), "{err}");
+        assert!(
+            err.to_string().contains("exit status 3:\n    oops"),
+            "{err}"
+        );
     }
 
     #[test]

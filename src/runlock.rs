@@ -53,12 +53,17 @@ impl RunLock {
             match flock(&file, FlockOperation::NonBlockingLockExclusive) {
                 Ok(()) => break,
                 Err(e) if e == rustix::io::Errno::WOULDBLOCK => {}
-                Err(e) => return Err(std::io::Error::from(e)).with_context(|| format!("locking {}", path.display())),
+                Err(e) => {
+                    return Err(std::io::Error::from(e))
+                        .with_context(|| format!("locking {}", path.display()))
+                }
             }
             let waited = started.elapsed();
             let holder = holder_pid(&mut file);
             if waited >= timeout {
-                let who = holder.map_or("another run".to_string(), |pid| format!("another run (pid {pid})"));
+                let who = holder.map_or("another run".to_string(), |pid| {
+                    format!("another run (pid {pid})")
+                });
                 bail!(
                     "{who} holds {}; gave up after {} s (--lock-timeout). Wait for it to finish{}, or give a longer --lock-timeout",
                     path.display(),
@@ -67,7 +72,10 @@ impl RunLock {
                 );
             }
             if let Some(signal) = stop() {
-                bail!("{signal} received while waiting for {}; nothing was changed", path.display());
+                bail!(
+                    "{signal} received while waiting for {}; nothing was changed",
+                    path.display()
+                );
             }
             if waited >= next_note {
                 on_wait(&Waiting { holder, waited });
@@ -102,14 +110,31 @@ mod tests {
         let first = RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).unwrap();
         let mut heard = Vec::new();
         let started = Instant::now();
-        let err = RunLock::acquire(&path, Duration::from_millis(300), &mut |w| heard.push(w.clone()), &|| None).unwrap_err();
+        let err = RunLock::acquire(
+            &path,
+            Duration::from_millis(300),
+            &mut |w| heard.push(w.clone()),
+            &|| None,
+        )
+        .unwrap_err();
         assert!(started.elapsed() >= Duration::from_millis(300));
         let pid = std::process::id();
-        assert_eq!(heard.len(), 1, "one note at the start of a short wait: {heard:?}");
+        assert_eq!(
+            heard.len(),
+            1,
+            "one note at the start of a short wait: {heard:?}"
+        );
         assert_eq!(heard[0].holder, Some(pid));
-        assert!(err.to_string().starts_with(&format!("another run (pid {pid}) holds {}; gave up after 0 s", path.display())), "{err}");
+        assert!(
+            err.to_string().starts_with(&format!(
+                "another run (pid {pid}) holds {}; gave up after 0 s",
+                path.display()
+            )),
+            "{err}"
+        );
         drop(first);
-        RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).expect("free once the holder is gone");
+        RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None)
+            .expect("free once the holder is gone");
     }
 
     #[test]
@@ -117,7 +142,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run.lock");
         let _first = RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).unwrap();
-        let err = RunLock::acquire(&path, Duration::from_secs(60), &mut |_| {}, &|| Some("SIGTERM")).unwrap_err();
-        assert!(err.to_string().contains("SIGTERM received while waiting"), "{err}");
+        let err = RunLock::acquire(&path, Duration::from_secs(60), &mut |_| {}, &|| {
+            Some("SIGTERM")
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("SIGTERM received while waiting"),
+            "{err}"
+        );
     }
 }

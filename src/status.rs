@@ -53,8 +53,20 @@ fn in_use(packages: &std::collections::BTreeMap<PackageName, DpkgState>) -> Opti
         _ => None,
     };
     // The transitional `ntp` depends on ntpsec: NTPsec is what runs then.
-    [Flavor::Ntpsec, Flavor::Chrony, Flavor::Openntpd, Flavor::Ntpd].into_iter().find_map(|f| {
-        version_of(f).map(|version| InUse { flavor: f, package: f.package(), version, unit: f.unit().to_string() })
+    [
+        Flavor::Ntpsec,
+        Flavor::Chrony,
+        Flavor::Openntpd,
+        Flavor::Ntpd,
+    ]
+    .into_iter()
+    .find_map(|f| {
+        version_of(f).map(|version| InUse {
+            flavor: f,
+            package: f.package(),
+            version,
+            unit: f.unit().to_string(),
+        })
     })
 }
 
@@ -65,9 +77,16 @@ fn effective_config(flavor: Flavor) -> String {
         Flavor::Ntpd if exists("/run/ntp.conf.dhcp") => "/run/ntp.conf.dhcp".into(),
         Flavor::Ntpsec if exists("/run/ntpsec/ntp.conf.dhcp") => {
             let ignored = std::fs::read_to_string("/etc/default/ntpsec")
-                .map(|t| t.lines().any(|l| l.trim() == "IGNORE_DHCP=\"yes\"" || l.trim() == "IGNORE_DHCP=yes"))
+                .map(|t| {
+                    t.lines()
+                        .any(|l| l.trim() == "IGNORE_DHCP=\"yes\"" || l.trim() == "IGNORE_DHCP=yes")
+                })
                 .unwrap_or(false);
-            if ignored { flavor.config().to_string() } else { "/run/ntpsec/ntp.conf.dhcp".into() }
+            if ignored {
+                flavor.config().to_string()
+            } else {
+                "/run/ntpsec/ntp.conf.dhcp".into()
+            }
         }
         _ => flavor.config().to_string(),
     }
@@ -75,7 +94,11 @@ fn effective_config(flavor: Flavor) -> String {
 
 /// Compares the file the daemon reads with what the plan would write.
 fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
-    let mismatch = |detail: String| ConfigStatus { path: path.to_string(), matches_plan: false, detail };
+    let mismatch = |detail: String| ConfigStatus {
+        path: path.to_string(),
+        matches_plan: false,
+        detail,
+    };
     let Some(requested) = plan.vars.daemon else {
         return mismatch("the plan names no daemon".into());
     };
@@ -86,11 +109,17 @@ fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
         DaemonName::Openntpd => daemon.flavor == Flavor::Openntpd,
     };
     if !compatible {
-        return mismatch(format!("the plan wants {requested}, the node runs {}", daemon.flavor.as_str()));
+        return mismatch(format!(
+            "the plan wants {requested}, the node runs {}",
+            daemon.flavor.as_str()
+        ));
     }
     let resolved = Daemon::new(requested, daemon.flavor);
     if path != resolved.config.as_str() {
-        return mismatch(format!("the daemon reads {path} (from DHCP), not {}", resolved.config));
+        return mismatch(format!(
+            "the daemon reads {path} (from DHCP), not {}",
+            resolved.config
+        ));
     }
     let rendered = match plan.render(Some(&resolved)) {
         Ok(r) => r,
@@ -100,11 +129,15 @@ fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
         Action::Template(t) if t.dest == resolved.config => Some(t.content.clone()),
         _ => None,
     });
-    let Some(wanted) = wanted else { return mismatch(format!("the plan writes no {path}")) };
+    let Some(wanted) = wanted else {
+        return mismatch(format!("the plan writes no {path}"));
+    };
     match std::fs::read(path) {
-        Ok(actual) if actual == wanted.as_bytes() => {
-            ConfigStatus { path: path.to_string(), matches_plan: true, detail: "matches the plan".into() }
-        }
+        Ok(actual) if actual == wanted.as_bytes() => ConfigStatus {
+            path: path.to_string(),
+            matches_plan: true,
+            detail: "matches the plan".into(),
+        },
         Ok(_) => mismatch("differs from the plan (`ntp-provision plan` shows the diff)".into()),
         Err(e) => mismatch(format!("cannot read it: {e}")),
     }
@@ -112,12 +145,16 @@ fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
 
 /// Peers and sync state through the daemon's own query tool.
 fn query(flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
-    let run = |program: &str, args: &[&str]| Cmd::new(program).env("LC_ALL", "C").args(args).output();
+    let run =
+        |program: &str, args: &[&str]| Cmd::new(program).env("LC_ALL", "C").args(args).output();
     Ok(match flavor {
         Flavor::Ntpd | Flavor::Ntpsec => {
             let p = run("ntpq", &["-pn"])?;
             let s = run("ntpq", &["-c", "rv 0 leap,stratum,offset,refid"])?;
-            (peers::parse_ntpq_peers(&p.stdout, &p.stderr).map_err(anyhow::Error::msg)?, peers::parse_ntpq_rv(&s.stdout).map_err(anyhow::Error::msg)?)
+            (
+                peers::parse_ntpq_peers(&p.stdout, &p.stderr).map_err(anyhow::Error::msg)?,
+                peers::parse_ntpq_rv(&s.stdout).map_err(anyhow::Error::msg)?,
+            )
         }
         Flavor::Chrony => {
             let p = run("chronyc", &["-n", "-c", "sources"])?;
@@ -125,7 +162,10 @@ fn query(flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
             if p.code != 0 {
                 anyhow::bail!("chronyc failed: {}", p.stderr.trim());
             }
-            (peers::parse_chronyc_sources(&p.stdout).map_err(anyhow::Error::msg)?, peers::parse_chronyc_tracking(&s.stdout).map_err(anyhow::Error::msg)?)
+            (
+                peers::parse_chronyc_sources(&p.stdout).map_err(anyhow::Error::msg)?,
+                peers::parse_chronyc_tracking(&s.stdout).map_err(anyhow::Error::msg)?,
+            )
         }
         Flavor::Openntpd => {
             let p = run("ntpctl", &["-s", "peers"])?;
@@ -133,20 +173,36 @@ fn query(flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
             if p.code != 0 {
                 anyhow::bail!("ntpctl failed: {}", p.stderr.trim());
             }
-            (peers::parse_ntpctl_peers(&p.stdout).map_err(anyhow::Error::msg)?, peers::parse_ntpctl_status(&s.stdout).map_err(anyhow::Error::msg)?)
+            (
+                peers::parse_ntpctl_peers(&p.stdout).map_err(anyhow::Error::msg)?,
+                peers::parse_ntpctl_status(&s.stdout).map_err(anyhow::Error::msg)?,
+            )
         }
     })
 }
 
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
-    let names: Vec<PackageName> =
-        crate::daemon::TIME_DAEMON_PACKAGES.iter().filter_map(|p| PackageName::parse(p).ok()).collect();
+    let names: Vec<PackageName> = crate::daemon::TIME_DAEMON_PACKAGES
+        .iter()
+        .filter_map(|p| PackageName::parse(p).ok())
+        .collect();
     let packages = probe.dpkg_status(&names)?;
     let Some(daemon) = in_use(&packages) else {
-        return Ok(Status { daemon: None, unit: None, config: None, synchronised: false, sync: None, peers: vec![], query_error: None });
+        return Ok(Status {
+            daemon: None,
+            unit: None,
+            config: None,
+            synchronised: false,
+            sync: None,
+            peers: vec![],
+            query_error: None,
+        });
     };
     let init: InitSystem = probe.init_system()?;
-    let unit = probe.units(init, &[daemon.flavor.unit()])?.into_iter().next();
+    let unit = probe
+        .units(init, &[daemon.flavor.unit()])?
+        .into_iter()
+        .next();
     let path = effective_config(daemon.flavor);
     let config = Some(compare_with_plan(plan, &daemon, &path));
     let (peers, sync, query_error) = match query(daemon.flavor) {
@@ -154,13 +210,25 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
     };
     let synchronised = sync.as_ref().is_some_and(|s| s.synchronised);
-    Ok(Status { daemon: Some(daemon), unit, config, synchronised, sync, peers, query_error })
+    Ok(Status {
+        daemon: Some(daemon),
+        unit,
+        config,
+        synchronised,
+        sync,
+        peers,
+        query_error,
+    })
 }
 
 impl Status {
     /// 0 when a daemon is installed and running, 1 otherwise.
     pub fn exit_code(&self) -> i32 {
-        if self.daemon.is_some() && self.unit.as_ref().is_some_and(|u| u.running) { 0 } else { 1 }
+        if self.daemon.is_some() && self.unit.as_ref().is_some_and(|u| u.running) {
+            0
+        } else {
+            1
+        }
     }
 
     pub fn human(&self) -> String {
@@ -169,11 +237,25 @@ impl Status {
             return "daemon: none (no NTP daemon package is installed)\n".into();
         };
         let unit = match &self.unit {
-            Some(u) if u.running => format!("{} running{}", d.unit, if u.enabled { ", enabled" } else { ", not enabled at boot" }),
+            Some(u) if u.running => format!(
+                "{} running{}",
+                d.unit,
+                if u.enabled {
+                    ", enabled"
+                } else {
+                    ", not enabled at boot"
+                }
+            ),
             Some(u) if u.exists => format!("{} NOT running", d.unit),
             _ => format!("{} not found", d.unit),
         };
-        let _ = writeln!(out, "daemon: {} (package {} {}), unit {unit}", d.flavor.as_str(), d.package, d.version);
+        let _ = writeln!(
+            out,
+            "daemon: {} (package {} {}), unit {unit}",
+            d.flavor.as_str(),
+            d.package,
+            d.version
+        );
         if let Some(c) = &self.config {
             let _ = writeln!(out, "config: {} ({})", c.path, c.detail);
         }

@@ -15,7 +15,11 @@ fn ntp_provision(args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_ntp-provision"))
         .args(args)
         .env_remove("RUST_LOG")
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -35,8 +39,16 @@ fn ntp_provision(args: &[&str], stdin: Option<&[u8]>) -> Run {
 /// Runs and checks the exit code and a fragment of stderr.
 fn check(args: &[&str], stdin: Option<&[u8]>, code: i32, stderr_has: &str) -> Run {
     let run = ntp_provision(args, stdin);
-    assert_eq!(run.code, code, "ntp-provision {args:?}\nstdout: {}\nstderr: {}", run.stdout, run.stderr);
-    assert!(run.stderr.contains(stderr_has), "ntp-provision {args:?}: {stderr_has:?} not in stderr:\n{}", run.stderr);
+    assert_eq!(
+        run.code, code,
+        "ntp-provision {args:?}\nstdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+    assert!(
+        run.stderr.contains(stderr_has),
+        "ntp-provision {args:?}: {stderr_has:?} not in stderr:\n{}",
+        run.stderr
+    );
     run
 }
 
@@ -46,7 +58,10 @@ fn help_and_version() {
     assert!(help.stdout.contains("Examples:"), "{}", help.stdout);
     assert!(help.stdout.contains("apply"));
     let version = check(&["--version"], None, 0, "");
-    assert_eq!(version.stdout.trim(), format!("ntp-provision {}", env!("CARGO_PKG_VERSION")));
+    assert_eq!(
+        version.stdout.trim(),
+        format!("ntp-provision {}", env!("CARGO_PKG_VERSION"))
+    );
     let sub = check(&["plan", "--help"], None, 0, "");
     assert!(sub.stdout.contains("--detailed-exitcodes"));
 }
@@ -55,36 +70,75 @@ fn help_and_version() {
 fn bad_usage_exits_64() {
     check(&[], None, 64, "Usage");
     check(&["frobnicate"], None, 64, "unrecognized subcommand");
-    check(&["plan", "--format", "xml"], None, 64, "invalid value 'xml'");
+    check(
+        &["plan", "--format", "xml"],
+        None,
+        64,
+        "invalid value 'xml'",
+    );
     check(&["plan", "-e", "novalue"], None, 64, "expected KEY=VALUE");
     check(&["plan", "-e", "9x=1"], None, 64, "not a variable name");
 }
 
 #[test]
 fn invalid_plans_exit_65_and_name_the_place() {
-    let run = check(&["plan", "-"], Some(b"steps:\n  - name: x\n    apt: {name: ntp, stat: latest}\n"), 65, "<stdin>:");
-    assert!(run.stderr.contains("unknown field `stat`"), "{}", run.stderr);
-    assert!(run.stdout.is_empty(), "human mode prints nothing on stdout: {}", run.stdout);
+    let run = check(
+        &["plan", "-"],
+        Some(b"steps:\n  - name: x\n    apt: {name: ntp, stat: latest}\n"),
+        65,
+        "<stdin>:",
+    );
+    assert!(
+        run.stderr.contains("unknown field `stat`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout.is_empty(),
+        "human mode prints nothing on stdout: {}",
+        run.stdout
+    );
 
     let run = check(
-        &["apply", "-", "-e", "servers=[\"a.example\\nrestrict default\"]", "--format", "json"],
+        &[
+            "apply",
+            "-",
+            "-e",
+            "servers=[\"a.example\\nrestrict default\"]",
+            "--format",
+            "json",
+        ],
         Some(playbook().as_bytes()),
         65,
         "vars.servers[0]",
     );
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("exactly one JSON document");
+    let doc: serde_json::Value =
+        serde_json::from_str(&run.stdout).expect("exactly one JSON document");
     assert_eq!(doc["failed"], true);
     assert_eq!(doc["changed"], false);
-    assert!(doc["error"].as_str().unwrap().contains("control character"), "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("control character"),
+        "{doc}"
+    );
     assert_eq!(doc["steps"].as_array().unwrap().len(), 0);
 
-    check(&["plan", "-e", "daemon=ntimed"], None, 65, "never packaged by Debian or Ubuntu");
+    check(
+        &["plan", "-e", "daemon=ntimed"],
+        None,
+        65,
+        "never packaged by Debian or Ubuntu",
+    );
     check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
 }
 
 #[test]
 fn a_missing_plan_file_exits_66() {
-    check(&["plan", "/nonexistent/plan.yaml"], None, 66, "cannot read plan /nonexistent/plan.yaml");
+    check(
+        &["plan", "/nonexistent/plan.yaml"],
+        None,
+        66,
+        "cannot read plan /nonexistent/plan.yaml",
+    );
 }
 
 fn playbook() -> String {
@@ -94,19 +148,47 @@ fn playbook() -> String {
 #[test]
 fn verify_refuses_names_and_mismatched_families_as_bad_usage() {
     check(&["verify", "localhost"], None, 64, "DNS is never used");
-    check(&["verify", "127.0.0.1", "--from", "::1"], None, 64, "not the same address family");
-    let run = check(&["verify", "::1", "--format", "json"], None, 64, "give --from ADDR");
+    check(
+        &["verify", "127.0.0.1", "--from", "::1"],
+        None,
+        64,
+        "not the same address family",
+    );
+    let run = check(
+        &["verify", "::1", "--format", "json"],
+        None,
+        64,
+        "give --from ADDR",
+    );
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
-    assert_eq!((doc["mode"].as_str(), doc["failed"].as_bool()), (Some("verify"), Some(true)));
+    assert_eq!(
+        (doc["mode"].as_str(), doc["failed"].as_bool()),
+        (Some("verify"), Some(true))
+    );
     assert!(doc["error"].as_str().unwrap().contains("IPv6"));
 }
 
 #[test]
 fn verify_of_a_port_where_nothing_listens_finds_no_amplification() {
     // A loopback port that was free a moment ago: every probe goes unanswered.
-    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let target = format!("127.0.0.1:{port}");
-    let run = check(&["verify", &target, "--format", "json", "--detailed-exitcodes"], None, 0, "");
+    let run = check(
+        &[
+            "verify",
+            &target,
+            "--format",
+            "json",
+            "--detailed-exitcodes",
+        ],
+        None,
+        0,
+        "",
+    );
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
     assert_eq!(doc["verdict"], "no_amplification");
     assert_eq!(doc["time_service"], "not_served");
@@ -129,9 +211,18 @@ fn every_bad_plan_exits_65_with_its_exact_message_and_runs_nothing() {
         assert_eq!(run.code, 65, "{text:?}: {}", run.stderr);
         if want.ends_with("is not an embedded template") {
             // From a file, templates are also looked for next to the plan.
-            assert!(run.stderr.contains("steps[0].template.src: cannot read template"), "{}", run.stderr);
+            assert!(
+                run.stderr
+                    .contains("steps[0].template.src: cannot read template"),
+                "{}",
+                run.stderr
+            );
         } else {
-            assert_eq!(run.stderr, format!("ntp-provision: invalid plan: {want}\n"), "{text:?}");
+            assert_eq!(
+                run.stderr,
+                format!("ntp-provision: invalid plan: {want}\n"),
+                "{text:?}"
+            );
         }
         let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
         assert_eq!(doc["steps"].as_array().map(Vec::len), Some(0), "{text:?}");

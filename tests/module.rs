@@ -15,32 +15,65 @@ fn module(args: &str) -> (i32, serde_json::Value, String) {
         .output()
         .expect("the binary starts");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
-    (out.status.code().unwrap_or(-1), value, String::from_utf8_lossy(&out.stderr).into_owned())
+    let value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON object ({e}): {stdout}"));
+    (
+        out.status.code().unwrap_or(-1),
+        value,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn invalid_arguments_fail_in_json_with_exit_0() {
     let (code, v, _) = module(r#"{"plan": "/nonexistent/plan.yaml", "bogus": 1}"#);
     assert_eq!(code, 0);
-    assert_eq!((v["failed"].as_bool(), v["changed"].as_bool()), (Some(true), Some(false)));
-    assert!(v["msg"].as_str().unwrap().contains("unsupported parameter \"bogus\""), "{v}");
+    assert_eq!(
+        (v["failed"].as_bool(), v["changed"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("unsupported parameter \"bogus\""),
+        "{v}"
+    );
 }
 
 #[test]
 fn an_unreadable_or_invalid_plan_fails_before_any_probe() {
     let (code, v, _) = module(r#"{"plan": "/nonexistent/plan.yaml", "_ansible_check_mode": true}"#);
     assert_eq!(code, 0);
-    assert!(v["msg"].as_str().unwrap().contains("cannot read plan /nonexistent/plan.yaml on the target"), "{v}");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read plan /nonexistent/plan.yaml on the target"),
+        "{v}"
+    );
 
-    let (code, v, _) = module(r#"{"plan": {"steps": [{"name": "x", "apt": {"name": "ntp", "state": "gone"}}]}, "_ansible_check_mode": true}"#);
+    let (code, v, _) = module(
+        r#"{"plan": {"steps": [{"name": "x", "apt": {"name": "ntp", "state": "gone"}}]}, "_ansible_check_mode": true}"#,
+    );
     assert_eq!(code, 0);
     assert_eq!(v["failed"], true);
-    assert!(v["msg"].as_str().unwrap().starts_with("invalid plan: <module argument plan>"), "{v}");
+    assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid plan: <module argument plan>"),
+        "{v}"
+    );
 
-    let (_, v, _) = module(r#"{"vars": {"servers": ["pool.ntp.org\nrestrict default"]}, "_ansible_check_mode": true}"#);
+    let (_, v, _) = module(
+        r#"{"vars": {"servers": ["pool.ntp.org\nrestrict default"]}, "_ansible_check_mode": true}"#,
+    );
     assert_eq!(v["failed"], true);
-    assert!(v["msg"].as_str().unwrap().contains("control character"), "{v}");
+    assert!(
+        v["msg"].as_str().unwrap().contains("control character"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -48,6 +81,13 @@ fn a_file_that_is_not_a_json_object_is_the_cli_as_before() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("plan.yaml");
     std::fs::write(&path, "steps: []\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ntp-provision")).arg(&path).output().unwrap();
-    assert_eq!(out.status.code(), Some(64), "a bare YAML file is bad usage, not a module run");
+    let out = Command::new(env!("CARGO_BIN_EXE_ntp-provision"))
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "a bare YAML file is bad usage, not a module run"
+    );
 }

@@ -139,7 +139,9 @@ pub fn parse_args(args: &Map<String, Value>) -> Result<ModuleArgs, String> {
     if let Some(d) = daemon {
         // `daemon` is the shortcut and wins: a host can pick its daemon over group vars.
         parsed.vars.retain(|(k, _)| k != "daemon");
-        parsed.vars.push(("daemon".into(), serde_yaml::Value::String(d)));
+        parsed
+            .vars
+            .push(("daemon".into(), serde_yaml::Value::String(d)));
     }
     Ok(parsed)
 }
@@ -150,16 +152,23 @@ fn plan_arg(value: &Value) -> Result<PlanArg, String> {
         Value::Object(_) => serde_yaml::to_string(value)
             .map(PlanArg::Inline)
             .map_err(|e| format!("plan: the mapping cannot be written as YAML: {e}")),
-        Value::String(s) if s.trim().is_empty() => Err("plan is empty: give a path on the target, plan YAML, or a mapping".into()),
+        Value::String(s) if s.trim().is_empty() => {
+            Err("plan is empty: give a path on the target, plan YAML, or a mapping".into())
+        }
         // One line is a path: a plan needs at least `steps:` and its list.
         Value::String(s) if !s.contains('\n') => Ok(PlanArg::Path(PathBuf::from(s))),
         Value::String(s) => Ok(PlanArg::Inline(s.clone())),
-        other => Err(format!("plan must be a path on the target, plan YAML or a mapping, not {}", type_name(other))),
+        other => Err(format!(
+            "plan must be a path on the target, plan YAML or a mapping, not {}",
+            type_name(other)
+        )),
     }
 }
 
 fn boolean(key: &str, value: &Value) -> Result<bool, String> {
-    value.as_bool().ok_or_else(|| format!("{key} must be a boolean, not {value}"))
+    value
+        .as_bool()
+        .ok_or_else(|| format!("{key} must be a boolean, not {value}"))
 }
 
 /// Ansible templating turns numbers into strings easily: accept both.
@@ -173,12 +182,16 @@ fn seconds(value: &Value) -> Result<u64, String> {
 }
 
 fn to_yaml(value: &Value) -> Result<serde_yaml::Value, String> {
-    serde_yaml::to_value(value).map_err(|e| format!("vars: {value} cannot be used as a plan variable: {e}"))
+    serde_yaml::to_value(value)
+        .map_err(|e| format!("vars: {value} cannot be used as a plan variable: {e}"))
 }
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -214,16 +227,31 @@ fn failed(msg: String) -> Value {
 fn load(a: &ModuleArgs) -> Result<Plan, String> {
     let (bytes, source) = match &a.plan {
         PlanArg::Embedded => (plan::DEFAULT_PLAN.as_bytes().to_vec(), Source::embedded()),
-        PlanArg::Inline(text) => (text.clone().into_bytes(), Source { name: "<module argument plan>".into(), dir: None }),
+        PlanArg::Inline(text) => (
+            text.clone().into_bytes(),
+            Source {
+                name: "<module argument plan>".into(),
+                dir: None,
+            },
+        ),
         PlanArg::Path(p) => {
-            let meta = std::fs::metadata(p).map_err(|e| format!("cannot read plan {} on the target: {e}", p.display()))?;
+            let meta = std::fs::metadata(p)
+                .map_err(|e| format!("cannot read plan {} on the target: {e}", p.display()))?;
             if !meta.is_file() {
-                return Err(format!("plan {} on the target is not a regular file", p.display()));
+                return Err(format!(
+                    "plan {} on the target is not a regular file",
+                    p.display()
+                ));
             }
             if meta.len() > plan::MAX_PLAN_BYTES as u64 {
-                return Err(format!("plan {} is larger than {} bytes", p.display(), plan::MAX_PLAN_BYTES));
+                return Err(format!(
+                    "plan {} is larger than {} bytes",
+                    p.display(),
+                    plan::MAX_PLAN_BYTES
+                ));
             }
-            let bytes = std::fs::read(p).map_err(|e| format!("cannot read plan {} on the target: {e}", p.display()))?;
+            let bytes = std::fs::read(p)
+                .map_err(|e| format!("cannot read plan {} on the target: {e}", p.display()))?;
             (bytes, Source::file(p))
         }
     };
@@ -241,11 +269,14 @@ fn status(a: &ModuleArgs) -> Value {
             let running = status.exit_code() == 0;
             let msg = match (&status.daemon, running, status.synchronised) {
                 (None, _, _) => "no NTP daemon package is installed".to_string(),
-                (Some(d), false, _) => format!("{} is installed but {} is not running", d.package, d.unit),
+                (Some(d), false, _) => {
+                    format!("{} is installed but {} is not running", d.package, d.unit)
+                }
                 (Some(d), true, true) => format!("{} is running and synchronised", d.unit),
                 (Some(d), true, false) => format!("{} is running, not synchronised", d.unit),
             };
-            let mut value = serde_json::to_value(&status).unwrap_or_else(|e| json!({"error": e.to_string()}));
+            let mut value =
+                serde_json::to_value(&status).unwrap_or_else(|e| json!({"error": e.to_string()}));
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("changed".into(), Value::Bool(false));
                 obj.insert("failed".into(), Value::Bool(!running));
@@ -257,13 +288,20 @@ fn status(a: &ModuleArgs) -> Value {
 }
 
 fn converge(a: &ModuleArgs) -> Value {
-    let mode = if a.check_mode { Mode::Plan } else { Mode::Apply };
+    let mode = if a.check_mode {
+        Mode::Plan
+    } else {
+        Mode::Apply
+    };
     let plan = match load(a) {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
     if mode == Mode::Apply && !app::is_root() {
-        return failed("apply must run as root: it installs packages and writes under /etc (use become: true)".into());
+        return failed(
+            "apply must run as root: it installs packages and writes under /etc (use become: true)"
+                .into(),
+        );
     }
     // The same guarantees as the command line: one run at a time per node,
     // and SIGINT/SIGTERM finish the current step and skip the rest.
@@ -277,17 +315,23 @@ fn converge(a: &ModuleArgs) -> Value {
     };
     let _run_lock = match app::take_run_lock(&lock_args, mode, &interrupt) {
         Ok(lock) => lock,
-        Err(e) => return result(&Report::failed_before_start(mode, format!("nothing was changed: {e:#}")), Vec::new(), a.diff),
+        Err(e) => {
+            return result(
+                &Report::failed_before_start(mode, format!("nothing was changed: {e:#}")),
+                Vec::new(),
+                a.diff,
+            )
+        }
     };
-    let (facts, changeset, policy) = match app::prepare(&plan) {
+    let prepared = match app::prepare(&plan) {
         Ok(x) => x,
         Err(e) => return result(&Report::failed_before_start(mode, e), Vec::new(), a.diff),
     };
     // Taken before apply: the node's files as the diff saw them.
-    let files = file_diffs(&changeset, &facts);
+    let files = file_diffs(&prepared.changeset, &prepared.facts);
     let report = match mode {
-        Mode::Plan => Report::plan(&changeset),
-        Mode::Apply => app::execute(&plan, &changeset, facts.init, a.lock_timeout, &policy, &interrupt, &mut |_| {}),
+        Mode::Plan => Report::plan(&prepared.changeset),
+        Mode::Apply => app::execute(&plan, &prepared, a.lock_timeout, &interrupt, &mut |_| {}),
     };
     // Only the files of steps that changed (apply) or would change (plan).
     let changed_paths: Vec<&str> = report
@@ -300,7 +344,11 @@ fn converge(a: &ModuleArgs) -> Value {
             _ => None,
         })
         .collect();
-    let diffs = files.into_iter().filter(|(path, _)| changed_paths.contains(&path.as_str())).map(|(_, d)| d).collect();
+    let diffs = files
+        .into_iter()
+        .filter(|(path, _)| changed_paths.contains(&path.as_str()))
+        .map(|(_, d)| d)
+        .collect();
     result(&report, diffs, a.diff)
 }
 
@@ -313,11 +361,25 @@ pub fn file_diffs(changeset: &Changeset, facts: &Facts) -> Vec<(String, Value)> 
     let mut current: BTreeMap<String, Option<String>> = facts
         .files
         .iter()
-        .map(|(p, f)| (p.as_str().to_string(), f.as_ref().map(|f| String::from_utf8_lossy(&f.content).into_owned())))
+        .map(|(p, f)| {
+            (
+                p.as_str().to_string(),
+                f.as_ref()
+                    .map(|f| String::from_utf8_lossy(&f.content).into_owned()),
+            )
+        })
         .collect();
     let mut out = Vec::new();
     for change in changeset.steps.iter().flat_map(|s| &s.changes) {
-        let Change::File { path, content, diff, .. } = change else { continue };
+        let Change::File {
+            path,
+            content,
+            diff,
+            ..
+        } = change
+        else {
+            continue;
+        };
         let path = path.as_str().to_string();
         let before = current.get(&path).cloned().flatten();
         let entry = if diff.is_empty() {
@@ -354,7 +416,10 @@ fn message(report: &Report) -> String {
         return e.clone();
     }
     let s = &report.summary;
-    let recap = format!("ok={} changed={} failed={} skipped={}", s.ok, s.changed, s.failed, s.skipped);
+    let recap = format!(
+        "ok={} changed={} failed={} skipped={}",
+        s.ok, s.changed, s.failed, s.skipped
+    );
     let failures: Vec<String> = report
         .steps
         .iter()

@@ -45,7 +45,15 @@ pub trait ServiceExec {
 pub trait FileExec {
     /// Replaces `path` atomically with `content`, owned by uid:gid with
     /// `mode`, after `check` accepted the new content (else `path` is untouched).
-    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()>;
+    fn write(
+        &mut self,
+        path: &AbsPath,
+        content: &[u8],
+        mode: Mode,
+        uid: u32,
+        gid: u32,
+        check: &Check,
+    ) -> Result<()>;
     /// Copies `path` (content, mode, owner) to `backup` atomically, then
     /// removes all but the newest `BACKUPS_KEPT` backups of `path`. Nothing
     /// to do when `path` does not exist.
@@ -63,7 +71,11 @@ pub struct Executors<'a> {
 
 /// Runs every change in order; `on_step` sees each step's report as soon as
 /// the step is done (the human output prints it then).
-pub fn apply(changeset: &Changeset, exec: &mut Executors<'_>, on_step: &mut dyn FnMut(&StepReport)) -> Report {
+pub fn apply(
+    changeset: &Changeset,
+    exec: &mut Executors<'_>,
+    on_step: &mut dyn FnMut(&StepReport),
+) -> Report {
     apply_until(changeset, exec, on_step, &|| None)
 }
 
@@ -131,15 +143,38 @@ fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
         Change::Remove { packages } => exec.apt.remove(&names(packages), Purge::No),
         Change::Purge { packages } => exec.apt.remove(&names(packages), Purge::Yes),
         Change::Autoremove { .. } => exec.apt.autoremove(),
-        Change::File { path, after, content, check, backup, .. } => {
+        Change::File {
+            path,
+            after,
+            content,
+            check,
+            backup,
+            ..
+        } => {
             // The old content is safe before anything replaces it.
             if let Some(b) = backup {
                 exec.files.backup(path, b)?;
             }
-            exec.files.write(path, content.as_bytes(), after.mode, after.uid, after.gid, check)
+            exec.files.write(
+                path,
+                content.as_bytes(),
+                after.mode,
+                after.uid,
+                after.gid,
+                check,
+            )
         }
-        Change::Service { unit, action: action @ (ServiceAction::Start | ServiceAction::Restart), health, rollback, .. } => {
-            let started = exec.services.service(unit, *action).and_then(|()| exec.services.check_health(unit, health));
+        Change::Service {
+            unit,
+            action: action @ (ServiceAction::Start | ServiceAction::Restart),
+            health,
+            rollback,
+            ..
+        } => {
+            let started = exec
+                .services
+                .service(unit, *action)
+                .and_then(|()| exec.services.check_health(unit, health));
             match started {
                 Ok(()) => Ok(()),
                 Err(e) if rollback.is_empty() => Err(e),
@@ -154,7 +189,13 @@ fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
 /// for it and restart it on the old config. The step fails either way; the
 /// error says what was wrong (with the daemon's log lines), what was put
 /// back, and whether the daemon now runs.
-fn roll_back(unit: &UnitName, health: &Health, rollback: &[Restore], exec: &mut Executors<'_>, cause: anyhow::Error) -> anyhow::Error {
+fn roll_back(
+    unit: &UnitName,
+    health: &Health,
+    rollback: &[Restore],
+    exec: &mut Executors<'_>,
+    cause: anyhow::Error,
+) -> anyhow::Error {
     let mut done = Vec::new();
     for r in rollback {
         done.push(match exec.files.restore(&r.path, &r.backup) {
@@ -162,7 +203,10 @@ fn roll_back(unit: &UnitName, health: &Health, rollback: &[Restore], exec: &mut 
             Err(e) => format!("could NOT restore {}: {e:#}", r.path),
         });
     }
-    let again = exec.services.service(unit, ServiceAction::Restart).and_then(|()| exec.services.check_health(unit, health));
+    let again = exec
+        .services
+        .service(unit, ServiceAction::Restart)
+        .and_then(|()| exec.services.check_health(unit, health));
     let outcome = match again {
         Ok(()) => format!("{unit} runs again with the previous config. Fix the plan's config and run again"),
         Err(e) => format!("{unit} is still not healthy with the previous config: {e:#}\nLook at `journalctl -u {unit}`"),

@@ -30,7 +30,12 @@ impl RealApt {
             .env("APT_LISTCHANGES_FRONTEND", "none")
             .env("LC_ALL", "C")
             .args(["-q", "-y"])
-            .args(["-o", "Dpkg::Options::=--force-confdef", "-o", "Dpkg::Options::=--force-confold"])
+            .args([
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+            ])
             // Fail at once on a held lock: `run_waiting_for_locks` waits, showing who holds it.
             .args(["-o", "DPkg::Lock::Timeout=0"])
     }
@@ -40,16 +45,26 @@ impl RealApt {
 /// where they say what went wrong, the operator hears what to do about it.
 fn apt_failure(e: CmdError) -> anyhow::Error {
     let lines = apt::error_lines(e.stderr());
-    let hint = if lines.iter().any(|l| l.contains("Failed to fetch") || l.contains("Unable to fetch") || l.contains("Some index files failed")) {
+    let hint = if lines.iter().any(|l| {
+        l.contains("Failed to fetch")
+            || l.contains("Unable to fetch")
+            || l.contains("Some index files failed")
+    }) {
         "\nA mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
-    } else if matches!(apt::classify_failure(e.stderr()), apt::AptFailure::DpkgInterrupted) {
+    } else if matches!(
+        apt::classify_failure(e.stderr()),
+        apt::AptFailure::DpkgInterrupted
+    ) {
         "\nRun `dpkg --configure -a`, or run again: the next plan finishes the interrupted dpkg run first"
     } else {
         ""
     };
     match (&e, lines.is_empty()) {
         (CmdError::Failed { cmd, code, .. }, false) => {
-            anyhow!("`{cmd}` failed with exit status {code}:\n    {}{hint}", lines.join("\n    "))
+            anyhow!(
+                "`{cmd}` failed with exit status {code}:\n    {}{hint}",
+                lines.join("\n    ")
+            )
         }
         _ => anyhow!(e),
     }
@@ -77,7 +92,12 @@ fn run_waiting_for_locks(
             Ok(out) => return Ok(out),
             Err(e) => e,
         };
-        let apt::AptFailure::Locked { path, holder_pid, holder_name } = apt::classify_failure(err.stderr()) else {
+        let apt::AptFailure::Locked {
+            path,
+            holder_pid,
+            holder_name,
+        } = apt::classify_failure(err.stderr())
+        else {
             return Err(apt_failure(err));
         };
         let holder_name = holder_name.or_else(|| holder_pid.and_then(process_name));
@@ -95,7 +115,11 @@ fn run_waiting_for_locks(
             )));
         }
         if waited >= next_note {
-            log::warn!("waiting for {path}, held by {holder}: {} s so far, up to {} s (--lock-timeout)", waited.as_secs(), timeout.as_secs());
+            log::warn!(
+                "waiting for {path}, held by {holder}: {} s so far, up to {} s (--lock-timeout)",
+                waited.as_secs(),
+                timeout.as_secs()
+            );
             next_note += LOCK_NOTE_EVERY;
         }
         std::thread::sleep(retry.min(timeout.saturating_sub(waited)));
@@ -119,7 +143,11 @@ impl AptExec for RealApt {
         let out = self.run(self.apt_get().arg("update"))?;
         // apt-get update exits 0 when some index files failed to download.
         let errors = apt::error_lines(&out.stderr);
-        if errors.iter().any(|l| l.starts_with("E:") || l.starts_with("W: Failed to fetch") || l.starts_with("W: Some index files failed")) {
+        if errors.iter().any(|l| {
+            l.starts_with("E:")
+                || l.starts_with("W: Failed to fetch")
+                || l.starts_with("W: Some index files failed")
+        }) {
             bail!(
                 "apt-get update could not fetch every index:\n    {}\nA mirror did not answer: check /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again",
                 errors.join("\n    ")
@@ -151,7 +179,11 @@ impl AptExec for RealApt {
     }
 
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()> {
-        let verb = if purge == Purge::Yes { "purge" } else { "remove" };
+        let verb = if purge == Purge::Yes {
+            "purge"
+        } else {
+            "remove"
+        };
         self.run(self.apt_get().arg(verb).arg("--").args(packages))?;
         Ok(())
     }
@@ -170,7 +202,12 @@ pub struct Systemctl;
 impl ServiceExec for Systemctl {
     fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()> {
         let verb = action.verb();
-        let result = Cmd::new("systemctl").env("LC_ALL", "C").arg(verb).arg("--").arg(unit).run();
+        let result = Cmd::new("systemctl")
+            .env("LC_ALL", "C")
+            .arg(verb)
+            .arg("--")
+            .arg(unit)
+            .run();
         if let Err(e) = result {
             return Err(anyhow!(e).context(journal_tail(unit)));
         }
@@ -187,11 +224,18 @@ impl ServiceExec for Systemctl {
         };
         let answered = daemon_answers(*flavor, HEALTH_BOUND)?;
         // A daemon may answer once and then exit (NTPsec has Restart=no).
-        let state = Cmd::new("systemctl").env("LC_ALL", "C").args(["is-active", "--"]).arg(unit).output()?;
+        let state = Cmd::new("systemctl")
+            .env("LC_ALL", "C")
+            .args(["is-active", "--"])
+            .arg(unit)
+            .output()?;
         let state = state.stdout.trim().to_string();
         match (answered, state.as_str()) {
             (Answer::Yes, "active") => Ok(()),
-            (Answer::Yes, other) => bail!("{unit} answered, then became {other}\n{}", journal_tail(unit)),
+            (Answer::Yes, other) => bail!(
+                "{unit} answered, then became {other}\n{}",
+                journal_tail(unit)
+            ),
             (Answer::No(probe), other) => bail!(
                 "{} did not answer on localhost within {} s ({probe}; the unit is {other})\n{}",
                 flavor.as_str(),
@@ -217,13 +261,17 @@ enum Answer {
 fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
     let cmd = match flavor {
         Flavor::Ntpd | Flavor::Ntpsec => {
-            return Ok(if crate::verify::wait_until_answering(crate::verify::target::NTP_PORT, bound) {
-                Answer::Yes
-            } else {
-                Answer::No("no answer to a time query to 127.0.0.1:123".into())
-            });
+            return Ok(
+                if crate::verify::wait_until_answering(crate::verify::target::NTP_PORT, bound) {
+                    Answer::Yes
+                } else {
+                    Answer::No("no answer to a time query to 127.0.0.1:123".into())
+                },
+            );
         }
-        Flavor::Chrony => Cmd::new("chronyc").env("LC_ALL", "C").args(["-n", "tracking"]),
+        Flavor::Chrony => Cmd::new("chronyc")
+            .env("LC_ALL", "C")
+            .args(["-n", "tracking"]),
         Flavor::Openntpd => Cmd::new("ntpctl").env("LC_ALL", "C").args(["-s", "status"]),
     };
     let deadline = std::time::Instant::now() + bound;
@@ -234,7 +282,11 @@ fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
         }
         if std::time::Instant::now() >= deadline {
             let said = format!("{}{}", out.stdout, out.stderr);
-            return Ok(Answer::No(format!("`{cmd}` exited {}: {}", out.code, said.trim().replace('\n', " "))));
+            return Ok(Answer::No(format!(
+                "`{cmd}` exited {}: {}",
+                out.code,
+                said.trim().replace('\n', " ")
+            )));
         }
         std::thread::sleep(Duration::from_millis(500));
     }
@@ -245,13 +297,18 @@ fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
 fn wait_active(unit: &UnitName) -> Result<()> {
     let deadline = std::time::Instant::now() + SETTLE;
     loop {
-        let out = Cmd::new("systemctl").env("LC_ALL", "C").args(["is-active", "--"]).arg(unit).output()?;
+        let out = Cmd::new("systemctl")
+            .env("LC_ALL", "C")
+            .args(["is-active", "--"])
+            .arg(unit)
+            .output()?;
         let state = out.stdout.trim().to_string();
         if out.code == 0 && state == "active" {
             return Ok(());
         }
         if state != "activating" || std::time::Instant::now() >= deadline {
-            return Err(anyhow!("{unit} is {state} after being started")).context(journal_tail(unit));
+            return Err(anyhow!("{unit} is {state} after being started"))
+                .context(journal_tail(unit));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -259,9 +316,16 @@ fn wait_active(unit: &UnitName) -> Result<()> {
 
 /// The unit's last log lines, for a failure message; best effort.
 fn journal_tail(unit: &UnitName) -> String {
-    let out = Cmd::new("journalctl").env("LC_ALL", "C").args(["--no-pager", "-n", "15", "-o", "cat", "-u"]).arg(unit).output();
+    let out = Cmd::new("journalctl")
+        .env("LC_ALL", "C")
+        .args(["--no-pager", "-n", "15", "-o", "cat", "-u"])
+        .arg(unit)
+        .output();
     match out {
-        Ok(o) if !o.stdout.trim().is_empty() => format!("last log lines of {unit}:\n    {}", o.stdout.trim_end().replace('\n', "\n    ")),
+        Ok(o) if !o.stdout.trim().is_empty() => format!(
+            "last log lines of {unit}:\n    {}",
+            o.stdout.trim_end().replace('\n', "\n    ")
+        ),
         _ => format!("see `journalctl -u {unit}`"),
     }
 }
@@ -274,14 +338,27 @@ impl ServiceExec for Sysv {
         let name = unit.stem();
         let cmd = match action {
             ServiceAction::Start | ServiceAction::Stop | ServiceAction::Restart => {
-                Cmd::new("service").env("LC_ALL", "C").arg(name).arg(action.verb())
+                Cmd::new("service")
+                    .env("LC_ALL", "C")
+                    .arg(name)
+                    .arg(action.verb())
             }
             // `defaults` creates links where none exist; `enable` turns existing K links into S links.
             ServiceAction::Enable => {
-                Cmd::new("update-rc.d").env("LC_ALL", "C").arg(name).arg("defaults").run()?;
-                Cmd::new("update-rc.d").env("LC_ALL", "C").arg(name).arg("enable")
+                Cmd::new("update-rc.d")
+                    .env("LC_ALL", "C")
+                    .arg(name)
+                    .arg("defaults")
+                    .run()?;
+                Cmd::new("update-rc.d")
+                    .env("LC_ALL", "C")
+                    .arg(name)
+                    .arg("enable")
             }
-            ServiceAction::Disable => Cmd::new("update-rc.d").env("LC_ALL", "C").arg(name).arg("disable"),
+            ServiceAction::Disable => Cmd::new("update-rc.d")
+                .env("LC_ALL", "C")
+                .arg(name)
+                .arg("disable"),
         };
         cmd.run()?;
         Ok(())
@@ -298,7 +375,15 @@ impl ServiceExec for Sysv {
 pub struct RealFiles;
 
 impl FileExec for RealFiles {
-    fn write(&mut self, path: &AbsPath, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
+    fn write(
+        &mut self,
+        path: &AbsPath,
+        content: &[u8],
+        mode: Mode,
+        uid: u32,
+        gid: u32,
+        check: &Check,
+    ) -> Result<()> {
         replace_atomically(path.as_path(), content, mode, uid, gid, check)
     }
 
@@ -315,7 +400,9 @@ impl FileExec for RealFiles {
             return copy_atomically(backup.as_path(), path.as_path());
         }
         match std::fs::remove_file(path.as_path()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).with_context(|| format!("removing {path}")),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {path}"))
+            }
             _ => sync_parent(path.as_path()),
         }
     }
@@ -326,13 +413,27 @@ fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::metadata(from).with_context(|| format!("stat {}", from.display()))?;
     let content = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    replace_atomically(to, &content, Mode(meta.mode() & 0o7777), meta.uid(), meta.gid(), &Check::None)
+    replace_atomically(
+        to,
+        &content,
+        Mode(meta.mode() & 0o7777),
+        meta.uid(),
+        meta.gid(),
+        &Check::None,
+    )
 }
 
 /// Keeps the newest `BACKUPS_KEPT` backups of `file`; their names sort by time.
 fn prune_backups(file: &Path) -> Result<()> {
-    let dir = file.parent().ok_or_else(|| anyhow!("{} has no parent directory", file.display()))?;
-    let prefix = format!("{}.", file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let dir = file
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", file.display()))?;
+    let prefix = format!(
+        "{}.",
+        file.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
     let mut backups: Vec<String> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
@@ -342,27 +443,47 @@ fn prune_backups(file: &Path) -> Result<()> {
     let excess = backups.len().saturating_sub(BACKUPS_KEPT);
     for old in backups.into_iter().take(excess) {
         let old = dir.join(old);
-        std::fs::remove_file(&old).with_context(|| format!("removing the old backup {}", old.display()))?;
+        std::fs::remove_file(&old)
+            .with_context(|| format!("removing the old backup {}", old.display()))?;
     }
     Ok(())
 }
 
 fn sync_parent(path: &Path) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).with_context(|| format!("syncing directory {}", dir.display()))
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent directory", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
 /// A temp file in the same directory, owner and mode set before it is
 /// visible, fsync, rename over the target, fsync of the directory: the
 /// target is the old file or the new one, never a mix.
-fn replace_atomically(target: &Path, content: &[u8], mode: Mode, uid: u32, gid: u32, check: &Check) -> Result<()> {
+fn replace_atomically(
+    target: &Path,
+    content: &[u8],
+    mode: Mode,
+    uid: u32,
+    gid: u32,
+    check: &Check,
+) -> Result<()> {
     {
         let path = target.display();
-        let dir = target.parent().ok_or_else(|| anyhow!("{path} has no parent directory"))?;
+        let dir = target
+            .parent()
+            .ok_or_else(|| anyhow!("{path} has no parent directory"))?;
         if !dir.is_dir() {
-            bail!("directory {} does not exist (is the package that owns it installed?)", dir.display());
+            bail!(
+                "directory {} does not exist (is the package that owns it installed?)",
+                dir.display()
+            );
         }
-        let file_name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{file_name}."))
             .suffix(".ntp-provision")
@@ -371,13 +492,18 @@ fn replace_atomically(target: &Path, content: &[u8], mode: Mode, uid: u32, gid: 
         let ctx = || format!("writing {}", tmp_path_display(dir, &file_name));
         tmp.write_all(content).with_context(ctx)?;
         std::os::unix::fs::fchown(tmp.as_file(), Some(uid), Some(gid)).with_context(ctx)?;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode.0)).with_context(ctx)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode.0))
+            .with_context(ctx)?;
         tmp.as_file().sync_all().with_context(ctx)?;
         if let Check::Daemon { flavor } = check {
             // Dropping `tmp` on this error removes it: the live file stays.
-            check_config(*flavor, tmp.path()).with_context(|| format!("the new {path} was rejected and not installed"))?;
+            check_config(*flavor, tmp.path())
+                .with_context(|| format!("the new {path} was rejected and not installed"))?;
         }
-        tmp.persist(target).map_err(|e| anyhow!(e.error)).with_context(|| format!("renaming into {path}"))?;
+        tmp.persist(target)
+            .map_err(|e| anyhow!(e.error))
+            .with_context(|| format!("renaming into {path}"))?;
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("syncing directory {}", dir.display()))?;
@@ -398,7 +524,15 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
         Flavor::Ntpd => {
             let out = Cmd::new("timeout")
                 .env("LC_ALL", "C")
-                .args(["--signal=KILL", CHECK_SECONDS, "ntpd", "-n", "-c", &file, "--saveconfigquit=/dev/null"])
+                .args([
+                    "--signal=KILL",
+                    CHECK_SECONDS,
+                    "ntpd",
+                    "-n",
+                    "-c",
+                    &file,
+                    "--saveconfigquit=/dev/null",
+                ])
                 .output()?;
             let text = format!("{}{}", out.stdout, out.stderr);
             let bad = text.contains("syntax error") || text.contains("Couldn't open");
@@ -407,7 +541,19 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
         Flavor::Ntpsec => {
             let out = Cmd::new("timeout")
                 .env("LC_ALL", "C")
-                .args(["--signal=KILL", "3", "unshare", "--net", "--", "ntpd", "-n", "-l", "/dev/stderr", "-c", &file])
+                .args([
+                    "--signal=KILL",
+                    "3",
+                    "unshare",
+                    "--net",
+                    "--",
+                    "ntpd",
+                    "-n",
+                    "-l",
+                    "/dev/stderr",
+                    "-c",
+                    &file,
+                ])
                 .output()?;
             if out.stderr.starts_with("unshare:") {
                 log::warn!("NTPsec config not checked (no private network namespace here: {}); the restart's health check decides", out.stderr.trim());
@@ -417,12 +563,18 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             (out.stderr, bad)
         }
         Flavor::Chrony => {
-            let out = Cmd::new("timeout").env("LC_ALL", "C").args(["--signal=KILL", CHECK_SECONDS, "chronyd", "-p", "-f", &file]).output()?;
+            let out = Cmd::new("timeout")
+                .env("LC_ALL", "C")
+                .args(["--signal=KILL", CHECK_SECONDS, "chronyd", "-p", "-f", &file])
+                .output()?;
             let bad = out.code != 0;
             (format!("{}{}", out.stdout, out.stderr), bad)
         }
         Flavor::Openntpd => {
-            let out = Cmd::new("timeout").env("LC_ALL", "C").args(["--signal=KILL", CHECK_SECONDS, "ntpd", "-n", "-f", &file]).output()?;
+            let out = Cmd::new("timeout")
+                .env("LC_ALL", "C")
+                .args(["--signal=KILL", CHECK_SECONDS, "ntpd", "-n", "-f", &file])
+                .output()?;
             let bad = out.code != 0;
             (format!("{}{}", out.stdout, out.stderr), bad)
         }
@@ -432,11 +584,22 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             .lines()
             .filter(|l| {
                 let l = l.to_ascii_lowercase();
-                l.contains("error") || l.contains("couldn't") || l.contains("invalid") || l.contains("unknown")
+                l.contains("error")
+                    || l.contains("couldn't")
+                    || l.contains("invalid")
+                    || l.contains("unknown")
             })
             .take(8)
             .collect();
-        bail!("{} rejected the config:\n    {}", flavor.as_str(), if lines.is_empty() { out.trim().to_string() } else { lines.join("\n    ") });
+        bail!(
+            "{} rejected the config:\n    {}",
+            flavor.as_str(),
+            if lines.is_empty() {
+                out.trim().to_string()
+            } else {
+                lines.join("\n    ")
+            }
+        );
     }
     Ok(())
 }
@@ -460,11 +623,16 @@ mod tests {
             let m = std::fs::metadata(&file).unwrap();
             (m.uid(), m.gid())
         };
-        RealFiles.write(&path, b"new\n", Mode(0o640), uid, gid, &Check::None).unwrap();
+        RealFiles
+            .write(&path, b"new\n", Mode(0o640), uid, gid, &Check::None)
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o640);
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("ntp.conf")]);
     }
 
@@ -476,29 +644,54 @@ mod tests {
         let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
         std::fs::write(&file, "old\n").unwrap();
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
-        let (uid, gid) = (std::fs::metadata(&file).unwrap().uid(), std::fs::metadata(&file).unwrap().gid());
+        let (uid, gid) = (
+            std::fs::metadata(&file).unwrap().uid(),
+            std::fs::metadata(&file).unwrap().gid(),
+        );
         let mut files = RealFiles;
         for i in 1..=5 {
             let b = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
             files.backup(&path, &b).unwrap();
         }
-        let mut names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         names.sort();
         assert_eq!(
             names,
-            ["ntp.conf", "ntp.conf.20260103T000000.ntp-provision.bak", "ntp.conf.20260104T000000.ntp-provision.bak", "ntp.conf.20260105T000000.ntp-provision.bak"]
+            [
+                "ntp.conf",
+                "ntp.conf.20260103T000000.ntp-provision.bak",
+                "ntp.conf.20260104T000000.ntp-provision.bak",
+                "ntp.conf.20260105T000000.ntp-provision.bak"
+            ]
         );
         let newest = crate::diff::backup_path(&path, "20260105T000000").unwrap();
-        assert_eq!(std::fs::metadata(newest.as_path()).unwrap().permissions().mode() & 0o7777, 0o640);
-        files.write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None).unwrap();
+        assert_eq!(
+            std::fs::metadata(newest.as_path())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o7777,
+            0o640
+        );
+        files
+            .write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None)
+            .unwrap();
         files.restore(&path, &newest).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
+            0o640
+        );
         // Nothing was there to back up: restoring removes what the run created.
         let created = AbsPath::parse(dir.path().join("new.conf").to_str().unwrap()).unwrap();
         let none = crate::diff::backup_path(&created, "20260105T000000").unwrap();
         files.backup(&created, &none).unwrap();
-        files.write(&created, b"x\n", Mode(0o644), uid, gid, &Check::None).unwrap();
+        files
+            .write(&created, b"x\n", Mode(0o644), uid, gid, &Check::None)
+            .unwrap();
         files.restore(&created, &none).unwrap();
         assert!(!created.as_path().exists());
     }
@@ -506,8 +699,14 @@ mod tests {
     #[test]
     fn write_into_a_missing_directory_names_it() {
         let path = AbsPath::parse("/nonexistent-ntp-provision-dir/ntp.conf").unwrap();
-        let err = RealFiles.write(&path, b"x", Mode(0o644), 0, 0, &Check::None).unwrap_err();
-        assert!(err.to_string().contains("/nonexistent-ntp-provision-dir does not exist"), "{err}");
+        let err = RealFiles
+            .write(&path, b"x", Mode(0o644), 0, 0, &Check::None)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("/nonexistent-ntp-provision-dir does not exist"),
+            "{err}"
+        );
     }
 }
 
@@ -529,29 +728,50 @@ mod lock_tests {
     }
 
     fn ok() -> Result<Output, CmdError> {
-        Ok(Output { code: 0, stdout: String::new(), stderr: String::new(), elapsed: Duration::ZERO })
+        Ok(Output {
+            code: 0,
+            stdout: String::new(),
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        })
     }
 
     #[test]
     fn a_held_lock_is_waited_for_and_the_command_retried() {
         let mut calls = 0;
-        let out = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
-            calls += 1;
-            if calls < 3 { locked() } else { ok() }
-        });
+        let out = run_waiting_for_locks(
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            &mut || {
+                calls += 1;
+                if calls < 3 {
+                    locked()
+                } else {
+                    ok()
+                }
+            },
+        );
         assert!(out.is_ok());
         assert_eq!(calls, 3);
     }
 
     #[test]
     fn after_the_timeout_the_failure_names_the_holder_and_what_to_do() {
-        let err = run_waiting_for_locks(Duration::from_millis(20), Duration::from_millis(5), &mut locked).unwrap_err();
+        let err = run_waiting_for_locks(
+            Duration::from_millis(20),
+            Duration::from_millis(5),
+            &mut locked,
+        )
+        .unwrap_err();
         let text = format!("{err:#}");
         assert!(
             text.starts_with("/var/lib/dpkg/lock-frontend is held by process 4242 (unattended-upgr); gave up after 0 s (--lock-timeout). Let it finish (`ps -p 4242 -o args`) and run again"),
             "{text}"
         );
-        assert!(text.contains("E: Could not get lock /var/lib/dpkg/lock-frontend"), "apt's own words are kept: {text}");
+        assert!(
+            text.contains("E: Could not get lock /var/lib/dpkg/lock-frontend"),
+            "apt's own words are kept: {text}"
+        );
     }
 
     #[test]

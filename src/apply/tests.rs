@@ -9,7 +9,10 @@ use crate::plan::{parse_override, Plan, Source, DEFAULT_PLAN};
 use crate::report::{Report, Status};
 
 fn default_plan(overrides: &[&str]) -> Plan {
-    let o: Vec<_> = overrides.iter().map(|s| parse_override(s).unwrap()).collect();
+    let o: Vec<_> = overrides
+        .iter()
+        .map(|s| parse_override(s).unwrap())
+        .collect();
     Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &o).unwrap()
 }
 
@@ -21,7 +24,11 @@ fn changeset(node: &FakeNode, plan: &Plan) -> Changeset {
 fn run(node: &FakeNode, plan: &Plan) -> Report {
     let cs = changeset(node, plan);
     let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+    };
     apply(&cs, &mut exec, &mut |_| {})
 }
 
@@ -30,14 +37,19 @@ fn stamped_journal(node: &FakeNode) -> Vec<String> {
     node.journal()
         .into_iter()
         .map(|l| {
-            let Some(i) = l.find(crate::diff::BACKUP_SUFFIX) else { return l };
+            let Some(i) = l.find(crate::diff::BACKUP_SUFFIX) else {
+                return l;
+            };
             format!("{}STAMP{}", &l[..i - 15], &l[i..])
         })
         .collect()
 }
 
 fn lines(cs: &Changeset) -> Vec<String> {
-    cs.steps.iter().flat_map(|s| s.changes.iter().map(ToString::to_string)).collect()
+    cs.steps
+        .iter()
+        .flat_map(|s| s.changes.iter().map(ToString::to_string))
+        .collect()
 }
 
 #[test]
@@ -86,7 +98,10 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
     assert!(again.is_empty(), "{:?}", lines(&again));
     let report = run(&node, &plan);
     assert_eq!((report.summary.changed, report.changed), (0, false));
-    assert!(node.journal().is_empty(), "no mutating call on a converged node");
+    assert!(
+        node.journal().is_empty(),
+        "no mutating call on a converged node"
+    );
     assert_eq!(report.exit_code(true), 0);
 }
 
@@ -95,8 +110,18 @@ fn bullseye_node_with_ntpdate_and_leftover_ntp_is_cleaned_then_converged() {
     let node = FakeNode::bullseye();
     {
         let mut s = node.state();
-        s.dpkg.insert("ntpdate".into(), DpkgState::Installed { version: "1:4.2.8p15+dfsg-1".into() });
-        s.dpkg.insert("ntp".into(), DpkgState::ConfigFiles { version: "1:4.2.8p12+dfsg-4".into() });
+        s.dpkg.insert(
+            "ntpdate".into(),
+            DpkgState::Installed {
+                version: "1:4.2.8p15+dfsg-1".into(),
+            },
+        );
+        s.dpkg.insert(
+            "ntp".into(),
+            DpkgState::ConfigFiles {
+                version: "1:4.2.8p12+dfsg-4".into(),
+            },
+        );
         s.lists_age = Some(std::time::Duration::from_secs(30));
     }
     let plan = default_plan(&["servers=[127.0.0.1]"]);
@@ -104,17 +129,40 @@ fn bullseye_node_with_ntpdate_and_leftover_ntp_is_cleaned_then_converged() {
     assert_eq!(cs.daemon.as_ref().unwrap().config.as_str(), "/etc/ntp.conf");
     let l = lines(&cs);
     assert_eq!(l[0], "purge: ntpdate 1:4.2.8p15+dfsg-1 -> purged");
-    assert_eq!(l[1], "purge: ntp 1:4.2.8p12+dfsg-4 (config-files) -> purged");
+    assert_eq!(
+        l[1],
+        "purge: ntp 1:4.2.8p12+dfsg-4 (config-files) -> purged"
+    );
     assert_eq!(l[2], "install: ntp (none) -> 1:4.2.8p15+dfsg-1");
-    assert!(l[3].starts_with("autoremove: packages removed above"), "{l:?}");
-    assert_eq!(l[4], "create /etc/dhcp/dhclient-exit-hooks.d/ntp (mode 0644, root:root)");
+    assert!(
+        l[3].starts_with("autoremove: packages removed above"),
+        "{l:?}"
+    );
+    assert_eq!(
+        l[4],
+        "create /etc/dhcp/dhclient-exit-hooks.d/ntp (mode 0644, root:root)"
+    );
 
     let report = run(&node, &plan);
     assert!(!report.failed, "{report:?}");
     let j = node.journal();
-    assert_eq!(&j[..4], ["apt-get purge ntpdate", "apt-get purge ntp", "apt-get install ntp=1:4.2.8p15+dfsg-1", "apt-get autoremove --purge"]);
-    assert!(node.file_text("/etc/ntp.conf").unwrap().contains("server 127.0.0.1 iburst"));
-    assert!(changeset(&node, &plan).is_empty(), "purge never fires on a converged node");
+    assert_eq!(
+        &j[..4],
+        [
+            "apt-get purge ntpdate",
+            "apt-get purge ntp",
+            "apt-get install ntp=1:4.2.8p15+dfsg-1",
+            "apt-get autoremove --purge"
+        ]
+    );
+    assert!(node
+        .file_text("/etc/ntp.conf")
+        .unwrap()
+        .contains("server 127.0.0.1 iburst"));
+    assert!(
+        changeset(&node, &plan).is_empty(),
+        "purge never fires on a converged node"
+    );
 }
 
 #[test]
@@ -122,7 +170,11 @@ fn hand_edited_config_is_restored_and_the_daemon_restarted() {
     let node = FakeNode::bookworm();
     let plan = default_plan(&[]);
     run(&node, &plan);
-    node.state().files.get_mut("/etc/ntpsec/ntp.conf").unwrap().content = b"server evil.example\n".to_vec();
+    node.state()
+        .files
+        .get_mut("/etc/ntpsec/ntp.conf")
+        .unwrap()
+        .content = b"server evil.example\n".to_vec();
     node.state().journal.clear();
     let pid_before = node.state().units["ntpsec.service"].main_pid;
     let report = run(&node, &plan);
@@ -134,9 +186,19 @@ fn hand_edited_config_is_restored_and_the_daemon_restarted() {
             "systemctl restart ntpsec.service"
         ]
     );
-    let backups: Vec<String> = node.state().files.keys().filter(|k| k.ends_with(".ntp-provision.bak") && k.starts_with("/etc/ntpsec/")).cloned().collect();
+    let backups: Vec<String> = node
+        .state()
+        .files
+        .keys()
+        .filter(|k| k.ends_with(".ntp-provision.bak") && k.starts_with("/etc/ntpsec/"))
+        .cloned()
+        .collect();
     assert_eq!(backups.len(), 1, "{backups:?}");
-    assert_eq!(node.file_text(&backups[0]).unwrap(), "server evil.example\n", "the replaced content is kept");
+    assert_eq!(
+        node.file_text(&backups[0]).unwrap(),
+        "server evil.example\n",
+        "the replaced content is kept"
+    );
     let step = report.steps.iter().find(|s| s.diff.is_some()).unwrap();
     assert!(step.diff.as_ref().unwrap().contains("-server evil.example"));
     assert_ne!(node.state().units["ntpsec.service"].main_pid, pid_before);
@@ -167,9 +229,16 @@ fn a_failed_step_skips_the_rest_and_a_rerun_converges() {
             Status::Skipped, // handler
         ]
     );
-    assert!(report.steps[3].error.as_ref().unwrap().contains("fake failure"));
+    assert!(report.steps[3]
+        .error
+        .as_ref()
+        .unwrap()
+        .contains("fake failure"));
     assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 6));
-    assert!(node.file_text("/etc/ntpsec/ntp.conf").is_none(), "nothing after the failure ran");
+    assert!(
+        node.file_text("/etc/ntpsec/ntp.conf").is_none(),
+        "nothing after the failure ran"
+    );
 
     node.state().fail_on = None;
     assert!(!run(&node, &plan).failed);
@@ -195,7 +264,10 @@ fn ntp_missing_from_the_archive_is_refused_before_any_change() {
     node.state().archive.remove("ntp");
     let err = gather(&node, &default_plan(&[])).err().unwrap();
     let msg = format!("{err:#}");
-    assert!(msg.contains("package ntp has no installation candidate"), "{msg}");
+    assert!(
+        msg.contains("package ntp has no installation candidate"),
+        "{msg}"
+    );
     assert!(msg.contains("ntpsec, chrony"), "{msg}");
     assert!(node.journal().is_empty());
 }
@@ -204,10 +276,21 @@ fn ntp_missing_from_the_archive_is_refused_before_any_change() {
 fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
     let node = FakeNode::bookworm();
     let changeset = changeset(&node, &default_plan(&[]));
-    assert!(changeset.steps.iter().filter(|s| !s.changes.is_empty()).count() >= 2);
+    assert!(
+        changeset
+            .steps
+            .iter()
+            .filter(|s| !s.changes.is_empty())
+            .count()
+            >= 2
+    );
     let interrupt = crate::interrupt::Interrupt::never();
     let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+    };
     let report = apply_until(
         &changeset,
         &mut exec,
@@ -219,11 +302,27 @@ fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
         },
         &|| interrupt.received(),
     );
-    let first_changed = report.steps.iter().position(|s| s.status == Status::Changed).unwrap();
-    assert!(report.steps[first_changed + 1..].iter().all(|s| s.status == Status::Skipped), "{:#?}", report.steps);
+    let first_changed = report
+        .steps
+        .iter()
+        .position(|s| s.status == Status::Changed)
+        .unwrap();
+    assert!(
+        report.steps[first_changed + 1..]
+            .iter()
+            .all(|s| s.status == Status::Skipped),
+        "{:#?}",
+        report.steps
+    );
     assert!(report.failed);
     let error = report.error.clone().unwrap();
-    assert!(error.starts_with(&format!("SIGTERM received: stopped after {} of", first_changed + 1)), "{error}");
+    assert!(
+        error.starts_with(&format!(
+            "SIGTERM received: stopped after {} of",
+            first_changed + 1
+        )),
+        "{error}"
+    );
     assert!(error.ends_with("Run apply again to finish"), "{error}");
     assert_eq!(report.exit_code(false), 1);
 }
@@ -239,7 +338,10 @@ fn an_interrupted_dpkg_is_repaired_first_then_the_run_converges() {
     assert_eq!(report.steps[0].status, Status::Changed);
     assert_eq!(node.journal()[0], "dpkg --configure -a");
     assert!(node.state().dpkg_updates.is_empty());
-    assert!(changeset(&node, &plan).is_empty(), "the next run has nothing to do");
+    assert!(
+        changeset(&node, &plan).is_empty(),
+        "the next run has nothing to do"
+    );
 }
 
 #[test]
@@ -278,16 +380,37 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
         ..cs
     };
     let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors { apt: &mut a, services: &mut s, files: &mut f };
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+    };
     let report = apply(&cs, &mut exec, &mut |_| {});
-    let failed = report.steps.iter().find(|s| s.status == Status::Failed).expect("the restart step fails");
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.status == Status::Failed)
+        .expect("the restart step fails");
     assert!(failed.handler);
     let error = failed.error.as_deref().unwrap();
-    assert!(error.contains("ntpsec did not answer on localhost"), "{error}");
-    assert!(error.contains("fake: bad config"), "the daemon's own log lines: {error}");
-    assert!(error.contains("Rolled back: restored /etc/ntpsec/ntp.conf from /etc/ntpsec/ntp.conf."), "{error}");
+    assert!(
+        error.contains("ntpsec did not answer on localhost"),
+        "{error}"
+    );
+    assert!(
+        error.contains("fake: bad config"),
+        "the daemon's own log lines: {error}"
+    );
+    assert!(
+        error.contains("Rolled back: restored /etc/ntpsec/ntp.conf from /etc/ntpsec/ntp.conf."),
+        "{error}"
+    );
     assert!(error.ends_with("ntpsec.service runs again with the previous config. Fix the plan's config and run again"), "{error}");
-    assert_eq!(node.file_text("/etc/ntpsec/ntp.conf").unwrap(), good, "the live config is the previous one");
+    assert_eq!(
+        node.file_text("/etc/ntpsec/ntp.conf").unwrap(),
+        good,
+        "the live config is the previous one"
+    );
     assert!(node.state().units["ntpsec.service"].running);
     let j = stamped_journal(&node);
     assert_eq!(
@@ -298,7 +421,10 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
             "systemctl restart ntpsec.service"
         ]
     );
-    assert!(changeset(&node, &plan).is_empty(), "the previous plan is still converged");
+    assert!(
+        changeset(&node, &plan).is_empty(),
+        "the previous plan is still converged"
+    );
 }
 
 #[test]
@@ -306,14 +432,23 @@ fn only_the_newest_backups_are_kept() {
     let node = FakeNode::bookworm();
     run(&node, &default_plan(&[]));
     for i in 0..5 {
-        node.state().files.get_mut("/etc/ntpsec/ntp.conf").unwrap().content = format!("edit {i}\n").into_bytes();
+        node.state()
+            .files
+            .get_mut("/etc/ntpsec/ntp.conf")
+            .unwrap()
+            .content = format!("edit {i}\n").into_bytes();
         let mut f = node.clone();
         let path = crate::plan::names::AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap();
         let backup = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
         FileExec::backup(&mut f, &path, &backup).unwrap();
     }
-    let kept: Vec<String> =
-        node.state().files.keys().filter(|k| k.starts_with("/etc/ntpsec/ntp.conf.") && k.ends_with(".ntp-provision.bak")).cloned().collect();
+    let kept: Vec<String> = node
+        .state()
+        .files
+        .keys()
+        .filter(|k| k.starts_with("/etc/ntpsec/ntp.conf.") && k.ends_with(".ntp-provision.bak"))
+        .cloned()
+        .collect();
     assert_eq!(kept.len(), crate::diff::BACKUPS_KEPT);
     assert!(kept.iter().any(|k| k.contains("20260104T")), "{kept:?}");
     assert!(!kept.iter().any(|k| k.contains("20260101T")), "{kept:?}");

@@ -17,11 +17,20 @@ pub enum Change {
     },
     /// `dpkg --configure -a`: an earlier dpkg run stopped half way (its
     /// journal is not empty, or these packages are left half-installed).
-    Repair { packages: Vec<PkgChange>, reason: String },
+    Repair {
+        packages: Vec<PkgChange>,
+        reason: String,
+    },
     /// One apt call installing or upgrading all of these to `after`.
-    Install { packages: Vec<PkgChange> },
-    Remove { packages: Vec<PkgChange> },
-    Purge { packages: Vec<PkgChange> },
+    Install {
+        packages: Vec<PkgChange>,
+    },
+    Remove {
+        packages: Vec<PkgChange>,
+    },
+    Purge {
+        packages: Vec<PkgChange>,
+    },
     Autoremove {
         /// `name version` of what apt would remove now; empty when only
         /// packages removed earlier in this run may leave dependencies.
@@ -95,9 +104,13 @@ pub fn backup_path(path: &AbsPath, stamp: &str) -> Option<AbsPath> {
 pub enum Check {
     None,
     /// The daemon's own parser.
-    Daemon { flavor: crate::daemon::Flavor },
+    Daemon {
+        flavor: crate::daemon::Flavor,
+    },
     /// The daemon has no parser to ask; the restart's health check decides.
-    Unavailable { reason: String },
+    Unavailable {
+        reason: String,
+    },
 }
 
 /// One package's transition: `ntpdate 1:4.2.8p15+dfsg-1 -> purged`.
@@ -153,13 +166,18 @@ impl Change {
     pub fn cause(&self) -> String {
         match self {
             Change::UpdateLists { .. } => "package lists updated".into(),
-            Change::Repair { packages, .. } | Change::Install { packages } | Change::Remove { packages } | Change::Purge { packages } => {
+            Change::Repair { packages, .. }
+            | Change::Install { packages }
+            | Change::Remove { packages }
+            | Change::Purge { packages } => {
                 let names: Vec<&str> = packages.iter().map(|p| p.package.as_str()).collect();
                 format!("package {} changed", names.join(", "))
             }
             Change::Autoremove { .. } => "unneeded packages removed".into(),
             Change::File { path, .. } => format!("{path} changed"),
-            Change::Service { unit, action, .. } => format!("{unit} {}ed", action.verb().trim_end_matches('e')),
+            Change::Service { unit, action, .. } => {
+                format!("{unit} {}ed", action.verb().trim_end_matches('e'))
+            }
         }
     }
 
@@ -178,36 +196,79 @@ impl PkgChange {
             Some(PkgVersion { version, state }) if state == "installed" => version.clone(),
             Some(PkgVersion { version, state }) => format!("{version} ({state})"),
         };
-        format!("{} {before} -> {}", self.package, self.after.as_deref().unwrap_or(gone))
+        format!(
+            "{} {before} -> {}",
+            self.package,
+            self.after.as_deref().unwrap_or(gone)
+        )
     }
 }
 
 /// One line per change, as `plan` and `apply` print it (file diffs aside).
 impl fmt::Display for Change {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |f: &mut fmt::Formatter<'_>, verb: &str, pkgs: &[PkgChange], gone: &str| -> fmt::Result {
+        let list = |f: &mut fmt::Formatter<'_>,
+                    verb: &str,
+                    pkgs: &[PkgChange],
+                    gone: &str|
+         -> fmt::Result {
             let items: Vec<String> = pkgs.iter().map(|p| p.line(gone)).collect();
             write!(f, "{verb}: {}", items.join(", "))
         };
         match self {
-            Change::UpdateLists { age_seconds, max_age_seconds } => {
+            Change::UpdateLists {
+                age_seconds,
+                max_age_seconds,
+            } => {
                 write!(f, "apt-get update: ")?;
                 match (age_seconds, max_age_seconds) {
                     (None, _) => write!(f, "the package lists were never updated"),
-                    (Some(age), Some(max)) => write!(f, "the package lists are {} old (more than {})", human(*age), human(*max)),
-                    (Some(age), None) => write!(f, "the package lists are {} old (update_cache without cache_valid_time)", human(*age)),
+                    (Some(age), Some(max)) => write!(
+                        f,
+                        "the package lists are {} old (more than {})",
+                        human(*age),
+                        human(*max)
+                    ),
+                    (Some(age), None) => write!(
+                        f,
+                        "the package lists are {} old (update_cache without cache_valid_time)",
+                        human(*age)
+                    ),
                 }
             }
-            Change::Repair { packages, reason } if packages.is_empty() => write!(f, "dpkg --configure -a: {reason}"),
-            Change::Repair { packages, .. } => list(f, "dpkg --configure -a (interrupted install)", packages, "configured"),
+            Change::Repair { packages, reason } if packages.is_empty() => {
+                write!(f, "dpkg --configure -a: {reason}")
+            }
+            Change::Repair { packages, .. } => list(
+                f,
+                "dpkg --configure -a (interrupted install)",
+                packages,
+                "configured",
+            ),
             Change::Install { packages } => list(f, "install", packages, "installed"),
             Change::Remove { packages } => list(f, "remove", packages, "removed"),
             Change::Purge { packages } => list(f, "purge", packages, "purged"),
-            Change::Autoremove { packages, reason } if packages.is_empty() => write!(f, "autoremove: {reason}"),
+            Change::Autoremove { packages, reason } if packages.is_empty() => {
+                write!(f, "autoremove: {reason}")
+            }
             Change::Autoremove { packages, .. } => write!(f, "autoremove: {}", packages.join(", ")),
-            Change::File { path, before, after, diff, check, backup, .. } => {
+            Change::File {
+                path,
+                before,
+                after,
+                diff,
+                check,
+                backup,
+                ..
+            } => {
                 match before {
-                    None => write!(f, "create {path} (mode {}, {}:{})", after.mode, owner(after), group(after))?,
+                    None => write!(
+                        f,
+                        "create {path} (mode {}, {}:{})",
+                        after.mode,
+                        owner(after),
+                        group(after)
+                    )?,
                     Some(b) => {
                         write!(f, "update {path}")?;
                         let mut what = Vec::new();
@@ -218,14 +279,22 @@ impl fmt::Display for Change {
                             what.push(format!("mode {} -> {}", b.mode, after.mode));
                         }
                         if (b.uid, b.gid) != (after.uid, after.gid) {
-                            what.push(format!("owner {}:{} -> {}:{}", b.uid, b.gid, owner(after), group(after)));
+                            what.push(format!(
+                                "owner {}:{} -> {}:{}",
+                                b.uid,
+                                b.gid,
+                                owner(after),
+                                group(after)
+                            ));
                         }
                         write!(f, " ({})", what.join(", "))?;
                     }
                 }
                 match check {
                     Check::None => {}
-                    Check::Daemon { flavor } => write!(f, "; checked by {} before it goes live", flavor.as_str())?,
+                    Check::Daemon { flavor } => {
+                        write!(f, "; checked by {} before it goes live", flavor.as_str())?
+                    }
                     Check::Unavailable { reason } => write!(f, "; {reason}")?,
                 }
                 match (before, backup) {
@@ -233,7 +302,13 @@ impl fmt::Display for Change {
                     _ => Ok(()),
                 }
             }
-            Change::Service { unit, action, reason, rollback, .. } => {
+            Change::Service {
+                unit,
+                action,
+                reason,
+                rollback,
+                ..
+            } => {
                 write!(f, "{} {unit}: {reason}", action.verb())?;
                 if !rollback.is_empty() {
                     let files: Vec<&str> = rollback.iter().map(|r| r.path.as_str()).collect();

@@ -15,9 +15,14 @@ use crate::daemon::Daemon;
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{version, DpkgJournal, Facts, PackageFact, DPKG_UPDATES};
 use crate::plan::names::PackageName;
-use crate::plan::step::{Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template};
+use crate::plan::step::{
+    Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template,
+};
 use crate::plan::Rendered;
-pub use change::{backup_path, Change, Check, FileMeta, Health, PkgChange, PkgVersion, Restore, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
+pub use change::{
+    backup_path, Change, Check, FileMeta, Health, PkgChange, PkgVersion, Restore, ServiceAction,
+    BACKUPS_KEPT, BACKUP_SUFFIX,
+};
 use std::cmp::Ordering;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -60,18 +65,29 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
         if matches!(step.action, Action::Apt(_)) {
             if let Some(change) = repair.take() {
                 project(&mut projected, &change);
-                steps.push(PlannedStep { name: REPAIR_STEP.into(), handler: false, changes: vec![change] });
+                steps.push(PlannedStep {
+                    name: REPAIR_STEP.into(),
+                    handler: false,
+                    changes: vec![change],
+                });
             }
         }
-        let changes =
-            diff_step(step, &projected, removed_earlier, None).map_err(|e| format!("step {:?}: {e}", step.name))?;
+        let changes = diff_step(step, &projected, removed_earlier, None)
+            .map_err(|e| format!("step {:?}: {e}", step.name))?;
         removed_earlier |= changes.iter().any(Change::removes_packages);
         changes.iter().for_each(|c| project(&mut projected, c));
         if !changes.is_empty() {
             let restores: Vec<Restore> = changes
                 .iter()
                 .filter_map(|c| match c {
-                    Change::File { path, backup: Some(backup), .. } => Some(Restore { path: path.clone(), backup: backup.clone() }),
+                    Change::File {
+                        path,
+                        backup: Some(backup),
+                        ..
+                    } => Some(Restore {
+                        path: path.clone(),
+                        backup: backup.clone(),
+                    }),
                     _ => None,
                 })
                 .collect();
@@ -86,22 +102,42 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
                 }
             }
         }
-        steps.push(PlannedStep { name: step.name.clone(), handler: false, changes });
+        steps.push(PlannedStep {
+            name: step.name.clone(),
+            handler: false,
+            changes,
+        });
     }
     // Handlers run after all steps, in the order they are declared.
     for handler in &rendered.handlers {
-        let Some((_, causes, restores)) = fired.iter().find(|(h, _, _)| *h == handler.name) else { continue };
+        let Some((_, causes, restores)) = fired.iter().find(|(h, _, _)| *h == handler.name) else {
+            continue;
+        };
         let mut causes = causes.clone();
         causes.dedup();
-        let mut changes = diff_step(handler, &projected, removed_earlier, Some(&causes.join(", ")))
-            .map_err(|e| format!("handler {:?}: {e}", handler.name))?;
+        let mut changes = diff_step(
+            handler,
+            &projected,
+            removed_earlier,
+            Some(&causes.join(", ")),
+        )
+        .map_err(|e| format!("handler {:?}: {e}", handler.name))?;
         for change in &mut changes {
-            if let Change::Service { action: ServiceAction::Start | ServiceAction::Restart, rollback, .. } = change {
+            if let Change::Service {
+                action: ServiceAction::Start | ServiceAction::Restart,
+                rollback,
+                ..
+            } = change
+            {
                 rollback.clone_from(restores);
             }
         }
         changes.iter().for_each(|c| project(&mut projected, c));
-        steps.push(PlannedStep { name: handler.name.clone(), handler: true, changes });
+        steps.push(PlannedStep {
+            name: handler.name.clone(),
+            handler: true,
+            changes,
+        });
     }
     let mut notes = Vec::new();
     if facts.lists.refreshed_privately {
@@ -109,15 +145,25 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     }
     if let Some(d) = &facts.daemon {
         for c in &d.competitors {
-            if let Some(v) = facts.packages.get(c).and_then(|p| p.dpkg.installed_version()) {
+            if let Some(v) = facts
+                .packages
+                .get(c)
+                .and_then(|p| p.dpkg.installed_version())
+            {
                 notes.push(format!("also installed: {c} {v}, a competing time daemon"));
             }
         }
     }
     if let Some(err) = &facts.lists.refresh_error {
-        notes.push(format!("versions come from the node's old package lists: {err}"));
+        notes.push(format!(
+            "versions come from the node's old package lists: {err}"
+        ));
     }
-    Ok(Changeset { daemon: facts.daemon.clone(), notes, steps })
+    Ok(Changeset {
+        daemon: facts.daemon.clone(),
+        notes,
+        steps,
+    })
 }
 
 /// The name of the step the diff adds when dpkg needs `--configure -a`.
@@ -130,9 +176,11 @@ fn repair_of(facts: &Facts) -> Option<Change> {
         .packages
         .iter()
         .filter_map(|(name, fact)| match &fact.dpkg {
-            DpkgState::Broken { version, .. } => {
-                Some(PkgChange { package: name.clone(), before: before_of(&fact.dpkg), after: Some(version.clone()) })
-            }
+            DpkgState::Broken { version, .. } => Some(PkgChange {
+                package: name.clone(),
+                before: before_of(&fact.dpkg),
+                after: Some(version.clone()),
+            }),
             _ => None,
         })
         .collect();
@@ -158,10 +206,14 @@ fn project(node: &mut Facts, change: &Change) {
     match change {
         Change::UpdateLists { .. } => node.lists.age = Some(std::time::Duration::ZERO),
         Change::Repair { packages, .. } | Change::Install { packages } => {
-            set(packages, &|p| DpkgState::Installed { version: p.after.clone().unwrap_or_default() })
+            set(packages, &|p| DpkgState::Installed {
+                version: p.after.clone().unwrap_or_default(),
+            })
         }
         Change::Remove { packages } => set(packages, &|p| match &p.before {
-            Some(b) => DpkgState::ConfigFiles { version: b.version.clone() },
+            Some(b) => DpkgState::ConfigFiles {
+                version: b.version.clone(),
+            },
             None => DpkgState::NotInstalled,
         }),
         Change::Purge { packages } => set(packages, &|_| DpkgState::NotInstalled),
@@ -169,14 +221,34 @@ fn project(node: &mut Facts, change: &Change) {
     }
     // A removed daemon takes its unit with it.
     if let Change::Remove { packages } | Change::Purge { packages } = change {
-        for unit in packages.iter().filter_map(|p| crate::daemon::unit_of_package(&p.package)) {
-            node.units.insert(unit, crate::facts::UnitFact { exists: false, running: false, enabled: false, main_pid: None });
+        for unit in packages
+            .iter()
+            .filter_map(|p| crate::daemon::unit_of_package(&p.package))
+        {
+            node.units.insert(
+                unit,
+                crate::facts::UnitFact {
+                    exists: false,
+                    running: false,
+                    enabled: false,
+                    main_pid: None,
+                },
+            );
         }
     }
     match change {
-        Change::UpdateLists { .. } | Change::Repair { .. } | Change::Install { .. } | Change::Remove { .. } | Change::Purge { .. } => {}
+        Change::UpdateLists { .. }
+        | Change::Repair { .. }
+        | Change::Install { .. }
+        | Change::Remove { .. }
+        | Change::Purge { .. } => {}
         Change::Autoremove { .. } => node.autoremovable.clear(),
-        Change::File { path, after, content, .. } => {
+        Change::File {
+            path,
+            after,
+            content,
+            ..
+        } => {
             let state = crate::facts::FileState {
                 content: content.clone().into_bytes(),
                 mode: after.mode.0,
@@ -186,12 +258,15 @@ fn project(node: &mut Facts, change: &Change) {
             node.files.insert(path.clone(), Some(state));
         }
         Change::Service { unit, action, .. } => {
-            let u = node.units.entry(unit.clone()).or_insert(crate::facts::UnitFact {
-                exists: true,
-                running: false,
-                enabled: false,
-                main_pid: None,
-            });
+            let u = node
+                .units
+                .entry(unit.clone())
+                .or_insert(crate::facts::UnitFact {
+                    exists: true,
+                    running: false,
+                    enabled: false,
+                    main_pid: None,
+                });
             match action {
                 ServiceAction::Start | ServiceAction::Restart => u.running = true,
                 ServiceAction::Stop => u.running = false,
@@ -202,7 +277,12 @@ fn project(node: &mut Facts, change: &Change) {
     }
 }
 
-fn diff_step(step: &Step, facts: &Facts, removed_earlier: bool, reason: Option<&str>) -> Result<Vec<Change>, String> {
+fn diff_step(
+    step: &Step,
+    facts: &Facts,
+    removed_earlier: bool,
+    reason: Option<&str>,
+) -> Result<Vec<Change>, String> {
     match &step.action {
         Action::Apt(apt) => diff_apt(apt, facts, removed_earlier),
         Action::Template(t) => diff_template(t, facts).map(|c| c.into_iter().collect()),
@@ -228,14 +308,23 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
 
     let (mut install, mut remove, mut purge) = (Vec::new(), Vec::new(), Vec::new());
     for name in &apt.packages {
-        let fact = facts.packages.get(name).ok_or_else(|| format!("no facts gathered for package {name}"))?;
+        let fact = facts
+            .packages
+            .get(name)
+            .ok_or_else(|| format!("no facts gathered for package {name}"))?;
         let before = before_of(&fact.dpkg);
-        let change = |after: Option<String>| PkgChange { package: name.clone(), before: before.clone(), after };
+        let change = |after: Option<String>| PkgChange {
+            package: name.clone(),
+            before: before.clone(),
+            after,
+        };
         match apt.state {
             PkgState::Present | PkgState::Latest => {
                 let candidate = || candidate_of(name, fact);
                 match &fact.dpkg {
-                    DpkgState::NotInstalled | DpkgState::ConfigFiles { .. } => install.push(change(Some(candidate()?))),
+                    DpkgState::NotInstalled | DpkgState::ConfigFiles { .. } => {
+                        install.push(change(Some(candidate()?)))
+                    }
                     DpkgState::Installed { version } | DpkgState::Broken { version, .. } => {
                         if apt.state == PkgState::Latest {
                             let cand = candidate()?;
@@ -248,7 +337,10 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
                 }
             }
             PkgState::Absent => {
-                if matches!(fact.dpkg, DpkgState::Installed { .. } | DpkgState::Broken { .. }) {
+                if matches!(
+                    fact.dpkg,
+                    DpkgState::Installed { .. } | DpkgState::Broken { .. }
+                ) {
                     remove.push(change(None));
                 }
             }
@@ -278,7 +370,10 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
     if apt.autoremove == Autoremove::Yes {
         let removes_here = changes.iter().any(Change::removes_packages);
         if !facts.autoremovable.is_empty() {
-            changes.push(Change::Autoremove { packages: facts.autoremovable.clone(), reason: "no longer needed".into() });
+            changes.push(Change::Autoremove {
+                packages: facts.autoremovable.clone(),
+                reason: "no longer needed".into(),
+            });
         } else if removed_earlier || removes_here {
             changes.push(Change::Autoremove {
                 packages: Vec::new(),
@@ -292,26 +387,53 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
 fn before_of(state: &DpkgState) -> Option<PkgVersion> {
     match state {
         DpkgState::NotInstalled => None,
-        DpkgState::Installed { version } => Some(PkgVersion { version: version.clone(), state: "installed".into() }),
-        DpkgState::ConfigFiles { version } => Some(PkgVersion { version: version.clone(), state: "config-files".into() }),
-        DpkgState::Broken { abbrev, status, version } => Some(PkgVersion {
+        DpkgState::Installed { version } => Some(PkgVersion {
             version: version.clone(),
-            state: format!("{} {}", abbrev.trim(), status.rsplit(' ').next().unwrap_or(status)),
+            state: "installed".into(),
+        }),
+        DpkgState::ConfigFiles { version } => Some(PkgVersion {
+            version: version.clone(),
+            state: "config-files".into(),
+        }),
+        DpkgState::Broken {
+            abbrev,
+            status,
+            version,
+        } => Some(PkgVersion {
+            version: version.clone(),
+            state: format!(
+                "{} {}",
+                abbrev.trim(),
+                status.rsplit(' ').next().unwrap_or(status)
+            ),
         }),
     }
 }
 
 fn candidate_of(name: &PackageName, fact: &PackageFact) -> Result<String, String> {
-    fact.candidate
-        .clone()
-        .ok_or_else(|| format!("package {name} has no installation candidate on this node (apt-cache policy {name})"))
+    fact.candidate.clone().ok_or_else(|| {
+        format!(
+            "package {name} has no installation candidate on this node (apt-cache policy {name})"
+        )
+    })
 }
 
 fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> {
-    let uid = facts.accounts.get(&(t.owner.to_string(), false)).copied().flatten();
-    let gid = facts.accounts.get(&(t.group.to_string(), true)).copied().flatten();
+    let uid = facts
+        .accounts
+        .get(&(t.owner.to_string(), false))
+        .copied()
+        .flatten();
+    let gid = facts
+        .accounts
+        .get(&(t.group.to_string(), true))
+        .copied()
+        .flatten();
     let (Some(uid), Some(gid)) = (uid, gid) else {
-        return Err(format!("{}: user {} or group {} does not exist on this node", t.dest, t.owner, t.group));
+        return Err(format!(
+            "{}: user {} or group {} does not exist on this node",
+            t.dest, t.owner, t.group
+        ));
     };
     let after = FileMeta {
         mode: t.mode,
@@ -320,34 +442,67 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
         owner: Some(t.owner.to_string()),
         group: Some(t.group.to_string()),
     };
-    let current = facts.files.get(&t.dest).ok_or_else(|| format!("no facts gathered for {}", t.dest))?;
+    let current = facts
+        .files
+        .get(&t.dest)
+        .ok_or_else(|| format!("no facts gathered for {}", t.dest))?;
     let (before, old_text) = match current {
         None => (None, String::new()),
         Some(f) => (
-            Some(FileMeta { mode: crate::plan::names::Mode(f.mode), uid: f.uid, gid: f.gid, owner: None, group: None }),
+            Some(FileMeta {
+                mode: crate::plan::names::Mode(f.mode),
+                uid: f.uid,
+                gid: f.gid,
+                owner: None,
+                group: None,
+            }),
             String::from_utf8_lossy(&f.content).into_owned(),
         ),
     };
-    let content_same = current.as_ref().is_some_and(|f| f.content == t.content.as_bytes());
-    let meta_same = before.as_ref().is_some_and(|b| (b.mode, b.uid, b.gid) == (after.mode, after.uid, after.gid));
+    let content_same = current
+        .as_ref()
+        .is_some_and(|f| f.content == t.content.as_bytes());
+    let meta_same = before
+        .as_ref()
+        .is_some_and(|b| (b.mode, b.uid, b.gid) == (after.mode, after.uid, after.gid));
     if content_same && meta_same {
         return Ok(None);
     }
-    let diff = if content_same { String::new() } else { unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content) };
-    let check = if content_same { Check::None } else { config_check(t.validate, facts) };
+    let diff = if content_same {
+        String::new()
+    } else {
+        unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content)
+    };
+    let check = if content_same {
+        Check::None
+    } else {
+        config_check(t.validate, facts)
+    };
     let backup = backup_path(&t.dest, &facts.stamp);
-    Ok(Some(Change::File { path: t.dest.clone(), before, after, content: t.content.clone(), diff, check, backup }))
+    Ok(Some(Change::File {
+        path: t.dest.clone(),
+        before,
+        after,
+        content: t.content.clone(),
+        diff,
+        check,
+        backup,
+    }))
 }
 
 /// Which parser can vouch for a config: chrony only from 4.0 (`-p`).
 fn config_check(validate: Option<crate::daemon::Flavor>, facts: &Facts) -> Check {
     use crate::daemon::Flavor;
-    let Some(flavor) = validate else { return Check::None };
+    let Some(flavor) = validate else {
+        return Check::None;
+    };
     if flavor == Flavor::Chrony {
-        let installed = facts
-            .packages
-            .get(&flavor.package())
-            .and_then(|p| p.dpkg.installed_version().map(str::to_string).or_else(|| p.candidate.clone()));
+        let installed = facts.packages.get(&flavor.package()).and_then(|p| {
+            p.dpkg
+                .installed_version()
+                .map(str::to_string)
+                .or_else(|| p.candidate.clone())
+        });
         if let Some(v) = installed.filter(|v| version::compare(v, "4.0") == Ordering::Less) {
             return Check::Unavailable {
                 reason: format!("chrony {v} cannot check a config (no -p before 4.0): the restart's health check decides"),
@@ -358,7 +513,11 @@ fn config_check(validate: Option<crate::daemon::Flavor>, facts: &Facts) -> Check
 }
 
 fn unified_diff(path: &str, existed: bool, old: &str, new: &str) -> String {
-    let old_name = if existed { path.to_string() } else { "/dev/null".to_string() };
+    let old_name = if existed {
+        path.to_string()
+    } else {
+        "/dev/null".to_string()
+    };
     similar::TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(3)
@@ -388,13 +547,18 @@ fn diff_service(s: &Service, facts: &Facts, reason: Option<&str>) -> Vec<Change>
         });
     };
     match s.state {
-        Some(ServiceState::Started) if !running => push(ServiceAction::Start, format!("not running{absent}")),
+        Some(ServiceState::Started) if !running => {
+            push(ServiceAction::Start, format!("not running{absent}"))
+        }
         Some(ServiceState::Stopped) if running => push(ServiceAction::Stop, "running".into()),
         Some(ServiceState::Restarted) => push(ServiceAction::Restart, "restart requested".into()),
         _ => {}
     }
     match s.enabled {
-        Some(Enabled::Yes) if !enabled => push(ServiceAction::Enable, format!("not enabled at boot{absent}")),
+        Some(Enabled::Yes) if !enabled => push(
+            ServiceAction::Enable,
+            format!("not enabled at boot{absent}"),
+        ),
         Some(Enabled::No) if enabled => push(ServiceAction::Disable, "enabled at boot".into()),
         _ => {}
     }

@@ -7,12 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::plan::names::PackageName;
 
 /// One package's lines from `apt-cache policy`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Policy {
     pub installed: Option<String>,
     pub candidate: Option<String>,
@@ -76,7 +76,7 @@ fn policy_version(value: &str) -> Option<String> {
 }
 
 /// One RFC 822 paragraph of `apt-cache show`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stanza {
     /// In order; continuation lines joined with '\n'.
     pub fields: Vec<(String, String)>,

@@ -15,7 +15,11 @@ pub fn resolve(
     policies: &BTreeMap<PackageName, Policy>,
     candidate_stanza: Option<&Stanza>,
 ) -> Result<Daemon, String> {
-    let has_candidate = |d: DaemonName| policies.get(&d.package()).is_some_and(|p| p.candidate.is_some());
+    let has_candidate = |d: DaemonName| {
+        policies
+            .get(&d.package())
+            .is_some_and(|p| p.candidate.is_some())
+    };
     if !has_candidate(requested) {
         let offered: Vec<&str> = DaemonName::ALL
             .into_iter()
@@ -25,7 +29,10 @@ pub fn resolve(
         let alternatives = if offered.is_empty() {
             "the archive offers no other NTP daemon either".to_string()
         } else {
-            format!("the archive offers: {} (set vars.daemon or -e daemon=NAME)", offered.join(", "))
+            format!(
+                "the archive offers: {} (set vars.daemon or -e daemon=NAME)",
+                offered.join(", ")
+            )
         };
         return Err(format!(
             "daemon {requested}: package {} has no installation candidate on this node; {alternatives}",
@@ -34,10 +41,16 @@ pub fn resolve(
     }
     let flavor = match requested {
         DaemonName::Ntp => {
-            let depends = candidate_stanza.and_then(|s| s.get("Depends")).map(parse_depends).unwrap_or_default();
+            let depends = candidate_stanza
+                .and_then(|s| s.get("Depends"))
+                .map(parse_depends)
+                .unwrap_or_default();
             // The transitional `ntp` of Debian 12 / Ubuntu 24.04 is an empty
             // package whose only job is to depend on ntpsec.
-            if depends.iter().any(|alts| alts.iter().any(|p| p == "ntpsec")) {
+            if depends
+                .iter()
+                .any(|alts| alts.iter().any(|p| p == "ntpsec"))
+            {
                 Flavor::Ntpsec
             } else {
                 Flavor::Ntpd
@@ -209,12 +222,36 @@ Description: Network Time Protocol daemon and utility programs
     fn ubuntu_noble_transitional_and_trusty_classic() {
         let policies: BTreeMap<PackageName, Policy> = pkgs()
             .into_iter()
-            .map(|p| (p, Policy { installed: None, candidate: Some("1".into()) }))
+            .map(|p| {
+                (
+                    p,
+                    Policy {
+                        installed: None,
+                        candidate: Some("1".into()),
+                    },
+                )
+            })
             .collect();
-        let noble = resolve(DaemonName::Ntp, &policies, parse_stanzas(NOBLE_NTP_SHOW).first()).unwrap();
-        assert_eq!((noble.flavor, noble.unit.as_str()), (Flavor::Ntpsec, "ntpsec.service"));
-        let trusty = resolve(DaemonName::Ntp, &policies, parse_stanzas(TRUSTY_NTP_SHOW).first()).unwrap();
-        assert_eq!((trusty.flavor, trusty.config.as_str()), (Flavor::Ntpd, "/etc/ntp.conf"));
+        let noble = resolve(
+            DaemonName::Ntp,
+            &policies,
+            parse_stanzas(NOBLE_NTP_SHOW).first(),
+        )
+        .unwrap();
+        assert_eq!(
+            (noble.flavor, noble.unit.as_str()),
+            (Flavor::Ntpsec, "ntpsec.service")
+        );
+        let trusty = resolve(
+            DaemonName::Ntp,
+            &policies,
+            parse_stanzas(TRUSTY_NTP_SHOW).first(),
+        )
+        .unwrap();
+        assert_eq!(
+            (trusty.flavor, trusty.config.as_str()),
+            (Flavor::Ntpd, "/etc/ntp.conf")
+        );
         // 14.04 has no systemd: the unit name gives the SysV script's name.
         assert_eq!(trusty.unit.stem(), "ntp");
     }
@@ -223,13 +260,17 @@ Description: Network Time Protocol daemon and utility programs
     fn nts_needs_a_daemon_and_version_that_have_it() {
         let chrony = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
         // Ubuntu 18.04 and 20.04 ship chrony 3.x.
-        assert!(check_nts(&chrony, Some("3.5-6ubuntu6")).unwrap_err().contains("older than 4.0"));
+        assert!(check_nts(&chrony, Some("3.5-6ubuntu6"))
+            .unwrap_err()
+            .contains("older than 4.0"));
         assert!(check_nts(&chrony, Some("4.3-2+deb12u1")).is_ok());
         let ntpsec = Daemon::new(DaemonName::Ntpsec, Flavor::Ntpsec);
         assert!(check_nts(&ntpsec, Some("1.1.9+dfsg1-1+deb11u1")).is_err());
         assert!(check_nts(&ntpsec, Some("1.2.2+dfsg1-1+deb12u1")).is_ok());
         let classic = Daemon::new(DaemonName::Ntp, Flavor::Ntpd);
-        assert!(check_nts(&classic, None).unwrap_err().contains("no NTS support"));
+        assert!(check_nts(&classic, None)
+            .unwrap_err()
+            .contains("no NTS support"));
     }
 
     #[test]

@@ -7,11 +7,14 @@
 //! node's are missing or older than the plan allows, are read into a private
 //! temporary directory so that the versions shown are the ones `apply` would
 //! install. Every probe is batched: one dpkg-query, one apt-cache policy, one
-//! systemctl show for all units.
+//! systemctl show for all units. apt's answers about the node's own lists are
+//! remembered between runs (`memo`), so a run on a converged node asks apt
+//! nothing; `apply` alone writes that record.
 
 pub mod apt;
 pub mod daemon;
 pub mod dpkg;
+pub mod memo;
 pub mod peers;
 pub mod probe;
 pub mod systemd;
@@ -69,7 +72,10 @@ pub struct Facts {
 
 /// `YYYYmmddTHHMMSS` in UTC (Howard Hinnant's days-to-civil; no time crate).
 pub fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -80,7 +86,12 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}T{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 #[cfg(test)]
@@ -89,8 +100,14 @@ mod stamp_tests {
     fn utc_stamps() {
         use std::time::{Duration, UNIX_EPOCH};
         assert_eq!(super::utc_stamp(UNIX_EPOCH), "19700101T000000");
-        assert_eq!(super::utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)), "20000229T010101");
-        assert_eq!(super::utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_618_800)), "20261125T150000");
+        assert_eq!(
+            super::utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)),
+            "20000229T010101"
+        );
+        assert_eq!(
+            super::utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_618_800)),
+            "20261125T150000"
+        );
     }
 }
 
@@ -98,16 +115,31 @@ mod stamp_tests {
 pub enum DpkgJournal {
     Clean,
     /// This many journal entries are waiting for `dpkg --configure -a`.
-    Interrupted { entries: usize },
+    Interrupted {
+        entries: usize,
+    },
 }
 
 /// Facts plus the steps rendered with them: what the diff consumes.
 pub struct Gathered {
     pub facts: Facts,
     pub rendered: Rendered,
+    /// apt's answers to remember if `apply` succeeds (`memo::AptMemo::save_if_current`);
+    /// `None` when they came from the record already or from private lists.
+    pub apt_memo: Option<memo::AptMemo>,
 }
 
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
+    let memo = memo::MemoProbe::new(probe)?;
+    let (facts, rendered) = gather_with(&memo, plan)?;
+    Ok(Gathered {
+        facts,
+        rendered,
+        apt_memo: memo.into_record(),
+    })
+}
+
+fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
     let init = probe.init_system()?;
     let age = probe.lists_age()?;
     let stale = plan
@@ -117,13 +149,29 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
             (Some(age), Some(max)) => age > max,
         });
 
-    // Keeps the private lists alive until every apt-cache query has run.
-    let private = if stale { Some(tempfile::Builder::new().prefix("ntp-provision-lists.").tempdir()?) } else { None };
-    let mut lists = Lists::Node;
+    // Private lists and apt's scratch caches, alive until every apt query has run.
+    let scratch = tempfile::Builder::new()
+        .prefix("ntp-provision-apt.")
+        .tempdir()
+        .context("creating a scratch directory for apt")?;
+    let node_cache = scratch.path().join("node-cache");
+    std::fs::create_dir_all(&node_cache)
+        .with_context(|| format!("creating {}", node_cache.display()))?;
+    let mut lists = Lists::Node {
+        scratch: node_cache,
+    };
     let mut refresh_error = None;
-    if let Some(dir) = &private {
-        match probe.update_private_lists(dir.path()) {
-            Ok(()) => lists = Lists::Private(dir.path().to_path_buf()),
+    if stale {
+        let private = Lists::Private {
+            lists: scratch.path().join("lists"),
+            scratch: scratch.path().join("private-cache"),
+        };
+        if let Lists::Private { scratch, .. } = &private {
+            std::fs::create_dir_all(scratch)
+                .with_context(|| format!("creating {}", scratch.display()))?;
+        }
+        match probe.update_private_lists(&private) {
+            Ok(()) => lists = private,
             Err(e) => {
                 log::warn!("could not read fresh package lists, candidates come from the node's lists: {e:#}");
                 refresh_error = Some(format!("{e:#}"));
@@ -136,20 +184,28 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
     if plan.vars.daemon.is_some() {
         // Every time-daemon package: the candidates decide the daemon, and
         // the others are the competitors the plan removes.
-        wanted.extend(crate::daemon::TIME_DAEMON_PACKAGES.iter().filter_map(|p| PackageName::parse(p).ok()));
+        wanted.extend(
+            crate::daemon::TIME_DAEMON_PACKAGES
+                .iter()
+                .filter_map(|p| PackageName::parse(p).ok()),
+        );
     }
     query_policies(probe, &lists, &mut policies, &wanted)?;
 
     let daemon = match plan.vars.daemon {
         None => None,
         Some(requested) => {
-            let has_candidate = policies.get(&requested.package()).is_some_and(|p| p.candidate.is_some());
+            let has_candidate = policies
+                .get(&requested.package())
+                .is_some_and(|p| p.candidate.is_some());
             let stanzas = if requested == DaemonName::Ntp && has_candidate {
                 probe.apt_show(&[requested.package()], &lists)?
             } else {
                 Vec::new()
             };
-            let stanza = stanzas.iter().find(|s| s.get("Package") == Some(requested.as_str()));
+            let stanza = stanzas
+                .iter()
+                .find(|s| s.get("Package") == Some(requested.as_str()));
             // With no usable lists the daemon cannot be resolved: the mirror's
             // own words say why, and what to do.
             Some(daemon::resolve(requested, &policies, stanza).map_err(|e| match &refresh_error {
@@ -163,7 +219,9 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
 
     if let Some(d) = &daemon {
         if wants_nts(plan) {
-            let version = policies.get(&d.package).and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
+            let version = policies
+                .get(&d.package)
+                .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
             daemon::check_nts(d, version.as_deref()).map_err(anyhow::Error::msg)?;
         }
     }
@@ -207,10 +265,18 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
     let unit_facts = probe.units(init, &units)?;
     let facts = Facts {
         init,
-        lists: ListsFact { age, refreshed_privately: matches!(lists, Lists::Private(_)), refresh_error },
+        lists: ListsFact {
+            age,
+            refreshed_privately: matches!(lists, Lists::Private { .. }),
+            refresh_error,
+        },
         daemon,
         packages,
-        autoremovable: if autoremove { probe.autoremovable()? } else { Vec::new() },
+        autoremovable: if autoremove {
+            probe.autoremovable(&lists)?
+        } else {
+            Vec::new()
+        },
         files: files
             .into_iter()
             .map(|f| Ok((f.clone(), probe.file(&f)?)))
@@ -223,20 +289,28 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
         stamp: utc_stamp(std::time::SystemTime::now()),
         dpkg_journal: {
             let entries = probe.dpkg_updates()?;
-            match entries.iter().filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e))).count() {
+            match entries
+                .iter()
+                .filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e)))
+                .count()
+            {
                 0 => DpkgJournal::Clean,
                 n => DpkgJournal::Interrupted { entries: n },
             }
         },
     };
-    drop(private);
-    Ok(Gathered { facts, rendered })
+    drop(scratch);
+    Ok((facts, rendered))
 }
 
 /// Whether any server or pool asks for NTS.
 fn wants_nts(plan: &Plan) -> bool {
     ["servers", "pools"].iter().any(|k| {
-        plan.vars.values.get(*k).and_then(|v| v.as_array()).is_some_and(|items| items.iter().any(|s| s["nts"] == true))
+        plan.vars
+            .values
+            .get(*k)
+            .and_then(|v| v.as_array())
+            .is_some_and(|items| items.iter().any(|s| s["nts"] == true))
     })
 }
 
@@ -247,11 +321,19 @@ fn query_policies(
     known: &mut BTreeMap<PackageName, Policy>,
     wanted: &[PackageName],
 ) -> Result<()> {
-    let mut missing: Vec<PackageName> = wanted.iter().filter(|p| !known.contains_key(*p)).cloned().collect();
+    let mut missing: Vec<PackageName> = wanted
+        .iter()
+        .filter(|p| !known.contains_key(*p))
+        .cloned()
+        .collect();
     missing.sort();
     missing.dedup();
     if !missing.is_empty() {
-        known.extend(probe.apt_policy(&missing, lists).context("asking apt for candidate versions")?);
+        known.extend(
+            probe
+                .apt_policy(&missing, lists)
+                .context("asking apt for candidate versions")?,
+        );
     }
     Ok(())
 }

@@ -2,9 +2,19 @@
 //!
 //! Each real probe is one command (through `process`) or one file read,
 //! followed by a pure parser from the sibling modules. A probe never changes
-//! the node: apt-cache runs with its binary caches disabled so that it cannot
-//! rewrite /var/cache/apt, and fresh lists are only ever read into a private
-//! directory.
+//! the node: apt never writes /var/cache/apt for us, and fresh lists are only
+//! ever read into a private directory.
+//!
+//! apt's binary cache decides what an apt query costs: loading a valid
+//! pkgcache.bin takes milliseconds, rebuilding it from the lists and dpkg's
+//! status takes hundreds. apt is never pointed at /var/cache/apt (as root it
+//! would rewrite an outdated cache there). Instead every query of a run
+//! shares one cache in a scratch directory of the run: for the node's lists
+//! it starts as a copy of the node's pkgcache.bin and srcpkgcache.bin, which
+//! apt validates as usual and uses when current, or rebuilds in the scratch
+//! directory, once, when not. (`pkgCacheFile::Generate=false` would read the
+//! node's cache in place, but apt-cache policy then fails with "Cache is out
+//! of sync, can't x-ref a package file" on apt 2.6.)
 
 use super::apt::{self, Policy, SimAction, Stanza};
 use super::dpkg::{self, DpkgState};
@@ -26,12 +36,19 @@ pub enum InitSystem {
     Sysv,
 }
 
-/// Which apt lists a query reads.
+/// Which apt lists a query reads, and the scratch directory (private to
+/// this run) where apt may build its binary cache for them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lists {
-    Node,
-    Private(PathBuf),
+    Node { scratch: PathBuf },
+    Private { lists: PathBuf, scratch: PathBuf },
 }
+
+/// apt's own binary caches, copied (never used in place) as a head start.
+const NODE_CACHES: [&str; 2] = [
+    "/var/cache/apt/pkgcache.bin",
+    "/var/cache/apt/srcpkgcache.bin",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileState {
@@ -54,35 +71,164 @@ pub trait Probe {
     fn init_system(&self) -> Result<InitSystem>;
     /// Time since the node's lists were last updated; `None` if never.
     fn lists_age(&self) -> Result<Option<Duration>>;
-    /// `apt-get update` into `dir`, leaving the node's own lists alone.
-    fn update_private_lists(&self, dir: &Path) -> Result<()>;
-    fn apt_policy(&self, pkgs: &[PackageName], lists: &Lists) -> Result<BTreeMap<PackageName, Policy>>;
+    /// `apt-get update` into `lists` (a `Lists::Private`), leaving the
+    /// node's own lists alone.
+    fn update_private_lists(&self, lists: &Lists) -> Result<()>;
+    fn apt_policy(
+        &self,
+        pkgs: &[PackageName],
+        lists: &Lists,
+    ) -> Result<BTreeMap<PackageName, Policy>>;
     /// The candidate stanzas (`apt-cache show --no-all-versions`).
     fn apt_show(&self, pkgs: &[PackageName], lists: &Lists) -> Result<Vec<Stanza>>;
     fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>>;
-    /// Packages `apt-get autoremove` would remove now, as `name version`.
-    fn autoremovable(&self) -> Result<Vec<String>>;
+    /// Packages `apt-get autoremove` would remove, as `name version`, read
+    /// with the same lists (and so the same already built cache) as the
+    /// candidates: after a refresh those are the lists `apply` will have.
+    fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>>;
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>>;
     /// uid or gid of a name in /etc/passwd or /etc/group.
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>>;
     fn units(&self, init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>>;
     /// The names in /var/lib/dpkg/updates (dpkg's journal of a run in progress).
     fn dpkg_updates(&self) -> Result<Vec<String>>;
+    /// A fingerprint of every file apt's answers depend on (see `memo`);
+    /// `None` where answers must never be remembered.
+    fn apt_fingerprint(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
+    /// The text of the remembered answers (`memo::MEMO_PATH`), if any.
+    fn apt_memo(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Where dpkg keeps the journal of a run in progress.
 pub const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
 
-/// apt-cache options that keep a query from writing the node's binary cache,
-/// and point it at the chosen lists.
-fn apt_cache(lists: &Lists) -> Cmd {
-    let cmd = Cmd::new("apt-cache")
+/// `program` (apt-cache or apt-get) pointed at the chosen lists, with its
+/// binary caches in the run's scratch directory (never /var/cache/apt).
+fn apt_query(program: &str, lists: &Lists) -> Cmd {
+    let scratch = match lists {
+        Lists::Node { scratch } => {
+            seed_cache(scratch);
+            scratch
+        }
+        Lists::Private { scratch, .. } => scratch,
+    };
+    let cmd = Cmd::new(program)
         .env("LC_ALL", "C")
-        .args(["-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="]);
+        .arg("-o")
+        .arg(format!(
+            "Dir::Cache::pkgcache={}",
+            scratch.join("pkgcache.bin").display()
+        ))
+        .arg("-o")
+        .arg(format!(
+            "Dir::Cache::srcpkgcache={}",
+            scratch.join("srcpkgcache.bin").display()
+        ));
     match lists {
-        Lists::Node => cmd,
-        Lists::Private(dir) => cmd.arg("-o").arg(format!("Dir::State::Lists={}", dir.display())),
+        Lists::Node { .. } => cmd,
+        Lists::Private { lists, .. } => cmd
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", lists.display())),
     }
+}
+
+/// Copies the node's binary caches into `scratch` before its first query
+/// (a copy takes tens of milliseconds, a rebuild hundreds). A cache that
+/// cannot be copied only costs that rebuild.
+fn seed_cache(scratch: &Path) {
+    for node in NODE_CACHES {
+        let node = Path::new(node);
+        let copy = scratch.join(node.file_name().expect("cache paths have a file name"));
+        if copy.exists() || !node.is_file() {
+            continue;
+        }
+        if let Err(e) = std::fs::copy(node, &copy) {
+            log::debug!(
+                "apt will rebuild its cache: copying {} to {}: {e}",
+                node.display(),
+                copy.display()
+            );
+        }
+    }
+}
+
+/// Files and directories apt's answers depend on (the fingerprint of
+/// `memo`): the lists, dpkg's status and extended_states, the
+/// architectures, and everything under /etc/apt, two levels deep. Missing
+/// ones are skipped (their absence shows in the others).
+fn apt_inputs() -> Vec<(PathBuf, std::fs::Metadata)> {
+    let mut found = Vec::new();
+    let visit = |path: PathBuf, found: &mut Vec<(PathBuf, std::fs::Metadata)>| {
+        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+            found.push((path, meta));
+        }
+    };
+    for file in [
+        "/var/lib/dpkg/status",
+        "/var/lib/dpkg/arch",
+        "/var/lib/apt/extended_states",
+    ] {
+        visit(PathBuf::from(file), &mut found);
+    }
+    // Two levels: /etc/apt/sources.list.d/x.list, /var/lib/apt/lists/partial.
+    for top in ["/var/lib/apt/lists", "/etc/apt"] {
+        visit(PathBuf::from(top), &mut found);
+        let mut dirs = vec![PathBuf::from(top)];
+        for depth in 0..2 {
+            let mut next = Vec::new();
+            for dir in dirs {
+                let Ok(entries) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                let mut paths: Vec<PathBuf> =
+                    entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                paths.sort();
+                for path in paths {
+                    // apt-get takes and releases this lock without changing any list.
+                    if path.ends_with("lists/lock") {
+                        continue;
+                    }
+                    if depth == 0 && path.is_dir() {
+                        next.push(path.clone());
+                    }
+                    visit(path, &mut found);
+                }
+            }
+            dirs = next;
+        }
+    }
+    found
+}
+
+/// Copies the node's lists into `dir` with their mtimes, so that updating
+/// them fetches only what changed ("Hit" answers for unchanged indexes).
+fn seed_lists(dir: &Path) -> Result<()> {
+    let node = Path::new("/var/lib/apt/lists");
+    let Ok(entries) = std::fs::read_dir(node) else {
+        return Ok(());
+    };
+    for entry in entries {
+        let entry = entry.with_context(|| format!("reading {}", node.display()))?;
+        let meta = entry
+            .metadata()
+            .with_context(|| format!("stat {}", entry.path().display()))?;
+        if !meta.is_file() || entry.file_name() == "lock" {
+            continue;
+        }
+        let dest = dir.join(entry.file_name());
+        std::fs::copy(entry.path(), &dest)
+            .with_context(|| format!("copying {} to {}", entry.path().display(), dest.display()))?;
+        std::fs::File::options()
+            .write(true)
+            .open(&dest)
+            .and_then(|f| f.set_modified(meta.modified()?))
+            .with_context(|| format!("setting the mtime of {}", dest.display()))?;
+    }
+    Ok(())
 }
 
 /// The real node, probed through commands and file reads.
@@ -91,7 +237,11 @@ pub struct RealProbe;
 impl Probe for RealProbe {
     fn init_system(&self) -> Result<InitSystem> {
         // sd_booted(3): this directory exists exactly when systemd is PID 1.
-        Ok(if Path::new("/run/systemd/system").is_dir() { InitSystem::Systemd } else { InitSystem::Sysv })
+        Ok(if Path::new("/run/systemd/system").is_dir() {
+            InitSystem::Systemd
+        } else {
+            InitSystem::Sysv
+        })
     }
 
     fn lists_age(&self) -> Result<Option<Duration>> {
@@ -107,7 +257,12 @@ impl Probe for RealProbe {
                     let entry = entry.with_context(|| format!("reading {dir}"))?;
                     let name = entry.file_name();
                     if name.to_string_lossy().ends_with("Release") {
-                        consider(entry.metadata().with_context(|| format!("stat {}", entry.path().display()))?.modified()?);
+                        consider(
+                            entry
+                                .metadata()
+                                .with_context(|| format!("stat {}", entry.path().display()))?
+                                .modified()?,
+                        );
                     }
                 }
             }
@@ -118,36 +273,58 @@ impl Probe for RealProbe {
         Ok(newest.map(|t| SystemTime::now().duration_since(t).unwrap_or_default()))
     }
 
-    fn update_private_lists(&self, dir: &Path) -> Result<()> {
-        std::fs::create_dir_all(dir.join("partial")).with_context(|| format!("creating {}", dir.display()))?;
-        let out = Cmd::new("apt-get")
-            .env("LC_ALL", "C")
-            .args(["-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache="])
-            .arg("-o")
-            .arg(format!("Dir::State::Lists={}", dir.display()))
+    fn update_private_lists(&self, lists: &Lists) -> Result<()> {
+        let Lists::Private { lists: dir, .. } = lists else {
+            bail!("update_private_lists needs private lists, not {lists:?}");
+        };
+        std::fs::create_dir_all(dir.join("partial"))
+            .with_context(|| format!("creating {}", dir.display()))?;
+        seed_lists(dir)?;
+        // The cache apt builds at the end lands in the run's scratch
+        // directory, where the queries that follow load it.
+        let out = apt_query("apt-get", lists)
             // The private directory belongs to root; apt's _apt sandbox user could not write it.
             .args(["-o", "APT::Sandbox::User=root", "-qq", "update"])
             .output()?;
         let errors = apt::error_lines(&out.stderr);
-        if out.code != 0 || errors.iter().any(|l| l.starts_with("E:") || l.starts_with("W: Some index files failed")) {
-            bail!("apt-get update into a private directory failed:\n    {}", errors.join("\n    "));
+        if out.code != 0
+            || errors
+                .iter()
+                .any(|l| l.starts_with("E:") || l.starts_with("W: Some index files failed"))
+        {
+            bail!(
+                "apt-get update into a private directory failed:\n    {}",
+                errors.join("\n    ")
+            );
         }
         Ok(())
     }
 
-    fn apt_policy(&self, pkgs: &[PackageName], lists: &Lists) -> Result<BTreeMap<PackageName, Policy>> {
+    fn apt_policy(
+        &self,
+        pkgs: &[PackageName],
+        lists: &Lists,
+    ) -> Result<BTreeMap<PackageName, Policy>> {
         if pkgs.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let out = apt_cache(lists).arg("policy").args(pkgs).run()?;
-        apt::parse_policy(&out.stdout, pkgs).map_err(anyhow::Error::msg).context("reading apt-cache policy")
+        let out = apt_query("apt-cache", lists)
+            .arg("policy")
+            .args(pkgs)
+            .run()?;
+        apt::parse_policy(&out.stdout, pkgs)
+            .map_err(anyhow::Error::msg)
+            .context("reading apt-cache policy")
     }
 
     fn apt_show(&self, pkgs: &[PackageName], lists: &Lists) -> Result<Vec<Stanza>> {
         if pkgs.is_empty() {
             return Ok(Vec::new());
         }
-        let out = apt_cache(lists).args(["show", "--no-all-versions"]).args(pkgs).run()?;
+        let out = apt_query("apt-cache", lists)
+            .args(["show", "--no-all-versions"])
+            .args(pkgs)
+            .run()?;
         Ok(apt::parse_stanzas(&out.stdout))
     }
 
@@ -158,16 +335,20 @@ impl Probe for RealProbe {
         // Exit 1 with "no packages found matching" is an answer, not a failure.
         let out = Cmd::new("dpkg-query")
             .env("LC_ALL", "C")
-            .args(["-W", "-f=${Package}|${db:Status-Abbrev}|${Status}|${Version}\\n"])
+            .args([
+                "-W",
+                "-f=${Package}|${db:Status-Abbrev}|${Status}|${Version}\\n",
+            ])
             .args(pkgs)
             .output()?;
-        dpkg::parse_dpkg_query(&out.stdout, &out.stderr, pkgs).map_err(anyhow::Error::msg).context("reading dpkg-query")
+        dpkg::parse_dpkg_query(&out.stdout, &out.stderr, pkgs)
+            .map_err(anyhow::Error::msg)
+            .context("reading dpkg-query")
     }
 
-    fn autoremovable(&self) -> Result<Vec<String>> {
-        let out = Cmd::new("apt-get")
-            .env("LC_ALL", "C")
-            .args(["-o", "Dir::Cache::pkgcache=", "-o", "Dir::Cache::srcpkgcache=", "-s", "autoremove"])
+    fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
+        let out = apt_query("apt-get", lists)
+            .args(["-s", "autoremove"])
             .run()?;
         Ok(apt::parse_simulation(&out.stdout)
             .into_iter()
@@ -189,7 +370,12 @@ impl Probe for RealProbe {
             bail!("{path} exists but is not a regular file; refusing to replace it");
         }
         let content = std::fs::read(path.as_path()).with_context(|| format!("reading {path}"))?;
-        Ok(Some(FileState { content, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() }))
+        Ok(Some(FileState {
+            content,
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+        }))
     }
 
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {
@@ -197,7 +383,9 @@ impl Probe for RealProbe {
         let text = std::fs::read_to_string(db).with_context(|| format!("reading {db}"))?;
         Ok(text.lines().find_map(|line| {
             let mut fields = line.split(':');
-            (fields.next() == Some(name)).then(|| fields.nth(1)?.parse().ok()).flatten()
+            (fields.next() == Some(name))
+                .then(|| fields.nth(1)?.parse().ok())
+                .flatten()
         }))
     }
 
@@ -213,10 +401,16 @@ impl Probe for RealProbe {
                     .arg("--")
                     .args(units)
                     .run()?;
-                let parsed = systemd::parse_show(&out.stdout, units.len()).map_err(anyhow::Error::msg)?;
+                let parsed =
+                    systemd::parse_show(&out.stdout, units.len()).map_err(anyhow::Error::msg)?;
                 Ok(parsed
                     .into_iter()
-                    .map(|u| UnitFact { exists: u.exists(), running: u.is_running(), enabled: u.is_enabled(), main_pid: u.main_pid })
+                    .map(|u| UnitFact {
+                        exists: u.exists(),
+                        running: u.is_running(),
+                        enabled: u.is_enabled(),
+                        main_pid: u.main_pid,
+                    })
                     .collect())
             }
             InitSystem::Sysv => units.iter().map(sysv_unit).collect(),
@@ -226,27 +420,86 @@ impl Probe for RealProbe {
     fn dpkg_updates(&self) -> Result<Vec<String>> {
         match std::fs::read_dir(DPKG_UPDATES) {
             Ok(entries) => entries
-                .map(|e| Ok(e.with_context(|| format!("reading {DPKG_UPDATES}"))?.file_name().to_string_lossy().into_owned()))
+                .map(|e| {
+                    Ok(e.with_context(|| format!("reading {DPKG_UPDATES}"))?
+                        .file_name()
+                        .to_string_lossy()
+                        .into_owned())
+                })
                 .collect(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(e).with_context(|| format!("reading {DPKG_UPDATES}")),
         }
+    }
+
+    fn apt_fingerprint(&self) -> Result<Option<String>> {
+        Ok(Some(Self::fingerprint()))
+    }
+
+    fn apt_memo(&self) -> Result<Option<String>> {
+        let path = super::memo::MEMO_PATH;
+        match std::fs::read_to_string(path) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            // An unreadable record only costs speed.
+            Err(e) => {
+                log::warn!("ignoring {path}: {e}");
+                Ok(None)
+            }
+        }
+    }
+}
+
+impl RealProbe {
+    fn fingerprint() -> String {
+        use std::hash::{Hash, Hasher};
+        // Fixed keys: stable across runs of one build, which is all a record
+        // keyed by it needs (another build at worst misses the record once).
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for (path, meta) in apt_inputs() {
+            path.hash(&mut h);
+            (
+                meta.len(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ino(),
+                meta.mode(),
+            )
+                .hash(&mut h);
+        }
+        format!("{}; {:016x}", super::memo::fingerprint_prefix(), h.finish())
     }
 }
 
 fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
     let script = format!("/etc/init.d/{}", unit.stem());
     if !Path::new(&script).exists() {
-        return Ok(UnitFact { exists: false, running: false, enabled: false, main_pid: None });
+        return Ok(UnitFact {
+            exists: false,
+            running: false,
+            enabled: false,
+            main_pid: None,
+        });
     }
     // LSB status: 0 running, 3 stopped; other codes say nothing reliable.
-    let out = Cmd::new(&script).env("LC_ALL", "C").arg("status").output()?;
+    let out = Cmd::new(&script)
+        .env("LC_ALL", "C")
+        .arg("status")
+        .output()?;
     let running = matches!(systemd::sysv_status_from_exit(out.code), SysvState::Running);
     let mut entries = Vec::new();
     for level in 2..=5 {
         if let Ok(dir) = std::fs::read_dir(format!("/etc/rc{level}.d")) {
-            entries.extend(dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()));
+            entries.extend(
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned()),
+            );
         }
     }
-    Ok(UnitFact { exists: true, running, enabled: systemd::sysv_enabled(&entries, unit.stem()), main_pid: None })
+    Ok(UnitFact {
+        exists: true,
+        running,
+        enabled: systemd::sysv_enabled(&entries, unit.stem()),
+        main_pid: None,
+    })
 }

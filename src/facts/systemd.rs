@@ -465,10 +465,17 @@ mod trusty_tests {
     fn trusty_sysv_ntp_status_and_boot_links() {
         assert_eq!(sysv_status_from_exit(0), SysvState::Running);
         assert_eq!(sysv_status_from_exit(3), SysvState::Stopped);
-        let rc2: Vec<String> = ["README", "S20kerneloops", "S20ntp", "S50saned", "S99ondemand", "S99rc.local"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let rc2: Vec<String> = [
+            "README",
+            "S20kerneloops",
+            "S20ntp",
+            "S50saned",
+            "S99ondemand",
+            "S99rc.local",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         assert!(sysv_enabled(&rc2, "ntp"));
         assert!(!sysv_enabled(&rc2, "ntpsec"));
         let disabled: Vec<String> = ["K80ntp".to_string()].to_vec();

@@ -58,10 +58,13 @@ impl Rule {
     }
 
     pub fn parse(name: &str) -> Result<Rule, String> {
-        Rule::ALL.into_iter().find(|r| r.name() == name).ok_or_else(|| {
-            let known: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
-            format!("{name:?} is not a lint rule ({})", known.join(", "))
-        })
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                format!("{name:?} is not a lint rule ({})", known.join(", "))
+            })
     }
 
     /// What an attacker gains, in one or two sentences.
@@ -217,21 +220,37 @@ fn default_entry<'a>(line: usize, words: &[&'a str]) -> Option<DefaultEntry<'a>>
             words.next();
         }
     }
-    Some(DefaultEntry { line, families, flags })
+    Some(DefaultEntry {
+        line,
+        families,
+        flags,
+    })
 }
 
 /// classic ntpd stopped answering monlist in this upstream version.
 const MONLIST_REMOVED: &str = "4.2.7p26";
 
 fn lint_ntp(flavor: Flavor, lines: &[(usize, Vec<&str>)], version: Option<&str>) -> Vec<Finding> {
-    let entries: Vec<DefaultEntry> = lines.iter().filter_map(|(n, w)| default_entry(*n, w)).collect();
+    let entries: Vec<DefaultEntry> = lines
+        .iter()
+        .filter_map(|(n, w)| default_entry(*n, w))
+        .collect();
     let mut findings = Vec::new();
     // ntpd ORs the flags of lines for the same address into one entry, so a
     // family's default is the union of every line that covers it.
     let per_family = |family: Family| -> Option<(usize, Vec<&str>)> {
-        let covering: Vec<&DefaultEntry> = entries.iter().filter(|e| e.families.contains(&family)).collect();
+        let covering: Vec<&DefaultEntry> = entries
+            .iter()
+            .filter(|e| e.families.contains(&family))
+            .collect();
         let first = covering.first()?.line;
-        Some((first, covering.iter().flat_map(|e| e.flags.iter().copied()).collect()))
+        Some((
+            first,
+            covering
+                .iter()
+                .flat_map(|e| e.flags.iter().copied())
+                .collect(),
+        ))
     };
     let mut missing: Vec<(Rule, Family, Option<usize>, String)> = Vec::new();
     for family in [Family::V4, Family::V6] {
@@ -258,35 +277,62 @@ fn lint_ntp(flavor: Flavor, lines: &[(usize, Vec<&str>)], version: Option<&str>)
         };
         // `ignore` drops every packet, queries and modifications included.
         let has = |flag: &str| flags.contains(&flag) || flags.contains(&"ignore");
-        for (rule, flag) in [(Rule::NoqueryMissing, "noquery"), (Rule::NomodifyMissing, "nomodify")] {
+        for (rule, flag) in [
+            (Rule::NoqueryMissing, "noquery"),
+            (Rule::NomodifyMissing, "nomodify"),
+        ] {
             if !has(flag) {
-                missing.push((rule, family, Some(line), format!("the default restrict entry has no {flag}")));
+                missing.push((
+                    rule,
+                    family,
+                    Some(line),
+                    format!("the default restrict entry has no {flag}"),
+                ));
             }
         }
         if flags.contains(&"kod") && !flags.contains(&"limited") {
-            missing.push((Rule::KodWithoutLimited, family, Some(line), "the default restrict entry has kod without limited".into()));
+            missing.push((
+                Rule::KodWithoutLimited,
+                family,
+                Some(line),
+                "the default restrict entry has kod without limited".into(),
+            ));
         }
     }
     // One finding per rule, naming the families it applies to.
-    for rule in [Rule::KodWithoutLimited, Rule::NoqueryMissing, Rule::NomodifyMissing] {
-        let hits: Vec<&(Rule, Family, Option<usize>, String)> = missing.iter().filter(|m| m.0 == rule).collect();
+    for rule in [
+        Rule::KodWithoutLimited,
+        Rule::NoqueryMissing,
+        Rule::NomodifyMissing,
+    ] {
+        let hits: Vec<&(Rule, Family, Option<usize>, String)> =
+            missing.iter().filter(|m| m.0 == rule).collect();
         if hits.is_empty() {
             continue;
         }
         let mut parts: Vec<String> = Vec::new();
         for h in &hits {
-            let families: Vec<&str> = hits.iter().filter(|o| o.3 == h.3).map(|o| o.1.name()).collect();
+            let families: Vec<&str> = hits
+                .iter()
+                .filter(|o| o.3 == h.3)
+                .map(|o| o.1.name())
+                .collect();
             let part = format!("{} ({})", h.3, families.join(" and "));
             if !parts.contains(&part) {
                 parts.push(part);
             }
         }
-        findings.push(Finding { rule, line: hits.iter().find_map(|h| h.2), message: parts.join("; ") });
+        findings.push(Finding {
+            rule,
+            line: hits.iter().find_map(|h| h.2),
+            message: parts.join("; "),
+        });
     }
 
     if flavor == Flavor::Ntpd {
         let upstream = version.map(upstream_version);
-        let fixed = upstream.is_some_and(|v| version::compare(v, MONLIST_REMOVED) != Ordering::Less);
+        let fixed =
+            upstream.is_some_and(|v| version::compare(v, MONLIST_REMOVED) != Ordering::Less);
         if !fixed && monitor_enabled(lines) {
             let message = match upstream {
                 Some(v) => format!("ntpd {v} is older than {MONLIST_REMOVED} and the config has no `disable monitor`"),
@@ -295,7 +341,11 @@ fn lint_ntp(flavor: Flavor, lines: &[(usize, Vec<&str>)], version: Option<&str>)
                      `disable monitor`"
                 ),
             };
-            findings.push(Finding { rule: Rule::MonitorEnabled, line: None, message });
+            findings.push(Finding {
+                rule: Rule::MonitorEnabled,
+                line: None,
+                message,
+            });
         }
     }
     findings
@@ -320,7 +370,9 @@ fn monitor_enabled(lines: &[(usize, Vec<&str>)]) -> bool {
 fn upstream_version(v: &str) -> &str {
     let v = v.trim();
     let v = match v.split_once(':') {
-        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => rest,
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
+            rest
+        }
         _ => v,
     };
     v.rsplit_once('-').map_or(v, |(upstream, _)| upstream)
@@ -334,26 +386,51 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
             "allow" => {
                 let everything = match args {
                     [] | ["all"] => true,
-                    _ => args.iter().any(|a| matches!(*a, "0/0" | "0.0.0.0/0" | "::/0" | "::0/0" | "0.0.0.0/0.0.0.0")),
+                    _ => args.iter().any(|a| {
+                        matches!(
+                            *a,
+                            "0/0" | "0.0.0.0/0" | "::/0" | "::0/0" | "0.0.0.0/0.0.0.0"
+                        )
+                    }),
                 };
                 if everything {
                     let message = format!("`{}` serves NTP to every address", words.join(" "));
-                    findings.push(Finding { rule: Rule::ChronyAllowAll, line: Some(*n), message });
+                    findings.push(Finding {
+                        rule: Rule::ChronyAllowAll,
+                        line: Some(*n),
+                        message,
+                    });
                 }
             }
             "cmdallow" => {
                 let subnets: Vec<&str> = args.iter().copied().filter(|a| *a != "all").collect();
                 if subnets.is_empty() || !subnets.iter().all(|s| is_loopback_subnet(s)) {
-                    let message = format!("`{}` opens the command port beyond 127.0.0.1 and ::1", words.join(" "));
-                    findings.push(Finding { rule: Rule::ChronyCmdallow, line: Some(*n), message });
+                    let message = format!(
+                        "`{}` opens the command port beyond 127.0.0.1 and ::1",
+                        words.join(" ")
+                    );
+                    findings.push(Finding {
+                        rule: Rule::ChronyCmdallow,
+                        line: Some(*n),
+                        message,
+                    });
                 }
             }
             "bindcmdaddress" => {
                 // A path is the Unix socket, local by nature.
-                let local = args.first().is_some_and(|a| a.starts_with('/') || is_loopback_subnet(a));
+                let local = args
+                    .first()
+                    .is_some_and(|a| a.starts_with('/') || is_loopback_subnet(a));
                 if !local {
-                    let message = format!("`{}` binds the command port to a non-loopback address", words.join(" "));
-                    findings.push(Finding { rule: Rule::ChronyCmdallow, line: Some(*n), message });
+                    let message = format!(
+                        "`{}` binds the command port to a non-loopback address",
+                        words.join(" ")
+                    );
+                    findings.push(Finding {
+                        rule: Rule::ChronyCmdallow,
+                        line: Some(*n),
+                        message,
+                    });
                 }
             }
             _ => {}
@@ -425,12 +502,21 @@ pub enum PlanLint {
 /// that will run: the one this changeset installs, else the installed one,
 /// else the archive's candidate.
 pub fn for_plan(rendered: &Rendered, facts: &Facts, changeset: &Changeset) -> PlanLint {
-    let Some(daemon) = &facts.daemon else { return PlanLint::NoDaemon };
-    let content = rendered.steps.iter().chain(&rendered.handlers).rev().find_map(|s| match &s.action {
-        Action::Template(t) if t.dest == daemon.config => Some(t.content.as_str()),
-        _ => None,
-    });
-    let Some(content) = content else { return PlanLint::NotTemplated(daemon.config.clone()) };
+    let Some(daemon) = &facts.daemon else {
+        return PlanLint::NoDaemon;
+    };
+    let content = rendered
+        .steps
+        .iter()
+        .chain(&rendered.handlers)
+        .rev()
+        .find_map(|s| match &s.action {
+            Action::Template(t) if t.dest == daemon.config => Some(t.content.as_str()),
+            _ => None,
+        });
+    let Some(content) = content else {
+        return PlanLint::NotTemplated(daemon.config.clone());
+    };
     let version = daemon_version(daemon, facts, changeset);
     PlanLint::Linted(Linted {
         config: daemon.config.clone(),
@@ -441,10 +527,17 @@ pub fn for_plan(rendered: &Rendered, facts: &Facts, changeset: &Changeset) -> Pl
 }
 
 fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Option<String> {
-    let installing = changeset.steps.iter().flat_map(|s| &s.changes).find_map(|c| match c {
-        Change::Install { packages } => packages.iter().find(|p| p.package == daemon.package).and_then(|p| p.after.clone()),
-        _ => None,
-    });
+    let installing = changeset
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .find_map(|c| match c {
+            Change::Install { packages } => packages
+                .iter()
+                .find(|p| p.package == daemon.package)
+                .and_then(|p| p.after.clone()),
+            _ => None,
+        });
     let fact = facts.packages.get(&daemon.package);
     installing
         .or_else(|| match fact.map(|f| &f.dpkg) {
@@ -457,7 +550,10 @@ fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Opti
 /// Splits findings into refusals and those the plan allows; `Err` is the
 /// report's error (what and why), `Ok` the notes for allowed findings.
 pub fn judge(linted: &Linted, allow: &[Rule]) -> Result<Vec<String>, String> {
-    let (allowed, refused): (Vec<&Finding>, Vec<&Finding>) = linted.findings.iter().partition(|f| allow.contains(&f.rule));
+    let (allowed, refused): (Vec<&Finding>, Vec<&Finding>) = linted
+        .findings
+        .iter()
+        .partition(|f| allow.contains(&f.rule));
     if !refused.is_empty() {
         let items: Vec<String> = refused.iter().map(|f| f.to_string()).collect();
         let mut names: Vec<&str> = refused.iter().map(|f| f.rule.name()).collect();

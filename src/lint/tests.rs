@@ -6,7 +6,10 @@ use crate::daemon::{Daemon, DaemonName};
 use crate::plan::{parse_override, Plan, Source, DEFAULT_PLAN};
 
 fn rules(flavor: Flavor, config: &str, version: Option<&str>) -> Vec<&'static str> {
-    lint(flavor, config, version).iter().map(|f| f.rule.name()).collect()
+    lint(flavor, config, version)
+        .iter()
+        .map(|f| f.rule.name())
+        .collect()
 }
 
 const NTPD_4_2_8: Option<&str> = Some("1:4.2.8p15+dfsg-1");
@@ -107,8 +110,14 @@ servers 0.debian.pool.ntp.org
 
 #[test]
 fn our_templates_render_configs_that_lint_clean() {
-    for overrides in [vec!["servers=[127.0.0.1, \"::1\"]"], vec!["pools=[pool.ntp.org]"]] {
-        let o: Vec<_> = overrides.iter().map(|s| parse_override(s).unwrap()).collect();
+    for overrides in [
+        vec!["servers=[127.0.0.1, \"::1\"]"],
+        vec!["pools=[pool.ntp.org]"],
+    ] {
+        let o: Vec<_> = overrides
+            .iter()
+            .map(|s| parse_override(s).unwrap())
+            .collect();
         let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &o).unwrap();
         for (requested, flavor) in [
             (DaemonName::Ntp, Flavor::Ntpd),
@@ -128,7 +137,11 @@ fn our_templates_render_configs_that_lint_clean() {
                 .unwrap();
             // Even with the version unknown: the ntpd template disables monitor.
             for version in [None, NTPD_4_2_8, Some("1:4.2.6.p5+dfsg-3ubuntu2")] {
-                assert_eq!(lint(flavor, &content, version), vec![], "{flavor:?} {version:?} {overrides:?}:\n{content}");
+                assert_eq!(
+                    lint(flavor, &content, version),
+                    vec![],
+                    "{flavor:?} {version:?} {overrides:?}:\n{content}"
+                );
             }
         }
     }
@@ -136,30 +149,77 @@ fn our_templates_render_configs_that_lint_clean() {
 
 #[test]
 fn debian_defaults_lint_clean_where_the_daemon_is_current() {
-    assert_eq!(rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, NTPD_4_2_8), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Ntpsec, DEBIAN_12_NTPSEC_CONF, Some("1.2.2+dfsg1-1+deb12u1")), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Chrony, DEBIAN_CHRONY_CONF, Some("4.3-2+deb12u1")), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Openntpd, DEBIAN_OPENNTPD_CONF, Some("1:6.8p1-4")), Vec::<&str>::new());
+    assert_eq!(
+        rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, NTPD_4_2_8),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            DEBIAN_12_NTPSEC_CONF,
+            Some("1.2.2+dfsg1-1+deb12u1")
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(Flavor::Chrony, DEBIAN_CHRONY_CONF, Some("4.3-2+deb12u1")),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(Flavor::Openntpd, DEBIAN_OPENNTPD_CONF, Some("1:6.8p1-4")),
+        Vec::<&str>::new()
+    );
     // Debian's ntp.conf has no `disable monitor`: fine for 4.2.8, not for an
     // unknown or older ntpd (Ubuntu 14.04's 4.2.6p5).
-    assert_eq!(rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, None), vec!["monitor-enabled"]);
-    assert_eq!(rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, Some("1:4.2.6.p5+dfsg-3ubuntu2")), vec!["monitor-enabled"]);
+    assert_eq!(
+        rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, None),
+        vec!["monitor-enabled"]
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpd,
+            DEBIAN_11_NTP_CONF,
+            Some("1:4.2.6.p5+dfsg-3ubuntu2")
+        ),
+        vec!["monitor-enabled"]
+    );
 }
 
 #[test]
 fn ipv6_default_missing_fires_without_a_default_covering_ipv6() {
     let v4_only = "restrict -4 default kod nomodify nopeer noquery limited\nrestrict 127.0.0.1\n";
-    assert_eq!(rules(Flavor::Ntpsec, v4_only, None), vec!["ipv6-default-missing"]);
-    assert_eq!(rules(Flavor::Ntpd, v4_only, NTPD_4_2_8), vec!["ipv6-default-missing"]);
+    assert_eq!(
+        rules(Flavor::Ntpsec, v4_only, None),
+        vec!["ipv6-default-missing"]
+    );
+    assert_eq!(
+        rules(Flavor::Ntpd, v4_only, NTPD_4_2_8),
+        vec!["ipv6-default-missing"]
+    );
     assert_eq!(lint(Flavor::Ntpsec, v4_only, None)[0].line, None);
     // Covered by a family-less default, a -6 default, or `:: mask ::`.
-    assert_eq!(rules(Flavor::Ntpsec, "restrict default kod nomodify noquery limited\n", None), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Ntpd, HARDENED, NTPD_4_2_8), Vec::<&str>::new());
-    let masks = "restrict 0.0.0.0 mask 0.0.0.0 nomodify noquery\nrestrict :: mask :: nomodify noquery\n";
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default kod nomodify noquery limited\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(Flavor::Ntpd, HARDENED, NTPD_4_2_8),
+        Vec::<&str>::new()
+    );
+    let masks =
+        "restrict 0.0.0.0 mask 0.0.0.0 nomodify noquery\nrestrict :: mask :: nomodify noquery\n";
     assert_eq!(rules(Flavor::Ntpd, masks, NTPD_4_2_8), Vec::<&str>::new());
     // A commented-out -6 line does not count.
-    let commented = "restrict -4 default nomodify noquery\n# restrict -6 default nomodify noquery\n";
-    assert_eq!(rules(Flavor::Ntpd, commented, NTPD_4_2_8), vec!["ipv6-default-missing"]);
+    let commented =
+        "restrict -4 default nomodify noquery\n# restrict -6 default nomodify noquery\n";
+    assert_eq!(
+        rules(Flavor::Ntpd, commented, NTPD_4_2_8),
+        vec!["ipv6-default-missing"]
+    );
 }
 
 #[test]
@@ -167,26 +227,67 @@ fn kod_without_limited_fires_on_a_default_entry() {
     let config = "restrict default kod nomodify noquery\nrestrict 127.0.0.1\n";
     let found = lint(Flavor::Ntpd, config, NTPD_4_2_8);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].rule, found[0].line), (Rule::KodWithoutLimited, Some(1)));
-    assert!(found[0].message.contains("IPv4 and IPv6"), "{}", found[0].message);
-    assert_eq!(rules(Flavor::Ntpd, "restrict default kod limited nomodify noquery\n", NTPD_4_2_8), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Ntpd, "restrict default nomodify noquery\n", NTPD_4_2_8), Vec::<&str>::new());
+    assert_eq!(
+        (found[0].rule, found[0].line),
+        (Rule::KodWithoutLimited, Some(1))
+    );
+    assert!(
+        found[0].message.contains("IPv4 and IPv6"),
+        "{}",
+        found[0].message
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpd,
+            "restrict default kod limited nomodify noquery\n",
+            NTPD_4_2_8
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpd,
+            "restrict default nomodify noquery\n",
+            NTPD_4_2_8
+        ),
+        Vec::<&str>::new()
+    );
     // A host entry with kod is not the default entry.
-    assert_eq!(rules(Flavor::Ntpd, "restrict default nomodify noquery\nrestrict 192.0.2.1 kod\n", NTPD_4_2_8), Vec::<&str>::new());
+    assert_eq!(
+        rules(
+            Flavor::Ntpd,
+            "restrict default nomodify noquery\nrestrict 192.0.2.1 kod\n",
+            NTPD_4_2_8
+        ),
+        Vec::<&str>::new()
+    );
 }
 
 #[test]
 fn noquery_and_nomodify_missing_fire_per_default_entry() {
     let open = "restrict default kod limited nomodify nopeer\nrestrict 127.0.0.1\nrestrict ::1\n";
     let found = lint(Flavor::Ntpd, open, NTPD_4_2_8);
-    assert_eq!(found.iter().map(|f| f.rule).collect::<Vec<_>>(), vec![Rule::NoqueryMissing]);
+    assert_eq!(
+        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        vec![Rule::NoqueryMissing]
+    );
     assert_eq!(found[0].line, Some(1));
-    assert_eq!(found[0].message, "the default restrict entry has no noquery (IPv4 and IPv6)");
-    assert!(found[0].to_string().contains("CVE-2013-5211"), "{}", found[0]);
+    assert_eq!(
+        found[0].message,
+        "the default restrict entry has no noquery (IPv4 and IPv6)"
+    );
+    assert!(
+        found[0].to_string().contains("CVE-2013-5211"),
+        "{}",
+        found[0]
+    );
 
     let v6_open = "restrict -4 default nomodify noquery\nrestrict -6 default noquery\n";
     let found = lint(Flavor::Ntpsec, v6_open, None);
-    assert_eq!(found.iter().map(|f| f.rule).collect::<Vec<_>>(), vec![Rule::NomodifyMissing]);
+    assert_eq!(
+        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        vec![Rule::NomodifyMissing]
+    );
     assert_eq!(found[0].line, Some(2));
     assert!(found[0].message.ends_with("(IPv6)"), "{}", found[0].message);
 
@@ -194,47 +295,119 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
     let split = "restrict default kod limited\nrestrict default nomodify noquery\n";
     assert_eq!(rules(Flavor::Ntpd, split, NTPD_4_2_8), Vec::<&str>::new());
     // `ignore` drops queries and modifications too.
-    assert_eq!(rules(Flavor::Ntpd, "restrict default ignore\n", NTPD_4_2_8), Vec::<&str>::new());
+    assert_eq!(
+        rules(Flavor::Ntpd, "restrict default ignore\n", NTPD_4_2_8),
+        Vec::<&str>::new()
+    );
     // No default entry at all: the built-in one allows everything.
     assert_eq!(
-        rules(Flavor::Ntpd, "server 127.0.0.1\nrestrict 127.0.0.1\n", NTPD_4_2_8),
-        vec!["ipv6-default-missing", "noquery-missing", "nomodify-missing"]
+        rules(
+            Flavor::Ntpd,
+            "server 127.0.0.1\nrestrict 127.0.0.1\n",
+            NTPD_4_2_8
+        ),
+        vec![
+            "ipv6-default-missing",
+            "noquery-missing",
+            "nomodify-missing"
+        ]
     );
     // ippeerlimit takes a number, which is not a flag.
-    assert_eq!(rules(Flavor::Ntpd, "restrict default ippeerlimit 2 nomodify noquery\n", NTPD_4_2_8), Vec::<&str>::new());
+    assert_eq!(
+        rules(
+            Flavor::Ntpd,
+            "restrict default ippeerlimit 2 nomodify noquery\n",
+            NTPD_4_2_8
+        ),
+        Vec::<&str>::new()
+    );
 }
 
 #[test]
 fn monitor_enabled_fires_only_for_old_or_unknown_classic_ntpd() {
-    assert_eq!(rules(Flavor::Ntpd, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2")), vec!["monitor-enabled"]);
-    assert_eq!(rules(Flavor::Ntpd, HARDENED, Some("4.2.7p25-1")), vec!["monitor-enabled"]);
-    assert_eq!(rules(Flavor::Ntpd, HARDENED, Some("4.2.7p26-1")), Vec::<&str>::new());
+    assert_eq!(
+        rules(Flavor::Ntpd, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2")),
+        vec!["monitor-enabled"]
+    );
+    assert_eq!(
+        rules(Flavor::Ntpd, HARDENED, Some("4.2.7p25-1")),
+        vec!["monitor-enabled"]
+    );
+    assert_eq!(
+        rules(Flavor::Ntpd, HARDENED, Some("4.2.7p26-1")),
+        Vec::<&str>::new()
+    );
     assert_eq!(rules(Flavor::Ntpd, HARDENED, None), vec!["monitor-enabled"]);
     let found = lint(Flavor::Ntpd, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2"));
-    assert!(found[0].message.starts_with("ntpd 4.2.6.p5+dfsg is older than 4.2.7p26"), "{}", found[0].message);
+    assert!(
+        found[0]
+            .message
+            .starts_with("ntpd 4.2.6.p5+dfsg is older than 4.2.7p26"),
+        "{}",
+        found[0].message
+    );
     let disabled = format!("{HARDENED}disable monitor\n");
     assert_eq!(rules(Flavor::Ntpd, &disabled, None), Vec::<&str>::new());
     // The last word counts.
-    assert_eq!(rules(Flavor::Ntpd, &format!("{disabled}enable monitor\n"), None), vec!["monitor-enabled"]);
+    assert_eq!(
+        rules(Flavor::Ntpd, &format!("{disabled}enable monitor\n"), None),
+        vec!["monitor-enabled"]
+    );
     // NTPsec has no mode 7 at all.
     assert_eq!(rules(Flavor::Ntpsec, HARDENED, None), Vec::<&str>::new());
 }
 
 #[test]
 fn chrony_allow_all_fires_on_every_spelling_of_everything() {
-    for line in ["allow", "allow all", "allow 0/0", "allow ::/0", "allow 0.0.0.0/0", "  allow all # comment"] {
-        assert_eq!(rules(Flavor::Chrony, &format!("{line}\n"), None), vec!["chrony-allow-all"], "{line}");
+    for line in [
+        "allow",
+        "allow all",
+        "allow 0/0",
+        "allow ::/0",
+        "allow 0.0.0.0/0",
+        "  allow all # comment",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-allow-all"],
+            "{line}"
+        );
     }
-    for line in ["allow 192.168.0.0/16", "allow 10/8", "allow all 10.0.0.0/8", "# allow all", "! allow all", "deny all"] {
-        assert_eq!(rules(Flavor::Chrony, &format!("{line}\n"), None), Vec::<&str>::new(), "{line}");
+    for line in [
+        "allow 192.168.0.0/16",
+        "allow 10/8",
+        "allow all 10.0.0.0/8",
+        "# allow all",
+        "! allow all",
+        "deny all",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
     }
-    assert_eq!(lint(Flavor::Chrony, "server 127.0.0.1\nallow\n", None)[0].line, Some(2));
+    assert_eq!(
+        lint(Flavor::Chrony, "server 127.0.0.1\nallow\n", None)[0].line,
+        Some(2)
+    );
 }
 
 #[test]
 fn chrony_cmdallow_fires_beyond_loopback() {
-    for line in ["cmdallow", "cmdallow all", "cmdallow 192.168.1.0/24", "cmdallow 127.0.0.1 10.0.0.1", "bindcmdaddress 0.0.0.0", "bindcmdaddress ::"] {
-        assert_eq!(rules(Flavor::Chrony, &format!("{line}\n"), None), vec!["chrony-cmdallow"], "{line}");
+    for line in [
+        "cmdallow",
+        "cmdallow all",
+        "cmdallow 192.168.1.0/24",
+        "cmdallow 127.0.0.1 10.0.0.1",
+        "bindcmdaddress 0.0.0.0",
+        "bindcmdaddress ::",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-cmdallow"],
+            "{line}"
+        );
     }
     for line in [
         "cmdallow 127.0.0.1",
@@ -246,26 +419,61 @@ fn chrony_cmdallow_fires_beyond_loopback() {
         "bindcmdaddress /run/chrony/chronyd.sock",
         "cmdport 0",
     ] {
-        assert_eq!(rules(Flavor::Chrony, &format!("{line}\n"), None), Vec::<&str>::new(), "{line}");
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
     }
 }
 
 #[test]
 fn openntpd_listen_any_fires_on_a_wildcard() {
-    for line in ["listen on *", "listen on * rtable 0", "listen on 0.0.0.0", "listen on ::"] {
-        assert_eq!(rules(Flavor::Openntpd, &format!("{line}\n"), None), vec!["openntpd-listen-any"], "{line}");
+    for line in [
+        "listen on *",
+        "listen on * rtable 0",
+        "listen on 0.0.0.0",
+        "listen on ::",
+    ] {
+        assert_eq!(
+            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            vec!["openntpd-listen-any"],
+            "{line}"
+        );
     }
-    for line in ["listen on 127.0.0.1", "listen on ::1", "listen on 192.0.2.10", "#listen on *"] {
-        assert_eq!(rules(Flavor::Openntpd, &format!("{line}\n"), None), Vec::<&str>::new(), "{line}");
+    for line in [
+        "listen on 127.0.0.1",
+        "listen on ::1",
+        "listen on 192.0.2.10",
+        "#listen on *",
+    ] {
+        assert_eq!(
+            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
     }
 }
 
 #[test]
 fn rules_do_not_cross_daemons() {
     // ntpd words mean nothing to chrony and OpenNTPD, and the other way round.
-    assert_eq!(rules(Flavor::Chrony, "restrict default kod\n", None), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Openntpd, "allow all\n", None), Vec::<&str>::new());
-    assert_eq!(rules(Flavor::Ntpsec, &format!("{HARDENED}allow all\nlisten on *\n"), None), Vec::<&str>::new());
+    assert_eq!(
+        rules(Flavor::Chrony, "restrict default kod\n", None),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(Flavor::Openntpd, "allow all\n", None),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            &format!("{HARDENED}allow all\nlisten on *\n"),
+            None
+        ),
+        Vec::<&str>::new()
+    );
 }
 
 #[test]
@@ -275,7 +483,10 @@ fn rule_names_round_trip_and_unknown_names_are_refused() {
         assert!(!rule.risk().is_empty());
     }
     let err = Rule::parse("noquery").unwrap_err();
-    assert!(err.contains("\"noquery\" is not a lint rule (ipv6-default-missing, "), "{err}");
+    assert!(
+        err.contains("\"noquery\" is not a lint rule (ipv6-default-missing, "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -284,14 +495,25 @@ fn judge_refuses_unless_allowed_and_explains_the_risk() {
         config: AbsPath::parse("/etc/ntp.conf").unwrap(),
         flavor: Flavor::Ntpd,
         version: NTPD_4_2_8.map(str::to_string),
-        findings: lint(Flavor::Ntpd, "restrict default kod limited nomodify nopeer\n", NTPD_4_2_8),
+        findings: lint(
+            Flavor::Ntpd,
+            "restrict default kod limited nomodify nopeer\n",
+            NTPD_4_2_8,
+        ),
     };
     let err = judge(&linted, &[]).unwrap_err();
     assert!(err.starts_with("/etc/ntp.conf as the plan would write it fails the access-control lint: noquery-missing (line 1)"), "{err}");
-    assert!(err.contains("DRDoS reflector") && err.ends_with("allow_insecure: [noquery-missing]"), "{err}");
+    assert!(
+        err.contains("DRDoS reflector") && err.ends_with("allow_insecure: [noquery-missing]"),
+        "{err}"
+    );
     let notes = judge(&linted, &[Rule::NoqueryMissing]).unwrap();
     assert_eq!(notes.len(), 1);
-    assert!(notes[0].starts_with("allowed by allow_insecure: /etc/ntp.conf: noquery-missing (line 1)"), "{}", notes[0]);
+    assert!(
+        notes[0].starts_with("allowed by allow_insecure: /etc/ntp.conf: noquery-missing (line 1)"),
+        "{}",
+        notes[0]
+    );
     // Allowing another rule does not allow this one.
     assert!(judge(&linted, &[Rule::MonitorEnabled]).is_err());
 }
@@ -303,19 +525,30 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
     let node = FakeNode::bullseye();
     let g = crate::facts::gather(&node, &plan).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
-    let PlanLint::Linted(linted) = for_plan(&g.rendered, &g.facts, &cs) else { panic!("the default plan writes the config") };
+    let PlanLint::Linted(linted) = for_plan(&g.rendered, &g.facts, &cs) else {
+        panic!("the default plan writes the config")
+    };
     assert_eq!(linted.config.as_str(), "/etc/ntp.conf");
     assert_eq!(linted.flavor, Flavor::Ntpd);
-    let installed = cs.steps.iter().flat_map(|s| &s.changes).find_map(|c| match c {
-        Change::Install { packages } => packages[0].after.clone(),
-        _ => None,
-    });
+    let installed = cs
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .find_map(|c| match c {
+            Change::Install { packages } => packages[0].after.clone(),
+            _ => None,
+        });
     assert!(installed.is_some());
     assert_eq!(linted.version, installed);
     assert_eq!(linted.findings, vec![]);
 
     // A plan without a daemon has nothing to lint.
-    let bare = Plan::load(b"steps:\n  - name: s\n    apt: {name: ntp}\n", Source::embedded(), &[]).unwrap();
+    let bare = Plan::load(
+        b"steps:\n  - name: s\n    apt: {name: ntp}\n",
+        Source::embedded(),
+        &[],
+    )
+    .unwrap();
     let g = crate::facts::gather(&node, &bare).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     assert_eq!(for_plan(&g.rendered, &g.facts, &cs), PlanLint::NoDaemon);

@@ -56,7 +56,9 @@ fn segments(path: &str) -> Option<Vec<Segment>> {
 /// found in `text`; `None` when not even the first key is there.
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {
     let segs = segments(path)?;
-    (1..=segs.len()).rev().find_map(|depth| position_of(text, &segs[..depth]))
+    (1..=segs.len())
+        .rev()
+        .find_map(|depth| position_of(text, &segs[..depth]))
 }
 
 fn position_of(text: &str, path: &[Segment]) -> Option<(usize, usize)> {
@@ -89,7 +91,9 @@ impl<'de> Visitor<'de> for Seek<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let Some(Segment::Key(want)) = self.0.first() else { return Ok(()) };
+        let Some(Segment::Key(want)) = self.0.first() else {
+            return Ok(());
+        };
         while let Some(key) = map.next_key::<serde_yaml::Value>()? {
             if key.as_str() == Some(want.as_str()) {
                 return map.next_value_seed(Seek(&self.0[1..]));
@@ -100,7 +104,9 @@ impl<'de> Visitor<'de> for Seek<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let Some(Segment::Index(want)) = self.0.first() else { return Ok(()) };
+        let Some(Segment::Index(want)) = self.0.first() else {
+            return Ok(());
+        };
         for _ in 0..*want {
             if seq.next_element::<IgnoredAny>()?.is_none() {
                 return Ok(());
@@ -182,8 +188,14 @@ steps:
     #[test]
     fn a_path_not_in_the_text_falls_back_to_its_deepest_ancestor() {
         // `name: ntp` is one string; the loader calls it apt.name[0].
-        assert_eq!(locate(PLAN, "steps[0].apt.name[0]"), locate(PLAN, "steps[0].apt.name"));
-        assert_eq!(locate(PLAN, "vars.servers[9]"), locate(PLAN, "vars.servers"));
+        assert_eq!(
+            locate(PLAN, "steps[0].apt.name[0]"),
+            locate(PLAN, "steps[0].apt.name")
+        );
+        assert_eq!(
+            locate(PLAN, "vars.servers[9]"),
+            locate(PLAN, "vars.servers")
+        );
         assert_eq!(locate(PLAN, "handlers[0]"), None);
         assert_eq!(locate(PLAN, ""), None);
         assert_eq!(locate(PLAN, "steps[x]"), None);

@@ -20,7 +20,10 @@ use render::Renderer;
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
-use step::{Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step, Template};
+use step::{
+    Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step,
+    Template,
+};
 pub use vars::{parse_override, Vars};
 
 /// The plan that `ntp-provision` runs when none is given.
@@ -63,13 +66,22 @@ pub struct Source {
 
 impl Source {
     pub fn embedded() -> Self {
-        Source { name: DEFAULT_PLAN_NAME.into(), dir: None }
+        Source {
+            name: DEFAULT_PLAN_NAME.into(),
+            dir: None,
+        }
     }
     pub fn file(path: &Path) -> Self {
-        Source { name: path.display().to_string(), dir: path.parent().map(Path::to_path_buf) }
+        Source {
+            name: path.display().to_string(),
+            dir: path.parent().map(Path::to_path_buf),
+        }
     }
     pub fn stdin() -> Self {
-        Source { name: "<stdin>".into(), dir: std::env::current_dir().ok() }
+        Source {
+            name: "<stdin>".into(),
+            dir: std::env::current_dir().ok(),
+        }
     }
 }
 
@@ -97,9 +109,25 @@ struct StepSpec {
 
 #[derive(Debug, Clone)]
 enum ActionSpec {
-    Apt { names: Vec<String>, state: PkgState, update_cache: Option<CacheValidity>, autoremove: Autoremove },
-    Template { src: String, dest: String, mode: Mode, owner: String, group: String, validate: Option<String> },
-    Service { name: String, state: Option<ServiceState>, enabled: Option<Enabled> },
+    Apt {
+        names: Vec<String>,
+        state: PkgState,
+        update_cache: Option<CacheValidity>,
+        autoremove: Autoremove,
+    },
+    Template {
+        src: String,
+        dest: String,
+        mode: Mode,
+        owner: String,
+        group: String,
+        validate: Option<String>,
+    },
+    Service {
+        name: String,
+        state: Option<ServiceState>,
+        enabled: Option<Enabled>,
+    },
 }
 
 /// The steps and handlers with facts filled in.
@@ -113,11 +141,17 @@ impl Plan {
     /// Parses and validates a plan completely. Errors found after parsing
     /// get the line and column of the key path they name, when that path is
     /// in the file (a value given with `-e` is not).
-    pub fn load(bytes: &[u8], source: Source, overrides: &[(String, serde_yaml::Value)]) -> Result<Plan, PlanError> {
+    pub fn load(
+        bytes: &[u8],
+        source: Source,
+        overrides: &[(String, serde_yaml::Value)],
+    ) -> Result<Plan, PlanError> {
         Self::load_unlocated(bytes, source, overrides).map_err(|mut e| {
             let from_override = overrides.iter().any(|(k, _)| {
                 let var = format!("vars.{k}");
-                e.path == var || e.path.starts_with(&format!("{var}[")) || e.path.starts_with(&format!("{var}."))
+                e.path == var
+                    || e.path.starts_with(&format!("{var}["))
+                    || e.path.starts_with(&format!("{var}."))
             });
             if e.location.is_none() && !e.path.is_empty() && !from_override {
                 if let Ok(text) = std::str::from_utf8(bytes) {
@@ -128,7 +162,11 @@ impl Plan {
         })
     }
 
-    fn load_unlocated(bytes: &[u8], source: Source, overrides: &[(String, serde_yaml::Value)]) -> Result<Plan, PlanError> {
+    fn load_unlocated(
+        bytes: &[u8],
+        source: Source,
+        overrides: &[(String, serde_yaml::Value)],
+    ) -> Result<Plan, PlanError> {
         let file = source.name.clone();
         let err = |path: &str, message: String| PlanError {
             file: file.clone(),
@@ -137,10 +175,23 @@ impl Plan {
             message,
         };
         if bytes.len() > MAX_PLAN_BYTES {
-            return Err(err("", format!("the plan is {} bytes; plans are limited to {MAX_PLAN_BYTES} bytes", bytes.len())));
+            return Err(err(
+                "",
+                format!(
+                    "the plan is {} bytes; plans are limited to {MAX_PLAN_BYTES} bytes",
+                    bytes.len()
+                ),
+            ));
         }
-        let text = std::str::from_utf8(bytes)
-            .map_err(|e| err("", format!("the plan is not UTF-8 text (invalid byte at offset {})", e.valid_up_to())))?;
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            err(
+                "",
+                format!(
+                    "the plan is not UTF-8 text (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
+        })?;
         let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| yaml_error(&file, &e))?;
 
         let vars = vars::build(raw.vars, overrides, &err)?;
@@ -148,7 +199,9 @@ impl Plan {
             .allow_insecure
             .iter()
             .enumerate()
-            .map(|(i, name)| crate::lint::Rule::parse(name).map_err(|m| err(&format!("allow_insecure[{i}]"), m)))
+            .map(|(i, name)| {
+                crate::lint::Rule::parse(name).map_err(|m| err(&format!("allow_insecure[{i}]"), m))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let renderer = Renderer::new(source.dir.as_deref(), &raw.steps, &raw.handlers, &err)?;
 
@@ -160,7 +213,10 @@ impl Plan {
                 return Err(err(&path, "a handler cannot notify other handlers".into()));
             }
             if handler_names.contains(&h.name) {
-                return Err(err(&path, format!("a second handler is named {:?}", h.name)));
+                return Err(err(
+                    &path,
+                    format!("a second handler is named {:?}", h.name),
+                ));
             }
             handler_names.push(h.name.clone());
             handlers.push(step_spec(h, path, &err)?);
@@ -174,7 +230,10 @@ impl Plan {
             let spec = step_spec(s, path.clone(), &err)?;
             for n in &spec.notify {
                 if !handler_names.contains(n) {
-                    return Err(err(&format!("{path}.notify"), format!("no handler is named {n:?}")));
+                    return Err(err(
+                        &format!("{path}.notify"),
+                        format!("no handler is named {n:?}"),
+                    ));
                 }
             }
             steps.push(spec);
@@ -214,10 +273,13 @@ impl Plan {
     /// The `cache_valid_time` of the plan's `update_cache` step, if any:
     /// facts need it before the steps can be rendered.
     pub fn cache_validity(&self) -> Option<CacheValidity> {
-        self.steps.iter().chain(&self.handlers).find_map(|s| match &s.action {
-            ActionSpec::Apt { update_cache, .. } => *update_cache,
-            _ => None,
-        })
+        self.steps
+            .iter()
+            .chain(&self.handlers)
+            .find_map(|s| match &s.action {
+                ActionSpec::Apt { update_cache, .. } => *update_cache,
+                _ => None,
+            })
     }
 
     /// Package names written literally in the plan (no Jinja): probed together
@@ -226,7 +288,12 @@ impl Plan {
         let mut out = Vec::new();
         for s in self.steps.iter().chain(&self.handlers) {
             if let ActionSpec::Apt { names, .. } = &s.action {
-                out.extend(names.iter().filter(|n| !n.contains("{{")).filter_map(|n| PackageName::parse(n).ok()));
+                out.extend(
+                    names
+                        .iter()
+                        .filter(|n| !n.contains("{{"))
+                        .filter_map(|n| PackageName::parse(n).ok()),
+                );
             }
         }
         out
@@ -236,78 +303,145 @@ impl Plan {
     pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
         let ctx = self.renderer.context(&self.vars, daemon);
         let render_all = |specs: &[StepSpec]| -> Result<Vec<Step>, PlanError> {
-            let rendered: Vec<Option<Step>> = specs.iter().map(|s| self.render_step(s, &ctx)).collect::<Result<_, _>>()?;
+            let rendered: Vec<Option<Step>> = specs
+                .iter()
+                .map(|s| self.render_step(s, &ctx))
+                .collect::<Result<_, _>>()?;
             Ok(rendered.into_iter().flatten().collect())
         };
-        Ok(Rendered { steps: render_all(&self.steps)?, handlers: render_all(&self.handlers)? })
+        Ok(Rendered {
+            steps: render_all(&self.steps)?,
+            handlers: render_all(&self.handlers)?,
+        })
     }
 
     /// The step with facts filled in; `None` when its `when` is false.
-    fn render_step(&self, spec: &StepSpec, ctx: &minijinja::Value) -> Result<Option<Step>, PlanError> {
+    fn render_step(
+        &self,
+        spec: &StepSpec,
+        ctx: &minijinja::Value,
+    ) -> Result<Option<Step>, PlanError> {
         let err = |field: &str, message: String| PlanError {
             file: self.source.clone(),
             location: None,
-            path: if field.is_empty() { spec.path.clone() } else { format!("{}.{field}", spec.path) },
+            path: if field.is_empty() {
+                spec.path.clone()
+            } else {
+                format!("{}.{field}", spec.path)
+            },
             message,
         };
         let r = |field: &str, s: &str| self.renderer.render_str(s, ctx).map_err(|m| err(field, m));
         if let Some(when) = &spec.when {
-            if !self.renderer.eval_bool(when, ctx).map_err(|m| err("when", m))? {
+            if !self
+                .renderer
+                .eval_bool(when, ctx)
+                .map_err(|m| err("when", m))?
+            {
                 return Ok(None);
             }
         }
         let name = r("name", &spec.name)?;
         let action = match &spec.action {
-            ActionSpec::Apt { names, state, update_cache, autoremove } => {
+            ActionSpec::Apt {
+                names,
+                state,
+                update_cache,
+                autoremove,
+            } => {
                 let mut packages = Vec::new();
                 for (i, n) in names.iter().enumerate() {
                     let field = format!("apt.name[{i}]");
-                    for name in self.renderer.render_list(n, ctx).map_err(|m| err(&field, m))? {
+                    for name in self
+                        .renderer
+                        .render_list(n, ctx)
+                        .map_err(|m| err(&field, m))?
+                    {
                         let pkg = PackageName::parse(&name).map_err(|m| err(&field, m))?;
                         if !packages.contains(&pkg) {
                             packages.push(pkg);
                         }
                     }
                 }
-                Action::Apt(Apt { update_cache: *update_cache, packages, state: *state, autoremove: *autoremove })
+                Action::Apt(Apt {
+                    update_cache: *update_cache,
+                    packages,
+                    state: *state,
+                    autoremove: *autoremove,
+                })
             }
-            ActionSpec::Template { src, dest, mode, owner, group, validate } => {
+            ActionSpec::Template {
+                src,
+                dest,
+                mode,
+                owner,
+                group,
+                validate,
+            } => {
                 let src = r("template.src", src)?;
                 let validate = match validate {
                     None => None,
                     Some(v) => match r("template.validate", v)?.as_str() {
                         "none" => None,
-                        flavor => Some(Flavor::parse(flavor).map_err(|m| err("template.validate", m))?),
+                        flavor => {
+                            Some(Flavor::parse(flavor).map_err(|m| err("template.validate", m))?)
+                        }
                     },
                 };
-                let content = self.renderer.render_template(&src, ctx).map_err(|m| err("template.src", m))?;
+                let content = self
+                    .renderer
+                    .render_template(&src, ctx)
+                    .map_err(|m| err("template.src", m))?;
                 Action::Template(Template {
-                    dest: AbsPath::parse(&r("template.dest", dest)?).map_err(|m| err("template.dest", m))?,
-                    owner: Account::parse(&r("template.owner", owner)?).map_err(|m| err("template.owner", m))?,
-                    group: Account::parse(&r("template.group", group)?).map_err(|m| err("template.group", m))?,
+                    dest: AbsPath::parse(&r("template.dest", dest)?)
+                        .map_err(|m| err("template.dest", m))?,
+                    owner: Account::parse(&r("template.owner", owner)?)
+                        .map_err(|m| err("template.owner", m))?,
+                    group: Account::parse(&r("template.group", group)?)
+                        .map_err(|m| err("template.group", m))?,
                     src,
                     content,
                     mode: *mode,
                     validate,
                 })
             }
-            ActionSpec::Service { name, state, enabled } => Action::Service(Service {
-                unit: UnitName::parse(&r("service.name", name)?).map_err(|m| err("service.name", m))?,
+            ActionSpec::Service {
+                name,
+                state,
+                enabled,
+            } => Action::Service(Service {
+                unit: UnitName::parse(&r("service.name", name)?)
+                    .map_err(|m| err("service.name", m))?,
                 state: *state,
                 enabled: *enabled,
             }),
         };
-        Ok(Some(Step { name, action, notify: spec.notify.clone() }))
+        Ok(Some(Step {
+            name,
+            action,
+            notify: spec.notify.clone(),
+        }))
     }
 }
 
-fn step_spec(raw: RawStep, path: String, err: &dyn Fn(&str, String) -> PlanError) -> Result<StepSpec, PlanError> {
+fn step_spec(
+    raw: RawStep,
+    path: String,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<StepSpec, PlanError> {
     if raw.name.trim().is_empty() {
         return Err(err(&format!("{path}.name"), "a step needs a name".into()));
     }
-    let kinds = [raw.apt.is_some(), raw.template.is_some(), raw.service.is_some()];
+    let kinds = [
+        raw.apt.is_some(),
+        raw.template.is_some(),
+        raw.service.is_some(),
+    ];
     if kinds.iter().filter(|k| **k).count() != 1 {
-        return Err(err(&path, "a step needs exactly one action: apt, template or service".into()));
+        return Err(err(
+            &path,
+            "a step needs exactly one action: apt, template or service".into(),
+        ));
     }
     let action = if let Some(apt) = raw.apt {
         apt_spec(apt, &format!("{path}.apt"), err)?
@@ -318,13 +452,30 @@ fn step_spec(raw: RawStep, path: String, err: &dyn Fn(&str, String) -> PlanError
     } else {
         unreachable!("exactly one action was checked above")
     };
-    if raw.when.as_deref().is_some_and(|w| w.contains("{{") || w.contains("{%")) {
-        return Err(err(&format!("{path}.when"), "`when` is already an expression: write it without {{ }}".into()));
+    if raw
+        .when
+        .as_deref()
+        .is_some_and(|w| w.contains("{{") || w.contains("{%"))
+    {
+        return Err(err(
+            &format!("{path}.when"),
+            "`when` is already an expression: write it without {{ }}".into(),
+        ));
     }
-    Ok(StepSpec { path, name: raw.name, when: raw.when, notify: raw.notify.map(raw::OneOrMany::into_vec).unwrap_or_default(), action })
+    Ok(StepSpec {
+        path,
+        name: raw.name,
+        when: raw.when,
+        notify: raw.notify.map(raw::OneOrMany::into_vec).unwrap_or_default(),
+        action,
+    })
 }
 
-fn apt_spec(raw: RawApt, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
+fn apt_spec(
+    raw: RawApt,
+    path: &str,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<ActionSpec, PlanError> {
     let names = raw.name.map(raw::OneOrMany::into_vec).unwrap_or_default();
     if names.iter().any(|n| n.trim().is_empty()) {
         return Err(err(&format!("{path}.name"), "an empty package name".into()));
@@ -337,21 +488,47 @@ fn apt_spec(raw: RawApt, path: &str, err: &dyn Fn(&str, String) -> PlanError) ->
         Some(RawPkgState::ResidualPurged) => PkgState::ResidualPurged,
     };
     if raw.state.is_some() && names.is_empty() {
-        return Err(err(&format!("{path}.state"), "a package state needs `name`".into()));
+        return Err(err(
+            &format!("{path}.state"),
+            "a package state needs `name`".into(),
+        ));
     }
     let update_cache = match (raw.update_cache, raw.cache_valid_time) {
-        (Some(true), secs) => Some(CacheValidity { max_age: secs.map(Duration::from_secs) }),
-        (_, Some(_)) => return Err(err(&format!("{path}.cache_valid_time"), "only meaningful with update_cache: true".into())),
+        (Some(true), secs) => Some(CacheValidity {
+            max_age: secs.map(Duration::from_secs),
+        }),
+        (_, Some(_)) => {
+            return Err(err(
+                &format!("{path}.cache_valid_time"),
+                "only meaningful with update_cache: true".into(),
+            ))
+        }
         _ => None,
     };
-    let autoremove = if raw.autoremove == Some(true) { Autoremove::Yes } else { Autoremove::No };
+    let autoremove = if raw.autoremove == Some(true) {
+        Autoremove::Yes
+    } else {
+        Autoremove::No
+    };
     if names.is_empty() && update_cache.is_none() && autoremove == Autoremove::No {
-        return Err(err(path, "nothing to do: give name, update_cache or autoremove".into()));
+        return Err(err(
+            path,
+            "nothing to do: give name, update_cache or autoremove".into(),
+        ));
     }
-    Ok(ActionSpec::Apt { names, state, update_cache, autoremove })
+    Ok(ActionSpec::Apt {
+        names,
+        state,
+        update_cache,
+        autoremove,
+    })
 }
 
-fn template_spec(raw: RawTemplate, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
+fn template_spec(
+    raw: RawTemplate,
+    path: &str,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<ActionSpec, PlanError> {
     let mode = match raw.mode {
         None => Mode(0o644),
         Some(serde_yaml::Value::String(s)) => Mode::parse(&s).map_err(|m| err(&format!("{path}.mode"), m))?,
@@ -375,7 +552,11 @@ fn template_spec(raw: RawTemplate, path: &str, err: &dyn Fn(&str, String) -> Pla
     })
 }
 
-fn service_spec(raw: RawService, path: &str, err: &dyn Fn(&str, String) -> PlanError) -> Result<ActionSpec, PlanError> {
+fn service_spec(
+    raw: RawService,
+    path: &str,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<ActionSpec, PlanError> {
     if raw.state.is_none() && raw.enabled.is_none() {
         return Err(err(path, "nothing to do: give state or enabled".into()));
     }
@@ -386,7 +567,9 @@ fn service_spec(raw: RawService, path: &str, err: &dyn Fn(&str, String) -> PlanE
             RawServiceState::Stopped => ServiceState::Stopped,
             RawServiceState::Restarted => ServiceState::Restarted,
         }),
-        enabled: raw.enabled.map(|e| if e { Enabled::Yes } else { Enabled::No }),
+        enabled: raw
+            .enabled
+            .map(|e| if e { Enabled::Yes } else { Enabled::No }),
     })
 }
 
@@ -396,7 +579,10 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
     let mut message = e.to_string();
     let location = e.location().map(|l| (l.line(), l.column()));
     if let Some((line, col)) = location {
-        for suffix in [format!(" at line {line} column {col}"), format!(" at line {line}")] {
+        for suffix in [
+            format!(" at line {line} column {col}"),
+            format!(" at line {line}"),
+        ] {
             if let Some(i) = message.find(&suffix) {
                 message.replace_range(i..i + suffix.len(), "");
             }
@@ -406,7 +592,12 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
         Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
         _ => (String::new(), message),
     };
-    PlanError { file: file.to_string(), location, path, message }
+    PlanError {
+        file: file.to_string(),
+        location,
+        path,
+        message,
+    }
 }
 
 #[cfg(test)]

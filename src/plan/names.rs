@@ -66,7 +66,9 @@ fn quoted(s: &str) -> String {
 impl PackageName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let b = s.as_bytes();
-        let first_ok = b.first().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let first_ok = b
+            .first()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let rest_ok = b.iter().all(|c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'+' | b'.' | b'-')
         });
@@ -86,7 +88,9 @@ impl UnitName {
     pub fn parse(s: &str) -> Result<Self, NameError> {
         let ok_chars = !s.is_empty()
             && !s.starts_with(['-', '.'])
-            && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b':' | b'_' | b'.' | b'@' | b'-'));
+            && s.bytes().all(|c| {
+                c.is_ascii_alphanumeric() || matches!(c, b':' | b'_' | b'.' | b'@' | b'-')
+            });
         if !ok_chars || s.len() > 255 {
             return Err(format!(
                 "{} is not a systemd unit name (letters, digits and :_.@- only, not starting with - or .)",
@@ -97,7 +101,10 @@ impl UnitName {
         if SUFFIXES.iter().any(|suf| s.ends_with(suf)) {
             Ok(Self(s.to_string()))
         } else if s.contains('.') {
-            Err(format!("{} is not a service unit (expected a name ending in .service)", quoted(s)))
+            Err(format!(
+                "{} is not a service unit (expected a name ending in .service)",
+                quoted(s)
+            ))
         } else {
             Ok(Self(format!("{s}.service")))
         }
@@ -123,7 +130,9 @@ impl Host {
         }
         let (addr, zone) = s.split_once('%').unwrap_or((s, ""));
         if addr.parse::<std::net::Ipv6Addr>().is_ok()
-            && zone.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
+            && zone
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'))
         {
             return Ok(Self(s.to_string()));
         }
@@ -168,7 +177,8 @@ impl Account {
         let ok = !s.is_empty()
             && s.len() <= 32
             && !s.starts_with('-')
-            && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
         if ok {
             Ok(Self(s.to_string()))
         } else {
@@ -193,7 +203,10 @@ impl Mode {
         let digits = s.strip_prefix("0o").unwrap_or(s);
         match u32::from_str_radix(digits, 8) {
             Ok(m) if m <= 0o7777 && !digits.is_empty() => Ok(Mode(m)),
-            _ => Err(format!("{} is not a file mode (an octal number from \"0000\" to \"7777\")", quoted(s))),
+            _ => Err(format!(
+                "{} is not a file mode (an octal number from \"0000\" to \"7777\")",
+                quoted(s)
+            )),
         }
     }
 }
@@ -213,14 +226,30 @@ mod tests {
         for ok in ["ntp", "ntpsec-ntpdate", "libstdc++6", "g++", "0ad"] {
             assert_eq!(PackageName::parse(ok).unwrap().as_str(), ok);
         }
-        for bad in ["", "a", "Ntp", "-ntp", "ntp ntpdate", "ntp;rm", "+x", "ntp\n"] {
+        for bad in [
+            "",
+            "a",
+            "Ntp",
+            "-ntp",
+            "ntp ntpdate",
+            "ntp;rm",
+            "+x",
+            "ntp\n",
+        ] {
             assert!(PackageName::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
 
     #[test]
     fn hosts_refuse_anything_that_changes_a_config_line() {
-        for ok in ["0.ubuntu.pool.ntp.org", "127.0.0.1", "::1", "fe80::1%eth0", "time.example.", "ntp1"] {
+        for ok in [
+            "0.ubuntu.pool.ntp.org",
+            "127.0.0.1",
+            "::1",
+            "fe80::1%eth0",
+            "time.example.",
+            "ntp1",
+        ] {
             assert!(Host::parse(ok).is_ok(), "{ok:?} refused");
         }
         for bad in [
@@ -251,7 +280,9 @@ mod tests {
     #[test]
     fn paths_are_absolute_without_dotdot() {
         assert!(AbsPath::parse("/etc/ntp.conf").is_ok());
-        assert!(AbsPath::parse("etc/ntp.conf").unwrap_err().contains("not an absolute path"));
+        assert!(AbsPath::parse("etc/ntp.conf")
+            .unwrap_err()
+            .contains("not an absolute path"));
         assert!(AbsPath::parse("/etc/../shadow").unwrap_err().contains(".."));
         assert!(AbsPath::parse("/etc/x\n").is_err());
     }

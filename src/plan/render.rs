@@ -15,11 +15,26 @@ use std::path::Path;
 /// The config templates compiled into the binary.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("ntp.conf.j2", include_str!("../../templates/ntp.conf.j2")),
-    ("ntpsec.conf.j2", include_str!("../../templates/ntpsec.conf.j2")),
-    ("chrony.conf.j2", include_str!("../../templates/chrony.conf.j2")),
-    ("openntpd.conf.j2", include_str!("../../templates/openntpd.conf.j2")),
-    ("ntpsec.default.j2", include_str!("../../templates/ntpsec.default.j2")),
-    ("ntp.dhclient-hook.j2", include_str!("../../templates/ntp.dhclient-hook.j2")),
+    (
+        "ntpsec.conf.j2",
+        include_str!("../../templates/ntpsec.conf.j2"),
+    ),
+    (
+        "chrony.conf.j2",
+        include_str!("../../templates/chrony.conf.j2"),
+    ),
+    (
+        "openntpd.conf.j2",
+        include_str!("../../templates/openntpd.conf.j2"),
+    ),
+    (
+        "ntpsec.default.j2",
+        include_str!("../../templates/ntpsec.default.j2"),
+    ),
+    (
+        "ntp.dhclient-hook.j2",
+        include_str!("../../templates/ntp.dhclient-hook.j2"),
+    ),
 ];
 
 /// User templates are config files, not data sets.
@@ -44,11 +59,17 @@ impl Renderer {
             env.add_template(name, source)
                 .map_err(|e| err(&format!("templates/{name}"), describe(&e)))?;
         }
-        let all = steps.iter().map(|s| ("steps", s)).chain(handlers.iter().map(|h| ("handlers", h)));
+        let all = steps
+            .iter()
+            .map(|s| ("steps", s))
+            .chain(handlers.iter().map(|h| ("handlers", h)));
         for (i, (kind, step)) in all.enumerate() {
             let Some(t) = &step.template else { continue };
             let src = t.src.trim();
-            if src.contains("{{") || EMBEDDED.iter().any(|(n, _)| *n == src) || env.get_template(src).is_ok() {
+            if src.contains("{{")
+                || EMBEDDED.iter().any(|(n, _)| *n == src)
+                || env.get_template(src).is_ok()
+            {
                 continue;
             }
             let path = format!("{kind}[{i}].template.src");
@@ -57,15 +78,34 @@ impl Renderer {
                 None => return Err(err(&path, format!("{src:?} is not an embedded template"))),
             };
             let size = std::fs::metadata(&file)
-                .map_err(|e| err(&path, format!("cannot read template {}: {e}", file.display())))?
+                .map_err(|e| {
+                    err(
+                        &path,
+                        format!("cannot read template {}: {e}", file.display()),
+                    )
+                })?
                 .len();
             if size > MAX_TEMPLATE_BYTES {
-                return Err(err(&path, format!("template {} is larger than {MAX_TEMPLATE_BYTES} bytes", file.display())));
+                return Err(err(
+                    &path,
+                    format!(
+                        "template {} is larger than {MAX_TEMPLATE_BYTES} bytes",
+                        file.display()
+                    ),
+                ));
             }
-            let text = std::fs::read_to_string(&file)
-                .map_err(|e| err(&path, format!("cannot read template {}: {e}", file.display())))?;
-            env.add_template_owned(src.to_string(), text)
-                .map_err(|e| err(&path, format!("template {}: {}", file.display(), describe(&e))))?;
+            let text = std::fs::read_to_string(&file).map_err(|e| {
+                err(
+                    &path,
+                    format!("cannot read template {}: {e}", file.display()),
+                )
+            })?;
+            env.add_template_owned(src.to_string(), text).map_err(|e| {
+                err(
+                    &path,
+                    format!("template {}: {}", file.display(), describe(&e)),
+                )
+            })?;
         }
         Ok(Renderer { env })
     }
@@ -93,9 +133,14 @@ impl Renderer {
         // minijinja 2.24 panics ("empty lexer stack") on a block end inside a
         // bare expression; found by the loader's mutation test.
         if let Some(end) = ["}}", "%}", "#}"].into_iter().find(|d| expr.contains(d)) {
-            return Err(format!("`{end}` in an expression: write the condition without Jinja delimiters"));
+            return Err(format!(
+                "`{end}` in an expression: write the condition without Jinja delimiters"
+            ));
         }
-        let compiled = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
+        let compiled = self
+            .env
+            .compile_expression(expr)
+            .map_err(|e| describe(&e))?;
         Ok(compiled.eval(ctx).map_err(|e| describe(&e))?.is_true())
     }
 
@@ -103,18 +148,28 @@ impl Renderer {
     /// `{{ expression }}` yielding a list expands to the list's items.
     pub fn render_list(&self, source: &str, ctx: &Value) -> Result<Vec<String>, String> {
         let trimmed = source.trim();
-        if let Some(expr) = trimmed.strip_prefix("{{").and_then(|r| r.strip_suffix("}}")) {
+        if let Some(expr) = trimmed
+            .strip_prefix("{{")
+            .and_then(|r| r.strip_suffix("}}"))
+        {
             if !expr.contains("{{") && !expr.contains("}}") {
-                let compiled = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
+                let compiled = self
+                    .env
+                    .compile_expression(expr)
+                    .map_err(|e| describe(&e))?;
                 let value = compiled.eval(ctx).map_err(|e| describe(&e))?;
                 if value.is_undefined() {
                     return Err(format!("undefined value: {} is not defined", expr.trim()));
                 }
                 if value.kind() == minijinja::value::ValueKind::Seq {
                     let items = value.try_iter().map_err(|e| describe(&e))?;
-                    return Ok(items.map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string)).collect());
+                    return Ok(items
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect());
                 }
-                return Ok(vec![value.as_str().map_or_else(|| value.to_string(), str::to_string)]);
+                return Ok(vec![value
+                    .as_str()
+                    .map_or_else(|| value.to_string(), str::to_string)]);
             }
         }
         Ok(vec![self.render_str(source, ctx)?])
@@ -125,13 +180,17 @@ impl Renderer {
             let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
             format!("no template {name:?} (embedded: {})", known.join(", "))
         })?;
-        template.render(ctx).map_err(|e| format!("template {name}: {}", describe(&e)))
+        template
+            .render(ctx)
+            .map_err(|e| format!("template {name}: {}", describe(&e)))
     }
 }
 
 /// minijinja's message plus the line it points at.
 fn describe(e: &minijinja::Error) -> String {
-    let mut msg = e.detail().map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
+    let mut msg = e
+        .detail()
+        .map_or_else(|| e.kind().to_string(), |d| format!("{}: {d}", e.kind()));
     if let Some(line) = e.line() {
         msg.push_str(&format!(" (template line {line})"));
     }

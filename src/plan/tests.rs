@@ -3,12 +3,29 @@ use crate::daemon::{Daemon, DaemonName, Flavor};
 use crate::plan::step::{Action, PkgState};
 
 fn load(text: &str) -> Result<Plan, PlanError> {
-    Plan::load(text.as_bytes(), Source { name: "plan.yaml".into(), dir: None }, &[])
+    Plan::load(
+        text.as_bytes(),
+        Source {
+            name: "plan.yaml".into(),
+            dir: None,
+        },
+        &[],
+    )
 }
 
 fn load_with(text: &str, overrides: &[&str]) -> Result<Plan, PlanError> {
-    let o: Vec<_> = overrides.iter().map(|s| parse_override(s).unwrap()).collect();
-    Plan::load(text.as_bytes(), Source { name: "plan.yaml".into(), dir: None }, &o)
+    let o: Vec<_> = overrides
+        .iter()
+        .map(|s| parse_override(s).unwrap())
+        .collect();
+    Plan::load(
+        text.as_bytes(),
+        Source {
+            name: "plan.yaml".into(),
+            dir: None,
+        },
+        &o,
+    )
 }
 
 fn config_template(r: &Rendered, dest: &str) -> crate::plan::step::Template {
@@ -26,20 +43,46 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
     assert_eq!(plan.vars.daemon, Some(DaemonName::Ntp));
     for (flavor, conf, unit, marker) in [
-        (Flavor::Ntpd, "/etc/ntp.conf", "ntp.service", "disable monitor"),
-        (Flavor::Ntpsec, "/etc/ntpsec/ntp.conf", "ntpsec.service", "/var/lib/ntpsec/ntp.drift"),
+        (
+            Flavor::Ntpd,
+            "/etc/ntp.conf",
+            "ntp.service",
+            "disable monitor",
+        ),
+        (
+            Flavor::Ntpsec,
+            "/etc/ntpsec/ntp.conf",
+            "ntpsec.service",
+            "/var/lib/ntpsec/ntp.drift",
+        ),
     ] {
-        let r = plan.render(Some(&Daemon::new(DaemonName::Ntp, flavor))).unwrap();
+        let r = plan
+            .render(Some(&Daemon::new(DaemonName::Ntp, flavor)))
+            .unwrap();
         let template = config_template(&r, conf);
         assert_eq!(template.dest.as_str(), conf);
-        assert!(template.content.contains("server 0.ubuntu.pool.ntp.org iburst\n"), "{}", template.content);
-        assert!(template.content.contains("server 3.ubuntu.pool.ntp.org iburst\n"));
-        assert!(template.content.contains("restrict -4 default kod notrap nomodify nopeer noquery"));
-        assert!(template.content.contains("restrict -6 default kod notrap nomodify nopeer noquery"));
+        assert!(
+            template
+                .content
+                .contains("server 0.ubuntu.pool.ntp.org iburst\n"),
+            "{}",
+            template.content
+        );
+        assert!(template
+            .content
+            .contains("server 3.ubuntu.pool.ntp.org iburst\n"));
+        assert!(template
+            .content
+            .contains("restrict -4 default kod notrap nomodify nopeer noquery"));
+        assert!(template
+            .content
+            .contains("restrict -6 default kod notrap nomodify nopeer noquery"));
         assert!(template.content.contains("\nrestrict 127.0.0.1\n"));
         assert!(template.content.contains("\nrestrict ::1\n"));
         assert!(template.content.contains(marker));
-        let Action::Service(s) = &r.handlers[0].action else { panic!("handler is a service") };
+        let Action::Service(s) = &r.handlers[0].action else {
+            panic!("handler is a service")
+        };
         assert_eq!(s.unit.as_str(), unit);
     }
 }
@@ -47,12 +90,21 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
 #[test]
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
-    let r = plan.render(Some(&Daemon::new(DaemonName::Ntp, Flavor::Ntpd))).unwrap();
+    let r = plan
+        .render(Some(&Daemon::new(DaemonName::Ntp, Flavor::Ntpd)))
+        .unwrap();
     let content = config_template(&r, "/etc/ntp.conf").content;
-    assert!(content.contains("server 127.0.0.1 iburst\nserver time.example.net iburst\n"), "{content}");
+    assert!(
+        content.contains("server 127.0.0.1 iburst\nserver time.example.net iburst\n"),
+        "{content}"
+    );
     assert!(!content.contains("ubuntu.pool"));
 
-    let err = load_with(DEFAULT_PLAN, &["servers=[\"pool.ntp.org\\nrestrict default\"]"]).unwrap_err();
+    let err = load_with(
+        DEFAULT_PLAN,
+        &["servers=[\"pool.ntp.org\\nrestrict default\"]"],
+    )
+    .unwrap_err();
     assert_eq!(err.path, "vars.servers[0]");
     assert!(err.message.contains("control character"), "{err}");
     let err = load_with(DEFAULT_PLAN, &["daemon=ntimed"]).unwrap_err();
@@ -61,7 +113,8 @@ fn overrides_replace_variables_and_are_validated() {
 
 #[test]
 fn errors_name_the_file_position_and_key() {
-    let err = load("steps:\n  - name: x\n    apt:\n      name: ntp\n      stat: latest\n").unwrap_err();
+    let err =
+        load("steps:\n  - name: x\n    apt:\n      name: ntp\n      stat: latest\n").unwrap_err();
     assert_eq!(err.file, "plan.yaml");
     assert!(err.location.is_some(), "{err:?}");
     assert!(err.message.contains("unknown field `stat`"), "{err}");
@@ -69,7 +122,10 @@ fn errors_name_the_file_position_and_key() {
 
     let err = load("steps:\n  - name: x\n    apt: {name: ntp}\n    notify: nobody\n").unwrap_err();
     assert_eq!(err.path, "steps[0].notify");
-    assert!(err.message.contains("no handler is named \"nobody\""), "{err}");
+    assert!(
+        err.message.contains("no handler is named \"nobody\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -101,7 +157,10 @@ fn bad_plans_are_refused_with_the_rule() {
     for (text, want) in cases {
         match load(text) {
             Ok(_) => panic!("plan {text:?} was accepted; expected {want:?}"),
-            Err(err) => assert!(err.to_string().contains(want), "plan {text:?}: expected {want:?} in {err}"),
+            Err(err) => assert!(
+                err.to_string().contains(want),
+                "plan {text:?}: expected {want:?} in {err}"
+            ),
         }
     }
 }
@@ -109,13 +168,33 @@ fn bad_plans_are_refused_with_the_rule() {
 #[test]
 fn hostile_input_is_refused_fast() {
     let big = vec![b'#'; MAX_PLAN_BYTES + 1];
-    let err = Plan::load(&big, Source { name: "big.yaml".into(), dir: None }, &[]).unwrap_err();
+    let err = Plan::load(
+        &big,
+        Source {
+            name: "big.yaml".into(),
+            dir: None,
+        },
+        &[],
+    )
+    .unwrap_err();
     assert!(err.message.contains("limited to"), "{err}");
-    let err = Plan::load(b"steps: \xff\xfe", Source { name: "bin.yaml".into(), dir: None }, &[]).unwrap_err();
+    let err = Plan::load(
+        b"steps: \xff\xfe",
+        Source {
+            name: "bin.yaml".into(),
+            dir: None,
+        },
+        &[],
+    )
+    .unwrap_err();
     assert!(err.message.contains("not UTF-8"), "{err}");
     let bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\nsteps: *g\n";
     assert!(load(bomb).is_err());
-    let deep = format!("vars: {{x: {}1{}}}\nsteps: []\n", "[".repeat(200), "]".repeat(200));
+    let deep = format!(
+        "vars: {{x: {}1{}}}\nsteps: []\n",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     assert!(load(&deep).is_err());
 }
 
@@ -126,11 +205,15 @@ fn apt_states_and_handlers_parse() {
     )
     .unwrap();
     let r = plan.render(None).unwrap();
-    let Action::Apt(a) = &r.steps[0].action else { panic!() };
+    let Action::Apt(a) = &r.steps[0].action else {
+        panic!()
+    };
     assert_eq!(a.state, PkgState::Purged);
     assert_eq!(a.packages.len(), 1, "duplicates collapse");
     assert_eq!(r.steps[0].notify, vec!["h".to_string()]);
-    let Action::Apt(a) = &r.steps[1].action else { panic!() };
+    let Action::Apt(a) = &r.steps[1].action else {
+        panic!()
+    };
     assert_eq!(a.state, PkgState::ResidualPurged);
 }
 
@@ -139,11 +222,25 @@ fn allow_insecure_names_lint_rules_and_nothing_else() {
     use crate::lint::Rule;
     let steps = "steps:\n  - name: s\n    apt: {name: ntp}\n";
     assert_eq!(load(steps).unwrap().allow_insecure, vec![]);
-    let plan = load(&format!("allow_insecure: [noquery-missing, monitor-enabled]\n{steps}")).unwrap();
-    assert_eq!(plan.allow_insecure, vec![Rule::NoqueryMissing, Rule::MonitorEnabled]);
-    let err = load(&format!("allow_insecure: [noquery-missing, noquery]\n{steps}")).unwrap_err();
+    let plan = load(&format!(
+        "allow_insecure: [noquery-missing, monitor-enabled]\n{steps}"
+    ))
+    .unwrap();
+    assert_eq!(
+        plan.allow_insecure,
+        vec![Rule::NoqueryMissing, Rule::MonitorEnabled]
+    );
+    let err = load(&format!(
+        "allow_insecure: [noquery-missing, noquery]\n{steps}"
+    ))
+    .unwrap_err();
     assert_eq!(err.path, "allow_insecure[1]");
-    assert!(err.message.starts_with("\"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited"), "{err}");
+    assert!(
+        err.message.starts_with(
+            "\"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited"
+        ),
+        "{err}"
+    );
     let err = load(&format!("allow_insecure: noquery-missing\n{steps}")).unwrap_err();
     assert!(err.to_string().contains("allow_insecure"), "{err}");
 }
@@ -167,7 +264,13 @@ fn every_bad_plan_gets_its_exact_message_with_position_and_key() {
         }
     }
     assert!(bad_plans().len() >= 30);
-    assert!(wrong.is_empty(), "{} of {} bad plans:\n{}", wrong.len(), bad_plans().len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} bad plans:\n{}",
+        wrong.len(),
+        bad_plans().len(),
+        wrong.join("\n")
+    );
 }
 
 /// xorshift64*: a fixed seed makes every CI run try the same inputs, so a
@@ -205,7 +308,16 @@ fn mutate(rng: &mut Rng, text: &mut Vec<u8>) {
         3 if at < text.len() => text[at] = BYTES[rng.below(BYTES.len())],
         4 => text.truncate(at),
         _ => {
-            let snippets: &[&[u8]] = &[b"{{ x }}", b"&a ", b"*a", b"\n  - ", b": ", b"{{ facts.daemon.flavor }}", b"!!binary ", b"[[[["];
+            let snippets: &[&[u8]] = &[
+                b"{{ x }}",
+                b"&a ",
+                b"*a",
+                b"\n  - ",
+                b": ",
+                b"{{ facts.daemon.flavor }}",
+                b"!!binary ",
+                b"[[[[",
+            ];
             let s = snippets[rng.below(snippets.len())];
             text.splice(at..at, s.iter().copied());
         }
@@ -215,7 +327,10 @@ fn mutate(rng: &mut Rng, text: &mut Vec<u8>) {
 #[test]
 fn mutated_plans_never_panic_and_load_fast() {
     // Bounded for CI; NTPP_FUZZ_ITERATIONS runs longer by hand.
-    let iterations: usize = std::env::var("NTPP_FUZZ_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
+    let iterations: usize = std::env::var("NTPP_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
     let seeds = [
         DEFAULT_PLAN.to_string(),
         "vars:\n  daemon: chrony\n  servers: [{host: a.example, nts: true}, b.example]\nsteps:\n  - name: s\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf, mode: \"0644\"}\n    notify: h\nhandlers:\n  - name: h\n    service: {name: chrony.service, state: restarted}\n".to_string(),
@@ -229,10 +344,28 @@ fn mutated_plans_never_panic_and_load_fast() {
             mutate(&mut rng, &mut text);
         }
         let one = std::time::Instant::now();
-        let result = std::panic::catch_unwind(|| Plan::load(&text, Source { name: "fuzz.yaml".into(), dir: None }, &[]))
-            .unwrap_or_else(|_| panic!("iteration {i} panicked on {:?}", String::from_utf8_lossy(&text)));
+        let result = std::panic::catch_unwind(|| {
+            Plan::load(
+                &text,
+                Source {
+                    name: "fuzz.yaml".into(),
+                    dir: None,
+                },
+                &[],
+            )
+        })
+        .unwrap_or_else(|_| {
+            panic!(
+                "iteration {i} panicked on {:?}",
+                String::from_utf8_lossy(&text)
+            )
+        });
         let took = one.elapsed();
-        assert!(took < std::time::Duration::from_secs(2), "iteration {i} took {took:?} on {:?}", String::from_utf8_lossy(&text));
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "iteration {i} took {took:?} on {:?}",
+            String::from_utf8_lossy(&text)
+        );
         match result {
             Ok(_) => accepted += 1,
             // Every refusal names the file: no bare message from deep inside.

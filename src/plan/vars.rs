@@ -36,14 +36,17 @@ pub fn parse_override(arg: &str) -> Result<(String, serde_yaml::Value), String> 
     let parsed = if value.is_empty() {
         serde_yaml::Value::String(String::new())
     } else {
-        serde_yaml::from_str(value).map_err(|e| format!("-e {key}: the value is not valid YAML: {e}"))?
+        serde_yaml::from_str(value)
+            .map_err(|e| format!("-e {key}: the value is not valid YAML: {e}"))?
     };
     Ok((key.to_string(), parsed))
 }
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -60,12 +63,19 @@ pub fn build(
     for (key, yaml) in merged {
         let path = format!("vars.{key}");
         if !is_identifier(&key) {
-            return Err(err(&path, format!("{key:?} is not a variable name (letters, digits, _)")));
+            return Err(err(
+                &path,
+                format!("{key:?} is not a variable name (letters, digits, _)"),
+            ));
         }
         if RESERVED.contains(&key.as_str()) {
-            return Err(err(&path, format!("{key:?} is reserved for facts gathered from the node")));
+            return Err(err(
+                &path,
+                format!("{key:?} is reserved for facts gathered from the node"),
+            ));
         }
-        let value = serde_json::to_value(&yaml).map_err(|e| err(&path, format!("unsupported value: {e}")))?;
+        let value = serde_json::to_value(&yaml)
+            .map_err(|e| err(&path, format!("unsupported value: {e}")))?;
         check_value(&value, &path, 0, err)?;
         values.insert(key, value);
     }
@@ -73,13 +83,23 @@ pub fn build(
     let daemon = match values.get("daemon") {
         None => None,
         Some(Value::String(s)) => Some(DaemonName::parse(s).map_err(|m| err("vars.daemon", m))?),
-        Some(other) => return Err(err("vars.daemon", format!("expected a daemon name, found {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "vars.daemon",
+                format!("expected a daemon name, found {}", kind(other)),
+            ))
+        }
     };
 
     let default_iburst = match values.get("iburst") {
         None => true,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(err("vars.iburst", format!("expected true or false, found {}", kind(other)))),
+        Some(other) => {
+            return Err(err(
+                "vars.iburst",
+                format!("expected true or false, found {}", kind(other)),
+            ))
+        }
     };
     let mut seen = BTreeSet::new();
     let mut any_source = false;
@@ -91,7 +111,9 @@ pub fn build(
         }
     }
     if let Some(v) = values.get("clients") {
-        for_each_string(v, "vars.clients", err, |path, s| parse_network(s).map_err(|m| err(path, m)))?;
+        for_each_string(v, "vars.clients", err, |path, s| {
+            parse_network(s).map_err(|m| err(path, m))
+        })?;
     }
     if let Some(v) = values.get("listen") {
         for_each_string(v, "vars.listen", err, |path, s| {
@@ -102,14 +124,28 @@ pub fn build(
     }
     if let Some(v) = values.get("driftfile") {
         match v {
-            Value::String(s) => drop(super::names::AbsPath::parse(s).map_err(|m| err("vars.driftfile", m))?),
-            other => return Err(err("vars.driftfile", format!("expected a path, found {}", kind(other)))),
+            Value::String(s) => {
+                drop(super::names::AbsPath::parse(s).map_err(|m| err("vars.driftfile", m))?)
+            }
+            other => {
+                return Err(err(
+                    "vars.driftfile",
+                    format!("expected a path, found {}", kind(other)),
+                ))
+            }
         }
     }
     let has_source_var = values.contains_key("servers") || values.contains_key("pools");
     if has_source_var && !any_source {
-        let path = if values.contains_key("servers") { "vars.servers" } else { "vars.pools" };
-        return Err(err(path, "no time source: servers and pools are both empty".into()));
+        let path = if values.contains_key("servers") {
+            "vars.servers"
+        } else {
+            "vars.pools"
+        };
+        return Err(err(
+            path,
+            "no time source: servers and pools are both empty".into(),
+        ));
     }
     Ok(Vars { values, daemon })
 }
@@ -126,7 +162,12 @@ fn sources(
     let items = match list {
         Value::Array(items) => items,
         Value::Null => return Ok(Vec::new()),
-        other => return Err(err(&format!("vars.{key}"), format!("expected a list of hosts, found {}", kind(other)))),
+        other => {
+            return Err(err(
+                &format!("vars.{key}"),
+                format!("expected a list of hosts, found {}", kind(other)),
+            ))
+        }
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
@@ -136,11 +177,21 @@ fn sources(
             Value::Object(map) => {
                 let host = match map.get("host") {
                     Some(Value::String(h)) => h.clone(),
-                    _ => return Err(err(&path, "a source given as a map needs `host: NAME`".into())),
+                    _ => {
+                        return Err(err(
+                            &path,
+                            "a source given as a map needs `host: NAME`".into(),
+                        ))
+                    }
                 };
                 (host, map.clone())
             }
-            other => return Err(err(&path, format!("expected a hostname or address, found {}", kind(other)))),
+            other => {
+                return Err(err(
+                    &path,
+                    format!("expected a hostname or address, found {}", kind(other)),
+                ))
+            }
         };
         let host = Host::parse(&host).map_err(|m| err(&path, m))?;
         if !seen.insert(host.as_str().to_ascii_lowercase()) {
@@ -162,14 +213,22 @@ fn sources(
                 ("iburst" | "prefer" | "nts", Value::Bool(_)) => {
                     fields.insert(k, v);
                 }
-                ("minpoll" | "maxpoll", Value::Number(n)) if n.as_i64().is_some_and(|p| POLL_RANGE.contains(&p)) => {
+                ("minpoll" | "maxpoll", Value::Number(n))
+                    if n.as_i64().is_some_and(|p| POLL_RANGE.contains(&p)) =>
+                {
                     fields.insert(k, v);
                 }
                 ("iburst" | "prefer" | "nts", _) => {
-                    return Err(err(&field_path, format!("expected true or false, found {}", kind(&v))))
+                    return Err(err(
+                        &field_path,
+                        format!("expected true or false, found {}", kind(&v)),
+                    ))
                 }
                 ("minpoll" | "maxpoll", _) => {
-                    return Err(err(&field_path, "expected a poll exponent from 3 to 17 (8 s to 36 h)".into()))
+                    return Err(err(
+                        &field_path,
+                        "expected a poll exponent from 3 to 17 (8 s to 36 h)".into(),
+                    ))
                 }
                 _ => {
                     return Err(err(
@@ -181,7 +240,10 @@ fn sources(
         }
         if let (Some(min), Some(max)) = (fields["minpoll"].as_i64(), fields["maxpoll"].as_i64()) {
             if min > max {
-                return Err(err(&path, format!("minpoll {min} is greater than maxpoll {max}")));
+                return Err(err(
+                    &path,
+                    format!("minpoll {min} is greater than maxpoll {max}"),
+                ));
             }
         }
         out.push(entry);
@@ -203,7 +265,12 @@ fn for_each_string(
         let item_path = format!("{path}[{i}]");
         match item {
             Value::String(s) => check(&item_path, s)?,
-            other => return Err(err(&item_path, format!("expected a string, found {}", kind(other)))),
+            other => {
+                return Err(err(
+                    &item_path,
+                    format!("expected a string, found {}", kind(other)),
+                ))
+            }
         }
     }
     Ok(())
@@ -211,7 +278,8 @@ fn for_each_string(
 
 /// A client network: an address, or an address with a prefix length.
 pub fn parse_network(s: &str) -> Result<(), String> {
-    let refuse = || format!("{s:?} is not a network (an address, or ADDRESS/PREFIX like 192.0.2.0/24)");
+    let refuse =
+        || format!("{s:?} is not a network (an address, or ADDRESS/PREFIX like 192.0.2.0/24)");
     let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
     let ip: std::net::IpAddr = addr.parse().map_err(|_| refuse())?;
     if let Some(p) = prefix {
@@ -224,7 +292,12 @@ pub fn parse_network(s: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_value(v: &Value, path: &str, depth: usize, err: &dyn Fn(&str, String) -> PlanError) -> Result<(), PlanError> {
+fn check_value(
+    v: &Value,
+    path: &str,
+    depth: usize,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<(), PlanError> {
     if depth > MAX_DEPTH {
         return Err(err(path, format!("nested deeper than {MAX_DEPTH} levels")));
     }

@@ -13,8 +13,12 @@ pub struct Human<W: Write> {
 
 impl Human<std::io::Stdout> {
     pub fn stdout() -> Self {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        Human { out: std::io::stdout(), color }
+        let color = std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+        Human {
+            out: std::io::stdout(),
+            color,
+        }
     }
 }
 
@@ -37,7 +41,13 @@ impl<W: Write> Human<W> {
 
     // A closed stdout (e.g. `| head`) must not abort a run halfway: output
     // errors are ignored here, the exit code still tells the outcome.
-    pub fn header(&mut self, mode: Mode, plan_name: &str, daemon: Option<&Daemon>, notes: &[String]) {
+    pub fn header(
+        &mut self,
+        mode: Mode,
+        plan_name: &str,
+        daemon: Option<&Daemon>,
+        notes: &[String],
+    ) {
         let title = match mode {
             Mode::Plan => format!("PLAN [{plan_name}] (dry run: nothing on this node is changed)"),
             Mode::Apply => format!("APPLY [{plan_name}]"),
@@ -60,7 +70,12 @@ impl<W: Write> Human<W> {
             Status::Skipped => ("skipping", "36"),
         };
         let handler = if step.handler { " (handler)" } else { "" };
-        let _ = writeln!(self.out, "{}: {}{handler}", self.paint(color, label), step.name);
+        let _ = writeln!(
+            self.out,
+            "{}: {}{handler}",
+            self.paint(color, label),
+            step.name
+        );
         for c in &step.changes {
             let _ = writeln!(self.out, "    {c}");
         }
@@ -81,7 +96,11 @@ impl<W: Write> Human<W> {
             }
         }
         if let Some(e) = &step.error {
-            let _ = writeln!(self.out, "    {}", self.paint("31", &e.replace('\n', "\n    ")));
+            let _ = writeln!(
+                self.out,
+                "    {}",
+                self.paint("31", &e.replace('\n', "\n    "))
+            );
         }
     }
 
@@ -101,7 +120,12 @@ impl<W: Write> Human<W> {
 
     /// A whole report at once (the dry run, or a run that failed early).
     pub fn report(&mut self, plan_name: &str, report: &Report) {
-        self.header(report.mode, plan_name, report.daemon.as_ref(), &report.notes);
+        self.header(
+            report.mode,
+            plan_name,
+            report.daemon.as_ref(),
+            &report.notes,
+        );
         for step in &report.steps {
             self.step(step);
         }

@@ -22,7 +22,8 @@ pub fn to_value(report: &Report) -> Value {
 }
 
 pub fn render(report: &Report) -> String {
-    let mut text = serde_json::to_string_pretty(&to_value(report)).expect("a JSON value always renders");
+    let mut text =
+        serde_json::to_string_pretty(&to_value(report)).expect("a JSON value always renders");
     text.push('\n');
     text
 }

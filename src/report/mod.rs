@@ -54,7 +54,11 @@ impl StepReport {
         StepReport {
             name: step.name.clone(),
             handler: step.handler,
-            status: if step.changes.is_empty() { Status::Ok } else { Status::Changed },
+            status: if step.changes.is_empty() {
+                Status::Ok
+            } else {
+                Status::Changed
+            },
             changes: step.changes.clone(),
             diff: (!diffs.is_empty()).then(|| diffs.concat()),
             error: None,
@@ -64,7 +68,13 @@ impl StepReport {
     }
 
     /// A read-only check run after the changes (no changes of its own).
-    pub fn check(name: &str, status: Status, error: Option<String>, seconds: f64, amplification: Option<crate::verify::Amplification>) -> Self {
+    pub fn check(
+        name: &str,
+        status: Status,
+        error: Option<String>,
+        seconds: f64,
+        amplification: Option<crate::verify::Amplification>,
+    ) -> Self {
         StepReport {
             name: name.to_string(),
             handler: false,
@@ -125,7 +135,11 @@ impl Report {
 
     /// The dry run's report: every planned step, nothing executed.
     pub fn plan(changeset: &Changeset) -> Self {
-        Report::new(Mode::Plan, changeset, changeset.steps.iter().map(StepReport::planned).collect())
+        Report::new(
+            Mode::Plan,
+            changeset,
+            changeset.steps.iter().map(StepReport::planned).collect(),
+        )
     }
 
     /// Nothing could be planned: the node was not touched.

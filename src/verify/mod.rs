@@ -12,8 +12,8 @@ pub mod report;
 pub mod socket;
 pub mod target;
 
-use packet::{Query, QueryKind, Reply};
 use crate::daemon::Flavor;
+use packet::{Query, QueryKind, Reply};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -106,7 +106,10 @@ pub struct Check {
 impl Check {
     /// The control queries that were answered.
     pub fn answered_control(&self) -> Vec<&QueryResult> {
-        self.queries.iter().filter(|q| q.kind == QueryKind::Control && q.answered()).collect()
+        self.queries
+            .iter()
+            .filter(|q| q.kind == QueryKind::Control && q.answered())
+            .collect()
     }
 
     /// One line per query, as the human output prints it.
@@ -141,7 +144,12 @@ impl Check {
         let answered: Vec<String> = self
             .answered_control()
             .iter()
-            .map(|q| format!("{} ({} bytes for {}, {}x)", q.name, q.received, q.sent, q.amplification))
+            .map(|q| {
+                format!(
+                    "{} ({} bytes for {}, {}x)",
+                    q.name, q.received, q.sent, q.amplification
+                )
+            })
             .collect();
         Some(format!(
             "the NTP daemon at {} answered {} from {}, an address it should treat as any host on the Internet: \
@@ -190,27 +198,50 @@ pub enum Intent {
 /// ntpd and NTPsec serve anyone under the recipe's rate-limited default
 /// restrict lines; chrony only the `clients` networks (`allow`); OpenNTPD
 /// only on the `listen` addresses.
-pub fn intended_time_service(flavor: Flavor, clients: &[String], listen: &[String], from: IpAddr, target: IpAddr) -> Intent {
+pub fn intended_time_service(
+    flavor: Flavor,
+    clients: &[String],
+    listen: &[String],
+    from: IpAddr,
+    target: IpAddr,
+) -> Intent {
     let served = match flavor {
         Flavor::Ntpd | Flavor::Ntpsec => true,
         Flavor::Chrony => clients.iter().any(|net| network_contains(net, from)),
-        Flavor::Openntpd => listen.iter().any(|a| a.parse::<IpAddr>().is_ok_and(|a| a == target || a.is_unspecified())),
+        Flavor::Openntpd => listen.iter().any(|a| {
+            a.parse::<IpAddr>()
+                .is_ok_and(|a| a == target || a.is_unspecified())
+        }),
     };
-    if served { Intent::Served } else { Intent::NotServed }
+    if served {
+        Intent::Served
+    } else {
+        Intent::NotServed
+    }
 }
 
 /// `192.0.2.0/24` (or a bare address) contains `ip`.
 fn network_contains(net: &str, ip: IpAddr) -> bool {
-    let (addr, prefix) = net.split_once('/').map_or((net, None), |(a, p)| (a, p.parse::<u32>().ok()));
+    let (addr, prefix) = net
+        .split_once('/')
+        .map_or((net, None), |(a, p)| (a, p.parse::<u32>().ok()));
     match (addr.parse::<IpAddr>(), ip) {
         (Ok(IpAddr::V4(n)), IpAddr::V4(i)) => {
             let bits = prefix.unwrap_or(32).min(32);
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
             u32::from(n) & mask == u32::from(i) & mask
         }
         (Ok(IpAddr::V6(n)), IpAddr::V6(i)) => {
             let bits = prefix.unwrap_or(128).min(128);
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
             u128::from(n) & mask == u128::from(i) & mask
         }
         _ => false,
@@ -222,10 +253,18 @@ impl Amplification {
         let mut lines = self.check.lines();
         let served = self.check.time_service == TimeService::Served;
         let line = match (self.time_service_intended, served) {
-            (Intent::Served, true) => "info: time service to this source: served, as the plan intends",
-            (Intent::NotServed, false) => "info: time service to this source: not served, as the plan intends",
-            (Intent::Served, false) => "warning: time service to this source: not served, but the plan means it to be",
-            (Intent::NotServed, true) => "warning: time service to this source: served, but the plan does not mean it to be",
+            (Intent::Served, true) => {
+                "info: time service to this source: served, as the plan intends"
+            }
+            (Intent::NotServed, false) => {
+                "info: time service to this source: not served, as the plan intends"
+            }
+            (Intent::Served, false) => {
+                "warning: time service to this source: not served, but the plan means it to be"
+            }
+            (Intent::NotServed, true) => {
+                "warning: time service to this source: served, but the plan does not mean it to be"
+            }
         };
         lines.push(line.to_string());
         if self.enforcement == Enforcement::AllowedByPlan {
@@ -234,7 +273,10 @@ impl Amplification {
                     *line = format!("allowed: {rest}");
                 }
             }
-            lines.push(format!("info: answers are accepted by the plan's allow_insecure: {}", self.allowed_by.join(", ")));
+            lines.push(format!(
+                "info: answers are accepted by the plan's allow_insecure: {}",
+                self.allowed_by.join(", ")
+            ));
         }
         lines
     }
@@ -251,7 +293,11 @@ impl Amplification {
 /// Turns the datagrams received for each query into the check's figures and
 /// verdict.
 pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>>)]) -> Check {
-    let source = if target::is_trusted_source(from) { SourceKind::Trusted } else { SourceKind::Remote };
+    let source = if target::is_trusted_source(from) {
+        SourceKind::Trusted
+    } else {
+        SourceKind::Remote
+    };
     let queries: Vec<QueryResult> = answers
         .iter()
         .map(|(query, datagrams)| {
@@ -266,7 +312,11 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
                 received,
                 datagrams: datagrams.len(),
                 amplification: packet::amplification(sent, received),
-                replies: datagrams.iter().take(KEPT_REPLIES).filter_map(|d| packet::analyze(d)).collect(),
+                replies: datagrams
+                    .iter()
+                    .take(KEPT_REPLIES)
+                    .filter_map(|d| packet::analyze(d))
+                    .collect(),
             }
         })
         .collect();
@@ -276,8 +326,11 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
         SourceKind::Remote if control().any(QueryResult::answered) => Verdict::Amplifier,
         _ => Verdict::NoAmplification,
     };
-    let time_replies: Vec<&Reply> =
-        queries.iter().filter(|q| q.kind == QueryKind::TimeService).flat_map(|q| &q.replies).collect();
+    let time_replies: Vec<&Reply> = queries
+        .iter()
+        .filter(|q| q.kind == QueryKind::TimeService)
+        .flat_map(|q| &q.replies)
+        .collect();
     // Stratum 0 is also how an unsynchronised server answers (refid INIT or
     // STEP): that is time service. Only these kiss codes refuse it.
     let refusal = |r: &&Reply| matches!(r.kiss_code.as_deref(), Some("DENY" | "RSTR" | "RATE"));
@@ -288,12 +341,21 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
     } else {
         TimeService::NotServed
     };
-    Check { target, from, source, verdict, time_service, max_amplification, queries }
+    Check {
+        target,
+        from,
+        source,
+        verdict,
+        time_service,
+        max_amplification,
+        queries,
+    }
 }
 
 /// Sends one packet and returns the datagrams that answer it:
 /// `socket::exchange`, or a hand-written responder in tests.
-pub type Exchange<'a> = dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> + 'a;
+pub type Exchange<'a> =
+    dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> + 'a;
 
 /// Sends every query in turn (each waits `wait` for its answers) and
 /// evaluates the answers. `send` is `socket::exchange` outside tests.
@@ -305,7 +367,8 @@ pub fn run(
 ) -> Result<Check, String> {
     let mut answers = Vec::new();
     for query in Query::ALL {
-        let datagrams = send(from, target, &query.packet(), wait).map_err(|e| format!("{}: {e}", query.name()))?;
+        let datagrams = send(from, target, &query.packet(), wait)
+            .map_err(|e| format!("{}: {e}", query.name()))?;
         answers.push((query, datagrams));
     }
     Ok(evaluate(target, from, &answers))
@@ -321,7 +384,12 @@ pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < bound {
         let tried = Instant::now();
-        match socket::exchange(local, target, &Query::Time.packet(), Duration::from_millis(250)) {
+        match socket::exchange(
+            local,
+            target,
+            &Query::Time.packet(),
+            Duration::from_millis(250),
+        ) {
             Ok(answers) if !answers.is_empty() => return true,
             Ok(_) => {}
             Err(e) => {
@@ -344,13 +412,34 @@ mod intent_tests {
         let from: IpAddr = "127.0.0.2".parse().unwrap();
         let target: IpAddr = "127.0.0.1".parse().unwrap();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(intended_time_service(Flavor::Ntpsec, &[], &[], from, target), Intent::Served);
-        assert_eq!(intended_time_service(Flavor::Chrony, &[], &[], from, target), Intent::NotServed);
-        assert_eq!(intended_time_service(Flavor::Chrony, &s(&["192.0.2.0/24"]), &[], from, target), Intent::NotServed);
-        assert_eq!(intended_time_service(Flavor::Chrony, &s(&["127.0.0.0/8"]), &[], from, target), Intent::Served);
-        assert_eq!(intended_time_service(Flavor::Chrony, &s(&["127.0.0.2"]), &[], from, target), Intent::Served);
-        assert_eq!(intended_time_service(Flavor::Openntpd, &[], &[], from, target), Intent::NotServed);
-        assert_eq!(intended_time_service(Flavor::Openntpd, &[], &s(&["127.0.0.1"]), from, target), Intent::Served);
+        assert_eq!(
+            intended_time_service(Flavor::Ntpsec, &[], &[], from, target),
+            Intent::Served
+        );
+        assert_eq!(
+            intended_time_service(Flavor::Chrony, &[], &[], from, target),
+            Intent::NotServed
+        );
+        assert_eq!(
+            intended_time_service(Flavor::Chrony, &s(&["192.0.2.0/24"]), &[], from, target),
+            Intent::NotServed
+        );
+        assert_eq!(
+            intended_time_service(Flavor::Chrony, &s(&["127.0.0.0/8"]), &[], from, target),
+            Intent::Served
+        );
+        assert_eq!(
+            intended_time_service(Flavor::Chrony, &s(&["127.0.0.2"]), &[], from, target),
+            Intent::Served
+        );
+        assert_eq!(
+            intended_time_service(Flavor::Openntpd, &[], &[], from, target),
+            Intent::NotServed
+        );
+        assert_eq!(
+            intended_time_service(Flavor::Openntpd, &[], &s(&["127.0.0.1"]), from, target),
+            Intent::Served
+        );
         assert!(network_contains("::/0", "::1".parse().unwrap()));
         assert!(!network_contains("10.0.0.0/8", "::1".parse().unwrap()));
     }
@@ -360,9 +449,14 @@ mod intent_tests {
 mod tests {
     use super::*;
 
-    fn answer_with(sizes: Vec<(Query, Vec<usize>)>) -> impl FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> {
+    fn answer_with(
+        sizes: Vec<(Query, Vec<usize>)>,
+    ) -> impl FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> {
         move |_, _, packet, _| {
-            let query = Query::ALL.into_iter().find(|q| q.packet() == packet).expect("a known packet");
+            let query = Query::ALL
+                .into_iter()
+                .find(|q| q.packet() == packet)
+                .expect("a known packet");
             let reply_head = match query.mode() {
                 3 => vec![0x24, 2],
                 6 => vec![0x16, 0x82],
@@ -394,7 +488,11 @@ mod tests {
         assert_eq!(check.source, SourceKind::Remote);
         assert_eq!(check.max_amplification, 0.0);
         assert_eq!(check.failure(), None);
-        let sent: Vec<(Query, usize, usize)> = check.queries.iter().map(|q| (q.query, q.sent, q.received)).collect();
+        let sent: Vec<(Query, usize, usize)> = check
+            .queries
+            .iter()
+            .map(|q| (q.query, q.sent, q.received))
+            .collect();
         assert_eq!(
             sent,
             vec![
@@ -405,24 +503,46 @@ mod tests {
                 (Query::PeerList, 48, 0)
             ]
         );
-        assert_eq!(check.lines()[1], "ok: mode 6 READVAR: sent 12 bytes, no answer");
-        assert_eq!(check.lines()[5], "info: 127.0.0.1:123 serves time to this source");
+        assert_eq!(
+            check.lines()[1],
+            "ok: mode 6 READVAR: sent 12 bytes, no answer"
+        );
+        assert_eq!(
+            check.lines()[5],
+            "info: 127.0.0.1:123 serves time to this source"
+        );
     }
 
     #[test]
     fn an_answered_control_query_from_a_remote_source_is_an_amplifier() {
-        let mut send = answer_with(vec![(Query::Time, vec![48]), (Query::ReadVar, vec![412]), (Query::MonGetList, vec![440, 440, 200])]);
+        let mut send = answer_with(vec![
+            (Query::Time, vec![48]),
+            (Query::ReadVar, vec![412]),
+            (Query::MonGetList, vec![440, 440, 200]),
+        ]);
         let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
         assert_eq!(check.verdict, Verdict::Amplifier);
         assert_eq!(check.max_amplification, 34.33);
         let readvar = &check.queries[1];
-        assert_eq!((readvar.received, readvar.datagrams, readvar.amplification), (412, 1, 34.33));
+        assert_eq!(
+            (readvar.received, readvar.datagrams, readvar.amplification),
+            (412, 1, 34.33)
+        );
         assert_eq!(readvar.replies[0].direction, packet::Direction::Response);
         let monlist = &check.queries[3];
-        assert_eq!((monlist.received, monlist.datagrams, monlist.amplification), (1080, 3, 22.5));
+        assert_eq!(
+            (monlist.received, monlist.datagrams, monlist.amplification),
+            (1080, 3, 22.5)
+        );
         let failure = check.failure().unwrap();
-        assert!(failure.contains("mode 6 READVAR (412 bytes for 12, 34.33x)"), "{failure}");
-        assert!(failure.contains("CVE-2013-5211") && failure.contains("from 127.0.0.2"), "{failure}");
+        assert!(
+            failure.contains("mode 6 READVAR (412 bytes for 12, 34.33x)"),
+            "{failure}"
+        );
+        assert!(
+            failure.contains("CVE-2013-5211") && failure.contains("from 127.0.0.2"),
+            "{failure}"
+        );
         assert_eq!(check.lines()[1], "failed: mode 6 READVAR: sent 12 bytes, received 412 bytes in 1 datagram (amplification 34.33x)");
     }
 
@@ -438,7 +558,11 @@ mod tests {
 
     #[test]
     fn a_kiss_o_death_is_refused_time_service() {
-        let mut send = |_: IpAddr, _: SocketAddr, packet: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+        let mut send = |_: IpAddr,
+                        _: SocketAddr,
+                        packet: &[u8],
+                        _: Duration|
+         -> Result<Vec<Vec<u8>>, String> {
             if packet[0] != 0x1b {
                 return Ok(Vec::new());
             }
@@ -455,7 +579,11 @@ mod tests {
     #[test]
     fn an_unsynchronised_server_still_serves_time() {
         // Stratum 16 goes on the wire as 0, with the refid INIT until the first sync.
-        let mut send = |_: IpAddr, _: SocketAddr, packet: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+        let mut send = |_: IpAddr,
+                        _: SocketAddr,
+                        packet: &[u8],
+                        _: Duration|
+         -> Result<Vec<Vec<u8>>, String> {
             if packet[0] != 0x1b {
                 return Ok(Vec::new());
             }
@@ -465,13 +593,19 @@ mod tests {
             Ok(vec![answer])
         };
         let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
-        assert_eq!(check.queries[0].replies[0].kiss_code.as_deref(), Some("INIT"));
+        assert_eq!(
+            check.queries[0].replies[0].kiss_code.as_deref(),
+            Some("INIT")
+        );
         assert_eq!(check.time_service, TimeService::Served);
     }
 
     #[test]
     fn a_send_error_names_the_query() {
-        let mut send = |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> { Err("cannot bind".into()) };
+        let mut send =
+            |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+                Err("cannot bind".into())
+            };
         let err = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap_err();
         assert_eq!(err, "mode 3 time request: cannot bind");
     }

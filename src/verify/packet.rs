@@ -25,7 +25,13 @@ pub enum Query {
 impl Query {
     /// The time query first: ntpd's `limited` rate-limits a source by its
     /// packet spacing, and the first packet of a run is never limited.
-    pub const ALL: [Query; 5] = [Query::Time, Query::ReadVar, Query::ReadStat, Query::MonGetList, Query::PeerList];
+    pub const ALL: [Query; 5] = [
+        Query::Time,
+        Query::ReadVar,
+        Query::ReadStat,
+        Query::MonGetList,
+        Query::PeerList,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -124,12 +130,23 @@ pub fn analyze(datagram: &[u8]) -> Option<Reply> {
             if datagram.len() < 48 {
                 return None;
             }
-            let kiss = (datagram[1] == 0).then(|| String::from_utf8_lossy(&datagram[12..16]).trim_end_matches('\0').to_string());
+            let kiss = (datagram[1] == 0).then(|| {
+                String::from_utf8_lossy(&datagram[12..16])
+                    .trim_end_matches('\0')
+                    .to_string()
+            });
             (Direction::Response, false, kiss)
         }
         _ => (Direction::Request, false, None),
     };
-    Some(Reply { bytes: datagram.len(), mode, version, direction, error, kiss_code })
+    Some(Reply {
+        bytes: datagram.len(),
+        mode,
+        version,
+        direction,
+        error,
+        kiss_code,
+    })
 }
 
 fn response(bit: bool) -> Direction {
@@ -155,17 +172,33 @@ mod tests {
     use super::*;
 
     fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+        bytes
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     #[test]
     fn packets_are_exactly_those_of_platforms_md() {
         let zeros = |n: usize| vec!["00"; n].join(" ");
         assert_eq!(hex(&Query::Time.packet()), format!("1b {}", zeros(47)));
-        assert_eq!(hex(&Query::ReadVar.packet()), "16 02 00 01 00 00 00 00 00 00 00 00");
-        assert_eq!(hex(&Query::ReadStat.packet()), "16 01 00 01 00 00 00 00 00 00 00 00");
-        assert_eq!(hex(&Query::MonGetList.packet()), format!("17 00 03 2a {}", zeros(44)));
-        assert_eq!(hex(&Query::PeerList.packet()), format!("17 00 03 00 {}", zeros(44)));
+        assert_eq!(
+            hex(&Query::ReadVar.packet()),
+            "16 02 00 01 00 00 00 00 00 00 00 00"
+        );
+        assert_eq!(
+            hex(&Query::ReadStat.packet()),
+            "16 01 00 01 00 00 00 00 00 00 00 00"
+        );
+        assert_eq!(
+            hex(&Query::MonGetList.packet()),
+            format!("17 00 03 2a {}", zeros(44))
+        );
+        assert_eq!(
+            hex(&Query::PeerList.packet()),
+            format!("17 00 03 00 {}", zeros(44))
+        );
         for q in Query::ALL {
             let request = analyze(&q.packet()).unwrap();
             assert_eq!(request.mode, q.mode(), "{q:?}");
@@ -179,12 +212,20 @@ mod tests {
     #[test]
     fn mode_6_reply_has_the_r_bit_and_may_carry_an_error() {
         // Header of a READVAR answer as ntpd 4.2.8 sends it: R set, opcode 2.
-        let mut reply = vec![0x16, 0x82, 0x00, 0x01, 0x06, 0x15, 0x00, 0x00, 0x00, 0x00, 0x01, 0x6c];
+        let mut reply = vec![
+            0x16, 0x82, 0x00, 0x01, 0x06, 0x15, 0x00, 0x00, 0x00, 0x00, 0x01, 0x6c,
+        ];
         reply.extend(vec![b'x'; 364]);
         let r = analyze(&reply).unwrap();
-        assert_eq!((r.mode, r.version, r.direction, r.error, r.bytes), (6, 2, Direction::Response, false, 376));
+        assert_eq!(
+            (r.mode, r.version, r.direction, r.error, r.bytes),
+            (6, 2, Direction::Response, false, 376)
+        );
         let refused = analyze(&[0x16, 0xc2, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 0]).unwrap();
-        assert_eq!((refused.direction, refused.error), (Direction::Response, true));
+        assert_eq!(
+            (refused.direction, refused.error),
+            (Direction::Response, true)
+        );
     }
 
     #[test]
@@ -192,7 +233,10 @@ mod tests {
         let mut reply = vec![0x97, 0x00, 0x03, 0x2a, 0x00, 0x06, 0x00, 0x48];
         reply.extend(vec![0u8; 432]);
         let r = analyze(&reply).unwrap();
-        assert_eq!((r.mode, r.version, r.direction, r.error), (7, 2, Direction::Response, false));
+        assert_eq!(
+            (r.mode, r.version, r.direction, r.error),
+            (7, 2, Direction::Response, false)
+        );
         // INFO_ERR_IMPL (1) in the high nibble of byte 4.
         let err = analyze(&[0x97, 0x00, 0x03, 0x2a, 0x10, 0, 0, 0]).unwrap();
         assert!(err.error);
@@ -204,11 +248,18 @@ mod tests {
         answer[0] = 0xe4; // LI 3 (unsynchronised), version 4, mode 4
         answer[1] = 16;
         let r = analyze(&answer).unwrap();
-        assert_eq!((r.mode, r.version, r.direction, r.kiss_code.clone()), (4, 4, Direction::Response, None));
+        assert_eq!(
+            (r.mode, r.version, r.direction, r.kiss_code.clone()),
+            (4, 4, Direction::Response, None)
+        );
         answer[1] = 0;
         answer[12..16].copy_from_slice(b"RATE");
         assert_eq!(analyze(&answer).unwrap().kiss_code.as_deref(), Some("RATE"));
-        assert_eq!(analyze(&answer[..20]), None, "a truncated mode 4 packet is not an answer");
+        assert_eq!(
+            analyze(&answer[..20]),
+            None,
+            "a truncated mode 4 packet is not an answer"
+        );
         assert_eq!(analyze(&[]), None);
         assert_eq!(analyze(&[0x16]), None, "a mode 6 header needs two bytes");
     }

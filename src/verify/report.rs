@@ -18,11 +18,21 @@ pub struct VerifyReport {
 
 impl VerifyReport {
     pub fn from_check(check: Check) -> Self {
-        VerifyReport { mode: "verify", failed: check.verdict == Verdict::Amplifier, error: check.failure(), check: Some(check) }
+        VerifyReport {
+            mode: "verify",
+            failed: check.verdict == Verdict::Amplifier,
+            error: check.failure(),
+            check: Some(check),
+        }
     }
 
     pub fn failed(error: String) -> Self {
-        VerifyReport { mode: "verify", failed: true, check: None, error: Some(error) }
+        VerifyReport {
+            mode: "verify",
+            failed: true,
+            check: None,
+            error: Some(error),
+        }
     }
 
     /// 0 no amplification, 1 amplification or no measurement; with
@@ -36,7 +46,8 @@ impl VerifyReport {
     }
 
     pub fn json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).expect("a verify report is always serialisable");
+        let mut text =
+            serde_json::to_string_pretty(self).expect("a verify report is always serialisable");
         text.push('\n');
         text
     }
@@ -45,10 +56,15 @@ impl VerifyReport {
         let mut out = String::new();
         if let Some(check) = &self.check {
             let source = match check.source {
-                SourceKind::Remote => "stands for any host: the usual restrict lines do not trust it",
+                SourceKind::Remote => {
+                    "stands for any host: the usual restrict lines do not trust it"
+                }
                 SourceKind::Trusted => "trusted by the usual restrict lines: answers are expected",
             };
-            out.push_str(&format!("VERIFY {} from {} ({source})\n", check.target, check.from));
+            out.push_str(&format!(
+                "VERIFY {} from {} ({source})\n",
+                check.target, check.from
+            ));
             for line in check.lines() {
                 out.push_str(&line);
                 out.push('\n');
@@ -60,11 +76,16 @@ impl VerifyReport {
         }
         let result = match &self.check {
             None => "RESULT not measured".to_string(),
-            Some(c) if c.verdict == Verdict::Amplifier => format!("RESULT amplifier: up to {}x", c.max_amplification),
-            Some(c) if c.source == SourceKind::Trusted => {
-                "RESULT not a test of remote hosts (the source is trusted); run without --from".to_string()
+            Some(c) if c.verdict == Verdict::Amplifier => {
+                format!("RESULT amplifier: up to {}x", c.max_amplification)
             }
-            Some(_) => "RESULT no amplification: no mode 6 or mode 7 query was answered".to_string(),
+            Some(c) if c.source == SourceKind::Trusted => {
+                "RESULT not a test of remote hosts (the source is trusted); run without --from"
+                    .to_string()
+            }
+            Some(_) => {
+                "RESULT no amplification: no mode 6 or mode 7 query was answered".to_string()
+            }
         };
         out.push_str(&result);
         out.push('\n');
@@ -109,15 +130,27 @@ mod tests {
         assert_eq!(doc["verdict"], "no_amplification");
         assert_eq!(doc["time_service"], "served");
         let queries = doc["queries"].as_array().unwrap();
-        let names: Vec<&str> = queries.iter().map(|q| q["query"].as_str().unwrap()).collect();
-        assert_eq!(names, ["time", "read_var", "read_stat", "mon_get_list", "peer_list"]);
+        let names: Vec<&str> = queries
+            .iter()
+            .map(|q| q["query"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["time", "read_var", "read_stat", "mon_get_list", "peer_list"]
+        );
         assert_eq!(queries[1]["sent"], 12);
         assert_eq!(queries[1]["received"], 0);
         assert_eq!(queries[0]["received"], 48);
         assert_eq!(queries[0]["replies"][0]["mode"], 4);
         assert_eq!(report.exit_code(false), 0);
         assert_eq!(report.exit_code(true), 0);
-        assert!(report.human().ends_with("RESULT no amplification: no mode 6 or mode 7 query was answered\n"), "{}", report.human());
+        assert!(
+            report
+                .human()
+                .ends_with("RESULT no amplification: no mode 6 or mode 7 query was answered\n"),
+            "{}",
+            report.human()
+        );
     }
 
     #[test]
@@ -131,7 +164,10 @@ mod tests {
         assert_eq!(doc["max_amplification"], 33.33);
         let human = report.human();
         assert!(human.contains("failed: mode 6 READVAR: sent 12 bytes, received 400 bytes in 1 datagram (amplification 33.33x)"), "{human}");
-        assert!(human.ends_with("RESULT amplifier: up to 33.33x\n"), "{human}");
+        assert!(
+            human.ends_with("RESULT amplifier: up to 33.33x\n"),
+            "{human}"
+        );
     }
 
     #[test]

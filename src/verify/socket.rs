@@ -21,11 +21,24 @@ const BUFFER: usize = 65_536;
 /// The socket is connected, so the kernel drops datagrams from any other
 /// address. "Nothing listens" (ICMP port unreachable) is an empty answer,
 /// not an error: it is exactly "no amplification".
-pub fn exchange(from: IpAddr, target: SocketAddr, packet: &[u8], wait: Duration) -> Result<Vec<Vec<u8>>, String> {
-    let socket = UdpSocket::bind(SocketAddr::new(from, 0))
-        .map_err(|e| format!("cannot bind a UDP socket to {from} (is it an address of this host?): {e}"))?;
-    socket.connect(target).map_err(|e| format!("cannot address {target} from {from}: {e}"))?;
-    socket.send(packet).map_err(|e| format!("sending {} bytes from {from} to {target}: {e}", packet.len()))?;
+pub fn exchange(
+    from: IpAddr,
+    target: SocketAddr,
+    packet: &[u8],
+    wait: Duration,
+) -> Result<Vec<Vec<u8>>, String> {
+    let socket = UdpSocket::bind(SocketAddr::new(from, 0)).map_err(|e| {
+        format!("cannot bind a UDP socket to {from} (is it an address of this host?): {e}")
+    })?;
+    socket
+        .connect(target)
+        .map_err(|e| format!("cannot address {target} from {from}: {e}"))?;
+    socket.send(packet).map_err(|e| {
+        format!(
+            "sending {} bytes from {from} to {target}: {e}",
+            packet.len()
+        )
+    })?;
     let deadline = Instant::now() + wait;
     let mut buf = vec![0u8; BUFFER];
     let mut datagrams = Vec::new();
@@ -34,7 +47,9 @@ pub fn exchange(from: IpAddr, target: SocketAddr, packet: &[u8], wait: Duration)
         if left.is_zero() {
             break;
         }
-        socket.set_read_timeout(Some(left)).map_err(|e| format!("setting a receive timeout: {e}"))?;
+        socket
+            .set_read_timeout(Some(left))
+            .map_err(|e| format!("setting a receive timeout: {e}"))?;
         match socket.recv(&mut buf) {
             Ok(n) => datagrams.push(buf[..n].to_vec()),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
@@ -59,7 +74,9 @@ mod tests {
         let target = server.local_addr().unwrap();
         let worker = std::thread::spawn(move || {
             let mut buf = [0u8; 64];
-            server.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            server
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
             let (n, peer) = server.recv_from(&mut buf).unwrap();
             for size in [n, 100, 200] {
                 server.send_to(&vec![7u8; size], peer).unwrap();
@@ -67,18 +84,40 @@ mod tests {
             peer
         });
         let from: IpAddr = "127.0.0.2".parse().unwrap();
-        let got = exchange(from, target, &[0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], Duration::from_millis(500)).unwrap();
+        let got = exchange(
+            from,
+            target,
+            &[0x16, 0x02, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            Duration::from_millis(500),
+        )
+        .unwrap();
         let peer = worker.join().unwrap();
-        assert_eq!(peer.ip(), from, "the probe comes from the chosen source address");
-        assert_eq!(got.iter().map(Vec::len).collect::<Vec<_>>(), vec![12, 100, 200]);
+        assert_eq!(
+            peer.ip(),
+            from,
+            "the probe comes from the chosen source address"
+        );
+        assert_eq!(
+            got.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![12, 100, 200]
+        );
     }
 
     #[test]
     fn nobody_listening_is_no_answer_and_the_wait_is_bounded() {
         // A port that was just free: the kernel answers with port unreachable.
-        let target = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let target = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let started = Instant::now();
-        let got = exchange("127.0.0.2".parse().unwrap(), target, &[0x1b], Duration::from_millis(300)).unwrap();
+        let got = exchange(
+            "127.0.0.2".parse().unwrap(),
+            target,
+            &[0x1b],
+            Duration::from_millis(300),
+        )
+        .unwrap();
         assert!(got.is_empty());
         assert!(started.elapsed() < Duration::from_secs(2));
     }
@@ -86,8 +125,16 @@ mod tests {
     #[test]
     fn a_source_address_not_on_this_host_is_an_error_naming_it() {
         // 192.0.2.0/24 is TEST-NET-1: never assigned to a host; nothing is sent.
-        let err = exchange("192.0.2.1".parse().unwrap(), "127.0.0.1:9".parse().unwrap(), &[0x1b], Duration::from_millis(10))
-            .unwrap_err();
-        assert!(err.contains("cannot bind a UDP socket to 192.0.2.1"), "{err}");
+        let err = exchange(
+            "192.0.2.1".parse().unwrap(),
+            "127.0.0.1:9".parse().unwrap(),
+            &[0x1b],
+            Duration::from_millis(10),
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("cannot bind a UDP socket to 192.0.2.1"),
+            "{err}"
+        );
     }
 }

@@ -19,7 +19,9 @@ pub fn parse_target(text: &str) -> Result<SocketAddr, String> {
     let t = text.trim();
     if let Ok(addr) = t.parse::<SocketAddr>() {
         if addr.port() == 0 {
-            return Err(format!("target {text:?}: port 0 is not a port a daemon listens on"));
+            return Err(format!(
+                "target {text:?}: port 0 is not a port a daemon listens on"
+            ));
         }
         return Ok(addr);
     }
@@ -54,7 +56,9 @@ pub fn parse_from(text: Option<&str>, target: SocketAddr) -> Result<IpAddr, Stri
         }
     };
     if from.is_ipv4() != target.is_ipv4() {
-        return Err(format!("--from {from} and target {target} are not the same address family"));
+        return Err(format!(
+            "--from {from} and target {target} are not the same address family"
+        ));
     }
     Ok(from)
 }
@@ -71,7 +75,8 @@ mod tests {
 
     #[test]
     fn targets_are_ip_literals_with_an_optional_port() {
-        let ok = |t: &str, want: &str| assert_eq!(parse_target(t).unwrap().to_string(), want, "{t}");
+        let ok =
+            |t: &str, want: &str| assert_eq!(parse_target(t).unwrap().to_string(), want, "{t}");
         ok("127.0.0.1", "127.0.0.1:123");
         ok("127.0.0.1:1123", "127.0.0.1:1123");
         ok(" 192.0.2.7 ", "192.0.2.7:123");
@@ -84,11 +89,22 @@ mod tests {
 
     #[test]
     fn names_and_garbage_are_refused_without_dns() {
-        for bad in ["localhost", "ntp.example.net:123", "", "127.0.0.1:", "127.0.0.1:99999", "[::1", "1.2.3", "127.0.0.1:0"] {
+        for bad in [
+            "localhost",
+            "ntp.example.net:123",
+            "",
+            "127.0.0.1:",
+            "127.0.0.1:99999",
+            "[::1",
+            "1.2.3",
+            "127.0.0.1:0",
+        ] {
             let err = parse_target(bad).unwrap_err();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
-        assert!(parse_target("localhost").unwrap_err().contains("DNS is never used"));
+        assert!(parse_target("localhost")
+            .unwrap_err()
+            .contains("DNS is never used"));
         assert!(parse_target("127.0.0.1:0").unwrap_err().contains("port 0"));
     }
 
@@ -97,11 +113,18 @@ mod tests {
         let v4 = parse_target("127.0.0.1").unwrap();
         let v6 = parse_target("::1").unwrap();
         assert_eq!(parse_from(None, v4).unwrap().to_string(), "127.0.0.2");
-        assert_eq!(parse_from(Some("10.0.0.5"), v4).unwrap().to_string(), "10.0.0.5");
+        assert_eq!(
+            parse_from(Some("10.0.0.5"), v4).unwrap().to_string(),
+            "10.0.0.5"
+        );
         assert!(parse_from(None, v6).unwrap_err().contains("give --from"));
         assert_eq!(parse_from(Some("::1"), v6).unwrap().to_string(), "::1");
-        assert!(parse_from(Some("::1"), v4).unwrap_err().contains("same address family"));
-        assert!(parse_from(Some("localhost"), v4).unwrap_err().contains("DNS is never used"));
+        assert!(parse_from(Some("::1"), v4)
+            .unwrap_err()
+            .contains("same address family"));
+        assert!(parse_from(Some("localhost"), v4)
+            .unwrap_err()
+            .contains("DNS is never used"));
     }
 
     #[test]

@@ -14,8 +14,12 @@ const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
 const STEP: &str = "No amplification from this node";
 
 fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", out.stdout, out.stderr))
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        )
+    })
 }
 
 fn query<'a>(doc: &'a Value, name: &str) -> &'a Value {
@@ -67,29 +71,58 @@ fn converged_daemon_is_no_amplifier(release: Release, flavor: &str) {
     assert_eq!(check["verdict"], "no_amplification", "{check:#}");
     assert_eq!(check["enforcement"], "enforced");
     assert_eq!(check["time_service_intended"], "served", "{check:#}");
-    assert_eq!(check["time_service"], "served", "ntpd and NTPsec serve time as the recipe intends: {check:#}");
+    assert_eq!(
+        check["time_service"], "served",
+        "ntpd and NTPsec serve time as the recipe intends: {check:#}"
+    );
     for q in CONTROL {
-        assert_eq!(query(check, q)["received"], 0, "{q} in the apply check: {check:#}");
+        assert_eq!(
+            query(check, q)["received"],
+            0,
+            "{q} in the apply check: {check:#}"
+        );
     }
 
     let verify = node.provision(&["verify", "--format", "json"]);
     assert_eq!(verify.code, 0, "{}\n{}", verify.stdout, verify.stderr);
     let doc = json(&verify);
-    assert_eq!((doc["failed"].as_bool(), doc["source"].as_str()), (Some(false), Some("remote")));
+    assert_eq!(
+        (doc["failed"].as_bool(), doc["source"].as_str()),
+        (Some(false), Some("remote"))
+    );
     for q in CONTROL {
         let r = query(&doc, q);
-        assert_eq!((r["received"].as_u64(), r["datagrams"].as_u64()), (Some(0), Some(0)), "{q}: {doc:#}");
+        assert_eq!(
+            (r["received"].as_u64(), r["datagrams"].as_u64()),
+            (Some(0), Some(0)),
+            "{q}: {doc:#}"
+        );
     }
     let time = query(&doc, "time");
-    assert_eq!(time["received"], 48, "the time request is answered: {doc:#}");
+    assert_eq!(
+        time["received"], 48,
+        "the time request is answered: {doc:#}"
+    );
     assert_eq!(time["replies"][0]["mode"], 4);
     eprintln!("{flavor}: time answer to 127.0.0.2: {}", time["replies"][0]);
     assert_eq!(doc["time_service"], "served");
 
     let human = node.provision(&["verify"]);
     assert_eq!(human.code, 0, "{}\n{}", human.stdout, human.stderr);
-    assert!(human.stdout.contains("ok: mode 6 READVAR: sent 12 bytes, no answer\n"), "{}", human.stdout);
-    assert!(human.stdout.ends_with("RESULT no amplification: no mode 6 or mode 7 query was answered\n"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .contains("ok: mode 6 READVAR: sent 12 bytes, no answer\n"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .ends_with("RESULT no amplification: no mode 6 or mode 7 query was answered\n"),
+        "{}",
+        human.stdout
+    );
 
     // Localhost keeps its rights: mode 6 from 127.0.0.1 is answered.
     ntpq_from_localhost(&node, &["-pn"], "127.0.0.1");
@@ -99,7 +132,14 @@ fn converged_daemon_is_no_amplifier(release: Release, flavor: &str) {
     let again = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     let doc = json(&again);
-    assert!(doc["steps"].as_array().unwrap().iter().all(|s| s["name"] != STEP), "{doc:#}");
+    assert!(
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["name"] != STEP),
+        "{doc:#}"
+    );
 }
 
 #[test]
@@ -150,13 +190,20 @@ handlers:
 }
 
 #[test]
-fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measures_the_amplification() {
+fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measures_the_amplification(
+) {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bullseye);
     node.write("/root/open/open.conf.j2", OPEN_TEMPLATE);
     node.write("/root/open/refused.yaml", &open_plan(""));
-    node.write("/root/open/allowed.yaml", &open_plan("allow_insecure: [noquery-missing]"));
-    node.write("/root/open/typo.yaml", &open_plan("allow_insecure: [noquery]"));
+    node.write(
+        "/root/open/allowed.yaml",
+        &open_plan("allow_insecure: [noquery-missing]"),
+    );
+    node.write(
+        "/root/open/typo.yaml",
+        &open_plan("allow_insecure: [noquery]"),
+    );
 
     // Refused by plan and by apply, before any change.
     let before = node.snapshot();
@@ -165,32 +212,74 @@ fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measu
         assert_eq!(out.code, 1, "{command}: {}\n{}", out.stdout, out.stderr);
         let doc = json(&out);
         let error = doc["error"].as_str().unwrap();
-        assert!(error.starts_with("nothing was changed: /etc/ntp.conf as the plan would write it fails"), "{error}");
+        assert!(
+            error
+                .starts_with("nothing was changed: /etc/ntp.conf as the plan would write it fails"),
+            "{error}"
+        );
         assert!(error.contains("noquery-missing (line "), "{error}");
-        assert!(error.contains("DRDoS reflector") && error.contains("CVE-2013-5211"), "{error}");
-        assert!(error.ends_with("allow_insecure: [noquery-missing]"), "{error}");
+        assert!(
+            error.contains("DRDoS reflector") && error.contains("CVE-2013-5211"),
+            "{error}"
+        );
+        assert!(
+            error.ends_with("allow_insecure: [noquery-missing]"),
+            "{error}"
+        );
         assert_eq!(doc["steps"], Value::Array(vec![]));
     }
     let human = node.provision(&["apply", "/root/open/refused.yaml"]);
     assert_eq!(human.code, 1);
-    assert!(human.stdout.contains("error: nothing was changed: ") && human.stdout.contains("noquery-missing"), "{}", human.stdout);
+    assert!(
+        human.stdout.contains("error: nothing was changed: ")
+            && human.stdout.contains("noquery-missing"),
+        "{}",
+        human.stdout
+    );
     let typo = node.provision(&["apply", "/root/open/typo.yaml"]);
     assert_eq!(typo.code, 65, "{}\n{}", typo.stdout, typo.stderr);
-    assert!(typo.stderr.contains("allow_insecure[0]: \"noquery\" is not a lint rule"), "{}", typo.stderr);
+    assert!(
+        typo.stderr
+            .contains("allow_insecure[0]: \"noquery\" is not a lint rule"),
+        "{}",
+        typo.stderr
+    );
     let after = node.snapshot();
-    assert_eq!(before, after, "the node changed: {:?}", snapshot_diff(&before, &after));
-    assert_eq!(node.run(&["dpkg-query", "-W", "ntp"]).code, 1, "ntp not installed by a refused run");
+    assert_eq!(
+        before,
+        after,
+        "the node changed: {:?}",
+        snapshot_diff(&before, &after)
+    );
+    assert_eq!(
+        node.run(&["dpkg-query", "-W", "ntp"]).code,
+        1,
+        "ntp not installed by a refused run"
+    );
 
     // Accepted: applied, the finding is a note, the check reports the answers.
     let out = node.provision(&["apply", "/root/open/allowed.yaml", "--format", "json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let doc = json(&out);
-    let notes: Vec<&str> = doc["notes"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(notes.iter().any(|n| n.starts_with("allowed by allow_insecure: /etc/ntp.conf: noquery-missing")), "{notes:?}");
+    let notes: Vec<&str> = doc["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("allowed by allow_insecure: /etc/ntp.conf: noquery-missing")),
+        "{notes:?}"
+    );
     let step = amplification_step(&doc);
     assert_eq!(step["status"], "ok", "{step:#}");
     assert_eq!(step["amplification"]["enforcement"], "allowed_by_plan");
-    assert_eq!(step["amplification"]["allowed_by"], serde_json::json!(["noquery-missing"]));
+    assert_eq!(
+        step["amplification"]["allowed_by"],
+        serde_json::json!(["noquery-missing"])
+    );
     assert_eq!(step["amplification"]["verdict"], "amplifier", "{step:#}");
 
     let verify = node.provision(&["verify", "--format", "json"]);
@@ -204,13 +293,29 @@ fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measu
     assert!(readvar["received"].as_u64().unwrap() > 12);
     assert_eq!(readvar["replies"][0]["mode"], 6);
     assert_eq!(readvar["replies"][0]["direction"], "response");
-    eprintln!("bullseye ntpd without noquery: READVAR {} bytes for 12 ({factor}x)", readvar["received"]);
-    assert!(doc["error"].as_str().unwrap().contains("mode 6 READVAR ("), "{doc:#}");
+    eprintln!(
+        "bullseye ntpd without noquery: READVAR {} bytes for 12 ({factor}x)",
+        readvar["received"]
+    );
+    assert!(
+        doc["error"].as_str().unwrap().contains("mode 6 READVAR ("),
+        "{doc:#}"
+    );
 
     let human = node.provision(&["verify", "--detailed-exitcodes"]);
     assert_eq!(human.code, 4, "{}\n{}", human.stdout, human.stderr);
-    assert!(human.stdout.contains("failed: mode 6 READVAR: sent 12 bytes, received "), "{}", human.stdout);
-    assert!(human.stdout.contains("RESULT amplifier: up to "), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .contains("failed: mode 6 READVAR: sent 12 bytes, received "),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("RESULT amplifier: up to "),
+        "{}",
+        human.stdout
+    );
 }
 
 /// Converges `daemon` on a running node and proves it answers no mode 6 or 7
@@ -219,22 +324,46 @@ fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measu
 fn switched_daemon_is_no_amplifier(node: &Node, daemon: &str, local_tool: &[&str], expect: &str) {
     let var = format!("daemon={daemon}");
     let out = node.provision(&["apply", "-e", SERVERS, "-e", &var, "--format", "json"]);
-    assert_eq!(out.code, 0, "{} {daemon}: {}\n{}", node.name(), out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        0,
+        "{} {daemon}: {}\n{}",
+        node.name(),
+        out.stdout,
+        out.stderr
+    );
     let doc = json(&out);
     let step = amplification_step(&doc);
     assert_eq!(step["status"], "ok", "{daemon}: {step:#}");
-    assert_eq!(step["amplification"]["verdict"], "no_amplification", "{daemon}: {step:#}");
-    let intended = if daemon == "chrony" || daemon == "openntpd" { "not_served" } else { "served" };
-    assert_eq!(step["amplification"]["time_service_intended"], intended, "{daemon}: {step:#}");
+    assert_eq!(
+        step["amplification"]["verdict"], "no_amplification",
+        "{daemon}: {step:#}"
+    );
+    let intended = if daemon == "chrony" || daemon == "openntpd" {
+        "not_served"
+    } else {
+        "served"
+    };
+    assert_eq!(
+        step["amplification"]["time_service_intended"], intended,
+        "{daemon}: {step:#}"
+    );
 
     let verify = node.provision(&["verify", "--format", "json"]);
-    assert_eq!(verify.code, 0, "{daemon}: {}\n{}", verify.stdout, verify.stderr);
+    assert_eq!(
+        verify.code, 0,
+        "{daemon}: {}\n{}",
+        verify.stdout, verify.stderr
+    );
     let doc = json(&verify);
     for q in CONTROL {
         assert_eq!(query(&doc, q)["received"], 0, "{daemon} {q}: {doc:#}");
     }
     if daemon == "chrony" || daemon == "openntpd" {
-        assert_ne!(doc["time_service"], "served", "{daemon} serves nobody unless asked: {doc:#}");
+        assert_ne!(
+            doc["time_service"], "served",
+            "{daemon} serves nobody unless asked: {doc:#}"
+        );
     } else {
         assert_eq!(doc["time_service"], "served", "{doc:#}");
     }
@@ -257,9 +386,18 @@ fn every_daemon_on_every_release_answers_no_mode_6_or_7_from_a_remote_source() {
     let chronyc: &[&str] = &["chronyc", "-n", "sources"];
     let ntpctl: &[&str] = &["ntpctl", "-s", "peers"];
     for (release, daemons) in [
-        (Release::Bookworm, vec![("chrony", chronyc), ("openntpd", ntpctl)]),
-        (Release::Bullseye, vec![("ntpsec", ntpq), ("chrony", chronyc), ("openntpd", ntpctl)]),
-        (Release::Trixie, vec![("ntpsec", ntpq), ("chrony", chronyc), ("openntpd", ntpctl)]),
+        (
+            Release::Bookworm,
+            vec![("chrony", chronyc), ("openntpd", ntpctl)],
+        ),
+        (
+            Release::Bullseye,
+            vec![("ntpsec", ntpq), ("chrony", chronyc), ("openntpd", ntpctl)],
+        ),
+        (
+            Release::Trixie,
+            vec![("ntpsec", ntpq), ("chrony", chronyc), ("openntpd", ntpctl)],
+        ),
     ] {
         let node = Node::boot(release);
         for (daemon, tool) in daemons {

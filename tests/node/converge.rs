@@ -13,8 +13,12 @@ use std::collections::BTreeMap;
 const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
 
 fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", out.stdout, out.stderr))
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        )
+    })
 }
 
 /// Every change description of a JSON report, in order.
@@ -30,8 +34,14 @@ fn descriptions(doc: &Value) -> Vec<String> {
 
 /// The unified diff of the daemon's config in a JSON report.
 fn config_diff(doc: &Value) -> String {
-    let step = doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == "NTP config with our servers and access control");
-    step.and_then(|s| s["diff"].as_str()).unwrap_or_else(|| panic!("no config diff in {doc:#}")).to_string()
+    let step = doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "NTP config with our servers and access control");
+    step.and_then(|s| s["diff"].as_str())
+        .unwrap_or_else(|| panic!("no config diff in {doc:#}"))
+        .to_string()
 }
 
 fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) {
@@ -44,7 +54,10 @@ fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, 
 }
 
 fn main_pid(node: &Node, unit: &str) -> String {
-    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.trim().to_string()
+    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
+        .stdout
+        .trim()
+        .to_string()
 }
 
 /// `ntpq -pn` right after a restart may not answer yet; poll a bounded time.
@@ -80,7 +93,11 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     let before = node.snapshot();
 
     let out = node.provision(&["plan", "--format", "json", "--detailed-exitcodes"]);
-    assert_eq!(out.code, 2, "changes pending: {}\n{}", out.stdout, out.stderr);
+    assert_eq!(
+        out.code, 2,
+        "changes pending: {}\n{}",
+        out.stdout, out.stderr
+    );
     let doc = json(&out);
     assert_eq!(doc["mode"], "plan");
     assert_eq!(doc["daemon"]["package"], "ntpsec");
@@ -88,27 +105,58 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     assert_eq!(doc["daemon"]["config"], "/etc/ntpsec/ntp.conf");
     assert_eq!(doc["daemon"]["unit"], "ntpsec.service");
     let d = descriptions(&doc);
-    assert_eq!(d[0], "apt-get update: the package lists were never updated", "{d:#?}");
-    assert!(d[1].starts_with("install: ntpsec (none) -> 1.2.2"), "versions come from fresh private lists: {d:#?}");
+    assert_eq!(
+        d[0], "apt-get update: the package lists were never updated",
+        "{d:#?}"
+    );
+    assert!(
+        d[1].starts_with("install: ntpsec (none) -> 1.2.2"),
+        "versions come from fresh private lists: {d:#?}"
+    );
     assert_eq!(d[2], "create /etc/default/ntpsec (mode 0644, root:root)");
-    assert_eq!(d[3], "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live");
+    assert_eq!(
+        d[3],
+        "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live"
+    );
     assert_eq!(
         d.last().unwrap(),
         "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; \
          unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back"
     );
     let diff = config_diff(&doc);
-    assert!(diff.contains("+server 0.ubuntu.pool.ntp.org iburst\n"), "{diff}");
-    assert!(diff.contains("+restrict -6 default kod notrap nomodify nopeer noquery"), "{diff}");
+    assert!(
+        diff.contains("+server 0.ubuntu.pool.ntp.org iburst\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("+restrict -6 default kod notrap nomodify nopeer noquery"),
+        "{diff}"
+    );
 
     let human = node.provision(&["plan"]);
     assert_eq!(human.code, 0, "{}", human.stderr);
     assert!(human.stdout.contains("daemon ntp: package ntpsec (ntp is a transitional package for it here), config /etc/ntpsec/ntp.conf, unit ntpsec.service"), "{}", human.stdout);
-    assert!(human.stdout.contains("changed: NTP daemon at the latest version\n    install: ntpsec (none) -> "), "{}", human.stdout);
-    assert!(human.stdout.contains("RECAP ok=5 changed=6 failed=0 skipped=0"), "{}", human.stdout);
+    assert!(
+        human
+            .stdout
+            .contains("changed: NTP daemon at the latest version\n    install: ntpsec (none) -> "),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("RECAP ok=5 changed=6 failed=0 skipped=0"),
+        "{}",
+        human.stdout
+    );
 
     assert_unchanged(&before, &node.snapshot());
-    assert_eq!(node.run(&["dpkg-query", "-W", "ntpsec"]).code, 1, "ntpsec not installed by a dry run");
+    assert_eq!(
+        node.run(&["dpkg-query", "-W", "ntpsec"]).code,
+        1,
+        "ntpsec not installed by a dry run"
+    );
 }
 
 #[test]
@@ -118,34 +166,90 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
 
     let out = node.provision(&["apply", "-e", SERVERS]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stdout.contains("changed: restart ntp (handler)"), "{}", out.stdout);
-    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
-    assert_eq!(node.run(&["systemctl", "is-enabled", "ntpsec.service"]).stdout.trim(), "enabled");
+    assert!(
+        out.stdout.contains("changed: restart ntp (handler)"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
+    assert_eq!(
+        node.run(&["systemctl", "is-enabled", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "enabled"
+    );
     let config = node.read("/etc/ntpsec/ntp.conf").unwrap();
     assert_config(&config);
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
 
     // A second run: nothing to do, nothing run.
-    let again = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes", "-v"]);
+    let again = node.provision(&[
+        "apply",
+        "-e",
+        SERVERS,
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+        "-v",
+    ]);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     let doc = json(&again);
     assert_eq!(doc["changed"], false);
     assert_eq!(doc["summary"]["changed"], 0);
-    for mutating in ["apt-get -q -y", "apt-get update", "systemctl restart", "systemctl start", "dpkg --"] {
-        assert!(!again.stderr.contains(mutating), "{mutating:?} ran on a converged node:\n{}", again.stderr);
+    for mutating in [
+        "apt-get -q -y",
+        "apt-get update",
+        "systemctl restart",
+        "systemctl start",
+        "dpkg --",
+    ] {
+        assert!(
+            !again.stderr.contains(mutating),
+            "{mutating:?} ran on a converged node:\n{}",
+            again.stderr
+        );
     }
 
     // Drift: the plan shows the diff, apply restores it and restarts the daemon.
-    node.write("/etc/ntpsec/ntp.conf", &config.replace("server ::1 iburst", "server 127.0.0.9 iburst"));
+    node.write(
+        "/etc/ntpsec/ntp.conf",
+        &config.replace("server ::1 iburst", "server 127.0.0.9 iburst"),
+    );
     let pid_before = main_pid(&node, "ntpsec.service");
-    let plan = node.provision(&["plan", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    let plan = node.provision(&[
+        "plan",
+        "-e",
+        SERVERS,
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+    ]);
     assert_eq!(plan.code, 2);
     let doc = json(&plan);
     let diff = config_diff(&doc);
-    assert!(diff.contains("-server 127.0.0.9 iburst\n+server ::1 iburst\n"), "{diff}");
-    assert_eq!(main_pid(&node, "ntpsec.service"), pid_before, "plan restarted nothing");
+    assert!(
+        diff.contains("-server 127.0.0.9 iburst\n+server ::1 iburst\n"),
+        "{diff}"
+    );
+    assert_eq!(
+        main_pid(&node, "ntpsec.service"),
+        pid_before,
+        "plan restarted nothing"
+    );
 
-    let fix = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    let fix = node.provision(&[
+        "apply",
+        "-e",
+        SERVERS,
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+    ]);
     assert_eq!(fix.code, 2, "{}\n{}", fix.stdout, fix.stderr);
     // The backup's name carries the run's time: compare without it.
     let unstamped: Vec<String> = descriptions(&json(&fix))
@@ -164,12 +268,26 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         ]
     );
     assert_eq!(node.read("/etc/ntpsec/ntp.conf").unwrap(), config);
-    assert_ne!(main_pid(&node, "ntpsec.service"), pid_before, "the daemon was restarted");
-    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
+    assert_ne!(
+        main_pid(&node, "ntpsec.service"),
+        pid_before,
+        "the daemon was restarted"
+    );
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
 
     let last = node.provision(&["apply", "-e", SERVERS, "--detailed-exitcodes"]);
     assert_eq!(last.code, 0, "{}", last.stdout);
-    assert!(last.stdout.contains("RECAP ok=10 changed=0 failed=0 skipped=0"), "{}", last.stdout);
+    assert!(
+        last.stdout
+            .contains("RECAP ok=10 changed=0 failed=0 skipped=0"),
+        "{}",
+        last.stdout
+    );
 }
 
 #[test]
@@ -178,9 +296,34 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     let node = Node::boot(Release::Bullseye);
     // An old node: ntpdate installed, ntp removed with its config left behind.
     node.ok(&["apt-get", "update", "-q"]);
-    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-q", "-y", "ntp", "ntpdate"]);
-    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "remove", "-q", "-y", "ntp"]);
-    let states = node.ok(&["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", "ntp", "ntpdate"]).stdout;
+    node.ok(&[
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-q",
+        "-y",
+        "ntp",
+        "ntpdate",
+    ]);
+    node.ok(&[
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "remove",
+        "-q",
+        "-y",
+        "ntp",
+    ]);
+    let states = node
+        .ok(&[
+            "dpkg-query",
+            "-W",
+            "-f=${Package} ${db:Status-Abbrev}\n",
+            "ntp",
+            "ntpdate",
+        ])
+        .stdout;
     assert!(states.contains("ntp rc"), "{states}");
     assert!(states.contains("ntpdate ii"), "{states}");
 
@@ -190,18 +333,51 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     assert_eq!(doc["daemon"]["flavor"], "ntpd");
     let d = descriptions(&doc);
     assert!(d[0].starts_with("purge: ntpdate 1:4.2.8p15"), "{d:#?}");
-    assert!(d[1].starts_with("purge: ntp 1:4.2.8p15") && d[1].ends_with("(config-files) -> purged"), "{d:#?}");
-    assert!(d.iter().any(|l| l.starts_with("install: ntp (none) -> 1:4.2.8p15")), "{d:#?}");
+    assert!(
+        d[1].starts_with("purge: ntp 1:4.2.8p15") && d[1].ends_with("(config-files) -> purged"),
+        "{d:#?}"
+    );
+    assert!(
+        d.iter()
+            .any(|l| l.starts_with("install: ntp (none) -> 1:4.2.8p15")),
+        "{d:#?}"
+    );
 
-    let states = node.run(&["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", "ntp", "ntpdate"]).stdout;
+    let states = node
+        .run(&[
+            "dpkg-query",
+            "-W",
+            "-f=${Package} ${db:Status-Abbrev}\n",
+            "ntp",
+            "ntpdate",
+        ])
+        .stdout;
     assert!(states.contains("ntp ii"), "{states}");
-    assert!(!states.contains("ntpdate ii") && !states.contains("ntpdate rc"), "{states}");
+    assert!(
+        !states.contains("ntpdate ii") && !states.contains("ntpdate rc"),
+        "{states}"
+    );
     assert_config(&node.read("/etc/ntp.conf").unwrap());
-    assert!(node.read("/etc/ntp.conf").unwrap().contains("\ndisable monitor\n"));
-    assert_eq!(node.run(&["systemctl", "is-active", "ntp.service"]).stdout.trim(), "active");
+    assert!(node
+        .read("/etc/ntp.conf")
+        .unwrap()
+        .contains("\ndisable monitor\n"));
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntp.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
 
-    let again = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    let again = node.provision(&[
+        "apply",
+        "-e",
+        SERVERS,
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+    ]);
     assert_eq!(again.code, 0, "{}", again.stdout);
     assert_eq!(json(&again)["summary"]["changed"], 0);
 }
@@ -215,17 +391,31 @@ fn chroot_without_systemd_converges_through_service_and_init_scripts() {
     let doc = json(&out);
     assert_eq!(doc["daemon"]["unit"], "ntpsec.service");
     assert_config(&node.read("/etc/ntpsec/ntp.conf").unwrap());
-    assert_eq!(node.run(&["service", "ntpsec", "status"]).code, 0, "the init script reports ntpsec running");
+    assert_eq!(
+        node.run(&["service", "ntpsec", "status"]).code,
+        0,
+        "the init script reports ntpsec running"
+    );
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
 
-    let again = node.provision(&["apply", "-e", SERVERS, "--format", "json", "--detailed-exitcodes"]);
+    let again = node.provision(&[
+        "apply",
+        "-e",
+        SERVERS,
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+    ]);
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert_eq!(json(&again)["summary"]["changed"], 0);
 
     // Stopped by hand: the service step starts it again through init.d.
     node.ok(&["service", "ntpsec", "stop"]);
     let fix = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
-    assert_eq!(descriptions(&json(&fix)), vec!["start ntpsec.service: not running"]);
+    assert_eq!(
+        descriptions(&json(&fix)),
+        vec!["start ntpsec.service: not running"]
+    );
     assert_eq!(node.run(&["service", "ntpsec", "status"]).code, 0);
 }
 
@@ -239,7 +429,10 @@ fn trixie_has_no_ntp_and_the_refusal_names_the_alternatives() {
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
         let doc = json(&out);
         let error = doc["error"].as_str().unwrap();
-        assert!(error.contains("package ntp has no installation candidate"), "{error}");
+        assert!(
+            error.contains("package ntp has no installation candidate"),
+            "{error}"
+        );
         assert!(error.contains("ntpsec, chrony, openntpd"), "{error}");
         assert!(error.starts_with("nothing was changed"), "{error}");
     }

@@ -17,8 +17,12 @@ const TIME_DAEMONS: [(&str, &str); 5] = [
 ];
 
 fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", out.stdout, out.stderr))
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        )
+    })
 }
 
 /// Installed (`ii`) time-daemon packages and active time-daemon units.
@@ -29,13 +33,22 @@ fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
     let listed = node.run(&argv).stdout;
     let installed = listed
         .lines()
-        .filter_map(|l| l.strip_suffix(" ii").or_else(|| l.strip_suffix(" ii ")).map(str::to_string))
+        .filter_map(|l| {
+            l.strip_suffix(" ii")
+                .or_else(|| l.strip_suffix(" ii "))
+                .map(str::to_string)
+        })
         .collect();
     // ntp.service is an alias of ntpsec.service on Debian 12/13: count Ids.
     let mut active: Vec<String> = TIME_DAEMONS
         .iter()
         .filter(|(_, unit)| node.run(&["systemctl", "is-active", unit]).stdout.trim() == "active")
-        .map(|(_, unit)| node.ok(&["systemctl", "show", "-p", "Id", "--value", unit]).stdout.trim().to_string())
+        .map(|(_, unit)| {
+            node.ok(&["systemctl", "show", "-p", "Id", "--value", unit])
+                .stdout
+                .trim()
+                .to_string()
+        })
         .collect();
     active.dedup();
     (installed, active)
@@ -45,21 +58,59 @@ fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
 fn converge(node: &Node, daemon: &str, package: &str, unit: &str, config: &str) {
     let var = format!("daemon={daemon}");
     let out = node.provision(&["apply", "-e", SERVERS, "-e", &var, "--format", "json"]);
-    assert_eq!(out.code, 0, "{} -> {daemon}:\n{}\n{}", node.name(), out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        0,
+        "{} -> {daemon}:\n{}\n{}",
+        node.name(),
+        out.stdout,
+        out.stderr
+    );
     let doc = json(&out);
     assert_eq!(doc["daemon"]["package"], package);
     assert_eq!(doc["daemon"]["unit"], unit);
     assert_eq!(doc["daemon"]["config"], config);
 
     let (installed, active) = time_daemons(node);
-    assert_eq!(installed, vec![package.to_string()], "{}: exactly one time daemon installed", node.name());
-    assert_eq!(active, vec![unit.to_string()], "{}: exactly one time daemon running", node.name());
+    assert_eq!(
+        installed,
+        vec![package.to_string()],
+        "{}: exactly one time daemon installed",
+        node.name()
+    );
+    assert_eq!(
+        active,
+        vec![unit.to_string()],
+        "{}: exactly one time daemon running",
+        node.name()
+    );
     let text = node.read(config).unwrap();
-    assert!(text.contains("127.0.0.1") && text.contains("::1"), "{config}:\n{text}");
-    assert!(text.contains("written by ntp-provision"), "{config}:\n{text}");
+    assert!(
+        text.contains("127.0.0.1") && text.contains("::1"),
+        "{config}:\n{text}"
+    );
+    assert!(
+        text.contains("written by ntp-provision"),
+        "{config}:\n{text}"
+    );
 
-    let again = node.provision(&["apply", "-e", SERVERS, "-e", &var, "--format", "json", "--detailed-exitcodes"]);
-    assert_eq!(again.code, 0, "{}: re-run of {daemon} is not clean:\n{}", node.name(), again.stdout);
+    let again = node.provision(&[
+        "apply",
+        "-e",
+        SERVERS,
+        "-e",
+        &var,
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+    ]);
+    assert_eq!(
+        again.code,
+        0,
+        "{}: re-run of {daemon} is not clean:\n{}",
+        node.name(),
+        again.stdout
+    );
     assert_eq!(json(&again)["summary"]["changed"], 0);
 
     let status = status_listing(node, &var, &["127.0.0.1", "::1"]);
@@ -67,7 +118,10 @@ fn converge(node: &Node, daemon: &str, package: &str, unit: &str, config: &str) 
     assert_eq!(status["unit"]["running"], true);
     assert_eq!(status["config"]["path"], config);
     assert_eq!(status["config"]["matches_plan"], true, "{status:#}");
-    assert_eq!(status["synchronised"], false, "loopback servers never synchronise");
+    assert_eq!(
+        status["synchronised"], false,
+        "loopback servers never synchronise"
+    );
 }
 
 /// `status --format json` once the daemon lists every server (a daemon just
@@ -78,7 +132,12 @@ fn status_listing(node: &Node, var: &str, servers: &[&str]) -> Value {
         let out = node.provision(&["status", "-e", SERVERS, "-e", var, "--format", "json"]);
         assert_eq!(out.code, 0, "status: {}\n{}", out.stdout, out.stderr);
         last = json(&out);
-        let remotes: Vec<&str> = last["peers"].as_array().unwrap().iter().filter_map(|p| p["remote"].as_str()).collect();
+        let remotes: Vec<&str> = last["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["remote"].as_str())
+            .collect();
         if servers.iter().all(|s| remotes.contains(s)) {
             return last;
         }
@@ -91,14 +150,29 @@ fn assert_secure(node: &Node, daemon: &str, config: &str) {
     let text = node.read(config).unwrap();
     match daemon {
         "chrony" => {
-            assert!(!text.lines().any(|l| l.starts_with("allow")), "chrony serves nobody unless asked:\n{text}");
+            assert!(
+                !text.lines().any(|l| l.starts_with("allow")),
+                "chrony serves nobody unless asked:\n{text}"
+            );
             assert!(text.contains("bindcmdaddress 127.0.0.1\n"), "{text}");
-            assert!(!text.lines().any(|l| l.starts_with("sourcedir")), "DHCP sources stay out:\n{text}");
+            assert!(
+                !text.lines().any(|l| l.starts_with("sourcedir")),
+                "DHCP sources stay out:\n{text}"
+            );
         }
-        "openntpd" => assert!(!text.contains("listen on"), "OpenNTPD listens nowhere unless asked:\n{text}"),
+        "openntpd" => assert!(
+            !text.contains("listen on"),
+            "OpenNTPD listens nowhere unless asked:\n{text}"
+        ),
         _ => {
-            assert!(text.contains("restrict -4 default kod notrap nomodify nopeer noquery limited\n"), "{text}");
-            assert!(text.contains("restrict -6 default kod notrap nomodify nopeer noquery limited\n"), "{text}");
+            assert!(
+                text.contains("restrict -4 default kod notrap nomodify nopeer noquery limited\n"),
+                "{text}"
+            );
+            assert!(
+                text.contains("restrict -6 default kod notrap nomodify nopeer noquery limited\n"),
+                "{text}"
+            );
         }
     }
 }
@@ -109,23 +183,55 @@ fn bookworm_switches_ntp_chrony_openntpd_ntpsec_ntp_leaving_one_daemon() {
     let node = Node::boot(Release::Bookworm);
     // Debian's default time sync, a competing time-daemon package here.
     node.ok(&["apt-get", "update", "-q"]);
-    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-q", "-y", "systemd-timesyncd"]);
+    node.ok(&[
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-q",
+        "-y",
+        "systemd-timesyncd",
+    ]);
     let plan = json(&node.provision(&["plan", "-e", SERVERS, "--format", "json"]));
     let notes = plan["notes"].to_string();
-    assert!(notes.contains("also installed: systemd-timesyncd"), "plan names the competitor: {notes}");
+    assert!(
+        notes.contains("also installed: systemd-timesyncd"),
+        "plan names the competitor: {notes}"
+    );
     for (daemon, package, unit, config) in [
         ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
-        ("openntpd", "openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
+        (
+            "chrony",
+            "chrony",
+            "chrony.service",
+            "/etc/chrony/chrony.conf",
+        ),
+        (
+            "openntpd",
+            "openntpd",
+            "openntpd.service",
+            "/etc/openntpd/ntpd.conf",
+        ),
         ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
         ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
     ] {
         converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
     }
-    assert!(node.read("/etc/default/ntpsec").unwrap().contains("IGNORE_DHCP=\"yes\""));
+    assert!(node
+        .read("/etc/default/ntpsec")
+        .unwrap()
+        .contains("IGNORE_DHCP=\"yes\""));
     // Purged, not just removed: no competitor's config is left behind.
-    let rc = node.run(&["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n", "chrony", "openntpd"]).stdout;
+    let rc = node
+        .run(&[
+            "dpkg-query",
+            "-W",
+            "-f=${Package} ${db:Status-Abbrev}\n",
+            "chrony",
+            "openntpd",
+        ])
+        .stdout;
     assert!(!rc.contains(" rc"), "{rc}");
 }
 
@@ -135,16 +241,32 @@ fn bullseye_runs_classic_ntpd_chrony_openntpd_and_ntpsec() {
     let node = Node::boot(Release::Bullseye);
     for (daemon, package, unit, config) in [
         ("ntp", "ntp", "ntp.service", "/etc/ntp.conf"),
-        ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
+        (
+            "chrony",
+            "chrony",
+            "chrony.service",
+            "/etc/chrony/chrony.conf",
+        ),
         ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        ("openntpd", "openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
+        (
+            "openntpd",
+            "openntpd",
+            "openntpd.service",
+            "/etc/openntpd/ntpd.conf",
+        ),
         ("ntp", "ntp", "ntp.service", "/etc/ntp.conf"),
     ] {
         converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
     }
-    assert!(node.read("/etc/ntp.conf").unwrap().contains("\ndisable monitor\n"));
-    assert!(node.read("/etc/dhcp/dhclient-exit-hooks.d/ntp").unwrap().contains("written by ntp-provision"));
+    assert!(node
+        .read("/etc/ntp.conf")
+        .unwrap()
+        .contains("\ndisable monitor\n"));
+    assert!(node
+        .read("/etc/dhcp/dhclient-exit-hooks.d/ntp")
+        .unwrap()
+        .contains("written by ntp-provision"));
 }
 
 #[test]
@@ -153,8 +275,18 @@ fn trixie_runs_ntpsec_chrony_and_openntpd() {
     let node = Node::boot(Release::Trixie);
     for (daemon, package, unit, config) in [
         ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        ("chrony", "chrony", "chrony.service", "/etc/chrony/chrony.conf"),
-        ("openntpd", "openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
+        (
+            "chrony",
+            "chrony",
+            "chrony.service",
+            "/etc/chrony/chrony.conf",
+        ),
+        (
+            "openntpd",
+            "openntpd",
+            "openntpd.service",
+            "/etc/openntpd/ntpd.conf",
+        ),
     ] {
         converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
@@ -167,33 +299,79 @@ fn trixie_runs_ntpsec_chrony_and_openntpd() {
 fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
-    for (daemon, unit, config) in
-        [("ntp", "ntpsec.service", "/etc/ntpsec/ntp.conf"), ("chrony", "chrony.service", "/etc/chrony/chrony.conf")]
-    {
+    for (daemon, unit, config) in [
+        ("ntp", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
+        ("chrony", "chrony.service", "/etc/chrony/chrony.conf"),
+    ] {
         let var = format!("daemon={daemon}");
         let out = node.provision(&["apply", "-e", SERVERS, "-e", &var]);
         assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
         let live = node.read(config).unwrap();
-        let pid = node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout;
+        let pid = node
+            .ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
+            .stdout;
 
-        let plan = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
-            .unwrap()
-            .replace("src: \"{{ facts.daemon.template }}\"", "src: broken.conf.j2");
+        let plan =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
+                .unwrap()
+                .replace(
+                    "src: \"{{ facts.daemon.template }}\"",
+                    "src: broken.conf.j2",
+                );
         node.write("/root/broken/plan.yaml", &plan);
         // Secure (it passes the access-control lint) but not parseable.
-        node.write("/root/broken/broken.conf.j2", &format!("{live}bogus-directive here\n"));
-        let out = node.provision(&["apply", "/root/broken/plan.yaml", "-e", SERVERS, "-e", &var, "--format", "json"]);
+        node.write(
+            "/root/broken/broken.conf.j2",
+            &format!("{live}bogus-directive here\n"),
+        );
+        let out = node.provision(&[
+            "apply",
+            "/root/broken/plan.yaml",
+            "-e",
+            SERVERS,
+            "-e",
+            &var,
+            "--format",
+            "json",
+        ]);
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
         let doc = json(&out);
-        let failed: Vec<&Value> = doc["steps"].as_array().unwrap().iter().filter(|s| s["status"] == "failed").collect();
+        let failed: Vec<&Value> = doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["status"] == "failed")
+            .collect();
         assert_eq!(failed.len(), 1, "{doc:#}");
         let error = failed[0]["error"].as_str().unwrap();
         assert!(error.contains("was rejected and not installed"), "{error}");
-        assert_eq!(node.read(config).unwrap(), live, "the live config is untouched");
+        assert_eq!(
+            node.read(config).unwrap(),
+            live,
+            "the live config is untouched"
+        );
         // Temporary files end in `.ntp-provision`; backups (`.ntp-provision.bak`) are meant to stay.
-        let leftovers = node.run(&["sh", "-c", "ls -a $(dirname $0) | grep '[.]ntp-provision$' || true", config]).stdout;
-        assert!(leftovers.trim().is_empty(), "temporary files left: {leftovers}");
-        assert_eq!(node.run(&["systemctl", "is-active", unit]).stdout.trim(), "active");
-        assert_eq!(node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout, pid, "not restarted");
+        let leftovers = node
+            .run(&[
+                "sh",
+                "-c",
+                "ls -a $(dirname $0) | grep '[.]ntp-provision$' || true",
+                config,
+            ])
+            .stdout;
+        assert!(
+            leftovers.trim().is_empty(),
+            "temporary files left: {leftovers}"
+        );
+        assert_eq!(
+            node.run(&["systemctl", "is-active", unit]).stdout.trim(),
+            "active"
+        );
+        assert_eq!(
+            node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
+                .stdout,
+            pid,
+            "not restarted"
+        );
     }
 }

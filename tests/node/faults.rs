@@ -15,8 +15,12 @@ const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
 const NTPSEC_CONF: &str = "/etc/ntpsec/ntp.conf";
 
 fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}\nstderr:\n{}", out.stdout, out.stderr))
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        )
+    })
 }
 
 fn apply(node: &Node, extra: &[&str]) -> (Out, Value) {
@@ -30,37 +34,76 @@ fn apply(node: &Node, extra: &[&str]) -> (Out, Value) {
 /// Applies and requires success, then requires the next run to change nothing.
 fn converges(node: &Node) -> Value {
     let (out, doc) = apply(node, &[]);
-    assert_eq!(out.code, 0, "{}: apply did not converge:\n{}\n{}", node.name(), out.stdout, out.stderr);
+    assert_eq!(
+        out.code,
+        0,
+        "{}: apply did not converge:\n{}\n{}",
+        node.name(),
+        out.stdout,
+        out.stderr
+    );
     let (again, doc2) = apply(node, &["--detailed-exitcodes"]);
-    assert_eq!(again.code, 0, "{}: the run after is not clean:\n{}\n{}", node.name(), again.stdout, again.stderr);
+    assert_eq!(
+        again.code,
+        0,
+        "{}: the run after is not clean:\n{}\n{}",
+        node.name(),
+        again.stdout,
+        again.stderr
+    );
     assert_eq!(doc2["summary"]["changed"], 0);
-    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
     doc
 }
 
 fn step<'a>(doc: &'a Value, name: &str) -> &'a Value {
-    doc["steps"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no step {name:?} in {doc:#}"))
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name:?} in {doc:#}"))
 }
 
 fn failed_step(doc: &Value) -> &Value {
-    doc["steps"].as_array().unwrap().iter().find(|s| s["status"] == "failed").unwrap_or_else(|| panic!("no failed step in {doc:#}"))
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["status"] == "failed")
+        .unwrap_or_else(|| panic!("no failed step in {doc:#}"))
 }
 
 fn dpkg_abbrev(node: &Node, package: &str) -> String {
-    node.run(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package]).stdout.trim().to_string()
+    node.run(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package])
+        .stdout
+        .trim()
+        .to_string()
 }
 
 /// Polls `check` every 200 ms until it holds or `bound` passes.
 fn wait_for(what: &str, bound: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
     while !check() {
-        assert!(started.elapsed() < bound, "gave up after {bound:?} waiting for {what}");
+        assert!(
+            started.elapsed() < bound,
+            "gave up after {bound:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn main_pid(node: &Node, unit: &str) -> u32 {
-    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit]).stdout.trim().parse().unwrap()
+    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
+        .stdout
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// Holds `lock` as apt and dpkg take it (an fcntl write lock) from a
@@ -71,8 +114,21 @@ fn hold_lock(node: &Node, unit: &str, lock: &str) -> u32 {
     let script = "use Fcntl; open(my $f, '>>', $ARGV[0]) or die \"$!\"; \
                   my $l = pack('s s x4 q q l x4', F_WRLCK, 0, 0, 0, 0); fcntl($f, F_SETLKW, $l) or die \"$!\"; \
                   open(my $m, '>', $ARGV[1]) or die; close $m; sleep 120;";
-    node.ok(&["systemd-run", &format!("--unit={unit}"), "--", "perl", "-e", script, lock, &ready]);
-    wait_for(&format!("{unit} to hold {lock}"), Duration::from_secs(20), || node.run(&["test", "-e", &ready]).success());
+    node.ok(&[
+        "systemd-run",
+        &format!("--unit={unit}"),
+        "--",
+        "perl",
+        "-e",
+        script,
+        lock,
+        &ready,
+    ]);
+    wait_for(
+        &format!("{unit} to hold {lock}"),
+        Duration::from_secs(20),
+        || node.run(&["test", "-e", &ready]).success(),
+    );
     main_pid(node, unit)
 }
 
@@ -87,7 +143,13 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
     let (out, doc) = apply(&node, &["--lock-timeout", "3"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(started.elapsed() >= Duration::from_secs(3), "it waited");
-    assert!(out.stderr.contains(&format!("waiting for /var/lib/apt/lists/lock, held by process {pid} (perl)")), "{}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "waiting for /var/lib/apt/lists/lock, held by process {pid} (perl)"
+        )),
+        "{}",
+        out.stderr
+    );
     let failed = failed_step(&doc);
     assert_eq!(failed["name"], "Package lists fresh");
     let error = failed["error"].as_str().unwrap();
@@ -97,8 +159,14 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
         )),
         "{error}"
     );
-    assert!(error.contains("E: Could not get lock /var/lib/apt/lists/lock"), "apt's own words: {error}");
-    assert_eq!(step(&doc, "NTP daemon at the latest version")["status"], "skipped");
+    assert!(
+        error.contains("E: Could not get lock /var/lib/apt/lists/lock"),
+        "apt's own words: {error}"
+    );
+    assert_eq!(
+        step(&doc, "NTP daemon at the latest version")["status"],
+        "skipped"
+    );
     assert_ne!(dpkg_abbrev(&node, "ntpsec"), "ii", "nothing installed");
     node.ok(&["systemctl", "stop", "lists-holder"]);
 
@@ -109,18 +177,40 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
     let failed = failed_step(&doc);
     assert_eq!(failed["name"], "NTP daemon at the latest version");
     assert!(
-        failed["error"].as_str().unwrap().contains(&format!("/var/lib/dpkg/lock-frontend is held by process {pid} (perl); gave up after 3 s")),
+        failed["error"].as_str().unwrap().contains(&format!(
+            "/var/lib/dpkg/lock-frontend is held by process {pid} (perl); gave up after 3 s"
+        )),
         "{failed:#}"
     );
-    assert_eq!(step(&doc, "Package lists fresh")["status"], "changed", "what was done is reported as done");
+    assert_eq!(
+        step(&doc, "Package lists fresh")["status"],
+        "changed",
+        "what was done is reported as done"
+    );
     assert_ne!(dpkg_abbrev(&node, "ntpsec"), "ii");
-    assert!(node.run(&["test", "-e", "/var/lib/dpkg/lock-frontend"]).success(), "the lock file is never deleted");
+    assert!(
+        node.run(&["test", "-e", "/var/lib/dpkg/lock-frontend"])
+            .success(),
+        "the lock file is never deleted"
+    );
 
     // Released while a run waits: that run goes on.
-    node.ok(&["systemd-run", "--on-active=3", "--unit=release-holder", "systemctl", "stop", "dpkg-holder"]);
+    node.ok(&[
+        "systemd-run",
+        "--on-active=3",
+        "--unit=release-holder",
+        "systemctl",
+        "stop",
+        "dpkg-holder",
+    ]);
     let (out, _) = apply(&node, &["--lock-timeout", "60"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert!(out.stderr.contains("/var/lib/dpkg/lock-frontend, held by process"), "the wait was shown: {}", out.stderr);
+    assert!(
+        out.stderr
+            .contains("/var/lib/dpkg/lock-frontend, held by process"),
+        "the wait was shown: {}",
+        out.stderr
+    );
     converges(&node);
 }
 
@@ -133,24 +223,48 @@ fn an_interrupted_dpkg_is_finished_first_and_the_run_converges() {
 
     // Unpacked but not configured (`iU`), and a journal entry left behind:
     // what a dpkg killed half way leaves.
-    node.ok(&["sh", "-c", "cd /tmp && apt-get -q download ntpsec && dpkg --unpack /tmp/ntpsec_*.deb"]);
+    node.ok(&[
+        "sh",
+        "-c",
+        "cd /tmp && apt-get -q download ntpsec && dpkg --unpack /tmp/ntpsec_*.deb",
+    ]);
     node.ok(&["touch", "/var/lib/dpkg/updates/0001"]);
     assert_eq!(dpkg_abbrev(&node, "ntpsec"), "iU");
     let refused = node.run(&["apt-get", "-y", "install", "ntpsec"]);
-    assert!(refused.stderr.contains("dpkg was interrupted"), "apt itself refuses: {}", refused.stderr);
+    assert!(
+        refused.stderr.contains("dpkg was interrupted"),
+        "apt itself refuses: {}",
+        refused.stderr
+    );
 
     let plan = node.provision(&["plan", "-e", SERVERS, "--format", "json"]);
     let plan = json(&plan);
-    assert_eq!(plan["steps"][0]["name"], "Interrupted dpkg run finished", "{plan:#}");
+    assert_eq!(
+        plan["steps"][0]["name"], "Interrupted dpkg run finished",
+        "{plan:#}"
+    );
     let repair = &plan["steps"][0]["changes"][0];
     assert_eq!(repair["kind"], "repair");
-    assert!(repair["reason"].as_str().unwrap().starts_with("dpkg was interrupted (1 journal entries in /var/lib/dpkg/updates)"), "{repair:#}");
+    assert!(
+        repair["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("dpkg was interrupted (1 journal entries in /var/lib/dpkg/updates)"),
+        "{repair:#}"
+    );
     assert_eq!(repair["packages"][0]["package"], "ntpsec");
 
     let doc = converges(&node);
-    assert_eq!(step(&doc, "Interrupted dpkg run finished")["status"], "changed");
+    assert_eq!(
+        step(&doc, "Interrupted dpkg run finished")["status"],
+        "changed"
+    );
     assert_eq!(dpkg_abbrev(&node, "ntpsec"), "ii");
-    assert_eq!(node.read(NTPSEC_CONF).unwrap(), ours, "our config survived the repair (--force-confold)");
+    assert_eq!(
+        node.read(NTPSEC_CONF).unwrap(),
+        ours,
+        "our config survived the repair (--force-confold)"
+    );
 }
 
 #[test]
@@ -169,8 +283,14 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
     let error = doc["error"].as_str().unwrap();
     assert!(error.starts_with("nothing was changed: "), "{error}");
     // apt-get update reports an unreachable mirror with W: lines and exit 0.
-    assert!(error.contains("W: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease"), "apt's own lines: {error}");
-    assert!(error.contains("Check /etc/apt/sources.list"), "what to do: {error}");
+    assert!(
+        error.contains("W: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease"),
+        "apt's own lines: {error}"
+    );
+    assert!(
+        error.contains("Check /etc/apt/sources.list"),
+        "what to do: {error}"
+    );
     assert_eq!(doc["steps"].as_array().unwrap().len(), 0);
     let changed = crate::harness::snapshot_diff(&before, &node.snapshot());
     assert!(changed.is_empty(), "the node is unchanged: {changed:#?}");
@@ -181,7 +301,11 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
     node.write("/etc/apt/sources.list", &sources);
     node.ok(&["apt-get", "-q", "update"]);
     // Fresh lists by the stamp apply itself keeps: no apt-get update is planned.
-    node.ok(&["sh", "-c", "mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp"]);
+    node.ok(&[
+        "sh",
+        "-c",
+        "mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/update-success-stamp",
+    ]);
     let proxy = "/etc/apt/apt.conf.d/99-closed-port";
     node.write(proxy, "Acquire::http::Proxy \"http://127.0.0.1:9\";\nAcquire::https::Proxy \"http://127.0.0.1:9\";\n");
     let (out, doc) = apply(&node, &[]);
@@ -190,9 +314,18 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
     assert_eq!(failed["name"], "NTP daemon at the latest version");
     let error = failed["error"].as_str().unwrap();
     assert!(error.contains("E: Failed to fetch"), "{error}");
-    assert!(error.contains("A mirror did not answer: check /etc/apt/sources.list"), "{error}");
     assert!(
-        doc["steps"].as_array().unwrap().iter().skip_while(|s| s["status"] != "failed").skip(1).all(|s| s["status"] == "skipped"),
+        error.contains("A mirror did not answer: check /etc/apt/sources.list"),
+        "{error}"
+    );
+    assert!(
+        doc["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip_while(|s| s["status"] != "failed")
+            .skip(1)
+            .all(|s| s["status"] == "skipped"),
         "later steps do not run: {doc:#}"
     );
     assert_ne!(dpkg_abbrev(&node, "ntpsec"), "ii", "nothing installed");
@@ -222,12 +355,21 @@ fn the_agent_killed_half_way_leaves_no_mix_and_the_next_run_converges() {
         SERVERS,
     ]);
     wait_for("dpkg to start unpacking", Duration::from_secs(300), || {
-        node.run(&["grep", "-qE", " (unpack|install) ", "/var/log/dpkg.log"]).success()
+        node.run(&["grep", "-qE", " (unpack|install) ", "/var/log/dpkg.log"])
+            .success()
     });
     assert_ne!(main_pid(&node, "agent"), 0, "the agent is still running");
     // kill -9 of the agent alone (minbase has no kill(1)).
-    node.ok(&["systemctl", "kill", "--kill-whom=main", "--signal=SIGKILL", "agent"]);
-    wait_for("the agent to be gone", Duration::from_secs(20), || main_pid(&node, "agent") == 0);
+    node.ok(&[
+        "systemctl",
+        "kill",
+        "--kill-whom=main",
+        "--signal=SIGKILL",
+        "agent",
+    ]);
+    wait_for("the agent to be gone", Duration::from_secs(20), || {
+        main_pid(&node, "agent") == 0
+    });
 
     // The config is absent, the package's, or ours whole; never a mix.
     let written = node.read(NTPSEC_CONF);
@@ -237,7 +379,9 @@ fn the_agent_killed_half_way_leaves_no_mix_and_the_next_run_converges() {
     if let Some(text) = written.filter(|t| t.contains("written by ntp-provision")) {
         assert_eq!(text, ours, "a config written by the killed run is complete");
     }
-    let temps = node.run(&["find", "/etc", "-name", ".*.ntp-provision"]).stdout;
+    let temps = node
+        .run(&["find", "/etc", "-name", ".*.ntp-provision"])
+        .stdout;
     assert!(temps.trim().is_empty(), "temporary files left: {temps}");
     assert_eq!(doc["failed"], false);
 }
@@ -251,34 +395,84 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
 
     // NTPsec parses this and runs, but ignores everything from localhost:
     // the restart "succeeds" and the daemon answers nobody here.
-    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/templates/ntpsec.conf.j2")).unwrap();
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/ntpsec.conf.j2"
+    ))
+    .unwrap();
     assert!(template.contains("\nrestrict 127.0.0.1\n"));
-    node.write("/root/bad/deaf.conf.j2", &template.replace("\nrestrict 127.0.0.1\n", "\nrestrict 127.0.0.1 ignore\n"));
-    let playbook = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml")).unwrap();
+    node.write(
+        "/root/bad/deaf.conf.j2",
+        &template.replace("\nrestrict 127.0.0.1\n", "\nrestrict 127.0.0.1 ignore\n"),
+    );
+    let playbook =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
+            .unwrap();
     assert!(playbook.contains("src: \"{{ facts.daemon.template }}\""));
-    node.write("/root/bad/plan.yaml", &playbook.replace("src: \"{{ facts.daemon.template }}\"", "src: deaf.conf.j2"));
+    node.write(
+        "/root/bad/plan.yaml",
+        &playbook.replace("src: \"{{ facts.daemon.template }}\"", "src: deaf.conf.j2"),
+    );
 
-    let out = node.provision(&["apply", "/root/bad/plan.yaml", "-e", SERVERS, "--format", "json"]);
+    let out = node.provision(&[
+        "apply",
+        "/root/bad/plan.yaml",
+        "-e",
+        SERVERS,
+        "--format",
+        "json",
+    ]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let doc = json(&out);
     let config = step(&doc, "NTP config with our servers and access control");
     assert_eq!(config["status"], "changed");
     let backup = config["changes"][0]["backup"].as_str().unwrap().to_string();
-    assert!(backup.starts_with("/etc/ntpsec/ntp.conf.") && backup.ends_with(".ntp-provision.bak"), "{backup}");
+    assert!(
+        backup.starts_with("/etc/ntpsec/ntp.conf.") && backup.ends_with(".ntp-provision.bak"),
+        "{backup}"
+    );
     let failed = failed_step(&doc);
     assert_eq!(failed["name"], "restart ntp");
     assert_eq!(failed["handler"], true);
     let error = failed["error"].as_str().unwrap();
-    assert!(error.contains("ntpsec did not answer on localhost within 10 s"), "{error}");
-    assert!(error.contains("last log lines of ntpsec.service"), "the daemon's own log lines: {error}");
-    assert!(error.contains(&format!("Rolled back: restored /etc/ntpsec/ntp.conf from {backup}")), "{error}");
-    assert!(error.contains("ntpsec.service runs again with the previous config"), "{error}");
+    assert!(
+        error.contains("ntpsec did not answer on localhost within 10 s"),
+        "{error}"
+    );
+    assert!(
+        error.contains("last log lines of ntpsec.service"),
+        "the daemon's own log lines: {error}"
+    );
+    assert!(
+        error.contains(&format!(
+            "Rolled back: restored /etc/ntpsec/ntp.conf from {backup}"
+        )),
+        "{error}"
+    );
+    assert!(
+        error.contains("ntpsec.service runs again with the previous config"),
+        "{error}"
+    );
 
-    assert_eq!(node.read(NTPSEC_CONF).unwrap(), good, "the live config is the previous one");
+    assert_eq!(
+        node.read(NTPSEC_CONF).unwrap(),
+        good,
+        "the live config is the previous one"
+    );
     assert_eq!(node.read(&backup).unwrap(), good, "and its backup stays");
-    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
     let verify = node.provision(&["verify", "--format", "json"]);
-    assert_eq!(json(&verify)["time_service"], "served", "the daemon answers again: {}", verify.stdout);
+    assert_eq!(
+        json(&verify)["time_service"],
+        "served",
+        "the daemon answers again: {}",
+        verify.stdout
+    );
 
     // The good plan is still converged: nothing to do.
     let (again, doc) = apply(&node, &["--detailed-exitcodes"]);
@@ -302,10 +496,18 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
         SERVERS,
     ]);
     let mut holder = String::new();
-    wait_for("the first run to take the run lock", Duration::from_secs(30), || {
-        holder = node.run(&["cat", "/run/ntp-provision.lock"]).stdout.trim().to_string();
-        !holder.is_empty()
-    });
+    wait_for(
+        "the first run to take the run lock",
+        Duration::from_secs(30),
+        || {
+            holder = node
+                .run(&["cat", "/run/ntp-provision.lock"])
+                .stdout
+                .trim()
+                .to_string();
+            !holder.is_empty()
+        },
+    );
     assert_eq!(holder, main_pid(&node, "first").to_string());
 
     let out = node.provision(&["plan", "-e", SERVERS, "--lock-timeout", "2"]);
@@ -326,9 +528,30 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     // With time enough the second run waits, then finds the node converged.
     let (out, doc) = apply(&node, &["--lock-timeout", "540"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(node.ok(&["systemctl", "show", "-p", "ExecMainStatus", "--value", "first"]).stdout.trim(), "0", "the first run succeeded");
-    assert_eq!(doc["summary"]["changed"], 0, "the first run had done it all: {doc:#}");
-    assert_eq!(node.run(&["systemctl", "is-active", "ntpsec.service"]).stdout.trim(), "active");
+    assert_eq!(
+        node.ok(&[
+            "systemctl",
+            "show",
+            "-p",
+            "ExecMainStatus",
+            "--value",
+            "first"
+        ])
+        .stdout
+        .trim(),
+        "0",
+        "the first run succeeded"
+    );
+    assert_eq!(
+        doc["summary"]["changed"], 0,
+        "the first run had done it all: {doc:#}"
+    );
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
 }
 
 #[test]
@@ -350,18 +573,54 @@ fn sigterm_lets_the_install_finish_prints_the_report_and_the_next_run_converges(
         SERVERS,
     ]);
     wait_for("dpkg to start unpacking", Duration::from_secs(300), || {
-        node.run(&["grep", "-qE", " (unpack|install) ", "/var/log/dpkg.log"]).success()
+        node.run(&["grep", "-qE", " (unpack|install) ", "/var/log/dpkg.log"])
+            .success()
     });
-    node.ok(&["systemctl", "kill", "--kill-whom=main", "--signal=SIGTERM", "agent"]);
-    wait_for("the agent to finish its step and exit", Duration::from_secs(300), || main_pid(&node, "agent") == 0);
+    node.ok(&[
+        "systemctl",
+        "kill",
+        "--kill-whom=main",
+        "--signal=SIGTERM",
+        "agent",
+    ]);
+    wait_for(
+        "the agent to finish its step and exit",
+        Duration::from_secs(300),
+        || main_pid(&node, "agent") == 0,
+    );
 
-    assert_eq!(node.ok(&["systemctl", "show", "-p", "ExecMainStatus", "--value", "agent"]).stdout.trim(), "1");
+    assert_eq!(
+        node.ok(&[
+            "systemctl",
+            "show",
+            "-p",
+            "ExecMainStatus",
+            "--value",
+            "agent"
+        ])
+        .stdout
+        .trim(),
+        "1"
+    );
     let report = node.read("/root/report.txt").unwrap();
-    assert!(report.contains("changed: NTP daemon at the latest version"), "the step in progress finished:\n{report}");
-    assert!(report.contains("skipping: NTP config with our servers and access control"), "{report}");
-    assert!(report.contains("error: SIGTERM received: stopped after "), "{report}");
+    assert!(
+        report.contains("changed: NTP daemon at the latest version"),
+        "the step in progress finished:\n{report}"
+    );
+    assert!(
+        report.contains("skipping: NTP config with our servers and access control"),
+        "{report}"
+    );
+    assert!(
+        report.contains("error: SIGTERM received: stopped after "),
+        "{report}"
+    );
     assert!(report.contains("Run apply again to finish"), "{report}");
     assert!(report.contains("RECAP "), "{report}");
-    assert_eq!(dpkg_abbrev(&node, "ntpsec"), "ii", "no half-installed package");
+    assert_eq!(
+        dpkg_abbrev(&node, "ntpsec"),
+        "ii",
+        "no half-installed package"
+    );
     converges(&node);
 }

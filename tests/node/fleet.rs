@@ -30,7 +30,9 @@ fn repo() -> PathBuf {
 }
 
 fn ansible_playbook() -> PathBuf {
-    let venv = std::env::var_os("NTPP_ANSIBLE_VENV").map(PathBuf::from).unwrap_or_else(|| DEFAULT_VENV.into());
+    let venv = std::env::var_os("NTPP_ANSIBLE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| DEFAULT_VENV.into());
     let bin = venv.join("bin/ansible-playbook");
     let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
         panic!(
@@ -41,14 +43,25 @@ fn ansible_playbook() -> PathBuf {
         )
     });
     let version = String::from_utf8_lossy(&out.stdout);
-    assert!(version.contains(&format!("[core {ANSIBLE_VERSION}]")), "{} is not ansible-core {ANSIBLE_VERSION}:\n{version}", bin.display());
+    assert!(
+        version.contains(&format!("[core {ANSIBLE_VERSION}]")),
+        "{} is not ansible-core {ANSIBLE_VERSION}:\n{version}",
+        bin.display()
+    );
     bin
 }
 
 /// Free TCP ports on 127.0.0.1, probed by binding them (bounded range).
 fn free_ports(n: usize) -> Vec<u16> {
-    let ports: Vec<u16> = (22201..22400).filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok()).take(n).collect();
-    assert_eq!(ports.len(), n, "not enough free ports in 127.0.0.1:22201-22399");
+    let ports: Vec<u16> = (22201..22400)
+        .filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .take(n)
+        .collect();
+    assert_eq!(
+        ports.len(),
+        n,
+        "not enough free ports in 127.0.0.1:22201-22399"
+    );
     ports
 }
 
@@ -68,7 +81,16 @@ fn ssh_node(release: Release, port: u16, key_pub: &str) -> Node {
 
 fn install_sshd(node: &Node) {
     node.ok(&["apt-get", "-q", "update"]);
-    node.ok(&["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server"]);
+    node.ok(&[
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "openssh-server",
+    ]);
     // The images' policy-rc.d keeps packages from starting daemons: start it ourselves.
     node.ok(&["systemctl", "enable", "ssh.service"]);
     node.ok(&["systemctl", "restart", "ssh.service"]);
@@ -95,8 +117,25 @@ impl Fleet {
         let ansible = ansible_playbook();
         let dir = tempfile::tempdir().expect("temp dir");
         let key = dir.path().join("id_ed25519");
-        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "ntpp-fleet-test", "-f"]).arg(&key).output().expect("run ssh-keygen");
-        assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "ntpp-fleet-test",
+                "-f",
+            ])
+            .arg(&key)
+            .output()
+            .expect("run ssh-keygen");
+        assert!(
+            out.status.success(),
+            "ssh-keygen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         // The repo's playbooks as they are, when library/ntp_provision is the binary under test.
         let repo_link = repo().join("playbooks/library/ntp_provision");
         let bin = binary_under_test();
@@ -113,7 +152,12 @@ impl Fleet {
             std::os::unix::fs::symlink(&bin, copy.join("library/ntp_provision")).unwrap();
             copy
         };
-        Fleet { dir, key, playbook_dir, ansible }
+        Fleet {
+            dir,
+            key,
+            playbook_dir,
+            ansible,
+        }
     }
 
     fn key_pub(&self) -> String {
@@ -127,7 +171,9 @@ impl Fleet {
         fs::create_dir_all(inv.join("host_vars")).unwrap();
         let mut yml = String::from("ntp:\n  hosts:\n");
         for (name, port) in hosts {
-            yml += &format!("    {name}:\n      ansible_host: 127.0.0.1\n      ansible_port: {port}\n");
+            yml += &format!(
+                "    {name}:\n      ansible_host: 127.0.0.1\n      ansible_port: {port}\n"
+            );
         }
         fs::write(inv.join("hosts.yml"), yml).unwrap();
         fs::write(
@@ -163,7 +209,11 @@ impl Fleet {
             .stdin(Stdio::null())
             .output()
             .expect("run ansible-playbook");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         eprintln!("----- ansible-playbook {playbook} {args:?} -----\n{text}");
         (out.status.code().unwrap_or(-1), text)
     }
@@ -176,7 +226,16 @@ impl Fleet {
             .arg("ssh")
             .args(["-p", &port.to_string(), "-i"])
             .arg(&self.key)
-            .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+            ])
             .arg("root@127.0.0.1")
             .args(remote)
             .stdin(fs::File::open(&input).unwrap())
@@ -188,9 +247,13 @@ impl Fleet {
 /// PLAY RECAP counters per host: {"node1": {"ok": 1, "changed": 1, ...}}.
 fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut hosts = BTreeMap::new();
-    let Some((_, tail)) = output.rsplit_once("PLAY RECAP") else { return hosts };
+    let Some((_, tail)) = output.rsplit_once("PLAY RECAP") else {
+        return hosts;
+    };
     for line in tail.lines().skip(1) {
-        let Some((host, counts)) = line.split_once(" : ") else { continue };
+        let Some((host, counts)) = line.split_once(" : ") else {
+            continue;
+        };
         let counts = counts
             .split_whitespace()
             .filter_map(|kv| kv.split_once('='))
@@ -202,14 +265,27 @@ fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
 }
 
 fn count(recap: &BTreeMap<String, BTreeMap<String, u64>>, host: &str, key: &str) -> u64 {
-    recap.get(host).and_then(|c| c.get(key)).copied().unwrap_or_else(|| panic!("no {key} for {host} in the recap: {recap:?}"))
+    recap
+        .get(host)
+        .and_then(|c| c.get(key))
+        .copied()
+        .unwrap_or_else(|| panic!("no {key} for {host} in the recap: {recap:?}"))
 }
 
 fn assert_running_openntpd(node: &Node, name: &str) {
     let active = node.run(&["systemctl", "is-active", "openntpd.service"]);
-    assert_eq!(active.stdout.trim(), "active", "{name}: openntpd is not running");
-    let conf = node.read(OPENNTPD_CONF).unwrap_or_else(|| panic!("{name}: no {OPENNTPD_CONF}"));
-    assert!(conf.contains("written by ntp-provision") && !conf.contains("listen on"), "{name}:\n{conf}");
+    assert_eq!(
+        active.stdout.trim(),
+        "active",
+        "{name}: openntpd is not running"
+    );
+    let conf = node
+        .read(OPENNTPD_CONF)
+        .unwrap_or_else(|| panic!("{name}: no {OPENNTPD_CONF}"));
+    assert!(
+        conf.contains("written by ntp-provision") && !conf.contains("listen on"),
+        "{name}:\n{conf}"
+    );
 }
 
 #[test]
@@ -236,8 +312,22 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     // The broken host: its only apt source is a closed loopback port, and its
     // lists are gone, so the module must fetch them and cannot.
     let broken = &nodes[3];
-    broken.write("/etc/apt/sources.list", "deb http://127.0.0.1:9/debian bookworm main\n");
-    broken.ok(&["find", "/var/lib/apt/lists", "-maxdepth", "1", "-type", "f", "!", "-name", "lock", "-delete"]);
+    broken.write(
+        "/etc/apt/sources.list",
+        "deb http://127.0.0.1:9/debian bookworm main\n",
+    );
+    broken.ok(&[
+        "find",
+        "/var/lib/apt/lists",
+        "-maxdepth",
+        "1",
+        "-type",
+        "f",
+        "!",
+        "-name",
+        "lock",
+        "-delete",
+    ]);
 
     let hosts: Vec<(&str, u16)> = names.iter().copied().zip(ports.iter().copied()).collect();
     // node3 has its own servers: host_vars win over group_vars.
@@ -248,17 +338,36 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     assert_ne!(code, 0, "a host failed: ansible-playbook must say so");
     let r = recap(&out);
     for name in &names[..3] {
-        assert_eq!((count(&r, name, "changed"), count(&r, name, "failed")), (1, 0), "{name}: {r:?}");
+        assert_eq!(
+            (count(&r, name, "changed"), count(&r, name, "failed")),
+            (1, 0),
+            "{name}: {r:?}"
+        );
     }
     assert_eq!(count(&r, "broken", "failed"), 1, "{r:?}");
-    assert!(out.contains("fatal: [broken]") && out.contains("nothing was changed") && out.contains("127.0.0.1:9"), "our message for the broken host:\n{out}");
+    assert!(
+        out.contains("fatal: [broken]")
+            && out.contains("nothing was changed")
+            && out.contains("127.0.0.1:9"),
+        "our message for the broken host:\n{out}"
+    );
     for (node, name) in nodes[..3].iter().zip(names) {
         assert_running_openntpd(node, name);
     }
-    assert!(nodes[0].read(OPENNTPD_CONF).unwrap().contains("server 127.0.0.1\nserver ::1\n"));
+    assert!(nodes[0]
+        .read(OPENNTPD_CONF)
+        .unwrap()
+        .contains("server 127.0.0.1\nserver ::1\n"));
     let node3 = nodes[2].read(OPENNTPD_CONF).unwrap();
-    assert!(node3.contains("server ::1\n") && !node3.contains("server 127.0.0.1"), "host_vars servers on node3:\n{node3}");
-    assert_eq!(broken.run(&["dpkg-query", "-W", "openntpd"]).code, 1, "nothing was installed on the broken host");
+    assert!(
+        node3.contains("server ::1\n") && !node3.contains("server 127.0.0.1"),
+        "host_vars servers on node3:\n{node3}"
+    );
+    assert_eq!(
+        broken.run(&["dpkg-query", "-W", "openntpd"]).code,
+        1,
+        "nothing was installed on the broken host"
+    );
 
     // 2. A second run changes nothing anywhere.
     let good = "ntp:!broken";
@@ -266,45 +375,123 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     assert_eq!(code, 0);
     let r = recap(&out);
     for name in &names[..3] {
-        assert_eq!((count(&r, name, "ok"), count(&r, name, "changed"), count(&r, name, "failed")), (1, 0, 0), "{name}: {r:?}");
+        assert_eq!(
+            (
+                count(&r, name, "ok"),
+                count(&r, name, "changed"),
+                count(&r, name, "failed")
+            ),
+            (1, 0, 0),
+            "{name}: {r:?}"
+        );
     }
 
     // 3. Drift by hand, then --check --diff: the diffs show, nothing changes.
     let mut before = Vec::new();
     for (node, name) in nodes[..3].iter().zip(names) {
         let conf = node.read(OPENNTPD_CONF).unwrap();
-        node.write(OPENNTPD_CONF, &format!("{conf}# drifted by hand on {name}\n"));
-        before.push((node.read(OPENNTPD_CONF).unwrap(), node.snapshot(), node.ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"]).stdout));
+        node.write(
+            OPENNTPD_CONF,
+            &format!("{conf}# drifted by hand on {name}\n"),
+        );
+        before.push((
+            node.read(OPENNTPD_CONF).unwrap(),
+            node.snapshot(),
+            node.ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"])
+                .stdout,
+        ));
     }
-    let (code, out) = fleet.playbook(&inventory, "fleet.yml", &["--limit", good, "--check", "--diff"]);
+    let (code, out) = fleet.playbook(
+        &inventory,
+        "fleet.yml",
+        &["--limit", good, "--check", "--diff"],
+    );
     assert_eq!(code, 0);
     let r = recap(&out);
     for (i, name) in names[..3].iter().enumerate() {
         assert_eq!(count(&r, name, "changed"), 1, "{name} would change: {r:?}");
-        assert!(out.contains(&format!("-# drifted by hand on {name}")), "the diff for {name} is in Ansible's output");
+        assert!(
+            out.contains(&format!("-# drifted by hand on {name}")),
+            "the diff for {name} is in Ansible's output"
+        );
         let node = &nodes[i];
         let (conf, snap, pid) = &before[i];
-        assert_eq!(&node.read(OPENNTPD_CONF).unwrap(), conf, "{name}: check mode changed the config");
-        assert_eq!(&node.snapshot(), snap, "{name}: check mode changed the node");
-        assert_eq!(&node.ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"]).stdout, pid, "{name}: check mode restarted the daemon");
+        assert_eq!(
+            &node.read(OPENNTPD_CONF).unwrap(),
+            conf,
+            "{name}: check mode changed the config"
+        );
+        assert_eq!(
+            &node.snapshot(),
+            snap,
+            "{name}: check mode changed the node"
+        );
+        assert_eq!(
+            &node
+                .ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"])
+                .stdout,
+            pid,
+            "{name}: check mode restarted the daemon"
+        );
     }
-    assert!(out.contains(&format!("--- before: {OPENNTPD_CONF}")) && out.contains(&format!("+++ after: {OPENNTPD_CONF} (planned)")), "{out}");
+    assert!(
+        out.contains(&format!("--- before: {OPENNTPD_CONF}"))
+            && out.contains(&format!("+++ after: {OPENNTPD_CONF} (planned)")),
+        "{out}"
+    );
 
     // 4. The canary rollout: the broken host goes first and stops the rollout there.
-    let canary_inventory = fleet.inventory(&[("broken", ports[3]), ("node1", ports[0]), ("node2", ports[1])], &[]);
+    let canary_inventory = fleet.inventory(
+        &[
+            ("broken", ports[3]),
+            ("node1", ports[0]),
+            ("node2", ports[1]),
+        ],
+        &[],
+    );
     let (code, out) = fleet.playbook(&canary_inventory, "fleet-canary.yml", &[]);
     assert_ne!(code, 0);
     let r = recap(&out);
     assert_eq!(count(&r, "broken", "failed"), 1, "{r:?}");
-    assert!(!r.contains_key("node1") && !r.contains_key("node2"), "the rollout stopped after the canary: {r:?}");
-    assert!(nodes[0].read(OPENNTPD_CONF).unwrap().contains("# drifted by hand on node1"), "node1 untouched");
+    assert!(
+        !r.contains_key("node1") && !r.contains_key("node2"),
+        "the rollout stopped after the canary: {r:?}"
+    );
+    assert!(
+        nodes[0]
+            .read(OPENNTPD_CONF)
+            .unwrap()
+            .contains("# drifted by hand on node1"),
+        "node1 untouched"
+    );
     // Healthy hosts pass the canary's running check (sync check off: loopback servers never sync).
-    let healthy = fleet.inventory(&[("node1", ports[0]), ("node2", ports[1]), ("node3", ports[2])], &[("node3", "ntp_servers: [\"::1\"]\n")]);
+    let healthy = fleet.inventory(
+        &[
+            ("node1", ports[0]),
+            ("node2", ports[1]),
+            ("node3", ports[2]),
+        ],
+        &[("node3", "ntp_servers: [\"::1\"]\n")],
+    );
     let (code, out) = fleet.playbook(&healthy, "fleet-canary.yml", &["-v"]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("openntpd.service is running, not synchronised"), "{out}");
+    assert!(
+        out.contains("openntpd.service is running, not synchronised"),
+        "{out}"
+    );
     // With the sync check on, one short try fails the canary and stops the rollout.
-    let (code, out) = fleet.playbook(&healthy, "fleet-canary.yml", &["-e", "ntp_require_sync=true", "-e", "ntp_sync_retries=1", "-e", "ntp_sync_delay=1"]);
+    let (code, out) = fleet.playbook(
+        &healthy,
+        "fleet-canary.yml",
+        &[
+            "-e",
+            "ntp_require_sync=true",
+            "-e",
+            "ntp_sync_retries=1",
+            "-e",
+            "ntp_sync_delay=1",
+        ],
+    );
     assert_ne!(code, 0);
     let r = recap(&out);
     assert_eq!(r.len(), 1, "only the canary ran: {r:?}");
@@ -313,20 +500,42 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     let plan = fs::read_to_string(repo().join("playbooks/ntp.yaml")).unwrap();
     let plan = plan.replace("  daemon: ntp\n", "  daemon: openntpd\n");
     let plan = plan.replace("    - 0.ubuntu.pool.ntp.org\n    - 1.ubuntu.pool.ntp.org\n    - 2.ubuntu.pool.ntp.org\n    - 3.ubuntu.pool.ntp.org\n", "    - 127.0.0.1\n");
-    assert!(plan.contains("daemon: openntpd") && !plan.contains("pool.ntp.org"), "the plan edit took:\n{plan}");
-    let argv = ["ntp-provision", "apply", "--format", "json", "--detailed-exitcodes", "-"];
+    assert!(
+        plan.contains("daemon: openntpd") && !plan.contains("pool.ntp.org"),
+        "the plan edit took:\n{plan}"
+    );
+    let argv = [
+        "ntp-provision",
+        "apply",
+        "--format",
+        "json",
+        "--detailed-exitcodes",
+        "-",
+    ];
     for expected in [2, 0] {
         let out = fleet.ssh(ports[1], &argv, plan.as_bytes());
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(expected), "ssh ... {argv:?}\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-        let doc: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "ssh ... {argv:?}\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let doc: Value =
+            serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
         assert_eq!(doc["changed"], expected == 2);
         assert_eq!(doc["failed"], false);
     }
     let conf = nodes[1].read(OPENNTPD_CONF).unwrap();
-    assert!(conf.contains("server 127.0.0.1\n") && !conf.contains("::1"), "{conf}");
+    assert!(
+        conf.contains("server 127.0.0.1\n") && !conf.contains("::1"),
+        "{conf}"
+    );
     // A failure is told apart too: an invalid plan is 65, with JSON.
     let out = fleet.ssh(ports[1], &argv, b"steps: [oops\n");
     assert_eq!(out.status.code(), Some(65));
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).expect("JSON")["failed"], true);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).expect("JSON")["failed"],
+        true
+    );
 }

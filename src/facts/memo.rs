@@ -1,0 +1,398 @@
+//! apt's answers remembered between runs, so that a run on a converged node
+//! asks apt nothing at all.
+//!
+//! apt-cache and `apt-get -s autoremove` are the expensive probes (hundreds of
+//! milliseconds each: apt loads or rebuilds its whole package cache), and
+//! their answers depend only on files: the package lists, dpkg's status and
+//! extended_states, and apt's configuration under /etc/apt. A fingerprint of
+//! those files (path, size, mtime, inode of each) keys a small record,
+//! [`MEMO_PATH`], of the candidates, the candidate stanzas and the
+//! autoremovable packages that the last run read from the node's own lists.
+//! When the fingerprint still matches, [`MemoProbe`] answers from the record;
+//! on any mismatch it asks apt as before. Answers read from private (fresh)
+//! lists are never remembered.
+//!
+//! Gathering only reads the record. It is written by `apply` alone, after a
+//! run that did not fail, and only when the fingerprint taken after the run
+//! equals the one the answers were read under (so a run that installed or
+//! removed anything writes nothing; the next run re-asks apt). `plan` never
+//! writes it. Deleting the file is always safe.
+
+use super::apt::{Policy, Stanza};
+use super::dpkg::DpkgState;
+use super::probe::{FileState, InitSystem, Lists, Probe, UnitFact};
+use crate::plan::names::{AbsPath, PackageName, UnitName};
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// Where `apply` keeps the record.
+pub const MEMO_PATH: &str = "/var/lib/ntp-provision/apt-facts.json";
+
+/// Bumped when what the record means changes, so an old record is ignored.
+const FORMAT: &str = concat!("apt-facts 1, ntp-provision ", env!("CARGO_PKG_VERSION"));
+
+/// apt's answers for the node's own lists, under one fingerprint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AptMemo {
+    pub fingerprint: String,
+    pub policies: BTreeMap<String, Policy>,
+    /// `apt-cache show --no-all-versions` answers, keyed by the sorted,
+    /// space-joined package names asked for.
+    pub shows: BTreeMap<String, Vec<Stanza>>,
+    pub autoremovable: Option<Vec<String>>,
+}
+
+impl AptMemo {
+    /// Writes the record if apt's inputs are still those it was read under.
+    /// Called by `apply` after a run that did not fail; a failure to write
+    /// costs only speed, so it is logged, never fatal.
+    pub fn save_if_current(&self, probe: &dyn Probe) {
+        let now = match probe.apt_fingerprint() {
+            Ok(Some(f)) => f,
+            Ok(None) => return,
+            Err(e) => return log::warn!("not remembering apt's answers: {e:#}"),
+        };
+        if now != self.fingerprint {
+            log::debug!("apt's inputs changed during the run: not remembering apt's answers");
+            return;
+        }
+        if let Err(e) = write_atomically(Path::new(MEMO_PATH), self) {
+            log::warn!("could not remember apt's answers in {MEMO_PATH}: {e:#}");
+        }
+    }
+}
+
+fn write_atomically(path: &Path, memo: &AptMemo) -> Result<()> {
+    let dir = path.parent().expect("MEMO_PATH has a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(".apt-facts.json.tmp");
+    let text = serde_json::to_vec(memo).context("serialising apt's answers")?;
+    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// Parses a record read by [`Probe::apt_memo`]; a record of another format
+/// or fingerprint, or one that does not parse, is no record.
+pub fn parse(text: &str, fingerprint: &str) -> Option<AptMemo> {
+    let memo: AptMemo = serde_json::from_str(text).ok()?;
+    (memo.fingerprint == fingerprint).then_some(memo)
+}
+
+/// The format tag every fingerprint starts with.
+pub fn fingerprint_prefix() -> &'static str {
+    FORMAT
+}
+
+/// A probe that answers apt questions about the node's own lists from a
+/// matching record, asks the inner probe otherwise, and records every answer
+/// it got from apt so that `apply` can save them.
+pub struct MemoProbe<'a> {
+    inner: &'a dyn Probe,
+    /// `None` when the inner probe has no fingerprint (the fake): no memo at all.
+    fingerprint: Option<String>,
+    loaded: Option<AptMemo>,
+    recorded: RefCell<AptMemo>,
+    /// Whether any answer had to come from apt.
+    asked_apt: RefCell<bool>,
+    /// Whether any question was about private lists: then nothing is recorded.
+    private_used: RefCell<bool>,
+}
+
+impl<'a> MemoProbe<'a> {
+    pub fn new(inner: &'a dyn Probe) -> Result<Self> {
+        let fingerprint = inner.apt_fingerprint()?;
+        let loaded = match &fingerprint {
+            Some(f) => inner.apt_memo()?.and_then(|text| parse(&text, f)),
+            None => None,
+        };
+        if loaded.is_some() {
+            log::info!("apt's answers come from {MEMO_PATH}: its lists, dpkg status and /etc/apt are unchanged since it was written");
+        }
+        let recorded = AptMemo {
+            fingerprint: fingerprint.clone().unwrap_or_default(),
+            ..AptMemo::default()
+        };
+        Ok(MemoProbe {
+            inner,
+            fingerprint,
+            loaded,
+            recorded: RefCell::new(recorded),
+            asked_apt: RefCell::new(false),
+            private_used: RefCell::new(false),
+        })
+    }
+
+    /// What `apply` should save: the answers read from apt for the node's
+    /// own lists, when some had to be read and none came from private lists.
+    pub fn into_record(self) -> Option<AptMemo> {
+        let wanted =
+            self.fingerprint.is_some() && *self.asked_apt.borrow() && !*self.private_used.borrow();
+        if !wanted {
+            return None;
+        }
+        // Answers of a matching record stay true: keep them beside the new ones.
+        let mut record = self.loaded.unwrap_or_default();
+        let new = self.recorded.into_inner();
+        record.fingerprint = new.fingerprint;
+        record.policies.extend(new.policies);
+        record.shows.extend(new.shows);
+        record.autoremovable = new.autoremovable.or(record.autoremovable);
+        Some(record)
+    }
+
+    fn usable(&self, lists: &Lists) -> bool {
+        self.fingerprint.is_some() && matches!(lists, Lists::Node { .. })
+    }
+
+    /// A run that read private lists must not leave a partial record behind.
+    fn private_lists_used(&self) {
+        *self.private_used.borrow_mut() = true;
+    }
+}
+
+fn show_key(pkgs: &[PackageName]) -> String {
+    let mut names: Vec<&str> = pkgs.iter().map(|p| p.as_str()).collect();
+    names.sort();
+    names.join(" ")
+}
+
+impl Probe for MemoProbe<'_> {
+    fn init_system(&self) -> Result<InitSystem> {
+        self.inner.init_system()
+    }
+
+    fn lists_age(&self) -> Result<Option<Duration>> {
+        self.inner.lists_age()
+    }
+
+    fn update_private_lists(&self, lists: &Lists) -> Result<()> {
+        self.inner.update_private_lists(lists)
+    }
+
+    fn apt_policy(
+        &self,
+        pkgs: &[PackageName],
+        lists: &Lists,
+    ) -> Result<BTreeMap<PackageName, Policy>> {
+        if !self.usable(lists) {
+            self.private_lists_used();
+            return self.inner.apt_policy(pkgs, lists);
+        }
+        if let Some(memo) = &self.loaded {
+            let hits: Option<BTreeMap<PackageName, Policy>> = pkgs
+                .iter()
+                .map(|p| Some((p.clone(), memo.policies.get(p.as_str())?.clone())))
+                .collect();
+            if let Some(hits) = hits {
+                return Ok(hits);
+            }
+        }
+        let answer = self.inner.apt_policy(pkgs, lists)?;
+        *self.asked_apt.borrow_mut() = true;
+        self.recorded
+            .borrow_mut()
+            .policies
+            .extend(answer.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        Ok(answer)
+    }
+
+    fn apt_show(&self, pkgs: &[PackageName], lists: &Lists) -> Result<Vec<Stanza>> {
+        if !self.usable(lists) {
+            self.private_lists_used();
+            return self.inner.apt_show(pkgs, lists);
+        }
+        let key = show_key(pkgs);
+        if let Some(hit) = self.loaded.as_ref().and_then(|m| m.shows.get(&key)) {
+            return Ok(hit.clone());
+        }
+        let answer = self.inner.apt_show(pkgs, lists)?;
+        *self.asked_apt.borrow_mut() = true;
+        self.recorded.borrow_mut().shows.insert(key, answer.clone());
+        Ok(answer)
+    }
+
+    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+        self.inner.dpkg_status(pkgs)
+    }
+
+    fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
+        if !self.usable(lists) {
+            self.private_lists_used();
+            return self.inner.autoremovable(lists);
+        }
+        if let Some(hit) = self.loaded.as_ref().and_then(|m| m.autoremovable.clone()) {
+            return Ok(hit);
+        }
+        let answer = self.inner.autoremovable(lists)?;
+        *self.asked_apt.borrow_mut() = true;
+        self.recorded.borrow_mut().autoremovable = Some(answer.clone());
+        Ok(answer)
+    }
+
+    fn file(&self, path: &AbsPath) -> Result<Option<FileState>> {
+        self.inner.file(path)
+    }
+
+    fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {
+        self.inner.account_id(name, group)
+    }
+
+    fn units(&self, init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>> {
+        self.inner.units(init, units)
+    }
+
+    fn dpkg_updates(&self) -> Result<Vec<String>> {
+        self.inner.dpkg_updates()
+    }
+
+    fn apt_fingerprint(&self) -> Result<Option<String>> {
+        Ok(self.fingerprint.clone())
+    }
+
+    fn apt_memo(&self) -> Result<Option<String>> {
+        self.inner.apt_memo()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::FakeNode;
+    use crate::plan::{Plan, Source, DEFAULT_PLAN};
+    use std::cell::RefCell;
+
+    /// The fake node with a fingerprint and a record store, as the real node has.
+    struct Remembering {
+        node: FakeNode,
+        fingerprint: String,
+        stored: RefCell<Option<String>>,
+    }
+
+    impl Probe for Remembering {
+        fn init_system(&self) -> Result<InitSystem> {
+            self.node.init_system()
+        }
+        fn lists_age(&self) -> Result<Option<Duration>> {
+            self.node.lists_age()
+        }
+        fn update_private_lists(&self, lists: &Lists) -> Result<()> {
+            self.node.update_private_lists(lists)
+        }
+        fn apt_policy(
+            &self,
+            p: &[PackageName],
+            l: &Lists,
+        ) -> Result<BTreeMap<PackageName, Policy>> {
+            self.node.apt_policy(p, l)
+        }
+        fn apt_show(&self, p: &[PackageName], l: &Lists) -> Result<Vec<Stanza>> {
+            self.node.apt_show(p, l)
+        }
+        fn dpkg_status(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+            self.node.dpkg_status(p)
+        }
+        fn autoremovable(&self, l: &Lists) -> Result<Vec<String>> {
+            self.node.autoremovable(l)
+        }
+        fn file(&self, p: &AbsPath) -> Result<Option<FileState>> {
+            self.node.file(p)
+        }
+        fn account_id(&self, n: &str, g: bool) -> Result<Option<u32>> {
+            self.node.account_id(n, g)
+        }
+        fn units(&self, i: InitSystem, u: &[UnitName]) -> Result<Vec<UnitFact>> {
+            self.node.units(i, u)
+        }
+        fn dpkg_updates(&self) -> Result<Vec<String>> {
+            self.node.dpkg_updates()
+        }
+        fn apt_fingerprint(&self) -> Result<Option<String>> {
+            Ok(Some(self.fingerprint.clone()))
+        }
+        fn apt_memo(&self) -> Result<Option<String>> {
+            Ok(self.stored.borrow().clone())
+        }
+    }
+
+    fn apt_probes(node: &FakeNode) -> Vec<String> {
+        let probes = node.state().probes.clone();
+        probes
+            .into_iter()
+            .filter(|p| p.starts_with("apt"))
+            .collect()
+    }
+
+    #[test]
+    fn a_matching_record_answers_every_apt_question_and_a_stale_one_none() {
+        let node = FakeNode::bookworm();
+        node.state().lists_age = Some(Duration::from_secs(60));
+        let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
+        let probe = Remembering {
+            node: node.clone(),
+            fingerprint: "f1".into(),
+            stored: RefCell::new(None),
+        };
+
+        let first = crate::facts::gather(&probe, &plan).unwrap();
+        assert!(!apt_probes(&node).is_empty(), "no record yet: apt is asked");
+        let record = first
+            .apt_memo
+            .clone()
+            .expect("answers from apt are offered for saving");
+        assert_eq!(record.fingerprint, "f1");
+        *probe.stored.borrow_mut() = Some(serde_json::to_string(&record).unwrap());
+
+        node.state().probes.clear();
+        let second = crate::facts::gather(&probe, &plan).unwrap();
+        assert_eq!(
+            apt_probes(&node),
+            Vec::<String>::new(),
+            "the record answers everything"
+        );
+        assert_eq!(second.facts, first.facts, "the same facts either way");
+        assert!(second.apt_memo.is_none(), "nothing new to save");
+
+        let changed = Remembering {
+            fingerprint: "f2".into(),
+            ..probe
+        };
+        node.state().probes.clear();
+        crate::facts::gather(&changed, &plan).unwrap();
+        assert!(
+            !apt_probes(&node).is_empty(),
+            "another fingerprint: apt is asked again"
+        );
+    }
+
+    #[test]
+    fn answers_from_private_lists_are_never_offered_for_saving() {
+        let node = FakeNode::bookworm(); // lists never updated: private lists are read
+        let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
+        let probe = Remembering {
+            node,
+            fingerprint: "f1".into(),
+            stored: RefCell::new(None),
+        };
+        assert!(crate::facts::gather(&probe, &plan)
+            .unwrap()
+            .apt_memo
+            .is_none());
+    }
+
+    #[test]
+    fn a_record_of_another_fingerprint_or_garbage_is_no_record() {
+        let memo = AptMemo {
+            fingerprint: "a".into(),
+            ..AptMemo::default()
+        };
+        let text = serde_json::to_string(&memo).unwrap();
+        assert_eq!(parse(&text, "a"), Some(memo));
+        assert_eq!(parse(&text, "b"), None);
+        assert_eq!(parse("{not json", "a"), None);
+    }
+}
