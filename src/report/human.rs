@@ -14,7 +14,7 @@ pub struct Human<W: Write> {
 impl Human<std::io::Stdout> {
     pub fn stdout() -> Self {
         let color = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
         Human {
             out: std::io::stdout(),
             color,
