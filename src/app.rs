@@ -360,9 +360,9 @@ pub(crate) fn lint_gate(
 
 pub const AMPLIFICATION_STEP: &str = "No amplification from this node";
 
-/// After apply started or restarted the daemon: probes it from 127.0.0.2 as
-/// `verify` does and appends the result as a step. Read-only; the executors
-/// never see it.
+/// After apply started or restarted the daemon: sends it `verify`'s queries,
+/// all at once, each from its own address (`verify::run_batch`), and appends
+/// the result as a step. Read-only; the executors never see it.
 pub(crate) fn check_amplification(
     report: Report,
     plan: &Plan,
@@ -386,11 +386,10 @@ pub(crate) fn check_amplification(
     if !verify::wait_until_answering(target::NTP_PORT, DAEMON_READY_BOUND) {
         log::info!("the daemon did not answer a time request from 127.0.0.1 within {DAEMON_READY_BOUND:?}; probing anyway");
     }
-    let step = match verify::run(
+    let step = match verify::run_batch(
         target::DEFAULT_TARGET,
-        target::DEFAULT_FROM,
         verify::WAIT,
-        &mut socket::exchange,
+        &mut socket::exchange_batch,
     ) {
         Ok(check) => {
             let strings = |key: &str| -> Vec<String> {
@@ -409,7 +408,7 @@ pub(crate) fn check_amplification(
                 daemon.flavor,
                 &strings("clients"),
                 &strings("listen"),
-                target::DEFAULT_FROM,
+                verify::BATCH_TIME_FROM,
                 target::DEFAULT_TARGET.ip(),
             );
             let amplification = Amplification {

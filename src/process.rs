@@ -96,6 +96,104 @@ impl Cmd {
         Ok(output)
     }
 
+    /// Runs the command with stdout and stderr merged, handing each line to
+    /// `enough` as it arrives; stops the process (SIGKILL) as soon as
+    /// `enough` says the output already tells all, or when `bound` passes.
+    /// For programs with no check-only mode whose log shows what a check
+    /// needs long before they would exit (NTPsec reading its config). The
+    /// program must not fork: only the process started here is killed.
+    /// `Output::stdout` has every line read; `code` is -1 when it was stopped.
+    pub fn output_until(
+        &self,
+        bound: Duration,
+        enough: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<Output, CmdError> {
+        use std::io::BufRead;
+        let started = Instant::now();
+        let mut expr = duct::cmd(&self.program, &self.args)
+            .stderr_to_stdout()
+            .unchecked();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        expr = match &self.stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.clone()),
+            None => expr.stdin_null(),
+        };
+        let not_started = |source| CmdError::NotStarted {
+            cmd: self.to_string(),
+            source,
+        };
+        let handle = expr.reader().map_err(not_started)?;
+        let (finished, finish_rx) = std::sync::mpsc::channel::<()>();
+        let mut text = String::new();
+        let mut stopped = false;
+        std::thread::scope(|scope| {
+            // The watchdog: kills the process when the bound passes, unless
+            // reading finished first (the sender is dropped or sends).
+            let to_kill = &handle;
+            let watchdog = scope.spawn(move || {
+                if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    finish_rx.recv_timeout(bound)
+                {
+                    let _ = to_kill.kill();
+                    true
+                } else {
+                    false
+                }
+            });
+            let mut lines = std::io::BufReader::new(&handle);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match lines.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let l = String::from_utf8_lossy(&line);
+                        text.push_str(&l);
+                        if enough(l.trim_end_matches('\n')) {
+                            stopped = true;
+                            let _ = handle.kill();
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = finished.send(());
+            if watchdog.join().unwrap_or(false) {
+                stopped = true;
+            }
+        });
+        // Reaps the process (killed or exited; a kill takes effect at once,
+        // so this waits milliseconds, and at most a second) and reads its status.
+        let mut status = None;
+        for _ in 0..100 {
+            if let Ok(Some(out)) = handle.try_wait() {
+                status = out.status.code();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let code = if stopped { -1 } else { status.unwrap_or(-1) };
+        let elapsed = started.elapsed();
+        log::info!(
+            "ran `{self}` in {} ms (exit {code}{})",
+            elapsed.as_millis(),
+            if stopped {
+                ", stopped once its output told enough"
+            } else {
+                ""
+            }
+        );
+        log::debug!("output of `{}`: {}", self.program, text.trim_end());
+        Ok(Output {
+            code,
+            stdout: text,
+            stderr: String::new(),
+            elapsed,
+        })
+    }
+
     /// Runs the command and requires exit status 0.
     pub fn run(&self) -> Result<Output, CmdError> {
         let out = self.output()?;
@@ -254,6 +352,44 @@ mod tests {
     fn arguments_are_not_interpreted_by_a_shell() {
         let out = Cmd::new("echo").arg("$HOME; rm -rf /").run().unwrap();
         assert_eq!(out.stdout, "$HOME; rm -rf /\n");
+    }
+
+    #[test]
+    fn output_until_stops_the_process_once_enough_was_read() {
+        let started = Instant::now();
+        // Would run for 30 s: the second line is enough.
+        let out = Cmd::new("sh")
+            .args(["-c", "echo one; echo two >&2; exec sleep 30"])
+            .output_until(Duration::from_secs(20), &mut |l| l == "two")
+            .unwrap();
+        assert_eq!(out.stdout, "one\ntwo\n");
+        assert_eq!(out.code, -1, "stopped, not exited");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn output_until_keeps_the_exit_code_of_a_process_that_ends_first_and_bounds_one_that_does_not()
+    {
+        let out = Cmd::new("sh")
+            .args(["-c", "echo done; exit 3"])
+            .output_until(Duration::from_secs(20), &mut |_| false)
+            .unwrap();
+        assert_eq!((out.code, out.stdout.as_str()), (3, "done\n"));
+        let started = Instant::now();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo waiting; exec sleep 30"])
+            .output_until(Duration::from_millis(300), &mut |_| false)
+            .unwrap();
+        assert_eq!((out.code, out.stdout.as_str()), (-1, "waiting\n"));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

@@ -514,6 +514,32 @@ fn replace_atomically(
 /// Bounds every config check: a parser that hangs must not hang the run.
 const CHECK_SECONDS: &str = "20";
 
+/// Bounds NTPsec's check, which is a daemon run that is stopped as soon as
+/// its log shows the whole config was read (milliseconds).
+const NTPSEC_CHECK_BOUND: Duration = Duration::from_secs(5);
+
+/// Follows an NTPsec log while it starts: it parses the config between
+/// "CONFIG: readconfig: parsing file" and the first line of another kind
+/// (INIT, IO, ...), and logs every syntax error in between as a CONFIG line.
+#[derive(Debug, Default)]
+pub struct NtpsecLog {
+    pub parsing_started: bool,
+}
+
+impl NtpsecLog {
+    /// True once `line` shows that parsing is over.
+    pub fn config_done(&mut self, line: &str) -> bool {
+        // `2026-11-26T14:42:35 ntpd[22502]: CONFIG: ...`; ntpd's own stderr
+        // echo of the first lines has no prefix.
+        let message = line.split_once("]: ").map_or(line, |(_, m)| m);
+        if message.starts_with("CONFIG: readconfig: parsing file") {
+            self.parsing_started = true;
+            return false;
+        }
+        self.parsing_started && !message.starts_with("CONFIG:")
+    }
+}
+
 /// Asks the daemon's own parser about `file` (platforms.md lists each one's
 /// traps): classic ntpd exits 0 even on syntax errors, so its messages are
 /// read; NTPsec has no check mode, so it is started in a private network
@@ -539,12 +565,10 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             (text, bad)
         }
         Flavor::Ntpsec => {
-            let out = Cmd::new("timeout")
+            let mut progress = NtpsecLog::default();
+            let out = Cmd::new("unshare")
                 .env("LC_ALL", "C")
                 .args([
-                    "--signal=KILL",
-                    "3",
-                    "unshare",
                     "--net",
                     "--",
                     "ntpd",
@@ -554,13 +578,16 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
                     "-c",
                     &file,
                 ])
-                .output()?;
-            if out.stderr.starts_with("unshare:") {
-                log::warn!("NTPsec config not checked (no private network namespace here: {}); the restart's health check decides", out.stderr.trim());
+                .output_until(NTPSEC_CHECK_BOUND, &mut |line| progress.config_done(line))?;
+            if out.stdout.starts_with("unshare:") {
+                log::warn!("NTPsec config not checked (no private network namespace here: {}); the restart's health check decides", out.stdout.trim());
                 return Ok(());
             }
-            let bad = out.stderr.contains("syntax error");
-            (out.stderr, bad)
+            if !progress.parsing_started {
+                log::warn!("NTPsec did not say it read the config within {NTPSEC_CHECK_BOUND:?}; judging by what it logged");
+            }
+            let bad = out.stdout.contains("syntax error");
+            (out.stdout, bad)
         }
         Flavor::Chrony => {
             let out = Cmd::new("timeout")
@@ -611,6 +638,35 @@ fn tmp_path_display(dir: &Path, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Captured from NTPsec 1.2.2 (Debian 12) started as the check starts it.
+    const NTPSEC_BAD_CONFIG_LOG: &str = "\
+2026-11-26T14:42:38 ntpd[22561]: INIT: ntpd ntpsec-1.2.2: Starting
+2026-11-26T14:42:38 ntpd[22561]: INIT: Command line: ntpd -n -l /dev/stderr -c /tmp/bad.conf
+2026-11-26T14:42:38 ntpd[22561]: INIT: precision = 0.050 usec (-24)
+2026-11-26T14:42:38 ntpd[22561]: CONFIG: readconfig: parsing file: /tmp/bad.conf
+2026-11-26T14:42:38 ntpd[22561]: CONFIG: line 2 column 0 syntax error
+2026-11-26T14:42:38 ntpd[22561]: CONFIG: syntax error in /tmp/bad.conf line 2, column 0
+2026-11-26T14:42:38 ntpd[22561]: INIT: Using SO_TIMESTAMPNS(ns)
+2026-11-26T14:42:38 ntpd[22561]: IO: Listen and drop on 0 v6wildcard [::]:123
+";
+
+    #[test]
+    fn the_ntpsec_check_stops_at_the_first_line_after_the_config_lines() {
+        let mut log = NtpsecLog::default();
+        let lines: Vec<&str> = NTPSEC_BAD_CONFIG_LOG.lines().collect();
+        let done_at = lines.iter().position(|l| log.config_done(l));
+        assert_eq!(
+            done_at,
+            Some(6),
+            "stops at `INIT: Using SO_TIMESTAMPNS`, after both syntax error lines"
+        );
+        assert!(lines[..=6].join("\n").contains("syntax error"));
+        // INIT lines before the config is read do not end it.
+        let mut log = NtpsecLog::default();
+        assert!(!log.config_done("ntpd[1]: INIT: precision = 0.050 usec (-24)"));
+        assert!(!log.parsing_started);
+    }
 
     #[test]
     fn atomic_write_sets_content_and_mode_and_leaves_no_temp_file() {

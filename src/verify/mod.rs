@@ -59,6 +59,8 @@ pub enum Verdict {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueryResult {
     pub query: Query,
+    /// The source address it was sent from.
+    pub from: IpAddr,
     pub name: &'static str,
     pub mode: u8,
     pub kind: QueryKind,
@@ -124,7 +126,11 @@ impl Check {
                     (QueryKind::Control, true, SourceKind::Trusted) => "info",
                     (QueryKind::Control, true, SourceKind::Remote) => "failed",
                 };
-                format!("{label}: {}: {}", q.name, q.figures())
+                if q.from == self.from {
+                    format!("{label}: {}: {}", q.name, q.figures())
+                } else {
+                    format!("{label}: {} from {}: {}", q.name, q.from, q.figures())
+                }
             })
             .collect();
         let time = match self.time_service {
@@ -305,6 +311,7 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
             let received = datagrams.iter().map(Vec::len).sum();
             QueryResult {
                 query: *query,
+                from,
                 name: query.name(),
                 mode: query.mode(),
                 kind: query.kind(),
@@ -374,6 +381,88 @@ pub fn run(
     Ok(evaluate(target, from, &answers))
 }
 
+/// Where `apply`'s check sends each query from: the time request from
+/// 127.0.0.3, each control query from an address of its own. No restrict
+/// line of the plans trusts them (they stand for any host), and no rate limit
+/// of the daemon (`limited`, `discard`) sees two packets from one address, so
+/// an answer missing is the access control's doing, never the rate limit's.
+/// None is `verify`'s default source (127.0.0.2): a `verify` right after
+/// `apply` is not rate-limited by the check's packets either.
+pub const BATCH_SOURCES: [(Query, IpAddr); 5] = [
+    (Query::ReadVar, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4))),
+    (Query::ReadStat, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5))),
+    (Query::MonGetList, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6))),
+    (Query::PeerList, IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7))),
+    // Last: its answer ends the wait (see `socket::exchange_batch`).
+    (Query::Time, BATCH_TIME_FROM),
+];
+
+/// The source of `apply`'s time request, and so of its check as reported.
+pub const BATCH_TIME_FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
+
+/// How long the batch waits after the time request was answered, for the
+/// kernel to deliver what the daemon sent before it.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// Sends a batch of `(source, packet)` to a target and returns the datagrams
+/// of each: `socket::exchange_batch`, or a hand-written responder in tests.
+pub type ExchangeBatch<'a> = dyn FnMut(
+        SocketAddr,
+        &[(IpAddr, Vec<u8>)],
+        Duration,
+        Option<Duration>,
+    ) -> Result<Vec<Vec<Vec<u8>>>, String>
+    + 'a;
+
+/// `apply`'s check of the daemon on this host: every query at once, each
+/// from its `BATCH_SOURCES` address, the control queries before the time
+/// request. When the time request is answered the wait ends `SETTLE` later
+/// (a daemon answers its socket's datagrams in order); a daemon that serves
+/// this source no time gets the whole `wait`. Same figures and verdict as
+/// `run`, which `verify` uses for any target (there, from one address, one
+/// query at a time).
+pub fn run_batch(
+    target: SocketAddr,
+    wait: Duration,
+    send: &mut ExchangeBatch<'_>,
+) -> Result<Check, String> {
+    if !target.ip().is_loopback() {
+        return Err(format!(
+            "the batch check is for a daemon on this host, not {target}"
+        ));
+    }
+    let probes: Vec<(IpAddr, Vec<u8>)> = BATCH_SOURCES
+        .iter()
+        .map(|(q, from)| (*from, q.packet()))
+        .collect();
+    let replies = send(target, &probes, wait, Some(SETTLE))?;
+    if replies.len() != probes.len() {
+        return Err(format!(
+            "{} answers for {} queries",
+            replies.len(),
+            probes.len()
+        ));
+    }
+    // Reported in the usual order, each with its own source.
+    let mut answers: Vec<(Query, Vec<Vec<u8>>)> = Vec::new();
+    for query in Query::ALL {
+        let i = BATCH_SOURCES
+            .iter()
+            .position(|(q, _)| *q == query)
+            .expect("every query has a source");
+        answers.push((query, replies[i].clone()));
+    }
+    let mut check = evaluate(target, BATCH_TIME_FROM, &answers);
+    for result in &mut check.queries {
+        result.from = BATCH_SOURCES
+            .iter()
+            .find(|(q, _)| *q == result.query)
+            .map(|(_, a)| *a)
+            .expect("every query has a source");
+    }
+    Ok(check)
+}
+
 /// After a start or restart: waits (at most `bound`) until the daemon
 /// answers a time request from 127.0.0.1, which every config here trusts
 /// and never rate-limits. A daemon that serves no time (chrony without
@@ -384,21 +473,22 @@ pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
     let started = Instant::now();
     while started.elapsed() < bound {
         let tried = Instant::now();
-        match socket::exchange(
-            local,
+        // Ends at the first answer; a closed port answers at once.
+        match socket::exchange_batch(
             target,
-            &Query::Time.packet(),
+            &[(local, Query::Time.packet())],
             Duration::from_millis(250),
+            Some(Duration::ZERO),
         ) {
-            Ok(answers) if !answers.is_empty() => return true,
+            Ok(answers) if answers.iter().any(|a| !a.is_empty()) => return true,
             Ok(_) => {}
             Err(e) => {
                 log::warn!("waiting for the NTP daemon on {target}: {e}");
                 return false;
             }
         }
-        // Port unreachable returns at once: don't spin.
-        std::thread::sleep(Duration::from_millis(250).saturating_sub(tried.elapsed()));
+        // A closed port (not bound yet) answers at once: don't spin.
+        std::thread::sleep(Duration::from_millis(20).saturating_sub(tried.elapsed()));
     }
     false
 }
@@ -511,6 +601,92 @@ mod tests {
             check.lines()[5],
             "info: 127.0.0.1:123 serves time to this source"
         );
+    }
+
+    /// A batch responder: answers each packet as `answer_with` would, and
+    /// records the order and sources it saw.
+    fn batch_answer_with(
+        sizes: Vec<(Query, Vec<usize>)>,
+        seen: &mut Vec<(IpAddr, Query)>,
+    ) -> impl FnMut(
+        SocketAddr,
+        &[(IpAddr, Vec<u8>)],
+        Duration,
+        Option<Duration>,
+    ) -> Result<Vec<Vec<Vec<u8>>>, String>
+           + '_ {
+        let mut single = answer_with(sizes);
+        move |target, probes, wait, settle| {
+            assert_eq!(
+                settle,
+                Some(SETTLE),
+                "the batch ends once the time request is answered"
+            );
+            probes
+                .iter()
+                .map(|(from, packet)| {
+                    let query = Query::ALL
+                        .into_iter()
+                        .find(|q| q.packet() == *packet)
+                        .unwrap();
+                    seen.push((*from, query));
+                    single(*from, target, packet, wait)
+                })
+                .collect()
+        }
+    }
+
+    #[test]
+    fn the_batch_sends_control_queries_first_each_from_its_own_address_and_time_last() {
+        let mut seen = Vec::new();
+        let mut send = batch_answer_with(
+            vec![(Query::Time, vec![48]), (Query::ReadVar, vec![412])],
+            &mut seen,
+        );
+        let check = run_batch(local(), WAIT, &mut send).unwrap();
+        drop(send);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            seen,
+            vec![
+                (ip("127.0.0.4"), Query::ReadVar),
+                (ip("127.0.0.5"), Query::ReadStat),
+                (ip("127.0.0.6"), Query::MonGetList),
+                (ip("127.0.0.7"), Query::PeerList),
+                (ip("127.0.0.3"), Query::Time),
+            ]
+        );
+        // Reported in the usual order, with the same verdict as one at a time.
+        let order: Vec<(Query, IpAddr, usize)> = check
+            .queries
+            .iter()
+            .map(|q| (q.query, q.from, q.received))
+            .collect();
+        assert_eq!(order[0], (Query::Time, ip("127.0.0.3"), 48));
+        assert_eq!(order[1], (Query::ReadVar, ip("127.0.0.4"), 412));
+        assert_eq!(check.verdict, Verdict::Amplifier);
+        assert_eq!(check.from, ip("127.0.0.3"));
+        assert_eq!(check.time_service, TimeService::Served);
+        let mut single = answer_with(vec![(Query::Time, vec![48]), (Query::ReadVar, vec![412])]);
+        let one_at_a_time = run(local(), target::DEFAULT_FROM, WAIT, &mut single).unwrap();
+        assert_eq!(
+            (check.verdict, check.max_amplification),
+            (one_at_a_time.verdict, one_at_a_time.max_amplification)
+        );
+        assert_eq!(check.lines()[1], "failed: mode 6 READVAR from 127.0.0.4: sent 12 bytes, received 412 bytes in 1 datagram (amplification 34.33x)");
+    }
+
+    #[test]
+    fn the_batch_is_for_a_daemon_on_this_host_only() {
+        let mut send = |_: SocketAddr,
+                        _: &[(IpAddr, Vec<u8>)],
+                        _: Duration,
+                        _: Option<Duration>|
+         -> Result<Vec<Vec<Vec<u8>>>, String> {
+            panic!("nothing may be sent to another host")
+        };
+        let err = run_batch("192.0.2.1:123".parse().unwrap(), WAIT, &mut send).unwrap_err();
+        assert!(err.contains("192.0.2.1:123"), "{err}");
     }
 
     #[test]

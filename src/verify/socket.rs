@@ -62,6 +62,78 @@ pub fn exchange(
     Ok(datagrams)
 }
 
+/// Sends each `(source, packet)` in order, each from its own socket bound
+/// to its source (an ephemeral port) and connected to `target`, then
+/// collects what comes back to each socket. Collection ends when `wait`
+/// has passed, when every socket was refused (nothing listens), or, with
+/// `settle`, `settle` after the last packet was answered.
+///
+/// `settle` is for a target on this host only: a daemon reads the datagrams
+/// of one socket in the order they arrived and answers each as it reads it
+/// (ntpd, NTPsec, chrony and OpenNTPD are single-threaded there), so when
+/// the last packet has its answer, the answers to the packets before it have
+/// been sent too; on loopback they are not reordered on the way back.
+/// `settle` covers the kernel's delivery of the last of them.
+pub fn exchange_batch(
+    target: SocketAddr,
+    probes: &[(IpAddr, Vec<u8>)],
+    wait: Duration,
+    settle: Option<Duration>,
+) -> Result<Vec<Vec<Vec<u8>>>, String> {
+    let mut sockets = Vec::with_capacity(probes.len());
+    for (from, packet) in probes {
+        let socket = UdpSocket::bind(SocketAddr::new(*from, 0)).map_err(|e| {
+            format!("cannot bind a UDP socket to {from} (is it an address of this host?): {e}")
+        })?;
+        socket
+            .connect(target)
+            .map_err(|e| format!("cannot address {target} from {from}: {e}"))?;
+        socket
+            .set_nonblocking(true)
+            .map_err(|e| format!("making a socket non-blocking: {e}"))?;
+        sockets.push(socket);
+        let socket = sockets.last().expect("just pushed");
+        socket.send(packet).map_err(|e| {
+            format!(
+                "sending {} bytes from {from} to {target}: {e}",
+                packet.len()
+            )
+        })?;
+    }
+    let started = Instant::now();
+    let mut buf = vec![0u8; BUFFER];
+    let mut answers: Vec<Vec<Vec<u8>>> = vec![Vec::new(); sockets.len()];
+    let mut refused = vec![false; sockets.len()];
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        for (i, socket) in sockets.iter().enumerate() {
+            while !refused[i] && answers[i].len() < MAX_DATAGRAMS {
+                match socket.recv(&mut buf) {
+                    Ok(n) => answers[i].push(buf[..n].to_vec()),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused[i] = true,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(format!("receiving from {target}: {e}")),
+                }
+            }
+        }
+        let now = Instant::now();
+        if let (Some(settle), None, Some(last)) = (settle, settle_until, answers.last()) {
+            if !last.is_empty() {
+                settle_until = Some(now + settle);
+            }
+        }
+        let settled = settle_until.is_some_and(|t| now >= t);
+        if settled || refused.iter().all(|r| *r) || now.duration_since(started) >= wait {
+            break;
+        }
+        // Loopback answers come within microseconds: a millisecond's poll
+        // costs nothing and bounds the loop to about `wait` / 1 ms rounds.
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(answers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +192,78 @@ mod tests {
         .unwrap();
         assert!(got.is_empty());
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A responder that answers the first two datagrams it reads, in order,
+    /// and ignores the third, like a daemon answering time but not control
+    /// queries: the batch ends `settle` after the last one is answered.
+    #[test]
+    fn a_batch_ends_soon_after_its_last_packet_is_answered_and_keeps_each_socket_apart() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let target = server.local_addr().unwrap();
+        let worker = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            server
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let mut peers = Vec::new();
+            for _ in 0..3 {
+                let (n, peer) = server.recv_from(&mut buf).unwrap();
+                peers.push(peer);
+                if buf[0] != b'x' {
+                    server.send_to(&vec![buf[0]; n + 10], peer).unwrap();
+                }
+            }
+            peers
+        });
+        let a: IpAddr = "127.0.0.3".parse().unwrap();
+        let b: IpAddr = "127.0.0.4".parse().unwrap();
+        let started = Instant::now();
+        let got = exchange_batch(
+            target,
+            &[(a, b"a".to_vec()), (b, b"x".to_vec()), (a, b"b".to_vec())],
+            Duration::from_secs(5),
+            Some(Duration::from_millis(20)),
+        )
+        .unwrap();
+        let peers = worker.join().unwrap();
+        assert_eq!(
+            peers.iter().map(|p| p.ip()).collect::<Vec<_>>(),
+            vec![a, b, a],
+            "sent in order, each from its source"
+        );
+        assert_eq!(
+            got,
+            vec![vec![vec![b'a'; 11]], vec![], vec![vec![b'b'; 11]]]
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "ended by the answer, not the wait: {:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_batch_to_a_port_nobody_listens_on_ends_at_once() {
+        let target = UdpSocket::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let started = Instant::now();
+        let from: IpAddr = "127.0.0.2".parse().unwrap();
+        let got = exchange_batch(
+            target,
+            &[(from, vec![0x1b]), (from, vec![0x16])],
+            Duration::from_secs(5),
+            None,
+        )
+        .unwrap();
+        assert_eq!(got, vec![Vec::<Vec<u8>>::new(), Vec::new()]);
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]

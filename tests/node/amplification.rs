@@ -67,7 +67,10 @@ fn converged_daemon_is_no_amplifier(release: Release, flavor: &str) {
     let step = amplification_step(&doc);
     assert_eq!(step["status"], "ok", "{step:#}");
     let check = &step["amplification"];
-    assert_eq!(check["from"], "127.0.0.2");
+    assert_eq!(
+        check["from"], "127.0.0.3",
+        "apply's check: its time request from 127.0.0.3"
+    );
     assert_eq!(check["verdict"], "no_amplification", "{check:#}");
     assert_eq!(check["enforcement"], "enforced");
     assert_eq!(check["time_service_intended"], "served", "{check:#}");
@@ -80,6 +83,11 @@ fn converged_daemon_is_no_amplifier(release: Release, flavor: &str) {
             query(check, q)["received"],
             0,
             "{q} in the apply check: {check:#}"
+        );
+        assert_ne!(
+            query(check, q)["from"],
+            "127.0.0.3",
+            "each control query has its own source: {check:#}"
         );
     }
 
@@ -281,6 +289,11 @@ fn bullseye_a_plan_that_opens_queries_is_refused_unless_allowed_and_verify_measu
         serde_json::json!(["noquery-missing"])
     );
     assert_eq!(step["amplification"]["verdict"], "amplifier", "{step:#}");
+    // apply's check sends every query at once and ends when the time request
+    // is answered: the answer to READVAR, sent before it, is still counted.
+    let readvar = query(&step["amplification"], "read_var");
+    assert!(readvar["received"].as_u64().unwrap() > 12, "{step:#}");
+    assert_eq!(readvar["from"], "127.0.0.4", "{step:#}");
 
     let verify = node.provision(&["verify", "--format", "json"]);
     assert_eq!(verify.code, 1, "{}\n{}", verify.stdout, verify.stderr);
