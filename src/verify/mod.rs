@@ -406,13 +406,11 @@ pub const SETTLE: Duration = Duration::from_millis(50);
 
 /// Sends a batch of `(source, packet)` to a target and returns the datagrams
 /// of each: `socket::exchange_batch`, or a hand-written responder in tests.
-pub type ExchangeBatch<'a> = dyn FnMut(
-        SocketAddr,
-        &[(IpAddr, Vec<u8>)],
-        Duration,
-        Option<Duration>,
-    ) -> Result<Vec<Vec<Vec<u8>>>, String>
-    + 'a;
+pub type ExchangeBatch<'a> =
+    dyn FnMut(SocketAddr, &[(IpAddr, Vec<u8>)], Duration, Option<Duration>) -> BatchReplies + 'a;
+
+/// The datagrams that answered each packet of a batch, in the batch's order.
+pub type BatchReplies = Result<Vec<Vec<Vec<u8>>>, String>;
 
 /// `apply`'s check of the daemon on this host: every query at once, each
 /// from its `BATCH_SOURCES` address, the control queries before the time
@@ -608,13 +606,8 @@ mod tests {
     fn batch_answer_with(
         sizes: Vec<(Query, Vec<usize>)>,
         seen: &mut Vec<(IpAddr, Query)>,
-    ) -> impl FnMut(
-        SocketAddr,
-        &[(IpAddr, Vec<u8>)],
-        Duration,
-        Option<Duration>,
-    ) -> Result<Vec<Vec<Vec<u8>>>, String>
-           + '_ {
+    ) -> impl FnMut(SocketAddr, &[(IpAddr, Vec<u8>)], Duration, Option<Duration>) -> BatchReplies + '_
+    {
         let mut single = answer_with(sizes);
         move |target, probes, wait, settle| {
             assert_eq!(
