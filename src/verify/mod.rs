@@ -606,10 +606,9 @@ mod tests {
     fn batch_answer_with(
         sizes: Vec<(Query, Vec<usize>)>,
         seen: &mut Vec<(IpAddr, Query)>,
-    ) -> impl FnMut(SocketAddr, &[(IpAddr, Vec<u8>)], Duration, Option<Duration>) -> BatchReplies + '_
-    {
+    ) -> Box<ExchangeBatch<'_>> {
         let mut single = answer_with(sizes);
-        move |target, probes, wait, settle| {
+        Box::new(move |target, probes: &[(IpAddr, Vec<u8>)], wait, settle| {
             assert_eq!(
                 settle,
                 Some(SETTLE),
@@ -626,7 +625,7 @@ mod tests {
                     single(*from, target, packet, wait)
                 })
                 .collect()
-        }
+        })
     }
 
     #[test]
@@ -636,7 +635,7 @@ mod tests {
             vec![(Query::Time, vec![48]), (Query::ReadVar, vec![412])],
             &mut seen,
         );
-        let check = run_batch(local(), WAIT, &mut send).unwrap();
+        let check = run_batch(local(), WAIT, &mut *send).unwrap();
         drop(send);
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
         assert_eq!(
