@@ -64,21 +64,15 @@ impl Cmd {
     /// Runs the command to completion, whatever its exit status.
     pub fn output(&self) -> Result<Output, CmdError> {
         let started = Instant::now();
-        let mut expr = duct::cmd(&self.program, &self.args)
+        let out = self
+            .expression()
             .stdout_capture()
             .stderr_capture()
-            .unchecked();
-        for (k, v) in &self.env {
-            expr = expr.env(k, v);
-        }
-        expr = match &self.stdin {
-            Some(bytes) => expr.stdin_bytes(bytes.clone()),
-            None => expr.stdin_null(),
-        };
-        let out = expr.run().map_err(|source| CmdError::NotStarted {
-            cmd: self.to_string(),
-            source,
-        })?;
+            .run()
+            .map_err(|source| CmdError::NotStarted {
+                cmd: self.to_string(),
+                source,
+            })?;
         let elapsed = started.elapsed();
         // A process killed by a signal has no code; -1 keeps it non-zero.
         let code = out.status.code().unwrap_or(-1);
@@ -110,16 +104,7 @@ impl Cmd {
     ) -> Result<Output, CmdError> {
         use std::io::BufRead;
         let started = Instant::now();
-        let mut expr = duct::cmd(&self.program, &self.args)
-            .stderr_to_stdout()
-            .unchecked();
-        for (k, v) in &self.env {
-            expr = expr.env(k, v);
-        }
-        expr = match &self.stdin {
-            Some(bytes) => expr.stdin_bytes(bytes.clone()),
-            None => expr.stdin_null(),
-        };
+        let expr = self.expression().stderr_to_stdout();
         let not_started = |source| CmdError::NotStarted {
             cmd: self.to_string(),
             source,
@@ -192,6 +177,19 @@ impl Cmd {
             stderr: String::new(),
             elapsed,
         })
+    }
+
+    /// The command as duct runs it: arguments, environment, standard input
+    /// (none unless given), any exit status accepted.
+    fn expression(&self) -> duct::Expression {
+        let mut expr = duct::cmd(&self.program, &self.args).unchecked();
+        for (k, v) in &self.env {
+            expr = expr.env(k, v);
+        }
+        match &self.stdin {
+            Some(bytes) => expr.stdin_bytes(bytes.clone()),
+            None => expr.stdin_null(),
+        }
     }
 
     /// Runs the command and requires exit status 0.

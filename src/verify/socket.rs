@@ -27,12 +27,7 @@ pub fn exchange(
     packet: &[u8],
     wait: Duration,
 ) -> Result<Vec<Vec<u8>>, String> {
-    let socket = UdpSocket::bind(SocketAddr::new(from, 0)).map_err(|e| {
-        format!("cannot bind a UDP socket to {from} (is it an address of this host?): {e}")
-    })?;
-    socket
-        .connect(target)
-        .map_err(|e| format!("cannot address {target} from {from}: {e}"))?;
+    let socket = connected(from, target)?;
     socket.send(packet).map_err(|e| {
         format!(
             "sending {} bytes from {from} to {target}: {e}",
@@ -62,6 +57,18 @@ pub fn exchange(
     Ok(datagrams)
 }
 
+/// A UDP socket on an ephemeral port of `from`, connected to `target` (the
+/// kernel then drops datagrams from any other address).
+fn connected(from: IpAddr, target: SocketAddr) -> Result<UdpSocket, String> {
+    let socket = UdpSocket::bind(SocketAddr::new(from, 0)).map_err(|e| {
+        format!("cannot bind a UDP socket to {from} (is it an address of this host?): {e}")
+    })?;
+    socket
+        .connect(target)
+        .map_err(|e| format!("cannot address {target} from {from}: {e}"))?;
+    Ok(socket)
+}
+
 /// Sends each `(source, packet)` in order, each from its own socket bound
 /// to its source (an ephemeral port) and connected to `target`, then
 /// collects what comes back to each socket. Collection ends when `wait`
@@ -82,12 +89,7 @@ pub fn exchange_batch(
 ) -> Result<Vec<Vec<Vec<u8>>>, String> {
     let mut sockets = Vec::with_capacity(probes.len());
     for (from, packet) in probes {
-        let socket = UdpSocket::bind(SocketAddr::new(*from, 0)).map_err(|e| {
-            format!("cannot bind a UDP socket to {from} (is it an address of this host?): {e}")
-        })?;
-        socket
-            .connect(target)
-            .map_err(|e| format!("cannot address {target} from {from}: {e}"))?;
+        let socket = connected(*from, target)?;
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("making a socket non-blocking: {e}"))?;
