@@ -518,6 +518,9 @@ impl FileExec for FakeNode {
         let Some(current) = s.files.get(path.as_str()).cloned() else {
             return Ok(());
         };
+        if s.files.contains_key(backup.as_str()) {
+            anyhow::bail!("the backup {backup} already exists; not overwriting it");
+        }
         s.files.insert(backup.to_string(), current);
         let prefix = format!("{path}.");
         let mut old: Vec<String> = s

@@ -391,6 +391,10 @@ impl FileExec for RealFiles {
         if !path.as_path().exists() {
             return Ok(());
         }
+        // A backup is never replaced: it may be the only copy of what was there.
+        if backup.as_path().exists() {
+            bail!("the backup {backup} already exists; not overwriting it (run again: the next run names its backups anew)");
+        }
         copy_atomically(path.as_path(), backup.as_path())?;
         prune_backups(path.as_path())
     }
@@ -690,6 +694,23 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("ntp.conf")]);
+    }
+
+    #[test]
+    fn an_existing_backup_is_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
+        std::fs::write(&file, "first\n").unwrap();
+        let b = crate::diff::backup_path(&path, "20260101T000000.000").unwrap();
+        RealFiles.backup(&path, &b).unwrap();
+        std::fs::write(&file, "second\n").unwrap();
+        let err = RealFiles.backup(&path, &b).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("already exists; not overwriting it"),
+            "{err:#}"
+        );
+        assert_eq!(std::fs::read_to_string(b.as_path()).unwrap(), "first\n");
     }
 
     #[test]

@@ -65,17 +65,17 @@ pub struct Facts {
     /// Whether an earlier dpkg run stopped half way (journal files in
     /// /var/lib/dpkg/updates): apt refuses to work until it is finished.
     pub dpkg_journal: DpkgJournal,
-    /// When the facts were gathered, UTC, `YYYYmmddTHHMMSS`: names the
+    /// When the facts were gathered, UTC, `YYYYmmddTHHMMSS.mmm`: names the
     /// backups this run makes, so `plan` can say where they will be.
     pub stamp: String,
 }
 
-/// `YYYYmmddTHHMMSS` in UTC (Howard Hinnant's days-to-civil; no time crate).
+/// `YYYYmmddTHHMMSS.mmm` in UTC, to the millisecond (Howard Hinnant's
+/// days-to-civil; no time crate). Fixed width, so names sort by time; runs
+/// hold the run lock, so two runs never get the same stamp.
 pub fn utc_stamp(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -87,10 +87,11 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}",
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}",
         rem / 3600,
         rem % 3600 / 60,
-        rem % 60
+        rem % 60,
+        since.subsec_millis()
     )
 }
 
@@ -99,14 +100,14 @@ mod stamp_tests {
     #[test]
     fn utc_stamps() {
         use std::time::{Duration, UNIX_EPOCH};
-        assert_eq!(super::utc_stamp(UNIX_EPOCH), "19700101T000000");
+        assert_eq!(super::utc_stamp(UNIX_EPOCH), "19700101T000000.000");
         assert_eq!(
             super::utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)),
-            "20000229T010101"
+            "20000229T010101.000"
         );
         assert_eq!(
-            super::utc_stamp(UNIX_EPOCH + Duration::from_secs(1_795_618_800)),
-            "20261125T150000"
+            super::utc_stamp(UNIX_EPOCH + Duration::from_millis(1_795_618_800_042)),
+            "20261125T150000.042"
         );
     }
 }

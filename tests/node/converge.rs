@@ -255,7 +255,7 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     let unstamped: Vec<String> = descriptions(&json(&fix))
         .into_iter()
         .map(|d| match d.find(".ntp-provision.bak") {
-            Some(i) if i >= 15 => format!("{}STAMP{}", &d[..i - 15], &d[i..]),
+            Some(i) if i >= 19 => format!("{}STAMP{}", &d[..i - 19], &d[i..]),
             _ => d,
         })
         .collect();
