@@ -103,6 +103,14 @@ pub trait Probe {
     }
 }
 
+/// Every hook `apt-get update` runs (apt's own names, as of apt 2.9), cleared.
+pub const NO_UPDATE_HOOKS: &str = "\
+#clear APT::Update::Pre-Invoke;
+#clear APT::Update::Post-Invoke;
+#clear APT::Update::Post-Invoke-Success;
+#clear APT::Update::Post-Invoke-Stats;
+";
+
 /// Where dpkg keeps the journal of a run in progress.
 pub const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
 
@@ -280,9 +288,19 @@ impl Probe for RealProbe {
         std::fs::create_dir_all(dir.join("partial"))
             .with_context(|| format!("creating {}", dir.display()))?;
         seed_lists(dir)?;
+        // apt runs the update hooks of /etc/apt/apt.conf.d after any update,
+        // also this one: Ubuntu's touch the node's update-success-stamp,
+        // rebuild command-not-found's database, run the ESM hook. A read-only
+        // fetch must run none of them: a config file read after apt's own
+        // clears the hook lists (apt reads -c files after apt.conf.d).
+        let no_hooks = dir.with_extension("no-hooks.conf");
+        std::fs::write(&no_hooks, NO_UPDATE_HOOKS)
+            .with_context(|| format!("writing {}", no_hooks.display()))?;
         // The cache apt builds at the end lands in the run's scratch
         // directory, where the queries that follow load it.
         let out = apt_query("apt-get", lists)
+            .arg("-c")
+            .arg(no_hooks.to_string_lossy())
             // The private directory belongs to root; apt's _apt sandbox user could not write it.
             .args(["-o", "APT::Sandbox::User=root", "-qq", "update"])
             .output()?;

@@ -86,10 +86,16 @@ fn assert_config(text: &str) {
     }
 }
 
+/// An apt hook that leaves a mark whenever `apt-get update` runs, as
+/// Ubuntu's update-notifier, command-not-found and ESM hooks act on the node.
+const UPDATE_HOOK: &str =
+    "APT::Update::Post-Invoke-Success { \"touch /root/update-hook-ran\"; };\n";
+
 #[test]
 fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
+    node.write("/etc/apt/apt.conf.d/99ntpp-test-hook", UPDATE_HOOK);
     let before = node.snapshot();
 
     let out = node.provision(&["plan", "--format", "json", "--detailed-exitcodes"]);
@@ -157,15 +163,24 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
         1,
         "ntpsec not installed by a dry run"
     );
+    assert!(
+        node.read("/root/update-hook-ran").is_none(),
+        "the private apt-get update of a plan runs none of the node's update hooks"
+    );
 }
 
 #[test]
 fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
+    node.write("/etc/apt/apt.conf.d/99ntpp-test-hook", UPDATE_HOOK);
 
     let out = node.provision(&["apply", "-e", SERVERS]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        node.read("/root/update-hook-ran").is_some(),
+        "apply's own apt-get update is the node's: its hooks run"
+    );
     assert!(
         out.stdout.contains("changed: restart ntp (handler)"),
         "{}",

@@ -460,7 +460,9 @@ impl Node {
                 map.insert(format!("dpkg:{pkg}"), value);
             }
         }
-        for top in ["/etc", "/var/lib/apt/lists"] {
+        // /var/lib/apt: the lists, extended_states and periodic stamps;
+        // /var/cache/apt: apt's binary caches and downloaded packages.
+        for top in ["/etc", "/var/lib/apt", "/var/cache/apt"] {
             self.walk(top, &mut map);
         }
         map
