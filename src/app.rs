@@ -275,10 +275,12 @@ pub(crate) fn execute(
         InitSystem::Systemd => Box::new(Systemctl),
         InitSystem::Sysv => Box::new(Sysv),
     };
+    let units = NodeUnits(prepared.facts.init);
     let mut exec = Executors {
         apt: &mut apt,
         services: services.as_mut(),
         files: &mut files,
+        units: &units,
     };
     let report = apply::apply_until(changeset, &mut exec, on_step, &|| interrupt.received());
     let report = check_amplification(report, plan, changeset, &prepared.policy, on_step);
@@ -286,6 +288,20 @@ pub(crate) fn execute(
         memo.save_if_current(&RealProbe);
     }
     report
+}
+
+/// The node's units as the facts stage reads them (systemctl show, or the
+/// init scripts and rc links).
+struct NodeUnits(InitSystem);
+
+impl apply::UnitView for NodeUnits {
+    fn unit(&self, unit: &crate::plan::names::UnitName) -> anyhow::Result<facts::UnitFact> {
+        use crate::facts::Probe;
+        RealProbe
+            .units(self.0, std::slice::from_ref(unit))?
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("no state read for {unit}"))
+    }
 }
 
 pub(crate) fn take_run_lock(

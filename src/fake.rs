@@ -46,6 +46,9 @@ pub struct State {
     pub fail_on: Option<String>,
     /// Names in /var/lib/dpkg/updates; `0001` and the like mean dpkg was interrupted.
     pub dpkg_updates: Vec<String>,
+    /// A policy-rc.d that forbids starts: an installed daemon is enabled but
+    /// not started by its postinst (as on the test nodes, and in images).
+    pub policy_forbids_start: bool,
     next_pid: u32,
 }
 
@@ -150,6 +153,7 @@ impl FakeNode {
             probes: Vec::new(),
             fail_on: None,
             dpkg_updates: Vec::new(),
+            policy_forbids_start: false,
             next_pid: 100,
         })))
     }
@@ -218,16 +222,18 @@ impl FakeNode {
             s.files.entry(path.clone()).or_insert_with(|| file(content));
         }
         if let Some(unit) = &pkg.unit {
-            // Debian's postinst enables and starts a daemon's service.
+            // Debian's postinst enables and starts a daemon's service
+            // (deb-systemd-helper enables; the start obeys policy-rc.d).
+            let running = !s.policy_forbids_start;
             let pid = s.next_pid;
             s.next_pid += 1;
             s.units.insert(
                 unit.clone(),
                 UnitFact {
                     exists: true,
-                    running: true,
+                    running,
                     enabled: true,
-                    main_pid: Some(pid),
+                    main_pid: running.then_some(pid),
                 },
             );
         }
@@ -241,6 +247,13 @@ fn file(content: &str) -> FileState {
         mode: 0o644,
         uid: 0,
         gid: 0,
+    }
+}
+
+impl crate::apply::UnitView for FakeNode {
+    fn unit(&self, unit: &UnitName) -> Result<UnitFact> {
+        let init = self.0.borrow().init;
+        Ok(self.units(init, std::slice::from_ref(unit))?.remove(0))
     }
 }
 

@@ -168,7 +168,8 @@ fn diffs_carry_before_and_after_text_and_follow_earlier_steps() {
             &mut Executors {
                 apt: &mut a,
                 services: &mut s,
-                files: &mut f
+                files: &mut f,
+                units: &node
             },
             &mut |_| {}
         )
@@ -239,7 +240,8 @@ fn a_new_file_diffs_from_dev_null_and_a_mode_change_is_a_prepared_line() {
             &mut Executors {
                 apt: &mut a,
                 services: &mut s,
-                files: &mut f
+                files: &mut f,
+                units: &node
             },
             &mut |_| {}
         )

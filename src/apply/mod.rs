@@ -6,6 +6,14 @@
 //! (a dry run simply never reaches this stage). After the first failure the
 //! remaining steps are reported as skipped, handlers included.
 //!
+//! One read is allowed while applying, by this loop, never by an executor:
+//! after the run changed packages, a planned enable, disable, start or stop
+//! of a unit is checked against the unit's state first (`UnitView`), since
+//! Debian's maintainer scripts enable and start a daemon they install. What
+//! is already so is reported as `settled`, not run again. Likewise a
+//! handler's restart of a unit this run started after every change that
+//! notified it: the start already loaded them.
+//!
 //! A file change first keeps the old content as the backup it names. A
 //! (re)start is a transaction: the unit must come up healthy, and when a
 //! handler's restart does not, the files listed in its `rollback` (decided
@@ -14,6 +22,7 @@
 pub mod real;
 
 use crate::diff::{Change, Changeset, Check, Health, PkgChange, Restore, ServiceAction};
+use crate::facts::UnitFact;
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
 use anyhow::Result;
@@ -67,6 +76,60 @@ pub struct Executors<'a> {
     pub apt: &'a mut dyn AptExec,
     pub services: &'a mut dyn ServiceExec,
     pub files: &'a mut dyn FileExec,
+    /// Read-only: a unit's state now (see the module's doc).
+    pub units: &'a dyn UnitView,
+}
+
+/// A unit's state as the node has it now; the same probe as the facts stage.
+pub trait UnitView {
+    fn unit(&self, unit: &UnitName) -> Result<UnitFact>;
+}
+
+/// Whether `change` is already so for a unit in `state`.
+fn already_so(change: &Change, state: &UnitFact) -> bool {
+    match change {
+        Change::Service {
+            action: ServiceAction::Enable,
+            ..
+        } => state.enabled,
+        Change::Service {
+            action: ServiceAction::Disable,
+            ..
+        } => !state.enabled,
+        Change::Service {
+            action: ServiceAction::Start,
+            ..
+        } => state.running,
+        Change::Service {
+            action: ServiceAction::Stop,
+            ..
+        } => !state.running,
+        _ => false,
+    }
+}
+
+/// After a package change of this run: the planned enable, disable, start
+/// or stop that the package's own scripts already made, if `change` is one.
+fn settled_by_packages(change: &Change, units: &dyn UnitView) -> Option<String> {
+    let Change::Service {
+        unit,
+        action:
+            ServiceAction::Enable | ServiceAction::Disable | ServiceAction::Start | ServiceAction::Stop,
+        ..
+    } = change
+    else {
+        return None;
+    };
+    match units.unit(unit) {
+        Ok(state) if already_so(change, &state) => Some(format!(
+            "{change} (done by the package changes of this run)"
+        )),
+        Ok(_) => None,
+        Err(e) => {
+            log::debug!("reading {unit} before `{change}`: {e:#}; running it");
+            None
+        }
+    }
 }
 
 /// Runs every change in order; `on_step` sees each step's report as soon as
@@ -90,6 +153,9 @@ pub fn apply_until(
 ) -> Report {
     let mut reports = Vec::new();
     let mut failed = false;
+    let mut packages_changed = false;
+    // Units this run started (or restarted) with no change run since.
+    let mut fresh_starts: std::collections::BTreeSet<UnitName> = std::collections::BTreeSet::new();
     let mut interrupted: Option<(&'static str, usize)> = None;
     for step in &changeset.steps {
         let started = Instant::now();
@@ -102,15 +168,66 @@ pub fn apply_until(
             report.changes.clear();
             report.diff = None;
         } else if !step.changes.is_empty() {
-            for (i, change) in step.changes.iter().enumerate() {
+            let mut done = Vec::new();
+            for change in &step.changes {
+                if packages_changed {
+                    if let Some(settled) = settled_by_packages(change, exec.units) {
+                        report.settled.push(settled);
+                        continue;
+                    }
+                }
+                if let Change::Service {
+                    unit,
+                    action: ServiceAction::Restart,
+                    ..
+                } = change
+                {
+                    if step.handler && fresh_starts.contains(unit) {
+                        report.settled.push(format!(
+                            "{change} (this run started it after every change that notified it)"
+                        ));
+                        continue;
+                    }
+                }
+                done.push(change.clone());
                 if let Err(e) = execute(change, exec) {
                     report.status = Status::Failed;
                     report.error = Some(format!("{change}: {e:#}"));
-                    // What was not attempted is not reported as done.
-                    report.changes.truncate(i + 1);
                     failed = true;
                     break;
                 }
+                packages_changed |= matches!(
+                    change,
+                    Change::Install { .. }
+                        | Change::Remove { .. }
+                        | Change::Purge { .. }
+                        | Change::Autoremove { .. }
+                        | Change::Repair { .. }
+                );
+                match change {
+                    Change::Service {
+                        unit,
+                        action: ServiceAction::Start | ServiceAction::Restart,
+                        ..
+                    } => {
+                        fresh_starts.insert(unit.clone());
+                    }
+                    Change::Service {
+                        unit,
+                        action: ServiceAction::Stop,
+                        ..
+                    } => {
+                        fresh_starts.remove(unit);
+                    }
+                    Change::Service { .. } => {}
+                    // Any file or package change may be what a later restart is for.
+                    _ => fresh_starts.clear(),
+                }
+            }
+            // What was not attempted, or was already so, is not reported as done.
+            report.changes = done;
+            if report.changes.is_empty() && !failed {
+                report.status = Status::Ok;
             }
         }
         report.seconds = started.elapsed().as_secs_f64();

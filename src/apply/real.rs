@@ -702,7 +702,7 @@ mod tests {
         let file = dir.path().join("ntp.conf");
         let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
         std::fs::write(&file, "first\n").unwrap();
-        let b = crate::diff::backup_path(&path, "20260101T000000.000").unwrap();
+        let b = crate::diff::backup_path(&path, "20260101T000000.000000").unwrap();
         RealFiles.backup(&path, &b).unwrap();
         std::fs::write(&file, "second\n").unwrap();
         let err = RealFiles.backup(&path, &b).unwrap_err();

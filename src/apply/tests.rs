@@ -28,6 +28,7 @@ fn run(node: &FakeNode, plan: &Plan) -> Report {
         apt: &mut a,
         services: &mut s,
         files: &mut f,
+        units: node,
     };
     apply(&cs, &mut exec, &mut |_| {})
 }
@@ -40,7 +41,7 @@ fn stamped_journal(node: &FakeNode) -> Vec<String> {
             let Some(i) = l.find(crate::diff::BACKUP_SUFFIX) else {
                 return l;
             };
-            format!("{}STAMP{}", &l[..i - 19], &l[i..])
+            format!("{}STAMP{}", &l[..i - 22], &l[i..])
         })
         .collect()
 }
@@ -84,9 +85,24 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
             // The package created it at install: that content is kept too.
             "backup /etc/ntpsec/ntp.conf /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
             "write /etc/ntpsec/ntp.conf",
-            "systemctl start ntpsec.service",
-            "systemctl enable ntpsec.service",
+            // The package's postinst enabled and started the unit: the
+            // planned start and enable are settled, the restart loads the
+            // new config.
             "systemctl restart ntpsec.service",
+        ]
+    );
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.name == "NTP daemon enabled and running")
+        .unwrap();
+    assert_eq!(step.status, crate::report::Status::Ok);
+    assert!(step.changes.is_empty(), "{step:?}");
+    assert_eq!(
+        step.settled,
+        vec![
+            "start ntpsec.service: not running (not installed yet) (done by the package changes of this run)",
+            "enable ntpsec.service: not enabled at boot (not installed yet) (done by the package changes of this run)",
         ]
     );
     let conf = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
@@ -103,6 +119,51 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
         "no mutating call on a converged node"
     );
     assert_eq!(report.exit_code(true), 0);
+}
+
+#[test]
+fn a_unit_the_package_enabled_but_did_not_start_is_started_and_not_enabled_again() {
+    let node = FakeNode::bookworm();
+    node.state().policy_forbids_start = true;
+    let plan = default_plan(&[]);
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:?}");
+    let services: Vec<String> = node
+        .journal()
+        .into_iter()
+        .filter(|l| l.starts_with("systemctl"))
+        .collect();
+    // Started after the package and both files changed: the handler's
+    // restart would load nothing new.
+    assert_eq!(services, vec!["systemctl start ntpsec.service"]);
+    let handler = report.steps.iter().find(|s| s.handler).unwrap();
+    assert_eq!(handler.status, crate::report::Status::Ok);
+    assert_eq!(
+        handler.settled,
+        vec!["restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back (this run started it after every change that notified it)"]
+    );
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.name == "NTP daemon enabled and running")
+        .unwrap();
+    assert_eq!(step.status, crate::report::Status::Changed);
+    assert_eq!(step.changes.len(), 1, "{step:?}");
+    assert_eq!(
+        step.settled,
+        vec!["enable ntpsec.service: not enabled at boot (not installed yet) (done by the package changes of this run)"]
+    );
+    // Without a package change in the run, nothing is read back: a unit
+    // stopped by hand is started as planned.
+    node.state()
+        .units
+        .get_mut("ntpsec.service")
+        .unwrap()
+        .running = false;
+    node.state().journal.clear();
+    let report = run(&node, &plan);
+    assert_eq!(node.journal(), vec!["systemctl start ntpsec.service"]);
+    assert!(report.steps.iter().all(|s| s.settled.is_empty()));
 }
 
 #[test]
@@ -292,6 +353,7 @@ fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
         apt: &mut a,
         services: &mut s,
         files: &mut f,
+        units: &node,
     };
     let report = apply_until(
         &changeset,
@@ -386,6 +448,7 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
         apt: &mut a,
         services: &mut s,
         files: &mut f,
+        units: &node,
     };
     let report = apply(&cs, &mut exec, &mut |_| {});
     let failed = report

@@ -65,14 +65,15 @@ pub struct Facts {
     /// Whether an earlier dpkg run stopped half way (journal files in
     /// /var/lib/dpkg/updates): apt refuses to work until it is finished.
     pub dpkg_journal: DpkgJournal,
-    /// When the facts were gathered, UTC, `YYYYmmddTHHMMSS.mmm`: names the
+    /// When the facts were gathered, UTC, `YYYYmmddTHHMMSS.ffffff`: names the
     /// backups this run makes, so `plan` can say where they will be.
     pub stamp: String,
 }
 
-/// `YYYYmmddTHHMMSS.mmm` in UTC, to the millisecond (Howard Hinnant's
+/// `YYYYmmddTHHMMSS.ffffff` in UTC, to the microsecond (Howard Hinnant's
 /// days-to-civil; no time crate). Fixed width, so names sort by time; runs
-/// hold the run lock, so two runs never get the same stamp.
+/// hold the run lock and take far longer than a microsecond, so two runs
+/// never get the same stamp.
 pub fn utc_stamp(t: std::time::SystemTime) -> String {
     let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs() as i64;
@@ -87,11 +88,11 @@ pub fn utc_stamp(t: std::time::SystemTime) -> String {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}",
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:06}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        since.subsec_millis()
+        since.subsec_micros()
     )
 }
 
@@ -100,14 +101,14 @@ mod stamp_tests {
     #[test]
     fn utc_stamps() {
         use std::time::{Duration, UNIX_EPOCH};
-        assert_eq!(super::utc_stamp(UNIX_EPOCH), "19700101T000000.000");
+        assert_eq!(super::utc_stamp(UNIX_EPOCH), "19700101T000000.000000");
         assert_eq!(
             super::utc_stamp(UNIX_EPOCH + Duration::from_secs(951_782_400 + 3661)),
-            "20000229T010101.000"
+            "20000229T010101.000000"
         );
         assert_eq!(
             super::utc_stamp(UNIX_EPOCH + Duration::from_millis(1_795_618_800_042)),
-            "20261125T150000.042"
+            "20261125T150000.042000"
         );
     }
 }

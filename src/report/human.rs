@@ -79,6 +79,9 @@ impl<W: Write> Human<W> {
         for c in &step.changes {
             let _ = writeln!(self.out, "    {c}");
         }
+        for s in &step.settled {
+            let _ = writeln!(self.out, "    already so: {s}");
+        }
         if let Some(diff) = &step.diff {
             for line in diff.lines() {
                 let color = match line.as_bytes().first() {

@@ -35,6 +35,11 @@ pub struct StepReport {
     pub diff: Option<String>,
     pub error: Option<String>,
     pub seconds: f64,
+    /// Planned service changes that were already so when the step ran: the
+    /// package changes of this run had enabled or started the unit (Debian's
+    /// maintainer scripts do). Not run, and not counted as changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub settled: Vec<String>,
     /// The amplification check's figures, on the step that ran it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub amplification: Option<crate::verify::Amplification>,
@@ -63,6 +68,7 @@ impl StepReport {
             diff: (!diffs.is_empty()).then(|| diffs.concat()),
             error: None,
             seconds: 0.0,
+            settled: Vec::new(),
             amplification: None,
         }
     }
@@ -83,6 +89,7 @@ impl StepReport {
             diff: None,
             error,
             seconds,
+            settled: Vec::new(),
             amplification,
         }
     }
