@@ -288,7 +288,8 @@ fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
                 said.trim().replace('\n', " ")
             )));
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // A daemon answers its own tool within milliseconds of starting.
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

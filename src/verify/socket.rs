@@ -140,17 +140,24 @@ pub fn exchange_batch(
 mod tests {
     use super::*;
 
+    /// A UDP socket on 127.0.0.1 that gives up reading after 5 s (a test
+    /// that sends nothing ends instead of hanging), and its address.
+    fn loopback_server() -> (UdpSocket, SocketAddr) {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let target = server.local_addr().unwrap();
+        (server, target)
+    }
+
     /// A loopback echo that answers one datagram with three, like a daemon
     /// whose answer spans several packets.
     #[test]
     fn collects_every_datagram_within_the_wait_and_only_from_the_target() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let target = server.local_addr().unwrap();
+        let (server, target) = loopback_server();
         let worker = std::thread::spawn(move || {
             let mut buf = [0u8; 64];
-            server
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
             let (n, peer) = server.recv_from(&mut buf).unwrap();
             for size in [n, 100, 200] {
                 server.send_to(&vec![7u8; size], peer).unwrap();
@@ -201,13 +208,9 @@ mod tests {
     /// queries: the batch ends `settle` after the last one is answered.
     #[test]
     fn a_batch_ends_soon_after_its_last_packet_is_answered_and_keeps_each_socket_apart() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let target = server.local_addr().unwrap();
+        let (server, target) = loopback_server();
         let worker = std::thread::spawn(move || {
             let mut buf = [0u8; 64];
-            server
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
             let mut peers = Vec::new();
             for _ in 0..3 {
                 let (n, peer) = server.recv_from(&mut buf).unwrap();
