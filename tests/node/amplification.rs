@@ -7,20 +7,10 @@
 //! Daemons under test are only ever given loopback servers, and every probe
 //! goes to 127.0.0.1 from 127.0.0.1 or 127.0.0.2.
 
-use crate::harness::{exclusive, snapshot_diff, Node, Out, Release};
+use crate::harness::{exclusive, json, snapshot_diff, Node, Release, SERVERS};
 use serde_json::Value;
 
-const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
 const STEP: &str = "No amplification from this node";
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-            out.stdout, out.stderr
-        )
-    })
-}
 
 fn query<'a>(doc: &'a Value, name: &str) -> &'a Value {
     doc["queries"]

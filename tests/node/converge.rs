@@ -4,22 +4,12 @@
 //!
 //! Daemons under test are only ever given loopback servers.
 
-use crate::harness::{exclusive, Node, Out, Release};
+use crate::harness::{exclusive, json, Node, Release, SERVERS};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// Loopback only: the daemon never talks to anything outside this machine.
 /// (NTPsec refuses other 127/8 addresses: "attempt to configure invalid address".)
-const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-            out.stdout, out.stderr
-        )
-    })
-}
 
 /// Every change description of a JSON report, in order.
 fn descriptions(doc: &Value) -> Vec<String> {

@@ -3,11 +3,10 @@
 //! one time daemon installed and running. A config the daemon rejects never
 //! replaces the live one.
 
-use crate::harness::{exclusive, Node, Out, Release};
+use crate::harness::{exclusive, json, Node, Release, SERVERS};
 use serde_json::Value;
 
 /// Loopback only (NTPsec refuses 127/8 addresses other than 127.0.0.1).
-const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
 const TIME_DAEMONS: [(&str, &str); 5] = [
     ("ntp", "ntp.service"),
     ("ntpsec", "ntpsec.service"),
@@ -15,15 +14,6 @@ const TIME_DAEMONS: [(&str, &str); 5] = [
     ("openntpd", "openntpd.service"),
     ("systemd-timesyncd", "systemd-timesyncd.service"),
 ];
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-            out.stdout, out.stderr
-        )
-    })
-}
 
 /// Installed (`ii`) time-daemon packages and active time-daemon units.
 fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {

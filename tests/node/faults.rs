@@ -7,21 +7,11 @@
 //! Daemons only ever get loopback servers; the broken mirror is a closed
 //! loopback port.
 
-use crate::harness::{exclusive, Node, Out, Release};
+use crate::harness::{exclusive, json, Node, Out, Release, SERVERS};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
 const NTPSEC_CONF: &str = "/etc/ntpsec/ntp.conf";
-
-fn json(out: &Out) -> Value {
-    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
-            out.stdout, out.stderr
-        )
-    })
-}
 
 fn apply(node: &Node, extra: &[&str]) -> (Out, Value) {
     let mut args = vec!["apply", "-e", SERVERS, "--format", "json"];

@@ -41,6 +41,7 @@
 
 #![allow(dead_code)]
 
+use serde_json::Value;
 use std::collections::hash_map::DefaultHasher;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -1349,4 +1350,18 @@ fn dpkg_packages(text: &str) -> Vec<(String, String)> {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// The daemon's servers in the node tests: loopback only (NTPsec refuses
+/// other 127/8 addresses as servers), so no test reaches another host.
+pub const SERVERS: &str = "servers=[127.0.0.1, \"::1\"]";
+
+/// The one JSON document a `--format json` run printed on stdout.
+pub fn json(out: &Out) -> Value {
+    serde_json::from_str(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        )
+    })
 }
