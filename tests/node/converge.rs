@@ -8,9 +8,6 @@ use crate::harness::{exclusive, json, Node, Release, SERVERS};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// Loopback only: the daemon never talks to anything outside this machine.
-/// (NTPsec refuses other 127/8 addresses: "attempt to configure invalid address".)
-
 /// Every change description of a JSON report, in order.
 fn descriptions(doc: &Value) -> Vec<String> {
     doc["steps"]

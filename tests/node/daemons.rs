@@ -6,7 +6,6 @@
 use crate::harness::{exclusive, json, Node, Release, SERVERS};
 use serde_json::Value;
 
-/// Loopback only (NTPsec refuses 127/8 addresses other than 127.0.0.1).
 const TIME_DAEMONS: [(&str, &str); 5] = [
     ("ntp", "ntp.service"),
     ("ntpsec", "ntpsec.service"),
