@@ -470,6 +470,92 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
     assert_eq!(doc["summary"]["changed"], 0);
 }
 
+/// chrony's health is its own tool answering (`chronyc -n tracking`), not a
+/// time query: a config that closes both command sockets parses, starts,
+/// and leaves chronyc nothing to talk to. The rollback puts the previous
+/// config back and chrony answers again.
+#[test]
+fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+    const CONF: &str = "/etc/chrony/chrony.conf";
+    let (out, _) = apply(&node, &["-e", "daemon=chrony"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let good = node.read(CONF).unwrap();
+
+    let template = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/chrony.conf.j2"
+    ))
+    .unwrap();
+    let open = "bindcmdaddress 127.0.0.1\nbindcmdaddress ::1\n";
+    assert!(template.contains(open));
+    // No UDP command port, no Unix command socket (`bindcmdaddress /`).
+    node.write(
+        "/root/bad/deaf.conf.j2",
+        &template.replace(open, "cmdport 0\nbindcmdaddress /\n"),
+    );
+    let playbook =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
+            .unwrap();
+    node.write(
+        "/root/bad/plan.yaml",
+        &playbook.replace("src: \"{{ facts.daemon.template }}\"", "src: deaf.conf.j2"),
+    );
+
+    let out = node.provision(&[
+        "apply",
+        "/root/bad/plan.yaml",
+        "-e",
+        SERVERS,
+        "-e",
+        "daemon=chrony",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let doc = json(&out);
+    let backup = step(&doc, "NTP config with our servers and access control")["changes"][0]
+        ["backup"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let failed = failed_step(&doc);
+    assert_eq!(
+        (failed["name"].as_str(), failed["handler"].as_bool()),
+        (Some("restart ntp"), Some(true))
+    );
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains(
+            "chrony did not answer on localhost within 10 s (`chronyc -n tracking` exited"
+        ),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("Rolled back: restored {CONF} from {backup}")),
+        "{error}"
+    );
+    assert!(
+        error.contains("chrony.service runs again with the previous config"),
+        "{error}"
+    );
+
+    assert_eq!(
+        node.read(CONF).unwrap(),
+        good,
+        "the live config is the previous one"
+    );
+    assert_eq!(
+        node.run(&["chronyc", "-n", "tracking"]).code,
+        0,
+        "chronyc answers again"
+    );
+    let (again, doc) = apply(&node, &["-e", "daemon=chrony", "--detailed-exitcodes"]);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(doc["summary"]["changed"], 0);
+}
+
 #[test]
 fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     let _one_at_a_time = exclusive();
