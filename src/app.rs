@@ -403,7 +403,10 @@ pub(crate) fn check_amplification(
     // probe waits until they do (even where no health check did: SysV).
     // chrony and OpenNTPD may serve 127.0.0.1 no time at all (no `clients`,
     // no `listen`); their health check asked their own tool already.
-    let serves_localhost = matches!(daemon.flavor, crate::daemon::Flavor::Ntpd | crate::daemon::Flavor::Ntpsec);
+    let serves_localhost = matches!(
+        daemon.flavor,
+        crate::daemon::Flavor::Ntpd | crate::daemon::Flavor::Ntpsec
+    );
     if serves_localhost && !verify::wait_until_answering(target::NTP_PORT, DAEMON_READY_BOUND) {
         log::info!("the daemon did not answer a time request from 127.0.0.1 within {DAEMON_READY_BOUND:?}; probing anyway");
     }
