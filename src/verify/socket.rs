@@ -191,7 +191,7 @@ mod tests {
             .unwrap()
             .local_addr()
             .unwrap();
-        let started = Instant::now();
+        // Port unreachable is an empty answer, not an error.
         let got = exchange(
             "127.0.0.2".parse().unwrap(),
             target,
@@ -200,12 +200,13 @@ mod tests {
         )
         .unwrap();
         assert!(got.is_empty());
-        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
-    /// A responder that answers the first two datagrams it reads, in order,
-    /// and ignores the third, like a daemon answering time but not control
-    /// queries: the batch ends `settle` after the last one is answered.
+    /// A responder that answers the first and third datagrams it reads, in
+    /// order, and ignores the second, like a daemon answering time but not
+    /// control queries; half a second later it sends one more datagram to
+    /// the first socket. The batch ends `settle` after the last packet is
+    /// answered, so that straggler is not in it (the whole wait would take it).
     #[test]
     fn a_batch_ends_soon_after_its_last_packet_is_answered_and_keeps_each_socket_apart() {
         let (server, target) = loopback_server();
@@ -219,11 +220,12 @@ mod tests {
                     server.send_to(&vec![buf[0]; n + 10], peer).unwrap();
                 }
             }
+            std::thread::sleep(Duration::from_millis(500));
+            server.send_to(b"late", peers[0]).unwrap();
             peers
         });
         let a: IpAddr = "127.0.0.3".parse().unwrap();
         let b: IpAddr = "127.0.0.4".parse().unwrap();
-        let started = Instant::now();
         let got = exchange_batch(
             target,
             &[(a, b"a".to_vec()), (b, b"x".to_vec()), (a, b"b".to_vec())],
@@ -239,22 +241,17 @@ mod tests {
         );
         assert_eq!(
             got,
-            vec![vec![vec![b'a'; 11]], vec![], vec![vec![b'b'; 11]]]
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "ended by the answer, not the wait: {:?}",
-            started.elapsed()
+            vec![vec![vec![b'a'; 11]], vec![], vec![vec![b'b'; 11]]],
+            "ended by the last answer, before the straggler"
         );
     }
 
     #[test]
-    fn a_batch_to_a_port_nobody_listens_on_ends_at_once() {
+    fn a_batch_to_a_port_nobody_listens_on_is_no_answer() {
         let target = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        let started = Instant::now();
         let from: IpAddr = "127.0.0.2".parse().unwrap();
         let got = exchange_batch(
             target,
@@ -264,11 +261,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got, vec![Vec::<Vec<u8>>::new(), Vec::new()]);
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{:?}",
-            started.elapsed()
-        );
     }
 
     #[test]
