@@ -516,6 +516,52 @@ fn replace_atomically(
     }
 }
 
+/// What classic ntpd's messages say of a config it was given to check (it
+/// exits 0 whatever it found).
+#[derive(Debug, PartialEq, Eq)]
+enum ClassicVerdict {
+    Accepted,
+    Rejected,
+    /// It could not read `file` itself (a denial, say): nothing was checked.
+    Unread,
+}
+
+fn classic_verdict(text: &str, file: &str) -> ClassicVerdict {
+    if text.contains(&format!("Couldn't open <{file}>")) {
+        ClassicVerdict::Unread
+    } else if text.contains("syntax error") || text.contains("Couldn't open") {
+        // "Couldn't open" of another file: an includefile that is not there.
+        ClassicVerdict::Rejected
+    } else {
+        ClassicVerdict::Accepted
+    }
+}
+
+/// A copy of `file` (content only, mode 0600, root's) named like it, in a
+/// new private directory under /tmp; removed when the directory is dropped.
+fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let dir = tempfile::Builder::new()
+        .prefix("ntp-provision-check.")
+        .tempdir_in("/tmp")
+        .context("creating a directory under /tmp for the config check")?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("setting the mode of {}", dir.path().display()))?;
+    let name = file.file_name().map_or_else(
+        || "ntp.conf".into(),
+        |n| n.to_string_lossy().trim_start_matches('.').to_string(),
+    );
+    let copy = dir.path().join(if name.is_empty() {
+        "ntp.conf".to_string()
+    } else {
+        name
+    });
+    let content = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    std::fs::write(&copy, content).with_context(|| format!("writing {}", copy.display()))?;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("setting the mode of {}", copy.display()))?;
+    Ok((dir, copy))
+}
+
 /// Bounds every config check: a parser that hangs must not hang the run.
 const CHECK_SECONDS: &str = "20";
 
@@ -550,7 +596,20 @@ impl NtpsecLog {
 /// read; NTPsec has no check mode, so it is started in a private network
 /// namespace for a few seconds and its log read.
 pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
-    let file = file.to_string_lossy().into_owned();
+    // Ubuntu and Debian confine /usr/sbin/ntpd (classic and NTPsec) with an
+    // AppArmor profile that lets it read its own config path and, through
+    // <abstractions/user-tmp>, root's files under /tmp, and nothing else
+    // under /etc: the parser is handed a copy in a private directory there.
+    let _copy_dir;
+    let checked = match flavor {
+        Flavor::Ntpd | Flavor::Ntpsec => {
+            let (dir, copy) = copy_for_check(file)?;
+            _copy_dir = dir;
+            copy
+        }
+        Flavor::Chrony | Flavor::Openntpd => file.to_path_buf(),
+    };
+    let file = checked.to_string_lossy().into_owned();
     let (out, bad) = match flavor {
         Flavor::Ntpd => {
             let out = Cmd::new("timeout")
@@ -566,8 +625,13 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
                 ])
                 .output()?;
             let text = format!("{}{}", out.stdout, out.stderr);
-            let bad = text.contains("syntax error") || text.contains("Couldn't open");
-            (text, bad)
+            match classic_verdict(&text, &file) {
+                ClassicVerdict::Unread => {
+                    log::warn!("ntpd could not read the copy of the new config it was to check ({}); the restart's health check decides", text.trim());
+                    return Ok(());
+                }
+                verdict => (text, verdict == ClassicVerdict::Rejected),
+            }
         }
         Flavor::Ntpsec => {
             let mut progress = NtpsecLog::default();
@@ -695,6 +759,52 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("ntp.conf")]);
+    }
+
+    #[test]
+    fn classic_ntpd_rejects_syntax_errors_and_missing_includes_but_an_unreadable_copy_checks_nothing(
+    ) {
+        let f = "/tmp/ntp-provision-check.abc/ntp.conf";
+        assert_eq!(classic_verdict("", f), ClassicVerdict::Accepted);
+        assert_eq!(
+            classic_verdict("line 2 column 0 syntax error", f),
+            ClassicVerdict::Rejected
+        );
+        assert_eq!(
+            classic_verdict(
+                "includefile: Couldn't open </etc/ntp/missing.conf>: No such file or directory",
+                f
+            ),
+            ClassicVerdict::Rejected
+        );
+        assert_eq!(
+            classic_verdict(
+                &format!("getconfig: Couldn't open <{f}>: Permission denied"),
+                f
+            ),
+            ClassicVerdict::Unread
+        );
+    }
+
+    #[test]
+    fn the_checked_copy_is_private_under_tmp_and_goes_away() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(".ntp.conf.XyZ.ntp-provision");
+        std::fs::write(&file, "server 127.0.0.1\n").unwrap();
+        let (copy_dir, copy) = copy_for_check(&file).unwrap();
+        assert!(copy.starts_with("/tmp/"), "{}", copy.display());
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "server 127.0.0.1\n"
+        );
+        assert_eq!(std::fs::metadata(&copy).unwrap().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(copy_dir.path()).unwrap().mode() & 0o777,
+            0o700
+        );
+        drop(copy_dir);
+        assert!(!copy.exists());
     }
 
     #[test]
