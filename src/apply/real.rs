@@ -667,12 +667,28 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             (format!("{}{}", out.stdout, out.stderr), bad)
         }
         Flavor::Openntpd => {
+            // OpenNTPD's AppArmor profile lets it read /etc/openntpd/ntpd.conf
+            // and nothing of ours, not even under /tmp: the new config comes
+            // through a pipe on standard input (pipes are not path-mediated).
+            let content = std::fs::read(&file).with_context(|| format!("reading {file}"))?;
             let out = Cmd::new("timeout")
                 .env("LC_ALL", "C")
-                .args(["--signal=KILL", CHECK_SECONDS, "ntpd", "-n", "-f", &file])
+                .args([
+                    "--signal=KILL",
+                    CHECK_SECONDS,
+                    "ntpd",
+                    "-n",
+                    "-f",
+                    "/dev/stdin",
+                ])
+                .stdin(content)
                 .output()?;
-            let bad = out.code != 0;
-            (format!("{}{}", out.stdout, out.stderr), bad)
+            let text = format!("{}{}", out.stdout, out.stderr);
+            if out.code != 0 && text.contains("/dev/stdin") && text.contains("Permission denied") {
+                log::warn!("OpenNTPD could not read the new config it was to check ({}); the restart's health check decides", text.trim());
+                return Ok(());
+            }
+            (text, out.code != 0)
         }
     };
     if bad {

@@ -291,6 +291,7 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
     for (daemon, unit, config) in [
         ("ntp", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
         ("chrony", "chrony.service", "/etc/chrony/chrony.conf"),
+        ("openntpd", "openntpd.service", "/etc/openntpd/ntpd.conf"),
     ] {
         let var = format!("daemon={daemon}");
         let out = node.provision(&["apply", "-e", SERVERS, "-e", &var]);
@@ -334,6 +335,17 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
         assert_eq!(failed.len(), 1, "{doc:#}");
         let error = failed[0]["error"].as_str().unwrap();
         assert!(error.contains("was rejected and not installed"), "{error}");
+        // The daemon's own words about the bad line (ntpd and NTPsec read a
+        // copy under /tmp, OpenNTPD reads it from a pipe).
+        assert!(error.contains("rejected the config:"), "{daemon}: {error}");
+        let copies = node
+            .run(&[
+                "sh",
+                "-c",
+                "ls -d /tmp/ntp-provision-check.* 2>/dev/null || true",
+            ])
+            .stdout;
+        assert!(copies.trim().is_empty(), "checked copies left: {copies}");
         assert_eq!(
             node.read(config).unwrap(),
             live,
