@@ -565,6 +565,14 @@ fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)
 /// Bounds every config check: a parser that hangs must not hang the run.
 const CHECK_SECONDS: &str = "20";
 
+/// A parser run that is killed if it has not ended after CHECK_SECONDS.
+fn bounded_check(argv: &[&str]) -> Cmd {
+    Cmd::new("timeout")
+        .env("LC_ALL", "C")
+        .args(["--signal=KILL", CHECK_SECONDS])
+        .args(argv)
+}
+
 /// Bounds NTPsec's check, which is a daemon run that is stopped as soon as
 /// its log shows the whole config was read (milliseconds).
 const NTPSEC_CHECK_BOUND: Duration = Duration::from_secs(5);
@@ -612,17 +620,7 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
     let file = checked.to_string_lossy().into_owned();
     let (out, bad) = match flavor {
         Flavor::Ntpd => {
-            let out = Cmd::new("timeout")
-                .env("LC_ALL", "C")
-                .args([
-                    "--signal=KILL",
-                    CHECK_SECONDS,
-                    "ntpd",
-                    "-n",
-                    "-c",
-                    &file,
-                    "--saveconfigquit=/dev/null",
-                ])
+            let out = bounded_check(&["ntpd", "-n", "-c", &file, "--saveconfigquit=/dev/null"])
                 .output()?;
             let text = format!("{}{}", out.stdout, out.stderr);
             match classic_verdict(&text, &file) {
@@ -659,10 +657,7 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             (out.stdout, bad)
         }
         Flavor::Chrony => {
-            let out = Cmd::new("timeout")
-                .env("LC_ALL", "C")
-                .args(["--signal=KILL", CHECK_SECONDS, "chronyd", "-p", "-f", &file])
-                .output()?;
+            let out = bounded_check(&["chronyd", "-p", "-f", &file]).output()?;
             let bad = out.code != 0;
             (format!("{}{}", out.stdout, out.stderr), bad)
         }
@@ -671,16 +666,7 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             // and nothing of ours, not even under /tmp: the new config comes
             // through a pipe on standard input (pipes are not path-mediated).
             let content = std::fs::read(&file).with_context(|| format!("reading {file}"))?;
-            let out = Cmd::new("timeout")
-                .env("LC_ALL", "C")
-                .args([
-                    "--signal=KILL",
-                    CHECK_SECONDS,
-                    "ntpd",
-                    "-n",
-                    "-f",
-                    "/dev/stdin",
-                ])
+            let out = bounded_check(&["ntpd", "-n", "-f", "/dev/stdin"])
                 .stdin(content)
                 .output()?;
             let text = format!("{}{}", out.stdout, out.stderr);

@@ -3,7 +3,7 @@
 //! one time daemon installed and running. A config the daemon rejects never
 //! replaces the live one.
 
-use crate::harness::{exclusive, json, Node, Release, SERVERS};
+use crate::harness::{exclusive, json, plan_with_template, Node, Release, SERVERS};
 use serde_json::Value;
 
 const TIME_DAEMONS: [(&str, &str); 5] = [
@@ -301,28 +301,14 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
             .ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
             .stdout;
 
-        let plan =
-            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
-                .unwrap()
-                .replace(
-                    "src: \"{{ facts.daemon.template }}\"",
-                    "src: broken.conf.j2",
-                );
-        node.write("/root/broken/plan.yaml", &plan);
         // Secure (it passes the access-control lint) but not parseable.
-        node.write(
-            "/root/broken/broken.conf.j2",
+        let plan = plan_with_template(
+            &node,
+            "/root/broken",
             &format!("{live}bogus-directive here\n"),
         );
         let out = node.provision(&[
-            "apply",
-            "/root/broken/plan.yaml",
-            "-e",
-            SERVERS,
-            "-e",
-            &var,
-            "--format",
-            "json",
+            "apply", &plan, "-e", SERVERS, "-e", &var, "--format", "json",
         ]);
         assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
         let doc = json(&out);

@@ -7,7 +7,9 @@
 //! Daemons only ever get loopback servers; the broken mirror is a closed
 //! loopback port.
 
-use crate::harness::{exclusive, json, Node, Out, Release, SERVERS};
+use crate::harness::{
+    exclusive, json, plan_with_template, repo_template, Node, Out, Release, SERVERS,
+};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -385,33 +387,15 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
 
     // NTPsec parses this and runs, but ignores everything from localhost:
     // the restart "succeeds" and the daemon answers nobody here.
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/templates/ntpsec.conf.j2"
-    ))
-    .unwrap();
+    let template = repo_template("ntpsec.conf.j2");
     assert!(template.contains("\nrestrict 127.0.0.1\n"));
-    node.write(
-        "/root/bad/deaf.conf.j2",
+    let plan = plan_with_template(
+        &node,
+        "/root/bad",
         &template.replace("\nrestrict 127.0.0.1\n", "\nrestrict 127.0.0.1 ignore\n"),
     );
-    let playbook =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
-            .unwrap();
-    assert!(playbook.contains("src: \"{{ facts.daemon.template }}\""));
-    node.write(
-        "/root/bad/plan.yaml",
-        &playbook.replace("src: \"{{ facts.daemon.template }}\"", "src: deaf.conf.j2"),
-    );
 
-    let out = node.provision(&[
-        "apply",
-        "/root/bad/plan.yaml",
-        "-e",
-        SERVERS,
-        "--format",
-        "json",
-    ]);
+    let out = node.provision(&["apply", &plan, "-e", SERVERS, "--format", "json"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let doc = json(&out);
     let config = step(&doc, "NTP config with our servers and access control");
@@ -483,29 +467,19 @@ fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let good = node.read(CONF).unwrap();
 
-    let template = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/templates/chrony.conf.j2"
-    ))
-    .unwrap();
+    let template = repo_template("chrony.conf.j2");
     let open = "bindcmdaddress 127.0.0.1\nbindcmdaddress ::1\n";
     assert!(template.contains(open));
     // No UDP command port, no Unix command socket (`bindcmdaddress /`).
-    node.write(
-        "/root/bad/deaf.conf.j2",
+    let plan = plan_with_template(
+        &node,
+        "/root/bad",
         &template.replace(open, "cmdport 0\nbindcmdaddress /\n"),
-    );
-    let playbook =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml"))
-            .unwrap();
-    node.write(
-        "/root/bad/plan.yaml",
-        &playbook.replace("src: \"{{ facts.daemon.template }}\"", "src: deaf.conf.j2"),
     );
 
     let out = node.provision(&[
         "apply",
-        "/root/bad/plan.yaml",
+        &plan,
         "-e",
         SERVERS,
         "-e",

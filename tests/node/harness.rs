@@ -1365,3 +1365,26 @@ pub fn json(out: &Out) -> Value {
         )
     })
 }
+
+/// The text of one of the repository's templates (`templates/NAME`).
+pub fn repo_template(name: &str) -> String {
+    let path = format!("{}/templates/{name}", env!("CARGO_MANIFEST_DIR"));
+    fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}
+
+/// Writes into the node, under `dir`, the default plan with its daemon
+/// config rendered from `template` instead of the daemon's own template,
+/// and that template; returns the plan's path in the node.
+pub fn plan_with_template(node: &Node, dir: &str, template: &str) -> String {
+    let default =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml")).unwrap();
+    let from = "src: \"{{ facts.daemon.template }}\"";
+    assert!(
+        default.contains(from),
+        "the default plan renders the daemon's own template"
+    );
+    node.write(&format!("{dir}/custom.conf.j2"), template);
+    let plan = format!("{dir}/plan.yaml");
+    node.write(&plan, &default.replace(from, "src: custom.conf.j2"));
+    plan
+}
