@@ -537,8 +537,8 @@ fn classic_verdict(text: &str, file: &str) -> ClassicVerdict {
     }
 }
 
-/// A copy of `file` (content only, mode 0600, root's) named like it, in a
-/// new private directory under /tmp; removed when the directory is dropped.
+/// A copy of `file` (content only, mode 0600, root's) named `ntp.conf`, in
+/// a new private directory under /tmp; removed when the directory is dropped.
 fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)> {
     let dir = tempfile::Builder::new()
         .prefix("ntp-provision-check.")
@@ -546,15 +546,7 @@ fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)
         .context("creating a directory under /tmp for the config check")?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("setting the mode of {}", dir.path().display()))?;
-    let name = file.file_name().map_or_else(
-        || "ntp.conf".into(),
-        |n| n.to_string_lossy().trim_start_matches('.').to_string(),
-    );
-    let copy = dir.path().join(if name.is_empty() {
-        "ntp.conf".to_string()
-    } else {
-        name
-    });
+    let copy = dir.path().join("ntp.conf");
     let content = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     std::fs::write(&copy, content).with_context(|| format!("writing {}", copy.display()))?;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o600))

@@ -412,6 +412,14 @@ fn log2_seconds(exponent: i32) -> Option<u32> {
 mod tests {
     use super::*;
 
+    /// Each peer's name and how the daemon selected it, in order.
+    fn selections(peers: &[Peer]) -> Vec<(&str, Selection)> {
+        peers
+            .iter()
+            .map(|p| (p.remote.as_str(), p.selected))
+            .collect()
+    }
+
     fn peer(remote: &str, selected: Selection) -> Peer {
         Peer {
             remote: remote.to_string(),
@@ -446,10 +454,7 @@ mod tests {
     #[test]
     fn ntpq_classic_peers() {
         let peers = parse_ntpq_peers(NTPQ_CLASSIC, "").unwrap();
-        let summary: Vec<(&str, Selection)> = peers
-            .iter()
-            .map(|p| (p.remote.as_str(), p.selected))
-            .collect();
+        let summary = selections(&peers);
         assert_eq!(
             summary,
             [
@@ -699,10 +704,7 @@ mod tests {
     #[test]
     fn chronyc_sources() {
         let peers = parse_chronyc_sources(CHRONYC_SOURCES).unwrap();
-        let summary: Vec<(&str, Selection)> = peers
-            .iter()
-            .map(|p| (p.remote.as_str(), p.selected))
-            .collect();
+        let summary = selections(&peers);
         assert_eq!(
             summary,
             [

@@ -306,26 +306,9 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bullseye);
     // An old node: ntpdate installed, ntp removed with its config left behind.
-    node.ok(&["apt-get", "update", "-q"]);
-    node.ok(&[
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "install",
-        "-q",
-        "-y",
-        "ntp",
-        "ntpdate",
-    ]);
-    node.ok(&[
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "remove",
-        "-q",
-        "-y",
-        "ntp",
-    ]);
+    node.apt_get(&["update"]);
+    node.apt_get(&["install", "ntp", "ntpdate"]);
+    node.apt_get(&["remove", "ntp"]);
     let states = node
         .ok(&[
             "dpkg-query",

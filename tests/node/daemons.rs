@@ -14,6 +14,25 @@ const TIME_DAEMONS: [(&str, &str); 5] = [
     ("systemd-timesyncd", "systemd-timesyncd.service"),
 ];
 
+/// What `daemon` resolves to on a node: (daemon, package, unit, config).
+type Resolved = (&'static str, &'static str, &'static str, &'static str);
+const CLASSIC_NTP: Resolved = ("ntp", "ntp", "ntp.service", "/etc/ntp.conf");
+/// `ntp` where it is a transitional package for NTPsec (Debian 12).
+const NTP_AS_NTPSEC: Resolved = ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf");
+const NTPSEC: Resolved = ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf");
+const CHRONY: Resolved = (
+    "chrony",
+    "chrony",
+    "chrony.service",
+    "/etc/chrony/chrony.conf",
+);
+const OPENNTPD: Resolved = (
+    "openntpd",
+    "openntpd",
+    "openntpd.service",
+    "/etc/openntpd/ntpd.conf",
+);
+
 /// Installed (`ii`) time-daemon packages and active time-daemon units.
 fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
     let names: Vec<&str> = TIME_DAEMONS.iter().map(|(p, _)| *p).collect();
@@ -171,39 +190,16 @@ fn bookworm_switches_ntp_chrony_openntpd_ntpsec_ntp_leaving_one_daemon() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
     // Debian's default time sync, a competing time-daemon package here.
-    node.ok(&["apt-get", "update", "-q"]);
-    node.ok(&[
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "install",
-        "-q",
-        "-y",
-        "systemd-timesyncd",
-    ]);
+    node.apt_get(&["update"]);
+    node.apt_get(&["install", "systemd-timesyncd"]);
     let plan = json(&node.provision(&["plan", "-e", SERVERS, "--format", "json"]));
     let notes = plan["notes"].to_string();
     assert!(
         notes.contains("also installed: systemd-timesyncd"),
         "plan names the competitor: {notes}"
     );
-    for (daemon, package, unit, config) in [
-        ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        (
-            "chrony",
-            "chrony",
-            "chrony.service",
-            "/etc/chrony/chrony.conf",
-        ),
-        (
-            "openntpd",
-            "openntpd",
-            "openntpd.service",
-            "/etc/openntpd/ntpd.conf",
-        ),
-        ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        ("ntp", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-    ] {
+    for (daemon, package, unit, config) in [NTP_AS_NTPSEC, CHRONY, OPENNTPD, NTPSEC, NTP_AS_NTPSEC]
+    {
         converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
     }
@@ -228,23 +224,7 @@ fn bookworm_switches_ntp_chrony_openntpd_ntpsec_ntp_leaving_one_daemon() {
 fn bullseye_runs_classic_ntpd_chrony_openntpd_and_ntpsec() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bullseye);
-    for (daemon, package, unit, config) in [
-        ("ntp", "ntp", "ntp.service", "/etc/ntp.conf"),
-        (
-            "chrony",
-            "chrony",
-            "chrony.service",
-            "/etc/chrony/chrony.conf",
-        ),
-        ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        (
-            "openntpd",
-            "openntpd",
-            "openntpd.service",
-            "/etc/openntpd/ntpd.conf",
-        ),
-        ("ntp", "ntp", "ntp.service", "/etc/ntp.conf"),
-    ] {
+    for (daemon, package, unit, config) in [CLASSIC_NTP, CHRONY, NTPSEC, OPENNTPD, CLASSIC_NTP] {
         converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
     }
@@ -262,21 +242,7 @@ fn bullseye_runs_classic_ntpd_chrony_openntpd_and_ntpsec() {
 fn trixie_runs_ntpsec_chrony_and_openntpd() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Trixie);
-    for (daemon, package, unit, config) in [
-        ("ntpsec", "ntpsec", "ntpsec.service", "/etc/ntpsec/ntp.conf"),
-        (
-            "chrony",
-            "chrony",
-            "chrony.service",
-            "/etc/chrony/chrony.conf",
-        ),
-        (
-            "openntpd",
-            "openntpd",
-            "openntpd.service",
-            "/etc/openntpd/ntpd.conf",
-        ),
-    ] {
+    for (daemon, package, unit, config) in [NTPSEC, CHRONY, OPENNTPD] {
         converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
     }

@@ -378,12 +378,71 @@ fn the_agent_killed_half_way_leaves_no_mix_and_the_next_run_converges() {
     assert_eq!(doc["failed"], false);
 }
 
+/// Applies `plan` (with `vars` after the test servers), whose config leaves
+/// the daemon unhealthy, and checks the rollback: the config step made a
+/// backup of `conf`, the handler's restart fails saying `why` with the
+/// unit's own log lines, `conf` is put back from that backup (which stays)
+/// and `unit` runs again on it; and the good plan is then still converged.
+fn assert_rolled_back(node: &Node, plan: &str, vars: &[&str], conf: &str, unit: &str, why: &str) {
+    let good = node.read(conf).unwrap();
+    let mut args = vec!["apply", plan, "-e", SERVERS];
+    for v in vars {
+        args.extend(["-e", v]);
+    }
+    args.extend(["--format", "json"]);
+    let out = node.provision(&args);
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let doc = json(&out);
+    let config = step(&doc, "NTP config with our servers and access control");
+    assert_eq!(config["status"], "changed");
+    let backup = config["changes"][0]["backup"].as_str().unwrap().to_string();
+    assert!(
+        backup.starts_with(&format!("{conf}.")) && backup.ends_with(".ntp-provision.bak"),
+        "{backup}"
+    );
+    let failed = failed_step(&doc);
+    assert_eq!(
+        (failed["name"].as_str(), failed["handler"].as_bool()),
+        (Some("restart ntp"), Some(true))
+    );
+    let error = failed["error"].as_str().unwrap();
+    assert!(error.contains(why), "{error}");
+    assert!(
+        error.contains(&format!("last log lines of {unit}")),
+        "the daemon's own log lines: {error}"
+    );
+    assert!(
+        error.contains(&format!("Rolled back: restored {conf} from {backup}")),
+        "{error}"
+    );
+    assert!(
+        error.contains(&format!("{unit} runs again with the previous config")),
+        "{error}"
+    );
+    assert_eq!(
+        node.read(conf).unwrap(),
+        good,
+        "the live config is the previous one"
+    );
+    assert_eq!(node.read(&backup).unwrap(), good, "and its backup stays");
+    assert_eq!(
+        node.run(&["systemctl", "is-active", unit]).stdout.trim(),
+        "active"
+    );
+
+    // The good plan is still converged: nothing to do.
+    let mut extra: Vec<&str> = vars.iter().flat_map(|v| ["-e", *v]).collect();
+    extra.push("--detailed-exitcodes");
+    let (again, doc) = apply(node, &extra);
+    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    assert_eq!(doc["summary"]["changed"], 0);
+}
+
 #[test]
 fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
     converges(&node);
-    let good = node.read(NTPSEC_CONF).unwrap();
 
     // NTPsec parses this and runs, but ignores everything from localhost:
     // the restart "succeeds" and the daemon answers nobody here.
@@ -394,51 +453,13 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
         "/root/bad",
         &template.replace("\nrestrict 127.0.0.1\n", "\nrestrict 127.0.0.1 ignore\n"),
     );
-
-    let out = node.provision(&["apply", &plan, "-e", SERVERS, "--format", "json"]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let doc = json(&out);
-    let config = step(&doc, "NTP config with our servers and access control");
-    assert_eq!(config["status"], "changed");
-    let backup = config["changes"][0]["backup"].as_str().unwrap().to_string();
-    assert!(
-        backup.starts_with("/etc/ntpsec/ntp.conf.") && backup.ends_with(".ntp-provision.bak"),
-        "{backup}"
-    );
-    let failed = failed_step(&doc);
-    assert_eq!(failed["name"], "restart ntp");
-    assert_eq!(failed["handler"], true);
-    let error = failed["error"].as_str().unwrap();
-    assert!(
-        error.contains("ntpsec did not answer on localhost within 10 s"),
-        "{error}"
-    );
-    assert!(
-        error.contains("last log lines of ntpsec.service"),
-        "the daemon's own log lines: {error}"
-    );
-    assert!(
-        error.contains(&format!(
-            "Rolled back: restored /etc/ntpsec/ntp.conf from {backup}"
-        )),
-        "{error}"
-    );
-    assert!(
-        error.contains("ntpsec.service runs again with the previous config"),
-        "{error}"
-    );
-
-    assert_eq!(
-        node.read(NTPSEC_CONF).unwrap(),
-        good,
-        "the live config is the previous one"
-    );
-    assert_eq!(node.read(&backup).unwrap(), good, "and its backup stays");
-    assert_eq!(
-        node.run(&["systemctl", "is-active", "ntpsec.service"])
-            .stdout
-            .trim(),
-        "active"
+    assert_rolled_back(
+        &node,
+        &plan,
+        &[],
+        NTPSEC_CONF,
+        "ntpsec.service",
+        "ntpsec did not answer on localhost within 10 s",
     );
     let verify = node.provision(&["verify", "--format", "json"]);
     assert_eq!(
@@ -447,11 +468,6 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
         "the daemon answers again: {}",
         verify.stdout
     );
-
-    // The good plan is still converged: nothing to do.
-    let (again, doc) = apply(&node, &["--detailed-exitcodes"]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert_eq!(doc["summary"]["changed"], 0);
 }
 
 /// chrony's health is its own tool answering (`chronyc -n tracking`), not a
@@ -462,10 +478,8 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
 fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
-    const CONF: &str = "/etc/chrony/chrony.conf";
     let (out, _) = apply(&node, &["-e", "daemon=chrony"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let good = node.read(CONF).unwrap();
 
     let template = repo_template("chrony.conf.j2");
     let open = "bindcmdaddress 127.0.0.1\nbindcmdaddress ::1\n";
@@ -476,58 +490,19 @@ fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
         "/root/bad",
         &template.replace(open, "cmdport 0\nbindcmdaddress /\n"),
     );
-
-    let out = node.provision(&[
-        "apply",
+    assert_rolled_back(
+        &node,
         &plan,
-        "-e",
-        SERVERS,
-        "-e",
-        "daemon=chrony",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    let doc = json(&out);
-    let backup = step(&doc, "NTP config with our servers and access control")["changes"][0]
-        ["backup"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let failed = failed_step(&doc);
-    assert_eq!(
-        (failed["name"].as_str(), failed["handler"].as_bool()),
-        (Some("restart ntp"), Some(true))
-    );
-    let error = failed["error"].as_str().unwrap();
-    assert!(
-        error.contains(
-            "chrony did not answer on localhost within 10 s (`LC_ALL=C chronyc -n tracking` exited 1: 506 Cannot talk to daemon"
-        ),
-        "{error}"
-    );
-    assert!(
-        error.contains(&format!("Rolled back: restored {CONF} from {backup}")),
-        "{error}"
-    );
-    assert!(
-        error.contains("chrony.service runs again with the previous config"),
-        "{error}"
-    );
-
-    assert_eq!(
-        node.read(CONF).unwrap(),
-        good,
-        "the live config is the previous one"
+        &["daemon=chrony"],
+        "/etc/chrony/chrony.conf",
+        "chrony.service",
+        "chrony did not answer on localhost within 10 s (`LC_ALL=C chronyc -n tracking` exited 1: 506 Cannot talk to daemon",
     );
     assert_eq!(
         node.run(&["chronyc", "-n", "tracking"]).code,
         0,
         "chronyc answers again"
     );
-    let (again, doc) = apply(&node, &["-e", "daemon=chrony", "--detailed-exitcodes"]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert_eq!(doc["summary"]["changed"], 0);
 }
 
 #[test]

@@ -80,17 +80,8 @@ fn ssh_node(release: Release, port: u16, key_pub: &str) -> Node {
 }
 
 fn install_sshd(node: &Node) {
-    node.ok(&["apt-get", "-q", "update"]);
-    node.ok(&[
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "install",
-        "-y",
-        "-q",
-        "--no-install-recommends",
-        "openssh-server",
-    ]);
+    node.apt_get(&["update"]);
+    node.apt_get(&["install", "--no-install-recommends", "openssh-server"]);
     // The images' policy-rc.d keeps packages from starting daemons: start it ourselves.
     node.ok(&["systemctl", "enable", "ssh.service"]);
     node.ok(&["systemctl", "restart", "ssh.service"]);

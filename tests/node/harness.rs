@@ -374,6 +374,20 @@ impl Node {
     }
 
     /// Like [`Node::run`] but panics with status, stdout and stderr unless it exits 0.
+    /// `apt-get -q -y ARGS` in the node, non-interactive; must succeed.
+    /// Tests use it to put a node in a starting state (never the tool under test).
+    pub fn apt_get(&self, args: &[&str]) -> Out {
+        let mut argv = vec![
+            "env",
+            "DEBIAN_FRONTEND=noninteractive",
+            "apt-get",
+            "-q",
+            "-y",
+        ];
+        argv.extend_from_slice(args);
+        self.ok(&argv)
+    }
+
     pub fn ok(&self, argv: &[&str]) -> Out {
         let out = self.run(argv);
         if out.code != 0 {
