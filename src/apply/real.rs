@@ -224,12 +224,7 @@ impl ServiceExec for Systemctl {
         };
         let answered = daemon_answers(*flavor, HEALTH_BOUND)?;
         // A daemon may answer once and then exit (NTPsec has Restart=no).
-        let state = Cmd::new("systemctl")
-            .env("LC_ALL", "C")
-            .args(["is-active", "--"])
-            .arg(unit)
-            .output()?;
-        let state = state.stdout.trim().to_string();
+        let (_, state) = active_state(unit)?;
         match (answered, state.as_str()) {
             (Answer::Yes, "active") => Ok(()),
             (Answer::Yes, other) => bail!(
@@ -298,13 +293,8 @@ fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
 fn wait_active(unit: &UnitName) -> Result<()> {
     let deadline = std::time::Instant::now() + SETTLE;
     loop {
-        let out = Cmd::new("systemctl")
-            .env("LC_ALL", "C")
-            .args(["is-active", "--"])
-            .arg(unit)
-            .output()?;
-        let state = out.stdout.trim().to_string();
-        if out.code == 0 && state == "active" {
+        let (active, state) = active_state(unit)?;
+        if active {
             return Ok(());
         }
         if state != "activating" || std::time::Instant::now() >= deadline {
@@ -313,6 +303,18 @@ fn wait_active(unit: &UnitName) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// `systemctl is-active`: whether the unit is active (its exit status and
+/// its word agree), and the word (`active`, `activating`, `failed`, ...).
+fn active_state(unit: &UnitName) -> Result<(bool, String)> {
+    let out = Cmd::new("systemctl")
+        .env("LC_ALL", "C")
+        .args(["is-active", "--"])
+        .arg(unit)
+        .output()?;
+    let state = out.stdout.trim().to_string();
+    Ok((out.code == 0 && state == "active", state))
 }
 
 /// The unit's last log lines, for a failure message; best effort.

@@ -199,19 +199,8 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
 
     // A second run: nothing to do, nothing run.
-    let again = node.provision(&[
-        "apply",
-        "-e",
-        SERVERS,
-        "--format",
-        "json",
-        "--detailed-exitcodes",
-        "-v",
-    ]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    let doc = json(&again);
+    let (again, doc) = node.rerun_clean(&["-v"]);
     assert_eq!(doc["changed"], false);
-    assert_eq!(doc["summary"]["changed"], 0);
     for mutating in [
         "apt-get -q -y",
         "apt-get update",
@@ -253,17 +242,10 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         "plan restarted nothing"
     );
 
-    let fix = node.provision(&[
-        "apply",
-        "-e",
-        SERVERS,
-        "--format",
-        "json",
-        "--detailed-exitcodes",
-    ]);
+    let (fix, doc) = node.apply_json(&["--detailed-exitcodes"]);
     assert_eq!(fix.code, 2, "{}\n{}", fix.stdout, fix.stderr);
     // The backup's name carries the run's time: compare without it.
-    let unstamped: Vec<String> = descriptions(&json(&fix))
+    let unstamped: Vec<String> = descriptions(&doc)
         .into_iter()
         .map(|d| match d.find(".ntp-provision.bak") {
             Some(i) if i >= 22 => format!("{}STAMP{}", &d[..i - 22], &d[i..]),
@@ -364,16 +346,7 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     );
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
 
-    let again = node.provision(&[
-        "apply",
-        "-e",
-        SERVERS,
-        "--format",
-        "json",
-        "--detailed-exitcodes",
-    ]);
-    assert_eq!(again.code, 0, "{}", again.stdout);
-    assert_eq!(json(&again)["summary"]["changed"], 0);
+    node.rerun_clean(&[]);
 }
 
 #[test]
@@ -392,16 +365,7 @@ fn chroot_without_systemd_converges_through_service_and_init_scripts() {
     );
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
 
-    let again = node.provision(&[
-        "apply",
-        "-e",
-        SERVERS,
-        "--format",
-        "json",
-        "--detailed-exitcodes",
-    ]);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert_eq!(json(&again)["summary"]["changed"], 0);
+    node.rerun_clean(&[]);
 
     // Stopped by hand: the service step starts it again through init.d.
     node.ok(&["service", "ntpsec", "stop"]);

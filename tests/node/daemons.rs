@@ -102,24 +102,7 @@ fn converge(node: &Node, daemon: &str, package: &str, unit: &str, config: &str) 
         "{config}:\n{text}"
     );
 
-    let again = node.provision(&[
-        "apply",
-        "-e",
-        SERVERS,
-        "-e",
-        &var,
-        "--format",
-        "json",
-        "--detailed-exitcodes",
-    ]);
-    assert_eq!(
-        again.code,
-        0,
-        "{}: re-run of {daemon} is not clean:\n{}",
-        node.name(),
-        again.stdout
-    );
-    assert_eq!(json(&again)["summary"]["changed"], 0);
+    node.rerun_clean(&["-e", &var]);
 
     let status = status_listing(node, &var, &["127.0.0.1", "::1"]);
     assert_eq!(status["daemon"]["package"], package);

@@ -7,25 +7,15 @@
 //! Daemons only ever get loopback servers; the broken mirror is a closed
 //! loopback port.
 
-use crate::harness::{
-    exclusive, json, plan_with_template, repo_template, Node, Out, Release, SERVERS,
-};
+use crate::harness::{exclusive, json, plan_with_template, repo_template, Node, Release, SERVERS};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 const NTPSEC_CONF: &str = "/etc/ntpsec/ntp.conf";
 
-fn apply(node: &Node, extra: &[&str]) -> (Out, Value) {
-    let mut args = vec!["apply", "-e", SERVERS, "--format", "json"];
-    args.extend_from_slice(extra);
-    let out = node.provision(&args);
-    let doc = json(&out);
-    (out, doc)
-}
-
 /// Applies and requires success, then requires the next run to change nothing.
 fn converges(node: &Node) -> Value {
-    let (out, doc) = apply(node, &[]);
+    let (out, doc) = node.apply_json(&[]);
     assert_eq!(
         out.code,
         0,
@@ -34,16 +24,7 @@ fn converges(node: &Node) -> Value {
         out.stdout,
         out.stderr
     );
-    let (again, doc2) = apply(node, &["--detailed-exitcodes"]);
-    assert_eq!(
-        again.code,
-        0,
-        "{}: the run after is not clean:\n{}\n{}",
-        node.name(),
-        again.stdout,
-        again.stderr
-    );
-    assert_eq!(doc2["summary"]["changed"], 0);
+    node.rerun_clean(&[]);
     assert_eq!(
         node.run(&["systemctl", "is-active", "ntpsec.service"])
             .stdout
@@ -132,7 +113,7 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
     // apt-get update needs the lists lock.
     let pid = hold_lock(&node, "lists-holder", "/var/lib/apt/lists/lock");
     let started = Instant::now();
-    let (out, doc) = apply(&node, &["--lock-timeout", "3"]);
+    let (out, doc) = node.apply_json(&["--lock-timeout", "3"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(started.elapsed() >= Duration::from_secs(3), "it waited");
     assert!(
@@ -164,7 +145,7 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
 
     // Installing needs the dpkg frontend lock.
     let pid = hold_lock(&node, "dpkg-holder", "/var/lib/dpkg/lock-frontend");
-    let (out, doc) = apply(&node, &["--lock-timeout", "3"]);
+    let (out, doc) = node.apply_json(&["--lock-timeout", "3"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let failed = failed_step(&doc);
     assert_eq!(failed["name"], "NTP daemon at the latest version");
@@ -195,7 +176,7 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
         "stop",
         "dpkg-holder",
     ]);
-    let (out, _) = apply(&node, &["--lock-timeout", "60"]);
+    let (out, _) = node.apply_json(&["--lock-timeout", "60"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stderr
@@ -270,7 +251,7 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
     // A fresh node: no package lists at all, so nothing can be planned.
     node.write("/etc/apt/sources.list", broken);
     let before = node.snapshot();
-    let (out, doc) = apply(&node, &[]);
+    let (out, doc) = node.apply_json(&[]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let error = doc["error"].as_str().unwrap();
     assert!(error.starts_with("nothing was changed: "), "{error}");
@@ -300,7 +281,7 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
     ]);
     let proxy = "/etc/apt/apt.conf.d/99-closed-port";
     node.write(proxy, "Acquire::http::Proxy \"http://127.0.0.1:9\";\nAcquire::https::Proxy \"http://127.0.0.1:9\";\n");
-    let (out, doc) = apply(&node, &[]);
+    let (out, doc) = node.apply_json(&[]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     let failed = failed_step(&doc);
     assert_eq!(failed["name"], "NTP daemon at the latest version");
@@ -431,11 +412,8 @@ fn assert_rolled_back(node: &Node, plan: &str, vars: &[&str], conf: &str, unit: 
     );
 
     // The good plan is still converged: nothing to do.
-    let mut extra: Vec<&str> = vars.iter().flat_map(|v| ["-e", *v]).collect();
-    extra.push("--detailed-exitcodes");
-    let (again, doc) = apply(node, &extra);
-    assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
-    assert_eq!(doc["summary"]["changed"], 0);
+    let extra: Vec<&str> = vars.iter().flat_map(|v| ["-e", *v]).collect();
+    node.rerun_clean(&extra);
 }
 
 #[test]
@@ -478,7 +456,7 @@ fn a_config_that_stops_the_daemon_answering_is_rolled_back() {
 fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
-    let (out, _) = apply(&node, &["-e", "daemon=chrony"]);
+    let (out, _) = node.apply_json(&["-e", "daemon=chrony"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
 
     let template = repo_template("chrony.conf.j2");
@@ -551,7 +529,7 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     );
 
     // With time enough the second run waits, then finds the node converged.
-    let (out, doc) = apply(&node, &["--lock-timeout", "540"]);
+    let (out, doc) = node.apply_json(&["--lock-timeout", "540"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
         node.ok(&[

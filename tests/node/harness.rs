@@ -410,6 +410,34 @@ impl Node {
         self.run(&argv)
     }
 
+    /// `ntp-provision apply -e SERVERS --format json EXTRA...` and its JSON report.
+    pub fn apply_json(&self, extra: &[&str]) -> (Out, Value) {
+        let mut args = vec!["apply", "-e", SERVERS, "--format", "json"];
+        args.extend_from_slice(extra);
+        let out = self.provision(&args);
+        let doc = json(&out);
+        (out, doc)
+    }
+
+    /// The run after a converge (`apply_json` with EXTRA and
+    /// `--detailed-exitcodes`): it must exit 0 and change nothing.
+    pub fn rerun_clean(&self, extra: &[&str]) -> (Out, Value) {
+        let mut args = extra.to_vec();
+        args.push("--detailed-exitcodes");
+        let (out, doc) = self.apply_json(&args);
+        assert_eq!(
+            out.code,
+            0,
+            "{}: the run after `apply {}` is not clean:\n{}\n{}",
+            self.name(),
+            extra.join(" "),
+            out.stdout,
+            out.stderr
+        );
+        assert_eq!(doc["summary"]["changed"], 0, "{}", out.stdout);
+        (out, doc)
+    }
+
     /// Host-side path of a path inside the node (the on-disk tree: inside a
     /// booted node, /run, /tmp, /proc, /sys and /dev are container mounts that
     /// this does not see; use `run(["cat", ...])` for those). Symlinks are NOT
