@@ -298,15 +298,20 @@ impl Probe for FakeNode {
             .collect())
     }
 
-    fn apt_show(&self, pkgs: &[PackageName], _lists: &Lists) -> Result<Vec<Stanza>> {
-        self.probe(format!("apt-cache show {}", join(pkgs)));
+    fn apt_show(&self, versions: &[(PackageName, String)], _lists: &Lists) -> Result<Vec<Stanza>> {
+        let asked: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
+        self.probe(format!("apt-cache show {}", asked.join(" ")));
         let s = self.0.borrow();
-        Ok(pkgs
+        // apt prints nothing for a version it does not have.
+        Ok(versions
             .iter()
-            .filter_map(|p| {
+            .filter_map(|(p, v)| {
                 let a = s.archive.get(p.as_str())?;
+                if a.candidate.as_ref() != Some(v) {
+                    return None;
+                }
                 let mut fields = vec![("Package".to_string(), p.to_string())];
-                fields.push(("Version".into(), a.candidate.clone()?));
+                fields.push(("Version".into(), v.clone()));
                 if !a.depends.is_empty() {
                     fields.push(("Depends".into(), a.depends.join(", ")));
                 }

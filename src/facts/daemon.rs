@@ -41,10 +41,15 @@ pub fn resolve(
     }
     let flavor = match requested {
         DaemonName::Ntp => {
-            let depends = candidate_stanza
-                .and_then(|s| s.get("Depends"))
-                .map(parse_depends)
-                .unwrap_or_default();
+            // Without the candidate's record, classic ntpd and the
+            // transitional package cannot be told apart: never guess.
+            let stanza = candidate_stanza.ok_or_else(|| {
+                "daemon ntp: apt gave no record of the candidate version of ntp, so it is \
+                 unknown whether it is classic ntpd or the transitional package for NTPsec \
+                 (check `apt-cache policy ntp` and `apt-cache show ntp`)"
+                    .to_string()
+            })?;
+            let depends = stanza.get("Depends").map(parse_depends).unwrap_or_default();
             // The transitional `ntp` of Debian 12 / Ubuntu 24.04 is an empty
             // package whose only job is to depend on ntpsec.
             if depends
@@ -271,6 +276,16 @@ Description: Network Time Protocol daemon and utility programs
         assert!(check_nts(&classic, None)
             .unwrap_err()
             .contains("no NTS support"));
+    }
+
+    #[test]
+    fn ntp_without_the_candidate_record_is_an_error_not_a_guess() {
+        let policies = parse_policy(BOOKWORM_POLICY, &pkgs()).unwrap();
+        let err = resolve(DaemonName::Ntp, &policies, None).unwrap_err();
+        assert!(
+            err.contains("no record of the candidate version of ntp"),
+            "{err}"
+        );
     }
 
     #[test]

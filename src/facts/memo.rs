@@ -155,8 +155,8 @@ impl<'a> MemoProbe<'a> {
     }
 }
 
-fn show_key(pkgs: &[PackageName]) -> String {
-    let mut names: Vec<&str> = pkgs.iter().map(|p| p.as_str()).collect();
+fn show_key(versions: &[(PackageName, String)]) -> String {
+    let mut names: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
     names.sort();
     names.join(" ")
 }
@@ -201,16 +201,16 @@ impl Probe for MemoProbe<'_> {
         Ok(answer)
     }
 
-    fn apt_show(&self, pkgs: &[PackageName], lists: &Lists) -> Result<Vec<Stanza>> {
+    fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>> {
         if !self.usable(lists) {
             self.private_lists_used();
-            return self.inner.apt_show(pkgs, lists);
+            return self.inner.apt_show(versions, lists);
         }
-        let key = show_key(pkgs);
+        let key = show_key(versions);
         if let Some(hit) = self.loaded.as_ref().and_then(|m| m.shows.get(&key)) {
             return Ok(hit.clone());
         }
-        let answer = self.inner.apt_show(pkgs, lists)?;
+        let answer = self.inner.apt_show(versions, lists)?;
         *self.asked_apt.borrow_mut() = true;
         self.recorded.borrow_mut().shows.insert(key, answer.clone());
         Ok(answer)
@@ -290,7 +290,7 @@ mod tests {
         ) -> Result<BTreeMap<PackageName, Policy>> {
             self.node.apt_policy(p, l)
         }
-        fn apt_show(&self, p: &[PackageName], l: &Lists) -> Result<Vec<Stanza>> {
+        fn apt_show(&self, p: &[(PackageName, String)], l: &Lists) -> Result<Vec<Stanza>> {
             self.node.apt_show(p, l)
         }
         fn dpkg_status(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {

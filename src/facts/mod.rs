@@ -197,13 +197,14 @@ fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
     let daemon = match plan.vars.daemon {
         None => None,
         Some(requested) => {
-            let has_candidate = policies
+            let candidate = policies
                 .get(&requested.package())
-                .is_some_and(|p| p.candidate.is_some());
-            let stanzas = if requested == DaemonName::Ntp && has_candidate {
-                probe.apt_show(&[requested.package()], &lists)?
-            } else {
-                Vec::new()
+                .and_then(|p| p.candidate.clone());
+            let stanzas = match candidate {
+                Some(version) if requested == DaemonName::Ntp => {
+                    probe.apt_show(&[(requested.package(), version)], &lists)?
+                }
+                _ => Vec::new(),
             };
             let stanza = stanzas
                 .iter()
