@@ -1,9 +1,47 @@
 //! The binary's contract where no node is needed: usage, exit codes for bad
 //! input, and the JSON document that a caller parsing stdout always gets.
 //! Every case here fails before the first probe, so it runs on any machine.
+//!
+//! The binary runs as an unprivileged user (nobody) even when the tests run
+//! as root: a plan the loader should refuse but does not would then stop at
+//! `apply`'s root check instead of converging the machine running the tests.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// uid and gid of `nobody` on Debian and Ubuntu.
+const NOBODY: u32 = 65534;
+
+fn running_as_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").unwrap().uid() == 0
+}
+
+/// A directory everyone may read, for the binary and plan files that
+/// `nobody` must reach (cargo's target directory may sit under a private one).
+fn world_readable_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// The binary under test, copied where `nobody` can run it.
+fn binary() -> &'static Path {
+    static COPY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &COPY
+        .get_or_init(|| {
+            let dir = world_readable_dir();
+            let bin = dir.path().join("ntp-provision");
+            std::fs::copy(env!("CARGO_BIN_EXE_ntp-provision"), &bin).unwrap();
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+            (dir, bin)
+        })
+        .1
+}
 
 struct Run {
     code: i32,
@@ -12,7 +50,12 @@ struct Run {
 }
 
 fn ntp_provision(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ntp-provision"))
+    let mut cmd = Command::new(binary());
+    if running_as_root() {
+        // std drops the supplementary groups too when root sets a uid.
+        cmd.uid(NOBODY).gid(NOBODY);
+    }
+    let mut child = cmd
         .args(args)
         .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
@@ -196,13 +239,13 @@ fn verify_of_a_port_where_nothing_listens_finds_no_amplification() {
 }
 
 /// The loader's table of bad plans, through the binary: exit 65, the exact
-/// message with the file's path, and nothing run (`apply` as a non-root user
-/// would stop at the root check, so reaching 65 means the plan was refused
-/// first; the JSON report has no steps).
+/// message with the file's path, and nothing run (`apply` runs as nobody and
+/// would stop at the root check, exit 1, so reaching 65 means the plan was
+/// refused first; the JSON report has no steps).
 #[test]
 fn every_bad_plan_exits_65_with_its_exact_message_and_runs_nothing() {
     let cases: &[(&str, &str)] = include!("data/bad_plans.in.rs");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = world_readable_dir();
     let file = dir.path().join("plan.yaml");
     for (text, want) in cases {
         std::fs::write(&file, text).unwrap();
