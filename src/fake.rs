@@ -16,7 +16,7 @@ use anyhow::{bail, Result};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Default)]
 pub struct ArchivePackage {
@@ -50,6 +50,17 @@ pub struct State {
     /// not started by its postinst (as on the test nodes, and in images).
     pub policy_forbids_start: bool,
     next_pid: u32,
+    /// A logical clock: every write and every start reads a later time.
+    clock: u64,
+}
+
+impl State {
+    /// The fake's "now", one second later at every call, long before the
+    /// real clock (facts refuse modification times later than their own).
+    pub fn tick(&mut self) -> SystemTime {
+        self.clock += 1;
+        UNIX_EPOCH + Duration::from_secs(1_000_000 + self.clock)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -155,6 +166,7 @@ impl FakeNode {
             dpkg_updates: Vec::new(),
             policy_forbids_start: false,
             next_pid: 100,
+            clock: 0,
         })))
     }
 
@@ -227,6 +239,7 @@ impl FakeNode {
             let running = !s.policy_forbids_start;
             let pid = s.next_pid;
             s.next_pid += 1;
+            let now = s.tick();
             s.units.insert(
                 unit.clone(),
                 UnitFact {
@@ -234,6 +247,7 @@ impl FakeNode {
                     running,
                     enabled: true,
                     main_pid: running.then_some(pid),
+                    started: running.then_some(now),
                 },
             );
         }
@@ -241,12 +255,14 @@ impl FakeNode {
     }
 }
 
+/// A file as a package ships it: dpkg keeps the archive's old mtime.
 fn file(content: &str) -> FileState {
     FileState {
         content: content.as_bytes().to_vec(),
         mode: 0o644,
         uid: 0,
         gid: 0,
+        modified: Some(UNIX_EPOCH + Duration::from_secs(1_000)),
     }
 }
 
@@ -369,6 +385,7 @@ impl Probe for FakeNode {
                     running: false,
                     enabled: false,
                     main_pid: None,
+                    started: None,
                 })
             })
             .collect())
@@ -492,6 +509,7 @@ impl ServiceExec for FakeNode {
         self.record(format!("systemctl {} {unit}", action.verb()))?;
         let mut s = self.state();
         let pid = s.next_pid;
+        let now = s.tick();
         let Some(u) = s.units.get_mut(unit.as_str()) else {
             bail!("Unit {unit} not found.")
         };
@@ -499,15 +517,18 @@ impl ServiceExec for FakeNode {
             ServiceAction::Start if !u.running => {
                 u.running = true;
                 u.main_pid = Some(pid);
+                u.started = Some(now);
             }
             ServiceAction::Start => {}
             ServiceAction::Restart => {
                 u.running = true;
                 u.main_pid = Some(pid);
+                u.started = Some(now);
             }
             ServiceAction::Stop => {
                 u.running = false;
                 u.main_pid = None;
+                u.started = None;
             }
             ServiceAction::Enable => u.enabled = true,
             ServiceAction::Disable => u.enabled = false,
@@ -559,7 +580,17 @@ impl FileExec for FakeNode {
         self.record(format!("restore {path} {backup}"))?;
         let mut s = self.state();
         match s.files.get(backup.as_str()).cloned() {
-            Some(saved) => s.files.insert(path.to_string(), saved),
+            // A copy: written now, as the real restore does.
+            Some(saved) => {
+                let now = s.tick();
+                s.files.insert(
+                    path.to_string(),
+                    FileState {
+                        modified: Some(now),
+                        ..saved
+                    },
+                )
+            }
             None => s.files.remove(path.as_str()),
         };
         Ok(())
@@ -594,6 +625,7 @@ impl FileExec for FakeNode {
         if !dir_exists {
             bail!("directory {parent} does not exist");
         }
+        let now = s.tick();
         s.files.insert(
             path.to_string(),
             FileState {
@@ -601,6 +633,7 @@ impl FileExec for FakeNode {
                 mode: mode.0,
                 uid,
                 gid,
+                modified: Some(now),
             },
         );
         Ok(())

@@ -392,6 +392,56 @@ fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
 }
 
 #[test]
+fn a_config_written_by_a_run_stopped_before_its_restart_is_restarted_by_the_next() {
+    let node = FakeNode::bookworm();
+    assert!(!run(&node, &default_plan(&[])).failed);
+    node.state().journal.clear();
+    // New servers: the config changes; a signal arrives while it is written.
+    let plan = default_plan(&["servers=[127.0.0.9]"]);
+    let cs = changeset(&node, &plan);
+    let interrupt = crate::interrupt::Interrupt::never();
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+        units: &node,
+    };
+    let report = apply_until(
+        &cs,
+        &mut exec,
+        &mut |step| {
+            if step.status == Status::Changed {
+                interrupt.raise_for_test(15);
+            }
+        },
+        &|| interrupt.received(),
+    );
+    assert!(report.failed);
+    assert!(node
+        .file_text("/etc/ntpsec/ntp.conf")
+        .unwrap()
+        .contains("server 127.0.0.9"));
+    assert!(
+        !node
+            .journal()
+            .iter()
+            .any(|l| l.starts_with("systemctl restart")),
+        "the handler was skipped: {:?}",
+        node.journal()
+    );
+
+    // The file is right now, but the daemon still runs the old one.
+    let next = changeset(&node, &plan);
+    assert_eq!(
+        lines(&next),
+        vec!["restart ntpsec.service: /etc/ntpsec/ntp.conf was modified 1 s after ntpsec.service started: the daemon has not read it"]
+    );
+    assert!(!run(&node, &plan).failed);
+    assert!(changeset(&node, &plan).is_empty());
+}
+
+#[test]
 fn an_interrupted_dpkg_is_repaired_first_then_the_run_converges() {
     let node = FakeNode::bookworm();
     node.state().dpkg_updates = vec!["0001".into(), "tmp.i".into()];

@@ -74,6 +74,16 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
         }
         let changes = diff_step(step, &projected, removed_earlier, None)
             .map_err(|e| format!("step {:?}: {e}", step.name))?;
+        if changes.is_empty() {
+            // The file is right, but a restart it notifies may still be due:
+            // an earlier run stopped between the write and the restart.
+            for (handler, cause) in unread_files(step, &rendered.handlers, &projected) {
+                match fired.iter_mut().find(|(h, _, _)| *h == handler) {
+                    Some((_, all, _)) => all.push(cause),
+                    None => fired.push((handler, vec![cause], Vec::new())),
+                }
+            }
+        }
         removed_earlier |= changes.iter().any(Change::removes_packages);
         changes.iter().for_each(|c| project(&mut projected, c));
         if !changes.is_empty() {
@@ -166,6 +176,54 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     })
 }
 
+/// For a template step whose file needs no change: the handlers it notifies
+/// that restart a running unit whose main process started before the file
+/// was last modified (the daemon runs a config older than the file), each
+/// with its cause. That happens when a run wrote the file and stopped (a
+/// signal, a failed step) before its handler ran, or when someone edited the
+/// file by hand without a restart. A modification time later than the facts
+/// comes from a clock since set back and says nothing; so does a unit
+/// without a known start (no systemd, or started earlier in this run).
+fn unread_files(step: &Step, handlers: &[Step], node: &Facts) -> Vec<(String, String)> {
+    let Action::Template(t) = &step.action else {
+        return Vec::new();
+    };
+    let Some(Some(modified)) = node
+        .files
+        .get(&t.dest)
+        .map(|f| f.as_ref().map(|f| f.modified))
+    else {
+        return Vec::new();
+    };
+    let Some(modified) = modified.filter(|m| *m <= node.gathered_at) else {
+        return Vec::new();
+    };
+    step.notify
+        .iter()
+        .filter_map(|name| {
+            let handler = handlers.iter().find(|h| h.name == *name)?;
+            let Action::Service(s) = &handler.action else {
+                return None;
+            };
+            if s.state != Some(ServiceState::Restarted) {
+                return None;
+            }
+            let unit = node.units.get(&s.unit).filter(|u| u.running)?;
+            let started = unit.started.filter(|started| *started < modified)?;
+            let after = modified.duration_since(started).unwrap_or_default();
+            Some((
+                name.clone(),
+                format!(
+                    "{} was modified {} s after {} started: the daemon has not read it",
+                    t.dest,
+                    after.as_secs(),
+                    s.unit
+                ),
+            ))
+        })
+        .collect()
+}
+
 /// The name of the step the diff adds when dpkg needs `--configure -a`.
 pub const REPAIR_STEP: &str = "Interrupted dpkg run finished";
 
@@ -232,6 +290,7 @@ fn project(node: &mut Facts, change: &Change) {
                     running: false,
                     enabled: false,
                     main_pid: None,
+                    started: None,
                 },
             );
         }
@@ -254,6 +313,7 @@ fn project(node: &mut Facts, change: &Change) {
                 mode: after.mode.0,
                 uid: after.uid,
                 gid: after.gid,
+                modified: Some(node.gathered_at),
             };
             node.files.insert(path.clone(), Some(state));
         }
@@ -266,9 +326,14 @@ fn project(node: &mut Facts, change: &Change) {
                     running: false,
                     enabled: false,
                     main_pid: None,
+                    started: None,
                 });
             match action {
-                ServiceAction::Start | ServiceAction::Restart => u.running = true,
+                ServiceAction::Start | ServiceAction::Restart => {
+                    u.running = true;
+                    // Later than every file written so far; not known yet.
+                    u.started = None;
+                }
                 ServiceAction::Stop => u.running = false,
                 ServiceAction::Enable => u.enabled = true,
                 ServiceAction::Disable => u.enabled = false,

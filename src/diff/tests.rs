@@ -1,6 +1,6 @@
 use super::*;
 use crate::facts::{Facts, FileState, InitSystem, ListsFact, PackageFact, UnitFact};
-use crate::plan::names::AbsPath;
+use crate::plan::names::{AbsPath, UnitName};
 use crate::plan::{parse_override, Plan, Source};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,7 +52,13 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
         units: BTreeMap::new(),
         dpkg_journal: crate::facts::DpkgJournal::Clean,
         stamp: "20260102T030405".into(),
+        gathered_at: at(10_000),
     }
+}
+
+/// A wall-clock time, `s` seconds after the epoch.
+fn at(s: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_secs(s)
 }
 
 fn installed(v: &str) -> DpkgState {
@@ -231,6 +237,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
             mode: 0o644,
             uid: 0,
             gid: 0,
+            modified: Some(at(100)),
         }),
     );
     f.units.insert(
@@ -240,6 +247,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
             running: true,
             enabled: true,
             main_pid: Some(42),
+            started: Some(at(200)),
         },
     );
     let cs = diff(&rendered, &f).unwrap();
@@ -284,6 +292,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
             mode: 0o644,
             uid: 0,
             gid: 0,
+            modified: Some(at(100)),
         }),
     );
     let cs = diff(&rendered, &f).unwrap();
@@ -296,6 +305,72 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
     }
     let cs = diff(&rendered, &f).unwrap();
     assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
+}
+
+#[test]
+fn a_right_config_written_after_the_daemon_started_still_gets_its_restart() {
+    // An earlier run wrote the config and stopped before its handler ran:
+    // the file is right, the daemon runs what it read before.
+    let p = plan(TEMPLATE_PLAN);
+    let rendered = p.render(None).unwrap();
+    let content = match &rendered.steps[0].action {
+        crate::plan::step::Action::Template(t) => t.content.clone(),
+        _ => unreachable!(),
+    };
+    let config = |modified| FileState {
+        content: content.clone().into_bytes(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        modified: Some(modified),
+    };
+    let unit = UnitName::parse("ntp").unwrap();
+    let running_since = |started| UnitFact {
+        exists: true,
+        running: true,
+        enabled: true,
+        main_pid: Some(42),
+        started,
+    };
+    let mut f = facts(&[]);
+    f.files
+        .insert(AbsPath::parse(CONFIG).unwrap(), Some(config(at(300))));
+    f.units.insert(unit.clone(), running_since(Some(at(200))));
+    let cs = diff(&rendered, &f).unwrap();
+    assert!(cs.steps[0].changes.is_empty(), "the file itself is right");
+    assert!(cs.steps[2].handler);
+    assert_eq!(
+        cs.steps[2].changes[0].to_string(),
+        "restart ntp.service: /etc/ntp.conf was modified 100 s after ntp.service started: the daemon has not read it"
+    );
+
+    // Started after the write: converged, no handler.
+    f.units.insert(unit.clone(), running_since(Some(at(400))));
+    assert!(diff(&rendered, &f).unwrap().is_empty());
+    // A modification time after the facts (a clock since set back) says nothing.
+    f.units.insert(unit.clone(), running_since(Some(at(200))));
+    f.files
+        .insert(AbsPath::parse(CONFIG).unwrap(), Some(config(at(20_000))));
+    assert!(diff(&rendered, &f).unwrap().is_empty());
+    // No start time (no systemd): nothing to compare.
+    f.files
+        .insert(AbsPath::parse(CONFIG).unwrap(), Some(config(at(300))));
+    f.units.insert(unit.clone(), running_since(None));
+    assert!(diff(&rendered, &f).unwrap().is_empty());
+    // Not running: the step that starts it reads the file anyway.
+    f.units.insert(
+        unit,
+        UnitFact {
+            running: false,
+            ..running_since(Some(at(200)))
+        },
+    );
+    let cs = diff(&rendered, &f).unwrap();
+    assert_eq!(cs.steps.len(), 2, "no handler: {cs:?}");
+    assert_eq!(
+        cs.steps[1].changes[0].to_string(),
+        "start ntp.service: not running"
+    );
 }
 
 #[test]

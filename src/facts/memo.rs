@@ -356,6 +356,7 @@ mod tests {
         );
         let unstamped = |f: &crate::facts::Facts| crate::facts::Facts {
             stamp: String::new(),
+            gathered_at: std::time::UNIX_EPOCH,
             ..f.clone()
         };
         assert_eq!(

@@ -68,6 +68,9 @@ pub struct Facts {
     /// When the facts were gathered, UTC, `YYYYmmddTHHMMSS.ffffff`: names the
     /// backups this run makes, so `plan` can say where they will be.
     pub stamp: String,
+    /// When the facts were gathered: a file modified later than this was
+    /// written under a clock since set back, and its time says nothing.
+    pub gathered_at: std::time::SystemTime,
 }
 
 /// `YYYYmmddTHHMMSS.ffffff` in UTC, to the microsecond (Howard Hinnant's
@@ -266,6 +269,7 @@ fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
         })
         .collect();
     let unit_facts = probe.units(init, &units)?;
+    let gathered_at = std::time::SystemTime::now();
     let facts = Facts {
         init,
         lists: ListsFact {
@@ -289,7 +293,8 @@ fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
             .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
             .collect::<Result<_>>()?,
         units: units.into_iter().zip(unit_facts).collect(),
-        stamp: utc_stamp(std::time::SystemTime::now()),
+        stamp: utc_stamp(gathered_at),
+        gathered_at,
         dpkg_journal: {
             let entries = probe.dpkg_updates()?;
             match entries

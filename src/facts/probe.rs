@@ -56,6 +56,8 @@ pub struct FileState {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Last modification (the file's mtime).
+    pub modified: Option<SystemTime>,
 }
 
 /// A unit as the diff needs it, from systemctl or from SysV scripts.
@@ -65,6 +67,11 @@ pub struct UnitFact {
     pub running: bool,
     pub enabled: bool,
     pub main_pid: Option<u32>,
+    /// When the main process started, on the wall clock; `None` without
+    /// systemd or when the unit never started. Files written after it are
+    /// not what the running daemon read.
+    #[serde(skip)]
+    pub started: Option<SystemTime>,
 }
 
 pub trait Probe {
@@ -395,6 +402,7 @@ impl Probe for RealProbe {
             mode: meta.mode() & 0o7777,
             uid: meta.uid(),
             gid: meta.gid(),
+            modified: meta.modified().ok(),
         }))
     }
 
@@ -423,6 +431,12 @@ impl Probe for RealProbe {
                     .run()?;
                 let parsed =
                     systemd::parse_show(&out.stdout, units.len()).map_err(anyhow::Error::msg)?;
+                // systemd's start times are CLOCK_MONOTONIC microseconds.
+                let now_monotonic = {
+                    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+                    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+                };
+                let now = SystemTime::now();
                 Ok(parsed
                     .into_iter()
                     .map(|u| UnitFact {
@@ -430,6 +444,9 @@ impl Probe for RealProbe {
                         running: u.is_running(),
                         enabled: u.is_enabled(),
                         main_pid: u.main_pid,
+                        started: u.started_at_monotonic.and_then(|us| {
+                            wall_clock_of(Duration::from_micros(us), now_monotonic, now)
+                        }),
                     })
                     .collect())
             }
@@ -491,6 +508,16 @@ impl RealProbe {
     }
 }
 
+/// The wall-clock time of a CLOCK_MONOTONIC instant, given both clocks now.
+/// A clock stepped since then shifts the answer by the step.
+pub fn wall_clock_of(
+    monotonic: Duration,
+    now_monotonic: Duration,
+    now: SystemTime,
+) -> Option<SystemTime> {
+    now.checked_sub(now_monotonic.checked_sub(monotonic)?)
+}
+
 fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
     let script = format!("/etc/init.d/{}", unit.stem());
     if !Path::new(&script).exists() {
@@ -499,6 +526,7 @@ fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
             running: false,
             enabled: false,
             main_pid: None,
+            started: None,
         });
     }
     // LSB status: 0 running, 3 stopped; other codes say nothing reliable.
@@ -521,5 +549,27 @@ fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
         running,
         enabled: systemd::sysv_enabled(&entries, unit.stem()),
         main_pid: None,
+        started: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    #[test]
+    fn a_monotonic_instant_on_the_wall_clock() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        // Started 90 s of uptime ago: 90 s before now on the wall clock.
+        assert_eq!(
+            wall_clock_of(Duration::from_secs(10), Duration::from_secs(100), now),
+            Some(now - Duration::from_secs(90))
+        );
+        // A start "after now" (clocks read out of order) is no answer.
+        assert_eq!(
+            wall_clock_of(Duration::from_secs(101), Duration::from_secs(100), now),
+            None
+        );
+    }
 }
