@@ -281,6 +281,23 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         "{}",
         last.stdout
     );
+
+    // The file is right but newer than the daemon (as after a run stopped
+    // between its write and its restart): the restart is still due.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    node.ok(&["touch", "/etc/ntpsec/ntp.conf"]);
+    let pid_before = main_pid(&node, "ntpsec.service");
+    let (due, doc) = node.apply_json(&["--detailed-exitcodes"]);
+    assert_eq!(due.code, 2, "{}\n{}", due.stdout, due.stderr);
+    let d = descriptions(&doc);
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(
+        d[0].starts_with("restart ntpsec.service: /etc/ntpsec/ntp.conf was modified ")
+            && d[0].ends_with(" after ntpsec.service started: the daemon has not read it"),
+        "{d:#?}"
+    );
+    assert_ne!(main_pid(&node, "ntpsec.service"), pid_before);
+    node.rerun_clean(&[]);
 }
 
 #[test]
