@@ -551,11 +551,11 @@ impl FakeNode {
 }
 
 impl FileExec for FakeNode {
-    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<bool> {
         self.record(format!("backup {path} {backup}"))?;
         let mut s = self.state();
         let Some(current) = s.files.get(path.as_str()).cloned() else {
-            return Ok(());
+            return Ok(false);
         };
         if s.files.contains_key(backup.as_str()) {
             anyhow::bail!("the backup {backup} already exists; not overwriting it");
@@ -566,19 +566,25 @@ impl FileExec for FakeNode {
             .files
             .keys()
             .filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX))
+            .filter(|k| *k != backup.as_str())
             .cloned()
             .collect();
         old.sort();
-        let excess = old.len().saturating_sub(crate::diff::BACKUPS_KEPT);
+        let excess = (old.len() + 1).saturating_sub(crate::diff::BACKUPS_KEPT);
         for k in old.into_iter().take(excess) {
             s.files.remove(&k);
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+    fn restore(&mut self, r: &crate::diff::Restore, created: bool) -> Result<()> {
+        let (path, backup) = (&r.path, &r.backup);
         self.record(format!("restore {path} {backup}"))?;
         let mut s = self.state();
+        if created {
+            s.files.remove(path.as_str());
+            return Ok(());
+        }
         match s.files.get(backup.as_str()).cloned() {
             // A copy: written now, as the real restore does.
             Some(saved) => {
@@ -591,7 +597,7 @@ impl FileExec for FakeNode {
                     },
                 )
             }
-            None => s.files.remove(path.as_str()),
+            None => bail!("the backup {backup} is missing; {path} is left as it is"),
         };
         Ok(())
     }

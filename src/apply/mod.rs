@@ -64,12 +64,16 @@ pub trait FileExec {
         check: &Check,
     ) -> Result<()>;
     /// Copies `path` (content, mode, owner) to `backup` atomically, then
-    /// removes all but the newest `BACKUPS_KEPT` backups of `path`. Nothing
-    /// to do when `path` does not exist.
-    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()>;
-    /// Puts `backup` back as `path` atomically; when there is no backup
-    /// (there was nothing to keep, this run created the file) removes `path`.
-    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()>;
+    /// removes the oldest backups of `path` beyond `BACKUPS_KEPT`, never
+    /// `backup` itself (names sort by time, but a clock set back makes the
+    /// newest name an old one). `false`: there was no file to keep (the
+    /// facts may say otherwise: a package installed earlier in the run may
+    /// have shipped it).
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<bool>;
+    /// Puts the backup back as the file atomically or, for a file the run
+    /// `created`, removes it. A missing backup of a file the run did not
+    /// create is an error, and the file stays.
+    fn restore(&mut self, restore: &Restore, created: bool) -> Result<()>;
 }
 
 pub struct Executors<'a> {
@@ -157,6 +161,8 @@ pub fn apply_until(
     // Units this run started (or restarted) with no change run since.
     let mut fresh_starts: std::collections::BTreeSet<UnitName> = std::collections::BTreeSet::new();
     let mut interrupted: Option<(&'static str, usize)> = None;
+    // Files this run wrote where none was (a rollback removes them).
+    let mut created: std::collections::BTreeSet<AbsPath> = std::collections::BTreeSet::new();
     for step in &changeset.steps {
         let started = Instant::now();
         let mut report = StepReport::planned(step);
@@ -190,7 +196,7 @@ pub fn apply_until(
                     }
                 }
                 done.push(change.clone());
-                if let Err(e) = execute(change, exec) {
+                if let Err(e) = execute(change, exec, &mut created) {
                     report.status = Status::Failed;
                     report.error = Some(format!("{change}: {e:#}"));
                     failed = true;
@@ -245,7 +251,11 @@ pub fn apply_until(
     report
 }
 
-fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
+fn execute(
+    change: &Change,
+    exec: &mut Executors<'_>,
+    created: &mut std::collections::BTreeSet<AbsPath>,
+) -> Result<()> {
     let names = |pkgs: &[PkgChange]| pkgs.iter().map(|p| p.package.clone()).collect::<Vec<_>>();
     match change {
         Change::UpdateLists { .. } => exec.apt.update(),
@@ -270,7 +280,9 @@ fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
         } => {
             // The old content is safe before anything replaces it.
             if let Some(b) = backup {
-                exec.files.backup(path, b)?;
+                if !exec.files.backup(path, b)? {
+                    created.insert(path.clone());
+                }
             }
             exec.files.write(
                 path,
@@ -295,7 +307,7 @@ fn execute(change: &Change, exec: &mut Executors<'_>) -> Result<()> {
             match started {
                 Ok(()) => Ok(()),
                 Err(e) if rollback.is_empty() => Err(e),
-                Err(e) => Err(roll_back(unit, health, rollback, exec, e)),
+                Err(e) => Err(roll_back(unit, health, rollback, created, exec, e)),
             }
         }
         Change::Service { unit, action, .. } => exec.services.service(unit, *action),
@@ -310,12 +322,15 @@ fn roll_back(
     unit: &UnitName,
     health: &Health,
     rollback: &[Restore],
+    created: &std::collections::BTreeSet<AbsPath>,
     exec: &mut Executors<'_>,
     cause: anyhow::Error,
 ) -> anyhow::Error {
     let mut done = Vec::new();
     for r in rollback {
-        done.push(match exec.files.restore(&r.path, &r.backup) {
+        let new = created.contains(&r.path);
+        done.push(match exec.files.restore(r, new) {
+            Ok(()) if new => format!("removed {} (this run created it)", r.path),
             Ok(()) => format!("restored {} from {}", r.path, r.backup),
             Err(e) => format!("could NOT restore {}: {e:#}", r.path),
         });

@@ -5,7 +5,7 @@
 
 use super::{AptExec, FileExec, Purge, ServiceExec};
 use crate::daemon::Flavor;
-use crate::diff::{Check, Health, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
+use crate::diff::{Check, Health, Restore, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
 use crate::facts::{apt, UPDATE_STAMP};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::process::{Cmd, CmdError};
@@ -390,27 +390,36 @@ impl FileExec for RealFiles {
         replace_atomically(path.as_path(), content, mode, uid, gid, check)
     }
 
-    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<bool> {
         if !path.as_path().exists() {
-            return Ok(());
+            return Ok(false);
         }
         // A backup is never replaced: it may be the only copy of what was there.
         if backup.as_path().exists() {
             bail!("the backup {backup} already exists; not overwriting it (run again: the next run names its backups anew)");
         }
         copy_atomically(path.as_path(), backup.as_path())?;
-        prune_backups(path.as_path())
+        prune_backups(path.as_path(), backup.as_path())?;
+        Ok(true)
     }
 
-    fn restore(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
-        if backup.as_path().exists() {
-            return copy_atomically(backup.as_path(), path.as_path());
-        }
-        match std::fs::remove_file(path.as_path()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {path}"))
+    fn restore(&mut self, r: &Restore, created: bool) -> Result<()> {
+        let (path, backup) = (r.path.as_path(), r.backup.as_path());
+        if !created {
+            if !backup.exists() {
+                bail!(
+                    "the backup {} is missing; {} is left as it is",
+                    r.backup,
+                    r.path
+                );
             }
-            _ => sync_parent(path.as_path()),
+            return copy_atomically(backup, path);
+        }
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", r.path))
+            }
+            _ => sync_parent(path),
         }
     }
 }
@@ -431,7 +440,7 @@ fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
 }
 
 /// Keeps the newest `BACKUPS_KEPT` backups of `file`; their names sort by time.
-fn prune_backups(file: &Path) -> Result<()> {
+fn prune_backups(file: &Path, keep: &Path) -> Result<()> {
     let dir = file
         .parent()
         .ok_or_else(|| anyhow!("{} has no parent directory", file.display()))?;
@@ -445,9 +454,11 @@ fn prune_backups(file: &Path) -> Result<()> {
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
         .filter(|n| n.starts_with(&prefix) && n.ends_with(BACKUP_SUFFIX))
+        .filter(|n| Some(std::ffi::OsStr::new(n)) != keep.file_name())
         .collect();
     backups.sort();
-    let excess = backups.len().saturating_sub(BACKUPS_KEPT);
+    // `keep` (the backup just made) counts as one of the kept.
+    let excess = (backups.len() + 1).saturating_sub(BACKUPS_KEPT);
     for old in backups.into_iter().take(excess) {
         let old = dir.join(old);
         std::fs::remove_file(&old)
@@ -863,7 +874,11 @@ mod tests {
         files
             .write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None)
             .unwrap();
-        files.restore(&path, &newest).unwrap();
+        let restore = |path: &AbsPath, backup: &AbsPath| Restore {
+            path: path.clone(),
+            backup: backup.clone(),
+        };
+        files.restore(&restore(&path, &newest), false).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
@@ -872,12 +887,49 @@ mod tests {
         // Nothing was there to back up: restoring removes what the run created.
         let created = AbsPath::parse(dir.path().join("new.conf").to_str().unwrap()).unwrap();
         let none = crate::diff::backup_path(&created, "20260105T000000").unwrap();
-        files.backup(&created, &none).unwrap();
+        assert!(!files.backup(&created, &none).unwrap(), "nothing to keep");
         files
             .write(&created, b"x\n", Mode(0o644), uid, gid, &Check::None)
             .unwrap();
-        files.restore(&created, &none).unwrap();
+        files.restore(&restore(&created, &none), true).unwrap();
         assert!(!created.as_path().exists());
+
+        // A backup gone missing is an error, and the live file stays.
+        let gone = crate::diff::backup_path(&path, "20260109T000000").unwrap();
+        let err = files
+            .restore(&restore(&path, &gone), false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is missing"), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+    }
+
+    #[test]
+    fn the_backup_just_made_is_kept_even_when_older_names_sort_after_it() {
+        // Three backups from a clock that ran a year ahead, then set right:
+        // the new backup's name sorts first, and must survive the pruning.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
+        std::fs::write(&file, "current\n").unwrap();
+        for stamp in ["20271001T000000", "20271002T000000", "20271003T000000"] {
+            let b = crate::diff::backup_path(&path, stamp).unwrap();
+            std::fs::write(b.as_path(), "ahead\n").unwrap();
+        }
+        let new = crate::diff::backup_path(&path, "20261126T000000").unwrap();
+        RealFiles.backup(&path, &new).unwrap();
+        assert_eq!(std::fs::read_to_string(new.as_path()).unwrap(), "current\n");
+        let left = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(BACKUP_SUFFIX)
+            })
+            .count();
+        assert_eq!(left, BACKUPS_KEPT);
     }
 
     #[test]

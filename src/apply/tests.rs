@@ -66,7 +66,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
             "install: ntpsec (none) -> 1.2.2+dfsg1-1+deb12u1",
             "create /etc/default/ntpsec (mode 0644, root:root)",
             "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live",
-            "start ntpsec.service: not running (not installed yet)",
+            "start ntpsec.service: not running (not installed yet); unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back",
             "enable ntpsec.service: not enabled at boot (not installed yet)",
             "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back",
         ]
@@ -101,7 +101,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
     assert_eq!(
         step.settled,
         vec![
-            "start ntpsec.service: not running (not installed yet) (done by the package changes of this run)",
+            "start ntpsec.service: not running (not installed yet); unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back (done by the package changes of this run)",
             "enable ntpsec.service: not enabled at boot (not installed yet) (done by the package changes of this run)",
         ]
     );
@@ -467,16 +467,10 @@ fn without_the_repair_apt_would_refuse() {
     assert!(err.to_string().contains("dpkg was interrupted"), "{err}");
 }
 
-#[test]
-fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_restarted() {
-    let node = FakeNode::bookworm();
-    let plan = default_plan(&[]);
-    run(&node, &plan);
-    let good = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
-    node.state().journal.clear();
-    let cs = changeset(&node, &default_plan(&["servers=[127.0.0.2]"]));
-    // A config the parser accepts but with which the daemon does not answer.
-    let cs = Changeset {
+/// `cs` with a config the parser accepts but with which the daemon does
+/// not answer.
+fn unhealthy_config(cs: Changeset) -> Changeset {
+    Changeset {
         steps: cs
             .steps
             .into_iter()
@@ -492,7 +486,53 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
             })
             .collect(),
         ..cs
+    }
+}
+
+#[test]
+fn a_stopped_daemon_started_on_an_unhealthy_config_gets_the_old_one_back() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    run(&node, &plan);
+    let good = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
+    node.state()
+        .units
+        .get_mut("ntpsec.service")
+        .unwrap()
+        .running = false;
+    // The service step's start runs the new config first, not the handler.
+    let cs = unhealthy_config(changeset(&node, &default_plan(&["servers=[127.0.0.2]"])));
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+        units: &node,
     };
+    let report = apply(&cs, &mut exec, &mut |_| {});
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.status == Status::Failed)
+        .expect("the start fails");
+    assert!(!failed.handler, "{failed:?}");
+    let error = failed.error.as_deref().unwrap();
+    assert!(
+        error.contains("Rolled back: restored /etc/ntpsec/ntp.conf from /etc/ntpsec/ntp.conf."),
+        "{error}"
+    );
+    assert_eq!(node.file_text("/etc/ntpsec/ntp.conf").unwrap(), good);
+    assert!(node.state().units["ntpsec.service"].running);
+}
+
+#[test]
+fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_restarted() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    run(&node, &plan);
+    let good = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
+    node.state().journal.clear();
+    let cs = unhealthy_config(changeset(&node, &default_plan(&["servers=[127.0.0.2]"])));
     let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
     let mut exec = Executors {
         apt: &mut a,

@@ -77,8 +77,8 @@ pub enum Health {
     Answering { flavor: crate::daemon::Flavor },
 }
 
-/// One file to put back on rollback from its backup; when the run found
-/// nothing to back up (it created the file), the file is removed.
+/// One file to put back on rollback from its backup; a file the run
+/// created (nothing was there to back up when it was written) is removed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Restore {
     pub path: AbsPath,

@@ -72,8 +72,25 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
                 });
             }
         }
-        let changes = diff_step(step, &projected, removed_earlier, None)
+        let mut changes = diff_step(step, &projected, removed_earlier, None)
             .map_err(|e| format!("step {:?}: {e}", step.name))?;
+        // A step that starts the unit (it was stopped) is the first to run
+        // the files written so far for it: an unhealthy start puts them back.
+        for change in &mut changes {
+            if let Change::Service {
+                unit,
+                action: ServiceAction::Start | ServiceAction::Restart,
+                rollback,
+                ..
+            } = change
+            {
+                *rollback = fired
+                    .iter()
+                    .filter(|(h, _, _)| handler_unit(&rendered.handlers, h) == Some(&*unit))
+                    .flat_map(|(_, _, files)| files.iter().cloned())
+                    .collect();
+            }
+        }
         if changes.is_empty() {
             // The file is right, but a restart it notifies may still be due:
             // an earlier run stopped between the write and the restart.
@@ -174,6 +191,14 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
         notes,
         steps,
     })
+}
+
+/// The unit a handler starts or restarts, if it is a service step.
+fn handler_unit<'a>(handlers: &'a [Step], name: &str) -> Option<&'a crate::plan::names::UnitName> {
+    match &handlers.iter().find(|h| h.name == name)?.action {
+        Action::Service(s) if s.state.is_some() => Some(&s.unit),
+        _ => None,
+    }
 }
 
 /// For a template step whose file needs no change: the handlers it notifies
