@@ -309,6 +309,43 @@ fn a_failed_step_skips_the_rest_and_a_rerun_converges() {
 }
 
 #[test]
+fn a_step_that_failed_after_making_a_change_counts_as_a_change() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    assert!(!run(&node, &plan).failed);
+    {
+        let mut s = node.state();
+        let unit = s.units.get_mut("ntpsec.service").unwrap();
+        unit.running = false;
+        unit.enabled = false;
+        s.fail_on = Some("systemctl enable".into());
+    }
+    let report = run(&node, &plan);
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.status == Status::Failed)
+        .unwrap();
+    assert_eq!(
+        failed
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        vec![
+            "start ntpsec.service: not running",
+            "enable ntpsec.service: not enabled at boot"
+        ]
+    );
+    assert!(
+        node.state().units["ntpsec.service"].running,
+        "the start was made"
+    );
+    assert!(report.changed);
+    assert_eq!(report.exit_code(true), 6, "changes and a failure");
+}
+
+#[test]
 fn probes_are_batched_and_none_runs_twice() {
     let node = FakeNode::bookworm();
     let plan = default_plan(&[]);

@@ -120,17 +120,23 @@ pub struct Report {
 impl Report {
     pub fn new(mode: Mode, changeset: &Changeset, steps: Vec<StepReport>) -> Self {
         let mut summary = Summary::default();
+        // A failed step lists the changes it ran, the failed one last: any
+        // before it were made.
+        let mut partly_changed = false;
         for s in &steps {
             match s.status {
                 Status::Ok => summary.ok += 1,
                 Status::Changed => summary.changed += 1,
-                Status::Failed => summary.failed += 1,
+                Status::Failed => {
+                    summary.failed += 1;
+                    partly_changed |= s.changes.len() > 1;
+                }
                 Status::Skipped => summary.skipped += 1,
             }
         }
         Report {
             mode,
-            changed: summary.changed > 0,
+            changed: summary.changed > 0 || partly_changed,
             failed: summary.failed > 0,
             daemon: changeset.daemon.clone(),
             notes: changeset.notes.clone(),
