@@ -285,6 +285,10 @@ pub(crate) fn execute(
     let changeset = &prepared.changeset;
     let mut apt = RealApt {
         lock_timeout: Duration::from_secs(lock_timeout),
+        stop: {
+            let interrupt = interrupt.clone();
+            Box::new(move || interrupt.received())
+        },
     };
     let mut files = RealFiles;
     let mut services: Box<dyn ServiceExec> = match prepared.facts.init {

@@ -17,6 +17,9 @@ use std::time::Duration;
 
 pub struct RealApt {
     pub lock_timeout: Duration,
+    /// Names the signal once SIGINT or SIGTERM arrived: a wait for a lock
+    /// held by another process ends then (nothing was changed yet).
+    pub stop: Box<dyn Fn() -> Option<&'static str>>,
 }
 
 impl RealApt {
@@ -80,10 +83,13 @@ const LOCK_NOTE_EVERY: Duration = Duration::from_secs(10);
 /// nothing), says who holds it and tries again, up to `timeout`. Waiting
 /// here rather than in apt (`DPkg::Lock::Timeout`) is what lets the wait be
 /// shown as it happens, and covers the apt lists lock and dpkg's own lock.
+/// `stop` ends the wait (a signal arrived): the command never ran past the
+/// lock, so nothing was changed.
 fn run_waiting_for_locks(
     timeout: Duration,
     retry: Duration,
     attempt: &mut dyn FnMut() -> Result<crate::process::Output, CmdError>,
+    stop: &dyn Fn() -> Option<&'static str>,
 ) -> Result<crate::process::Output> {
     let started = std::time::Instant::now();
     let mut next_note = Duration::ZERO;
@@ -106,6 +112,9 @@ fn run_waiting_for_locks(
             (Some(pid), None) => format!("process {pid}"),
             _ => "another process".to_string(),
         };
+        if let Some(signal) = stop() {
+            bail!("{signal} received: interrupted while waiting for {path}, held by {holder}; nothing was changed by this step");
+        }
         let waited = started.elapsed();
         if waited >= timeout {
             let next = holder_pid.map_or(String::new(), |pid| format!(" (`ps -p {pid} -o args`)"));
@@ -134,7 +143,12 @@ fn process_name(pid: u32) -> Option<String> {
 
 impl RealApt {
     fn run(&self, cmd: Cmd) -> Result<crate::process::Output> {
-        run_waiting_for_locks(self.lock_timeout, LOCK_RETRY, &mut || cmd.run())
+        run_waiting_for_locks(
+            self.lock_timeout,
+            LOCK_RETRY,
+            &mut || cmd.run(),
+            &*self.stop,
+        )
     }
 }
 
@@ -934,6 +948,7 @@ mod lock_tests {
                     ok()
                 }
             },
+            &|| None,
         );
         assert!(out.is_ok());
         assert_eq!(calls, 3);
@@ -945,6 +960,7 @@ mod lock_tests {
             Duration::from_millis(20),
             Duration::from_millis(5),
             &mut locked,
+            &|| None,
         )
         .unwrap_err();
         let text = format!("{err:#}");
@@ -959,12 +975,45 @@ mod lock_tests {
     }
 
     #[test]
+    fn a_signal_ends_the_wait_for_a_held_lock_without_another_attempt() {
+        let mut calls = 0;
+        let stop = std::cell::Cell::new(None);
+        let err = run_waiting_for_locks(
+            // Would wait for an hour: only the signal can end it.
+            Duration::from_secs(3600),
+            Duration::from_millis(1),
+            &mut || {
+                calls += 1;
+                if calls == 2 {
+                    stop.set(Some("SIGTERM"));
+                }
+                locked()
+            },
+            &|| stop.get(),
+        )
+        .unwrap_err();
+        assert_eq!(calls, 2, "no attempt after the signal");
+        assert_eq!(
+            format!("{err:#}"),
+            "SIGTERM received: interrupted while waiting for /var/lib/dpkg/lock-frontend, held by process 4242 (unattended-upgr); nothing was changed by this step"
+        );
+        // A signal does not stop a command that got the lock.
+        let out = run_waiting_for_locks(
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            &mut ok,
+            &|| Some("SIGINT"),
+        );
+        assert!(out.is_ok());
+    }
+
+    #[test]
     fn other_failures_are_not_retried() {
         let mut calls = 0;
         let err = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
             calls += 1;
             Err(CmdError::Failed { cmd: "apt-get update".into(), code: 100, stdout: String::new(), stderr: "E: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease  Could not connect to 127.0.0.1:9\n".into() })
-        })
+        }, &|| None)
         .unwrap_err();
         assert_eq!(calls, 1);
         let text = format!("{err:#}");
