@@ -22,16 +22,30 @@ pub struct RealApt {
     pub stop: Box<dyn Fn() -> Option<&'static str>>,
 }
 
+/// `program` with the environment of an unattended package run: no
+/// debconf question, no needrestart prompt, no ucf prompt for a changed
+/// ucf-managed config (ours is kept), no changelog pager, apt's and dpkg's
+/// messages in English. Every apt-get and dpkg call that changes packages
+/// starts here (maintainer scripts inherit it).
+fn unattended(program: &str) -> Cmd {
+    Cmd::new(program)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        // Ubuntu 22.04+: needrestart would prompt or restart services itself.
+        .env("NEEDRESTART_MODE", "l")
+        // chrony.conf is ucf-managed: keep ours without asking.
+        .env("UCF_FORCE_CONFFOLD", "1")
+        .env("APT_LISTCHANGES_FRONTEND", "none")
+        .env("LC_ALL", "C")
+}
+
+/// Finishes an interrupted dpkg run, keeping our configs.
+fn dpkg_configure_pending() -> Cmd {
+    unattended("dpkg").args(["--force-confdef", "--force-confold", "--configure", "-a"])
+}
+
 impl RealApt {
     fn apt_get(&self) -> Cmd {
-        Cmd::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            // Ubuntu 22.04+: needrestart would prompt or restart services itself.
-            .env("NEEDRESTART_MODE", "l")
-            // chrony.conf is ucf-managed: keep ours without asking.
-            .env("UCF_FORCE_CONFFOLD", "1")
-            .env("APT_LISTCHANGES_FRONTEND", "none")
-            .env("LC_ALL", "C")
+        unattended("apt-get")
             .args(["-q", "-y"])
             .args([
                 "-o",
@@ -178,11 +192,7 @@ impl AptExec for RealApt {
     }
 
     fn repair(&mut self) -> Result<()> {
-        let dpkg = Cmd::new("dpkg")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("LC_ALL", "C")
-            .args(["--force-confdef", "--force-confold", "--configure", "-a"]);
-        self.run(dpkg)?;
+        self.run(dpkg_configure_pending())?;
         Ok(())
     }
 
@@ -904,6 +914,39 @@ mod tests {
             err.to_string()
                 .contains("/nonexistent-ntp-provision-dir does not exist"),
             "{err}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn the_dpkg_repair_and_apt_get_run_with_the_same_unattended_environment() {
+        let env_of = |cmd: &Cmd| -> Vec<String> {
+            cmd.to_string()
+                .split(' ')
+                .take_while(|w| w.contains('='))
+                .map(str::to_string)
+                .collect()
+        };
+        let apt = RealApt {
+            lock_timeout: Duration::ZERO,
+            stop: Box::new(|| None),
+        };
+        let dpkg = dpkg_configure_pending();
+        assert_eq!(dpkg.program(), "dpkg");
+        assert_eq!(env_of(&apt.apt_get()), env_of(&dpkg));
+        assert_eq!(
+            env_of(&dpkg),
+            [
+                "DEBIAN_FRONTEND=noninteractive",
+                "NEEDRESTART_MODE=l",
+                "UCF_FORCE_CONFFOLD=1",
+                "APT_LISTCHANGES_FRONTEND=none",
+                "LC_ALL=C"
+            ]
         );
     }
 }
