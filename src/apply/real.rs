@@ -543,21 +543,33 @@ fn replace_atomically(
 }
 
 /// What classic ntpd's messages say of a config it was given to check (it
-/// exits 0 whatever it found).
+/// exits 0 whatever it found), and its exit status whether it ran at all.
 #[derive(Debug, PartialEq, Eq)]
 enum ClassicVerdict {
     Accepted,
     Rejected,
     /// It could not read `file` itself (a denial, say): nothing was checked.
     Unread,
+    /// It did not run to the end (killed by `timeout`, not found, ...) and
+    /// said nothing of the config: nothing was checked. Why, for the warning.
+    NotChecked(String),
 }
 
-fn classic_verdict(text: &str, file: &str) -> ClassicVerdict {
+fn classic_verdict(code: i32, text: &str, file: &str) -> ClassicVerdict {
     if text.contains(&format!("Couldn't open <{file}>")) {
         ClassicVerdict::Unread
     } else if text.contains("syntax error") || text.contains("Couldn't open") {
         // "Couldn't open" of another file: an includefile that is not there.
         ClassicVerdict::Rejected
+    } else if code != 0 {
+        // `timeout`'s own statuses, then ntpd's: silence is no verdict.
+        ClassicVerdict::NotChecked(match code {
+            124 | 137 | -1 => format!("ntpd was killed after {CHECK_SECONDS} s"),
+            125 => "`timeout` itself failed".to_string(),
+            126 => "ntpd could not be executed".to_string(),
+            127 => "ntpd was not found".to_string(),
+            other => format!("ntpd exited {other}"),
+        })
     } else {
         ClassicVerdict::Accepted
     }
@@ -641,9 +653,16 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             let out = bounded_check(&["ntpd", "-n", "-c", &file, "--saveconfigquit=/dev/null"])
                 .output()?;
             let text = format!("{}{}", out.stdout, out.stderr);
-            match classic_verdict(&text, &file) {
+            match classic_verdict(out.code, &text, &file) {
                 ClassicVerdict::Unread => {
                     log::warn!("ntpd could not read the copy of the new config it was to check ({}); the restart's health check decides", text.trim());
+                    return Ok(());
+                }
+                ClassicVerdict::NotChecked(why) => {
+                    log::warn!(
+                        "ntpd config not checked ({why}: {}); the restart's health check decides",
+                        text.trim()
+                    );
                     return Ok(());
                 }
                 verdict => (text, verdict == ClassicVerdict::Rejected),
@@ -785,13 +804,14 @@ mod tests {
     fn classic_ntpd_rejects_syntax_errors_and_missing_includes_but_an_unreadable_copy_checks_nothing(
     ) {
         let f = "/tmp/ntp-provision-check.abc/ntp.conf";
-        assert_eq!(classic_verdict("", f), ClassicVerdict::Accepted);
+        assert_eq!(classic_verdict(0, "", f), ClassicVerdict::Accepted);
         assert_eq!(
-            classic_verdict("line 2 column 0 syntax error", f),
+            classic_verdict(0, "line 2 column 0 syntax error", f),
             ClassicVerdict::Rejected
         );
         assert_eq!(
             classic_verdict(
+                0,
                 "includefile: Couldn't open </etc/ntp/missing.conf>: No such file or directory",
                 f
             ),
@@ -799,10 +819,31 @@ mod tests {
         );
         assert_eq!(
             classic_verdict(
+                0,
                 &format!("getconfig: Couldn't open <{f}>: Permission denied"),
                 f
             ),
             ClassicVerdict::Unread
+        );
+    }
+
+    #[test]
+    fn a_classic_ntpd_that_did_not_run_to_the_end_checked_nothing() {
+        let f = "/tmp/ntp-provision-check.abc/ntp.conf";
+        let not_checked = |code| match classic_verdict(code, "", f) {
+            ClassicVerdict::NotChecked(why) => why,
+            other => panic!("exit {code}: {other:?}"),
+        };
+        assert_eq!(not_checked(137), "ntpd was killed after 20 s");
+        assert_eq!(not_checked(124), "ntpd was killed after 20 s");
+        assert_eq!(not_checked(-1), "ntpd was killed after 20 s");
+        assert_eq!(not_checked(127), "ntpd was not found");
+        assert_eq!(not_checked(126), "ntpd could not be executed");
+        assert_eq!(not_checked(1), "ntpd exited 1");
+        // What it said before it was stopped still counts.
+        assert_eq!(
+            classic_verdict(137, "line 2 column 0 syntax error", f),
+            ClassicVerdict::Rejected
         );
     }
 
