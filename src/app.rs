@@ -274,7 +274,8 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Prepared, String> {
 
 /// Runs the changeset through the real executors for this node (systemctl
 /// or SysV), then the amplification check; `on_step` sees every step. A run
-/// that did not fail remembers apt's answers for the next one.
+/// that did not fail remembers apt's answers for the next one. First removes
+/// the temp files a killed run left (the caller holds the run lock).
 pub(crate) fn execute(
     plan: &Plan,
     prepared: &Prepared,
@@ -283,6 +284,13 @@ pub(crate) fn execute(
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Report {
     let changeset = &prepared.changeset;
+    // The run lock is held (apply cannot run without it), so no other run
+    // owns our temp files: those there were left by a run killed half way.
+    let written: Vec<&std::path::Path> = prepared.facts.files.keys().map(|p| p.as_path()).collect();
+    crate::apply::real::sweep_leftovers(
+        &written,
+        std::path::Path::new(crate::apply::real::CHECK_DIR_PARENT),
+    );
     let mut apt = RealApt {
         lock_timeout: Duration::from_secs(lock_timeout),
         stop: {

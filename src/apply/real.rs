@@ -489,6 +489,91 @@ fn sync_parent(path: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
+/// Our temporary files: `.NAME.XXXXXX.ntp-provision` next to the file
+/// NAME being written (`replace_atomically`), and the config checks'
+/// directories `/tmp/ntp-provision-check.XXXXXX`; XXXXXX is
+/// `TEMP_RANDOM` letters and digits.
+const TEMP_SUFFIX: &str = ".ntp-provision";
+const CHECK_DIR_PREFIX: &str = "ntp-provision-check.";
+pub const CHECK_DIR_PARENT: &str = "/tmp";
+const TEMP_RANDOM: usize = 6;
+
+fn is_random_part(s: &str) -> bool {
+    s.len() == TEMP_RANDOM && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `.NAME.XXXXXX.ntp-provision`: a temp file of `replace_atomically`.
+fn is_our_temp_file_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+        .and_then(|n| n.rsplit_once('.'))
+        .is_some_and(|(file, random)| !file.is_empty() && is_random_part(random))
+}
+
+/// `ntp-provision-check.XXXXXX`: a directory of `copy_for_check`.
+fn is_our_check_dir_name(name: &str) -> bool {
+    name.strip_prefix(CHECK_DIR_PREFIX)
+        .is_some_and(is_random_part)
+}
+
+/// Removes what a run killed half way (kill -9 during a write or a config
+/// check) left behind: our temp files in the directories of the files the
+/// plan writes (`written`), and our check directories under `check_parent`.
+/// Only while holding the run lock, which no other live run then holds: no
+/// run of ours still owns them. Only entries of our naming, of the kind we
+/// create (not symlinks), owned by the user running this. Best effort: a
+/// failure is a warning. Returns what was removed, each logged at info.
+pub fn sweep_leftovers(written: &[&Path], check_parent: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let mut dirs: Vec<&Path> = written.iter().filter_map(|p| p.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut removed = Vec::new();
+    let mut sweep = |dir: &Path, ours: &dyn Fn(&str, &std::fs::Metadata) -> bool| {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.uid() != me || !ours(&name, &meta) {
+                continue;
+            }
+            let result = if meta.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match result {
+                Ok(()) => {
+                    log::info!(
+                        "removed {}, left by an earlier run that was killed",
+                        path.display()
+                    );
+                    removed.push(path);
+                }
+                Err(e) => log::warn!(
+                    "could not remove {}, left by an earlier run: {e}",
+                    path.display()
+                ),
+            }
+        }
+    };
+    for dir in dirs {
+        sweep(dir, &|name, meta| {
+            meta.is_file() && is_our_temp_file_name(name)
+        });
+    }
+    sweep(check_parent, &|name, meta| {
+        meta.is_dir() && is_our_check_dir_name(name)
+    });
+    removed
+}
+
 /// A temp file in the same directory, owner and mode set before it is
 /// visible, fsync, rename over the target, fsync of the directory: the
 /// target is the old file or the new one, never a mix.
@@ -517,7 +602,8 @@ fn replace_atomically(
             .unwrap_or_default();
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{file_name}."))
-            .suffix(".ntp-provision")
+            .suffix(TEMP_SUFFIX)
+            .rand_bytes(TEMP_RANDOM)
             .tempfile_in(dir)
             .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
         let ctx = || format!("writing {}", tmp_path_display(dir, &file_name));
@@ -579,8 +665,9 @@ fn classic_verdict(code: i32, text: &str, file: &str) -> ClassicVerdict {
 /// a new private directory under /tmp; removed when the directory is dropped.
 fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)> {
     let dir = tempfile::Builder::new()
-        .prefix("ntp-provision-check.")
-        .tempdir_in("/tmp")
+        .prefix(CHECK_DIR_PREFIX)
+        .rand_bytes(TEMP_RANDOM)
+        .tempdir_in(CHECK_DIR_PARENT)
         .context("creating a directory under /tmp for the config check")?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("setting the mode of {}", dir.path().display()))?;
@@ -956,6 +1043,128 @@ mod tests {
                 .contains("/nonexistent-ntp-provision-dir does not exist"),
             "{err}"
         );
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn our_temp_names_are_told_from_everything_else() {
+        for ours in [
+            ".ntp.conf.Ab12Cd.ntp-provision",
+            ".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision",
+        ] {
+            assert!(is_our_temp_file_name(ours), "{ours}");
+        }
+        for not in [
+            "ntp.conf",
+            "ntp.conf.20260105T000000.ntp-provision.bak",
+            ".ntp.conf.ntp-provision",
+            ".ntp.conf.Ab1.ntp-provision",
+            ".ntp.conf.Ab-2Cd.ntp-provision",
+            "..Ab12Cd.ntp-provision",
+            "ntp.conf.Ab12Cd.ntp-provision",
+        ] {
+            assert!(!is_our_temp_file_name(not), "{not}");
+        }
+        assert!(is_our_check_dir_name("ntp-provision-check.Ab12Cd"));
+        assert!(!is_our_check_dir_name("ntp-provision-check.Ab12Cd7"));
+        assert!(!is_our_check_dir_name("ntp-provision-check."));
+    }
+
+    #[test]
+    fn the_names_we_create_are_the_names_we_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        std::fs::write(&file, "x\n").unwrap();
+        // As `replace_atomically` and `copy_for_check` name them.
+        let tmp = tempfile::Builder::new()
+            .prefix(".ntp.conf.")
+            .suffix(TEMP_SUFFIX)
+            .rand_bytes(TEMP_RANDOM)
+            .tempfile_in(dir.path())
+            .unwrap();
+        let name = tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(is_our_temp_file_name(&name), "{name}");
+        let (check, _) = copy_for_check(&file).unwrap();
+        let name = check
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(is_our_check_dir_name(&name), "{name}");
+    }
+
+    #[test]
+    fn leftovers_next_to_written_files_and_check_directories_are_removed_and_nothing_else() {
+        let etc = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let names = |d: &Path| {
+            let mut n: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        let conf = etc.path().join("ntp.conf");
+        for f in [
+            "ntp.conf",
+            ".ntp.conf.Ab12Cd.ntp-provision",
+            ".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision",
+            "ntp.conf.20260105T000000.ntp-provision.bak",
+            ".other.conf.swp",
+        ] {
+            std::fs::write(etc.path().join(f), "x").unwrap();
+        }
+        // A directory of our temp file naming is not one we made.
+        std::fs::create_dir(etc.path().join(".d.Qw12Er.ntp-provision")).unwrap();
+        let check = tmp.path().join("ntp-provision-check.Zx98Cv");
+        std::fs::create_dir(&check).unwrap();
+        std::fs::write(check.join("ntp.conf"), "x").unwrap();
+        std::fs::write(tmp.path().join("ntp-provision-check.Fi1eXx"), "x").unwrap();
+        std::fs::create_dir(tmp.path().join("ntp-provision-checks")).unwrap();
+        std::os::unix::fs::symlink(&check, tmp.path().join("ntp-provision-check.Sym1nk")).unwrap();
+
+        let mut removed = sweep_leftovers(&[conf.as_path()], tmp.path());
+        removed.sort();
+        let mut expected = vec![
+            etc.path()
+                .join(".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision"),
+            etc.path().join(".ntp.conf.Ab12Cd.ntp-provision"),
+            check.clone(),
+        ];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert_eq!(
+            names(etc.path()),
+            [
+                ".d.Qw12Er.ntp-provision",
+                ".other.conf.swp",
+                "ntp.conf",
+                "ntp.conf.20260105T000000.ntp-provision.bak"
+            ]
+        );
+        assert_eq!(
+            names(tmp.path()),
+            [
+                "ntp-provision-check.Fi1eXx",
+                "ntp-provision-check.Sym1nk",
+                "ntp-provision-checks"
+            ]
+        );
+        // Nothing left: a second sweep removes nothing.
+        assert!(sweep_leftovers(&[conf.as_path()], tmp.path()).is_empty());
     }
 }
 
