@@ -127,7 +127,11 @@ fn run_waiting_for_locks(
             _ => "another process".to_string(),
         };
         if let Some(signal) = stop() {
-            bail!("{signal} received: interrupted while waiting for {path}, held by {holder}; nothing was changed by this step");
+            // A step may run several commands: only this one is known to have changed nothing.
+            let cmd = match &err {
+                CmdError::Failed { cmd, .. } | CmdError::NotStarted { cmd, .. } => cmd,
+            };
+            bail!("{signal} received: interrupted while waiting for {path}, held by {holder}; `{cmd}` never got the lock, so it changed nothing");
         }
         let waited = started.elapsed();
         if waited >= timeout {
@@ -1288,7 +1292,7 @@ mod lock_tests {
         assert_eq!(calls, 2, "no attempt after the signal");
         assert_eq!(
             format!("{err:#}"),
-            "SIGTERM received: interrupted while waiting for /var/lib/dpkg/lock-frontend, held by process 4242 (unattended-upgr); nothing was changed by this step"
+            "SIGTERM received: interrupted while waiting for /var/lib/dpkg/lock-frontend, held by process 4242 (unattended-upgr); `apt-get install ntp` never got the lock, so it changed nothing"
         );
         // A signal does not stop a command that got the lock.
         let out = run_waiting_for_locks(
