@@ -188,7 +188,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
 
     let report = match mode {
         Mode::Plan => {
-            let report = Report::plan(&prepared.changeset);
+            let report = plan_report(&prepared.changeset, &interrupt);
             emit(args, &plan, &report);
             report
         }
@@ -219,6 +219,22 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         },
     };
     report.exit_code(args.detailed_exitcodes)
+}
+
+/// `plan`'s report, unless SIGINT or SIGTERM arrived while it was made: it
+/// is obeyed there, where the plan is whole (a plan changes nothing, so no
+/// step is left to finish), and reported as `apply` reports one (exit 1, or
+/// 4 with --detailed-exitcodes; the JSON `error` names the signal).
+fn plan_report(changeset: &Changeset, interrupt: &Interrupt) -> Report {
+    match interrupt.received() {
+        Some(signal) => Report::failed_before_start(
+            Mode::Plan,
+            format!(
+                "{signal} received: stopped before showing the plan; nothing was changed. Run plan again"
+            ),
+        ),
+        None => Report::plan(changeset),
+    }
 }
 
 /// The run lock under /run. `apply` must have it. A `plan` by a user who
@@ -258,7 +274,8 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Prepared, String> {
 
 /// Runs the changeset through the real executors for this node (systemctl
 /// or SysV), then the amplification check; `on_step` sees every step. A run
-/// that did not fail remembers apt's answers for the next one.
+/// that did not fail remembers apt's answers for the next one. First removes
+/// the temp files a killed run left (the caller holds the run lock).
 pub(crate) fn execute(
     plan: &Plan,
     prepared: &Prepared,
@@ -267,8 +284,19 @@ pub(crate) fn execute(
     on_step: &mut dyn FnMut(&StepReport),
 ) -> Report {
     let changeset = &prepared.changeset;
+    // The run lock is held (apply cannot run without it), so no other run
+    // owns our temp files: those there were left by a run killed half way.
+    let written: Vec<&std::path::Path> = prepared.facts.files.keys().map(|p| p.as_path()).collect();
+    crate::apply::real::sweep_leftovers(
+        &written,
+        std::path::Path::new(crate::apply::real::CHECK_DIR_PARENT),
+    );
     let mut apt = RealApt {
         lock_timeout: Duration::from_secs(lock_timeout),
+        stop: {
+            let interrupt = interrupt.clone();
+            Box::new(move || interrupt.received())
+        },
     };
     let mut files = RealFiles;
     let mut services: Box<dyn ServiceExec> = match prepared.facts.init {
@@ -512,4 +540,34 @@ fn run_verify(args: &VerifyArgs) -> i32 {
         Format::Human => print!("{}", report.human()),
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_during_plan_stops_it_with_the_exit_code_of_an_interrupted_run() {
+        let changeset = Changeset {
+            daemon: None,
+            notes: Vec::new(),
+            steps: vec![crate::diff::PlannedStep {
+                name: "Time daemon installed".into(),
+                handler: false,
+                changes: Vec::new(),
+            }],
+        };
+        let interrupt = Interrupt::never();
+        let report = plan_report(&changeset, &interrupt);
+        assert_eq!((report.failed, report.steps.len()), (false, 1));
+        interrupt.raise_for_test(signal_hook::consts::SIGTERM);
+        let report = plan_report(&changeset, &interrupt);
+        assert!(report.failed);
+        assert!(report.steps.is_empty());
+        assert_eq!(
+            report.error.as_deref(),
+            Some("SIGTERM received: stopped before showing the plan; nothing was changed. Run plan again")
+        );
+        assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 4));
+    }
 }

@@ -6,9 +6,69 @@
 //! the program could not be started at all, or it ran and exited non-zero (the
 //! second keeps stdout and stderr so that the caller can show apt's own words).
 //! Probes whose non-zero exit is an answer read `Output::code` themselves.
+//!
+//! Every child starts in a process group of its own, with standard input
+//! from /dev/null or a pipe: a Ctrl-C at the terminal (or a signal to our
+//! group) reaches this process only, so the step in progress finishes (see
+//! `interrupt`), and no child ever reads the terminal from the background
+//! (it would be stopped by SIGTTIN). The running children are tracked so
+//! that a second signal can pass itself on to their groups.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The pids of the children running now; each leads its own process group.
+static RUNNING: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
+
+/// Keeps a started child's pids in `RUNNING` until it has been waited for.
+struct Tracked(Vec<u32>);
+
+impl Tracked {
+    fn new(pids: Vec<u32>) -> Self {
+        if let Ok(mut running) = RUNNING.lock() {
+            running.extend(pids.iter().copied());
+        }
+        Tracked(pids)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if let Ok(mut running) = RUNNING.lock() {
+            for pid in &self.0 {
+                running.remove(pid);
+            }
+        }
+    }
+}
+
+/// Sends `signal` to the process group of every child running now (each
+/// leads its own group, so the program's own children get it too). For the
+/// second SIGINT/SIGTERM, which ends the run at once.
+pub fn signal_children(signal: i32) {
+    let running: Vec<u32> = match RUNNING.lock() {
+        Ok(r) => r.iter().copied().collect(),
+        Err(poisoned) => poisoned.into_inner().iter().copied().collect(),
+    };
+    signal_groups(&running, signal);
+}
+
+/// killpg(2) of each group led by one of `leaders`; best effort.
+fn signal_groups(leaders: &[u32], signal: i32) {
+    let Some(sig) = rustix::process::Signal::from_named_raw(signal) else {
+        return;
+    };
+    for &pid in leaders {
+        if let Some(pgid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pgid, sig);
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmd {
@@ -64,15 +124,23 @@ impl Cmd {
     /// Runs the command to completion, whatever its exit status.
     pub fn output(&self) -> Result<Output, CmdError> {
         let started = Instant::now();
-        let out = self
+        let handle = self
             .expression()
             .stdout_capture()
             .stderr_capture()
-            .run()
+            .start()
             .map_err(|source| CmdError::NotStarted {
                 cmd: self.to_string(),
                 source,
             })?;
+        let tracked = Tracked::new(handle.pids());
+        let out = handle
+            .into_output()
+            .map_err(|source| CmdError::NotStarted {
+                cmd: self.to_string(),
+                source,
+            })?;
+        drop(tracked);
         let elapsed = started.elapsed();
         // A process killed by a signal has no code; -1 keeps it non-zero.
         let code = out.status.code().unwrap_or(-1);
@@ -110,6 +178,7 @@ impl Cmd {
             source,
         };
         let handle = expr.reader().map_err(not_started)?;
+        let _tracked = Tracked::new(handle.pids());
         let (finished, finish_rx) = std::sync::mpsc::channel::<()>();
         let mut text = String::new();
         let mut stopped = false;
@@ -180,9 +249,16 @@ impl Cmd {
     }
 
     /// The command as duct runs it: arguments, environment, standard input
-    /// (none unless given), any exit status accepted.
+    /// (/dev/null unless given: never the terminal), any exit status
+    /// accepted, in a process group of its own.
     fn expression(&self) -> duct::Expression {
-        let mut expr = duct::cmd(&self.program, &self.args).unchecked();
+        let mut expr = duct::cmd(&self.program, &self.args)
+            .unchecked()
+            .before_spawn(|command| {
+                use std::os::unix::process::CommandExt;
+                command.process_group(0);
+                Ok(())
+            });
         for (k, v) in &self.env {
             expr = expr.env(k, v);
         }
@@ -378,6 +454,83 @@ mod tests {
             .output_until(Duration::from_millis(300), &mut |_| false)
             .unwrap();
         assert_eq!((out.code, out.stdout.as_str()), (-1, "waiting\n"));
+    }
+
+    /// A shell may observe its own process group: `ps` run by the test's
+    /// child, not by the product.
+    #[test]
+    fn every_child_leads_a_process_group_of_its_own() {
+        let ours = rustix::process::getpgrp().as_raw_nonzero().get();
+        let out = Cmd::new("sh")
+            .args(["-c", "echo $$; ps -o pgid= -p $$"])
+            .run()
+            .unwrap();
+        let words: Vec<i32> = out
+            .stdout
+            .split_whitespace()
+            .map(|w| w.parse().unwrap())
+            .collect();
+        assert_eq!(words.len(), 2, "{}", out.stdout);
+        assert_eq!(words[0], words[1], "the child's group is its own pid");
+        assert_ne!(words[1], ours, "not our process group");
+        // The same for the reading path.
+        let out = Cmd::new("sh")
+            .args(["-c", "echo $$; ps -o pgid= -p $$"])
+            .output_until(Duration::from_secs(60), &mut |_| false)
+            .unwrap();
+        let words: Vec<&str> = out.stdout.split_whitespace().collect();
+        assert_eq!(words.len(), 2, "{}", out.stdout);
+        assert_eq!(words[0], words[1]);
+    }
+
+    #[test]
+    fn stdin_is_never_the_terminal() {
+        // /dev/null when no input is given: read at once as end of file.
+        let out = Cmd::new("sh")
+            .args(["-c", "if [ -t 0 ]; then echo tty; fi; cat; echo end"])
+            .run()
+            .unwrap();
+        assert_eq!(out.stdout, "end\n");
+    }
+
+    #[test]
+    fn a_running_child_is_tracked_and_a_signal_to_its_group_ends_its_own_children_too() {
+        // Tests run in parallel: this one signals only its own child, found
+        // among the tracked ones by a marker argument.
+        let marker = "ntp-provision-group-signal-test";
+        let (done, pid) = std::thread::scope(|scope| {
+            // The child starts a grandchild (same group) and waits for it;
+            // the signal must end both: the shell would print otherwise.
+            let child = scope.spawn(|| {
+                Cmd::new("sh")
+                    .args(["-c", "sleep 60 & wait; echo survived", marker])
+                    .output()
+                    .unwrap()
+            });
+            let mut tries = 0;
+            let pid = loop {
+                let running: Vec<u32> = RUNNING.lock().unwrap().iter().copied().collect();
+                let ours = running.into_iter().find(|pid| {
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let children =
+                        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                            .unwrap_or_default();
+                    String::from_utf8_lossy(&cmdline).contains(marker)
+                        && !children.trim().is_empty()
+                });
+                if let Some(pid) = ours {
+                    break pid;
+                }
+                tries += 1;
+                assert!(tries < 6000, "the child never started its sleep");
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            signal_groups(&[pid], rustix::process::Signal::TERM.as_raw());
+            (child.join().unwrap(), pid)
+        });
+        assert_eq!(done.code, -1, "ended by the signal: {done:?}");
+        assert_eq!(done.stdout, "");
+        assert!(!RUNNING.lock().unwrap().contains(&pid), "no longer tracked");
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! also on kill -9, so a crashed run never leaves the node locked. The file
 //! itself is never removed (removing it would let two runs lock two files).
 //!
+//! flock(2) works on a read-only descriptor, so a file others may open is a
+//! lock anyone can hold: the file is the runner's alone, mode 0600 (made so
+//! if it is not), and one owned by another user is refused.
+//!
 //! Must not: break or steal a lock, or wait without a bound.
 
 use anyhow::{bail, Context, Result};
@@ -40,13 +44,7 @@ impl RunLock {
         on_wait: &mut dyn FnMut(&Waiting),
         stop: &dyn Fn() -> Option<&'static str>,
     ) -> Result<RunLock> {
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .with_context(|| format!("opening the run lock {}", path.display()))?;
+        let mut file = open_private(path)?;
         let started = Instant::now();
         let mut next_note = Duration::ZERO;
         loop {
@@ -92,6 +90,45 @@ impl RunLock {
     }
 }
 
+/// Opens (creating it, mode 0600) the lock file; an existing one must be
+/// ours and is made 0600 if it is not, so that no other user can open it.
+fn open_private(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening the run lock {}", path.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("stat of the run lock {}", path.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "the run lock {} belongs to uid {}, not to uid {me} running this: another user could hold it and block every run. Remove it (`rm {}`) when no ntp-provision runs",
+            path.display(),
+            meta.uid(),
+            path.display()
+        );
+    }
+    if !meta.is_file() {
+        bail!("the run lock {} is not a regular file", path.display());
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("making the run lock {} mode 0600", path.display()))?;
+        log::info!(
+            "the run lock {} was mode {mode:04o}: made 0600 so that no other user can hold it",
+            path.display()
+        );
+    }
+    Ok(file)
+}
+
 fn holder_pid(file: &mut std::fs::File) -> Option<u32> {
     let mut text = String::new();
     file.rewind().ok()?;
@@ -135,6 +172,43 @@ mod tests {
         drop(first);
         RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None)
             .expect("free once the holder is gone");
+    }
+
+    #[test]
+    fn the_lock_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        let path = dir.path().join("new.lock");
+        drop(RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).unwrap());
+        assert_eq!(mode(&path), 0o600, "created private");
+        // Left readable by an older version: made private.
+        let path = dir.path().join("old.lock");
+        std::fs::write(&path, "").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).unwrap());
+        assert_eq!(mode(&path), 0o600, "made private");
+    }
+
+    #[test]
+    fn a_lock_file_of_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.lock");
+        std::fs::write(&path, "").unwrap();
+        let other = rustix::process::geteuid().as_raw() + 4242;
+        if std::os::unix::fs::chown(&path, Some(other), None).is_err() {
+            // Only root can give a file away; the check itself is the same.
+            eprintln!("not root: cannot make a file of another user; skipped");
+            return;
+        }
+        let err = RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).unwrap_err();
+        assert!(
+            err.to_string().starts_with(&format!(
+                "the run lock {} belongs to uid {other}, not to uid",
+                path.display()
+            )),
+            "{err}"
+        );
     }
 
     #[test]

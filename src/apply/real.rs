@@ -17,18 +17,35 @@ use std::time::Duration;
 
 pub struct RealApt {
     pub lock_timeout: Duration,
+    /// Names the signal once SIGINT or SIGTERM arrived: a wait for a lock
+    /// held by another process ends then (nothing was changed yet).
+    pub stop: Box<dyn Fn() -> Option<&'static str>>,
+}
+
+/// `program` with the environment of an unattended package run: no
+/// debconf question, no needrestart prompt, no ucf prompt for a changed
+/// ucf-managed config (ours is kept), no changelog pager, apt's and dpkg's
+/// messages in English. Every apt-get and dpkg call that changes packages
+/// starts here (maintainer scripts inherit it).
+fn unattended(program: &str) -> Cmd {
+    Cmd::new(program)
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        // Ubuntu 22.04+: needrestart would prompt or restart services itself.
+        .env("NEEDRESTART_MODE", "l")
+        // chrony.conf is ucf-managed: keep ours without asking.
+        .env("UCF_FORCE_CONFFOLD", "1")
+        .env("APT_LISTCHANGES_FRONTEND", "none")
+        .env("LC_ALL", "C")
+}
+
+/// Finishes an interrupted dpkg run, keeping our configs.
+fn dpkg_configure_pending() -> Cmd {
+    unattended("dpkg").args(["--force-confdef", "--force-confold", "--configure", "-a"])
 }
 
 impl RealApt {
     fn apt_get(&self) -> Cmd {
-        Cmd::new("apt-get")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            // Ubuntu 22.04+: needrestart would prompt or restart services itself.
-            .env("NEEDRESTART_MODE", "l")
-            // chrony.conf is ucf-managed: keep ours without asking.
-            .env("UCF_FORCE_CONFFOLD", "1")
-            .env("APT_LISTCHANGES_FRONTEND", "none")
-            .env("LC_ALL", "C")
+        unattended("apt-get")
             .args(["-q", "-y"])
             .args([
                 "-o",
@@ -80,10 +97,13 @@ const LOCK_NOTE_EVERY: Duration = Duration::from_secs(10);
 /// nothing), says who holds it and tries again, up to `timeout`. Waiting
 /// here rather than in apt (`DPkg::Lock::Timeout`) is what lets the wait be
 /// shown as it happens, and covers the apt lists lock and dpkg's own lock.
+/// `stop` ends the wait (a signal arrived): the command never ran past the
+/// lock, so nothing was changed.
 fn run_waiting_for_locks(
     timeout: Duration,
     retry: Duration,
     attempt: &mut dyn FnMut() -> Result<crate::process::Output, CmdError>,
+    stop: &dyn Fn() -> Option<&'static str>,
 ) -> Result<crate::process::Output> {
     let started = std::time::Instant::now();
     let mut next_note = Duration::ZERO;
@@ -106,6 +126,13 @@ fn run_waiting_for_locks(
             (Some(pid), None) => format!("process {pid}"),
             _ => "another process".to_string(),
         };
+        if let Some(signal) = stop() {
+            // A step may run several commands: only this one is known to have changed nothing.
+            let cmd = match &err {
+                CmdError::Failed { cmd, .. } | CmdError::NotStarted { cmd, .. } => cmd,
+            };
+            bail!("{signal} received: interrupted while waiting for {path}, held by {holder}; `{cmd}` never got the lock, so it changed nothing");
+        }
         let waited = started.elapsed();
         if waited >= timeout {
             let next = holder_pid.map_or(String::new(), |pid| format!(" (`ps -p {pid} -o args`)"));
@@ -134,7 +161,12 @@ fn process_name(pid: u32) -> Option<String> {
 
 impl RealApt {
     fn run(&self, cmd: Cmd) -> Result<crate::process::Output> {
-        run_waiting_for_locks(self.lock_timeout, LOCK_RETRY, &mut || cmd.run())
+        run_waiting_for_locks(
+            self.lock_timeout,
+            LOCK_RETRY,
+            &mut || cmd.run(),
+            &*self.stop,
+        )
     }
 }
 
@@ -164,11 +196,7 @@ impl AptExec for RealApt {
     }
 
     fn repair(&mut self) -> Result<()> {
-        let dpkg = Cmd::new("dpkg")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .env("LC_ALL", "C")
-            .args(["--force-confdef", "--force-confold", "--configure", "-a"]);
-        self.run(dpkg)?;
+        self.run(dpkg_configure_pending())?;
         Ok(())
     }
 
@@ -476,6 +504,91 @@ fn sync_parent(path: &Path) -> Result<()> {
         .with_context(|| format!("syncing directory {}", dir.display()))
 }
 
+/// Our temporary files: `.NAME.XXXXXX.ntp-provision` next to the file
+/// NAME being written (`replace_atomically`), and the config checks'
+/// directories `/tmp/ntp-provision-check.XXXXXX`; XXXXXX is
+/// `TEMP_RANDOM` letters and digits.
+const TEMP_SUFFIX: &str = ".ntp-provision";
+const CHECK_DIR_PREFIX: &str = "ntp-provision-check.";
+pub const CHECK_DIR_PARENT: &str = "/tmp";
+const TEMP_RANDOM: usize = 6;
+
+fn is_random_part(s: &str) -> bool {
+    s.len() == TEMP_RANDOM && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `.NAME.XXXXXX.ntp-provision`: a temp file of `replace_atomically`.
+fn is_our_temp_file_name(name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|n| n.strip_suffix(TEMP_SUFFIX))
+        .and_then(|n| n.rsplit_once('.'))
+        .is_some_and(|(file, random)| !file.is_empty() && is_random_part(random))
+}
+
+/// `ntp-provision-check.XXXXXX`: a directory of `copy_for_check`.
+fn is_our_check_dir_name(name: &str) -> bool {
+    name.strip_prefix(CHECK_DIR_PREFIX)
+        .is_some_and(is_random_part)
+}
+
+/// Removes what a run killed half way (kill -9 during a write or a config
+/// check) left behind: our temp files in the directories of the files the
+/// plan writes (`written`), and our check directories under `check_parent`.
+/// Only while holding the run lock, which no other live run then holds: no
+/// run of ours still owns them. Only entries of our naming, of the kind we
+/// create (not symlinks), owned by the user running this. Best effort: a
+/// failure is a warning. Returns what was removed, each logged at info.
+pub fn sweep_leftovers(written: &[&Path], check_parent: &Path) -> Vec<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let mut dirs: Vec<&Path> = written.iter().filter_map(|p| p.parent()).collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut removed = Vec::new();
+    let mut sweep = |dir: &Path, ours: &dyn Fn(&str, &std::fs::Metadata) -> bool| {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.uid() != me || !ours(&name, &meta) {
+                continue;
+            }
+            let result = if meta.is_dir() {
+                std::fs::remove_dir_all(&path)
+            } else {
+                std::fs::remove_file(&path)
+            };
+            match result {
+                Ok(()) => {
+                    log::info!(
+                        "removed {}, left by an earlier run that was killed",
+                        path.display()
+                    );
+                    removed.push(path);
+                }
+                Err(e) => log::warn!(
+                    "could not remove {}, left by an earlier run: {e}",
+                    path.display()
+                ),
+            }
+        }
+    };
+    for dir in dirs {
+        sweep(dir, &|name, meta| {
+            meta.is_file() && is_our_temp_file_name(name)
+        });
+    }
+    sweep(check_parent, &|name, meta| {
+        meta.is_dir() && is_our_check_dir_name(name)
+    });
+    removed
+}
+
 /// A temp file in the same directory, owner and mode set before it is
 /// visible, fsync, rename over the target, fsync of the directory: the
 /// target is the old file or the new one, never a mix.
@@ -504,7 +617,8 @@ fn replace_atomically(
             .unwrap_or_default();
         let mut tmp = tempfile::Builder::new()
             .prefix(&format!(".{file_name}."))
-            .suffix(".ntp-provision")
+            .suffix(TEMP_SUFFIX)
+            .rand_bytes(TEMP_RANDOM)
             .tempfile_in(dir)
             .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
         let ctx = || format!("writing {}", tmp_path_display(dir, &file_name));
@@ -530,21 +644,33 @@ fn replace_atomically(
 }
 
 /// What classic ntpd's messages say of a config it was given to check (it
-/// exits 0 whatever it found).
+/// exits 0 whatever it found), and its exit status whether it ran at all.
 #[derive(Debug, PartialEq, Eq)]
 enum ClassicVerdict {
     Accepted,
     Rejected,
     /// It could not read `file` itself (a denial, say): nothing was checked.
     Unread,
+    /// It did not run to the end (killed by `timeout`, not found, ...) and
+    /// said nothing of the config: nothing was checked. Why, for the warning.
+    NotChecked(String),
 }
 
-fn classic_verdict(text: &str, file: &str) -> ClassicVerdict {
+fn classic_verdict(code: i32, text: &str, file: &str) -> ClassicVerdict {
     if text.contains(&format!("Couldn't open <{file}>")) {
         ClassicVerdict::Unread
     } else if text.contains("syntax error") || text.contains("Couldn't open") {
         // "Couldn't open" of another file: an includefile that is not there.
         ClassicVerdict::Rejected
+    } else if code != 0 {
+        // `timeout`'s own statuses, then ntpd's: silence is no verdict.
+        ClassicVerdict::NotChecked(match code {
+            124 | 137 | -1 => format!("ntpd was killed after {CHECK_SECONDS} s"),
+            125 => "`timeout` itself failed".to_string(),
+            126 => "ntpd could not be executed".to_string(),
+            127 => "ntpd was not found".to_string(),
+            other => format!("ntpd exited {other}"),
+        })
     } else {
         ClassicVerdict::Accepted
     }
@@ -554,8 +680,9 @@ fn classic_verdict(text: &str, file: &str) -> ClassicVerdict {
 /// a new private directory under /tmp; removed when the directory is dropped.
 fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)> {
     let dir = tempfile::Builder::new()
-        .prefix("ntp-provision-check.")
-        .tempdir_in("/tmp")
+        .prefix(CHECK_DIR_PREFIX)
+        .rand_bytes(TEMP_RANDOM)
+        .tempdir_in(CHECK_DIR_PARENT)
         .context("creating a directory under /tmp for the config check")?;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
         .with_context(|| format!("setting the mode of {}", dir.path().display()))?;
@@ -628,9 +755,16 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
             let out = bounded_check(&["ntpd", "-n", "-c", &file, "--saveconfigquit=/dev/null"])
                 .output()?;
             let text = format!("{}{}", out.stdout, out.stderr);
-            match classic_verdict(&text, &file) {
+            match classic_verdict(out.code, &text, &file) {
                 ClassicVerdict::Unread => {
                     log::warn!("ntpd could not read the copy of the new config it was to check ({}); the restart's health check decides", text.trim());
+                    return Ok(());
+                }
+                ClassicVerdict::NotChecked(why) => {
+                    log::warn!(
+                        "ntpd config not checked ({why}: {}); the restart's health check decides",
+                        text.trim()
+                    );
                     return Ok(());
                 }
                 verdict => (text, verdict == ClassicVerdict::Rejected),
@@ -772,13 +906,14 @@ mod tests {
     fn classic_ntpd_rejects_syntax_errors_and_missing_includes_but_an_unreadable_copy_checks_nothing(
     ) {
         let f = "/tmp/ntp-provision-check.abc/ntp.conf";
-        assert_eq!(classic_verdict("", f), ClassicVerdict::Accepted);
+        assert_eq!(classic_verdict(0, "", f), ClassicVerdict::Accepted);
         assert_eq!(
-            classic_verdict("line 2 column 0 syntax error", f),
+            classic_verdict(0, "line 2 column 0 syntax error", f),
             ClassicVerdict::Rejected
         );
         assert_eq!(
             classic_verdict(
+                0,
                 "includefile: Couldn't open </etc/ntp/missing.conf>: No such file or directory",
                 f
             ),
@@ -786,10 +921,31 @@ mod tests {
         );
         assert_eq!(
             classic_verdict(
+                0,
                 &format!("getconfig: Couldn't open <{f}>: Permission denied"),
                 f
             ),
             ClassicVerdict::Unread
+        );
+    }
+
+    #[test]
+    fn a_classic_ntpd_that_did_not_run_to_the_end_checked_nothing() {
+        let f = "/tmp/ntp-provision-check.abc/ntp.conf";
+        let not_checked = |code| match classic_verdict(code, "", f) {
+            ClassicVerdict::NotChecked(why) => why,
+            other => panic!("exit {code}: {other:?}"),
+        };
+        assert_eq!(not_checked(137), "ntpd was killed after 20 s");
+        assert_eq!(not_checked(124), "ntpd was killed after 20 s");
+        assert_eq!(not_checked(-1), "ntpd was killed after 20 s");
+        assert_eq!(not_checked(127), "ntpd was not found");
+        assert_eq!(not_checked(126), "ntpd could not be executed");
+        assert_eq!(not_checked(1), "ntpd exited 1");
+        // What it said before it was stopped still counts.
+        assert_eq!(
+            classic_verdict(137, "line 2 column 0 syntax error", f),
+            ClassicVerdict::Rejected
         );
     }
 
@@ -947,6 +1103,161 @@ mod tests {
 }
 
 #[cfg(test)]
+mod sweep_tests {
+    use super::*;
+
+    #[test]
+    fn our_temp_names_are_told_from_everything_else() {
+        for ours in [
+            ".ntp.conf.Ab12Cd.ntp-provision",
+            ".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision",
+        ] {
+            assert!(is_our_temp_file_name(ours), "{ours}");
+        }
+        for not in [
+            "ntp.conf",
+            "ntp.conf.20260105T000000.ntp-provision.bak",
+            ".ntp.conf.ntp-provision",
+            ".ntp.conf.Ab1.ntp-provision",
+            ".ntp.conf.Ab-2Cd.ntp-provision",
+            "..Ab12Cd.ntp-provision",
+            "ntp.conf.Ab12Cd.ntp-provision",
+        ] {
+            assert!(!is_our_temp_file_name(not), "{not}");
+        }
+        assert!(is_our_check_dir_name("ntp-provision-check.Ab12Cd"));
+        assert!(!is_our_check_dir_name("ntp-provision-check.Ab12Cd7"));
+        assert!(!is_our_check_dir_name("ntp-provision-check."));
+    }
+
+    #[test]
+    fn the_names_we_create_are_the_names_we_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        std::fs::write(&file, "x\n").unwrap();
+        // As `replace_atomically` and `copy_for_check` name them.
+        let tmp = tempfile::Builder::new()
+            .prefix(".ntp.conf.")
+            .suffix(TEMP_SUFFIX)
+            .rand_bytes(TEMP_RANDOM)
+            .tempfile_in(dir.path())
+            .unwrap();
+        let name = tmp
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(is_our_temp_file_name(&name), "{name}");
+        let (check, _) = copy_for_check(&file).unwrap();
+        let name = check
+            .path()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(is_our_check_dir_name(&name), "{name}");
+    }
+
+    #[test]
+    fn leftovers_next_to_written_files_and_check_directories_are_removed_and_nothing_else() {
+        let etc = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let names = |d: &Path| {
+            let mut n: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            n.sort();
+            n
+        };
+        let conf = etc.path().join("ntp.conf");
+        for f in [
+            "ntp.conf",
+            ".ntp.conf.Ab12Cd.ntp-provision",
+            ".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision",
+            "ntp.conf.20260105T000000.ntp-provision.bak",
+            ".other.conf.swp",
+        ] {
+            std::fs::write(etc.path().join(f), "x").unwrap();
+        }
+        // A directory of our temp file naming is not one we made.
+        std::fs::create_dir(etc.path().join(".d.Qw12Er.ntp-provision")).unwrap();
+        let check = tmp.path().join("ntp-provision-check.Zx98Cv");
+        std::fs::create_dir(&check).unwrap();
+        std::fs::write(check.join("ntp.conf"), "x").unwrap();
+        std::fs::write(tmp.path().join("ntp-provision-check.Fi1eXx"), "x").unwrap();
+        std::fs::create_dir(tmp.path().join("ntp-provision-checks")).unwrap();
+        std::os::unix::fs::symlink(&check, tmp.path().join("ntp-provision-check.Sym1nk")).unwrap();
+
+        let mut removed = sweep_leftovers(&[conf.as_path()], tmp.path());
+        removed.sort();
+        let mut expected = vec![
+            etc.path()
+                .join(".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision"),
+            etc.path().join(".ntp.conf.Ab12Cd.ntp-provision"),
+            check.clone(),
+        ];
+        expected.sort();
+        assert_eq!(removed, expected);
+        assert_eq!(
+            names(etc.path()),
+            [
+                ".d.Qw12Er.ntp-provision",
+                ".other.conf.swp",
+                "ntp.conf",
+                "ntp.conf.20260105T000000.ntp-provision.bak"
+            ]
+        );
+        assert_eq!(
+            names(tmp.path()),
+            [
+                "ntp-provision-check.Fi1eXx",
+                "ntp-provision-check.Sym1nk",
+                "ntp-provision-checks"
+            ]
+        );
+        // Nothing left: a second sweep removes nothing.
+        assert!(sweep_leftovers(&[conf.as_path()], tmp.path()).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn the_dpkg_repair_and_apt_get_run_with_the_same_unattended_environment() {
+        let env_of = |cmd: &Cmd| -> Vec<String> {
+            cmd.to_string()
+                .split(' ')
+                .take_while(|w| w.contains('='))
+                .map(str::to_string)
+                .collect()
+        };
+        let apt = RealApt {
+            lock_timeout: Duration::ZERO,
+            stop: Box::new(|| None),
+        };
+        let dpkg = dpkg_configure_pending();
+        assert_eq!(dpkg.program(), "dpkg");
+        assert_eq!(env_of(&apt.apt_get()), env_of(&dpkg));
+        assert_eq!(
+            env_of(&dpkg),
+            [
+                "DEBIAN_FRONTEND=noninteractive",
+                "NEEDRESTART_MODE=l",
+                "UCF_FORCE_CONFFOLD=1",
+                "APT_LISTCHANGES_FRONTEND=none",
+                "LC_ALL=C"
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
 mod lock_tests {
     use super::*;
     use crate::process::Output;
@@ -986,6 +1297,7 @@ mod lock_tests {
                     ok()
                 }
             },
+            &|| None,
         );
         assert!(out.is_ok());
         assert_eq!(calls, 3);
@@ -997,6 +1309,7 @@ mod lock_tests {
             Duration::from_millis(20),
             Duration::from_millis(5),
             &mut locked,
+            &|| None,
         )
         .unwrap_err();
         let text = format!("{err:#}");
@@ -1011,12 +1324,45 @@ mod lock_tests {
     }
 
     #[test]
+    fn a_signal_ends_the_wait_for_a_held_lock_without_another_attempt() {
+        let mut calls = 0;
+        let stop = std::cell::Cell::new(None);
+        let err = run_waiting_for_locks(
+            // Would wait for an hour: only the signal can end it.
+            Duration::from_secs(3600),
+            Duration::from_millis(1),
+            &mut || {
+                calls += 1;
+                if calls == 2 {
+                    stop.set(Some("SIGTERM"));
+                }
+                locked()
+            },
+            &|| stop.get(),
+        )
+        .unwrap_err();
+        assert_eq!(calls, 2, "no attempt after the signal");
+        assert_eq!(
+            format!("{err:#}"),
+            "SIGTERM received: interrupted while waiting for /var/lib/dpkg/lock-frontend, held by process 4242 (unattended-upgr); `apt-get install ntp` never got the lock, so it changed nothing"
+        );
+        // A signal does not stop a command that got the lock.
+        let out = run_waiting_for_locks(
+            Duration::from_secs(5),
+            Duration::from_millis(1),
+            &mut ok,
+            &|| Some("SIGINT"),
+        );
+        assert!(out.is_ok());
+    }
+
+    #[test]
     fn other_failures_are_not_retried() {
         let mut calls = 0;
         let err = run_waiting_for_locks(Duration::from_secs(5), Duration::from_millis(1), &mut || {
             calls += 1;
             Err(CmdError::Failed { cmd: "apt-get update".into(), code: 100, stdout: String::new(), stderr: "E: Failed to fetch http://127.0.0.1:9/debian/dists/bookworm/InRelease  Could not connect to 127.0.0.1:9\n".into() })
-        })
+        }, &|| None)
         .unwrap_err();
         assert_eq!(calls, 1);
         let text = format!("{err:#}");
