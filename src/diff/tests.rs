@@ -331,6 +331,7 @@ fn chrony_3_of_ubuntu_18_04_has_no_config_check_and_says_so() {
     let installed = crate::facts::dpkg::parse_dpkg_query(
         "chrony|ii |install ok installed|3.2-4ubuntu4.5\n",
         "",
+        0,
         &[PackageName::parse("chrony").unwrap()],
     )
     .unwrap();

@@ -55,20 +55,15 @@ impl DpkgState {
     }
 }
 
-/// Parses the output; every package in `wanted` gets an entry (`NotInstalled`
-/// when absent from stdout).
+/// Parses the output of a dpkg-query that exited with `code`; every package
+/// in `wanted` gets an entry (`NotInstalled` when absent from stdout).
 pub fn parse_dpkg_query(
     stdout: &str,
     stderr: &str,
+    code: i32,
     wanted: &[PackageName],
 ) -> Result<BTreeMap<PackageName, DpkgState>, String> {
-    for line in stderr.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        // Exit status 1 with only these lines is the normal answer for
-        // packages dpkg has never seen; anything else means the query failed.
-        if !line.starts_with("dpkg-query: no packages found matching ") {
-            return Err(format!("dpkg-query failed: {line:?}"));
-        }
-    }
+    check_stderr(stderr, code)?;
 
     let mut states: BTreeMap<PackageName, DpkgState> = wanted
         .iter()
@@ -86,6 +81,35 @@ pub fn parse_dpkg_query(
         }
     }
     Ok(states)
+}
+
+/// Exit status 0, or 1 with "no packages found matching" lines (the normal
+/// answer for packages dpkg has never seen), is an answer. So is a warning
+/// about a damaged but usable status file, with its indented continuation
+/// lines (`dpkg-query: warning: parsing file '/var/lib/dpkg/status' near line
+/// N package 'x':` then ` missing 'Description' field`): dpkg-query still
+/// answers then. Anything else (an `error:`, an unknown line, another exit
+/// status) means the query failed.
+fn check_stderr(stderr: &str, code: i32) -> Result<(), String> {
+    let mut in_warning = false;
+    let mut errors: Vec<&str> = Vec::new();
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        if in_warning && line.starts_with(char::is_whitespace) {
+            continue;
+        }
+        in_warning = line.starts_with("dpkg-query: warning: ");
+        if in_warning || line.starts_with("dpkg-query: no packages found matching ") {
+            continue;
+        }
+        errors.push(line.trim());
+    }
+    if !errors.is_empty() {
+        return Err(format!("dpkg-query failed: {:?}", errors.join(" ")));
+    }
+    if !matches!(code, 0 | 1) {
+        return Err(format!("dpkg-query failed with exit status {code}"));
+    }
+    Ok(())
 }
 
 fn parse_line(line: &str) -> Result<(&str, DpkgState), String> {
@@ -162,7 +186,8 @@ mod tests {
         let stdout = "ntp|ii |install ok installed|1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1\n\
                       ntpsec|ii |install ok installed|1.2.2+dfsg1-1+deb12u1\n";
         let stderr = "dpkg-query: no packages found matching ntpdate\n";
-        let got = parse_dpkg_query(stdout, stderr, &names(&["ntp", "ntpsec", "ntpdate"])).unwrap();
+        let got =
+            parse_dpkg_query(stdout, stderr, 1, &names(&["ntp", "ntpsec", "ntpdate"])).unwrap();
         assert_eq!(got.len(), 3);
         assert_eq!(
             state(&got, "ntp"),
@@ -181,7 +206,7 @@ mod tests {
     #[test]
     fn removed_ntp_leaves_config_files() {
         let stdout = "ntp|rc |deinstall ok config-files|1:4.2.8p15+dfsg-1\n";
-        let got = parse_dpkg_query(stdout, "", &names(&["ntp"])).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["ntp"])).unwrap();
         let ntp = state(&got, "ntp");
         assert_eq!(
             ntp,
@@ -197,7 +222,7 @@ mod tests {
     fn purged_package_dpkg_still_remembers_is_not_installed() {
         // Real bookworm output for a package that was installed once and purged.
         let stdout = "chrony|un |unknown ok not-installed|\nntpdate|pn |purge ok not-installed|\n";
-        let got = parse_dpkg_query(stdout, "", &names(&["chrony", "ntpdate"])).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["chrony", "ntpdate"])).unwrap();
         assert_eq!(state(&got, "chrony"), DpkgState::NotInstalled);
         assert_eq!(state(&got, "ntpdate"), DpkgState::NotInstalled);
     }
@@ -210,7 +235,7 @@ mod tests {
                       man-db|iW |install ok triggers-awaited|2.11.2-2\n\
                       libc-bin|it |install ok triggers-pending|2.36-9+deb12u14\n";
         let wanted = names(&["ntpsec", "ntp", "python3-ntp", "man-db", "libc-bin"]);
-        let got = parse_dpkg_query(stdout, "", &wanted).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &wanted).unwrap();
         assert_eq!(
             state(&got, "ntpsec"),
             DpkgState::Broken {
@@ -239,14 +264,14 @@ mod tests {
     #[test]
     fn installed_but_marked_for_reinstall_is_broken() {
         let stdout = "ntp|iiR|install reinstreq installed|1:4.2.8p12+dfsg-4\n";
-        let got = parse_dpkg_query(stdout, "", &names(&["ntp"])).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["ntp"])).unwrap();
         assert!(matches!(state(&got, "ntp"), DpkgState::Broken { .. }));
     }
 
     #[test]
     fn held_or_deselected_but_present_is_installed() {
         let stdout = "ntp|hi |hold ok installed|1:4.2.8p12+dfsg-4\nntpdate|ri |deinstall ok installed|1:4.2.8p12+dfsg-4\n";
-        let got = parse_dpkg_query(stdout, "", &names(&["ntp", "ntpdate"])).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["ntp", "ntpdate"])).unwrap();
         assert!(state(&got, "ntp").is_installed());
         assert!(state(&got, "ntpdate").is_installed());
     }
@@ -254,7 +279,7 @@ mod tests {
     #[test]
     fn multi_arch_duplicates_keep_the_state_that_needs_attention() {
         let stdout = "libc6|ii |install ok installed|2.36-9+deb12u14\nlibc6|iU |install ok unpacked|2.36-9+deb12u14\n";
-        let got = parse_dpkg_query(stdout, "", &names(&["libc6"])).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["libc6"])).unwrap();
         assert!(matches!(state(&got, "libc6"), DpkgState::Broken { .. }));
     }
 
@@ -263,14 +288,14 @@ mod tests {
         let stderr = "dpkg-query: no packages found matching ntp\n\
                       dpkg-query: no packages found matching ntpsec\n\
                       dpkg-query: no packages found matching ntpdate\n";
-        let got = parse_dpkg_query("", stderr, &names(&["ntp", "ntpsec", "ntpdate"])).unwrap();
+        let got = parse_dpkg_query("", stderr, 1, &names(&["ntp", "ntpsec", "ntpdate"])).unwrap();
         assert!(got.values().all(|s| *s == DpkgState::NotInstalled));
     }
 
     #[test]
     fn packages_not_wanted_are_ignored() {
         let stdout = "chrony|ii |install ok installed|4.3-2+deb12u1\n";
-        let got = parse_dpkg_query(stdout, "", &names(&["ntp"])).unwrap();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["ntp"])).unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(state(&got, "ntp"), DpkgState::NotInstalled);
     }
@@ -280,6 +305,7 @@ mod tests {
         let err = parse_dpkg_query(
             "",
             "dpkg-query: error: parsing file '/var/lib/dpkg/status' near line 7 package 'ntp':\n 'Status' field value 'install ok foo': invalid package status\n",
+            2,
             &names(&["ntp"]),
         )
         .unwrap_err();
@@ -294,9 +320,39 @@ mod tests {
             "|ii |install ok installed|1.0",
             "ntp||install ok installed|1.0",
         ] {
-            let err = parse_dpkg_query(line, "", &names(&["ntp"])).unwrap_err();
+            let err = parse_dpkg_query(line, "", 0, &names(&["ntp"])).unwrap_err();
             assert!(err.contains(line), "{err}");
         }
+    }
+
+    #[test]
+    fn warnings_about_a_damaged_but_usable_status_file_are_not_failures() {
+        // dpkg-query's words for a status file with a stanza lacking a field:
+        // it warns, then answers as usual.
+        let stderr = "dpkg-query: warning: parsing file '/var/lib/dpkg/status' near line 5373 package 'ntp':\n missing 'Description' field\n\
+                      dpkg-query: no packages found matching ntpdate\n";
+        let stdout = "ntp|ii |install ok installed|1:4.2.8p15+dfsg-1\n";
+        let got = parse_dpkg_query(stdout, stderr, 1, &names(&["ntp", "ntpdate"])).unwrap();
+        assert!(state(&got, "ntp").is_installed());
+        assert_eq!(state(&got, "ntpdate"), DpkgState::NotInstalled);
+        assert!(parse_dpkg_query(stdout, stderr, 0, &names(&["ntp"])).is_ok());
+
+        // An indented line after an error is part of the error, not a warning.
+        let err = parse_dpkg_query(
+            stdout,
+            "dpkg-query: warning: parsing file '/var/lib/dpkg/status' near line 5373 package 'ntp':\n missing 'Description' field\n\
+             dpkg-query: error: parsing file '/var/lib/dpkg/status' near line 7 package 'ntp':\n 'Status' field value 'install ok foo': invalid package status\n",
+            1,
+            &names(&["ntp"]),
+        )
+        .unwrap_err();
+        assert!(err.contains("dpkg-query: error: parsing file"), "{err}");
+        assert!(err.contains("invalid package status"), "{err}");
+        assert!(!err.contains("Description"), "{err}");
+
+        // A failure that prints nothing but its exit status is still a failure.
+        let err = parse_dpkg_query(stdout, "", 2, &names(&["ntp"])).unwrap_err();
+        assert!(err.contains("exit status 2"), "{err}");
     }
 
     #[test]

@@ -352,7 +352,8 @@ impl Probe for RealProbe {
         if pkgs.is_empty() {
             return Ok(BTreeMap::new());
         }
-        // Exit 1 with "no packages found matching" is an answer, not a failure.
+        // Exit 1 with "no packages found matching" is an answer, not a
+        // failure; the parser decides (`dpkg::parse_dpkg_query`).
         let out = Cmd::new("dpkg-query")
             .env("LC_ALL", "C")
             .args([
@@ -361,7 +362,7 @@ impl Probe for RealProbe {
             ])
             .args(pkgs)
             .output()?;
-        dpkg::parse_dpkg_query(&out.stdout, &out.stderr, pkgs)
+        dpkg::parse_dpkg_query(&out.stdout, &out.stderr, out.code, pkgs)
             .map_err(anyhow::Error::msg)
             .context("reading dpkg-query")
     }
