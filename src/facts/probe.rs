@@ -241,6 +241,22 @@ fn seed_lists(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The age of the node's lists from the mtime of the update-success-stamp
+/// (if any) and those of the `*Release` files in the lists directory.
+/// Without a Release file the lists are `None`, never updated, whatever the
+/// stamp says: after `rm -rf /var/lib/apt/lists/*` apt knows no candidate,
+/// however recent the last update was. A clock set back makes the lists
+/// look new; that is age zero.
+pub fn lists_age_of(
+    stamp: Option<SystemTime>,
+    releases: &[SystemTime],
+    now: SystemTime,
+) -> Option<Duration> {
+    let newest = releases.iter().copied().max()?;
+    let newest = stamp.map_or(newest, |s| s.max(newest));
+    Some(now.duration_since(newest).unwrap_or_default())
+}
+
 /// The real node, probed through commands and file reads.
 pub struct RealProbe;
 
@@ -255,11 +271,11 @@ impl Probe for RealProbe {
     }
 
     fn lists_age(&self) -> Result<Option<Duration>> {
-        let mut newest: Option<SystemTime> = None;
-        let mut consider = |t: SystemTime| newest = Some(newest.map_or(t, |n| n.max(t)));
-        if let Ok(meta) = std::fs::metadata(super::UPDATE_STAMP) {
-            consider(meta.modified()?);
-        }
+        let stamp = match std::fs::metadata(super::UPDATE_STAMP) {
+            Ok(meta) => Some(meta.modified()?),
+            Err(_) => None,
+        };
+        let mut releases = Vec::new();
         let dir = "/var/lib/apt/lists";
         match std::fs::read_dir(dir) {
             Ok(entries) => {
@@ -267,7 +283,7 @@ impl Probe for RealProbe {
                     let entry = entry.with_context(|| format!("reading {dir}"))?;
                     let name = entry.file_name();
                     if name.to_string_lossy().ends_with("Release") {
-                        consider(
+                        releases.push(
                             entry
                                 .metadata()
                                 .with_context(|| format!("stat {}", entry.path().display()))?
@@ -279,8 +295,7 @@ impl Probe for RealProbe {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("reading {dir}")),
         }
-        // A clock set back makes the lists look new; treat that as age zero.
-        Ok(newest.map(|t| SystemTime::now().duration_since(t).unwrap_or_default()))
+        Ok(lists_age_of(stamp, &releases, SystemTime::now()))
     }
 
     fn update_private_lists(&self, lists: &Lists) -> Result<()> {
@@ -523,4 +538,36 @@ fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
         enabled: systemd::sysv_enabled(&entries, unit.stem()),
         main_pid: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_without_a_release_file_were_never_updated_whatever_the_stamp_says() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let ago = |s: u64| now - Duration::from_secs(s);
+        // `rm -rf /var/lib/apt/lists/*` a minute after an update.
+        assert_eq!(lists_age_of(Some(ago(60)), &[], now), None);
+        assert_eq!(lists_age_of(None, &[], now), None);
+        // The newest of the stamp and the Release files counts.
+        assert_eq!(
+            lists_age_of(Some(ago(60)), &[ago(7200), ago(90_000)], now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            lists_age_of(None, &[ago(7200), ago(90_000)], now),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            lists_age_of(Some(ago(90_000)), &[ago(7200)], now),
+            Some(Duration::from_secs(7200))
+        );
+        // A clock set back: age zero, not an error.
+        assert_eq!(
+            lists_age_of(None, &[now + Duration::from_secs(5)], now),
+            Some(Duration::ZERO)
+        );
+    }
 }
