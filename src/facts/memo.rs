@@ -4,8 +4,10 @@
 //! apt-cache and `apt-get -s autoremove` are the expensive probes (hundreds of
 //! milliseconds each: apt loads or rebuilds its whole package cache), and
 //! their answers depend only on files: the package lists, dpkg's status and
-//! extended_states, and apt's configuration under /etc/apt. A fingerprint of
-//! those files (path, size, mtime, inode of each) keys a small record,
+//! extended_states, and apt's configuration under /etc/apt (or where
+//! APT_CONFIG points), and on the running kernel (which apt keeps from
+//! autoremove). A fingerprint of those files (path, size, mtime, inode of
+//! each, symlinks followed), of APT_CONFIG and of `uname -r` keys a small record,
 //! [`MEMO_PATH`], of the candidates, the candidate stanzas and the
 //! autoremovable packages that the last run read from the node's own lists.
 //! When the fingerprint still matches, [`MemoProbe`] answers from the record;

@@ -168,26 +168,33 @@ fn seed_cache(scratch: &Path) {
 
 /// Files and directories apt's answers depend on (the fingerprint of
 /// `memo`): the lists, dpkg's status and extended_states, the
-/// architectures, and everything under /etc/apt, two levels deep. Missing
-/// ones are skipped (their absence shows in the others).
-fn apt_inputs() -> Vec<(PathBuf, std::fs::Metadata)> {
+/// architectures, everything under /etc/apt, two levels deep, and the file
+/// APT_CONFIG names, all under `root` (`/` on the node). Symlinks are
+/// followed (the metadata of the target counts: an edit to a symlinked
+/// sources or preferences file must be seen); a dangling one counts as the
+/// link. Missing ones are skipped (their absence shows in the others).
+fn apt_inputs(root: &Path, apt_config: Option<&Path>) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut found = Vec::new();
     let visit = |path: PathBuf, found: &mut Vec<(PathBuf, std::fs::Metadata)>| {
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        if let Ok(meta) = std::fs::metadata(&path).or_else(|_| std::fs::symlink_metadata(&path)) {
             found.push((path, meta));
         }
     };
     for file in [
-        "/var/lib/dpkg/status",
-        "/var/lib/dpkg/arch",
-        "/var/lib/apt/extended_states",
+        "var/lib/dpkg/status",
+        "var/lib/dpkg/arch",
+        "var/lib/apt/extended_states",
     ] {
-        visit(PathBuf::from(file), &mut found);
+        visit(root.join(file), &mut found);
+    }
+    if let Some(config) = apt_config {
+        visit(config.to_path_buf(), &mut found);
     }
     // Two levels: /etc/apt/sources.list.d/x.list, /var/lib/apt/lists/partial.
-    for top in ["/var/lib/apt/lists", "/etc/apt"] {
-        visit(PathBuf::from(top), &mut found);
-        let mut dirs = vec![PathBuf::from(top)];
+    for top in ["var/lib/apt/lists", "etc/apt"] {
+        let top = root.join(top);
+        visit(top.clone(), &mut found);
+        let mut dirs = vec![top];
         for depth in 0..2 {
             let mut next = Vec::new();
             for dir in dirs {
@@ -469,7 +476,7 @@ impl Probe for RealProbe {
     }
 
     fn apt_fingerprint(&self) -> Result<Option<String>> {
-        Ok(Some(Self::fingerprint()))
+        Ok(Self::fingerprint())
     }
 
     fn apt_memo(&self) -> Result<Option<String>> {
@@ -487,24 +494,44 @@ impl Probe for RealProbe {
 }
 
 impl RealProbe {
-    fn fingerprint() -> String {
-        use std::hash::{Hash, Hasher};
-        // Fixed keys: stable across runs of one build, which is all a record
-        // keyed by it needs (another build at worst misses the record once).
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for (path, meta) in apt_inputs() {
-            path.hash(&mut h);
-            (
-                meta.len(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ino(),
-                meta.mode(),
-            )
-                .hash(&mut h);
-        }
-        format!("{}; {:016x}", super::memo::fingerprint_prefix(), h.finish())
+    /// `None` (nothing remembered) when the running kernel cannot be read:
+    /// apt keeps it from autoremove, so answers depend on it.
+    fn fingerprint() -> Option<String> {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let apt_config = std::env::var_os("APT_CONFIG");
+        Some(fingerprint_of(
+            Path::new("/"),
+            kernel.trim(),
+            apt_config.as_deref(),
+        ))
     }
+}
+
+/// The fingerprint of apt's inputs under `root`: the running kernel
+/// (`uname -r`: apt protects it from autoremove, so after a reboot an old
+/// kernel can become autoremovable with no file changed), the APT_CONFIG
+/// environment variable (another configuration altogether) and the file it
+/// names, and path, size, mtime, inode and mode of every file of
+/// [`apt_inputs`].
+fn fingerprint_of(root: &Path, kernel: &str, apt_config: Option<&std::ffi::OsStr>) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: stable across runs of one build, which is all a record
+    // keyed by it needs (another build at worst misses the record once).
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kernel.hash(&mut h);
+    apt_config.hash(&mut h);
+    for (path, meta) in apt_inputs(root, apt_config.map(Path::new)) {
+        path.hash(&mut h);
+        (
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino(),
+            meta.mode(),
+        )
+            .hash(&mut h);
+    }
+    format!("{}; {:016x}", super::memo::fingerprint_prefix(), h.finish())
 }
 
 fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
@@ -543,6 +570,61 @@ fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node's apt inputs under a temporary root: a sources file that is a
+    /// symlink to a file elsewhere, and an APT_CONFIG file.
+    fn apt_root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for dir in [
+            "etc/apt/sources.list.d",
+            "var/lib/apt/lists",
+            "var/lib/dpkg",
+            "elsewhere",
+        ] {
+            std::fs::create_dir_all(r.join(dir)).unwrap();
+        }
+        std::fs::write(r.join("var/lib/dpkg/status"), "Package: ntp\n").unwrap();
+        std::fs::write(r.join("var/lib/apt/lists/x_InRelease"), "Origin: x\n").unwrap();
+        std::fs::write(r.join("elsewhere/debian.sources"), "Types: deb\n").unwrap();
+        std::os::unix::fs::symlink(
+            r.join("elsewhere/debian.sources"),
+            r.join("etc/apt/sources.list.d/debian.sources"),
+        )
+        .unwrap();
+        std::fs::write(r.join("elsewhere/apt.conf"), "Dir::Etc \"/etc/apt\";\n").unwrap();
+        root
+    }
+
+    #[test]
+    fn the_fingerprint_sees_the_kernel_apt_config_and_symlinked_files() {
+        let root = apt_root();
+        let r = root.path();
+        let conf = r.join("elsewhere/apt.conf");
+        let print = |kernel: &str, config: Option<&Path>| {
+            fingerprint_of(r, kernel, config.map(Path::as_os_str))
+        };
+        let before = print("6.1.0-26-amd64", None);
+        assert_eq!(print("6.1.0-26-amd64", None), before, "stable");
+
+        // A reboot into another kernel, no file changed.
+        assert_ne!(print("6.1.0-28-amd64", None), before);
+
+        // APT_CONFIG set, and then the file it names edited.
+        let with_config = print("6.1.0-26-amd64", Some(&conf));
+        assert_ne!(with_config, before);
+        std::fs::write(&conf, "Dir::Etc \"/srv/apt\";\n// longer\n").unwrap();
+        assert_ne!(print("6.1.0-26-amd64", Some(&conf)), with_config);
+
+        // An edit to the target of a symlinked sources file (the link itself
+        // is unchanged).
+        std::fs::write(
+            r.join("elsewhere/debian.sources"),
+            "Types: deb deb-src\nURIs: http://deb.debian.org/debian\n",
+        )
+        .unwrap();
+        assert_ne!(print("6.1.0-26-amd64", None), before);
+    }
 
     #[test]
     fn lists_without_a_release_file_were_never_updated_whatever_the_stamp_says() {
