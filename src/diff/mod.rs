@@ -356,6 +356,15 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
             }
         }
     }
+    for (verb, list) in [
+        ("purge", &purge),
+        ("remove", &remove),
+        ("install", &install),
+    ] {
+        if let Some(refusal) = list.iter().find_map(|c| held_refusal(verb, c, facts)) {
+            return Err(refusal);
+        }
+    }
     // Purge leftovers before installing, so a reinstall starts from clean config.
     if !purge.is_empty() {
         changes.push(Change::Purge { packages: purge });
@@ -382,6 +391,29 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
         }
     }
     Ok(changes)
+}
+
+/// apt, run with -y, refuses any change of a held package's installed
+/// version ("E: Held packages were changed and -y was used without
+/// --allow-change-held-packages"), so such a change is refused here, before
+/// anything changes. A held package left as it is, or a purge of what a held
+/// package left behind (`rc`: no version installed either way), is fine.
+fn held_refusal(verb: &str, change: &PkgChange, facts: &Facts) -> Option<String> {
+    let fact = facts.packages.get(&change.package)?;
+    let now = fact.dpkg.installed_version();
+    if !fact.held || now == change.after.as_deref() {
+        return None;
+    }
+    let name = &change.package;
+    let what = match (now, &change.after) {
+        (None, Some(v)) => format!("install it ({v})"),
+        (Some(from), Some(to)) => format!("change it from {from} to {to}"),
+        (Some(from), None) => format!("{verb} it ({from})"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "package {name} is held (apt-mark hold) and apt refuses to change a held package; this step would {what}. Run `apt-mark unhold {name}` to let the plan change it, or take {name} out of the plan"
+    ))
 }
 
 fn before_of(state: &DpkgState) -> Option<PkgVersion> {

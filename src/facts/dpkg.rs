@@ -55,28 +55,45 @@ impl DpkgState {
     }
 }
 
+/// What dpkg says about one package: its state, and whether it is held
+/// (selection `hold`, `apt-mark hold`): apt then refuses, under `-y`, to
+/// install another version of it or to remove it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpkgPackage {
+    pub state: DpkgState,
+    pub held: bool,
+}
+
 /// Parses the output of a dpkg-query that exited with `code`; every package
-/// in `wanted` gets an entry (`NotInstalled` when absent from stdout).
+/// in `wanted` gets an entry (`NotInstalled`, not held, when absent from stdout).
 pub fn parse_dpkg_query(
     stdout: &str,
     stderr: &str,
     code: i32,
     wanted: &[PackageName],
-) -> Result<BTreeMap<PackageName, DpkgState>, String> {
+) -> Result<BTreeMap<PackageName, DpkgPackage>, String> {
     check_stderr(stderr, code)?;
 
-    let mut states: BTreeMap<PackageName, DpkgState> = wanted
+    let mut states: BTreeMap<PackageName, DpkgPackage> = wanted
         .iter()
-        .map(|p| (p.clone(), DpkgState::NotInstalled))
+        .map(|p| {
+            let fact = DpkgPackage {
+                state: DpkgState::NotInstalled,
+                held: false,
+            };
+            (p.clone(), fact)
+        })
         .collect();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
-        let (name, state) = parse_line(line)?;
+        let (name, state, held) = parse_line(line)?;
         let Some(key) = wanted.iter().find(|p| p.as_str() == name) else {
             continue;
         };
         if let Some(slot) = states.get_mut(key) {
-            if state.severity() > slot.severity() {
-                *slot = state;
+            // Multi-Arch: a hold on any architecture's instance holds the name.
+            slot.held |= held;
+            if state.severity() > slot.state.severity() {
+                slot.state = state;
             }
         }
     }
@@ -112,7 +129,7 @@ fn check_stderr(stderr: &str, code: i32) -> Result<(), String> {
     Ok(())
 }
 
-fn parse_line(line: &str) -> Result<(&str, DpkgState), String> {
+fn parse_line(line: &str) -> Result<(&str, DpkgState, bool), String> {
     let malformed = |why: &str| format!("unexpected dpkg-query line ({why}): {line:?}");
     let mut fields = line.splitn(4, '|');
     let (Some(name), Some(abbrev), Some(status), Some(version)) =
@@ -126,10 +143,11 @@ fn parse_line(line: &str) -> Result<(&str, DpkgState), String> {
     if name.is_empty() || !(2..=3).contains(&abbrev.len()) {
         return Err(malformed("bad package name or status abbreviation"));
     }
-    // `${Status}` is "want eflag state"; the state and eflag decide, the
-    // selection (install/hold/deinstall/purge) does not change what is on disk.
+    // `${Status}` is "want eflag state"; the state and eflag decide what is
+    // on disk. Of the selection (install/hold/deinstall/purge) only a hold
+    // matters: apt will not change a held package.
     let words: Vec<&str> = status.split_whitespace().collect();
-    let [_want, eflag, current] = words[..] else {
+    let [want, eflag, current] = words[..] else {
         return Err(malformed("status is not 'want eflag state'"));
     };
     let settled = eflag == "ok" && matches!(current, "installed" | "config-files");
@@ -154,7 +172,7 @@ fn parse_line(line: &str) -> Result<(&str, DpkgState), String> {
         },
         _ => return Err(malformed("unknown package state")),
     };
-    Ok((name, state))
+    Ok((name, state, want == "hold"))
 }
 
 /// True when dpkg left journal entries behind (`/var/lib/dpkg/updates/0001`
@@ -177,8 +195,14 @@ mod tests {
             .collect()
     }
 
-    fn state(map: &BTreeMap<PackageName, DpkgState>, name: &str) -> DpkgState {
-        map[&PackageName::parse(name).expect("test name")].clone()
+    fn state(map: &BTreeMap<PackageName, DpkgPackage>, name: &str) -> DpkgState {
+        map[&PackageName::parse(name).expect("test name")]
+            .state
+            .clone()
+    }
+
+    fn held(map: &BTreeMap<PackageName, DpkgPackage>, name: &str) -> bool {
+        map[&PackageName::parse(name).expect("test name")].held
     }
 
     #[test]
@@ -269,11 +293,29 @@ mod tests {
     }
 
     #[test]
-    fn held_or_deselected_but_present_is_installed() {
+    fn held_or_deselected_but_present_is_installed_and_the_hold_is_kept() {
         let stdout = "ntp|hi |hold ok installed|1:4.2.8p12+dfsg-4\nntpdate|ri |deinstall ok installed|1:4.2.8p12+dfsg-4\n";
         let got = parse_dpkg_query(stdout, "", 0, &names(&["ntp", "ntpdate"])).unwrap();
         assert!(state(&got, "ntp").is_installed());
         assert!(state(&got, "ntpdate").is_installed());
+        assert!(held(&got, "ntp"), "apt-mark hold ntp");
+        assert!(!held(&got, "ntpdate"), "deinstall is no hold");
+    }
+
+    #[test]
+    fn a_hold_on_any_state_or_architecture_holds_the_name() {
+        // `apt-mark hold` of a package never installed, and of one arch of two.
+        let stdout = "chrony|hn |hold ok not-installed|\n\
+                      libc6|ii |install ok installed|2.36-9+deb12u14\n\
+                      libc6|hi |hold ok installed|2.36-9+deb12u14\n\
+                      ntpsec|hU |hold ok unpacked|1.2.2+dfsg1-1+deb12u1\n";
+        let got = parse_dpkg_query(stdout, "", 0, &names(&["chrony", "libc6", "ntpsec"])).unwrap();
+        assert_eq!(state(&got, "chrony"), DpkgState::NotInstalled);
+        assert!(held(&got, "chrony"));
+        assert!(held(&got, "libc6"));
+        assert!(state(&got, "libc6").is_installed());
+        assert!(held(&got, "ntpsec"));
+        assert!(matches!(state(&got, "ntpsec"), DpkgState::Broken { .. }));
     }
 
     #[test]
@@ -289,7 +331,9 @@ mod tests {
                       dpkg-query: no packages found matching ntpsec\n\
                       dpkg-query: no packages found matching ntpdate\n";
         let got = parse_dpkg_query("", stderr, 1, &names(&["ntp", "ntpsec", "ntpdate"])).unwrap();
-        assert!(got.values().all(|s| *s == DpkgState::NotInstalled));
+        assert!(got
+            .values()
+            .all(|s| s.state == DpkgState::NotInstalled && !s.held));
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! writes it. Deleting the file is always safe.
 
 use super::apt::{Policy, Stanza};
-use super::dpkg::DpkgState;
+use super::dpkg::DpkgPackage;
 use super::probe::{FileState, InitSystem, Lists, Probe, UnitFact};
 use crate::plan::names::{AbsPath, PackageName, UnitName};
 use anyhow::{Context, Result};
@@ -218,8 +218,8 @@ impl Probe for MemoProbe<'_> {
         Ok(answer)
     }
 
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
-        self.inner.dpkg_status(pkgs)
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
+        self.inner.dpkg_packages(pkgs)
     }
 
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
@@ -295,8 +295,8 @@ mod tests {
         fn apt_show(&self, p: &[(PackageName, String)], l: &Lists) -> Result<Vec<Stanza>> {
             self.node.apt_show(p, l)
         }
-        fn dpkg_status(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
-            self.node.dpkg_status(p)
+        fn dpkg_packages(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
+            self.node.dpkg_packages(p)
         }
         fn autoremovable(&self, l: &Lists) -> Result<Vec<String>> {
             self.node.autoremovable(l)

@@ -17,7 +17,7 @@
 //! of sync, can't x-ref a package file" on apt 2.6.)
 
 use super::apt::{self, Policy, SimAction, Stanza};
-use super::dpkg::{self, DpkgState};
+use super::dpkg::{self, DpkgPackage, DpkgState};
 use super::systemd::{self, SysvState};
 use crate::plan::names::{AbsPath, PackageName, UnitName};
 use crate::process::Cmd;
@@ -83,7 +83,16 @@ pub trait Probe {
     /// `--no-all-versions` would compute every package's candidate first,
     /// ~150 ms on Debian's lists, for a version `apt_policy` already gave).
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>>;
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>>;
+    /// dpkg's state of each package and whether it is held, in one query.
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>>;
+    /// dpkg's state of each package (holds left out).
+    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+        Ok(self
+            .dpkg_packages(pkgs)?
+            .into_iter()
+            .map(|(name, p)| (name, p.state))
+            .collect())
+    }
     /// Packages `apt-get autoremove` would remove, as `name version`, read
     /// with the same lists (and so the same already built cache) as the
     /// candidates: after a refresh those are the lists `apply` will have.
@@ -370,7 +379,7 @@ impl Probe for RealProbe {
         Ok(apt::parse_stanzas(&out.stdout))
     }
 
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
         if pkgs.is_empty() {
             return Ok(BTreeMap::new());
         }
