@@ -418,11 +418,13 @@ impl AptExec for FakeNode {
         self.record("dpkg --configure -a".into())?;
         let mut s = self.state();
         s.dpkg_updates.clear();
+        // As dpkg: a package that needs a reinstall (iH, iHR, iiR) or is
+        // selected for removal (rU) stays as it is.
         for state in s.dpkg.values_mut() {
-            if let DpkgState::Broken { version, .. } = state {
-                *state = DpkgState::Installed {
-                    version: version.clone(),
-                };
+            if let (true, Some(version)) = (state.configured_by_repair(), state.installed_version())
+            {
+                let version = version.to_string();
+                *state = DpkgState::Installed { version };
             }
         }
         Ok(())
@@ -689,5 +691,53 @@ mod tests {
             "{err}"
         );
         assert!(node.state().dpkg["ntp"].is_installed());
+    }
+
+    #[test]
+    fn the_fakes_repair_finishes_what_dpkg_configure_a_finishes_and_no_more() {
+        let mut node = FakeNode::bookworm();
+        let broken = |abbrev: &str, status: &str| DpkgState::Broken {
+            abbrev: abbrev.into(),
+            status: status.into(),
+            version: "1.2.2+dfsg1-1+deb12u1".into(),
+        };
+        {
+            let mut s = node.state();
+            s.dpkg_updates = vec!["0001".into()];
+            s.dpkg
+                .insert("ntpsec".into(), broken("iU", "install ok unpacked"));
+            s.dpkg.insert(
+                "python3-ntp".into(),
+                broken("iHR", "install reinstreq half-installed"),
+            );
+            s.dpkg
+                .insert("ntpdate".into(), broken("iH", "install ok half-installed"));
+        }
+        AptExec::repair(&mut node).unwrap();
+        let s = node.state();
+        assert!(s.dpkg_updates.is_empty());
+        assert!(s.dpkg["ntpsec"].is_installed());
+        assert_eq!(
+            s.dpkg["python3-ntp"],
+            broken("iHR", "install reinstreq half-installed")
+        );
+        assert_eq!(s.dpkg["ntpdate"], broken("iH", "install ok half-installed"));
+    }
+
+    #[test]
+    fn a_package_the_repair_cannot_finish_stops_the_plan_and_nothing_runs() {
+        let node = FakeNode::bookworm();
+        node.state().dpkg.insert(
+            "ntpsec".into(),
+            DpkgState::Broken {
+                abbrev: "iHR".into(),
+                status: "install reinstreq half-installed".into(),
+                version: "1.2.2+dfsg1-1+deb12u1".into(),
+            },
+        );
+        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
+        assert!(err.contains("apt-get install --reinstall ntpsec"), "{err}");
+        assert!(node.journal().is_empty());
     }
 }

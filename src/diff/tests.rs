@@ -444,3 +444,73 @@ fn a_change_to_a_held_package_is_refused_before_anything_changes() {
         "{err}"
     );
 }
+
+fn broken(abbrev: &str, status: &str, version: &str) -> DpkgState {
+    DpkgState::Broken {
+        abbrev: abbrev.into(),
+        status: status.into(),
+        version: version.into(),
+    }
+}
+
+#[test]
+fn what_dpkg_configure_a_cannot_finish_is_refused_not_repaired_again_and_again() {
+    let text = "steps:\n  - name: daemon\n    apt: {name: [ntpsec, python3-ntp], state: latest}\n";
+    let mut f = facts(&[
+        (
+            "ntpsec",
+            broken("iU", "install ok unpacked", "1.2.2"),
+            Some("1.2.2"),
+        ),
+        (
+            "python3-ntp",
+            broken("iHR", "install reinstreq half-installed", "1.2.2"),
+            Some("1.2.2"),
+        ),
+    ]);
+    let rendered = plan(text).render(None).unwrap();
+    assert_eq!(
+        diff(&rendered, &f).unwrap_err(),
+        "package python3-ntp 1.2.2 is left iHR half-installed and `dpkg --configure -a` cannot finish it: run `apt-get install --reinstall python3-ntp` (or `apt-get purge python3-ntp` if it should go), then run again"
+    );
+    f.dpkg_journal = crate::facts::DpkgJournal::Interrupted { entries: 1 };
+    let err = diff(&rendered, &f).unwrap_err();
+    assert!(
+        err.contains("run `dpkg --configure -a`, then `apt-get install --reinstall python3-ntp`"),
+        "{err}"
+    );
+    for (abbrev, status) in [
+        ("iiR", "install reinstreq installed"),
+        ("iH", "install ok half-installed"),
+        ("rU", "deinstall ok unpacked"),
+    ] {
+        f.packages
+            .get_mut(&PackageName::parse("python3-ntp").unwrap())
+            .unwrap()
+            .dpkg = broken(abbrev, status, "1.2.2");
+        let err = diff(&rendered, &f).unwrap_err();
+        assert!(err.contains(&format!("is left {abbrev} ")), "{err}");
+    }
+
+    // What it can finish is repaired, and projected as installed: the
+    // step after it has nothing left to do.
+    f.packages
+        .get_mut(&PackageName::parse("python3-ntp").unwrap())
+        .unwrap()
+        .dpkg = broken("iF", "install ok half-configured", "1.2.2");
+    let cs = diff(&rendered, &f).unwrap();
+    assert_eq!(cs.steps[0].name, REPAIR_STEP);
+    assert_eq!(cs.steps[0].changes.len(), 1);
+    assert!(cs.steps[1].changes.is_empty(), "{:?}", cs.steps[1]);
+
+    // Without an apt step dpkg's state does not matter.
+    f.packages
+        .get_mut(&PackageName::parse("python3-ntp").unwrap())
+        .unwrap()
+        .dpkg = broken("iHR", "install reinstreq half-installed", "1.2.2");
+    assert!(changes_of(
+        "steps:\n  - name: config\n    service: {name: ntp.service, enabled: false}\n",
+        &f
+    )
+    .is_empty());
+}

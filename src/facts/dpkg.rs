@@ -22,7 +22,8 @@ pub enum DpkgState {
     /// `rc`: removed, its config files left behind (a purge target).
     ConfigFiles { version: String },
     /// Any half state (iU unpacked, iF half-configured, iH half-installed,
-    /// iW/it triggers, reinst-required ...): needs `dpkg --configure -a`.
+    /// iW/it triggers, reinst-required ...). `dpkg --configure -a` finishes
+    /// only some of them (`configured_by_repair`); the others need a reinstall.
     Broken {
         abbrev: String,
         status: String,
@@ -41,6 +42,27 @@ impl DpkgState {
 
     pub fn is_installed(&self) -> bool {
         matches!(self, DpkgState::Installed { .. })
+    }
+
+    /// Whether `dpkg --configure -a` leaves this package installed. dpkg
+    /// configures the packages selected for install (or hold) that are
+    /// unpacked, half-configured or waiting for triggers; it leaves alone a
+    /// package that needs a reinstall (half-installed, or the reinst-required
+    /// flag: `iHR`, `iiR`, `iUR`) and one selected for removal or purge
+    /// (`rU`, `pU`): those stay broken.
+    pub fn configured_by_repair(&self) -> bool {
+        let DpkgState::Broken { status, .. } = self else {
+            return false;
+        };
+        let words: Vec<&str> = status.split_whitespace().collect();
+        matches!(
+            words[..],
+            [
+                "install" | "hold",
+                "ok",
+                "unpacked" | "half-configured" | "triggers-awaited" | "triggers-pending"
+            ]
+        )
     }
 
     /// With Multi-Arch: same a name can appear once per architecture; the
@@ -290,6 +312,33 @@ mod tests {
         let stdout = "ntp|iiR|install reinstreq installed|1:4.2.8p12+dfsg-4\n";
         let got = parse_dpkg_query(stdout, "", 0, &names(&["ntp"])).unwrap();
         assert!(matches!(state(&got, "ntp"), DpkgState::Broken { .. }));
+    }
+
+    #[test]
+    fn dpkg_configure_a_finishes_only_what_it_can_configure() {
+        let stdout = "ntpsec|iU |install ok unpacked|1.2.2+dfsg1-1+deb12u1\n\
+                      ntp|iF |install ok half-configured|1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1+deb12u1\n\
+                      man-db|iW |install ok triggers-awaited|2.11.2-2\n\
+                      libc-bin|it |install ok triggers-pending|2.36-9+deb12u14\n\
+                      chrony|hU |hold ok unpacked|4.3-2+deb12u1\n\
+                      python3-ntp|iHR|install reinstreq half-installed|1.2.2+dfsg1-1+deb12u1\n\
+                      ntpdate|iH |install ok half-installed|1:4.2.8p15+dfsg-1\n\
+                      openntpd|iiR|install reinstreq installed|1:6.8p1-4\n\
+                      ntpsec-ntpdate|iUR|install reinstreq unpacked|1.2.2+dfsg1-1+deb12u1\n\
+                      systemd-timesyncd|rU |deinstall ok unpacked|252.30-1~deb12u2\n\
+                      sntp|pU |purge ok unpacked|1:4.2.8p15+dfsg-1\n\
+                      ntpstat|ii |install ok installed|0.0.0.1-2+b1\n";
+        let all: Vec<&str> = stdout
+            .lines()
+            .map(|l| l.split('|').next().unwrap())
+            .collect();
+        let got = parse_dpkg_query(stdout, "", 0, &names(&all)).unwrap();
+        let fixed: Vec<&str> = all
+            .iter()
+            .copied()
+            .filter(|n| state(&got, n).configured_by_repair())
+            .collect();
+        assert_eq!(fixed, ["ntpsec", "ntp", "man-db", "libc-bin", "chrony"]);
     }
 
     #[test]
