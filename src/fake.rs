@@ -9,7 +9,7 @@
 use crate::apply::{AptExec, FileExec, Purge, ServiceExec};
 use crate::diff::{Check, Health, ServiceAction};
 use crate::facts::apt::{Policy, Stanza};
-use crate::facts::dpkg::DpkgState;
+use crate::facts::dpkg::{DpkgPackage, DpkgState};
 use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use anyhow::{bail, Result};
@@ -32,6 +32,8 @@ pub struct State {
     pub init: InitSystem,
     pub archive: BTreeMap<String, ArchivePackage>,
     pub dpkg: BTreeMap<String, DpkgState>,
+    /// Packages on hold (`apt-mark hold`): apt refuses to change them.
+    pub held: std::collections::BTreeSet<String>,
     pub lists_age: Option<Duration>,
     pub files: BTreeMap<String, FileState>,
     /// Directories that exist besides those holding a file.
@@ -151,6 +153,7 @@ impl FakeNode {
             init: InitSystem::Systemd,
             archive,
             dpkg: BTreeMap::new(),
+            held: Default::default(),
             lists_age: None,
             files,
             dirs: vec![
@@ -216,6 +219,7 @@ impl FakeNode {
                 bail!("E: Version '{v}' for '{name}' was not found");
             }
         }
+        self.not_held(name, Some(&candidate))?;
         for dep in &pkg.depends {
             let installed = self
                 .0
@@ -336,19 +340,19 @@ impl Probe for FakeNode {
             .collect())
     }
 
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
         self.probe(format!("dpkg-query {}", join(pkgs)));
         let s = self.0.borrow();
         Ok(pkgs
             .iter()
             .map(|p| {
-                (
-                    p.clone(),
-                    s.dpkg
-                        .get(p.as_str())
-                        .cloned()
-                        .unwrap_or(DpkgState::NotInstalled),
-                )
+                let state = s
+                    .dpkg
+                    .get(p.as_str())
+                    .cloned()
+                    .unwrap_or(DpkgState::NotInstalled);
+                let held = s.held.contains(p.as_str());
+                (p.clone(), DpkgPackage { state, held })
             })
             .collect())
     }
@@ -407,6 +411,18 @@ impl FakeNode {
     }
 }
 
+impl FakeNode {
+    /// apt, run with -y, refuses to change a held package.
+    fn not_held(&self, name: &str, to: Option<&str>) -> Result<()> {
+        let s = self.0.borrow();
+        let now = s.dpkg.get(name).and_then(DpkgState::installed_version);
+        if s.held.contains(name) && now != to {
+            bail!("E: Held packages were changed and -y was used without --allow-change-held-packages.");
+        }
+        Ok(())
+    }
+}
+
 impl AptExec for FakeNode {
     fn update(&mut self) -> Result<()> {
         self.record("apt-get update".into())?;
@@ -419,11 +435,13 @@ impl AptExec for FakeNode {
         self.record("dpkg --configure -a".into())?;
         let mut s = self.state();
         s.dpkg_updates.clear();
+        // As dpkg: a package that needs a reinstall (iH, iHR, iiR) or is
+        // selected for removal (rU) stays as it is.
         for state in s.dpkg.values_mut() {
-            if let DpkgState::Broken { version, .. } = state {
-                *state = DpkgState::Installed {
-                    version: version.clone(),
-                };
+            if let (true, Some(version)) = (state.configured_by_repair(), state.installed_version())
+            {
+                let version = version.to_string();
+                *state = DpkgState::Installed { version };
             }
         }
         Ok(())
@@ -446,6 +464,9 @@ impl AptExec for FakeNode {
         };
         self.record(format!("apt-get {verb} {}", join(packages)))?;
         self.apt_allowed()?;
+        for p in packages {
+            self.not_held(p.as_str(), None)?;
+        }
         let mut s = self.state();
         for p in packages {
             let pkg = s.archive.get(p.as_str()).cloned().unwrap_or_default();
@@ -652,4 +673,110 @@ fn join<T: AsRef<str>>(items: &[T]) -> String {
         .map(|i| i.as_ref())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Plan, Source, DEFAULT_PLAN};
+
+    fn default_plan() -> Plan {
+        Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap()
+    }
+
+    fn bullseye_with_old_ntp() -> FakeNode {
+        let node = FakeNode::bullseye();
+        node.state().lists_age = Some(Duration::from_secs(60));
+        node.state().dpkg.insert(
+            "ntp".into(),
+            DpkgState::Installed {
+                version: "1:4.2.8p12+dfsg-4".into(),
+            },
+        );
+        node
+    }
+
+    #[test]
+    fn a_held_daemon_with_a_newer_candidate_is_refused_before_anything_changes() {
+        let node = bullseye_with_old_ntp();
+        node.state().held.insert("ntp".into());
+        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        assert!(g.facts.packages[&PackageName::parse("ntp").unwrap()].held);
+        let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
+        assert!(err.contains("package ntp is held"), "{err}");
+        assert!(err.contains("apt-mark unhold ntp"), "{err}");
+        assert!(node.journal().is_empty(), "nothing ran");
+
+        // Unheld, the same node plans the upgrade.
+        node.state().held.clear();
+        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        assert!(crate::diff::diff(&g.rendered, &g.facts).is_ok());
+    }
+
+    #[test]
+    fn the_fakes_apt_refuses_to_change_a_held_package_as_apt_does() {
+        let mut node = bullseye_with_old_ntp();
+        node.state().held.insert("ntp".into());
+        let ntp = PackageName::parse("ntp").unwrap();
+        let err =
+            AptExec::install(&mut node, &[(ntp.clone(), "1:4.2.8p15+dfsg-1".into())]).unwrap_err();
+        assert!(
+            err.to_string().contains("Held packages were changed"),
+            "{err}"
+        );
+        let err = AptExec::remove(&mut node, std::slice::from_ref(&ntp), Purge::Yes).unwrap_err();
+        assert!(
+            err.to_string().contains("Held packages were changed"),
+            "{err}"
+        );
+        assert!(node.state().dpkg["ntp"].is_installed());
+    }
+
+    #[test]
+    fn the_fakes_repair_finishes_what_dpkg_configure_a_finishes_and_no_more() {
+        let mut node = FakeNode::bookworm();
+        let broken = |abbrev: &str, status: &str| DpkgState::Broken {
+            abbrev: abbrev.into(),
+            status: status.into(),
+            version: "1.2.2+dfsg1-1+deb12u1".into(),
+        };
+        {
+            let mut s = node.state();
+            s.dpkg_updates = vec!["0001".into()];
+            s.dpkg
+                .insert("ntpsec".into(), broken("iU", "install ok unpacked"));
+            s.dpkg.insert(
+                "python3-ntp".into(),
+                broken("iHR", "install reinstreq half-installed"),
+            );
+            s.dpkg
+                .insert("ntpdate".into(), broken("iH", "install ok half-installed"));
+        }
+        AptExec::repair(&mut node).unwrap();
+        let s = node.state();
+        assert!(s.dpkg_updates.is_empty());
+        assert!(s.dpkg["ntpsec"].is_installed());
+        assert_eq!(
+            s.dpkg["python3-ntp"],
+            broken("iHR", "install reinstreq half-installed")
+        );
+        assert_eq!(s.dpkg["ntpdate"], broken("iH", "install ok half-installed"));
+    }
+
+    #[test]
+    fn a_package_the_repair_cannot_finish_stops_the_plan_and_nothing_runs() {
+        let node = FakeNode::bookworm();
+        node.state().dpkg.insert(
+            "ntpsec".into(),
+            DpkgState::Broken {
+                abbrev: "iHR".into(),
+                status: "install reinstreq half-installed".into(),
+                version: "1.2.2+dfsg1-1+deb12u1".into(),
+            },
+        );
+        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
+        assert!(err.contains("apt-get install --reinstall ntpsec"), "{err}");
+        assert!(node.journal().is_empty());
+    }
 }

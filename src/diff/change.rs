@@ -16,7 +16,8 @@ pub enum Change {
         max_age_seconds: Option<u64>,
     },
     /// `dpkg --configure -a`: an earlier dpkg run stopped half way (its
-    /// journal is not empty, or these packages are left half-installed).
+    /// journal is not empty, or these packages are left unpacked,
+    /// half-configured or awaiting triggers: what it finishes).
     Repair {
         packages: Vec<PkgChange>,
         reason: String,

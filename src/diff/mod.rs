@@ -60,10 +60,10 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     let mut projected = facts.clone();
     // apt refuses to work after an interrupted dpkg run, so finishing it is
     // a step of its own, right before the first apt step.
-    let mut repair = repair_of(facts);
+    let mut repair = Some(repair_of(facts));
     for step in &rendered.steps {
         if matches!(step.action, Action::Apt(_)) {
-            if let Some(change) = repair.take() {
+            if let Some(change) = repair.take().transpose()?.flatten() {
                 project(&mut projected, &change);
                 steps.push(PlannedStep {
                     name: REPAIR_STEP.into(),
@@ -253,28 +253,43 @@ fn unread_files(step: &Step, handlers: &[Step], node: &Facts) -> Vec<(String, St
 pub const REPAIR_STEP: &str = "Interrupted dpkg run finished";
 
 /// `dpkg --configure -a` when dpkg's journal is not empty or a package the
-/// plan looks at is half installed; `None` when dpkg is sound.
-fn repair_of(facts: &Facts) -> Option<Change> {
-    let packages: Vec<PkgChange> = facts
-        .packages
-        .iter()
-        .filter_map(|(name, fact)| match &fact.dpkg {
-            DpkgState::Broken { version, .. } => Some(PkgChange {
-                package: name.clone(),
-                before: before_of(&fact.dpkg),
-                after: Some(version.clone()),
-            }),
-            _ => None,
-        })
-        .collect();
+/// plan looks at is half installed in a way it finishes; `None` when dpkg is
+/// sound. A package it cannot finish (half-installed, reinst-required,
+/// selected for removal: see `DpkgState::configured_by_repair`) would stay
+/// broken whatever this run does, so the plan is refused, naming it and
+/// what to run.
+fn repair_of(facts: &Facts) -> Result<Option<Change>, String> {
+    let interrupted = matches!(facts.dpkg_journal, DpkgJournal::Interrupted { .. });
+    let mut packages = Vec::new();
+    for (name, fact) in &facts.packages {
+        let DpkgState::Broken { version, .. } = &fact.dpkg else {
+            continue;
+        };
+        if !fact.dpkg.configured_by_repair() {
+            let state = before_of(&fact.dpkg).map(|b| b.state).unwrap_or_default();
+            let first = if interrupted {
+                "`dpkg --configure -a`, then "
+            } else {
+                ""
+            };
+            return Err(format!(
+                "package {name} {version} is left {state} and `dpkg --configure -a` cannot finish it: run {first}`apt-get install --reinstall {name}` (or `apt-get purge {name}` if it should go), then run again"
+            ));
+        }
+        packages.push(PkgChange {
+            package: name.clone(),
+            before: before_of(&fact.dpkg),
+            after: Some(version.clone()),
+        });
+    }
     let reason = match facts.dpkg_journal {
         DpkgJournal::Interrupted { entries } => {
             format!("dpkg was interrupted ({entries} journal entries in {DPKG_UPDATES}); apt refuses to work until it is finished")
         }
-        DpkgJournal::Clean if packages.is_empty() => return None,
+        DpkgJournal::Clean if packages.is_empty() => return Ok(None),
         DpkgJournal::Clean => "packages left half-installed by an interrupted run".to_string(),
     };
-    Some(Change::Repair { packages, reason })
+    Ok(Some(Change::Repair { packages, reason }))
 }
 
 /// The node as it will be once `change` is applied.
@@ -446,6 +461,15 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
             }
         }
     }
+    for (verb, list) in [
+        ("purge", &purge),
+        ("remove", &remove),
+        ("install", &install),
+    ] {
+        if let Some(refusal) = list.iter().find_map(|c| held_refusal(verb, c, facts)) {
+            return Err(refusal);
+        }
+    }
     // Purge leftovers before installing, so a reinstall starts from clean config.
     if !purge.is_empty() {
         changes.push(Change::Purge { packages: purge });
@@ -472,6 +496,29 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
         }
     }
     Ok(changes)
+}
+
+/// apt, run with -y, refuses any change of a held package's installed
+/// version ("E: Held packages were changed and -y was used without
+/// --allow-change-held-packages"), so such a change is refused here, before
+/// anything changes. A held package left as it is, or a purge of what a held
+/// package left behind (`rc`: no version installed either way), is fine.
+fn held_refusal(verb: &str, change: &PkgChange, facts: &Facts) -> Option<String> {
+    let fact = facts.packages.get(&change.package)?;
+    let now = fact.dpkg.installed_version();
+    if !fact.held || now == change.after.as_deref() {
+        return None;
+    }
+    let name = &change.package;
+    let what = match (now, &change.after) {
+        (None, Some(v)) => format!("install it ({v})"),
+        (Some(from), Some(to)) => format!("change it from {from} to {to}"),
+        (Some(from), None) => format!("{verb} it ({from})"),
+        (None, None) => return None,
+    };
+    Some(format!(
+        "package {name} is held (apt-mark hold) and apt refuses to change a held package; this step would {what}. Run `apt-mark unhold {name}` to let the plan change it, or take {name} out of the plan"
+    ))
 }
 
 fn before_of(state: &DpkgState) -> Option<PkgVersion> {

@@ -36,6 +36,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
                     PackageName::parse(n).unwrap(),
                     PackageFact {
                         dpkg: s.clone(),
+                        held: false,
                         candidate: c.map(str::to_string),
                     },
                 )
@@ -209,6 +210,7 @@ fn autoremove_follows_removals_and_reports_what_apt_would_remove() {
         PackageName::parse("ntpdate").unwrap(),
         PackageFact {
             dpkg: DpkgState::NotInstalled,
+            held: false,
             candidate: None,
         },
     );
@@ -406,12 +408,13 @@ fn chrony_3_of_ubuntu_18_04_has_no_config_check_and_says_so() {
     let installed = crate::facts::dpkg::parse_dpkg_query(
         "chrony|ii |install ok installed|3.2-4ubuntu4.5\n",
         "",
+        0,
         &[PackageName::parse("chrony").unwrap()],
     )
     .unwrap();
     let mut f = facts(&[(
         "chrony",
-        installed.into_values().next().unwrap(),
+        installed.into_values().next().unwrap().state,
         Some("3.2-4ubuntu4.5"),
     )]);
     f.files
@@ -441,4 +444,148 @@ fn chrony_3_of_ubuntu_18_04_has_no_config_check_and_says_so() {
             flavor: crate::daemon::Flavor::Chrony
         }
     );
+}
+
+fn held(state: DpkgState) -> PackageFact {
+    PackageFact {
+        dpkg: state,
+        held: true,
+        candidate: None,
+    }
+}
+
+#[test]
+fn a_change_to_a_held_package_is_refused_before_anything_changes() {
+    let latest = "steps:\n  - name: purge\n    apt: {name: chrony, state: purged}\n  - name: daemon\n    apt: {name: ntp, state: latest}\n";
+    let mut f = facts(&[
+        (
+            "ntp",
+            installed("1:4.2.8p12+dfsg-4"),
+            Some("1:4.2.8p15+dfsg-1"),
+        ),
+        ("chrony", DpkgState::NotInstalled, Some("4.3-2")),
+    ]);
+    let ntp = PackageName::parse("ntp").unwrap();
+    let chrony = PackageName::parse("chrony").unwrap();
+    f.packages.get_mut(&ntp).unwrap().held = true;
+    let rendered = plan(latest).render(None).unwrap();
+    let err = diff(&rendered, &f).unwrap_err();
+    assert_eq!(
+        err,
+        "step \"daemon\": package ntp is held (apt-mark hold) and apt refuses to change a held package; this step would change it from 1:4.2.8p12+dfsg-4 to 1:4.2.8p15+dfsg-1. Run `apt-mark unhold ntp` to let the plan change it, or take ntp out of the plan"
+    );
+
+    // Held at the wanted version already: nothing to change, nothing refused.
+    f.packages.get_mut(&ntp).unwrap().dpkg = installed("1:4.2.8p15+dfsg-1");
+    assert!(diff(&rendered, &f).unwrap().is_empty());
+
+    // A held competitor that the plan purges.
+    f.packages.insert(chrony.clone(), held(installed("4.3-2")));
+    let err = diff(&rendered, &f).unwrap_err();
+    assert!(
+        err.starts_with("step \"purge\": package chrony is held"),
+        "{err}"
+    );
+    assert!(err.contains("would purge it (4.3-2)"), "{err}");
+    assert!(err.contains("apt-mark unhold chrony"), "{err}");
+
+    // What a held package left behind (rc) is purged: no version changes.
+    f.packages.insert(
+        chrony.clone(),
+        held(DpkgState::ConfigFiles {
+            version: "4.3-2".into(),
+        }),
+    );
+    assert_eq!(
+        changes_of(latest, &f)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["purge: chrony 4.3-2 (config-files) -> purged"]
+    );
+
+    // Held but never installed: installing it is a change apt refuses.
+    let mut f = facts(&[("ntp", DpkgState::NotInstalled, Some("1:4.2.8p15+dfsg-1"))]);
+    f.packages.get_mut(&ntp).unwrap().held = true;
+    let err = diff(
+        &plan("steps:\n  - name: daemon\n    apt: {name: ntp}\n")
+            .render(None)
+            .unwrap(),
+        &f,
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("would install it (1:4.2.8p15+dfsg-1)"),
+        "{err}"
+    );
+}
+
+fn broken(abbrev: &str, status: &str, version: &str) -> DpkgState {
+    DpkgState::Broken {
+        abbrev: abbrev.into(),
+        status: status.into(),
+        version: version.into(),
+    }
+}
+
+#[test]
+fn what_dpkg_configure_a_cannot_finish_is_refused_not_repaired_again_and_again() {
+    let text = "steps:\n  - name: daemon\n    apt: {name: [ntpsec, python3-ntp], state: latest}\n";
+    let mut f = facts(&[
+        (
+            "ntpsec",
+            broken("iU", "install ok unpacked", "1.2.2"),
+            Some("1.2.2"),
+        ),
+        (
+            "python3-ntp",
+            broken("iHR", "install reinstreq half-installed", "1.2.2"),
+            Some("1.2.2"),
+        ),
+    ]);
+    let rendered = plan(text).render(None).unwrap();
+    assert_eq!(
+        diff(&rendered, &f).unwrap_err(),
+        "package python3-ntp 1.2.2 is left iHR half-installed and `dpkg --configure -a` cannot finish it: run `apt-get install --reinstall python3-ntp` (or `apt-get purge python3-ntp` if it should go), then run again"
+    );
+    f.dpkg_journal = crate::facts::DpkgJournal::Interrupted { entries: 1 };
+    let err = diff(&rendered, &f).unwrap_err();
+    assert!(
+        err.contains("run `dpkg --configure -a`, then `apt-get install --reinstall python3-ntp`"),
+        "{err}"
+    );
+    for (abbrev, status) in [
+        ("iiR", "install reinstreq installed"),
+        ("iH", "install ok half-installed"),
+        ("rU", "deinstall ok unpacked"),
+    ] {
+        f.packages
+            .get_mut(&PackageName::parse("python3-ntp").unwrap())
+            .unwrap()
+            .dpkg = broken(abbrev, status, "1.2.2");
+        let err = diff(&rendered, &f).unwrap_err();
+        assert!(err.contains(&format!("is left {abbrev} ")), "{err}");
+    }
+
+    // What it can finish is repaired, and projected as installed: the
+    // step after it has nothing left to do.
+    f.packages
+        .get_mut(&PackageName::parse("python3-ntp").unwrap())
+        .unwrap()
+        .dpkg = broken("iF", "install ok half-configured", "1.2.2");
+    let cs = diff(&rendered, &f).unwrap();
+    assert_eq!(cs.steps[0].name, REPAIR_STEP);
+    assert_eq!(cs.steps[0].changes.len(), 1);
+    assert!(cs.steps[1].changes.is_empty(), "{:?}", cs.steps[1]);
+
+    // Without an apt step dpkg's state does not matter.
+    f.packages
+        .get_mut(&PackageName::parse("python3-ntp").unwrap())
+        .unwrap()
+        .dpkg = broken("iHR", "install reinstreq half-installed", "1.2.2");
+    assert!(changes_of(
+        "steps:\n  - name: config\n    service: {name: ntp.service, enabled: false}\n",
+        &f
+    )
+    .is_empty());
 }

@@ -4,8 +4,10 @@
 //! apt-cache and `apt-get -s autoremove` are the expensive probes (hundreds of
 //! milliseconds each: apt loads or rebuilds its whole package cache), and
 //! their answers depend only on files: the package lists, dpkg's status and
-//! extended_states, and apt's configuration under /etc/apt. A fingerprint of
-//! those files (path, size, mtime, inode of each) keys a small record,
+//! extended_states, and apt's configuration under /etc/apt (or where
+//! APT_CONFIG points), and on the running kernel (which apt keeps from
+//! autoremove). A fingerprint of those files (path, size, mtime, inode of
+//! each, symlinks followed), of APT_CONFIG and of `uname -r` keys a small record,
 //! [`MEMO_PATH`], of the candidates, the candidate stanzas and the
 //! autoremovable packages that the last run read from the node's own lists.
 //! When the fingerprint still matches, [`MemoProbe`] answers from the record;
@@ -19,7 +21,7 @@
 //! writes it. Deleting the file is always safe.
 
 use super::apt::{Policy, Stanza};
-use super::dpkg::DpkgState;
+use super::dpkg::DpkgPackage;
 use super::probe::{FileState, InitSystem, Lists, Probe, UnitFact};
 use crate::plan::names::{AbsPath, PackageName, UnitName};
 use anyhow::{Context, Result};
@@ -216,8 +218,8 @@ impl Probe for MemoProbe<'_> {
         Ok(answer)
     }
 
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
-        self.inner.dpkg_status(pkgs)
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
+        self.inner.dpkg_packages(pkgs)
     }
 
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
@@ -293,8 +295,8 @@ mod tests {
         fn apt_show(&self, p: &[(PackageName, String)], l: &Lists) -> Result<Vec<Stanza>> {
             self.node.apt_show(p, l)
         }
-        fn dpkg_status(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
-            self.node.dpkg_status(p)
+        fn dpkg_packages(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
+            self.node.dpkg_packages(p)
         }
         fn autoremovable(&self, l: &Lists) -> Result<Vec<String>> {
             self.node.autoremovable(l)

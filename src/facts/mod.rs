@@ -38,6 +38,9 @@ pub const UPDATE_STAMP: &str = "/var/lib/apt/periodic/update-success-stamp";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackageFact {
     pub dpkg: DpkgState,
+    /// Held (`apt-mark hold`): apt refuses to install another version of it
+    /// or to remove it, so the diff refuses such a change before any change.
+    pub held: bool,
     pub candidate: Option<String>,
 }
 
@@ -256,13 +259,15 @@ fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
     units.sort();
     units.dedup();
     query_policies(probe, &lists, &mut policies, &packages_named)?;
-    let dpkg = probe.dpkg_status(&packages_named)?;
+    let dpkg = probe.dpkg_packages(&packages_named)?;
 
     let packages = packages_named
         .iter()
         .map(|p| {
+            let known = dpkg.get(p);
             let fact = PackageFact {
-                dpkg: dpkg.get(p).cloned().unwrap_or(DpkgState::NotInstalled),
+                dpkg: known.map_or(DpkgState::NotInstalled, |d| d.state.clone()),
+                held: known.is_some_and(|d| d.held),
                 candidate: policies.get(p).and_then(|pol| pol.candidate.clone()),
             };
             (p.clone(), fact)

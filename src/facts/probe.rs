@@ -17,7 +17,7 @@
 //! of sync, can't x-ref a package file" on apt 2.6.)
 
 use super::apt::{self, Policy, SimAction, Stanza};
-use super::dpkg::{self, DpkgState};
+use super::dpkg::{self, DpkgPackage, DpkgState};
 use super::systemd::{self, SysvState};
 use crate::plan::names::{AbsPath, PackageName, UnitName};
 use crate::process::Cmd;
@@ -90,7 +90,16 @@ pub trait Probe {
     /// `--no-all-versions` would compute every package's candidate first,
     /// ~150 ms on Debian's lists, for a version `apt_policy` already gave).
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>>;
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>>;
+    /// dpkg's state of each package and whether it is held, in one query.
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>>;
+    /// dpkg's state of each package (holds left out).
+    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+        Ok(self
+            .dpkg_packages(pkgs)?
+            .into_iter()
+            .map(|(name, p)| (name, p.state))
+            .collect())
+    }
     /// Packages `apt-get autoremove` would remove, as `name version`, read
     /// with the same lists (and so the same already built cache) as the
     /// candidates: after a refresh those are the lists `apply` will have.
@@ -175,26 +184,33 @@ fn seed_cache(scratch: &Path) {
 
 /// Files and directories apt's answers depend on (the fingerprint of
 /// `memo`): the lists, dpkg's status and extended_states, the
-/// architectures, and everything under /etc/apt, two levels deep. Missing
-/// ones are skipped (their absence shows in the others).
-fn apt_inputs() -> Vec<(PathBuf, std::fs::Metadata)> {
+/// architectures, everything under /etc/apt, two levels deep, and the file
+/// APT_CONFIG names, all under `root` (`/` on the node). Symlinks are
+/// followed (the metadata of the target counts: an edit to a symlinked
+/// sources or preferences file must be seen); a dangling one counts as the
+/// link. Missing ones are skipped (their absence shows in the others).
+fn apt_inputs(root: &Path, apt_config: Option<&Path>) -> Vec<(PathBuf, std::fs::Metadata)> {
     let mut found = Vec::new();
     let visit = |path: PathBuf, found: &mut Vec<(PathBuf, std::fs::Metadata)>| {
-        if let Ok(meta) = std::fs::symlink_metadata(&path) {
+        if let Ok(meta) = std::fs::metadata(&path).or_else(|_| std::fs::symlink_metadata(&path)) {
             found.push((path, meta));
         }
     };
     for file in [
-        "/var/lib/dpkg/status",
-        "/var/lib/dpkg/arch",
-        "/var/lib/apt/extended_states",
+        "var/lib/dpkg/status",
+        "var/lib/dpkg/arch",
+        "var/lib/apt/extended_states",
     ] {
-        visit(PathBuf::from(file), &mut found);
+        visit(root.join(file), &mut found);
+    }
+    if let Some(config) = apt_config {
+        visit(config.to_path_buf(), &mut found);
     }
     // Two levels: /etc/apt/sources.list.d/x.list, /var/lib/apt/lists/partial.
-    for top in ["/var/lib/apt/lists", "/etc/apt"] {
-        visit(PathBuf::from(top), &mut found);
-        let mut dirs = vec![PathBuf::from(top)];
+    for top in ["var/lib/apt/lists", "etc/apt"] {
+        let top = root.join(top);
+        visit(top.clone(), &mut found);
+        let mut dirs = vec![top];
         for depth in 0..2 {
             let mut next = Vec::new();
             for dir in dirs {
@@ -248,6 +264,22 @@ fn seed_lists(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The age of the node's lists from the mtime of the update-success-stamp
+/// (if any) and those of the `*Release` files in the lists directory.
+/// Without a Release file the lists are `None`, never updated, whatever the
+/// stamp says: after `rm -rf /var/lib/apt/lists/*` apt knows no candidate,
+/// however recent the last update was. A clock set back makes the lists
+/// look new; that is age zero.
+pub fn lists_age_of(
+    stamp: Option<SystemTime>,
+    releases: &[SystemTime],
+    now: SystemTime,
+) -> Option<Duration> {
+    let newest = releases.iter().copied().max()?;
+    let newest = stamp.map_or(newest, |s| s.max(newest));
+    Some(now.duration_since(newest).unwrap_or_default())
+}
+
 /// The real node, probed through commands and file reads.
 pub struct RealProbe;
 
@@ -262,11 +294,11 @@ impl Probe for RealProbe {
     }
 
     fn lists_age(&self) -> Result<Option<Duration>> {
-        let mut newest: Option<SystemTime> = None;
-        let mut consider = |t: SystemTime| newest = Some(newest.map_or(t, |n| n.max(t)));
-        if let Ok(meta) = std::fs::metadata(super::UPDATE_STAMP) {
-            consider(meta.modified()?);
-        }
+        let stamp = match std::fs::metadata(super::UPDATE_STAMP) {
+            Ok(meta) => Some(meta.modified()?),
+            Err(_) => None,
+        };
+        let mut releases = Vec::new();
         let dir = "/var/lib/apt/lists";
         match std::fs::read_dir(dir) {
             Ok(entries) => {
@@ -274,7 +306,7 @@ impl Probe for RealProbe {
                     let entry = entry.with_context(|| format!("reading {dir}"))?;
                     let name = entry.file_name();
                     if name.to_string_lossy().ends_with("Release") {
-                        consider(
+                        releases.push(
                             entry
                                 .metadata()
                                 .with_context(|| format!("stat {}", entry.path().display()))?
@@ -286,8 +318,7 @@ impl Probe for RealProbe {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("reading {dir}")),
         }
-        // A clock set back makes the lists look new; treat that as age zero.
-        Ok(newest.map(|t| SystemTime::now().duration_since(t).unwrap_or_default()))
+        Ok(lists_age_of(stamp, &releases, SystemTime::now()))
     }
 
     fn update_private_lists(&self, lists: &Lists) -> Result<()> {
@@ -355,11 +386,12 @@ impl Probe for RealProbe {
         Ok(apt::parse_stanzas(&out.stdout))
     }
 
-    fn dpkg_status(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgState>> {
+    fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
         if pkgs.is_empty() {
             return Ok(BTreeMap::new());
         }
-        // Exit 1 with "no packages found matching" is an answer, not a failure.
+        // Exit 1 with "no packages found matching" is an answer, not a
+        // failure; the parser decides (`dpkg::parse_dpkg_query`).
         let out = Cmd::new("dpkg-query")
             .env("LC_ALL", "C")
             .args([
@@ -368,7 +400,7 @@ impl Probe for RealProbe {
             ])
             .args(pkgs)
             .output()?;
-        dpkg::parse_dpkg_query(&out.stdout, &out.stderr, pkgs)
+        dpkg::parse_dpkg_query(&out.stdout, &out.stderr, out.code, pkgs)
             .map_err(anyhow::Error::msg)
             .context("reading dpkg-query")
     }
@@ -470,7 +502,7 @@ impl Probe for RealProbe {
     }
 
     fn apt_fingerprint(&self) -> Result<Option<String>> {
-        Ok(Some(Self::fingerprint()))
+        Ok(Self::fingerprint())
     }
 
     fn apt_memo(&self) -> Result<Option<String>> {
@@ -488,23 +520,16 @@ impl Probe for RealProbe {
 }
 
 impl RealProbe {
-    fn fingerprint() -> String {
-        use std::hash::{Hash, Hasher};
-        // Fixed keys: stable across runs of one build, which is all a record
-        // keyed by it needs (another build at worst misses the record once).
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        for (path, meta) in apt_inputs() {
-            path.hash(&mut h);
-            (
-                meta.len(),
-                meta.mtime(),
-                meta.mtime_nsec(),
-                meta.ino(),
-                meta.mode(),
-            )
-                .hash(&mut h);
-        }
-        format!("{}; {:016x}", super::memo::fingerprint_prefix(), h.finish())
+    /// `None` (nothing remembered) when the running kernel cannot be read:
+    /// apt keeps it from autoremove, so answers depend on it.
+    fn fingerprint() -> Option<String> {
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+        let apt_config = std::env::var_os("APT_CONFIG");
+        Some(fingerprint_of(
+            Path::new("/"),
+            kernel.trim(),
+            apt_config.as_deref(),
+        ))
     }
 }
 
@@ -516,6 +541,33 @@ pub fn wall_clock_of(
     now: SystemTime,
 ) -> Option<SystemTime> {
     now.checked_sub(now_monotonic.checked_sub(monotonic)?)
+}
+
+/// The fingerprint of apt's inputs under `root`: the running kernel
+/// (`uname -r`: apt protects it from autoremove, so after a reboot an old
+/// kernel can become autoremovable with no file changed), the APT_CONFIG
+/// environment variable (another configuration altogether) and the file it
+/// names, and path, size, mtime, inode and mode of every file of
+/// [`apt_inputs`].
+fn fingerprint_of(root: &Path, kernel: &str, apt_config: Option<&std::ffi::OsStr>) -> String {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: stable across runs of one build, which is all a record
+    // keyed by it needs (another build at worst misses the record once).
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kernel.hash(&mut h);
+    apt_config.hash(&mut h);
+    for (path, meta) in apt_inputs(root, apt_config.map(Path::new)) {
+        path.hash(&mut h);
+        (
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino(),
+            meta.mode(),
+        )
+            .hash(&mut h);
+    }
+    format!("{}; {:016x}", super::memo::fingerprint_prefix(), h.finish())
 }
 
 fn sysv_unit(unit: &UnitName) -> Result<UnitFact> {
@@ -570,6 +622,88 @@ mod tests {
         assert_eq!(
             wall_clock_of(Duration::from_secs(101), Duration::from_secs(100), now),
             None
+        );
+    }
+
+    /// A node's apt inputs under a temporary root: a sources file that is a
+    /// symlink to a file elsewhere, and an APT_CONFIG file.
+    fn apt_root() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        for dir in [
+            "etc/apt/sources.list.d",
+            "var/lib/apt/lists",
+            "var/lib/dpkg",
+            "elsewhere",
+        ] {
+            std::fs::create_dir_all(r.join(dir)).unwrap();
+        }
+        std::fs::write(r.join("var/lib/dpkg/status"), "Package: ntp\n").unwrap();
+        std::fs::write(r.join("var/lib/apt/lists/x_InRelease"), "Origin: x\n").unwrap();
+        std::fs::write(r.join("elsewhere/debian.sources"), "Types: deb\n").unwrap();
+        std::os::unix::fs::symlink(
+            r.join("elsewhere/debian.sources"),
+            r.join("etc/apt/sources.list.d/debian.sources"),
+        )
+        .unwrap();
+        std::fs::write(r.join("elsewhere/apt.conf"), "Dir::Etc \"/etc/apt\";\n").unwrap();
+        root
+    }
+
+    #[test]
+    fn the_fingerprint_sees_the_kernel_apt_config_and_symlinked_files() {
+        let root = apt_root();
+        let r = root.path();
+        let conf = r.join("elsewhere/apt.conf");
+        let print = |kernel: &str, config: Option<&Path>| {
+            fingerprint_of(r, kernel, config.map(Path::as_os_str))
+        };
+        let before = print("6.1.0-26-amd64", None);
+        assert_eq!(print("6.1.0-26-amd64", None), before, "stable");
+
+        // A reboot into another kernel, no file changed.
+        assert_ne!(print("6.1.0-28-amd64", None), before);
+
+        // APT_CONFIG set, and then the file it names edited.
+        let with_config = print("6.1.0-26-amd64", Some(&conf));
+        assert_ne!(with_config, before);
+        std::fs::write(&conf, "Dir::Etc \"/srv/apt\";\n// longer\n").unwrap();
+        assert_ne!(print("6.1.0-26-amd64", Some(&conf)), with_config);
+
+        // An edit to the target of a symlinked sources file (the link itself
+        // is unchanged).
+        std::fs::write(
+            r.join("elsewhere/debian.sources"),
+            "Types: deb deb-src\nURIs: http://deb.debian.org/debian\n",
+        )
+        .unwrap();
+        assert_ne!(print("6.1.0-26-amd64", None), before);
+    }
+
+    #[test]
+    fn lists_without_a_release_file_were_never_updated_whatever_the_stamp_says() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let ago = |s: u64| now - Duration::from_secs(s);
+        // `rm -rf /var/lib/apt/lists/*` a minute after an update.
+        assert_eq!(lists_age_of(Some(ago(60)), &[], now), None);
+        assert_eq!(lists_age_of(None, &[], now), None);
+        // The newest of the stamp and the Release files counts.
+        assert_eq!(
+            lists_age_of(Some(ago(60)), &[ago(7200), ago(90_000)], now),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            lists_age_of(None, &[ago(7200), ago(90_000)], now),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(
+            lists_age_of(Some(ago(90_000)), &[ago(7200)], now),
+            Some(Duration::from_secs(7200))
+        );
+        // A clock set back: age zero, not an error.
+        assert_eq!(
+            lists_age_of(None, &[now + Duration::from_secs(5)], now),
+            Some(Duration::ZERO)
         );
     }
 }
