@@ -553,3 +553,317 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     assert_eq!(for_plan(&g.rendered, &g.facts, &cs), PlanLint::NoDaemon);
 }
+
+#[test]
+fn noquery_missing_network_fires_on_public_networks_without_noquery() {
+    // Each line re-opens queries for a public network under a hardened default.
+    for line in [
+        "restrict 128.0.0.0 mask 128.0.0.0 nomodify",
+        "restrict 0.0.0.0 mask 128.0.0.0 nomodify notrap",
+        "restrict 192.0.2.0 mask 255.255.255.0",
+        "restrict 192.0.2.0/24 nomodify",
+        "restrict -6 2001:db8:: mask ffff:ffff:: nomodify",
+        "restrict 2001:db8::/32",
+        // 10.0.0.0/7 reaches beyond 10/8 into 11/8.
+        "restrict 10.0.0.0 mask 254.0.0.0",
+        // inet_aton spellings: 0x80 is 128.0.0.0.
+        "restrict 0x80000000 mask 128.0.0.0 nomodify",
+    ] {
+        let config = format!("{HARDENED}{line}\n");
+        let found = lint(Flavor::Ntpsec, &config, None);
+        assert_eq!(
+            found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            vec![Rule::NoqueryMissingNetwork],
+            "{line}"
+        );
+        assert_eq!(found[0].line, Some(5), "{line}");
+        assert_eq!(
+            rules(
+                Flavor::Ntpd,
+                &format!("{config}disable monitor\n"),
+                NTPD_4_2_8
+            ),
+            vec!["noquery-missing-network"],
+            "{line}"
+        );
+    }
+    let found = lint(
+        Flavor::Ntpd,
+        &format!("{HARDENED}restrict 128.0.0.0 mask 128.0.0.0 nomodify\n"),
+        NTPD_4_2_8,
+    );
+    assert_eq!(
+        found[0].message,
+        "the restrict entry for 128.0.0.0/1, a public network, has no noquery (or ignore)"
+    );
+    // Single hosts, private networks, entries with noquery or ignore, and
+    // hostnames stay allowed.
+    for line in [
+        "restrict 192.0.2.1",
+        "restrict 192.0.2.1 mask 255.255.255.255 nomodify",
+        "restrict 2001:db8::1",
+        "restrict 192.168.0.0 mask 255.255.0.0 nomodify",
+        "restrict 10.0.0.0/8",
+        "restrict 172.16.0.0 mask 255.240.0.0",
+        "restrict 169.254.0.0/16",
+        "restrict 127.0.0.0 mask 255.0.0.0",
+        "restrict fd00:1234::/48",
+        "restrict fe80:: mask ffc0::",
+        "restrict 128.0.0.0 mask 128.0.0.0 nomodify noquery",
+        "restrict 128.0.0.0 mask 128.0.0.0 ignore",
+        "restrict source nomodify",
+        "restrict time.example.org nomodify",
+    ] {
+        assert_eq!(
+            rules(Flavor::Ntpsec, &format!("{HARDENED}{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
+    }
+    // Flags of several lines for one network add up.
+    let split = format!(
+        "{HARDENED}restrict 192.0.2.0/24 nomodify\nrestrict 192.0.2.0 mask 255.255.255.0 noquery\n"
+    );
+    assert_eq!(rules(Flavor::Ntpsec, &split, None), Vec::<&str>::new());
+    // 172.32/12 is not RFC 1918.
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            &format!("{HARDENED}restrict 172.32.0.0/12\n"),
+            None
+        ),
+        vec!["noquery-missing-network"]
+    );
+}
+
+#[test]
+fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
+    let off = "restrict default kod limited nomodify noquery\nunrestrict default noquery\n";
+    let found = lint(Flavor::Ntpsec, off, None);
+    assert_eq!(
+        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        vec![Rule::NoqueryMissing]
+    );
+    assert_eq!(found[0].line, Some(2));
+    assert_eq!(
+        found[0].message,
+        "an `unrestrict` line turns off noquery in the default restrict entry (IPv4 and IPv6)"
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default nomodify noquery\nunrestrict -6 default nomodify\n",
+            None
+        ),
+        vec!["nomodify-missing"]
+    );
+    // `unrestrict default` without flags does nothing; a later restrict puts a flag back.
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default nomodify noquery\nunrestrict default\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default nomodify noquery\nunrestrict default noquery\nrestrict default noquery\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    // On a network entry: turning noquery off re-opens it; removing the entry does not.
+    let net = format!("{HARDENED}restrict 192.0.2.0/24 noquery\n");
+    let found = lint(
+        Flavor::Ntpsec,
+        &format!("{net}unrestrict 192.0.2.0/24 noquery\n"),
+        None,
+    );
+    assert_eq!(
+        (found[0].rule, found[0].line),
+        (Rule::NoqueryMissingNetwork, Some(6))
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            &format!("{HARDENED}restrict 192.0.2.0/24\nunrestrict 192.0.2.0/24\n"),
+            None
+        ),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn chrony_directives_match_in_any_case() {
+    for line in [
+        "CMDALLOW all",
+        "CmdAllow 192.0.2.0/24",
+        "BINDCMDADDRESS 0.0.0.0",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-cmdallow"],
+            "{line}"
+        );
+    }
+    for line in ["ALLOW", "Allow all", "ALLOW 0/0"] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-allow-all"],
+            "{line}"
+        );
+    }
+    assert_eq!(
+        rules(
+            Flavor::Chrony,
+            "CMDALLOW 127.0.0.1\nBindCmdAddress ::1\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    // ntpd and OpenNTPD keywords stay case-sensitive.
+    assert_eq!(
+        rules(Flavor::Openntpd, "LISTEN ON *\n", None),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn every_spelling_of_all_and_everywhere_is_recognised() {
+    for line in [
+        "allow 192.0.2.0/0",
+        "allow 0::/0",
+        "allow 2001:db8::/0",
+        "allow 10/0",
+        "allow 10.0.0.0/0.0.0.0",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-allow-all"],
+            "{line}"
+        );
+    }
+    for line in [
+        "allow 192.0.2.0/1",
+        "allow 10.0.0.0/255.0.0.0",
+        "allow ntp.example.org",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
+    }
+    for line in [
+        "listen on ::0",
+        "listen on 0:0:0:0:0:0:0:0",
+        "listen on 0",
+        "listen on 0.0",
+        "listen on 0x0",
+        "listen on 000.000.000.000",
+        "listen on ::ffff:0.0.0.0",
+    ] {
+        assert_eq!(
+            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            vec!["openntpd-listen-any"],
+            "{line}"
+        );
+    }
+    for line in ["listen on 0.0.0.1", "listen on ::2", "listen on localhost"] {
+        assert_eq!(
+            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
+    }
+    // A zero mask or prefix on any address is the default entry for ntpd.
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict 192.0.2.0 mask 0.0.0.0 nomodify noquery\nrestrict 2001:db8::/0 nomodify noquery\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict 0.0.0.0/0 nomodify\nrestrict -6 default nomodify noquery\n",
+            None
+        ),
+        vec!["noquery-missing"]
+    );
+}
+
+#[test]
+fn inet_aton_reads_what_glibc_reads() {
+    for (s, want) in [
+        ("0", "0.0.0.0"),
+        ("127.1", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("010.0.0.1", "8.0.0.1"),
+        ("192.168.1", "192.168.0.1"),
+        ("4294967295", "255.255.255.255"),
+    ] {
+        assert_eq!(inet_aton(s), Some(want.parse().unwrap()), "{s}");
+    }
+    for s in [
+        "",
+        "1.2.3.4.5",
+        "256.1",
+        "1.2.3.256",
+        "08",
+        "0x",
+        "a",
+        "1..2",
+        "+1",
+    ] {
+        assert_eq!(inet_aton(s), None, "{s}");
+    }
+}
+
+#[test]
+fn chrony_refuses_more_than_one_bindaddress_per_family() {
+    let two = "bindaddress 192.0.2.1\nbindaddress 2001:db8::1\nBINDADDRESS 192.0.2.2\n";
+    let errors = conflicts(Flavor::Chrony, two);
+    assert_eq!(
+        errors,
+        vec![
+            "2 `bindaddress` lines for IPv4: 192.0.2.1 (line 1), 192.0.2.2 (line 3); chrony keeps only the last \
+             one per address family, so it would listen on 192.0.2.2 alone: give `listen` at most one IPv4 and \
+             one IPv6 address"
+        ]
+    );
+    assert_eq!(
+        conflicts(
+            Flavor::Chrony,
+            "bindaddress 192.0.2.1\nbindaddress 2001:db8::1\n"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        conflicts(Flavor::Chrony, "bindaddress ::1\nbindaddress 2001:db8::1\n").len(),
+        1
+    );
+    // Only chrony behaves so.
+    assert_eq!(conflicts(Flavor::Openntpd, two), Vec::<String>::new());
+
+    // What our template renders from `listen`.
+    let o = parse_override("listen=[192.0.2.1, 192.0.2.2]").unwrap();
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[o]).unwrap();
+    let daemon = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
+    let r = plan.render(Some(&daemon)).unwrap();
+    let content = r
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Template(t) if t.dest == daemon.config => Some(t.content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let errors = conflicts(Flavor::Chrony, &content);
+    assert_eq!(errors.len(), 1, "{content}");
+    assert!(errors[0].contains("192.0.2.1 (line"), "{}", errors[0]);
+}
