@@ -109,6 +109,6 @@
     ("vars:\n  note: \"a\\tb\"\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:9: vars.note: \"a\\tb\" contains the control character '\\t', which would break a config line"),
     ("allow_insecure: [noquery]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
-     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any)"),
+     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, noquery-missing-network, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any)"),
 ]
 
