@@ -12,7 +12,7 @@ use crate::daemon::{Daemon, Flavor};
 use crate::diff::{Change, Changeset};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{version, Facts};
-use crate::plan::names::AbsPath;
+use crate::plan::names::{AbsPath, PackageName};
 use crate::plan::step::Action;
 use crate::plan::Rendered;
 use std::cmp::Ordering;
@@ -828,52 +828,78 @@ fn lint_openntpd(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
         .collect()
 }
 
-/// The config a plan writes for its daemon, linted.
+/// A daemon config a plan writes, linted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linted {
     pub config: AbsPath,
     pub flavor: Flavor,
     pub version: Option<String>,
+    /// The step that writes it, for messages: `step "NTP config"` or
+    /// `handler "..."`.
+    pub step: String,
+    /// Whether it is the resolved daemon's own config (the one the check
+    /// after apply probes).
+    pub for_daemon: bool,
     pub findings: Vec<Finding>,
+    /// Settings the daemon would not honour as the plan means them (see
+    /// `conflicts`): refused whatever `allow_insecure` says.
+    pub conflicts: Vec<String>,
 }
 
 /// What a run should know before it changes anything.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlanLint {
-    /// The plan names no daemon (no `vars.daemon`): nothing to lint.
-    NoDaemon,
-    /// The plan does not write the daemon's config file.
-    NotTemplated(AbsPath),
-    Linted(Linted),
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanLint {
+    /// Every template (steps, then handlers, in plan order) that writes the
+    /// resolved daemon's config or a known daemon config path: each is
+    /// written, so each can be live during the run.
+    pub linted: Vec<Linted>,
+    /// The resolved daemon's config, when no template writes it.
+    pub not_templated: Option<AbsPath>,
 }
 
-/// Lints the content the plan's last template for `facts.daemon.config`
-/// renders (equal to the file when it is unchanged), for the daemon version
-/// that will run: the one this changeset installs, else the installed one,
-/// else the archive's candidate.
+/// Lints the content of every template the plan writes to a daemon config:
+/// the resolved daemon's `config` (for its flavor), or any of the known
+/// paths (`Flavor::config`, for the flavor the path belongs to). The
+/// version is the daemon's that will run (the one this changeset installs,
+/// else the installed one, else the archive's candidate); for another
+/// flavor's path, that flavor package's installed or candidate version as
+/// the facts know it.
 pub fn for_plan(rendered: &Rendered, facts: &Facts, changeset: &Changeset) -> PlanLint {
-    let Some(daemon) = &facts.daemon else {
-        return PlanLint::NoDaemon;
-    };
-    let content = rendered
+    let daemon = facts.daemon.as_ref();
+    let steps = rendered
         .steps
         .iter()
-        .chain(&rendered.handlers)
-        .rev()
-        .find_map(|s| match &s.action {
-            Action::Template(t) if t.dest == daemon.config => Some(t.content.as_str()),
-            _ => None,
+        .map(|s| ("step", s))
+        .chain(rendered.handlers.iter().map(|s| ("handler", s)));
+    let mut linted = Vec::new();
+    for (kind, step) in steps {
+        let Action::Template(t) = &step.action else {
+            continue;
+        };
+        let (flavor, version, for_daemon) = match daemon {
+            Some(d) if t.dest == d.config => (d.flavor, daemon_version(d, facts, changeset), true),
+            _ => match Flavor::ALL.into_iter().find(|f| f.config() == t.dest) {
+                Some(f) => (f, fact_version(&f.package(), facts), false),
+                None => continue,
+            },
+        };
+        linted.push(Linted {
+            config: t.dest.clone(),
+            flavor,
+            step: format!("{kind} {:?}", step.name),
+            for_daemon,
+            findings: lint(flavor, &t.content, version.as_deref()),
+            conflicts: conflicts(flavor, &t.content),
+            version,
         });
-    let Some(content) = content else {
-        return PlanLint::NotTemplated(daemon.config.clone());
-    };
-    let version = daemon_version(daemon, facts, changeset);
-    PlanLint::Linted(Linted {
-        config: daemon.config.clone(),
-        flavor: daemon.flavor,
-        findings: lint(daemon.flavor, content, version.as_deref()),
-        version,
-    })
+    }
+    let not_templated = daemon
+        .filter(|_| !linted.iter().any(|l| l.for_daemon))
+        .map(|d| d.config.clone());
+    PlanLint {
+        linted,
+        not_templated,
+    }
 }
 
 fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Option<String> {
@@ -888,38 +914,69 @@ fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Opti
                 .and_then(|p| p.after.clone()),
             _ => None,
         });
-    let fact = facts.packages.get(&daemon.package);
-    installing
-        .or_else(|| match fact.map(|f| &f.dpkg) {
-            Some(DpkgState::Installed { version }) => Some(version.clone()),
-            _ => None,
-        })
-        .or_else(|| fact.and_then(|f| f.candidate.clone()))
+    installing.or_else(|| fact_version(&daemon.package, facts))
 }
 
-/// Splits findings into refusals and those the plan allows; `Err` is the
-/// report's error (what and why), `Ok` the notes for allowed findings.
-pub fn judge(linted: &Linted, allow: &[Rule]) -> Result<Vec<String>, String> {
-    let (allowed, refused): (Vec<&Finding>, Vec<&Finding>) = linted
-        .findings
-        .iter()
-        .partition(|f| allow.contains(&f.rule));
-    if !refused.is_empty() {
-        let items: Vec<String> = refused.iter().map(|f| f.to_string()).collect();
-        let mut names: Vec<&str> = refused.iter().map(|f| f.rule.name()).collect();
+/// The installed version of `package`, else its candidate, as the facts
+/// know them.
+fn fact_version(package: &PackageName, facts: &Facts) -> Option<String> {
+    let fact = facts.packages.get(package);
+    match fact.map(|f| &f.dpkg) {
+        Some(DpkgState::Installed { version }) => Some(version.clone()),
+        _ => fact.and_then(|f| f.candidate.clone()),
+    }
+}
+
+/// Splits the findings of every linted template into refusals and those the
+/// plan allows; `Err` is the report's error (what, where and why), `Ok` the
+/// notes for allowed findings. Conflicts refuse whatever the plan allows.
+pub fn judge(plan: &PlanLint, allow: &[Rule]) -> Result<Vec<String>, String> {
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut names: Vec<Rule> = Vec::new();
+    for linted in &plan.linted {
+        if !linted.conflicts.is_empty() {
+            errors.push(format!(
+                "{} as the plan would write it in {} does not work as intended: {}.",
+                linted.config,
+                linted.step,
+                linted.conflicts.join("; ")
+            ));
+        }
+        let (allowed, refused): (Vec<&Finding>, Vec<&Finding>) = linted
+            .findings
+            .iter()
+            .partition(|f| allow.contains(&f.rule));
+        if !refused.is_empty() {
+            let items: Vec<String> = refused.iter().map(|f| f.to_string()).collect();
+            errors.push(format!(
+                "{} as the plan would write it fails the access-control lint in {}: {}",
+                linted.config,
+                linted.step,
+                items.join(" ")
+            ));
+            names.extend(refused.iter().map(|f| f.rule));
+        }
+        notes.extend(
+            allowed
+                .iter()
+                .map(|f| format!("allowed by allow_insecure: {}: {f}", linted.config)),
+        );
+    }
+    if errors.is_empty() {
+        return Ok(notes);
+    }
+    let mut error = errors.join(" ");
+    if !names.is_empty() {
+        names.sort();
         names.dedup();
-        return Err(format!(
-            "{} as the plan would write it fails the access-control lint: {}. If this is intended, list the \
-             rule in the plan: allow_insecure: [{}]",
-            linted.config,
-            items.join(" "),
+        let names: Vec<&str> = names.iter().map(|r| r.name()).collect();
+        error.push_str(&format!(
+            " If this is intended, list the rule in the plan: allow_insecure: [{}]",
             names.join(", ")
         ));
     }
-    Ok(allowed
-        .iter()
-        .map(|f| format!("allowed by allow_insecure: {}: {f}", linted.config))
-        .collect())
+    Err(error)
 }
 
 #[cfg(test)]
