@@ -1,12 +1,12 @@
-//! The access-control lint: reads the daemon config the plan would write and
-//! names every setting that lets the node answer queries it should not
+//! The access-control lint: reads every daemon config the plan would write
+//! and names every setting that lets the node answer queries it should not
 //! (mode 6/7 amplification, open command ports, listening everywhere).
 //!
 //! Run by `plan` and `apply` after the diff and before any change: a finding
 //! refuses the run unless the plan lists its rule under `allow_insecure`.
-//! Must not: read the node or run anything. `lint` is a pure function of
-//! (flavor, config text, daemon version); `for_plan` only picks those out of
-//! the rendered steps, the facts and the changeset.
+//! Must not: read the node or run anything. `lint` and `conflicts` are pure
+//! functions of (flavor, config text, daemon version); `for_plan` only picks
+//! those out of the rendered steps, the facts and the changeset.
 
 use crate::daemon::{Daemon, Flavor};
 use crate::diff::{Change, Changeset};
