@@ -370,36 +370,36 @@ fn emit(args: &RunArgs, plan: &Plan, report: &Report) {
 /// Whether the after-apply check fails on answers, and the accepted rules.
 pub(crate) type CheckPolicy = (Enforcement, Vec<String>);
 
-/// The lint's verdict on the config the plan writes: notes for accepted
-/// findings and the after-apply check's policy, or the refusal.
+/// The lint's verdict on the daemon configs the plan writes: notes for
+/// accepted findings and the after-apply check's policy, or the refusal.
 pub(crate) fn lint_gate(
     outcome: &PlanLint,
     allow: &[lint::Rule],
 ) -> Result<(Vec<String>, CheckPolicy), String> {
-    match outcome {
-        PlanLint::NoDaemon => Ok((Vec::new(), (Enforcement::Enforced, Vec::new()))),
-        PlanLint::NotTemplated(path) => Ok((
-            vec![format!(
-                "the plan does not write {path}: its access control was not linted"
-            )],
-            (Enforcement::Enforced, Vec::new()),
-        )),
-        PlanLint::Linted(linted) => {
-            let notes = lint::judge(linted, allow)?;
-            let mut accepted: Vec<String> = linted
-                .findings
-                .iter()
-                .map(|f| f.rule.name().to_string())
-                .collect();
-            accepted.dedup();
-            let enforcement = if accepted.is_empty() {
-                Enforcement::Enforced
-            } else {
-                Enforcement::AllowedByPlan
-            };
-            Ok((notes, (enforcement, accepted)))
-        }
-    }
+    let mut notes: Vec<String> = outcome
+        .not_templated
+        .iter()
+        .map(|path| format!("the plan does not write {path}: its access control was not linted"))
+        .collect();
+    notes.extend(lint::judge(outcome, allow)?);
+    // The check after apply probes the resolved daemon: only findings in
+    // its own config relax it.
+    let mut accepted: Vec<lint::Rule> = outcome
+        .linted
+        .iter()
+        .filter(|l| l.for_daemon)
+        .flat_map(|l| &l.findings)
+        .map(|f| f.rule)
+        .collect();
+    accepted.sort();
+    accepted.dedup();
+    let enforcement = if accepted.is_empty() {
+        Enforcement::Enforced
+    } else {
+        Enforcement::AllowedByPlan
+    };
+    let accepted = accepted.iter().map(|r| r.name().to_string()).collect();
+    Ok((notes, (enforcement, accepted)))
 }
 
 pub const AMPLIFICATION_STEP: &str = "No amplification from this node";

@@ -1,23 +1,23 @@
-//! The access-control lint: reads the daemon config the plan would write and
-//! names every setting that lets the node answer queries it should not
+//! The access-control lint: reads every daemon config the plan would write
+//! and names every setting that lets the node answer queries it should not
 //! (mode 6/7 amplification, open command ports, listening everywhere).
 //!
 //! Run by `plan` and `apply` after the diff and before any change: a finding
 //! refuses the run unless the plan lists its rule under `allow_insecure`.
-//! Must not: read the node or run anything. `lint` is a pure function of
-//! (flavor, config text, daemon version); `for_plan` only picks those out of
-//! the rendered steps, the facts and the changeset.
+//! Must not: read the node or run anything. `lint` and `conflicts` are pure
+//! functions of (flavor, config text, daemon version); `for_plan` only picks
+//! those out of the rendered steps, the facts and the changeset.
 
 use crate::daemon::{Daemon, Flavor};
 use crate::diff::{Change, Changeset};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{version, Facts};
-use crate::plan::names::AbsPath;
+use crate::plan::names::{AbsPath, PackageName};
 use crate::plan::step::Action;
 use crate::plan::Rendered;
 use std::cmp::Ordering;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// A lint rule; its name is stable (plans list it in `allow_insecure`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -25,6 +25,7 @@ pub enum Rule {
     Ipv6DefaultMissing,
     KodWithoutLimited,
     NoqueryMissing,
+    NoqueryMissingNetwork,
     NomodifyMissing,
     MonitorEnabled,
     ChronyAllowAll,
@@ -33,10 +34,11 @@ pub enum Rule {
 }
 
 impl Rule {
-    pub const ALL: [Rule; 8] = [
+    pub const ALL: [Rule; 9] = [
         Rule::Ipv6DefaultMissing,
         Rule::KodWithoutLimited,
         Rule::NoqueryMissing,
+        Rule::NoqueryMissingNetwork,
         Rule::NomodifyMissing,
         Rule::MonitorEnabled,
         Rule::ChronyAllowAll,
@@ -49,6 +51,7 @@ impl Rule {
             Rule::Ipv6DefaultMissing => "ipv6-default-missing",
             Rule::KodWithoutLimited => "kod-without-limited",
             Rule::NoqueryMissing => "noquery-missing",
+            Rule::NoqueryMissingNetwork => "noquery-missing-network",
             Rule::NomodifyMissing => "nomodify-missing",
             Rule::MonitorEnabled => "monitor-enabled",
             Rule::ChronyAllowAll => "chrony-allow-all",
@@ -83,6 +86,11 @@ impl Rule {
                 "any host can send mode 6 (and on classic ntpd mode 7) queries: a 12-byte READVAR returns \
                  about 30 times its size and monlist up to thousands of times, so requests with a forged \
                  source make the node a DRDoS reflector (CVE-2013-5211)."
+            }
+            Rule::NoqueryMissingNetwork => {
+                "ntpd and NTPsec apply the most specific matching restrict entry, so every host of this \
+                 public network gets this entry instead of the default one and can send mode 6 (and on \
+                 classic ntpd mode 7) queries: a DRDoS reflector for that network (CVE-2013-5211)."
             }
             Rule::NomodifyMissing => {
                 "any host can send mode 6/7 configuration requests (ntpq :config), guarded only by the \
@@ -178,20 +186,192 @@ impl Family {
     }
 }
 
-/// A `restrict` line for the default entry of one or both families.
-struct DefaultEntry<'a> {
+/// A block of addresses: the first `prefix` bits of `bits` (an IPv4
+/// address in the low 32 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Net {
+    family: Family,
+    bits: u128,
+    prefix: u32,
+}
+
+impl Net {
+    /// `addr/prefix`, the address masked; `None` for a prefix too long.
+    fn new(addr: IpAddr, prefix: u32) -> Option<Net> {
+        let (family, bits) = match addr {
+            IpAddr::V4(a) => (Family::V4, u128::from(u32::from(a))),
+            IpAddr::V6(a) => (Family::V6, u128::from(a)),
+        };
+        let net = Net {
+            family,
+            bits,
+            prefix,
+        };
+        (prefix <= net.width()).then(|| Net {
+            bits: bits & net.mask(),
+            ..net
+        })
+    }
+
+    fn parse_cidr(s: &str) -> Option<Net> {
+        let (addr, prefix) = s.split_once('/')?;
+        Net::new(addr.parse().ok()?, prefix.parse().ok()?)
+    }
+
+    fn width(self) -> u32 {
+        match self.family {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        }
+    }
+
+    fn mask(self) -> u128 {
+        let ones = match self.family {
+            Family::V4 => u128::from(u32::MAX),
+            Family::V6 => u128::MAX,
+        };
+        match self.prefix {
+            0 => 0,
+            p => (ones << (self.width() - p)) & ones,
+        }
+    }
+
+    /// Every address of its family.
+    fn everything(self) -> bool {
+        self.prefix == 0
+    }
+
+    fn single_host(self) -> bool {
+        self.prefix == self.width()
+    }
+
+    fn contains(self, other: Net) -> bool {
+        self.family == other.family
+            && self.prefix <= other.prefix
+            && other.bits & self.mask() == self.bits
+    }
+
+    fn within(self, blocks: &[&str]) -> bool {
+        blocks
+            .iter()
+            .filter_map(|b| Net::parse_cidr(b))
+            .any(|b| b.contains(self))
+    }
+
+    fn is_loopback(self) -> bool {
+        self.within(&LOOPBACK)
+    }
+}
+
+impl fmt::Display for Net {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addr: IpAddr = match self.family {
+            Family::V4 => Ipv4Addr::from(self.bits as u32).into(),
+            Family::V6 => Ipv6Addr::from(self.bits).into(),
+        };
+        write!(f, "{addr}/{}", self.prefix)
+    }
+}
+
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
+/// Networks a restrict entry may open without reaching the internet:
+/// loopback, RFC 1918, IPv6 ULA and link-local.
+const PRIVATE: [&str; 8] = [
+    "127.0.0.0/8",
+    "::1/128",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+/// A numeric address as getaddrinfo(AI_NUMERICHOST) reads it: IPv6 with an
+/// optional `%zone`, IPv4 in every inet_aton spelling ("0", "0x7f.1",
+/// "010.0.0.1").
+fn parse_addr(s: &str) -> Option<IpAddr> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Some(a);
+    }
+    if let Some((a, zone)) = s.split_once('%') {
+        if let (false, Ok(a)) = (zone.is_empty(), a.parse::<Ipv6Addr>()) {
+            return Some(a.into());
+        }
+    }
+    inet_aton(s).map(IpAddr::V4)
+}
+
+/// glibc's inet_aton: one to four parts, each decimal, octal (leading 0)
+/// or hex (0x); the last part fills the bytes left.
+fn inet_aton(s: &str) -> Option<Ipv4Addr> {
+    let part = |p: &str| -> Option<u32> {
+        let (digits, radix) = match p.strip_prefix("0x").or_else(|| p.strip_prefix("0X")) {
+            Some(hex) => (hex, 16),
+            None if p.len() > 1 && p.starts_with('0') => (&p[1..], 8),
+            None => (p, 10),
+        };
+        if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
+            return None;
+        }
+        u32::from_str_radix(digits, radix).ok()
+    };
+    let parts: Vec<u32> = s.split('.').map(part).collect::<Option<_>>()?;
+    let (last, init) = parts.split_last()?;
+    if init.len() > 3 || init.iter().any(|p| *p > 255) {
+        return None;
+    }
+    if init.is_empty() {
+        return Some(Ipv4Addr::from(*last));
+    }
+    let rest_bits = 8 * (4 - init.len() as u32);
+    if u64::from(*last) >= 1u64 << rest_bits {
+        return None;
+    }
+    let high = init.iter().fold(0u32, |v, p| (v << 8) | p);
+    Some(Ipv4Addr::from((high << rest_bits) | last))
+}
+
+/// Prefix length of a netmask; a mask with holes counts its leading ones
+/// (the block it covers lies inside that prefix).
+fn mask_prefix(mask: IpAddr) -> u32 {
+    match mask {
+        IpAddr::V4(m) => u32::from(m).leading_ones(),
+        IpAddr::V6(m) => u128::from(m).leading_ones(),
+    }
+}
+
+/// What a restrict line applies to.
+#[derive(Debug, Clone, PartialEq)]
+enum Target {
+    /// The default entry of these families.
+    Default(Vec<Family>),
+    /// A host or network entry.
+    Net(Net),
+    /// A hostname, `source`, or an address the lint cannot read.
+    Other,
+}
+
+/// A `restrict` line, or an `unrestrict` one (NTPsec: turns the flags off,
+/// or without flags removes the entry).
+struct RestrictLine<'a> {
     line: usize,
-    families: Vec<Family>,
+    unrestrict: bool,
+    target: Target,
     flags: Vec<&'a str>,
 }
 
-/// `restrict [-4|-6] default|0.0.0.0 mask 0.0.0.0|:: mask :: FLAGS...`; `None`
-/// for any other line (host entries, `restrict source`, other directives).
-fn default_entry<'a>(line: usize, words: &[&'a str]) -> Option<DefaultEntry<'a>> {
+/// `[un]restrict [-4|-6] ADDRESS[/PREFIX] [mask MASK] FLAGS...`; `None` for
+/// other directives. `default`, and any address with a zero mask or prefix,
+/// is a default entry.
+fn restrict_line<'a>(line: usize, words: &[&'a str]) -> Option<RestrictLine<'a>> {
     let (first, rest) = words.split_first()?;
-    if *first != "restrict" {
-        return None;
-    }
+    let unrestrict = match *first {
+        "restrict" => false,
+        "unrestrict" => true,
+        _ => return None,
+    };
     let (family, rest) = match rest.first() {
         Some(&"-4") => (Some(Family::V4), &rest[1..]),
         Some(&"-6") => (Some(Family::V6), &rest[1..]),
@@ -203,13 +383,15 @@ fn default_entry<'a>(line: usize, words: &[&'a str]) -> Option<DefaultEntry<'a>>
         mask = rest.get(1).copied();
         rest = rest.get(2..).unwrap_or(&[]);
     }
-    let families = match (*address, mask, family) {
+    let target = match (*address, family) {
         // A family-less `restrict default` covers both (ntpd 4.2.6+, NTPsec).
-        ("default", _, None) => vec![Family::V4, Family::V6],
-        ("default", _, Some(f)) => vec![f],
-        ("0.0.0.0", Some("0.0.0.0"), _) => vec![Family::V4],
-        ("::", Some("::"), _) => vec![Family::V6],
-        _ => return None,
+        ("default", None) => Target::Default(vec![Family::V4, Family::V6]),
+        ("default", Some(f)) => Target::Default(vec![f]),
+        _ => match ntp_net(address, mask) {
+            Some(n) if n.everything() => Target::Default(vec![n.family]),
+            Some(n) => Target::Net(n),
+            None => Target::Other,
+        },
     };
     let mut flags = Vec::new();
     let mut words = rest.iter();
@@ -220,41 +402,130 @@ fn default_entry<'a>(line: usize, words: &[&'a str]) -> Option<DefaultEntry<'a>>
             words.next();
         }
     }
-    Some(DefaultEntry {
+    Some(RestrictLine {
         line,
-        families,
+        unrestrict,
+        target,
         flags,
     })
+}
+
+/// `ADDRESS`, `ADDRESS mask MASK` or NTPsec's `ADDRESS/PREFIX`; with both a
+/// prefix and a mask, the larger block.
+fn ntp_net(address: &str, mask: Option<&str>) -> Option<Net> {
+    let (addr, cidr) = match address.split_once('/') {
+        Some((a, p)) => (a, Some(p.parse::<u32>().ok()?)),
+        None => (address, None),
+    };
+    let addr = parse_addr(addr)?;
+    let masked = match mask {
+        Some(m) => {
+            let m = parse_addr(m)?;
+            if m.is_ipv4() != addr.is_ipv4() {
+                return None;
+            }
+            Some(mask_prefix(m))
+        }
+        None => None,
+    };
+    let width = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match (cidr, masked) {
+        (Some(c), Some(m)) => c.min(m),
+        (Some(p), None) | (None, Some(p)) => p,
+        (None, None) => width,
+    };
+    Net::new(addr, prefix)
+}
+
+/// The default entry of one family after every line, in order: where it
+/// starts, its flags, and the `unrestrict` line that last turned off each
+/// flag it no longer has.
+struct DefaultFlags<'a> {
+    line: usize,
+    flags: Vec<&'a str>,
+    removed: Vec<(&'a str, usize)>,
+}
+
+fn default_flags<'a>(entries: &[RestrictLine<'a>], family: Family) -> Option<DefaultFlags<'a>> {
+    let mut state: Option<DefaultFlags> = None;
+    for e in entries {
+        let Target::Default(families) = &e.target else {
+            continue;
+        };
+        if !families.contains(&family) {
+            continue;
+        }
+        if e.unrestrict {
+            // Without flags it does nothing: the default entry stays.
+            if let Some(st) = &mut state {
+                for f in &e.flags {
+                    if st.flags.contains(f) {
+                        st.flags.retain(|x| x != f);
+                        st.removed.retain(|(r, _)| r != f);
+                        st.removed.push((f, e.line));
+                    }
+                }
+            }
+        } else {
+            let st = state.get_or_insert(DefaultFlags {
+                line: e.line,
+                flags: Vec::new(),
+                removed: Vec::new(),
+            });
+            st.flags.extend(&e.flags);
+            st.removed.retain(|(r, _)| !e.flags.contains(r));
+        }
+    }
+    state
+}
+
+/// Host and network entries (never the default) with the flags left after
+/// every line, and the `unrestrict` line that last took flags off.
+fn network_entries<'a>(
+    entries: &[RestrictLine<'a>],
+) -> Vec<(Net, usize, Vec<&'a str>, Option<usize>)> {
+    let mut nets: Vec<(Net, usize, Vec<&str>, Option<usize>)> = Vec::new();
+    for e in entries {
+        let Target::Net(net) = e.target else {
+            continue;
+        };
+        let pos = nets.iter().position(|n| n.0 == net);
+        match (e.unrestrict, pos) {
+            (true, None) => {}
+            (true, Some(i)) if e.flags.is_empty() => {
+                nets.remove(i);
+            }
+            (true, Some(i)) => {
+                nets[i].2.retain(|f| !e.flags.contains(f));
+                nets[i].3 = Some(e.line);
+            }
+            (false, Some(i)) => nets[i].2.extend(&e.flags),
+            (false, None) => nets.push((net, e.line, e.flags.clone(), None)),
+        }
+    }
+    nets
 }
 
 /// classic ntpd stopped answering monlist in this upstream version.
 const MONLIST_REMOVED: &str = "4.2.7p26";
 
 fn lint_ntp(flavor: Flavor, lines: &[(usize, Vec<&str>)], version: Option<&str>) -> Vec<Finding> {
-    let entries: Vec<DefaultEntry> = lines
+    let entries: Vec<RestrictLine> = lines
         .iter()
-        .filter_map(|(n, w)| default_entry(*n, w))
+        .filter_map(|(n, w)| restrict_line(*n, w))
         .collect();
     let mut findings = Vec::new();
     // ntpd ORs the flags of lines for the same address into one entry, so a
-    // family's default is the union of every line that covers it.
-    let per_family = |family: Family| -> Option<(usize, Vec<&str>)> {
-        let covering: Vec<&DefaultEntry> = entries
-            .iter()
-            .filter(|e| e.families.contains(&family))
-            .collect();
-        let first = covering.first()?.line;
-        Some((
-            first,
-            covering
-                .iter()
-                .flat_map(|e| e.flags.iter().copied())
-                .collect(),
-        ))
-    };
+    // family's default is the union of every line that covers it, less the
+    // flags an `unrestrict` line turns off after them (`default_flags`).
     let mut missing: Vec<(Rule, Family, Option<usize>, String)> = Vec::new();
     for family in [Family::V4, Family::V6] {
-        let Some((line, flags)) = per_family(family) else {
+        let Some(DefaultFlags {
+            line,
+            flags,
+            removed,
+        }) = default_flags(&entries, family)
+        else {
             match family {
                 Family::V6 => findings.push(Finding {
                     rule: Rule::Ipv6DefaultMissing,
@@ -281,23 +552,46 @@ fn lint_ntp(flavor: Flavor, lines: &[(usize, Vec<&str>)], version: Option<&str>)
             (Rule::NoqueryMissing, "noquery"),
             (Rule::NomodifyMissing, "nomodify"),
         ] {
-            if !has(flag) {
-                missing.push((
-                    rule,
-                    family,
-                    Some(line),
-                    format!("the default restrict entry has no {flag}"),
-                ));
+            if has(flag) {
+                continue;
             }
+            let unrestricted = removed.iter().find(|(f, _)| *f == flag).map(|r| r.1);
+            let why = match unrestricted {
+                Some(_) => {
+                    format!("an `unrestrict` line turns off {flag} in the default restrict entry")
+                }
+                None => format!("the default restrict entry has no {flag}"),
+            };
+            missing.push((rule, family, Some(unrestricted.unwrap_or(line)), why));
         }
         if flags.contains(&"kod") && !flags.contains(&"limited") {
+            let unrestricted = removed.iter().find(|(f, _)| *f == "limited").map(|r| r.1);
             missing.push((
                 Rule::KodWithoutLimited,
                 family,
-                Some(line),
+                Some(unrestricted.unwrap_or(line)),
                 "the default restrict entry has kod without limited".into(),
             ));
         }
+    }
+    // The most specific entry decides, so a network entry without noquery
+    // re-opens queries for every host in it, whatever the default says.
+    for (net, line, flags, unrestricted) in network_entries(&entries) {
+        let closed = flags.contains(&"noquery") || flags.contains(&"ignore");
+        if closed || net.single_host() || net.within(&PRIVATE) {
+            continue;
+        }
+        let message = match unrestricted {
+            Some(_) => format!(
+                "an `unrestrict` line leaves the restrict entry for {net}, a public network, without noquery (or ignore)"
+            ),
+            None => format!("the restrict entry for {net}, a public network, has no noquery (or ignore)"),
+        };
+        findings.push(Finding {
+            rule: Rule::NoqueryMissingNetwork,
+            line: Some(unrestricted.unwrap_or(line)),
+            message,
+        });
     }
     // One finding per rule, naming the families it applies to.
     for rule in [
@@ -382,16 +676,14 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
     let mut findings = Vec::new();
     for (n, words) in lines {
         let (directive, args) = words.split_first().expect("directives have a word");
-        match *directive {
+        // chrony compares directive names with strcasecmp: `ALLOW` is `allow`.
+        match directive.to_ascii_lowercase().as_str() {
             "allow" => {
                 let everything = match args {
                     [] | ["all"] => true,
-                    _ => args.iter().any(|a| {
-                        matches!(
-                            *a,
-                            "0/0" | "0.0.0.0/0" | "::/0" | "::0/0" | "0.0.0.0/0.0.0.0"
-                        )
-                    }),
+                    _ => args
+                        .iter()
+                        .any(|a| chrony_subnet(a).is_some_and(Net::everything)),
                 };
                 if everything {
                     let message = format!("`{}` serves NTP to every address", words.join(" "));
@@ -404,7 +696,8 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
             }
             "cmdallow" => {
                 let subnets: Vec<&str> = args.iter().copied().filter(|a| *a != "all").collect();
-                if subnets.is_empty() || !subnets.iter().all(|s| is_loopback_subnet(s)) {
+                let loopback = |s: &&str| chrony_subnet(s).is_some_and(Net::is_loopback);
+                if subnets.is_empty() || !subnets.iter().all(loopback) {
                     let message = format!(
                         "`{}` opens the command port beyond 127.0.0.1 and ::1",
                         words.join(" ")
@@ -418,9 +711,13 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
             }
             "bindcmdaddress" => {
                 // A path is the Unix socket, local by nature.
-                let local = args
-                    .first()
-                    .is_some_and(|a| a.starts_with('/') || is_loopback_subnet(a));
+                let local = args.first().is_some_and(|a| {
+                    a.starts_with('/')
+                        || a.parse::<IpAddr>()
+                            .ok()
+                            .and_then(|ip| Net::new(ip, if ip.is_ipv4() { 32 } else { 128 }))
+                            .is_some_and(Net::is_loopback)
+                });
                 if !local {
                     let message = format!(
                         "`{}` binds the command port to a non-loopback address",
@@ -439,37 +736,90 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
     findings
 }
 
-/// chrony's subnet syntax: `127.0.0.1`, `127/8`, `127.0.0.0/8`, `::1`,
-/// `::1/128`; true when every address it covers is a loopback address.
-fn is_loopback_subnet(subnet: &str) -> bool {
-    let (addr, prefix) = match subnet.split_once('/') {
-        Some((a, p)) => match p.parse::<u8>() {
-            Ok(p) => (a, Some(p)),
-            Err(_) => return false,
-        },
+/// chrony's subnet syntax: `192.0.2.1`, `10/8`, `10.0.0.0/8`, `::1/128`,
+/// `0/0`, a partial IPv4 address (`10`, `192.168`: that many octets as the
+/// prefix), and a dotted mask after `/`; `None` for a hostname.
+fn chrony_subnet(subnet: &str) -> Option<Net> {
+    let (addr, bits) = match subnet.split_once('/') {
+        Some((a, b)) => (a, Some(b)),
         None => (subnet, None),
     };
-    if let Ok(ip) = addr.parse::<IpAddr>() {
-        return match ip {
-            IpAddr::V4(v4) => v4.is_loopback() && prefix.map_or(true, |p| p >= 8),
-            IpAddr::V6(v6) => v6.is_loopback() && prefix.map_or(true, |p| p == 128),
-        };
-    }
-    // A partial IPv4 address ("127", "127.0") means that many octets as the prefix.
-    let octets: Vec<&str> = addr.split('.').collect();
-    let parsed: Option<Vec<u8>> = octets.iter().map(|o| o.parse::<u8>().ok()).collect();
-    match parsed {
-        Some(o) if !o.is_empty() && o.len() < 4 => {
-            o[0] == Ipv4Addr::LOCALHOST.octets()[0] && prefix.unwrap_or(8 * o.len() as u8) >= 8
+    let (ip, default_prefix) = match addr.parse::<IpAddr>() {
+        Ok(ip) => (ip, if ip.is_ipv4() { 32 } else { 128 }),
+        Err(_) => {
+            let octets: Vec<u8> = addr
+                .split('.')
+                .map(|o| o.parse::<u8>().ok())
+                .collect::<Option<_>>()?;
+            if octets.is_empty() || octets.len() > 3 {
+                return None;
+            }
+            let mut full = [0u8; 4];
+            full[..octets.len()].copy_from_slice(&octets);
+            (IpAddr::from(full), 8 * octets.len() as u32)
         }
-        _ => false,
+    };
+    let prefix = match bits {
+        None => default_prefix,
+        Some(b) => match b.parse::<u32>() {
+            Ok(p) => p,
+            Err(_) => mask_prefix(b.parse::<IpAddr>().ok()?),
+        },
+    };
+    Net::new(ip, prefix)
+}
+
+/// chrony keeps only the last `bindaddress` of each address family: more
+/// than one would silently drop all but the last. One message per family.
+pub fn conflicts(flavor: Flavor, config: &str) -> Vec<String> {
+    if flavor != Flavor::Chrony {
+        return Vec::new();
     }
+    let lines = directives(flavor, config);
+    let mut out = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let binds: Vec<(usize, &str)> = lines
+            .iter()
+            .filter(|(_, w)| w[0].eq_ignore_ascii_case("bindaddress"))
+            .filter_map(|(n, w)| {
+                let ip = w.get(1)?.parse::<IpAddr>().ok()?;
+                let f = if ip.is_ipv4() { Family::V4 } else { Family::V6 };
+                (f == family).then_some((*n, w[1]))
+            })
+            .collect();
+        if let [.., (_, last)] = binds.as_slice() {
+            if binds.len() > 1 {
+                let list: Vec<String> = binds
+                    .iter()
+                    .map(|(n, a)| format!("{a} (line {n})"))
+                    .collect();
+                out.push(format!(
+                    "{} `bindaddress` lines for {}: {}; chrony keeps only the last one per address family, so it \
+                     would listen on {last} alone: give `listen` at most one IPv4 and one IPv6 address",
+                    binds.len(),
+                    family.name(),
+                    list.join(", ")
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn lint_openntpd(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
+    // `*`, or the unspecified address in any spelling (`0`, `::0`, ...).
+    let everywhere = |addr: &str| {
+        addr == "*"
+            || parse_addr(addr).is_some_and(|ip| match ip {
+                IpAddr::V4(v4) => v4.is_unspecified(),
+                IpAddr::V6(v6) => {
+                    v6.is_unspecified() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified())
+                }
+            })
+    };
     lines
         .iter()
-        .filter(|(_, w)| matches!(w.as_slice(), ["listen", "on", addr, ..] if matches!(*addr, "*" | "0.0.0.0" | "::")))
+        .filter(|(_, w)| matches!(w.as_slice(), ["listen", "on", addr, ..] if everywhere(addr)))
         .map(|(n, w)| Finding {
             rule: Rule::OpenntpdListenAny,
             line: Some(*n),
@@ -478,52 +828,78 @@ fn lint_openntpd(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
         .collect()
 }
 
-/// The config a plan writes for its daemon, linted.
+/// A daemon config a plan writes, linted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Linted {
     pub config: AbsPath,
     pub flavor: Flavor,
     pub version: Option<String>,
+    /// The step that writes it, for messages: `step "NTP config"` or
+    /// `handler "..."`.
+    pub step: String,
+    /// Whether it is the resolved daemon's own config (the one the check
+    /// after apply probes).
+    pub for_daemon: bool,
     pub findings: Vec<Finding>,
+    /// Settings the daemon would not honour as the plan means them (see
+    /// `conflicts`): refused whatever `allow_insecure` says.
+    pub conflicts: Vec<String>,
 }
 
 /// What a run should know before it changes anything.
-#[derive(Debug, Clone, PartialEq)]
-pub enum PlanLint {
-    /// The plan names no daemon (no `vars.daemon`): nothing to lint.
-    NoDaemon,
-    /// The plan does not write the daemon's config file.
-    NotTemplated(AbsPath),
-    Linted(Linted),
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PlanLint {
+    /// Every template (steps, then handlers, in plan order) that writes the
+    /// resolved daemon's config or a known daemon config path: each is
+    /// written, so each can be live during the run.
+    pub linted: Vec<Linted>,
+    /// The resolved daemon's config, when no template writes it.
+    pub not_templated: Option<AbsPath>,
 }
 
-/// Lints the content the plan's last template for `facts.daemon.config`
-/// renders (equal to the file when it is unchanged), for the daemon version
-/// that will run: the one this changeset installs, else the installed one,
-/// else the archive's candidate.
+/// Lints the content of every template the plan writes to a daemon config:
+/// the resolved daemon's `config` (for its flavor), or any of the known
+/// paths (`Flavor::config`, for the flavor the path belongs to). The
+/// version is the daemon's that will run (the one this changeset installs,
+/// else the installed one, else the archive's candidate); for another
+/// flavor's path, that flavor package's installed or candidate version as
+/// the facts know it.
 pub fn for_plan(rendered: &Rendered, facts: &Facts, changeset: &Changeset) -> PlanLint {
-    let Some(daemon) = &facts.daemon else {
-        return PlanLint::NoDaemon;
-    };
-    let content = rendered
+    let daemon = facts.daemon.as_ref();
+    let steps = rendered
         .steps
         .iter()
-        .chain(&rendered.handlers)
-        .rev()
-        .find_map(|s| match &s.action {
-            Action::Template(t) if t.dest == daemon.config => Some(t.content.as_str()),
-            _ => None,
+        .map(|s| ("step", s))
+        .chain(rendered.handlers.iter().map(|s| ("handler", s)));
+    let mut linted = Vec::new();
+    for (kind, step) in steps {
+        let Action::Template(t) = &step.action else {
+            continue;
+        };
+        let (flavor, version, for_daemon) = match daemon {
+            Some(d) if t.dest == d.config => (d.flavor, daemon_version(d, facts, changeset), true),
+            _ => match Flavor::ALL.into_iter().find(|f| f.config() == t.dest) {
+                Some(f) => (f, fact_version(&f.package(), facts), false),
+                None => continue,
+            },
+        };
+        linted.push(Linted {
+            config: t.dest.clone(),
+            flavor,
+            step: format!("{kind} {:?}", step.name),
+            for_daemon,
+            findings: lint(flavor, &t.content, version.as_deref()),
+            conflicts: conflicts(flavor, &t.content),
+            version,
         });
-    let Some(content) = content else {
-        return PlanLint::NotTemplated(daemon.config.clone());
-    };
-    let version = daemon_version(daemon, facts, changeset);
-    PlanLint::Linted(Linted {
-        config: daemon.config.clone(),
-        flavor: daemon.flavor,
-        findings: lint(daemon.flavor, content, version.as_deref()),
-        version,
-    })
+    }
+    let not_templated = daemon
+        .filter(|_| !linted.iter().any(|l| l.for_daemon))
+        .map(|d| d.config.clone());
+    PlanLint {
+        linted,
+        not_templated,
+    }
 }
 
 fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Option<String> {
@@ -538,38 +914,69 @@ fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Opti
                 .and_then(|p| p.after.clone()),
             _ => None,
         });
-    let fact = facts.packages.get(&daemon.package);
-    installing
-        .or_else(|| match fact.map(|f| &f.dpkg) {
-            Some(DpkgState::Installed { version }) => Some(version.clone()),
-            _ => None,
-        })
-        .or_else(|| fact.and_then(|f| f.candidate.clone()))
+    installing.or_else(|| fact_version(&daemon.package, facts))
 }
 
-/// Splits findings into refusals and those the plan allows; `Err` is the
-/// report's error (what and why), `Ok` the notes for allowed findings.
-pub fn judge(linted: &Linted, allow: &[Rule]) -> Result<Vec<String>, String> {
-    let (allowed, refused): (Vec<&Finding>, Vec<&Finding>) = linted
-        .findings
-        .iter()
-        .partition(|f| allow.contains(&f.rule));
-    if !refused.is_empty() {
-        let items: Vec<String> = refused.iter().map(|f| f.to_string()).collect();
-        let mut names: Vec<&str> = refused.iter().map(|f| f.rule.name()).collect();
+/// The installed version of `package`, else its candidate, as the facts
+/// know them.
+fn fact_version(package: &PackageName, facts: &Facts) -> Option<String> {
+    let fact = facts.packages.get(package);
+    match fact.map(|f| &f.dpkg) {
+        Some(DpkgState::Installed { version }) => Some(version.clone()),
+        _ => fact.and_then(|f| f.candidate.clone()),
+    }
+}
+
+/// Splits the findings of every linted template into refusals and those the
+/// plan allows; `Err` is the report's error (what, where and why), `Ok` the
+/// notes for allowed findings. Conflicts refuse whatever the plan allows.
+pub fn judge(plan: &PlanLint, allow: &[Rule]) -> Result<Vec<String>, String> {
+    let mut errors = Vec::new();
+    let mut notes = Vec::new();
+    let mut names: Vec<Rule> = Vec::new();
+    for linted in &plan.linted {
+        if !linted.conflicts.is_empty() {
+            errors.push(format!(
+                "{} as the plan would write it in {} does not work as intended: {}.",
+                linted.config,
+                linted.step,
+                linted.conflicts.join("; ")
+            ));
+        }
+        let (allowed, refused): (Vec<&Finding>, Vec<&Finding>) = linted
+            .findings
+            .iter()
+            .partition(|f| allow.contains(&f.rule));
+        if !refused.is_empty() {
+            let items: Vec<String> = refused.iter().map(|f| f.to_string()).collect();
+            errors.push(format!(
+                "{} as the plan would write it fails the access-control lint in {}: {}",
+                linted.config,
+                linted.step,
+                items.join(" ")
+            ));
+            names.extend(refused.iter().map(|f| f.rule));
+        }
+        notes.extend(
+            allowed
+                .iter()
+                .map(|f| format!("allowed by allow_insecure: {}: {f}", linted.config)),
+        );
+    }
+    if errors.is_empty() {
+        return Ok(notes);
+    }
+    let mut error = errors.join(" ");
+    if !names.is_empty() {
+        names.sort();
         names.dedup();
-        return Err(format!(
-            "{} as the plan would write it fails the access-control lint: {}. If this is intended, list the \
-             rule in the plan: allow_insecure: [{}]",
-            linted.config,
-            items.join(" "),
+        let names: Vec<&str> = names.iter().map(|r| r.name()).collect();
+        error.push_str(&format!(
+            " If this is intended, list the rule in the plan: allow_insecure: [{}]",
             names.join(", ")
         ));
     }
-    Ok(allowed
-        .iter()
-        .map(|f| format!("allowed by allow_insecure: {}: {f}", linted.config))
-        .collect())
+    Err(error)
 }
 
 #[cfg(test)]

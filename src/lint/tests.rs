@@ -489,25 +489,37 @@ fn rule_names_round_trip_and_unknown_names_are_refused() {
     );
 }
 
-#[test]
-fn judge_refuses_unless_allowed_and_explains_the_risk() {
-    let linted = Linted {
-        config: AbsPath::parse("/etc/ntp.conf").unwrap(),
+fn linted(config: &str, step: &str, findings: Vec<Finding>) -> Linted {
+    Linted {
+        config: AbsPath::parse(config).unwrap(),
         flavor: Flavor::Ntpd,
         version: NTPD_4_2_8.map(str::to_string),
-        findings: lint(
-            Flavor::Ntpd,
-            "restrict default kod limited nomodify nopeer\n",
-            NTPD_4_2_8,
-        ),
+        step: step.to_string(),
+        for_daemon: true,
+        findings,
+        conflicts: vec![],
+    }
+}
+
+#[test]
+fn judge_refuses_unless_allowed_and_explains_the_risk() {
+    let open = lint(
+        Flavor::Ntpd,
+        "restrict default kod limited nomodify nopeer\n",
+        NTPD_4_2_8,
+    );
+    let plan = PlanLint {
+        linted: vec![linted("/etc/ntp.conf", "step \"NTP config\"", open)],
+        not_templated: None,
     };
-    let err = judge(&linted, &[]).unwrap_err();
-    assert!(err.starts_with("/etc/ntp.conf as the plan would write it fails the access-control lint: noquery-missing (line 1)"), "{err}");
+    let err = judge(&plan, &[]).unwrap_err();
+    assert!(err.starts_with("/etc/ntp.conf as the plan would write it fails the access-control lint in step \"NTP config\": noquery-missing (line 1)"), "{err}");
     assert!(
-        err.contains("DRDoS reflector") && err.ends_with("allow_insecure: [noquery-missing]"),
+        err.contains("DRDoS reflector (CVE-2013-5211). If this is intended")
+            && err.ends_with("allow_insecure: [noquery-missing]"),
         "{err}"
     );
-    let notes = judge(&linted, &[Rule::NoqueryMissing]).unwrap();
+    let notes = judge(&plan, &[Rule::NoqueryMissing]).unwrap();
     assert_eq!(notes.len(), 1);
     assert!(
         notes[0].starts_with("allowed by allow_insecure: /etc/ntp.conf: noquery-missing (line 1)"),
@@ -515,7 +527,81 @@ fn judge_refuses_unless_allowed_and_explains_the_risk() {
         notes[0]
     );
     // Allowing another rule does not allow this one.
-    assert!(judge(&linted, &[Rule::MonitorEnabled]).is_err());
+    assert!(judge(&plan, &[Rule::MonitorEnabled]).is_err());
+}
+
+#[test]
+fn judge_refuses_if_any_template_fails_and_names_each() {
+    let clean = linted("/etc/ntp.conf", "step \"late\"", vec![]);
+    let open = linted(
+        "/etc/ntp.conf",
+        "step \"early\"",
+        lint(Flavor::Ntpd, "restrict default nomodify\n", NTPD_4_2_8),
+    );
+    let mut chrony = linted(
+        "/etc/chrony/chrony.conf",
+        "handler \"chrony too\"",
+        lint(Flavor::Chrony, "cmdallow all\n", None),
+    );
+    chrony.for_daemon = false;
+    let plan = PlanLint {
+        linted: vec![open, clean.clone(), chrony],
+        not_templated: None,
+    };
+    let err = judge(&plan, &[]).unwrap_err();
+    assert!(
+        err.starts_with("/etc/ntp.conf as the plan would write it fails the access-control lint in step \"early\": noquery-missing (line 1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(" /etc/chrony/chrony.conf as the plan would write it fails the access-control lint in handler \"chrony too\": chrony-cmdallow (line 1)"),
+        "{err}"
+    );
+    assert!(!err.contains("late"), "{err}");
+    assert!(
+        err.ends_with("allow_insecure: [noquery-missing, chrony-cmdallow]"),
+        "{err}"
+    );
+    // The gate refuses too; once allowed, only the daemon's own config's
+    // findings relax the check after apply.
+    assert_eq!(crate::app::lint_gate(&plan, &[]).unwrap_err(), err);
+    let (notes, (enforcement, accepted)) =
+        crate::app::lint_gate(&plan, &[Rule::NoqueryMissing, Rule::ChronyCmdallow]).unwrap();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert_eq!(enforcement, crate::verify::Enforcement::AllowedByPlan);
+    assert_eq!(accepted, vec!["noquery-missing"]);
+    // A plan whose daemon config no template writes gets the note.
+    let untouched = PlanLint {
+        linted: vec![],
+        not_templated: Some(AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap()),
+    };
+    let (notes, (enforcement, _)) = crate::app::lint_gate(&untouched, &[]).unwrap();
+    assert_eq!(
+        notes,
+        vec!["the plan does not write /etc/ntpsec/ntp.conf: its access control was not linted"]
+    );
+    assert_eq!(enforcement, crate::verify::Enforcement::Enforced);
+}
+
+#[test]
+fn judge_refuses_conflicts_whatever_the_plan_allows() {
+    let mut two = linted("/etc/chrony/chrony.conf", "step \"NTP config\"", vec![]);
+    two.conflicts = conflicts(
+        Flavor::Chrony,
+        "bindaddress 192.0.2.1\nbindaddress 192.0.2.2\n",
+    );
+    let plan = PlanLint {
+        linted: vec![two],
+        not_templated: None,
+    };
+    for allow in [&[][..], &Rule::ALL[..]] {
+        let err = judge(&plan, allow).unwrap_err();
+        assert!(
+            err.starts_with("/etc/chrony/chrony.conf as the plan would write it in step \"NTP config\" does not work as intended: 2 `bindaddress` lines for IPv4"),
+            "{err}"
+        );
+        assert!(!err.contains("allow_insecure"), "{err}");
+    }
 }
 
 #[test]
@@ -525,11 +611,18 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
     let node = FakeNode::bullseye();
     let g = crate::facts::gather(&node, &plan).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
-    let PlanLint::Linted(linted) = for_plan(&g.rendered, &g.facts, &cs) else {
-        panic!("the default plan writes the config")
+    let outcome = for_plan(&g.rendered, &g.facts, &cs);
+    assert_eq!(outcome.not_templated, None);
+    let [linted] = outcome.linted.as_slice() else {
+        panic!("the default plan writes the config once: {outcome:?}")
     };
     assert_eq!(linted.config.as_str(), "/etc/ntp.conf");
     assert_eq!(linted.flavor, Flavor::Ntpd);
+    assert_eq!(
+        linted.step,
+        "step \"NTP config with our servers and access control\""
+    );
+    assert!(linted.for_daemon);
     let installed = cs
         .steps
         .iter()
@@ -542,7 +635,7 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
     assert_eq!(linted.version, installed);
     assert_eq!(linted.findings, vec![]);
 
-    // A plan without a daemon has nothing to lint.
+    // A plan without a daemon that writes no daemon config: nothing to lint.
     let bare = Plan::load(
         b"steps:\n  - name: s\n    apt: {name: ntp}\n",
         Source::embedded(),
@@ -551,5 +644,485 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
     .unwrap();
     let g = crate::facts::gather(&node, &bare).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
-    assert_eq!(for_plan(&g.rendered, &g.facts, &cs), PlanLint::NoDaemon);
+    assert_eq!(for_plan(&g.rendered, &g.facts, &cs), PlanLint::default());
+}
+
+/// Gathers facts on a fake bullseye node for a plan file with templates
+/// next to it, and lints.
+fn lint_plan_file(plan: &str, templates: &[(&str, &str)]) -> (PlanLint, crate::facts::Facts) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in templates {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let path = dir.path().join("plan.yaml");
+    std::fs::write(&path, plan).unwrap();
+    let plan = Plan::load(plan.as_bytes(), Source::file(&path), &[]).unwrap();
+    let node = crate::fake::FakeNode::bullseye();
+    let g = crate::facts::gather(&node, &plan).unwrap();
+    let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
+    (for_plan(&g.rendered, &g.facts, &cs), g.facts)
+}
+
+const OPEN_NTP_CONF: &str =
+    "restrict default kod limited nomodify\nrestrict 127.0.0.1\ndisable monitor\n";
+
+#[test]
+fn for_plan_lints_known_daemon_configs_in_plans_without_a_daemon() {
+    let plan = "\
+steps:
+  - name: ntp installed
+    apt: {name: ntp}
+  - name: custom ntp.conf
+    template: {src: open.j2, dest: /etc/ntp.conf}
+  - name: some other file
+    template: {src: open.j2, dest: /etc/default/ntp}
+handlers:
+  - name: chrony config
+    template: {src: chrony.j2, dest: /etc/chrony/chrony.conf}
+";
+    let (outcome, facts) = lint_plan_file(
+        plan,
+        &[("open.j2", OPEN_NTP_CONF), ("chrony.j2", "CMDALLOW all\n")],
+    );
+    assert_eq!(outcome.not_templated, None);
+    let seen: Vec<(&str, Flavor, &str, bool)> = outcome
+        .linted
+        .iter()
+        .map(|l| (l.config.as_str(), l.flavor, l.step.as_str(), l.for_daemon))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "/etc/ntp.conf",
+                Flavor::Ntpd,
+                "step \"custom ntp.conf\"",
+                false
+            ),
+            (
+                "/etc/chrony/chrony.conf",
+                Flavor::Chrony,
+                "handler \"chrony config\"",
+                false
+            ),
+        ]
+    );
+    // The version of another path's flavor is its package's from the facts.
+    let ntp = facts
+        .packages
+        .get(&Flavor::Ntpd.package())
+        .expect("the plan names ntp");
+    let want = match &ntp.dpkg {
+        DpkgState::Installed { version } => Some(version.clone()),
+        _ => ntp.candidate.clone(),
+    };
+    assert!(want.is_some());
+    assert_eq!(outcome.linted[0].version, want);
+    assert_eq!(outcome.linted[1].version, None);
+    let err = judge(&outcome, &[]).unwrap_err();
+    assert!(err.starts_with("/etc/ntp.conf as the plan would write it fails the access-control lint in step \"custom ntp.conf\": noquery-missing"), "{err}");
+    assert!(
+        err.contains("in handler \"chrony config\": chrony-cmdallow"),
+        "{err}"
+    );
+}
+
+#[test]
+fn for_plan_lints_every_template_for_the_daemon_config_not_only_the_last() {
+    let plan = "\
+vars:
+  daemon: ntp
+  servers: [127.0.0.1]
+steps:
+  - name: first, open
+    template: {src: open.j2, dest: \"{{ facts.daemon.config }}\"}
+  - name: then hardened
+    template: {src: ntp.conf.j2, dest: \"{{ facts.daemon.config }}\"}
+";
+    let (outcome, facts) = lint_plan_file(plan, &[("open.j2", OPEN_NTP_CONF)]);
+    let daemon = facts.daemon.as_ref().unwrap();
+    assert_eq!(outcome.linted.len(), 2);
+    assert!(outcome
+        .linted
+        .iter()
+        .all(|l| l.for_daemon && l.config == daemon.config));
+    assert_eq!(outcome.linted[1].findings, vec![]);
+    let err = judge(&outcome, &[]).unwrap_err();
+    assert!(
+        err.contains("fails the access-control lint in step \"first, open\": noquery-missing"),
+        "{err}"
+    );
+
+    // A daemon whose config nothing writes keeps its note, even when another
+    // daemon's config is written.
+    let plan = "\
+vars:
+  daemon: ntp
+steps:
+  - name: chrony config
+    template: {src: chrony.j2, dest: /etc/chrony/chrony.conf}
+";
+    let (outcome, facts) = lint_plan_file(plan, &[("chrony.j2", "allow 10/8\n")]);
+    assert_eq!(
+        outcome.not_templated,
+        Some(facts.daemon.as_ref().unwrap().config.clone())
+    );
+    assert_eq!(outcome.linted.len(), 1);
+    assert_eq!(outcome.linted[0].flavor, Flavor::Chrony);
+    assert!(judge(&outcome, &[]).unwrap().is_empty());
+}
+
+#[test]
+fn noquery_missing_network_fires_on_public_networks_without_noquery() {
+    // Each line re-opens queries for a public network under a hardened default.
+    for line in [
+        "restrict 128.0.0.0 mask 128.0.0.0 nomodify",
+        "restrict 0.0.0.0 mask 128.0.0.0 nomodify notrap",
+        "restrict 192.0.2.0 mask 255.255.255.0",
+        "restrict 192.0.2.0/24 nomodify",
+        "restrict -6 2001:db8:: mask ffff:ffff:: nomodify",
+        "restrict 2001:db8::/32",
+        // 10.0.0.0/7 reaches beyond 10/8 into 11/8.
+        "restrict 10.0.0.0 mask 254.0.0.0",
+        // inet_aton spellings: 0x80 is 128.0.0.0.
+        "restrict 0x80000000 mask 128.0.0.0 nomodify",
+    ] {
+        let config = format!("{HARDENED}{line}\n");
+        let found = lint(Flavor::Ntpsec, &config, None);
+        assert_eq!(
+            found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+            vec![Rule::NoqueryMissingNetwork],
+            "{line}"
+        );
+        assert_eq!(found[0].line, Some(5), "{line}");
+        assert_eq!(
+            rules(
+                Flavor::Ntpd,
+                &format!("{config}disable monitor\n"),
+                NTPD_4_2_8
+            ),
+            vec!["noquery-missing-network"],
+            "{line}"
+        );
+    }
+    let found = lint(
+        Flavor::Ntpd,
+        &format!("{HARDENED}restrict 128.0.0.0 mask 128.0.0.0 nomodify\n"),
+        NTPD_4_2_8,
+    );
+    assert_eq!(
+        found[0].message,
+        "the restrict entry for 128.0.0.0/1, a public network, has no noquery (or ignore)"
+    );
+    // Single hosts, private networks, entries with noquery or ignore, and
+    // hostnames stay allowed.
+    for line in [
+        "restrict 192.0.2.1",
+        "restrict 192.0.2.1 mask 255.255.255.255 nomodify",
+        "restrict 2001:db8::1",
+        "restrict 192.168.0.0 mask 255.255.0.0 nomodify",
+        "restrict 10.0.0.0/8",
+        "restrict 172.16.0.0 mask 255.240.0.0",
+        "restrict 169.254.0.0/16",
+        "restrict 127.0.0.0 mask 255.0.0.0",
+        "restrict fd00:1234::/48",
+        "restrict fe80:: mask ffc0::",
+        "restrict 128.0.0.0 mask 128.0.0.0 nomodify noquery",
+        "restrict 128.0.0.0 mask 128.0.0.0 ignore",
+        "restrict source nomodify",
+        "restrict time.example.org nomodify",
+    ] {
+        assert_eq!(
+            rules(Flavor::Ntpsec, &format!("{HARDENED}{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
+    }
+    // Flags of several lines for one network add up.
+    let split = format!(
+        "{HARDENED}restrict 192.0.2.0/24 nomodify\nrestrict 192.0.2.0 mask 255.255.255.0 noquery\n"
+    );
+    assert_eq!(rules(Flavor::Ntpsec, &split, None), Vec::<&str>::new());
+    // 172.32/12 is not RFC 1918.
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            &format!("{HARDENED}restrict 172.32.0.0/12\n"),
+            None
+        ),
+        vec!["noquery-missing-network"]
+    );
+}
+
+#[test]
+fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
+    let off = "restrict default kod limited nomodify noquery\nunrestrict default noquery\n";
+    let found = lint(Flavor::Ntpsec, off, None);
+    assert_eq!(
+        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        vec![Rule::NoqueryMissing]
+    );
+    assert_eq!(found[0].line, Some(2));
+    assert_eq!(
+        found[0].message,
+        "an `unrestrict` line turns off noquery in the default restrict entry (IPv4 and IPv6)"
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default nomodify noquery\nunrestrict -6 default nomodify\n",
+            None
+        ),
+        vec!["nomodify-missing"]
+    );
+    // `unrestrict default` without flags does nothing; a later restrict puts a flag back.
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default nomodify noquery\nunrestrict default\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict default nomodify noquery\nunrestrict default noquery\nrestrict default noquery\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    // On a network entry: turning noquery off re-opens it; removing the entry does not.
+    let net = format!("{HARDENED}restrict 192.0.2.0/24 noquery\n");
+    let found = lint(
+        Flavor::Ntpsec,
+        &format!("{net}unrestrict 192.0.2.0/24 noquery\n"),
+        None,
+    );
+    assert_eq!(
+        (found[0].rule, found[0].line),
+        (Rule::NoqueryMissingNetwork, Some(6))
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            &format!("{HARDENED}restrict 192.0.2.0/24\nunrestrict 192.0.2.0/24\n"),
+            None
+        ),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn chrony_directives_match_in_any_case() {
+    for line in [
+        "CMDALLOW all",
+        "CmdAllow 192.0.2.0/24",
+        "BINDCMDADDRESS 0.0.0.0",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-cmdallow"],
+            "{line}"
+        );
+    }
+    for line in ["ALLOW", "Allow all", "ALLOW 0/0"] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-allow-all"],
+            "{line}"
+        );
+    }
+    assert_eq!(
+        rules(
+            Flavor::Chrony,
+            "CMDALLOW 127.0.0.1\nBindCmdAddress ::1\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    // ntpd and OpenNTPD keywords stay case-sensitive.
+    assert_eq!(
+        rules(Flavor::Openntpd, "LISTEN ON *\n", None),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn every_spelling_of_all_and_everywhere_is_recognised() {
+    for line in [
+        "allow 192.0.2.0/0",
+        "allow 0::/0",
+        "allow 2001:db8::/0",
+        "allow 10/0",
+        "allow 10.0.0.0/0.0.0.0",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            vec!["chrony-allow-all"],
+            "{line}"
+        );
+    }
+    for line in [
+        "allow 192.0.2.0/1",
+        "allow 10.0.0.0/255.0.0.0",
+        "allow ntp.example.org",
+    ] {
+        assert_eq!(
+            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
+    }
+    for line in [
+        "listen on ::0",
+        "listen on 0:0:0:0:0:0:0:0",
+        "listen on 0",
+        "listen on 0.0",
+        "listen on 0x0",
+        "listen on 000.000.000.000",
+        "listen on ::ffff:0.0.0.0",
+    ] {
+        assert_eq!(
+            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            vec!["openntpd-listen-any"],
+            "{line}"
+        );
+    }
+    for line in ["listen on 0.0.0.1", "listen on ::2", "listen on localhost"] {
+        assert_eq!(
+            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            Vec::<&str>::new(),
+            "{line}"
+        );
+    }
+    // A zero mask or prefix on any address is the default entry for ntpd.
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict 192.0.2.0 mask 0.0.0.0 nomodify noquery\nrestrict 2001:db8::/0 nomodify noquery\n",
+            None
+        ),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        rules(
+            Flavor::Ntpsec,
+            "restrict 0.0.0.0/0 nomodify\nrestrict -6 default nomodify noquery\n",
+            None
+        ),
+        vec!["noquery-missing"]
+    );
+}
+
+#[test]
+fn inet_aton_reads_what_glibc_reads() {
+    for (s, want) in [
+        ("0", "0.0.0.0"),
+        ("127.1", "127.0.0.1"),
+        ("0x7f.1", "127.0.0.1"),
+        ("010.0.0.1", "8.0.0.1"),
+        ("192.168.1", "192.168.0.1"),
+        ("4294967295", "255.255.255.255"),
+    ] {
+        assert_eq!(inet_aton(s), Some(want.parse().unwrap()), "{s}");
+    }
+    for s in [
+        "",
+        "1.2.3.4.5",
+        "256.1",
+        "1.2.3.256",
+        "08",
+        "0x",
+        "a",
+        "1..2",
+        "+1",
+    ] {
+        assert_eq!(inet_aton(s), None, "{s}");
+    }
+}
+
+#[test]
+fn chrony_refuses_more_than_one_bindaddress_per_family() {
+    let two = "bindaddress 192.0.2.1\nbindaddress 2001:db8::1\nBINDADDRESS 192.0.2.2\n";
+    let errors = conflicts(Flavor::Chrony, two);
+    assert_eq!(
+        errors,
+        vec![
+            "2 `bindaddress` lines for IPv4: 192.0.2.1 (line 1), 192.0.2.2 (line 3); chrony keeps only the last \
+             one per address family, so it would listen on 192.0.2.2 alone: give `listen` at most one IPv4 and \
+             one IPv6 address"
+        ]
+    );
+    assert_eq!(
+        conflicts(
+            Flavor::Chrony,
+            "bindaddress 192.0.2.1\nbindaddress 2001:db8::1\n"
+        ),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        conflicts(Flavor::Chrony, "bindaddress ::1\nbindaddress 2001:db8::1\n").len(),
+        1
+    );
+    // Only chrony behaves so.
+    assert_eq!(conflicts(Flavor::Openntpd, two), Vec::<String>::new());
+
+    // What our template renders from `listen`.
+    let o = parse_override("listen=[192.0.2.1, 192.0.2.2]").unwrap();
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[o]).unwrap();
+    let daemon = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
+    let r = plan.render(Some(&daemon)).unwrap();
+    let content = r
+        .steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Template(t) if t.dest == daemon.config => Some(t.content.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let errors = conflicts(Flavor::Chrony, &content);
+    assert_eq!(errors.len(), 1, "{content}");
+    assert!(errors[0].contains("192.0.2.1 (line"), "{}", errors[0]);
+}
+
+#[test]
+fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() {
+    use crate::fake::FakeNode;
+    let overrides: Vec<_> = [
+        "daemon=chrony",
+        "listen=[192.0.2.1, 192.0.2.2, \"2001:db8::1\"]",
+    ]
+    .iter()
+    .map(|s| parse_override(s).unwrap())
+    .collect();
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &overrides).unwrap();
+    let node = FakeNode::bookworm();
+    let g = crate::facts::gather(&node, &plan).unwrap();
+    let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
+    let outcome = for_plan(&g.rendered, &g.facts, &cs);
+    assert_eq!(outcome.linted.len(), 1);
+    assert_eq!(outcome.linted[0].flavor, Flavor::Chrony);
+    assert_eq!(outcome.linted[0].findings, vec![]);
+    let err = crate::app::lint_gate(&outcome, &Rule::ALL).unwrap_err();
+    assert!(
+        err.starts_with("/etc/chrony/chrony.conf as the plan would write it in step "),
+        "{err}"
+    );
+    assert!(
+        err.contains("2 `bindaddress` lines for IPv4: 192.0.2.1 (line ")
+            && err.contains("would listen on 192.0.2.2 alone"),
+        "{err}"
+    );
+    // One address per family is fine.
+    let o = parse_override("listen=[192.0.2.1, \"2001:db8::1\"]").unwrap();
+    let plan = Plan::load(
+        DEFAULT_PLAN.as_bytes(),
+        Source::embedded(),
+        &[overrides[0].clone(), o],
+    )
+    .unwrap();
+    let g = crate::facts::gather(&node, &plan).unwrap();
+    let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
+    assert!(crate::app::lint_gate(&for_plan(&g.rendered, &g.facts, &cs), &[]).is_ok());
 }

@@ -51,7 +51,8 @@ newtype!(
     Host
 );
 newtype!(
-    /// An absolute path without `..`, NUL or line breaks.
+    /// A normalised absolute path: no `..`, `.` or empty components, no NUL
+    /// or line breaks.
     AbsPath
 );
 newtype!(
@@ -161,7 +162,15 @@ impl AbsPath {
         if s.split('/').any(|part| part == "..") {
             return Err(format!("{} contains `..`", quoted(s)));
         }
-        if s.contains(['\0', '\n', '\r']) || s.len() > 4096 || s.ends_with('/') {
+        // One spelling per file: `//`, `/./` or a trailing `/` would let a
+        // path name a file without being equal to that file's path string.
+        if s[1..].split('/').any(|part| part.is_empty() || part == ".") {
+            return Err(format!(
+                "not a normalised absolute path: {} (no empty or `.` components, no trailing `/`)",
+                quoted(s)
+            ));
+        }
+        if s.contains(['\0', '\n', '\r']) || s.len() > 4096 {
             return Err(format!("{} is not a usable file path", quoted(s)));
         }
         Ok(Self(s.to_string()))
@@ -285,6 +294,30 @@ mod tests {
             .contains("not an absolute path"));
         assert!(AbsPath::parse("/etc/../shadow").unwrap_err().contains(".."));
         assert!(AbsPath::parse("/etc/x\n").is_err());
+    }
+
+    #[test]
+    fn paths_have_one_spelling() {
+        for bad in [
+            "/etc/./ntp.conf",
+            "/etc//ntp.conf",
+            "//etc/ntp.conf",
+            "/./etc/ntp.conf",
+            "/etc/ntp.conf/",
+            "/etc/ntp.conf/.",
+            "/",
+        ] {
+            let err = AbsPath::parse(bad).unwrap_err();
+            assert_eq!(
+                err,
+                format!(
+                    "not a normalised absolute path: {bad:?} (no empty or `.` components, no trailing `/`)"
+                )
+            );
+        }
+        for ok in ["/etc/ntpsec/ntp.conf", "/etc/.hidden", "/etc/ntp..conf"] {
+            assert_eq!(AbsPath::parse(ok).unwrap().as_str(), ok);
+        }
     }
 
     #[test]

@@ -45,6 +45,10 @@
      "plan.yaml:3:40: steps[0].template.dest: \"etc/ntp.conf\" is not an absolute path"),
     ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/../ntp.conf}\n",
      "plan.yaml:3:40: steps[0].template.dest: \"/etc/../ntp.conf\" contains `..`"),
+    ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/./ntp.conf}\n",
+     "plan.yaml:3:40: steps[0].template.dest: not a normalised absolute path: \"/etc/./ntp.conf\" (no empty or `.` components, no trailing `/`)"),
+    ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc//ntp.conf}\n",
+     "plan.yaml:3:40: steps[0].template.dest: not a normalised absolute path: \"/etc//ntp.conf\" (no empty or `.` components, no trailing `/`)"),
     ("steps:\n  - name: x\n    template:\n      src: ntp.conf.j2\n      dest: /etc/ntp.conf\n      mode: 644\n",
      "plan.yaml:6:13: steps[0].template.mode: 644 is not a quoted octal string: write mode: \"0644\" (YAML reads an unquoted 0644 as decimal)"),
     ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf, mode: \"10000\"}\n",
@@ -105,6 +109,6 @@
     ("vars:\n  note: \"a\\tb\"\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:9: vars.note: \"a\\tb\" contains the control character '\\t', which would break a config line"),
     ("allow_insecure: [noquery]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
-     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any)"),
+     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, noquery-missing-network, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any)"),
 ]
 
