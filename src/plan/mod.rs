@@ -192,7 +192,27 @@ impl Plan {
                 ),
             )
         })?;
-        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| yaml_error(&file, &e))?;
+        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
+            // Serde refuses a duplicate key but points at the enclosing map;
+            // name the key and where it is given the second time.
+            let duplicate = e
+                .to_string()
+                .contains("duplicate")
+                .then(|| locate::duplicate_key(text))
+                .flatten();
+            match duplicate {
+                Some(d) => PlanError {
+                    file: file.clone(),
+                    location: Some(d.at),
+                    path: d.path,
+                    message: format!(
+                        "duplicate key {:?}: each key may be given once in a map",
+                        d.key
+                    ),
+                },
+                None => yaml_error(&file, &e),
+            }
+        })?;
 
         let vars = vars::build(raw.vars, overrides, &err)?;
         let allow_insecure = raw

@@ -106,5 +106,15 @@
      "plan.yaml:2:9: vars.note: \"a\\tb\" contains the control character '\\t', which would break a config line"),
     ("allow_insecure: [noquery]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any)"),
+    // Duplicate keys: never last-wins.
+    ("vars:\n  servers: [a.example]\n  daemon: chrony\n  servers: [b.example]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
+     "plan.yaml:4:3: vars.servers: duplicate key \"servers\": each key may be given once in a map"),
+    ("vars:\n  servers:\n    - {host: a.example, host: b.example}\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
+     "plan.yaml:3:25: vars.servers[0].host: duplicate key \"host\": each key may be given once in a map"),
+    ("steps:\n  - name: x\n    apt: {name: ntp}\n    apt: {name: chrony}\n",
+     "plan.yaml:4:5: steps[0].apt: duplicate key \"apt\": each key may be given once in a map"),
+    ("steps:\n  - name: x\n    apt: {name: ntp, name: chrony}\n",
+     "plan.yaml:3:22: steps[0].apt.name: duplicate key \"name\": each key may be given once in a map"),
+    ("name: a\nname: b\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
+     "plan.yaml:2:1: name: duplicate key \"name\": each key may be given once in a map"),
 ]
-
