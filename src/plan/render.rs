@@ -1,8 +1,9 @@
 //! Jinja rendering (minijinja) for step fields and config templates.
 //!
 //! Undefined variables are errors, never empty strings. Templates come from
-//! the binary (templates/*.j2) or, for a `src` that is not one of those, from
-//! a file next to the plan, read once at load time.
+//! a file next to the plan (read once at load time) or, when there is none
+//! of that name, from the binary (templates/*.j2). A `src` is a relative
+//! path without `..`: nothing outside the plan's directory is read.
 
 use super::raw::RawStep;
 use super::vars::Vars;
@@ -10,7 +11,8 @@ use super::PlanError;
 use crate::daemon::Daemon;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::json;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// The config templates compiled into the binary.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -40,9 +42,34 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 /// User templates are config files, not data sets.
 const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
 
+fn is_embedded(name: &str) -> bool {
+    EMBEDDED.iter().any(|(n, _)| *n == name)
+}
+
+/// A template `src` names an embedded template or a file next to the plan:
+/// a relative path that stays in the plan's directory.
+pub fn check_src(src: &str) -> Result<(), String> {
+    if src.is_empty() {
+        return Err("an empty template name".into());
+    }
+    if src.starts_with('/') {
+        return Err(format!(
+            "{src:?} is an absolute path: src names an embedded template or a file next to the plan"
+        ));
+    }
+    if src.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "{src:?} contains `..`: src names an embedded template or a file next to the plan"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct Renderer {
     env: Environment<'static>,
+    /// Templates read from files next to the plan, by name.
+    from_files: BTreeMap<String, PathBuf>,
 }
 
 impl Renderer {
@@ -59,55 +86,102 @@ impl Renderer {
             env.add_template(name, source)
                 .map_err(|e| err(&format!("templates/{name}"), describe(&e)))?;
         }
+        let mut renderer = Renderer {
+            env,
+            from_files: BTreeMap::new(),
+        };
+        // Each list is indexed on its own: handlers[0] is the first handler.
         let all = steps
             .iter()
-            .map(|s| ("steps", s))
-            .chain(handlers.iter().map(|h| ("handlers", h)));
-        for (i, (kind, step)) in all.enumerate() {
+            .enumerate()
+            .map(|(i, s)| (format!("steps[{i}]"), s))
+            .chain(
+                handlers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (format!("handlers[{i}]"), h)),
+            );
+        let mut dynamic = false;
+        for (step_path, step) in all {
             let Some(t) = &step.template else { continue };
+            let path = format!("{step_path}.template.src");
             let src = t.src.trim();
-            if src.contains("{{")
-                || EMBEDDED.iter().any(|(n, _)| *n == src)
-                || env.get_template(src).is_ok()
-            {
+            if src.contains("{{") || src.contains("{%") {
+                dynamic = true;
                 continue;
             }
-            let path = format!("{kind}[{i}].template.src");
-            let file = match plan_dir {
-                Some(dir) => dir.join(src),
-                None => return Err(err(&path, format!("{src:?} is not an embedded template"))),
-            };
-            let size = std::fs::metadata(&file)
-                .map_err(|e| {
-                    err(
-                        &path,
-                        format!("cannot read template {}: {e}", file.display()),
-                    )
-                })?
-                .len();
-            if size > MAX_TEMPLATE_BYTES {
-                return Err(err(
-                    &path,
-                    format!(
-                        "template {} is larger than {MAX_TEMPLATE_BYTES} bytes",
-                        file.display()
-                    ),
-                ));
+            check_src(src).map_err(|m| err(&path, m))?;
+            if renderer.from_files.contains_key(src) {
+                continue;
             }
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let next_to_plan = plan_dir.map(|dir| dir.join(src));
+            match next_to_plan {
+                Some(file) if file.is_file() || !is_embedded(src) => {
+                    renderer.load_file(src, &file, &path, err)?;
+                }
+                Some(_) => {}
+                None if is_embedded(src) => {}
+                None => return Err(err(&path, format!("{src:?} is not an embedded template"))),
+            }
+        }
+        // A `src` with Jinja (the default plan's `{{ facts.daemon.template }}`)
+        // resolves to an embedded name: a file of that name next to the plan
+        // wins over the embedded template, as for a literal `src`.
+        if let (true, Some(dir)) = (dynamic, plan_dir) {
+            for (name, _) in EMBEDDED {
+                let file = dir.join(name);
+                if !renderer.from_files.contains_key(*name) && file.is_file() {
+                    renderer.load_file(name, &file, &format!("templates/{name}"), err)?;
+                }
+            }
+        }
+        Ok(renderer)
+    }
+
+    /// Reads a template file next to the plan; it replaces an embedded
+    /// template of the same name.
+    fn load_file(
+        &mut self,
+        name: &str,
+        file: &Path,
+        path: &str,
+        err: &dyn Fn(&str, String) -> PlanError,
+    ) -> Result<(), PlanError> {
+        let cannot = |e: std::io::Error| {
+            err(
+                path,
+                format!("cannot read template {}: {e}", file.display()),
+            )
+        };
+        let size = std::fs::metadata(file).map_err(cannot)?.len();
+        if size > MAX_TEMPLATE_BYTES {
+            return Err(err(
+                path,
+                format!(
+                    "template {} is larger than {MAX_TEMPLATE_BYTES} bytes",
+                    file.display()
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(file).map_err(cannot)?;
+        self.env
+            .add_template_owned(name.to_string(), text)
+            .map_err(|e| {
                 err(
-                    &path,
-                    format!("cannot read template {}: {e}", file.display()),
-                )
-            })?;
-            env.add_template_owned(src.to_string(), text).map_err(|e| {
-                err(
-                    &path,
+                    path,
                     format!("template {}: {}", file.display(), describe(&e)),
                 )
             })?;
+        if is_embedded(name) {
+            log::info!(
+                "template {name}: using {} next to the plan instead of the embedded one",
+                file.display()
+            );
+        } else {
+            log::info!("template {name}: using {}", file.display());
         }
-        Ok(Renderer { env })
+        self.from_files.insert(name.to_string(), file.to_path_buf());
+        Ok(())
     }
 
     /// Variables plus `facts`, as templates see them.
@@ -176,6 +250,7 @@ impl Renderer {
     }
 
     pub fn render_template(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        check_src(name)?;
         let template = self.env.get_template(name).map_err(|_| {
             let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
             format!("no template {name:?} (embedded: {})", known.join(", "))

@@ -378,3 +378,92 @@ fn mutated_plans_never_panic_and_load_fast() {
     // Some mutations must survive, or the loop only tested the YAML parser.
     assert!(accepted > 0);
 }
+
+fn load_in(dir: &std::path::Path, text: &str, overrides: &[&str]) -> Result<Plan, PlanError> {
+    let o: Vec<_> = overrides
+        .iter()
+        .map(|s| parse_override(s).unwrap())
+        .collect();
+    let file = dir.join("plan.yaml");
+    std::fs::write(&file, text).unwrap();
+    Plan::load(text.as_bytes(), Source::file(&file), &o)
+}
+
+#[test]
+fn handler_errors_name_the_handler_and_its_position() {
+    let err = load(
+        "steps:\n  - name: x\n    apt: {name: ntp}\n    notify: h\nhandlers:\n  - name: h\n    template: {src: missing.j2, dest: /etc/x}\n",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plan.yaml:7:21: handlers[0].template.src: \"missing.j2\" is not an embedded template"
+    );
+}
+
+#[test]
+fn a_template_next_to_the_plan_wins_over_the_embedded_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let literal = "vars: {servers: [a.example]}\nsteps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf}\n";
+    // No file next to the plan: the embedded template.
+    let r = load_in(dir.path(), literal, &[])
+        .unwrap()
+        .render(None)
+        .unwrap();
+    assert!(config_template(&r, "/etc/ntp.conf")
+        .content
+        .contains("restrict -4 default kod"));
+    // A file of the same name next to the plan replaces it.
+    std::fs::write(
+        dir.path().join("ntp.conf.j2"),
+        "# ours\nserver {{ servers[0].host }}\n",
+    )
+    .unwrap();
+    let r = load_in(dir.path(), literal, &[])
+        .unwrap()
+        .render(None)
+        .unwrap();
+    assert_eq!(
+        config_template(&r, "/etc/ntp.conf").content,
+        "# ours\nserver a.example\n"
+    );
+    // Also when `src` is Jinja that resolves to the embedded name.
+    std::fs::write(dir.path().join("chrony.conf.j2"), "# ours too\n").unwrap();
+    let dynamic = "vars: {daemon: chrony}\nsteps:\n  - name: x\n    template: {src: \"{{ facts.daemon.template }}\", dest: \"{{ facts.daemon.config }}\"}\n";
+    let plan = load_in(dir.path(), dynamic, &[]).unwrap();
+    let r = plan
+        .render(Some(&Daemon::new(DaemonName::Chrony, Flavor::Chrony)))
+        .unwrap();
+    assert_eq!(
+        config_template(&r, "/etc/chrony/chrony.conf").content,
+        "# ours too\n"
+    );
+}
+
+#[test]
+fn template_sources_outside_the_plan_directory_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside.j2");
+    std::fs::write(&outside, "secret\n").unwrap();
+    let inner = dir.path().join("plans");
+    std::fs::create_dir(&inner).unwrap();
+    for src in [
+        "../outside.j2",
+        outside.to_str().unwrap(),
+        "./../outside.j2",
+    ] {
+        let text = format!("steps:\n  - name: x\n    template: {{src: \"{src}\", dest: /etc/x}}\n");
+        let err = load_in(&inner, &text, &[]).unwrap_err();
+        assert_eq!(err.path, "steps[0].template.src", "{src}");
+        assert!(
+            err.message
+                .ends_with("src names an embedded template or a file next to the plan"),
+            "{err}"
+        );
+    }
+    // A subdirectory of the plan's directory is next to the plan.
+    std::fs::create_dir(inner.join("t")).unwrap();
+    std::fs::write(inner.join("t/x.j2"), "x\n").unwrap();
+    let text = "steps:\n  - name: x\n    template: {src: t/x.j2, dest: /etc/x}\n";
+    assert!(load_in(&inner, text, &[]).is_ok());
+}

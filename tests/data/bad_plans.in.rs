@@ -117,4 +117,11 @@
      "plan.yaml:3:22: steps[0].apt.name: duplicate key \"name\": each key may be given once in a map"),
     ("name: a\nname: b\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:1: name: duplicate key \"name\": each key may be given once in a map"),
+    // Template sources stay next to the plan; handlers are counted on their own.
+    ("steps:\n  - name: x\n    template: {src: /etc/shadow, dest: /etc/x}\n",
+     "plan.yaml:3:21: steps[0].template.src: \"/etc/shadow\" is an absolute path: src names an embedded template or a file next to the plan"),
+    ("steps:\n  - name: x\n    template: {src: ../x.j2, dest: /etc/x}\n",
+     "plan.yaml:3:21: steps[0].template.src: \"../x.j2\" contains `..`: src names an embedded template or a file next to the plan"),
+    ("steps:\n  - name: x\n    apt: {name: ntp}\n    notify: h\nhandlers:\n  - name: h\n    template: {src: sub/../../x.j2, dest: /etc/x}\n",
+     "plan.yaml:7:21: handlers[0].template.src: \"sub/../../x.j2\" contains `..`: src names an embedded template or a file next to the plan"),
 ]
