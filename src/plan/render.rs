@@ -215,7 +215,20 @@ impl Renderer {
             .env
             .compile_expression(expr)
             .map_err(|e| describe(&e))?;
-        Ok(compiled.eval(ctx).map_err(|e| describe(&e))?.is_true())
+        // Strict undefined still lets `undefined == "x"` be false, and a bare
+        // undefined name is merely false: a typo would silently drop the
+        // step. Every name and attribute chain the expression reads must
+        // exist.
+        let mut paths: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+        paths.sort();
+        for path in &paths {
+            check_defined(path, ctx)?;
+        }
+        let value = compiled.eval(ctx).map_err(|e| describe(&e))?;
+        if value.is_undefined() {
+            return Err(format!("undefined value: {} is not defined", expr.trim()));
+        }
+        Ok(value.is_true())
     }
 
     /// A field that may name several things: a string that is one whole
@@ -259,6 +272,52 @@ impl Renderer {
             .render(ctx)
             .map_err(|e| format!("template {name}: {}", describe(&e)))
     }
+}
+
+/// `a.b.c` must resolve in `ctx` as far as the values on the way are maps
+/// (an attribute of a list or string is left to evaluation).
+fn check_defined(path: &str, ctx: &Value) -> Result<(), String> {
+    let mut value = ctx.clone();
+    let mut seen = String::new();
+    for part in path.split('.') {
+        if value.kind() != minijinja::value::ValueKind::Map {
+            return Ok(());
+        }
+        let next = value.get_attr(part).unwrap_or(Value::UNDEFINED);
+        if next.is_undefined() {
+            let name = if seen.is_empty() {
+                part.to_string()
+            } else {
+                format!("{seen}.{part}")
+            };
+            let mut known: Vec<String> = value
+                .try_iter()
+                .map(|keys| keys.map(|k| k.to_string()).collect())
+                .unwrap_or_default();
+            known.sort();
+            let within = if seen.is_empty() {
+                "the plan's variables and facts".to_string()
+            } else {
+                seen.clone()
+            };
+            return Err(if name == "facts.daemon" {
+                format!("undefined value: {name} is not defined (it is set only when the plan sets vars.daemon)")
+            } else if known.is_empty() {
+                format!("undefined value: {name} is not defined")
+            } else {
+                format!(
+                    "undefined value: {name} is not defined ({within}: {})",
+                    known.join(", ")
+                )
+            });
+        }
+        if !seen.is_empty() {
+            seen.push('.');
+        }
+        seen.push_str(part);
+        value = next;
+    }
+    Ok(())
 }
 
 /// minijinja's message plus the line it points at.

@@ -467,3 +467,54 @@ fn template_sources_outside_the_plan_directory_are_refused_before_reading() {
     let text = "steps:\n  - name: x\n    template: {src: t/x.j2, dest: /etc/x}\n";
     assert!(load_in(&inner, text, &[]).is_ok());
 }
+
+#[test]
+fn a_when_is_evaluated_per_flavour_and_an_undefined_name_in_it_is_refused() {
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
+    let dests = |flavor| -> Vec<String> {
+        plan.render(Some(&Daemon::new(DaemonName::Ntp, flavor)))
+            .unwrap()
+            .steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Template(t) => Some(t.dest.as_str().to_string()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(dests(Flavor::Ntpsec).contains(&"/etc/default/ntpsec".to_string()));
+    assert!(!dests(Flavor::Ntpd).contains(&"/etc/default/ntpsec".to_string()));
+    assert!(dests(Flavor::Ntpd).contains(&"/etc/dhcp/dhclient-exit-hooks.d/ntp".to_string()));
+
+    // The typo is found although the condition would be false for ntpd and
+    // for NTPsec alike: the step is never silently left out.
+    let typo = DEFAULT_PLAN.replace(
+        "when: facts.daemon.flavor == \"ntpsec\"",
+        "when: facts.daemon.flavour == \"ntpsec\"",
+    );
+    let err = Plan::load(typo.as_bytes(), Source::embedded(), &[]).unwrap_err();
+    assert_eq!(err.path, "steps[6].when");
+    assert!(err.location.is_some(), "{err:?}");
+    assert!(
+        err.message
+            .starts_with("undefined value: facts.daemon.flavour is not defined"),
+        "{err}"
+    );
+    // An undefined name is an error even where `is defined` asks for it:
+    // a plan's variables are known when it is loaded.
+    let err = load_with(
+        "vars: {daemon: chrony}\nsteps:\n  - name: x\n    apt: {name: ntp}\n    when: extra is defined\n",
+        &[],
+    )
+    .unwrap_err();
+    assert!(err.message.contains("extra is not defined"), "{err}");
+    // Names that exist, in variables, facts and lists, are fine.
+    let plan = load(
+        "vars: {daemon: chrony, servers: [a.example]}\nsteps:\n  - name: x\n    apt: {name: ntp}\n    when: servers[0].host == \"a.example\" and facts.daemon.unit == \"chrony.service\"\n",
+    )
+    .unwrap();
+    let r = plan
+        .render(Some(&Daemon::new(DaemonName::Chrony, Flavor::Chrony)))
+        .unwrap();
+    assert_eq!(r.steps.len(), 1);
+}

@@ -117,6 +117,15 @@
      "plan.yaml:3:22: steps[0].apt.name: duplicate key \"name\": each key may be given once in a map"),
     ("name: a\nname: b\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:1: name: duplicate key \"name\": each key may be given once in a map"),
+    // `when` reads only defined names (a typo would drop the step silently).
+    ("steps:\n  - name: x\n    apt: {name: ntp}\n    when: my_tpyo\n",
+     "plan.yaml:4:11: steps[0].when: undefined value: my_tpyo is not defined (the plan's variables and facts: facts)"),
+    ("vars:\n  daemon: ntp\n  servers: [a.example]\nsteps:\n  - name: x\n    apt: {name: ntp}\n    when: facts.daemon.flavour == \"ntpsec\"\n",
+     "plan.yaml:7:11: steps[0].when: undefined value: facts.daemon.flavour is not defined (facts.daemon: competitors, config, flavor, package, requested, template, transitional, unit)"),
+    ("vars:\n  daemon: chrony\n  servers: [a.example]\nsteps:\n  - name: x\n    apt: {name: ntp}\n    when: servers and facts.daemon.flavor == chrony\n",
+     "plan.yaml:7:11: steps[0].when: undefined value: chrony is not defined (the plan's variables and facts: daemon, facts, servers)"),
+    ("steps:\n  - name: x\n    apt: {name: ntp}\n    when: facts.daemon.flavor == \"ntpsec\"\n",
+     "plan.yaml:4:11: steps[0].when: undefined value: facts.daemon is not defined (it is set only when the plan sets vars.daemon)"),
     // Template sources stay next to the plan; handlers are counted on their own.
     ("steps:\n  - name: x\n    template: {src: /etc/shadow, dest: /etc/x}\n",
      "plan.yaml:3:21: steps[0].template.src: \"/etc/shadow\" is an absolute path: src names an embedded template or a file next to the plan"),
