@@ -11,7 +11,7 @@ use super::PlanError;
 use crate::daemon::Daemon;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The config templates compiled into the binary.
@@ -41,6 +41,15 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 
 /// User templates are config files, not data sets.
 const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
+
+/// The embedded templates that write a daemon's config, with its time
+/// sources from `servers` and `pools`.
+pub const DAEMON_CONFIGS: [&str; 4] = [
+    "ntp.conf.j2",
+    "ntpsec.conf.j2",
+    "chrony.conf.j2",
+    "openntpd.conf.j2",
+];
 
 fn is_embedded(name: &str) -> bool {
     EMBEDDED.iter().any(|(n, _)| *n == name)
@@ -182,6 +191,47 @@ impl Renderer {
         }
         self.from_files.insert(name.to_string(), file.to_path_buf());
         Ok(())
+    }
+
+    /// Where the template `name` comes from: a file next to the plan, or
+    /// `None` for the embedded one.
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.from_files.get(name).map(PathBuf::as_path)
+    }
+
+    /// An embedded daemon config template (its time sources come from
+    /// `servers` and `pools`), not replaced by a file next to the plan.
+    pub fn is_embedded_daemon_config(&self, name: &str) -> bool {
+        DAEMON_CONFIGS.contains(&name) && self.file_of(name).is_none()
+    }
+
+    /// The top-level variables any template of the plan (embedded ones
+    /// included) reads.
+    pub fn template_variables(&self) -> BTreeSet<String> {
+        self.env
+            .templates()
+            .flat_map(|(_, t)| t.undeclared_variables(false))
+            .collect()
+    }
+
+    /// The top-level variables a step field reads (nothing when it does not
+    /// parse: rendering reports that).
+    pub fn field_variables(&self, source: &str) -> BTreeSet<String> {
+        self.env
+            .template_from_str(source)
+            .map(|t| t.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The top-level variables a `when` expression reads.
+    pub fn expression_variables(&self, expr: &str) -> BTreeSet<String> {
+        if ["}}", "%}", "#}"].iter().any(|d| expr.contains(d)) {
+            return BTreeSet::new();
+        }
+        self.env
+            .compile_expression(expr)
+            .map(|e| e.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Variables plus `facts`, as templates see them.

@@ -126,6 +126,15 @@
      "plan.yaml:7:11: steps[0].when: undefined value: chrony is not defined (the plan's variables and facts: daemon, facts, servers)"),
     ("steps:\n  - name: x\n    apt: {name: ntp}\n    when: facts.daemon.flavor == \"ntpsec\"\n",
      "plan.yaml:4:11: steps[0].when: undefined value: facts.daemon is not defined (it is set only when the plan sets vars.daemon)"),
+    // Time sources and variables nothing reads.
+    ("vars:\n  daemon: chrony\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:5:21: steps[0].template.src: the embedded chrony.conf.j2 writes the time sources from vars.servers and vars.pools, and the plan sets neither: add servers: [HOST, ...] (or pools) to vars, or give -e 'servers=[HOST]'"),
+    ("vars:\n  daemon: chrony\n  server: [a.example]\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:3:11: vars.server: no step or template of the plan uses this variable (did you mean servers?)"),
+    ("vars:\n  sevrers: [a.example]\n  pools: [p.example]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
+     "plan.yaml:2:12: vars.sevrers: no step or template of the plan uses this variable (did you mean servers?)"),
+    ("vars:\n  colour: blue\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
+     "plan.yaml:2:11: vars.colour: no step or template of the plan uses this variable"),
     // Template sources stay next to the plan; handlers are counted on their own.
     ("steps:\n  - name: x\n    template: {src: /etc/shadow, dest: /etc/x}\n",
      "plan.yaml:3:21: steps[0].template.src: \"/etc/shadow\" is an absolute path: src names an embedded template or a file next to the plan"),
