@@ -1,7 +1,7 @@
 use super::*;
 use crate::facts::{Facts, FileState, InitSystem, ListsFact, PackageFact, UnitFact};
 use crate::plan::names::{AbsPath, UnitName};
-use crate::plan::{parse_override, Plan, Source};
+use crate::plan::{Plan, Source};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -388,7 +388,7 @@ fn a_missing_owner_is_an_error_not_a_guess() {
             name: "t.yaml".into(),
             dir: None,
         },
-        &[parse_override("x=1").unwrap()],
+        &[],
     )
     .unwrap();
     let mut f = facts(&[]);

@@ -155,6 +155,194 @@ impl<'de> Visitor<'de> for Here {
     }
 }
 
+/// A key given twice in one mapping: its key path (`vars.servers`) and the
+/// 1-based line and column of its second occurrence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Duplicate {
+    pub path: String,
+    pub key: String,
+    pub at: (usize, usize),
+}
+
+/// The first key, in document order, that a mapping of `text` gives twice.
+/// Serde refuses duplicates in structs and YAML mappings itself, but points
+/// at the enclosing mapping; this finds the key.
+pub fn duplicate_key(text: &str) -> Option<Duplicate> {
+    let found = std::cell::RefCell::new(None);
+    let de = serde_yaml::Deserializer::from_str(text);
+    match (Walk {
+        path: String::new(),
+        found: &found,
+    })
+    .deserialize(de)
+    {
+        Err(e) if e.to_string().contains(MARK) => {
+            let (path, key) = found.into_inner()?;
+            let at = e.location().map(|l| (l.line(), l.column()))?;
+            Some(Duplicate { path, key, at })
+        }
+        _ => None,
+    }
+}
+
+/// Walks every node; `found` gets the key path and key of the first duplicate.
+struct Walk<'f> {
+    path: String,
+    found: &'f std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "any node")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<(), A::Error> {
+        // A tagged node (`!tag value`): walk the value.
+        let (_, variant): (IgnoredAny, _) = data.variant()?;
+        de::VariantAccess::newtype_variant_seed(variant, self)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut i = 0;
+        while seq
+            .next_element_seed(Walk {
+                path: format!("{}[{i}]", self.path),
+                found: self.found,
+            })?
+            .is_some()
+        {
+            i += 1;
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = Vec::new();
+        while let Some(key) = map.next_key_seed(Key {
+            parent: &self.path,
+            seen: &seen,
+            found: self.found,
+        })? {
+            let path = match (&key, self.path.is_empty()) {
+                (Some(k), true) => k.clone(),
+                (Some(k), false) => format!("{}.{k}", self.path),
+                (None, _) => self.path.clone(),
+            };
+            map.next_value_seed(Walk {
+                path,
+                found: self.found,
+            })?;
+            seen.extend(key);
+        }
+        Ok(())
+    }
+}
+
+/// A mapping key: its text when it is a scalar (`None` for a collection);
+/// raises the marker when the mapping already had it.
+struct Key<'a, 'f> {
+    parent: &'a str,
+    seen: &'a [String],
+    found: &'f std::cell::RefCell<Option<(String, String)>>,
+}
+
+impl Key<'_, '_> {
+    fn scalar<E: de::Error>(self, text: String) -> Result<Option<String>, E> {
+        if self.seen.contains(&text) {
+            let path = if self.parent.is_empty() {
+                text.clone()
+            } else {
+                format!("{}.{text}", self.parent)
+            };
+            *self.found.borrow_mut() = Some((path, text));
+            return Err(E::custom(MARK));
+        }
+        Ok(Some(text))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Key<'_, '_> {
+    type Value = Option<String>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Key<'_, '_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "a mapping key")
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        self.scalar(v.to_string())
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        self.scalar(v.to_string())
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        self.scalar(v.to_string())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        self.scalar(v.to_string())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.scalar(v.to_string())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.scalar("null".into())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.scalar("null".into())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_enum<A: de::EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        let (_, variant): (IgnoredAny, _) = data.variant()?;
+        de::VariantAccess::newtype_variant::<IgnoredAny>(variant)?;
+        Ok(None)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +387,29 @@ steps:
         assert_eq!(locate(PLAN, "handlers[0]"), None);
         assert_eq!(locate(PLAN, ""), None);
         assert_eq!(locate(PLAN, "steps[x]"), None);
+    }
+
+    #[test]
+    fn the_second_occurrence_of_a_duplicate_key_is_found_at_any_depth() {
+        assert_eq!(duplicate_key(PLAN), None);
+        let dup = |text: &str| duplicate_key(text).map(|d| (d.path, d.key, d.at));
+        assert_eq!(
+            dup("vars:\n  servers: [a]\n  daemon: ntp\n  servers: [b]\nsteps: []\n"),
+            Some(("vars.servers".into(), "servers".into(), (4, 3)))
+        );
+        assert_eq!(
+            dup("steps:\n  - name: x\n    apt: {name: ntp, state: latest, name: chrony}\n"),
+            Some(("steps[0].apt.name".into(), "name".into(), (3, 37)))
+        );
+        assert_eq!(
+            dup("vars:\n  servers:\n    - {host: a, host: b}\n"),
+            Some(("vars.servers[0].host".into(), "host".into(), (3, 17)))
+        );
+        assert_eq!(
+            dup("name: a\nsteps: []\nname: b\n"),
+            Some(("name".into(), "name".into(), (3, 1)))
+        );
+        // Equal values under different keys, and equal keys in different maps, are fine.
+        assert_eq!(dup("a: {x: 1}\nb: {x: 1}\nc: [{x: 1}, {x: 1}]\n"), None);
     }
 }

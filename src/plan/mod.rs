@@ -192,7 +192,27 @@ impl Plan {
                 ),
             )
         })?;
-        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| yaml_error(&file, &e))?;
+        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
+            // Serde refuses a duplicate key but points at the enclosing map;
+            // name the key and where it is given the second time.
+            let duplicate = e
+                .to_string()
+                .contains("duplicate")
+                .then(|| locate::duplicate_key(text))
+                .flatten();
+            match duplicate {
+                Some(d) => PlanError {
+                    file: file.clone(),
+                    location: Some(d.at),
+                    path: d.path,
+                    message: format!(
+                        "duplicate key {:?}: each key may be given once in a map",
+                        d.key
+                    ),
+                },
+                None => yaml_error(&file, &e),
+            }
+        })?;
 
         let vars = vars::build(raw.vars, overrides, &err)?;
         let allow_insecure = raw
@@ -241,15 +261,47 @@ impl Plan {
 
         let plan = Plan {
             name: raw.name.unwrap_or_else(|| "ntp-provision".into()),
-            source: file,
+            source: file.clone(),
             vars,
             allow_insecure,
             steps,
             handlers,
             renderer,
         };
+        plan.check_vars_used(&err)?;
         plan.check_renders()?;
         Ok(plan)
+    }
+
+    /// Refuses a variable that no field, `when` or template reads.
+    fn check_vars_used(&self, err: &dyn Fn(&str, String) -> PlanError) -> Result<(), PlanError> {
+        let r = &self.renderer;
+        let mut used = r.template_variables();
+        for s in self.steps.iter().chain(&self.handlers) {
+            used.extend(r.field_variables(&s.name));
+            if let Some(when) = &s.when {
+                used.extend(r.expression_variables(when));
+            }
+            let fields: Vec<&String> = match &s.action {
+                ActionSpec::Apt { names, .. } => names.iter().collect(),
+                ActionSpec::Template {
+                    src,
+                    dest,
+                    owner,
+                    group,
+                    validate,
+                    ..
+                } => [src, dest, owner, group]
+                    .into_iter()
+                    .chain(validate)
+                    .collect(),
+                ActionSpec::Service { name, .. } => vec![name],
+            };
+            for f in fields {
+                used.extend(r.field_variables(f));
+            }
+        }
+        vars::check_used(&self.vars, &used, err)
     }
 
     /// Renders every field once for each daemon flavour the plan could end up
@@ -392,7 +444,7 @@ impl Plan {
                     .renderer
                     .render_template(&src, ctx)
                     .map_err(|m| err("template.src", m))?;
-                Action::Template(Template {
+                let template = Template {
                     dest: AbsPath::parse(&r("template.dest", dest)?)
                         .map_err(|m| err("template.dest", m))?,
                     owner: Account::parse(&r("template.owner", owner)?)
@@ -403,7 +455,23 @@ impl Plan {
                     content,
                     mode: *mode,
                     validate,
-                })
+                };
+                // The embedded daemon configs take their time sources from
+                // servers and pools; without either the daemon gets none.
+                let values = &self.vars.values;
+                if self.renderer.is_embedded_daemon_config(&template.src)
+                    && !values.contains_key("servers")
+                    && !values.contains_key("pools")
+                {
+                    return Err(err(
+                        "template.src",
+                        format!(
+                            "the embedded {} writes the time sources from vars.servers and vars.pools, and the plan sets neither: add servers: [HOST, ...] (or pools) to vars, or give -e 'servers=[HOST]'",
+                            template.src
+                        ),
+                    ));
+                }
+                Action::Template(template)
             }
             ActionSpec::Service {
                 name,

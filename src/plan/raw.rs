@@ -4,15 +4,17 @@
 //! Nothing here is validated beyond types; `plan::load` turns this into a
 //! `Plan`. Fields that may hold Jinja stay strings until rendered.
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::fmt;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPlan {
     #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "unique_keys")]
     pub vars: BTreeMap<String, serde_yaml::Value>,
     pub steps: Vec<RawStep>,
     #[serde(default)]
@@ -20,6 +22,39 @@ pub struct RawPlan {
     /// Lint rules (`lint::Rule` names) whose findings are accepted.
     #[serde(default)]
     pub allow_insecure: Vec<String>,
+}
+
+/// A map whose keys must each appear once. A plain `BTreeMap` keeps the last
+/// of two equal keys without a word; step and action keys are struct fields
+/// (serde refuses a duplicate field) and values inside variables are YAML
+/// mappings (which refuse duplicates themselves).
+fn unique_keys<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, serde_yaml::Value>, D::Error> {
+    struct Unique;
+    impl<'de> Visitor<'de> for Unique {
+        type Value = BTreeMap<String, serde_yaml::Value>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a map of variables")
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(BTreeMap::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!(
+                        "duplicate key {key:?}: each variable may be set once"
+                    )));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Unique)
 }
 
 /// A step or handler: a name, one action key, and for steps the handlers to

@@ -1,8 +1,9 @@
 //! Jinja rendering (minijinja) for step fields and config templates.
 //!
 //! Undefined variables are errors, never empty strings. Templates come from
-//! the binary (templates/*.j2) or, for a `src` that is not one of those, from
-//! a file next to the plan, read once at load time.
+//! a file next to the plan (read once at load time) or, when there is none
+//! of that name, from the binary (templates/*.j2). A `src` is a relative
+//! path without `..`: nothing outside the plan's directory is read.
 
 use super::raw::RawStep;
 use super::vars::Vars;
@@ -10,7 +11,8 @@ use super::PlanError;
 use crate::daemon::Daemon;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::json;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 /// The config templates compiled into the binary.
 pub const EMBEDDED: &[(&str, &str)] = &[
@@ -40,9 +42,43 @@ pub const EMBEDDED: &[(&str, &str)] = &[
 /// User templates are config files, not data sets.
 const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
 
+/// The embedded templates that write a daemon's config, with its time
+/// sources from `servers` and `pools`.
+pub const DAEMON_CONFIGS: [&str; 4] = [
+    "ntp.conf.j2",
+    "ntpsec.conf.j2",
+    "chrony.conf.j2",
+    "openntpd.conf.j2",
+];
+
+fn is_embedded(name: &str) -> bool {
+    EMBEDDED.iter().any(|(n, _)| *n == name)
+}
+
+/// A template `src` names an embedded template or a file next to the plan:
+/// a relative path that stays in the plan's directory.
+pub fn check_src(src: &str) -> Result<(), String> {
+    if src.is_empty() {
+        return Err("an empty template name".into());
+    }
+    if src.starts_with('/') {
+        return Err(format!(
+            "{src:?} is an absolute path: src names an embedded template or a file next to the plan"
+        ));
+    }
+    if src.split('/').any(|c| c == "..") {
+        return Err(format!(
+            "{src:?} contains `..`: src names an embedded template or a file next to the plan"
+        ));
+    }
+    Ok(())
+}
+
 #[derive(Debug)]
 pub struct Renderer {
     env: Environment<'static>,
+    /// Templates read from files next to the plan, by name.
+    from_files: BTreeMap<String, PathBuf>,
 }
 
 impl Renderer {
@@ -59,55 +95,143 @@ impl Renderer {
             env.add_template(name, source)
                 .map_err(|e| err(&format!("templates/{name}"), describe(&e)))?;
         }
+        let mut renderer = Renderer {
+            env,
+            from_files: BTreeMap::new(),
+        };
+        // Each list is indexed on its own: handlers[0] is the first handler.
         let all = steps
             .iter()
-            .map(|s| ("steps", s))
-            .chain(handlers.iter().map(|h| ("handlers", h)));
-        for (i, (kind, step)) in all.enumerate() {
+            .enumerate()
+            .map(|(i, s)| (format!("steps[{i}]"), s))
+            .chain(
+                handlers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| (format!("handlers[{i}]"), h)),
+            );
+        let mut dynamic = false;
+        for (step_path, step) in all {
             let Some(t) = &step.template else { continue };
+            let path = format!("{step_path}.template.src");
             let src = t.src.trim();
-            if src.contains("{{")
-                || EMBEDDED.iter().any(|(n, _)| *n == src)
-                || env.get_template(src).is_ok()
-            {
+            if src.contains("{{") || src.contains("{%") {
+                dynamic = true;
                 continue;
             }
-            let path = format!("{kind}[{i}].template.src");
-            let file = match plan_dir {
-                Some(dir) => dir.join(src),
-                None => return Err(err(&path, format!("{src:?} is not an embedded template"))),
-            };
-            let size = std::fs::metadata(&file)
-                .map_err(|e| {
-                    err(
-                        &path,
-                        format!("cannot read template {}: {e}", file.display()),
-                    )
-                })?
-                .len();
-            if size > MAX_TEMPLATE_BYTES {
-                return Err(err(
-                    &path,
-                    format!(
-                        "template {} is larger than {MAX_TEMPLATE_BYTES} bytes",
-                        file.display()
-                    ),
-                ));
+            check_src(src).map_err(|m| err(&path, m))?;
+            if renderer.from_files.contains_key(src) {
+                continue;
             }
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let next_to_plan = plan_dir.map(|dir| dir.join(src));
+            match next_to_plan {
+                Some(file) if file.is_file() || !is_embedded(src) => {
+                    renderer.load_file(src, &file, &path, err)?;
+                }
+                Some(_) => {}
+                None if is_embedded(src) => {}
+                None => return Err(err(&path, format!("{src:?} is not an embedded template"))),
+            }
+        }
+        // A `src` with Jinja (the default plan's `{{ facts.daemon.template }}`)
+        // resolves to an embedded name: a file of that name next to the plan
+        // wins over the embedded template, as for a literal `src`.
+        if let (true, Some(dir)) = (dynamic, plan_dir) {
+            for (name, _) in EMBEDDED {
+                let file = dir.join(name);
+                if !renderer.from_files.contains_key(*name) && file.is_file() {
+                    renderer.load_file(name, &file, &format!("templates/{name}"), err)?;
+                }
+            }
+        }
+        Ok(renderer)
+    }
+
+    /// Reads a template file next to the plan; it replaces an embedded
+    /// template of the same name.
+    fn load_file(
+        &mut self,
+        name: &str,
+        file: &Path,
+        path: &str,
+        err: &dyn Fn(&str, String) -> PlanError,
+    ) -> Result<(), PlanError> {
+        let cannot = |e: std::io::Error| {
+            err(
+                path,
+                format!("cannot read template {}: {e}", file.display()),
+            )
+        };
+        let size = std::fs::metadata(file).map_err(cannot)?.len();
+        if size > MAX_TEMPLATE_BYTES {
+            return Err(err(
+                path,
+                format!(
+                    "template {} is larger than {MAX_TEMPLATE_BYTES} bytes",
+                    file.display()
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(file).map_err(cannot)?;
+        self.env
+            .add_template_owned(name.to_string(), text)
+            .map_err(|e| {
                 err(
-                    &path,
-                    format!("cannot read template {}: {e}", file.display()),
-                )
-            })?;
-            env.add_template_owned(src.to_string(), text).map_err(|e| {
-                err(
-                    &path,
+                    path,
                     format!("template {}: {}", file.display(), describe(&e)),
                 )
             })?;
+        if is_embedded(name) {
+            log::info!(
+                "template {name}: using {} next to the plan instead of the embedded one",
+                file.display()
+            );
+        } else {
+            log::info!("template {name}: using {}", file.display());
         }
-        Ok(Renderer { env })
+        self.from_files.insert(name.to_string(), file.to_path_buf());
+        Ok(())
+    }
+
+    /// Where the template `name` comes from: a file next to the plan, or
+    /// `None` for the embedded one.
+    pub fn file_of(&self, name: &str) -> Option<&Path> {
+        self.from_files.get(name).map(PathBuf::as_path)
+    }
+
+    /// An embedded daemon config template (its time sources come from
+    /// `servers` and `pools`), not replaced by a file next to the plan.
+    pub fn is_embedded_daemon_config(&self, name: &str) -> bool {
+        DAEMON_CONFIGS.contains(&name) && self.file_of(name).is_none()
+    }
+
+    /// The top-level variables any template of the plan (embedded ones
+    /// included) reads.
+    pub fn template_variables(&self) -> BTreeSet<String> {
+        self.env
+            .templates()
+            .flat_map(|(_, t)| t.undeclared_variables(false))
+            .collect()
+    }
+
+    /// The top-level variables a step field reads (nothing when it does not
+    /// parse: rendering reports that).
+    pub fn field_variables(&self, source: &str) -> BTreeSet<String> {
+        self.env
+            .template_from_str(source)
+            .map(|t| t.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// The top-level variables a `when` expression reads.
+    pub fn expression_variables(&self, expr: &str) -> BTreeSet<String> {
+        if ["}}", "%}", "#}"].iter().any(|d| expr.contains(d)) {
+            return BTreeSet::new();
+        }
+        self.env
+            .compile_expression(expr)
+            .map(|e| e.undeclared_variables(false).into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Variables plus `facts`, as templates see them.
@@ -141,7 +265,20 @@ impl Renderer {
             .env
             .compile_expression(expr)
             .map_err(|e| describe(&e))?;
-        Ok(compiled.eval(ctx).map_err(|e| describe(&e))?.is_true())
+        // Strict undefined still lets `undefined == "x"` be false, and a bare
+        // undefined name is merely false: a typo would silently drop the
+        // step. Every name and attribute chain the expression reads must
+        // exist.
+        let mut paths: Vec<String> = compiled.undeclared_variables(true).into_iter().collect();
+        paths.sort();
+        for path in &paths {
+            check_defined(path, ctx)?;
+        }
+        let value = compiled.eval(ctx).map_err(|e| describe(&e))?;
+        if value.is_undefined() {
+            return Err(format!("undefined value: {} is not defined", expr.trim()));
+        }
+        Ok(value.is_true())
     }
 
     /// A field that may name several things: a string that is one whole
@@ -176,6 +313,7 @@ impl Renderer {
     }
 
     pub fn render_template(&self, name: &str, ctx: &Value) -> Result<String, String> {
+        check_src(name)?;
         let template = self.env.get_template(name).map_err(|_| {
             let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
             format!("no template {name:?} (embedded: {})", known.join(", "))
@@ -184,6 +322,52 @@ impl Renderer {
             .render(ctx)
             .map_err(|e| format!("template {name}: {}", describe(&e)))
     }
+}
+
+/// `a.b.c` must resolve in `ctx` as far as the values on the way are maps
+/// (an attribute of a list or string is left to evaluation).
+fn check_defined(path: &str, ctx: &Value) -> Result<(), String> {
+    let mut value = ctx.clone();
+    let mut seen = String::new();
+    for part in path.split('.') {
+        if value.kind() != minijinja::value::ValueKind::Map {
+            return Ok(());
+        }
+        let next = value.get_attr(part).unwrap_or(Value::UNDEFINED);
+        if next.is_undefined() {
+            let name = if seen.is_empty() {
+                part.to_string()
+            } else {
+                format!("{seen}.{part}")
+            };
+            let mut known: Vec<String> = value
+                .try_iter()
+                .map(|keys| keys.map(|k| k.to_string()).collect())
+                .unwrap_or_default();
+            known.sort();
+            let within = if seen.is_empty() {
+                "the plan's variables and facts".to_string()
+            } else {
+                seen.clone()
+            };
+            return Err(if name == "facts.daemon" {
+                format!("undefined value: {name} is not defined (it is set only when the plan sets vars.daemon)")
+            } else if known.is_empty() {
+                format!("undefined value: {name} is not defined")
+            } else {
+                format!(
+                    "undefined value: {name} is not defined ({within}: {})",
+                    known.join(", ")
+                )
+            });
+        }
+        if !seen.is_empty() {
+            seen.push('.');
+        }
+        seen.push_str(part);
+        value = next;
+    }
+    Ok(())
 }
 
 /// minijinja's message plus the line it points at.

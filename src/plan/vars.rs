@@ -13,6 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Names the plan may not define itself.
 const RESERVED: [&str; 1] = ["facts"];
+/// Variables the loader itself reads (the rest are read by templates and
+/// step fields).
+const LOADER_VARS: [&str; 2] = ["daemon", "iburst"];
 /// Variables nested deeper than this are refused (hostile input, not config).
 const MAX_DEPTH: usize = 16;
 /// NTP poll exponents (log2 seconds) that ntpd, NTPsec and chrony all accept.
@@ -148,6 +151,49 @@ pub fn build(
         ));
     }
     Ok(Vars { values, daemon })
+}
+
+/// Every variable must be read by the loader, a step field or a template
+/// of the plan: one that nothing reads is almost always a typo
+/// (`-e server=[...]`), which would otherwise be ignored without a word.
+pub fn check_used(
+    vars: &Vars,
+    used: &BTreeSet<String>,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<(), PlanError> {
+    let known = |k: &str| LOADER_VARS.contains(&k) || used.contains(k);
+    if let Some(key) = vars.values.keys().find(|k| !known(k)) {
+        let nearest = LOADER_VARS
+            .iter()
+            .map(|s| s.to_string())
+            .chain(used.iter().cloned())
+            .filter(|c| c != "facts")
+            .map(|c| (edit_distance(key, &c), c))
+            .filter(|(d, _)| *d <= 2)
+            .min();
+        let hint = nearest.map_or_else(String::new, |(_, c)| format!(" (did you mean {c}?)"));
+        return Err(err(
+            &format!("vars.{key}"),
+            format!("no step or template of the plan uses this variable{hint}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Levenshtein distance, for "did you mean".
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 /// Normalises `servers`/`pools`: each entry a hostname, or a map with `host`
