@@ -182,7 +182,9 @@ impl Renderer {
                 )
             })?;
         if is_embedded(name) {
-            log::info!(
+            // Said by default: a plan on stdin reads templates from the
+            // working directory, where such a file may be a stray one.
+            log::warn!(
                 "template {name}: using {} next to the plan instead of the embedded one",
                 file.display()
             );
