@@ -66,11 +66,15 @@ pub enum Enablement {
 }
 
 impl UnitStatus {
+    /// Active, reloading, or starting; not a unit waiting to be restarted
+    /// after its process died (`activating` / `auto-restart`: no process
+    /// runs, and a crash loop must not pass for a running daemon).
     pub fn is_running(&self) -> bool {
-        matches!(
-            self.active,
-            ActiveState::Active | ActiveState::Reloading | ActiveState::Activating
-        )
+        match self.active {
+            ActiveState::Active | ActiveState::Reloading => true,
+            ActiveState::Activating => self.sub != "auto-restart",
+            _ => false,
+        }
     }
 
     /// Static, alias, indirect and generated units cannot be enabled further:
@@ -345,7 +349,8 @@ UnitFileState=linked";
         assert_eq!(units[2].started_at_monotonic, Some(5_123_456_789));
         assert!(!units[2].is_running());
 
-        assert!(units[3].is_running() && units[3].is_enabled());
+        // Waiting to restart after a crash: no process runs.
+        assert!(!units[3].is_running() && units[3].is_enabled());
         assert_eq!(units[3].enabled, Enablement::EnabledRuntime);
 
         assert_eq!(units[4].load, LoadState::Other("bad-setting".into()));
