@@ -297,7 +297,26 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         "{d:#?}"
     );
     assert_ne!(main_pid(&node, "ntpsec.service"), pid_before);
+
+    // What a run killed during a write or a config check leaves behind is
+    // removed by the next apply (only our naming: a look-alike stays).
+    let leftovers = [
+        "/etc/ntpsec/.ntp.conf.Ab12Cd.ntp-provision",
+        "/tmp/ntp-provision-check.Xy98Zz/ntp.conf",
+    ];
+    let look_alike = "/etc/ntpsec/.ntp.conf.keep.ntp-provision";
+    node.ok(&["mkdir", "-p", "/tmp/ntp-provision-check.Xy98Zz"]);
+    node.ok(&["touch", leftovers[0], leftovers[1], look_alike]);
     node.rerun_clean(&[]);
+    for gone in leftovers {
+        assert_ne!(node.run(&["test", "-e", gone]).code, 0, "{gone} is left");
+    }
+    assert_ne!(
+        node.run(&["test", "-e", "/tmp/ntp-provision-check.Xy98Zz"])
+            .code,
+        0
+    );
+    assert_eq!(node.run(&["test", "-e", look_alike]).code, 0);
 }
 
 #[test]
