@@ -108,6 +108,13 @@ servers 0.debian.pool.ntp.org
 #sensor *
 ";
 
+/// Each line alone, as a config, gives exactly the rules `want`.
+fn each_line(flavor: Flavor, lines: &[&str], want: &[&str]) {
+    for line in lines {
+        assert_eq!(rules(flavor, &format!("{line}\n"), None), want, "{line}");
+    }
+}
+
 #[test]
 fn our_templates_render_configs_that_lint_clean() {
     for overrides in [
@@ -359,34 +366,30 @@ fn monitor_enabled_fires_only_for_old_or_unknown_classic_ntpd() {
 
 #[test]
 fn chrony_allow_all_fires_on_every_spelling_of_everything() {
-    for line in [
-        "allow",
-        "allow all",
-        "allow 0/0",
-        "allow ::/0",
-        "allow 0.0.0.0/0",
-        "  allow all # comment",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            vec!["chrony-allow-all"],
-            "{line}"
-        );
-    }
-    for line in [
-        "allow 192.168.0.0/16",
-        "allow 10/8",
-        "allow all 10.0.0.0/8",
-        "# allow all",
-        "! allow all",
-        "deny all",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            Vec::<&str>::new(),
-            "{line}"
-        );
-    }
+    each_line(
+        Flavor::Chrony,
+        &[
+            "allow",
+            "allow all",
+            "allow 0/0",
+            "allow ::/0",
+            "allow 0.0.0.0/0",
+            "  allow all # comment",
+        ],
+        &["chrony-allow-all"],
+    );
+    each_line(
+        Flavor::Chrony,
+        &[
+            "allow 192.168.0.0/16",
+            "allow 10/8",
+            "allow all 10.0.0.0/8",
+            "# allow all",
+            "! allow all",
+            "deny all",
+        ],
+        &[],
+    );
     assert_eq!(
         lint(Flavor::Chrony, "server 127.0.0.1\nallow\n", None)[0].line,
         Some(2)
@@ -395,64 +398,56 @@ fn chrony_allow_all_fires_on_every_spelling_of_everything() {
 
 #[test]
 fn chrony_cmdallow_fires_beyond_loopback() {
-    for line in [
-        "cmdallow",
-        "cmdallow all",
-        "cmdallow 192.168.1.0/24",
-        "cmdallow 127.0.0.1 10.0.0.1",
-        "bindcmdaddress 0.0.0.0",
-        "bindcmdaddress ::",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            vec!["chrony-cmdallow"],
-            "{line}"
-        );
-    }
-    for line in [
-        "cmdallow 127.0.0.1",
-        "cmdallow ::1",
-        "cmdallow 127/8",
-        "cmdallow ::1/128",
-        "bindcmdaddress 127.0.0.1",
-        "bindcmdaddress ::1",
-        "bindcmdaddress /run/chrony/chronyd.sock",
-        "cmdport 0",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            Vec::<&str>::new(),
-            "{line}"
-        );
-    }
+    each_line(
+        Flavor::Chrony,
+        &[
+            "cmdallow",
+            "cmdallow all",
+            "cmdallow 192.168.1.0/24",
+            "cmdallow 127.0.0.1 10.0.0.1",
+            "bindcmdaddress 0.0.0.0",
+            "bindcmdaddress ::",
+        ],
+        &["chrony-cmdallow"],
+    );
+    each_line(
+        Flavor::Chrony,
+        &[
+            "cmdallow 127.0.0.1",
+            "cmdallow ::1",
+            "cmdallow 127/8",
+            "cmdallow ::1/128",
+            "bindcmdaddress 127.0.0.1",
+            "bindcmdaddress ::1",
+            "bindcmdaddress /run/chrony/chronyd.sock",
+            "cmdport 0",
+        ],
+        &[],
+    );
 }
 
 #[test]
 fn openntpd_listen_any_fires_on_a_wildcard() {
-    for line in [
-        "listen on *",
-        "listen on * rtable 0",
-        "listen on 0.0.0.0",
-        "listen on ::",
-    ] {
-        assert_eq!(
-            rules(Flavor::Openntpd, &format!("{line}\n"), None),
-            vec!["openntpd-listen-any"],
-            "{line}"
-        );
-    }
-    for line in [
-        "listen on 127.0.0.1",
-        "listen on ::1",
-        "listen on 192.0.2.10",
-        "#listen on *",
-    ] {
-        assert_eq!(
-            rules(Flavor::Openntpd, &format!("{line}\n"), None),
-            Vec::<&str>::new(),
-            "{line}"
-        );
-    }
+    each_line(
+        Flavor::Openntpd,
+        &[
+            "listen on *",
+            "listen on * rtable 0",
+            "listen on 0.0.0.0",
+            "listen on ::",
+        ],
+        &["openntpd-listen-any"],
+    );
+    each_line(
+        Flavor::Openntpd,
+        &[
+            "listen on 127.0.0.1",
+            "listen on ::1",
+            "listen on 192.0.2.10",
+            "#listen on *",
+        ],
+        &[],
+    );
 }
 
 #[test]
@@ -915,17 +910,15 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
 
 #[test]
 fn chrony_directives_match_in_any_case() {
-    for line in [
-        "CMDALLOW all",
-        "CmdAllow 192.0.2.0/24",
-        "BINDCMDADDRESS 0.0.0.0",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            vec!["chrony-cmdallow"],
-            "{line}"
-        );
-    }
+    each_line(
+        Flavor::Chrony,
+        &[
+            "CMDALLOW all",
+            "CmdAllow 192.0.2.0/24",
+            "BINDCMDADDRESS 0.0.0.0",
+        ],
+        &["chrony-cmdallow"],
+    );
     for line in ["ALLOW", "Allow all", "ALLOW 0/0"] {
         assert_eq!(
             rules(Flavor::Chrony, &format!("{line}\n"), None),
@@ -950,45 +943,39 @@ fn chrony_directives_match_in_any_case() {
 
 #[test]
 fn every_spelling_of_all_and_everywhere_is_recognised() {
-    for line in [
-        "allow 192.0.2.0/0",
-        "allow 0::/0",
-        "allow 2001:db8::/0",
-        "allow 10/0",
-        "allow 10.0.0.0/0.0.0.0",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            vec!["chrony-allow-all"],
-            "{line}"
-        );
-    }
-    for line in [
-        "allow 192.0.2.0/1",
-        "allow 10.0.0.0/255.0.0.0",
-        "allow ntp.example.org",
-    ] {
-        assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
-            Vec::<&str>::new(),
-            "{line}"
-        );
-    }
-    for line in [
-        "listen on ::0",
-        "listen on 0:0:0:0:0:0:0:0",
-        "listen on 0",
-        "listen on 0.0",
-        "listen on 0x0",
-        "listen on 000.000.000.000",
-        "listen on ::ffff:0.0.0.0",
-    ] {
-        assert_eq!(
-            rules(Flavor::Openntpd, &format!("{line}\n"), None),
-            vec!["openntpd-listen-any"],
-            "{line}"
-        );
-    }
+    each_line(
+        Flavor::Chrony,
+        &[
+            "allow 192.0.2.0/0",
+            "allow 0::/0",
+            "allow 2001:db8::/0",
+            "allow 10/0",
+            "allow 10.0.0.0/0.0.0.0",
+        ],
+        &["chrony-allow-all"],
+    );
+    each_line(
+        Flavor::Chrony,
+        &[
+            "allow 192.0.2.0/1",
+            "allow 10.0.0.0/255.0.0.0",
+            "allow ntp.example.org",
+        ],
+        &[],
+    );
+    each_line(
+        Flavor::Openntpd,
+        &[
+            "listen on ::0",
+            "listen on 0:0:0:0:0:0:0:0",
+            "listen on 0",
+            "listen on 0.0",
+            "listen on 0x0",
+            "listen on 000.000.000.000",
+            "listen on ::ffff:0.0.0.0",
+        ],
+        &["openntpd-listen-any"],
+    );
     for line in ["listen on 0.0.0.1", "listen on ::2", "listen on localhost"] {
         assert_eq!(
             rules(Flavor::Openntpd, &format!("{line}\n"), None),
