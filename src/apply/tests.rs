@@ -22,7 +22,20 @@ fn changeset(node: &FakeNode, plan: &Plan) -> Changeset {
 }
 
 fn run(node: &FakeNode, plan: &Plan) -> Report {
-    let cs = changeset(node, plan);
+    run_changeset(node, &changeset(node, plan))
+}
+
+/// Applies `cs` to the fake node, each executor a handle on it.
+fn run_changeset(node: &FakeNode, cs: &Changeset) -> Report {
+    run_until(node, cs, &mut |_| {}, &|| None)
+}
+
+fn run_until(
+    node: &FakeNode,
+    cs: &Changeset,
+    on_step: &mut dyn FnMut(&StepReport),
+    stop: &dyn Fn() -> Option<&'static str>,
+) -> Report {
     let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
     let mut exec = Executors {
         apt: &mut a,
@@ -30,7 +43,23 @@ fn run(node: &FakeNode, plan: &Plan) -> Report {
         files: &mut f,
         units: node,
     };
-    apply(&cs, &mut exec, &mut |_| {})
+    apply_until(cs, &mut exec, on_step, stop)
+}
+
+/// Applies `cs` with a SIGTERM arriving while the first step that changes
+/// something runs: that step finishes, the rest are skipped.
+fn run_with_sigterm_in_the_first_change(node: &FakeNode, cs: &Changeset) -> Report {
+    let interrupt = crate::interrupt::Interrupt::never();
+    run_until(
+        node,
+        cs,
+        &mut |step| {
+            if step.status == Status::Changed {
+                interrupt.raise_for_test(15);
+            }
+        },
+        &|| interrupt.received(),
+    )
 }
 
 /// The journal with each run's backup stamp written as STAMP.
@@ -384,25 +413,7 @@ fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
             .count()
             >= 2
     );
-    let interrupt = crate::interrupt::Interrupt::never();
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: &node,
-    };
-    let report = apply_until(
-        &changeset,
-        &mut exec,
-        &mut |step| {
-            if step.status == Status::Changed {
-                // The signal arrives while this step runs.
-                interrupt.raise_for_test(15);
-            }
-        },
-        &|| interrupt.received(),
-    );
+    let report = run_with_sigterm_in_the_first_change(&node, &changeset);
     let first_changed = report
         .steps
         .iter()
@@ -436,24 +447,7 @@ fn a_config_written_by_a_run_stopped_before_its_restart_is_restarted_by_the_next
     // New servers: the config changes; a signal arrives while it is written.
     let plan = default_plan(&["servers=[127.0.0.9]"]);
     let cs = changeset(&node, &plan);
-    let interrupt = crate::interrupt::Interrupt::never();
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: &node,
-    };
-    let report = apply_until(
-        &cs,
-        &mut exec,
-        &mut |step| {
-            if step.status == Status::Changed {
-                interrupt.raise_for_test(15);
-            }
-        },
-        &|| interrupt.received(),
-    );
+    let report = run_with_sigterm_in_the_first_change(&node, &cs);
     assert!(report.failed);
     assert!(node
         .file_text("/etc/ntpsec/ntp.conf")
@@ -539,14 +533,7 @@ fn a_stopped_daemon_started_on_an_unhealthy_config_gets_the_old_one_back() {
         .running = false;
     // The service step's start runs the new config first, not the handler.
     let cs = unhealthy_config(changeset(&node, &default_plan(&["servers=[127.0.0.2]"])));
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: &node,
-    };
-    let report = apply(&cs, &mut exec, &mut |_| {});
+    let report = run_changeset(&node, &cs);
     let failed = report
         .steps
         .iter()
@@ -570,14 +557,7 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
     let good = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
     node.state().journal.clear();
     let cs = unhealthy_config(changeset(&node, &default_plan(&["servers=[127.0.0.2]"])));
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: &node,
-    };
-    let report = apply(&cs, &mut exec, &mut |_| {});
+    let report = run_changeset(&node, &cs);
     let failed = report
         .steps
         .iter()
