@@ -31,10 +31,11 @@ pub enum Rule {
     ChronyAllowAll,
     ChronyCmdallow,
     OpenntpdListenAny,
+    IncludeNotLinted,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 9] = [
+    pub const ALL: [Rule; 10] = [
         Rule::Ipv6DefaultMissing,
         Rule::KodWithoutLimited,
         Rule::NoqueryMissing,
@@ -44,6 +45,7 @@ impl Rule {
         Rule::ChronyAllowAll,
         Rule::ChronyCmdallow,
         Rule::OpenntpdListenAny,
+        Rule::IncludeNotLinted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +59,7 @@ impl Rule {
             Rule::ChronyAllowAll => "chrony-allow-all",
             Rule::ChronyCmdallow => "chrony-cmdallow",
             Rule::OpenntpdListenAny => "openntpd-listen-any",
+            Rule::IncludeNotLinted => "include-not-linted",
         }
     }
 
@@ -112,6 +115,11 @@ impl Rule {
                 "OpenNTPD answers time requests on every address from every host: no mode 6/7, so no \
                  amplification, but a public server that requests with a forged source bounce off."
             }
+            Rule::IncludeNotLinted => {
+                "the lint reads this file only: access control in the included files (a restrict entry \
+                 without noquery, an allow or cmdallow for everyone) goes unchecked, and any file dropped \
+                 there later changes what the daemon answers."
+            }
         }
     }
 }
@@ -151,8 +159,36 @@ pub fn lint(flavor: Flavor, config: &str, version: Option<&str>) -> Vec<Finding>
         Flavor::Chrony => lint_chrony(&lines),
         Flavor::Openntpd => lint_openntpd(&lines),
     };
+    findings.extend(includes(flavor, &lines));
     findings.sort_by_key(|f| f.rule);
     findings
+}
+
+/// Directives that read other files into the config: ntpd's and NTPsec's
+/// `includefile`, chrony's `include` and `confdir` (chrony matches names in
+/// any case). OpenNTPD's ntpd.conf has no include. chrony's `sourcedir`
+/// reads time sources only, no access control: not a finding.
+fn includes(flavor: Flavor, lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
+    let reads_files = |directive: &str| match flavor {
+        Flavor::Ntpd | Flavor::Ntpsec => directive == "includefile",
+        Flavor::Chrony => {
+            directive.eq_ignore_ascii_case("include") || directive.eq_ignore_ascii_case("confdir")
+        }
+        Flavor::Openntpd => false,
+    };
+    lines
+        .iter()
+        .filter(|(_, words)| reads_files(words[0]))
+        .map(|(n, words)| Finding {
+            rule: Rule::IncludeNotLinted,
+            line: Some(*n),
+            message: format!(
+                "`{}` reads {} into the config, and the lint does not read it",
+                words.join(" "),
+                words.get(1).map_or("other files", |w| *w)
+            ),
+        })
+        .collect()
 }
 
 /// (1-based line number, words) of each directive, comments dropped.

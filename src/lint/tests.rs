@@ -1113,3 +1113,38 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     assert!(crate::app::lint_gate(&for_plan(&g.rendered, &g.facts, &cs), &[]).is_ok());
 }
+
+#[test]
+fn a_config_that_reads_other_files_is_a_finding_the_plan_must_allow() {
+    let secure = "restrict -4 default kod limited notrap nomodify nopeer noquery\n\
+                  restrict -6 default kod limited notrap nomodify nopeer noquery\n";
+    for flavor in [Flavor::Ntpd, Flavor::Ntpsec] {
+        let config = format!("{secure}includefile /etc/ntp.d/extra.conf\n");
+        let found = lint(flavor, &config, Some("1:4.2.8p15+dfsg-1"));
+        let rules: Vec<Rule> = found.iter().map(|f| f.rule).collect();
+        assert_eq!(rules, vec![Rule::IncludeNotLinted], "{flavor:?}: {found:?}");
+        assert_eq!(found[0].line, Some(3));
+        assert!(
+            found[0].message.contains("/etc/ntp.d/extra.conf"),
+            "{found:?}"
+        );
+        assert!(lint(flavor, secure, Some("1:4.2.8p15+dfsg-1")).is_empty());
+    }
+    each_line(
+        Flavor::Chrony,
+        &[
+            "include /etc/chrony/extra/*.conf",
+            "confdir /etc/chrony/conf.d",
+            "CONFDIR /etc/chrony/conf.d",
+        ],
+        &["include-not-linted"],
+    );
+    // Time sources only: no access control in them.
+    each_line(
+        Flavor::Chrony,
+        &["sourcedir /run/chrony-dhcp", "#include x"],
+        &[],
+    );
+    // OpenNTPD has no include; the word means nothing to it.
+    each_line(Flavor::Openntpd, &["includefile /etc/x"], &[]);
+}

@@ -109,7 +109,7 @@
     ("vars:\n  note: \"a\\tb\"\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:9: vars.note: \"a\\tb\" contains the control character '\\t', which would break a config line"),
     ("allow_insecure: [noquery]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
-     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, noquery-missing-network, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any)"),
+     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, noquery-missing-network, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any, include-not-linted)"),
     // Duplicate keys: never last-wins.
     ("vars:\n  servers: [a.example]\n  daemon: chrony\n  servers: [b.example]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:4:3: vars.servers: duplicate key \"servers\": each key may be given once in a map"),
