@@ -16,6 +16,18 @@ fn parse(v: Value) -> Result<ModuleArgs, String> {
     parse_args(&args(v))
 }
 
+/// Applies `cs` to the fake node; it must not fail.
+fn converge(node: &FakeNode, cs: &crate::diff::Changeset) {
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+        units: node,
+    };
+    assert!(!apply(cs, &mut exec, &mut |_| {}).failed);
+}
+
 #[test]
 fn defaults_are_the_embedded_plan_applied() {
     let a = parse(json!({"_ansible_verbosity": 0, "_ansible_version": "2.17.7"})).unwrap();
@@ -161,20 +173,7 @@ fn diffs_carry_before_and_after_text_and_follow_earlier_steps() {
     // Converge, then drift the config by hand.
     let g = gather(&node, &plan).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    assert!(
-        !apply(
-            &cs,
-            &mut Executors {
-                apt: &mut a,
-                services: &mut s,
-                files: &mut f,
-                units: &node
-            },
-            &mut |_| {}
-        )
-        .failed
-    );
+    converge(&node, &cs);
     let converged = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
     let drifted = converged.replace("server 127.0.0.1", "server 127.0.0.9");
     node.state()
@@ -233,20 +232,7 @@ fn a_new_file_diffs_from_dev_null_and_a_mode_change_is_a_prepared_line() {
         .unwrap()
         .contains("server 127.0.0.1"));
 
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    assert!(
-        !apply(
-            &cs,
-            &mut Executors {
-                apt: &mut a,
-                services: &mut s,
-                files: &mut f,
-                units: &node
-            },
-            &mut |_| {}
-        )
-        .failed
-    );
+    converge(&node, &cs);
     node.state()
         .files
         .get_mut("/etc/ntpsec/ntp.conf")

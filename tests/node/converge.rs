@@ -41,10 +41,7 @@ fn assert_unchanged(before: &BTreeMap<String, String>, after: &BTreeMap<String, 
 }
 
 fn main_pid(node: &Node, unit: &str) -> String {
-    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
-        .stdout
-        .trim()
-        .to_string()
+    node.unit_property(unit, "MainPID")
 }
 
 /// `ntpq -pn` right after a restart may not answer yet; poll a bounded time.
@@ -327,17 +324,8 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     node.apt_get(&["update"]);
     node.apt_get(&["install", "ntp", "ntpdate"]);
     node.apt_get(&["remove", "ntp"]);
-    let states = node
-        .ok(&[
-            "dpkg-query",
-            "-W",
-            "-f=${Package} ${db:Status-Abbrev}\n",
-            "ntp",
-            "ntpdate",
-        ])
-        .stdout;
-    assert!(states.contains("ntp rc"), "{states}");
-    assert!(states.contains("ntpdate ii"), "{states}");
+    assert_eq!(node.dpkg_abbrev("ntp"), "rc");
+    assert_eq!(node.dpkg_abbrev("ntpdate"), "ii");
 
     let out = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -355,20 +343,9 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
         "{d:#?}"
     );
 
-    let states = node
-        .run(&[
-            "dpkg-query",
-            "-W",
-            "-f=${Package} ${db:Status-Abbrev}\n",
-            "ntp",
-            "ntpdate",
-        ])
-        .stdout;
-    assert!(states.contains("ntp ii"), "{states}");
-    assert!(
-        !states.contains("ntpdate ii") && !states.contains("ntpdate rc"),
-        "{states}"
-    );
+    assert_eq!(node.dpkg_abbrev("ntp"), "ii");
+    let ntpdate = node.dpkg_abbrev("ntpdate");
+    assert!(ntpdate != "ii" && ntpdate != "rc", "ntpdate {ntpdate}");
     assert_config(&node.read("/etc/ntp.conf").unwrap());
     assert!(node
         .read("/etc/ntp.conf")

@@ -51,12 +51,7 @@ fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
     let mut active: Vec<String> = TIME_DAEMONS
         .iter()
         .filter(|(_, unit)| node.run(&["systemctl", "is-active", unit]).stdout.trim() == "active")
-        .map(|(_, unit)| {
-            node.ok(&["systemctl", "show", "-p", "Id", "--value", unit])
-                .stdout
-                .trim()
-                .to_string()
-        })
+        .map(|(_, unit)| node.unit_property(unit, "Id"))
         .collect();
     active.dedup();
     (installed, active)
@@ -246,9 +241,7 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
         let out = node.provision(&["apply", "-e", SERVERS, "-e", &var]);
         assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
         let live = node.read(config).unwrap();
-        let pid = node
-            .ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
-            .stdout;
+        let pid = node.unit_property(unit, "MainPID");
 
         // Secure (it passes the access-control lint) but not parseable.
         let plan = plan_with_template(
@@ -303,11 +296,6 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
             node.run(&["systemctl", "is-active", unit]).stdout.trim(),
             "active"
         );
-        assert_eq!(
-            node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
-                .stdout,
-            pid,
-            "not restarted"
-        );
+        assert_eq!(node.unit_property(unit, "MainPID"), pid, "not restarted");
     }
 }

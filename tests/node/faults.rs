@@ -52,13 +52,6 @@ fn failed_step(doc: &Value) -> &Value {
         .unwrap_or_else(|| panic!("no failed step in {doc:#}"))
 }
 
-fn dpkg_abbrev(node: &Node, package: &str) -> String {
-    node.run(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package])
-        .stdout
-        .trim()
-        .to_string()
-}
-
 /// Polls `check` every 200 ms until it holds or `bound` passes.
 fn wait_for(what: &str, bound: Duration, mut check: impl FnMut() -> bool) {
     let started = Instant::now();
@@ -72,11 +65,7 @@ fn wait_for(what: &str, bound: Duration, mut check: impl FnMut() -> bool) {
 }
 
 fn main_pid(node: &Node, unit: &str) -> u32 {
-    node.ok(&["systemctl", "show", "-p", "MainPID", "--value", unit])
-        .stdout
-        .trim()
-        .parse()
-        .unwrap()
+    node.unit_property(unit, "MainPID").parse().unwrap()
 }
 
 /// Holds `lock` as apt and dpkg take it (an fcntl write lock) from a
@@ -140,7 +129,7 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
         step(&doc, "NTP daemon at the latest version")["status"],
         "skipped"
     );
-    assert_ne!(dpkg_abbrev(&node, "ntpsec"), "ii", "nothing installed");
+    assert_ne!(node.dpkg_abbrev("ntpsec"), "ii", "nothing installed");
     node.ok(&["systemctl", "stop", "lists-holder"]);
 
     // Installing needs the dpkg frontend lock.
@@ -160,7 +149,7 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
         "changed",
         "what was done is reported as done"
     );
-    assert_ne!(dpkg_abbrev(&node, "ntpsec"), "ii");
+    assert_ne!(node.dpkg_abbrev("ntpsec"), "ii");
     assert!(
         node.run(&["test", "-e", "/var/lib/dpkg/lock-frontend"])
             .success(),
@@ -202,7 +191,7 @@ fn an_interrupted_dpkg_is_finished_first_and_the_run_converges() {
         "cd /tmp && apt-get -q download ntpsec && dpkg --unpack /tmp/ntpsec_*.deb",
     ]);
     node.ok(&["touch", "/var/lib/dpkg/updates/0001"]);
-    assert_eq!(dpkg_abbrev(&node, "ntpsec"), "iU");
+    assert_eq!(node.dpkg_abbrev("ntpsec"), "iU");
     let refused = node.run(&["apt-get", "-y", "install", "ntpsec"]);
     assert!(
         refused.stderr.contains("dpkg was interrupted"),
@@ -232,7 +221,7 @@ fn an_interrupted_dpkg_is_finished_first_and_the_run_converges() {
         step(&doc, "Interrupted dpkg run finished")["status"],
         "changed"
     );
-    assert_eq!(dpkg_abbrev(&node, "ntpsec"), "ii");
+    assert_eq!(node.dpkg_abbrev("ntpsec"), "ii");
     assert_eq!(
         node.read(NTPSEC_CONF).unwrap(),
         ours,
@@ -301,7 +290,7 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
             .all(|s| s["status"] == "skipped"),
         "later steps do not run: {doc:#}"
     );
-    assert_ne!(dpkg_abbrev(&node, "ntpsec"), "ii", "nothing installed");
+    assert_ne!(node.dpkg_abbrev("ntpsec"), "ii", "nothing installed");
     assert!(node.read(NTPSEC_CONF).is_none(), "no config written");
 
     // The mirror is back: the next run converges.
@@ -532,16 +521,7 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     let (out, doc) = node.apply_json(&["--lock-timeout", "540"]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert_eq!(
-        node.ok(&[
-            "systemctl",
-            "show",
-            "-p",
-            "ExecMainStatus",
-            "--value",
-            "first"
-        ])
-        .stdout
-        .trim(),
+        node.unit_property("first", "ExecMainStatus"),
         "0",
         "the first run succeeded"
     );
@@ -592,19 +572,7 @@ fn sigterm_lets_the_install_finish_prints_the_report_and_the_next_run_converges(
         || main_pid(&node, "agent") == 0,
     );
 
-    assert_eq!(
-        node.ok(&[
-            "systemctl",
-            "show",
-            "-p",
-            "ExecMainStatus",
-            "--value",
-            "agent"
-        ])
-        .stdout
-        .trim(),
-        "1"
-    );
+    assert_eq!(node.unit_property("agent", "ExecMainStatus"), "1");
     let report = node.read("/root/report.txt").unwrap();
     assert!(
         report.contains("changed: NTP daemon at the latest version"),
@@ -621,7 +589,7 @@ fn sigterm_lets_the_install_finish_prints_the_report_and_the_next_run_converges(
     assert!(report.contains("Run apply again to finish"), "{report}");
     assert!(report.contains("RECAP "), "{report}");
     assert_eq!(
-        dpkg_abbrev(&node, "ntpsec"),
+        node.dpkg_abbrev("ntpsec"),
         "ii",
         "no half-installed package"
     );

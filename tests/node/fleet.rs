@@ -388,8 +388,7 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
         before.push((
             node.read(OPENNTPD_CONF).unwrap(),
             node.snapshot(),
-            node.ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"])
-                .stdout,
+            node.unit_property("openntpd", "MainPID"),
         ));
     }
     let (code, out) = fleet.playbook(
@@ -418,9 +417,7 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
             "{name}: check mode changed the node"
         );
         assert_eq!(
-            &node
-                .ok(&["systemctl", "show", "-p", "MainPID", "--value", "openntpd"])
-                .stdout,
+            &node.unit_property("openntpd", "MainPID"),
             pid,
             "{name}: check mode restarted the daemon"
         );

@@ -410,6 +410,23 @@ impl Node {
         self.run(&argv)
     }
 
+    /// One property of a unit (`systemctl show -p PROP --value UNIT`), trimmed.
+    pub fn unit_property(&self, unit: &str, property: &str) -> String {
+        self.ok(&["systemctl", "show", "-p", property, "--value", unit])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// dpkg's two- or three-letter state of a package (`ii`, `rc`, `iU`, ...),
+    /// empty when dpkg does not know it.
+    pub fn dpkg_abbrev(&self, package: &str) -> String {
+        self.run(&["dpkg-query", "-W", "-f=${db:Status-Abbrev}", package])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
     /// `ntp-provision apply -e SERVERS --format json EXTRA...` and its JSON report.
     pub fn apply_json(&self, extra: &[&str]) -> (Out, Value) {
         let mut args = vec!["apply", "-e", SERVERS, "--format", "json"];
