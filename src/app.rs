@@ -6,7 +6,7 @@ use crate::apply::real::{RealApt, RealFiles, Systemctl, Sysv};
 use crate::apply::{self, Executors, ServiceExec};
 
 use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs, VerifyArgs};
-use crate::diff::{Change, Changeset, ServiceAction};
+use crate::diff::{Change, Changeset, PlannedStep, ServiceAction};
 use crate::facts::{self, InitSystem, RealProbe};
 use crate::interrupt::Interrupt;
 use crate::lint::{self, PlanLint};
@@ -177,7 +177,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         }
     };
 
-    let prepared = match prepare(&plan) {
+    let prepared = match prepare(&plan, mode) {
         Ok(x) => x,
         Err(e) => {
             let report = Report::failed_before_start(mode, e);
@@ -252,17 +252,49 @@ pub(crate) struct Prepared {
 
 /// Facts, the changeset and the lint's verdict: everything decided before
 /// the first change. The error says that nothing was changed, and why.
-pub(crate) fn prepare(plan: &Plan) -> Result<Prepared, String> {
-    let planned = facts::gather(&RealProbe, plan).and_then(|g| {
-        let changeset = crate::diff::diff(&g.rendered, &g.facts).map_err(anyhow::Error::msg)?;
+///
+/// `plan` reads fresh lists privately where the node's are older than the
+/// plan allows. `apply` first decides on the node's own lists: where they
+/// are stale it runs the plan's update itself and decides the rest again
+/// (`redecide_after_update`), one `apt-get update` instead of two. Where
+/// the node's lists cannot decide the plan (none yet, a daemon they do not
+/// know, a refusal), it decides as `plan` does, so nothing is changed
+/// before the plan is known to hold.
+pub(crate) fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared, String> {
+    if mode == Mode::Apply {
+        match prepare_on(plan, facts::StaleLists::ReadNodes, None) {
+            Ok(prepared) => return Ok(prepared),
+            Err(e) => log::info!(
+                "the node's own package lists do not decide the plan ({e}); reading fresh lists into a private directory"
+            ),
+        }
+    }
+    prepare_on(plan, facts::StaleLists::FetchPrivately, None)
+        .map_err(|e| format!("nothing was changed: {e}"))
+}
+
+/// `prepare` with the given lists; with `after_update`, the rest of a run
+/// right after its update of the lists: what ran, and the changeset it
+/// ran from (`diff::diff_after_update`).
+fn prepare_on(
+    plan: &Plan,
+    lists: facts::StaleLists,
+    after_update: Option<(&[PlannedStep], &Changeset)>,
+) -> Result<Prepared, String> {
+    let planned = facts::gather_as(&RealProbe, plan, lists).and_then(|g| {
+        let changeset = match after_update {
+            None => crate::diff::diff(&g.rendered, &g.facts),
+            Some((done, before)) => {
+                crate::diff::diff_after_update(&g.rendered, &g.facts, done, before.daemon.as_ref())
+            }
+        }
+        .map_err(anyhow::Error::msg)?;
         let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
         Ok((g.facts, changeset, linted, g.apt_memo))
     });
-    let (facts, mut changeset, linted, apt_memo) =
-        planned.map_err(|e| format!("nothing was changed: {e:#}"))?;
+    let (facts, mut changeset, linted, apt_memo) = planned.map_err(|e| format!("{e:#}"))?;
     // The lint refuses before anything changes; accepted findings become notes.
-    let (notes, policy) = lint_gate(&linted, &plan.allow_insecure)
-        .map_err(|e| format!("nothing was changed: {e}"))?;
+    let (notes, policy) = lint_gate(&linted, &plan.allow_insecure)?;
     changeset.notes.extend(notes);
     Ok(Prepared {
         facts,
@@ -270,6 +302,20 @@ pub(crate) fn prepare(plan: &Plan) -> Result<Prepared, String> {
         policy,
         apt_memo,
     })
+}
+
+/// The rest of the run after its update of the package lists, decided on
+/// them (`apply::Redecide`).
+fn redecide_after_update(
+    plan: &Plan,
+    before: &Changeset,
+    done: &[PlannedStep],
+) -> Result<Prepared, String> {
+    let mut prepared = prepare_on(plan, facts::StaleLists::ReadNodes, Some((done, before)))?;
+    prepared.changeset.notes.push(
+        "the package lists were updated by this run: the changes after that were decided on the fresh lists".into(),
+    );
+    Ok(prepared)
 }
 
 /// Runs the changeset through the real executors for this node (systemctl
@@ -310,8 +356,23 @@ pub(crate) fn execute(
         files: &mut files,
         units: &units,
     };
-    let report = apply::apply_until(changeset, &mut exec, on_step, &|| interrupt.received());
-    let report = check_amplification(report, plan, changeset, &prepared.policy, on_step);
+    let mut redecided: Option<Prepared> = None;
+    let mut redecide = |done: &[PlannedStep]| {
+        let next = redecide_after_update(plan, changeset, done)?;
+        let changeset = next.changeset.clone();
+        redecided = Some(next);
+        Ok(changeset)
+    };
+    let report = apply::apply_redeciding(
+        changeset,
+        &mut exec,
+        on_step,
+        &|| interrupt.received(),
+        Some(&mut redecide),
+    );
+    // After a redecision, the check and the memo go by the fresh lists.
+    let prepared = redecided.as_ref().unwrap_or(prepared);
+    let report = check_amplification(report, plan, &prepared.changeset, &prepared.policy, on_step);
     if let (false, Some(memo)) = (report.failed, &prepared.apt_memo) {
         memo.save_if_current(&RealProbe);
     }
@@ -556,6 +617,7 @@ mod tests {
                 handler: false,
                 changes: Vec::new(),
             }],
+            redecide_after_update: false,
         };
         let interrupt = Interrupt::never();
         let report = plan_report(&changeset, &interrupt);

@@ -31,6 +31,10 @@ pub struct ArchivePackage {
 pub struct State {
     pub init: InitSystem,
     pub archive: BTreeMap<String, ArchivePackage>,
+    /// The archive as the node's own lists still tell it, until `apt-get
+    /// update` fetches `archive`; `None`: the lists tell `archive`. Private
+    /// lists always tell `archive`.
+    pub node_lists: Option<BTreeMap<String, ArchivePackage>>,
     pub dpkg: BTreeMap<String, DpkgState>,
     /// Packages on hold (`apt-mark hold`): apt refuses to change them.
     pub held: std::collections::BTreeSet<String>,
@@ -57,6 +61,14 @@ pub struct State {
 }
 
 impl State {
+    /// What apt knows of `name` reading `lists`.
+    fn known(&self, name: &str, lists: &Lists) -> Option<&ArchivePackage> {
+        match (lists, &self.node_lists) {
+            (Lists::Node { .. }, Some(old)) => old.get(name),
+            _ => self.archive.get(name),
+        }
+    }
+
     /// The fake's "now", one second later at every call, long before the
     /// real clock (facts refuse modification times later than their own).
     pub fn tick(&mut self) -> SystemTime {
@@ -152,6 +164,7 @@ impl FakeNode {
         FakeNode(Rc::new(RefCell::new(State {
             init: InitSystem::Systemd,
             archive,
+            node_lists: None,
             dpkg: BTreeMap::new(),
             held: Default::default(),
             lists_age: None,
@@ -207,7 +220,11 @@ impl FakeNode {
     }
 
     fn install_one(&self, name: &str, version: Option<&str>) -> Result<()> {
-        let pkg = self.0.borrow().archive.get(name).cloned();
+        // apt installs from the node's own lists.
+        let node = Lists::Node {
+            scratch: Default::default(),
+        };
+        let pkg = self.0.borrow().known(name, &node).cloned();
         let Some(pkg) = pkg else {
             bail!("E: Unable to locate package {name}")
         };
@@ -295,7 +312,7 @@ impl Probe for FakeNode {
     fn apt_policy(
         &self,
         pkgs: &[PackageName],
-        _lists: &Lists,
+        lists: &Lists,
     ) -> Result<BTreeMap<PackageName, Policy>> {
         self.probe(format!("apt-cache policy {}", join(pkgs)));
         let s = self.0.borrow();
@@ -306,7 +323,7 @@ impl Probe for FakeNode {
                     .dpkg
                     .get(p.as_str())
                     .and_then(|d| d.installed_version().map(str::to_string));
-                let candidate = s.archive.get(p.as_str()).and_then(|a| a.candidate.clone());
+                let candidate = s.known(p.as_str(), lists).and_then(|a| a.candidate.clone());
                 (
                     p.clone(),
                     Policy {
@@ -318,7 +335,7 @@ impl Probe for FakeNode {
             .collect())
     }
 
-    fn apt_show(&self, versions: &[(PackageName, String)], _lists: &Lists) -> Result<Vec<Stanza>> {
+    fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>> {
         let asked: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
         self.probe(format!("apt-cache show {}", asked.join(" ")));
         let s = self.0.borrow();
@@ -326,7 +343,7 @@ impl Probe for FakeNode {
         Ok(versions
             .iter()
             .filter_map(|(p, v)| {
-                let a = s.archive.get(p.as_str())?;
+                let a = s.known(p.as_str(), lists)?;
                 if a.candidate.as_ref() != Some(v) {
                     return None;
                 }
@@ -427,7 +444,9 @@ impl AptExec for FakeNode {
     fn update(&mut self) -> Result<()> {
         self.record("apt-get update".into())?;
         self.apt_allowed()?;
-        self.state().lists_age = Some(Duration::ZERO);
+        let mut s = self.state();
+        s.lists_age = Some(Duration::ZERO);
+        s.node_lists = None;
         Ok(())
     }
 

@@ -323,7 +323,7 @@ fn converge(a: &ModuleArgs) -> Value {
             )
         }
     };
-    let prepared = match app::prepare(&plan) {
+    let prepared = match app::prepare(&plan, mode) {
         Ok(x) => x,
         Err(e) => return result(&Report::failed_before_start(mode, e), Vec::new(), a.diff),
     };

@@ -21,7 +21,9 @@
 
 pub mod real;
 
-use crate::diff::{Change, Changeset, Check, Health, PkgChange, Restore, ServiceAction};
+use crate::diff::{
+    Change, Changeset, Check, Health, PkgChange, PlannedStep, Restore, ServiceAction,
+};
 use crate::facts::UnitFact;
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
@@ -155,6 +157,28 @@ pub fn apply_until(
     on_step: &mut dyn FnMut(&StepReport),
     stop: &dyn Fn() -> Option<&'static str>,
 ) -> Report {
+    apply_redeciding(changeset, exec, on_step, stop, None)
+}
+
+/// Decides the rest of a run again right after it updated the package
+/// lists (`Changeset::redecide_after_update`): gets what ran (the steps
+/// before, and the update's own step up to the update) and returns the
+/// whole changeset, those steps unchanged (`diff::diff_after_update`).
+pub type Redecide<'a> = dyn FnMut(&[PlannedStep]) -> Result<Changeset, String> + 'a;
+
+/// As `apply_until`; when the changeset was decided on old package lists,
+/// `redecide` gives the changes after the first update of the lists, and
+/// the run goes on with those. If it fails, the update stands and
+/// everything after it is skipped: the report's error says why.
+pub fn apply_redeciding(
+    changeset: &Changeset,
+    exec: &mut Executors<'_>,
+    on_step: &mut dyn FnMut(&StepReport),
+    stop: &dyn Fn() -> Option<&'static str>,
+    mut redecide: Option<&mut Redecide<'_>>,
+) -> Report {
+    let mut current = std::borrow::Cow::Borrowed(changeset);
+    let mut redecide_error: Option<String> = None;
     let mut reports = Vec::new();
     let mut failed = false;
     let mut packages_changed = false;
@@ -163,9 +187,11 @@ pub fn apply_until(
     let mut interrupted: Option<(&'static str, usize)> = None;
     // Files this run wrote where none was (a rollback removes them).
     let mut created: std::collections::BTreeSet<AbsPath> = std::collections::BTreeSet::new();
-    for step in &changeset.steps {
+    let mut index = 0;
+    while index < current.steps.len() {
+        let step = current.steps[index].clone();
         let started = Instant::now();
-        let mut report = StepReport::planned(step);
+        let mut report = StepReport::planned(&step);
         if interrupted.is_none() && !failed {
             interrupted = stop().map(|signal| (signal, reports.len()));
         }
@@ -175,7 +201,12 @@ pub fn apply_until(
             report.diff = None;
         } else if !step.changes.is_empty() {
             let mut done = Vec::new();
-            for change in &step.changes {
+            // The step's changes; after a redecision, those of its new version.
+            let mut changes = step.changes.clone();
+            let mut at = 0;
+            while at < changes.len() {
+                let change = &changes[at].clone();
+                at += 1;
                 if packages_changed {
                     if let Some(settled) = settled_by_packages(change, exec.units) {
                         report.settled.push(settled);
@@ -229,6 +260,41 @@ pub fn apply_until(
                     // Any file or package change may be what a later restart is for.
                     _ => fresh_starts.clear(),
                 }
+                let Some(redecide) = redecide.as_mut().filter(|_| {
+                    current.redecide_after_update
+                        && !step.handler
+                        && matches!(change, Change::UpdateLists { .. })
+                }) else {
+                    continue;
+                };
+                let mut ran = current.steps[..index].to_vec();
+                ran.push(PlannedStep {
+                    changes: changes[..at].to_vec(),
+                    ..step.clone()
+                });
+                match redecide(&ran) {
+                    Ok(next)
+                        if next.steps.get(..index) == Some(&current.steps[..index])
+                            && next.steps.get(index).and_then(|s| s.changes.get(..at))
+                                == Some(&changes[..at]) =>
+                    {
+                        log::info!("the package lists are fresh: the rest of the run was decided again on them");
+                        changes.clone_from(&next.steps[index].changes);
+                        report.diff = StepReport::planned(&next.steps[index]).diff;
+                        current = std::borrow::Cow::Owned(Changeset {
+                            redecide_after_update: false,
+                            ..next
+                        });
+                    }
+                    Ok(_) => {
+                        redecide_error = Some("deciding again after the update of the package lists changed the steps before it".into());
+                    }
+                    Err(e) => redecide_error = Some(e),
+                }
+                if redecide_error.is_some() {
+                    failed = true;
+                    break;
+                }
             }
             // What was not attempted, or was already so, is not reported as done.
             report.changes = done;
@@ -239,13 +305,21 @@ pub fn apply_until(
         report.seconds = started.elapsed().as_secs_f64();
         on_step(&report);
         reports.push(report);
+        index += 1;
     }
-    let mut report = Report::new(crate::report::Mode::Apply, changeset, reports);
+    let mut report = Report::new(crate::report::Mode::Apply, &current, reports);
     if let Some((signal, done)) = interrupted {
         report.failed = true;
         report.error = Some(format!(
             "{signal} received: stopped after {done} of {} steps, each finished; the rest did not run. Run apply again to finish",
-            changeset.steps.len()
+            current.steps.len()
+        ));
+    }
+    if let Some(e) = redecide_error {
+        report.failed = true;
+        report.error = Some(format!(
+            "the package lists were updated, then the rest of the run could not be decided on them: {e}
+Nothing after the update was changed. Run apply again"
         ));
     }
     report

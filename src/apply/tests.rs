@@ -3,7 +3,7 @@
 use super::*;
 use crate::diff::diff;
 use crate::facts::dpkg::DpkgState;
-use crate::facts::gather;
+use crate::facts::{gather, gather_as, StaleLists};
 use crate::fake::FakeNode;
 use crate::plan::{parse_override, Plan, Source, DEFAULT_PLAN};
 use crate::report::{Report, Status};
@@ -624,4 +624,136 @@ fn only_the_newest_backups_are_kept() {
     assert_eq!(kept.len(), crate::diff::BACKUPS_KEPT);
     assert!(kept.iter().any(|k| k.contains("20260104T")), "{kept:?}");
     assert!(!kept.iter().any(|k| k.contains("20260101T")), "{kept:?}");
+}
+
+/// A bookworm node whose lists are two hours old and predate the latest
+/// ntpsec and ntp (a security update since): what the old lists know.
+fn node_with_old_lists() -> FakeNode {
+    let node = FakeNode::bookworm();
+    let mut s = node.state();
+    let mut old = s.archive.clone();
+    old.get_mut("ntpsec").unwrap().candidate = Some("1.2.2+dfsg1-1".into());
+    old.get_mut("ntp").unwrap().candidate = Some("1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1".into());
+    s.node_lists = Some(old);
+    s.lists_age = Some(std::time::Duration::from_secs(7200));
+    drop(s);
+    node
+}
+
+/// What `apply` does (app::prepare, app::execute): decide on the node's own
+/// lists, update them, decide the rest again on the fresh ones.
+fn apply_on_old_lists(
+    node: &FakeNode,
+    plan: &Plan,
+    redecide: &mut crate::apply::Redecide<'_>,
+) -> (Changeset, Report) {
+    let g = gather_as(node, plan, StaleLists::ReadNodes).unwrap();
+    let cs = diff(&g.rendered, &g.facts).unwrap();
+    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
+    let mut exec = Executors {
+        apt: &mut a,
+        services: &mut s,
+        files: &mut f,
+        units: node,
+    };
+    let report = apply_redeciding(&cs, &mut exec, &mut |_| {}, &|| None, Some(redecide));
+    (cs, report)
+}
+
+#[test]
+fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
+    let node = node_with_old_lists();
+    let plan = default_plan(&[]);
+    let mut redecisions = 0;
+    let before = changeset(&node, &plan);
+    node.state().probes.clear();
+    let mut redecide = |done: &[crate::diff::PlannedStep]| {
+        redecisions += 1;
+        let g = gather_as(&node, &plan, StaleLists::ReadNodes).map_err(|e| format!("{e:#}"))?;
+        crate::diff::diff_after_update(&g.rendered, &g.facts, done, before.daemon.as_ref())
+    };
+    let (decided, report) = apply_on_old_lists(&node, &plan, &mut redecide);
+    assert_eq!(redecisions, 1);
+    assert!(decided.redecide_after_update);
+    assert!(
+        lines(&decided).contains(&"install: ntpsec (none) -> 1.2.2+dfsg1-1".to_string()),
+        "the old lists' version, never installed: {:?}",
+        lines(&decided)
+    );
+    assert!(!report.failed, "{report:#?}");
+    assert_eq!(
+        &stamped_journal(&node)[..2],
+        [
+            "apt-get update",
+            "apt-get install ntpsec=1.2.2+dfsg1-1+deb12u1"
+        ],
+        "one update, the node's own, then the fresh lists' version"
+    );
+    let probes = node.state().probes.clone();
+    assert!(
+        !probes.iter().any(|p| p.contains("private lists")),
+        "no private update: {probes:?}"
+    );
+    let install = report
+        .steps
+        .iter()
+        .find(|s| s.name == "NTP daemon at the latest version")
+        .unwrap();
+    assert_eq!(
+        install
+            .changes
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["install: ntpsec (none) -> 1.2.2+dfsg1-1+deb12u1"]
+    );
+    assert!(report
+        .notes
+        .iter()
+        .all(|n| !n.contains("then decides every change after that")));
+
+    // The plan, which reads fresh lists privately, had shown just that.
+    let replay = node_with_old_lists();
+    let shown = changeset(&replay, &plan);
+    assert!(!shown.redecide_after_update);
+    assert!(lines(&shown).contains(&"install: ntpsec (none) -> 1.2.2+dfsg1-1+deb12u1".to_string()));
+
+    node.state().journal.clear();
+    assert!(changeset(&node, &plan).is_empty(), "converged");
+}
+
+#[test]
+fn when_the_rest_cannot_be_decided_after_the_update_nothing_else_runs() {
+    let node = node_with_old_lists();
+    node.state().dpkg.insert(
+        "ntpdate".into(),
+        DpkgState::Installed {
+            version: "1:4.2.8p15+dfsg-2~1.2.2+dfsg1-1".into(),
+        },
+    );
+    let plan = default_plan(&[]);
+    let mut redecide = |_: &[crate::diff::PlannedStep]| -> Result<Changeset, String> {
+        Err("the archive no longer has ntp".into())
+    };
+    let (_, report) = apply_on_old_lists(&node, &plan, &mut redecide);
+    assert_eq!(
+        node.journal(),
+        ["apt-get purge ntpdate", "apt-get update"],
+        "the steps up to the update ran, nothing after it"
+    );
+    assert!(report.failed && report.changed);
+    assert_eq!(report.exit_code(true), 6);
+    assert_eq!(
+        report.error.as_deref(),
+        Some("the package lists were updated, then the rest of the run could not be decided on them: the archive no longer has ntp\nNothing after the update was changed. Run apply again")
+    );
+    let statuses: Vec<Status> = report.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses[..3],
+        [Status::Changed, Status::Ok, Status::Changed]
+    );
+    assert!(
+        statuses[3..].iter().all(|s| *s == Status::Skipped),
+        "{statuses:?}"
+    );
 }

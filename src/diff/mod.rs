@@ -31,6 +31,12 @@ pub struct Changeset {
     /// Things the operator should know that are not changes.
     pub notes: Vec<String>,
     pub steps: Vec<PlannedStep>,
+    /// Decided on package lists older than the plan allows (the facts read
+    /// the node's own: `StaleLists::ReadNodes`): once the first update of
+    /// the lists has run, `apply` decides everything after it again on the
+    /// fresh lists (`diff_after_update`). Never set for `plan`, which reads
+    /// fresh lists privately and shows the versions `apply` will install.
+    pub redecide_after_update: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,6 +58,63 @@ impl Changeset {
 /// gathered, updated with the changes of the steps before, so that a purge
 /// followed by an install shows the install from a clean slate.
 pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
+    diff_from(rendered, facts, &[])
+}
+
+/// The changeset for the rest of a run that has just updated the package
+/// lists, on `facts` gathered after it: `done` is what the run executed,
+/// the steps before the update and, last, the update's own step up to the
+/// update. Those are kept as they are (their changes already shape
+/// `facts`, and still fire their handlers); everything after is diffed
+/// anew. The plan's steps up to there must be the ones `done` names, and
+/// the daemon the one they were decided for (`before`: the old lists').
+pub fn diff_after_update(
+    rendered: &Rendered,
+    facts: &Facts,
+    done: &[PlannedStep],
+    before: Option<&Daemon>,
+) -> Result<Changeset, String> {
+    if facts.daemon.as_ref() != before {
+        let name =
+            |d: Option<&Daemon>| d.map_or("none".to_string(), |d| format!("package {}", d.package));
+        return Err(format!(
+            "on the fresh lists the daemon is {}, on the old ones it was {}: the steps before the update were decided for the old one",
+            name(facts.daemon.as_ref()),
+            name(before)
+        ));
+    }
+    if !matches!(
+        done.last().and_then(|s| s.changes.last()),
+        Some(Change::UpdateLists { .. })
+    ) {
+        return Err("the run is not right after an update of the package lists".into());
+    }
+    if let Some(change) = repair_of(facts)? {
+        return Err(format!(
+            "dpkg needs `dpkg --configure -a` after this run updated the package lists ({change}): another program ran dpkg meanwhile. Run apply again"
+        ));
+    }
+    let planned: Vec<&str> = rendered.steps.iter().map(|s| s.name.as_str()).collect();
+    let kept: Vec<&str> = done
+        .iter()
+        .filter(|s| s.name != REPAIR_STEP)
+        .map(|s| s.name.as_str())
+        .collect();
+    if kept.len() > planned.len() || kept != planned[..kept.len()] {
+        return Err(format!(
+            "the plan's steps are not the ones run before the update of the package lists ({kept:?})"
+        ));
+    }
+    diff_from(rendered, facts, done)
+}
+
+/// `diff`, with the first steps taken from `done` (see `diff_after_update`);
+/// `done` is empty for a whole plan.
+fn diff_from(
+    rendered: &Rendered,
+    facts: &Facts,
+    done: &[PlannedStep],
+) -> Result<Changeset, String> {
     let mut steps = Vec::new();
     let mut removed_earlier = false;
     // Per handler: the causes for its reason, and the files to put back if
@@ -59,9 +122,18 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
     let mut fired: Vec<(String, Vec<String>, Vec<Restore>)> = Vec::new();
     let mut projected = facts.clone();
     // apt refuses to work after an interrupted dpkg run, so finishing it is
-    // a step of its own, right before the first apt step.
-    let mut repair = Some(repair_of(facts));
+    // a step of its own, right before the first apt step. After an update
+    // there is none (`diff_after_update` refused), or it ran already.
+    let mut repair = if done.is_empty() {
+        Some(repair_of(facts))
+    } else {
+        None
+    };
+    let mut done = done.iter().peekable();
     for step in &rendered.steps {
+        if let Some(ran) = done.next_if(|s| s.name == REPAIR_STEP && !s.handler) {
+            steps.push(ran.clone());
+        }
         if matches!(step.action, Action::Apt(_)) {
             if let Some(change) = repair.take().transpose()?.flatten() {
                 project(&mut projected, &change);
@@ -72,11 +144,27 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
                 });
             }
         }
-        let mut changes = diff_step(step, &projected, removed_earlier, None)
-            .map_err(|e| format!("step {:?}: {e}", step.name))?;
+        let ran = done.next();
+        let mut changes = match ran {
+            // Done before the update: the facts show it, nothing to project.
+            Some(ran) if done.peek().is_some() => ran.changes.clone(),
+            // The update's own step: what ran, then the rest of the step on
+            // the fresh lists (another update of the lists is not due now).
+            Some(ran) => {
+                let rest = diff_step(step, &projected, removed_earlier, None)
+                    .map_err(|e| format!("step {:?}: {e}", step.name))?
+                    .into_iter()
+                    .filter(|c| !matches!(c, Change::UpdateLists { .. }));
+                ran.changes.iter().cloned().chain(rest).collect()
+            }
+            None => diff_step(step, &projected, removed_earlier, None)
+                .map_err(|e| format!("step {:?}: {e}", step.name))?,
+        };
+        // The changes that ran already are kept as they ran.
+        let ran_already = ran.map_or(0, |r| r.changes.len());
         // A step that starts the unit (it was stopped) is the first to run
         // the files written so far for it: an unhealthy start puts them back.
-        for change in &mut changes {
+        for change in changes.iter_mut().skip(ran_already) {
             if let Change::Service {
                 unit,
                 action: ServiceAction::Start | ServiceAction::Restart,
@@ -102,7 +190,10 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
             }
         }
         removed_earlier |= changes.iter().any(Change::removes_packages);
-        changes.iter().for_each(|c| project(&mut projected, c));
+        changes
+            .iter()
+            .skip(ran_already)
+            .for_each(|c| project(&mut projected, c));
         if !changes.is_empty() {
             let restores: Vec<Restore> = changes
                 .iter()
@@ -186,10 +277,21 @@ pub fn diff(rendered: &Rendered, facts: &Facts) -> Result<Changeset, String> {
             "versions come from the node's old package lists: {err}"
         ));
     }
+    let redecide_after_update = facts.lists.awaiting_update
+        && steps.iter().any(|s| {
+            !s.handler
+                && s.changes
+                    .iter()
+                    .any(|c| matches!(c, Change::UpdateLists { .. }))
+        });
+    if redecide_after_update {
+        notes.push("the package lists are older than the plan allows: apply updates them as planned, then decides every change after that on the fresh lists (plan shows those versions: it reads fresh lists into a private directory)".into());
+    }
     Ok(Changeset {
         daemon: facts.daemon.clone(),
         notes,
         steps,
+        redecide_after_update,
     })
 }
 

@@ -27,6 +27,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
             age: Some(Duration::from_secs(60)),
             refreshed_privately: false,
             refresh_error: None,
+            awaiting_update: false,
         },
         daemon: None,
         packages: pkgs
@@ -588,4 +589,116 @@ fn what_dpkg_configure_a_cannot_finish_is_refused_not_repaired_again_and_again()
         &f
     )
     .is_empty());
+}
+
+const UPDATE_THEN_LATEST: &str = "steps:
+  - name: old client gone
+    apt: {name: ntpdate, state: purged}
+    notify: restart
+  - name: lists and daemon
+    apt: {name: chrony, state: latest, update_cache: true}
+handlers:
+  - name: restart
+    service: {name: chrony, state: restarted}
+";
+
+/// `apply` on lists older than the plan allows, read as they are: the
+/// facts before the update, and what ran up to and including it.
+fn before_the_update() -> (Facts, Changeset, Vec<PlannedStep>) {
+    let mut old = facts(&[
+        (
+            "ntpdate",
+            installed("1:4.2.8p15+dfsg-1"),
+            Some("1:4.2.8p15+dfsg-1"),
+        ),
+        ("chrony", DpkgState::NotInstalled, Some("4.3-1")),
+    ]);
+    old.lists.age = Some(Duration::from_secs(7200));
+    old.lists.awaiting_update = true;
+    let cs = diff(&plan(UPDATE_THEN_LATEST).render(None).unwrap(), &old).unwrap();
+    let mut done = cs.steps[..2].to_vec();
+    done[1].changes.truncate(1);
+    (old, cs, done)
+}
+
+#[test]
+fn after_the_update_the_rest_is_decided_on_the_fresh_lists_and_what_ran_still_fires_handlers() {
+    let (_, cs, done) = before_the_update();
+    assert!(cs.redecide_after_update);
+    assert!(
+        cs.notes
+            .iter()
+            .any(|n| n.contains("then decides every change after that on the fresh lists")),
+        "{:?}",
+        cs.notes
+    );
+    assert_eq!(
+        cs.steps[1].changes[1].to_string(),
+        "install: chrony (none) -> 4.3-1",
+        "decided on the old lists"
+    );
+    assert!(matches!(done[1].changes[..], [Change::UpdateLists { .. }]));
+
+    // After the purge and the update: the archive has a newer chrony.
+    let mut fresh = facts(&[
+        (
+            "ntpdate",
+            DpkgState::NotInstalled,
+            Some("1:4.2.8p15+dfsg-1"),
+        ),
+        ("chrony", DpkgState::NotInstalled, Some("4.3-2")),
+    ]);
+    fresh.lists.age = Some(Duration::ZERO);
+    let rendered = plan(UPDATE_THEN_LATEST).render(None).unwrap();
+    let next = diff_after_update(&rendered, &fresh, &done, None).unwrap();
+    assert!(!next.redecide_after_update);
+    assert_eq!(next.steps[0], done[0], "what ran before the update stays");
+    let described: Vec<String> = next.steps[1..]
+        .iter()
+        .flat_map(|s| &s.changes)
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        described,
+        vec![
+            "apt-get update: the package lists are 2 h old (update_cache without cache_valid_time)"
+                .to_string(),
+            "install: chrony (none) -> 4.3-2".into(),
+            // Fired by the purge, which ran before the update.
+            "restart chrony.service: package ntpdate changed".into(),
+        ],
+        "{next:#?}"
+    );
+    assert!(next.steps[2].handler);
+}
+
+#[test]
+fn after_the_update_a_plan_that_does_not_match_what_ran_is_refused() {
+    let (_, _, done) = before_the_update();
+    let rendered = plan(UPDATE_THEN_LATEST).render(None).unwrap();
+    let mut fresh = facts(&[
+        ("ntpdate", DpkgState::NotInstalled, None),
+        ("chrony", DpkgState::NotInstalled, Some("4.3-2")),
+    ]);
+    fresh.lists.age = Some(Duration::ZERO);
+
+    let mut renamed = done.clone();
+    renamed[0].name = "another step".into();
+    let err = diff_after_update(&rendered, &fresh, &renamed, None).unwrap_err();
+    assert!(err.contains("not the ones run before the update"), "{err}");
+
+    let err = diff_after_update(&rendered, &fresh, &done[..1], None).unwrap_err();
+    assert!(err.contains("not right after an update"), "{err}");
+
+    let daemon =
+        crate::daemon::Daemon::new(crate::daemon::DaemonName::Ntp, crate::daemon::Flavor::Ntpd);
+    let err = diff_after_update(&rendered, &fresh, &done, Some(&daemon)).unwrap_err();
+    assert_eq!(
+        err,
+        "on the fresh lists the daemon is none, on the old ones it was package ntp: the steps before the update were decided for the old one"
+    );
+
+    fresh.dpkg_journal = crate::facts::DpkgJournal::Interrupted { entries: 1 };
+    let err = diff_after_update(&rendered, &fresh, &done, None).unwrap_err();
+    assert!(err.contains("another program ran dpkg meanwhile"), "{err}");
 }

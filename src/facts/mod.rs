@@ -52,6 +52,24 @@ pub struct ListsFact {
     pub refreshed_privately: bool,
     /// Why fresh lists could not be read, if they could not.
     pub refresh_error: Option<String>,
+    /// The lists are older than the plan allows and were read as they are
+    /// (`StaleLists::ReadNodes`): what follows the plan's update is decided
+    /// again once `apply` has run it.
+    pub awaiting_update: bool,
+}
+
+/// What the facts stage does when the plan wants fresher package lists
+/// than the node has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StaleLists {
+    /// `plan`: fetch fresh lists into a private directory and read the
+    /// candidates there, so the plan shows the versions `apply` installs.
+    FetchPrivately,
+    /// `apply`: read the node's own lists as they are. `apply` runs the
+    /// plan's `apt-get update` itself, and decides every change after it
+    /// again on the lists it fetched (`Changeset::redecide_after_update`):
+    /// one update instead of a private one and then the node's.
+    ReadNodes,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,9 +155,14 @@ pub struct Gathered {
     pub apt_memo: Option<memo::AptMemo>,
 }
 
+/// The facts for `plan`: stale lists are fetched privately.
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
+    gather_as(probe, plan, StaleLists::FetchPrivately)
+}
+
+pub fn gather_as(probe: &dyn Probe, plan: &Plan, stale_lists: StaleLists) -> Result<Gathered> {
     let memo = memo::MemoProbe::new(probe)?;
-    let (facts, rendered) = gather_with(&memo, plan)?;
+    let (facts, rendered) = gather_with(&memo, plan, stale_lists)?;
     Ok(Gathered {
         facts,
         rendered,
@@ -147,7 +170,11 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
     })
 }
 
-fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
+fn gather_with(
+    probe: &dyn Probe,
+    plan: &Plan,
+    stale_lists: StaleLists,
+) -> Result<(Facts, Rendered)> {
     let init = probe.init_system()?;
     let age = probe.lists_age()?;
     let stale = plan
@@ -169,7 +196,7 @@ fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
         scratch: node_cache,
     };
     let mut refresh_error = None;
-    if stale {
+    if stale && stale_lists == StaleLists::FetchPrivately {
         let private = Lists::Private {
             lists: scratch.path().join("lists"),
             scratch: scratch.path().join("private-cache"),
@@ -281,6 +308,7 @@ fn gather_with(probe: &dyn Probe, plan: &Plan) -> Result<(Facts, Rendered)> {
             age,
             refreshed_privately: matches!(lists, Lists::Private { .. }),
             refresh_error,
+            awaiting_update: stale && stale_lists == StaleLists::ReadNodes,
         },
         daemon,
         packages,

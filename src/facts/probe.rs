@@ -100,9 +100,16 @@ pub trait Probe {
             .map(|(name, p)| (name, p.state))
             .collect())
     }
-    /// Packages `apt-get autoremove` would remove, as `name version`, read
-    /// with the same lists (and so the same already built cache) as the
-    /// candidates: after a refresh those are the lists `apply` will have.
+    /// Packages `apt-get autoremove` would remove, as `name version`. The
+    /// real probe asks apt with no package lists at all (`Dir::State::Lists`
+    /// an empty directory, its own cache in `lists`' scratch directory):
+    /// which installed packages are unneeded follows from dpkg's status (the
+    /// installed versions' dependencies, priorities and Essential flags),
+    /// extended_states (the auto marks) and apt's config, never from the
+    /// archive, and apt then builds its cache over the installed packages
+    /// only: ~30 ms instead of 300-1000 ms over Debian's ~65,000 (checked
+    /// on Debian 11, 12 and 13: the same answer with and without lists; a
+    /// node test compares the two on every run).
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>>;
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>>;
     /// uid or gid of a name in /etc/passwd or /etc/group.
@@ -406,9 +413,24 @@ impl Probe for RealProbe {
     }
 
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
-        let out = apt_query("apt-get", lists)
-            .args(["-s", "autoremove"])
-            .run()?;
+        let scratch = match lists {
+            Lists::Node { scratch } | Lists::Private { scratch, .. } => scratch,
+        };
+        // Its own cache: the shared one is for the lists, and a cache built
+        // without them would replace it.
+        let dir = scratch.join("autoremove");
+        let no_lists = dir.join("lists");
+        std::fs::create_dir_all(no_lists.join("partial"))
+            .with_context(|| format!("creating {}", no_lists.display()))?;
+        let out = apt_query(
+            "apt-get",
+            &Lists::Private {
+                lists: no_lists,
+                scratch: dir,
+            },
+        )
+        .args(["-s", "autoremove"])
+        .run()?;
         Ok(apt::parse_simulation(&out.stdout)
             .into_iter()
             .filter(|l| matches!(l.action, SimAction::Remove | SimAction::Purge))
