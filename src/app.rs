@@ -335,7 +335,10 @@ pub(crate) fn execute(
     let written: Vec<&std::path::Path> = prepared.facts.files.keys().map(|p| p.as_path()).collect();
     crate::apply::real::sweep_leftovers(
         &written,
-        std::path::Path::new(crate::apply::real::CHECK_DIR_PARENT),
+        &[
+            std::path::Path::new(crate::apply::real::CHECK_DIR_PARENT),
+            std::path::Path::new(facts::probe::NODE_CACHE_PARENT),
+        ],
     );
     let mut apt = RealApt {
         lock_timeout: Duration::from_secs(lock_timeout),

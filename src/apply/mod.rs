@@ -14,6 +14,11 @@
 //! handler's restart of a unit this run started after every change that
 //! notified it: the start already loaded them.
 //!
+//! A changeset decided on package lists older than the plan allows
+//! (`redecide_after_update`) is decided again right after its update of
+//! the lists, through `Redecide`: the rest of the run goes by the fresh
+//! lists, as `plan` showed.
+//!
 //! A file change first keeps the old content as the backup it names. A
 //! (re)start is a transaction: the unit must come up healthy, and when a
 //! handler's restart does not, the files listed in its `rollback` (decided

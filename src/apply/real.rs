@@ -533,12 +533,15 @@ fn is_our_check_dir_name(name: &str) -> bool {
 
 /// Removes what a run killed half way (kill -9 during a write or a config
 /// check) left behind: our temp files in the directories of the files the
-/// plan writes (`written`), and our check directories under `check_parent`.
+/// plan writes (`written`), and under each of `scratch_parents` our check
+/// directories and apt's scratch directories of the facts stage
+/// (`facts::probe::APT_SCRATCH_PREFIX`: private lists, caches; the facts of
+/// this run have dropped theirs).
 /// Only while holding the run lock, which no other live run then holds: no
 /// run of ours still owns them. Only entries of our naming, of the kind we
 /// create (not symlinks), owned by the user running this. Best effort: a
 /// failure is a warning. Returns what was removed, each logged at info.
-pub fn sweep_leftovers(written: &[&Path], check_parent: &Path) -> Vec<std::path::PathBuf> {
+pub fn sweep_leftovers(written: &[&Path], scratch_parents: &[&Path]) -> Vec<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();
     let mut dirs: Vec<&Path> = written.iter().filter_map(|p| p.parent()).collect();
@@ -583,10 +586,18 @@ pub fn sweep_leftovers(written: &[&Path], check_parent: &Path) -> Vec<std::path:
             meta.is_file() && is_our_temp_file_name(name)
         });
     }
-    sweep(check_parent, &|name, meta| {
-        meta.is_dir() && is_our_check_dir_name(name)
-    });
+    for parent in scratch_parents {
+        sweep(parent, &|name, meta| {
+            meta.is_dir() && (is_our_check_dir_name(name) || is_our_apt_scratch_name(name))
+        });
+    }
     removed
+}
+
+/// `ntp-provision-apt.XXXXXX`: a scratch directory of the facts stage.
+fn is_our_apt_scratch_name(name: &str) -> bool {
+    name.strip_prefix(crate::facts::probe::APT_SCRATCH_PREFIX)
+        .is_some_and(is_random_part)
 }
 
 /// A temp file in the same directory, owner and mode set before it is
@@ -1205,14 +1216,26 @@ mod sweep_tests {
         std::fs::write(tmp.path().join("ntp-provision-check.Fi1eXx"), "x").unwrap();
         std::fs::create_dir(tmp.path().join("ntp-provision-checks")).unwrap();
         std::os::unix::fs::symlink(&check, tmp.path().join("ntp-provision-check.Sym1nk")).unwrap();
+        // apt's scratch of a killed facts stage, in either parent: private
+        // lists under one, the node's cache under the other.
+        let var_tmp = tempfile::tempdir().unwrap();
+        let lists = tmp.path().join("ntp-provision-apt.Li5tsA");
+        std::fs::create_dir_all(lists.join("lists/partial")).unwrap();
+        std::fs::write(lists.join("lists/x_InRelease"), "x").unwrap();
+        let cache = var_tmp.path().join("ntp-provision-apt.Cach3B");
+        std::fs::create_dir(&cache).unwrap();
+        std::fs::write(cache.join("pkgcache.bin"), "x").unwrap();
+        std::fs::create_dir(var_tmp.path().join("ntp-provision-apt.toolong")).unwrap();
 
-        let mut removed = sweep_leftovers(&[conf.as_path()], tmp.path());
+        let mut removed = sweep_leftovers(&[conf.as_path()], &[tmp.path(), var_tmp.path()]);
         removed.sort();
         let mut expected = vec![
             etc.path()
                 .join(".ntp.conf.20260105T000000.ntp-provision.bak.Xy98Zz.ntp-provision"),
             etc.path().join(".ntp.conf.Ab12Cd.ntp-provision"),
             check.clone(),
+            lists,
+            cache,
         ];
         expected.sort();
         assert_eq!(removed, expected);
@@ -1233,8 +1256,9 @@ mod sweep_tests {
                 "ntp-provision-checks"
             ]
         );
+        assert_eq!(names(var_tmp.path()), ["ntp-provision-apt.toolong"]);
         // Nothing left: a second sweep removes nothing.
-        assert!(sweep_leftovers(&[conf.as_path()], tmp.path()).is_empty());
+        assert!(sweep_leftovers(&[conf.as_path()], &[tmp.path(), var_tmp.path()]).is_empty());
     }
 }
 

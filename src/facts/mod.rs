@@ -6,7 +6,8 @@
 //! Must not: change anything on the node. Fresh package lists, where the
 //! node's are missing or older than the plan allows, are read into a private
 //! temporary directory so that the versions shown are the ones `apply` would
-//! install. Every probe is batched: one dpkg-query, one apt-cache policy, one
+//! install (`StaleLists::FetchPrivately`; `apply` reads the node's own and
+//! decides again after its update, `StaleLists::ReadNodes`). Every probe is batched: one dpkg-query, one apt-cache policy, one
 //! systemctl show for all units. apt's answers about the node's own lists are
 //! remembered between runs (`memo`), so a run on a converged node asks apt
 //! nothing; `apply` alone writes that record.
@@ -186,14 +187,23 @@ fn gather_with(
 
     // Private lists and apt's scratch caches, alive until every apt query has run.
     let scratch = tempfile::Builder::new()
-        .prefix("ntp-provision-apt.")
+        .prefix(probe::APT_SCRATCH_PREFIX)
         .tempdir()
         .context("creating a scratch directory for apt")?;
-    let node_cache = scratch.path().join("node-cache");
-    std::fs::create_dir_all(&node_cache)
-        .with_context(|| format!("creating {}", node_cache.display()))?;
+    // The cache of the node's lists, beside /var/cache/apt where it can be
+    // (`probe::NODE_CACHE_PARENT`), else with the rest.
+    let node_cache = tempfile::Builder::new()
+        .prefix(probe::APT_SCRATCH_PREFIX)
+        .tempdir_in(probe::NODE_CACHE_PARENT)
+        .or_else(|e| {
+            log::debug!("no scratch directory in {}: {e}", probe::NODE_CACHE_PARENT);
+            tempfile::Builder::new()
+                .prefix(probe::APT_SCRATCH_PREFIX)
+                .tempdir_in(scratch.path())
+        })
+        .context("creating a scratch directory for apt")?;
     let mut lists = Lists::Node {
-        scratch: node_cache,
+        scratch: node_cache.path().to_path_buf(),
     };
     let mut refresh_error = None;
     if stale && stale_lists == StaleLists::FetchPrivately {
@@ -340,6 +350,7 @@ fn gather_with(
             }
         },
     };
+    drop(node_cache);
     drop(scratch);
     Ok((facts, rendered))
 }

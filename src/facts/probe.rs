@@ -169,25 +169,39 @@ fn apt_query(program: &str, lists: &Lists) -> Cmd {
     }
 }
 
-/// Copies the node's binary caches into `scratch` before its first query
-/// (a copy takes tens of milliseconds, a rebuild hundreds). A cache that
-/// cannot be copied only costs that rebuild.
+/// Seeds `scratch` with the node's binary caches before its first query:
+/// a hard link where `scratch` is on their file system (1 ms; apt never
+/// writes a cache file in place, it writes a new one and renames it over
+/// the name, so the node's file stays as it was: checked on apt 2.2, 2.6
+/// and 3.0), else a copy (~30 ms for Debian's 80 MB), either far cheaper
+/// than a rebuild (hundreds of ms). A cache that cannot be seeded only
+/// costs that rebuild.
 fn seed_cache(scratch: &Path) {
     for node in NODE_CACHES {
         let node = Path::new(node);
-        let copy = scratch.join(node.file_name().expect("cache paths have a file name"));
-        if copy.exists() || !node.is_file() {
+        let seed = scratch.join(node.file_name().expect("cache paths have a file name"));
+        if seed.exists() || !node.is_file() {
             continue;
         }
-        if let Err(e) = std::fs::copy(node, &copy) {
+        if let Err(e) =
+            std::fs::hard_link(node, &seed).or_else(|_| std::fs::copy(node, &seed).map(drop))
+        {
             log::debug!(
                 "apt will rebuild its cache: copying {} to {}: {e}",
                 node.display(),
-                copy.display()
+                seed.display()
             );
         }
     }
 }
+
+/// Where the scratch directory for apt's cache of the node's lists goes:
+/// /var/tmp, on the file system of /var/cache/apt on most nodes, so the
+/// node's cache can be hard-linked into it (`seed_cache`).
+pub const NODE_CACHE_PARENT: &str = "/var/tmp";
+
+/// The prefix of the scratch directories apt's queries use (`facts`).
+pub const APT_SCRATCH_PREFIX: &str = "ntp-provision-apt.";
 
 /// Files and directories apt's answers depend on (the fingerprint of
 /// `memo`): the lists, dpkg's status and extended_states, the

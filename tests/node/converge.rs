@@ -194,6 +194,7 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     let config = node.read("/etc/ntpsec/ntp.conf").unwrap();
     assert_config(&config);
     ntpq_lists(&node, &["127.0.0.1", "::1"]);
+    autoremove_without_lists_is_what_apt_says_with_them(&node);
 
     // A second run: nothing to do, nothing run.
     let (again, doc) = node.rerun_clean(&["-v"]);
@@ -270,6 +271,53 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         "active"
     );
 
+    // Lists older than the plan allows, and the config drifted again: apply
+    // runs the node's own apt-get update, once (no private one), then
+    // decides the rest on the fresh lists.
+    node.write(
+        "/etc/ntpsec/ntp.conf",
+        &config.replace("server ::1 iburst", "server 127.0.0.9 iburst"),
+    );
+    node.ok(&[
+        "sh",
+        "-c",
+        "touch -d '-2 hours' /var/lib/apt/lists/*Release /var/lib/apt/periodic/update-success-stamp",
+    ]);
+    node.ok(&["rm", "-f", "/root/update-hook-ran"]);
+    let (stale, doc) = node.apply_json(&["-v", "--detailed-exitcodes"]);
+    assert_eq!(stale.code, 2, "{}\n{}", stale.stdout, stale.stderr);
+    let updates: Vec<&str> = stale
+        .stderr
+        .lines()
+        .filter(|l| l.contains(" update` in "))
+        .collect();
+    assert!(
+        updates.len() == 1 && !updates[0].contains("Dir::State::Lists="),
+        "one apt-get update, the node's own:\n{}",
+        stale.stderr
+    );
+    assert!(node.read("/root/update-hook-ran").is_some());
+    let d = descriptions(&doc);
+    assert_eq!(d.len(), 3, "{d:#?}");
+    assert_eq!(
+        d[0],
+        "apt-get update: the package lists are 2 h old (more than 60 min)"
+    );
+    assert!(
+        d[1].starts_with("update /etc/ntpsec/ntp.conf (content)"),
+        "{d:#?}"
+    );
+    assert!(
+        doc["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().contains("updated by this run")),
+        "{}",
+        doc["notes"]
+    );
+    assert_eq!(node.read("/etc/ntpsec/ntp.conf").unwrap(), config);
+
     let last = node.provision(&["apply", "-e", SERVERS, "--detailed-exitcodes"]);
     assert_eq!(last.code, 0, "{}", last.stdout);
     assert!(
@@ -304,8 +352,11 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     let look_alike = "/etc/ntpsec/.ntp.conf.keep.ntp-provision";
     node.ok(&["mkdir", "-p", "/tmp/ntp-provision-check.Xy98Zz"]);
     node.ok(&["touch", leftovers[0], leftovers[1], look_alike]);
+    // apt's scratch of a facts stage killed half way.
+    let apt_scratch = "/var/tmp/ntp-provision-apt.Qr34St";
+    node.ok(&["mkdir", "-p", &format!("{apt_scratch}/lists/partial")]);
     node.rerun_clean(&[]);
-    for gone in leftovers {
+    for gone in leftovers.iter().chain([&apt_scratch]) {
         assert_ne!(node.run(&["test", "-e", gone]).code, 0, "{gone} is left");
     }
     assert_ne!(
@@ -314,6 +365,39 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         0
     );
     assert_eq!(node.run(&["test", "-e", look_alike]).code, 0);
+}
+
+/// The autoremove simulation reads no package lists (dpkg's status decides
+/// it): with every package but ntpsec marked automatic, the plan names
+/// exactly what `apt-get -s autoremove` names with the node's lists. The
+/// marks are put back; `plan` changes nothing.
+fn autoremove_without_lists_is_what_apt_says_with_them(node: &Node) {
+    let manual = node.ok(&["apt-mark", "showmanual"]).stdout;
+    let marked: Vec<&str> = manual.lines().filter(|p| *p != "ntpsec").collect();
+    node.ok(&[&["apt-mark", "auto"][..], &marked].concat());
+    let with_lists = node.ok(&["apt-get", "-s", "autoremove"]).stdout;
+    let plan = node.provision(&["plan", "-e", SERVERS, "--format", "json"]);
+    node.ok(&[&["apt-mark", "manual"][..], &marked].concat());
+    let mut apt_says: Vec<String> = with_lists
+        .lines()
+        .filter_map(|l| l.strip_prefix("Remv "))
+        .map(|rest| {
+            let (name, version) = rest.split_once(' ').unwrap();
+            let name = name.split(':').next().unwrap();
+            let version = version.trim_start_matches('[').split(']').next().unwrap();
+            format!("{name} {version}")
+        })
+        .collect();
+    apt_says.sort();
+    let doc = json(&plan);
+    let ours = descriptions(&doc)
+        .into_iter()
+        .find_map(|d| d.strip_prefix("autoremove: ").map(str::to_string))
+        .unwrap_or_else(|| panic!("no autoremove planned:\n{}", plan.stdout));
+    let mut ours: Vec<String> = ours.split(", ").map(str::to_string).collect();
+    ours.sort();
+    assert!(apt_says.len() > 3, "{with_lists}");
+    assert_eq!(ours, apt_says);
 }
 
 #[test]
