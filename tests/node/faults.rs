@@ -156,10 +156,13 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
         "the lock file is never deleted"
     );
 
-    // Released while a run waits: that run goes on.
+    // Released while a run waits: that run goes on. A timer's default
+    // accuracy is one minute (systemd coalesces wake-ups): without
+    // AccuracySec the release may come after the run gave up.
     node.ok(&[
         "systemd-run",
         "--on-active=3",
+        "--timer-property=AccuracySec=100ms",
         "--unit=release-holder",
         "systemctl",
         "stop",
