@@ -274,19 +274,24 @@ pub(crate) fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared, String> {
 }
 
 /// `prepare` with the given lists; with `after_update`, the rest of a run
-/// right after its update of the lists: what ran, and the changeset it
-/// ran from (`diff::diff_after_update`).
+/// right after its update of the lists: what ran, and what it was decided
+/// from (`diff::diff_after_update`).
 fn prepare_on(
     plan: &Plan,
     lists: facts::StaleLists,
-    after_update: Option<(&[PlannedStep], &Changeset)>,
+    after_update: Option<(&[PlannedStep], &Prepared)>,
 ) -> Result<Prepared, String> {
-    let planned = facts::gather_as(&RealProbe, plan, lists).and_then(|g| {
+    // apt's answers before the update still hold if it found nothing new.
+    let carried = after_update.and_then(|(_, before)| before.apt_memo.as_ref());
+    let planned = facts::gather_as(&RealProbe, plan, lists, carried).and_then(|g| {
         let changeset = match after_update {
             None => crate::diff::diff(&g.rendered, &g.facts),
-            Some((done, before)) => {
-                crate::diff::diff_after_update(&g.rendered, &g.facts, done, before.daemon.as_ref())
-            }
+            Some((done, before)) => crate::diff::diff_after_update(
+                &g.rendered,
+                &g.facts,
+                done,
+                before.changeset.daemon.as_ref(),
+            ),
         }
         .map_err(anyhow::Error::msg)?;
         let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
@@ -308,7 +313,7 @@ fn prepare_on(
 /// them (`apply::Redecide`).
 fn redecide_after_update(
     plan: &Plan,
-    before: &Changeset,
+    before: &Prepared,
     done: &[PlannedStep],
 ) -> Result<Prepared, String> {
     let mut prepared = prepare_on(plan, facts::StaleLists::ReadNodes, Some((done, before)))?;
@@ -361,7 +366,7 @@ pub(crate) fn execute(
     };
     let mut redecided: Option<Prepared> = None;
     let mut redecide = |done: &[PlannedStep]| {
-        let next = redecide_after_update(plan, changeset, done)?;
+        let next = redecide_after_update(plan, prepared, done)?;
         let changeset = next.changeset.clone();
         redecided = Some(next);
         Ok(changeset)
@@ -373,10 +378,14 @@ pub(crate) fn execute(
         &|| interrupt.received(),
         Some(&mut redecide),
     );
-    // After a redecision, the check and the memo go by the fresh lists.
-    let prepared = redecided.as_ref().unwrap_or(prepared);
+    // After a redecision, the check goes by the fresh lists, and so does
+    // the memo, unless apt's answers from before the update still held
+    // (`save_if_current` keeps only a record that is still true).
+    let first = prepared;
+    let prepared = redecided.as_ref().unwrap_or(first);
     let report = check_amplification(report, plan, &prepared.changeset, &prepared.policy, on_step);
-    if let (false, Some(memo)) = (report.failed, &prepared.apt_memo) {
+    let memo = prepared.apt_memo.as_ref().or(first.apt_memo.as_ref());
+    if let (false, Some(memo)) = (report.failed, memo) {
         memo.save_if_current(&RealProbe);
     }
     report

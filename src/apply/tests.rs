@@ -647,7 +647,7 @@ fn apply_on_old_lists(
     plan: &Plan,
     redecide: &mut crate::apply::Redecide<'_>,
 ) -> (Changeset, Report) {
-    let g = gather_as(node, plan, StaleLists::ReadNodes).unwrap();
+    let g = gather_as(node, plan, StaleLists::ReadNodes, None).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
     let mut exec = Executors {
@@ -669,7 +669,8 @@ fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
     node.state().probes.clear();
     let mut redecide = |done: &[crate::diff::PlannedStep]| {
         redecisions += 1;
-        let g = gather_as(&node, &plan, StaleLists::ReadNodes).map_err(|e| format!("{e:#}"))?;
+        let g =
+            gather_as(&node, &plan, StaleLists::ReadNodes, None).map_err(|e| format!("{e:#}"))?;
         crate::diff::diff_after_update(&g.rendered, &g.facts, done, before.daemon.as_ref())
     };
     let (decided, report) = apply_on_old_lists(&node, &plan, &mut redecide);

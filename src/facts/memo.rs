@@ -107,9 +107,19 @@ pub struct MemoProbe<'a> {
 
 impl<'a> MemoProbe<'a> {
     pub fn new(inner: &'a dyn Probe) -> Result<Self> {
+        Self::carrying(inner, None)
+    }
+
+    /// As `new`; `carried` (answers of this run's earlier facts, not saved)
+    /// answers too while the fingerprint still matches: after an `apt-get
+    /// update` that found nothing new, for one.
+    pub fn carrying(inner: &'a dyn Probe, carried: Option<&AptMemo>) -> Result<Self> {
         let fingerprint = inner.apt_fingerprint()?;
         let loaded = match &fingerprint {
-            Some(f) => inner.apt_memo()?.and_then(|text| parse(&text, f)),
+            Some(f) => carried
+                .filter(|c| c.fingerprint == *f)
+                .cloned()
+                .or(inner.apt_memo()?.and_then(|text| parse(&text, f))),
             None => None,
         };
         if loaded.is_some() {
@@ -378,6 +388,36 @@ mod tests {
             !apt_probes(&node).is_empty(),
             "another fingerprint: apt is asked again"
         );
+    }
+
+    #[test]
+    fn answers_carried_from_before_an_update_hold_while_the_fingerprint_does() {
+        use crate::facts::{gather_as, StaleLists};
+        let node = FakeNode::bookworm();
+        node.state().lists_age = Some(Duration::from_secs(7200));
+        let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
+        let probe = Remembering {
+            node: node.clone(),
+            fingerprint: "f1".into(),
+            stored: RefCell::new(None),
+        };
+        // apply's facts before its update: the node's own (old) lists.
+        let before = gather_as(&probe, &plan, StaleLists::ReadNodes, None).unwrap();
+        let carried = before.apt_memo.expect("read from apt, under f1");
+
+        // The update found nothing new: the same fingerprint, apt not asked.
+        node.state().probes.clear();
+        let after = gather_as(&probe, &plan, StaleLists::ReadNodes, Some(&carried)).unwrap();
+        assert_eq!(apt_probes(&node), Vec::<String>::new());
+        assert_eq!(after.facts.packages, before.facts.packages);
+
+        // It brought new lists: another fingerprint, apt asked again.
+        let changed = Remembering {
+            fingerprint: "f2".into(),
+            ..probe
+        };
+        gather_as(&changed, &plan, StaleLists::ReadNodes, Some(&carried)).unwrap();
+        assert!(!apt_probes(&node).is_empty());
     }
 
     #[test]

@@ -158,11 +158,19 @@ pub struct Gathered {
 
 /// The facts for `plan`: stale lists are fetched privately.
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
-    gather_as(probe, plan, StaleLists::FetchPrivately)
+    gather_as(probe, plan, StaleLists::FetchPrivately, None)
 }
 
-pub fn gather_as(probe: &dyn Probe, plan: &Plan, stale_lists: StaleLists) -> Result<Gathered> {
-    let memo = memo::MemoProbe::new(probe)?;
+/// The facts with the given handling of stale lists; `carried`: apt's
+/// answers an earlier gather of this run read (its `apt_memo`), used while
+/// their fingerprint matches.
+pub fn gather_as(
+    probe: &dyn Probe,
+    plan: &Plan,
+    stale_lists: StaleLists,
+    carried: Option<&memo::AptMemo>,
+) -> Result<Gathered> {
+    let memo = memo::MemoProbe::carrying(probe, carried)?;
     let (facts, rendered) = gather_with(&memo, plan, stale_lists)?;
     Ok(Gathered {
         facts,

@@ -227,7 +227,7 @@ fn apt_inputs(root: &Path, apt_config: Option<&Path>) -> Vec<(PathBuf, std::fs::
     if let Some(config) = apt_config {
         visit(config.to_path_buf(), &mut found);
     }
-    // Two levels: /etc/apt/sources.list.d/x.list, /var/lib/apt/lists/partial.
+    // Two levels: /etc/apt/sources.list.d/x.list, /var/lib/apt/lists/auxfiles/x.
     for top in ["var/lib/apt/lists", "etc/apt"] {
         let top = root.join(top);
         visit(top.clone(), &mut found);
@@ -242,8 +242,12 @@ fn apt_inputs(root: &Path, apt_config: Option<&Path>) -> Vec<(PathBuf, std::fs::
                     entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
                 paths.sort();
                 for path in paths {
-                    // apt-get takes and releases this lock without changing any list.
-                    if path.ends_with("lists/lock") {
+                    // apt-get takes and releases this lock without changing
+                    // any list; partial/ holds downloads in progress, which
+                    // apt reads from nowhere but moves into lists/ once
+                    // complete (every `apt-get update` touches it, even one
+                    // that found nothing new).
+                    if path.ends_with("lists/lock") || path.ends_with("lists/partial") {
                         continue;
                     }
                     if depth == 0 && path.is_dir() {
@@ -668,7 +672,7 @@ mod tests {
         let r = root.path();
         for dir in [
             "etc/apt/sources.list.d",
-            "var/lib/apt/lists",
+            "var/lib/apt/lists/partial",
             "var/lib/dpkg",
             "elsewhere",
         ] {
@@ -706,6 +710,24 @@ mod tests {
         std::fs::write(&conf, "Dir::Etc \"/srv/apt\";\n// longer\n").unwrap();
         assert_ne!(print("6.1.0-26-amd64", Some(&conf)), with_config);
 
+        // What `apt-get update` does to partial/ when nothing is new; then a
+        // list that changes.
+        std::fs::write(r.join("var/lib/apt/lists/partial/x_Packages.xz"), "x").unwrap();
+        assert_eq!(
+            print("6.1.0-26-amd64", None),
+            before,
+            "partial/ is not read"
+        );
+        std::fs::write(
+            r.join("var/lib/apt/lists/x_InRelease"),
+            "Origin: y
+Suite: z
+",
+        )
+        .unwrap();
+        let lists_changed = print("6.1.0-26-amd64", None);
+        assert_ne!(lists_changed, before);
+
         // An edit to the target of a symlinked sources file (the link itself
         // is unchanged).
         std::fs::write(
@@ -713,7 +735,7 @@ mod tests {
             "Types: deb deb-src\nURIs: http://deb.debian.org/debian\n",
         )
         .unwrap();
-        assert_ne!(print("6.1.0-26-amd64", None), before);
+        assert_ne!(print("6.1.0-26-amd64", None), lists_changed);
     }
 
     #[test]
