@@ -186,6 +186,25 @@ impl FakeNode {
         })))
     }
 
+    /// Applies `cs` with this node as every executor (`apply_redeciding`;
+    /// `redecide` as `app::execute` gives it, or none).
+    pub fn apply(
+        &self,
+        cs: &crate::diff::Changeset,
+        on_step: &mut dyn FnMut(&crate::report::StepReport),
+        stop: &dyn Fn() -> Option<&'static str>,
+        redecide: Option<&mut crate::apply::Redecide<'_>>,
+    ) -> crate::report::Report {
+        let (mut a, mut s, mut f) = (self.clone(), self.clone(), self.clone());
+        let mut exec = crate::apply::Executors {
+            apt: &mut a,
+            services: &mut s,
+            files: &mut f,
+            units: self,
+        };
+        crate::apply::apply_redeciding(cs, &mut exec, on_step, stop, redecide)
+    }
+
     pub fn state(&self) -> std::cell::RefMut<'_, State> {
         self.0.borrow_mut()
     }

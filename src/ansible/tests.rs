@@ -2,7 +2,6 @@
 //! `msg` and `diff`, on the in-memory fake node.
 
 use super::*;
-use crate::apply::{apply, Executors};
 use crate::diff::diff;
 use crate::facts::gather;
 use crate::fake::FakeNode;
@@ -18,14 +17,7 @@ fn parse(v: Value) -> Result<ModuleArgs, String> {
 
 /// Applies `cs` to the fake node; it must not fail.
 fn converge(node: &FakeNode, cs: &crate::diff::Changeset) {
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: node,
-    };
-    assert!(!apply(cs, &mut exec, &mut |_| {}).failed);
+    assert!(!node.apply(cs, &mut |_| {}, &|| None, None).failed);
 }
 
 #[test]

@@ -36,14 +36,7 @@ fn run_until(
     on_step: &mut dyn FnMut(&StepReport),
     stop: &dyn Fn() -> Option<&'static str>,
 ) -> Report {
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: node,
-    };
-    apply_until(cs, &mut exec, on_step, stop)
+    node.apply(cs, on_step, stop, None)
 }
 
 /// Applies `cs` with a SIGTERM arriving while the first step that changes
@@ -649,14 +642,7 @@ fn apply_on_old_lists(
 ) -> (Changeset, Report) {
     let g = gather_as(node, plan, StaleLists::ReadNodes, None).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
-    let (mut a, mut s, mut f) = (node.clone(), node.clone(), node.clone());
-    let mut exec = Executors {
-        apt: &mut a,
-        services: &mut s,
-        files: &mut f,
-        units: node,
-    };
-    let report = apply_redeciding(&cs, &mut exec, &mut |_| {}, &|| None, Some(redecide));
+    let report = node.apply(&cs, &mut |_| {}, &|| None, Some(redecide));
     (cs, report)
 }
 
