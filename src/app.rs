@@ -263,7 +263,17 @@ pub(crate) struct Prepared {
 pub(crate) fn prepare(plan: &Plan, mode: Mode) -> Result<Prepared, String> {
     if mode == Mode::Apply {
         match prepare_on(plan, facts::StaleLists::ReadNodes, None) {
-            Ok(prepared) => return Ok(prepared),
+            // Old lists decide only what comes before a step that updates
+            // them (an update in a handler alone would not redecide).
+            Ok(prepared)
+                if !prepared.facts.lists.awaiting_update
+                    || prepared.changeset.redecide_after_update =>
+            {
+                return Ok(prepared)
+            }
+            Ok(_) => log::info!(
+                "the plan updates the package lists in no step: reading fresh lists into a private directory"
+            ),
             Err(e) => log::info!(
                 "the node's own package lists do not decide the plan ({e}); reading fresh lists into a private directory"
             ),
