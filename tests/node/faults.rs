@@ -230,6 +230,48 @@ fn an_interrupted_dpkg_is_finished_first_and_the_run_converges() {
         ours,
         "our config survived the repair (--force-confold)"
     );
+
+    // dpkg interrupted by another program while apply updates old lists (an
+    // update hook stands in for it): the rest of the run, decided again on
+    // the fresh lists, cannot be; the update stands, nothing after it runs,
+    // and the next run repairs and converges.
+    node.write(
+        "/etc/apt/apt.conf.d/99ntpp-test-dpkg",
+        "APT::Update::Post-Invoke { \"touch /var/lib/dpkg/updates/0001\"; };\n",
+    );
+    node.ok(&[
+        "sh",
+        "-c",
+        "touch -d '-2 hours' /var/lib/apt/lists/*Release /var/lib/apt/periodic/update-success-stamp",
+    ]);
+    node.write(NTPSEC_CONF, &format!("{ours}# drift\n"));
+    let (out, doc) = node.apply_json(&["--detailed-exitcodes"]);
+    assert_eq!(out.code, 6, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(step(&doc, "Package lists fresh")["status"], "changed");
+    let error = doc["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(
+            "the package lists were updated, then the rest of the run could not be decided on them: \
+             dpkg needs `dpkg --configure -a` after this run updated the package lists"
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        step(&doc, "NTP config with our servers and access control")["status"],
+        "skipped"
+    );
+    assert_eq!(
+        node.read(NTPSEC_CONF).unwrap(),
+        format!("{ours}# drift\n"),
+        "nothing after the update ran"
+    );
+    node.ok(&["rm", "/etc/apt/apt.conf.d/99ntpp-test-dpkg"]);
+    let doc = converges(&node);
+    assert_eq!(
+        step(&doc, "Interrupted dpkg run finished")["status"],
+        "changed"
+    );
+    assert_eq!(node.read(NTPSEC_CONF).unwrap(), ours);
 }
 
 #[test]
