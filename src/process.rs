@@ -121,34 +121,51 @@ impl Cmd {
         &self.args
     }
 
-    /// Runs the command to completion, whatever its exit status.
+    /// Runs the command to completion, whatever its exit status. Its
+    /// stdout and stderr go to unnamed temporary files, not pipes, and are
+    /// read once it has exited: a daemon it starts (an init script, a
+    /// maintainer script's `invoke-rc.d`) may keep them open for as long as
+    /// it runs, and a pipe would make the run wait for the daemon's end.
     pub fn output(&self) -> Result<Output, CmdError> {
+        use std::io::{Read, Seek};
         let started = Instant::now();
+        let not_started = |source| CmdError::NotStarted {
+            cmd: self.to_string(),
+            source,
+        };
+        let capture = || -> std::io::Result<(std::fs::File, std::fs::File)> {
+            let file = tempfile::tempfile()?;
+            Ok((file.try_clone()?, file))
+        };
+        let (stdout_child, mut stdout) = capture().map_err(not_started)?;
+        let (stderr_child, mut stderr) = capture().map_err(not_started)?;
         let handle = self
             .expression()
-            .stdout_capture()
-            .stderr_capture()
+            .stdout_file(stdout_child)
+            .stderr_file(stderr_child)
             .start()
-            .map_err(|source| CmdError::NotStarted {
-                cmd: self.to_string(),
-                source,
-            })?;
+            .map_err(not_started)?;
         let tracked = Tracked::new(handle.pids());
-        let out = handle
-            .into_output()
-            .map_err(|source| CmdError::NotStarted {
-                cmd: self.to_string(),
-                source,
-            })?;
+        let status = handle.into_output().map_err(not_started)?.status;
         drop(tracked);
         let elapsed = started.elapsed();
+        let read = |file: &mut std::fs::File| -> std::io::Result<String> {
+            let mut bytes = Vec::new();
+            file.rewind()?;
+            file.read_to_end(&mut bytes)?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        };
+        let (stdout, stderr) = (
+            read(&mut stdout).map_err(not_started)?,
+            read(&mut stderr).map_err(not_started)?,
+        );
         // A process killed by a signal has no code; -1 keeps it non-zero.
-        let code = out.status.code().unwrap_or(-1);
+        let code = status.code().unwrap_or(-1);
         log::info!("ran `{self}` in {} ms (exit {code})", elapsed.as_millis());
         let output = Output {
             code,
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            stdout,
+            stderr,
             elapsed,
         };
         log::debug!("stdout of `{}`: {}", self.program, output.stdout.trim_end());
@@ -398,6 +415,28 @@ mod tests {
         assert_eq!(
             cmd.to_string(),
             "DEBIAN_FRONTEND=noninteractive apt-get -o Dpkg::Options::=--force-confold install -y ntp=1:4.2.8p15+dfsg-1 'it'\\''s'"
+        );
+    }
+
+    #[test]
+    fn a_daemon_the_command_leaves_running_does_not_hold_up_its_output() {
+        // The background sleep keeps the command's stdout and stderr open;
+        // the output is there as soon as sh has exited, with it still alive.
+        let out = Cmd::new("sh")
+            .args(["-c", "sleep 600 & echo $!; echo started >&2"])
+            .run()
+            .unwrap();
+        let pid: i32 = out.stdout.trim().parse().unwrap();
+        assert_eq!(out.stderr, "started\n");
+        // Its state: gone, a zombie (Z) nobody reaped yet, or alive (asleep,
+        // or still starting).
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| stat.rsplit_once(") ")?.1.chars().next());
+        let _ = Cmd::new("kill").arg(pid.to_string()).output();
+        assert!(
+            state.is_some_and(|s| s != 'Z'),
+            "output came only after the daemon ended: {state:?}"
         );
     }
 
