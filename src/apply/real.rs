@@ -874,6 +874,16 @@ fn tmp_path_display(dir: &Path, name: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `ntp.conf` with `content` in a new temporary directory (kept alive
+    /// by the first value), as a path and as an `AbsPath`.
+    fn conf_file(content: &str) -> (tempfile::TempDir, std::path::PathBuf, AbsPath) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ntp.conf");
+        std::fs::write(&file, content).unwrap();
+        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
+        (dir, file, path)
+    }
+
     /// Captured from NTPsec 1.2.2 (Debian 12) started as the check starts it.
     const NTPSEC_BAD_CONFIG_LOG: &str = "\
 2026-11-26T14:42:38 ntpd[22561]: INIT: ntpd ntpsec-1.2.2: Starting
@@ -905,10 +915,7 @@ mod tests {
 
     #[test]
     fn atomic_write_sets_content_and_mode_and_leaves_no_temp_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ntp.conf");
-        std::fs::write(&file, "old\n").unwrap();
-        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
+        let (dir, file, path) = conf_file("old\n");
         let (uid, gid) = {
             use std::os::unix::fs::MetadataExt;
             let m = std::fs::metadata(&file).unwrap();
@@ -997,10 +1004,7 @@ mod tests {
 
     #[test]
     fn an_existing_backup_is_never_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ntp.conf");
-        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
-        std::fs::write(&file, "first\n").unwrap();
+        let (_dir, file, path) = conf_file("first\n");
         let b = crate::diff::backup_path(&path, "20260101T000000.000000").unwrap();
         RealFiles.backup(&path, &b).unwrap();
         std::fs::write(&file, "second\n").unwrap();
@@ -1015,10 +1019,7 @@ mod tests {
     #[test]
     fn backups_keep_content_and_mode_are_bounded_and_restore_atomically() {
         use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ntp.conf");
-        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
-        std::fs::write(&file, "old\n").unwrap();
+        let (dir, file, path) = conf_file("old\n");
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
         let (uid, gid) = (
             std::fs::metadata(&file).unwrap().uid(),
@@ -1089,10 +1090,7 @@ mod tests {
     fn the_backup_just_made_is_kept_even_when_older_names_sort_after_it() {
         // Three backups from a clock that ran a year ahead, then set right:
         // the new backup's name sorts first, and must survive the pruning.
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("ntp.conf");
-        let path = AbsPath::parse(file.to_str().unwrap()).unwrap();
-        std::fs::write(&file, "current\n").unwrap();
+        let (dir, _file, path) = conf_file("current\n");
         for stamp in ["20271001T000000", "20271002T000000", "20271003T000000"] {
             let b = crate::diff::backup_path(&path, stamp).unwrap();
             std::fs::write(b.as_path(), "ahead\n").unwrap();

@@ -68,6 +68,22 @@ fn stamped_journal(node: &FakeNode) -> Vec<String> {
         .collect()
 }
 
+fn step_named<'a>(report: &'a Report, name: &str) -> &'a StepReport {
+    report
+        .steps
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no step {name:?}: {report:#?}"))
+}
+
+fn failed_step(report: &Report) -> &StepReport {
+    report
+        .steps
+        .iter()
+        .find(|s| s.status == Status::Failed)
+        .unwrap_or_else(|| panic!("no step failed: {report:#?}"))
+}
+
 fn lines(cs: &Changeset) -> Vec<String> {
     cs.steps
         .iter()
@@ -113,11 +129,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
             "systemctl restart ntpsec.service",
         ]
     );
-    let step = report
-        .steps
-        .iter()
-        .find(|s| s.name == "NTP daemon enabled and running")
-        .unwrap();
+    let step = step_named(&report, "NTP daemon enabled and running");
     assert_eq!(step.status, crate::report::Status::Ok);
     assert!(step.changes.is_empty(), "{step:?}");
     assert_eq!(
@@ -164,11 +176,7 @@ fn a_unit_the_package_enabled_but_did_not_start_is_started_and_not_enabled_again
         handler.settled,
         vec!["restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back (this run started it after every change that notified it)"]
     );
-    let step = report
-        .steps
-        .iter()
-        .find(|s| s.name == "NTP daemon enabled and running")
-        .unwrap();
+    let step = step_named(&report, "NTP daemon enabled and running");
     assert_eq!(step.status, crate::report::Status::Changed);
     assert_eq!(step.changes.len(), 1, "{step:?}");
     assert_eq!(
@@ -343,11 +351,7 @@ fn a_step_that_failed_after_making_a_change_counts_as_a_change() {
         s.fail_on = Some("systemctl enable".into());
     }
     let report = run(&node, &plan);
-    let failed = report
-        .steps
-        .iter()
-        .find(|s| s.status == Status::Failed)
-        .unwrap();
+    let failed = failed_step(&report);
     assert_eq!(
         failed
             .changes
@@ -527,11 +531,7 @@ fn a_stopped_daemon_started_on_an_unhealthy_config_gets_the_old_one_back() {
     // The service step's start runs the new config first, not the handler.
     let cs = unhealthy_config(changeset(&node, &default_plan(&["servers=[127.0.0.2]"])));
     let report = run_changeset(&node, &cs);
-    let failed = report
-        .steps
-        .iter()
-        .find(|s| s.status == Status::Failed)
-        .expect("the start fails");
+    let failed = failed_step(&report);
     assert!(!failed.handler, "{failed:?}");
     let error = failed.error.as_deref().unwrap();
     assert!(
@@ -551,11 +551,7 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
     node.state().journal.clear();
     let cs = unhealthy_config(changeset(&node, &default_plan(&["servers=[127.0.0.2]"])));
     let report = run_changeset(&node, &cs);
-    let failed = report
-        .steps
-        .iter()
-        .find(|s| s.status == Status::Failed)
-        .expect("the restart step fails");
+    let failed = failed_step(&report);
     assert!(failed.handler);
     let error = failed.error.as_deref().unwrap();
     assert!(
@@ -681,11 +677,7 @@ fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
         !probes.iter().any(|p| p.contains("private lists")),
         "no private update: {probes:?}"
     );
-    let install = report
-        .steps
-        .iter()
-        .find(|s| s.name == "NTP daemon at the latest version")
-        .unwrap();
+    let install = step_named(&report, "NTP daemon at the latest version");
     assert_eq!(
         install
             .changes

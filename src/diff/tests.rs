@@ -67,6 +67,12 @@ fn installed(v: &str) -> DpkgState {
     DpkgState::Installed { version: v.into() }
 }
 
+/// Why the diff refuses a plan that installs ntp on a node with facts `f`.
+fn install_ntp_refused(f: &Facts) -> String {
+    let step = plan("steps:\n  - name: daemon\n    apt: {name: ntp}\n");
+    diff(&step.render(None).unwrap(), f).unwrap_err()
+}
+
 fn changes_of(text: &str, f: &Facts) -> Vec<Change> {
     let cs = diff(&plan(text).render(None).unwrap(), f).unwrap();
     cs.steps.into_iter().flat_map(|s| s.changes).collect()
@@ -121,13 +127,7 @@ fn latest_upgrades_but_never_downgrades() {
 #[test]
 fn a_package_without_candidate_fails_the_diff() {
     let f = facts(&[("ntp", DpkgState::NotInstalled, None)]);
-    let err = diff(
-        &plan("steps:\n  - name: daemon\n    apt: {name: ntp}\n")
-            .render(None)
-            .unwrap(),
-        &f,
-    )
-    .unwrap_err();
+    let err = install_ntp_refused(&f);
     assert!(
         err.contains("package ntp has no installation candidate"),
         "{err}"
@@ -508,13 +508,7 @@ fn a_change_to_a_held_package_is_refused_before_anything_changes() {
     // Held but never installed: installing it is a change apt refuses.
     let mut f = facts(&[("ntp", DpkgState::NotInstalled, Some("1:4.2.8p15+dfsg-1"))]);
     f.packages.get_mut(&ntp).unwrap().held = true;
-    let err = diff(
-        &plan("steps:\n  - name: daemon\n    apt: {name: ntp}\n")
-            .render(None)
-            .unwrap(),
-        &f,
-    )
-    .unwrap_err();
+    let err = install_ntp_refused(&f);
     assert!(
         err.contains("would install it (1:4.2.8p15+dfsg-1)"),
         "{err}"

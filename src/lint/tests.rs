@@ -12,6 +12,17 @@ fn rules(flavor: Flavor, config: &str, version: Option<&str>) -> Vec<&'static st
         .collect()
 }
 
+/// The one finding in `found`: it must be of `rule`, on `line`.
+fn only_finding(found: &[Finding], rule: Rule, line: usize, context: &str) -> Finding {
+    assert_eq!(
+        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
+        vec![rule],
+        "{context}"
+    );
+    assert_eq!(found[0].line, Some(line), "{context}");
+    found[0].clone()
+}
+
 const NTPD_4_2_8: Option<&str> = Some("1:4.2.8p15+dfsg-1");
 const HARDENED: &str = "\
 restrict -4 default kod notrap nomodify nopeer noquery limited
@@ -274,29 +285,17 @@ fn kod_without_limited_fires_on_a_default_entry() {
 fn noquery_and_nomodify_missing_fire_per_default_entry() {
     let open = "restrict default kod limited nomodify nopeer\nrestrict 127.0.0.1\nrestrict ::1\n";
     let found = lint(Flavor::Ntpd, open, NTPD_4_2_8);
+    let finding = only_finding(&found, Rule::NoqueryMissing, 1, "");
     assert_eq!(
-        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
-        vec![Rule::NoqueryMissing]
-    );
-    assert_eq!(found[0].line, Some(1));
-    assert_eq!(
-        found[0].message,
+        finding.message,
         "the default restrict entry has no noquery (IPv4 and IPv6)"
     );
-    assert!(
-        found[0].to_string().contains("CVE-2013-5211"),
-        "{}",
-        found[0]
-    );
+    assert!(finding.to_string().contains("CVE-2013-5211"), "{finding}");
 
     let v6_open = "restrict -4 default nomodify noquery\nrestrict -6 default noquery\n";
     let found = lint(Flavor::Ntpsec, v6_open, None);
-    assert_eq!(
-        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
-        vec![Rule::NomodifyMissing]
-    );
-    assert_eq!(found[0].line, Some(2));
-    assert!(found[0].message.ends_with("(IPv6)"), "{}", found[0].message);
+    let finding = only_finding(&found, Rule::NomodifyMissing, 2, "");
+    assert!(finding.message.ends_with("(IPv6)"), "{}", finding.message);
 
     // Flags of several lines for the same entry add up, as in ntpd.
     let split = "restrict default kod limited\nrestrict default nomodify noquery\n";
@@ -784,12 +783,7 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
     ] {
         let config = format!("{HARDENED}{line}\n");
         let found = lint(Flavor::Ntpsec, &config, None);
-        assert_eq!(
-            found.iter().map(|f| f.rule).collect::<Vec<_>>(),
-            vec![Rule::NoqueryMissingNetwork],
-            "{line}"
-        );
-        assert_eq!(found[0].line, Some(5), "{line}");
+        only_finding(&found, Rule::NoqueryMissingNetwork, 5, line);
         assert_eq!(
             rules(
                 Flavor::Ntpd,
@@ -853,13 +847,9 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
 fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     let off = "restrict default kod limited nomodify noquery\nunrestrict default noquery\n";
     let found = lint(Flavor::Ntpsec, off, None);
+    let finding = only_finding(&found, Rule::NoqueryMissing, 2, "");
     assert_eq!(
-        found.iter().map(|f| f.rule).collect::<Vec<_>>(),
-        vec![Rule::NoqueryMissing]
-    );
-    assert_eq!(found[0].line, Some(2));
-    assert_eq!(
-        found[0].message,
+        finding.message,
         "an `unrestrict` line turns off noquery in the default restrict entry (IPv4 and IPv6)"
     );
     assert_eq!(
