@@ -1165,22 +1165,11 @@ mod sweep_tests {
             .rand_bytes(TEMP_RANDOM)
             .tempfile_in(dir.path())
             .unwrap();
-        let name = tmp
-            .path()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let name_of = |p: &std::path::Path| p.file_name().unwrap().to_str().unwrap().to_string();
+        let name = name_of(tmp.path());
         assert!(is_our_temp_file_name(&name), "{name}");
         let (check, _) = copy_for_check(&file).unwrap();
-        let name = check
-            .path()
-            .file_name()
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
+        let name = name_of(check.path());
         assert!(is_our_check_dir_name(&name), "{name}");
     }
 

@@ -12,6 +12,18 @@ fn rules(flavor: Flavor, config: &str, version: Option<&str>) -> Vec<&'static st
         .collect()
 }
 
+/// What `plan` writes to `daemon`'s config.
+fn rendered_config(plan: &Plan, daemon: &Daemon) -> String {
+    let r = plan.render(Some(daemon)).unwrap();
+    r.steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Template(t) if t.dest == daemon.config => Some(t.content.clone()),
+            _ => None,
+        })
+        .unwrap()
+}
+
 /// The one finding in `found`: it must be of `rule`, on `line`.
 fn only_finding(found: &[Finding], rule: Rule, line: usize, context: &str) -> Finding {
     assert_eq!(
@@ -144,15 +156,7 @@ fn our_templates_render_configs_that_lint_clean() {
             (DaemonName::Openntpd, Flavor::Openntpd),
         ] {
             let daemon = Daemon::new(requested, flavor);
-            let r = plan.render(Some(&daemon)).unwrap();
-            let content = r
-                .steps
-                .iter()
-                .find_map(|s| match &s.action {
-                    Action::Template(t) if t.dest == daemon.config => Some(t.content.clone()),
-                    _ => None,
-                })
-                .unwrap();
+            let content = rendered_config(&plan, &daemon);
             // Even with the version unknown: the ntpd template disables monitor.
             for version in [None, NTPD_4_2_8, Some("1:4.2.6.p5+dfsg-3ubuntu2")] {
                 assert_eq!(
@@ -1049,15 +1053,7 @@ fn chrony_refuses_more_than_one_bindaddress_per_family() {
     let o = parse_override("listen=[192.0.2.1, 192.0.2.2]").unwrap();
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[o]).unwrap();
     let daemon = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
-    let r = plan.render(Some(&daemon)).unwrap();
-    let content = r
-        .steps
-        .iter()
-        .find_map(|s| match &s.action {
-            Action::Template(t) if t.dest == daemon.config => Some(t.content.clone()),
-            _ => None,
-        })
-        .unwrap();
+    let content = rendered_config(&plan, &daemon);
     let errors = conflicts(Flavor::Chrony, &content);
     assert_eq!(errors.len(), 1, "{content}");
     assert!(errors[0].contains("192.0.2.1 (line"), "{}", errors[0]);
