@@ -13,9 +13,8 @@ use crate::facts::dpkg::{DpkgPackage, DpkgState};
 use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use anyhow::{bail, Result};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Default)]
@@ -78,7 +77,7 @@ impl State {
 }
 
 #[derive(Debug, Clone)]
-pub struct FakeNode(pub Rc<RefCell<State>>);
+pub struct FakeNode(pub Arc<Mutex<State>>);
 
 impl FakeNode {
     /// A Debian 12 / Ubuntu 24.04-like archive: `ntp` is transitional for
@@ -161,7 +160,7 @@ impl FakeNode {
             file("root:x:0:0:root:/root:/bin/bash\n"),
         );
         files.insert("/etc/group".into(), file("root:x:0:\n"));
-        FakeNode(Rc::new(RefCell::new(State {
+        FakeNode(Arc::new(Mutex::new(State {
             init: InitSystem::Systemd,
             archive,
             node_lists: None,
@@ -205,24 +204,26 @@ impl FakeNode {
         crate::apply::apply_redeciding(cs, &mut exec, on_step, stop, redecide)
     }
 
-    pub fn state(&self) -> std::cell::RefMut<'_, State> {
-        self.0.borrow_mut()
+    pub fn state(&self) -> MutexGuard<'_, State> {
+        // A test that panicked while holding it leaves the state as it was.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn journal(&self) -> Vec<String> {
-        self.0.borrow().journal.clone()
+        self.state().journal.clone()
     }
 
     pub fn file_text(&self, path: &str) -> Option<String> {
-        self.0
-            .borrow()
+        self.state()
             .files
             .get(path)
             .map(|f| String::from_utf8_lossy(&f.content).into_owned())
     }
 
     fn record(&self, line: String) -> Result<()> {
-        let mut s = self.0.borrow_mut();
+        let mut s = self.state();
         let fail = s
             .fail_on
             .as_ref()
@@ -235,7 +236,7 @@ impl FakeNode {
     }
 
     fn probe(&self, line: String) {
-        self.0.borrow_mut().probes.push(line);
+        self.state().probes.push(line);
     }
 
     fn install_one(&self, name: &str, version: Option<&str>) -> Result<()> {
@@ -243,7 +244,7 @@ impl FakeNode {
         let node = Lists::Node {
             scratch: Default::default(),
         };
-        let pkg = self.0.borrow().known(name, &node).cloned();
+        let pkg = self.state().known(name, &node).cloned();
         let Some(pkg) = pkg else {
             bail!("E: Unable to locate package {name}")
         };
@@ -258,8 +259,7 @@ impl FakeNode {
         self.not_held(name, Some(&candidate))?;
         for dep in &pkg.depends {
             let installed = self
-                .0
-                .borrow()
+                .state()
                 .dpkg
                 .get(dep)
                 .is_some_and(DpkgState::is_installed);
@@ -267,7 +267,7 @@ impl FakeNode {
                 self.install_one(dep, None)?;
             }
         }
-        let mut s = self.0.borrow_mut();
+        let mut s = self.state();
         s.dpkg
             .insert(name.into(), DpkgState::Installed { version: candidate });
         if let Some((path, content)) = &pkg.conffile {
@@ -308,19 +308,19 @@ fn file(content: &str) -> FileState {
 
 impl crate::apply::UnitView for FakeNode {
     fn unit(&self, unit: &UnitName) -> Result<UnitFact> {
-        let init = self.0.borrow().init;
+        let init = self.state().init;
         Ok(self.units(init, std::slice::from_ref(unit))?.remove(0))
     }
 }
 
 impl Probe for FakeNode {
     fn init_system(&self) -> Result<InitSystem> {
-        Ok(self.0.borrow().init)
+        Ok(self.state().init)
     }
 
     fn lists_age(&self) -> Result<Option<Duration>> {
         self.probe("lists age".into());
-        Ok(self.0.borrow().lists_age)
+        Ok(self.state().lists_age)
     }
 
     fn update_private_lists(&self, _lists: &Lists) -> Result<()> {
@@ -334,7 +334,7 @@ impl Probe for FakeNode {
         lists: &Lists,
     ) -> Result<BTreeMap<PackageName, Policy>> {
         self.probe(format!("apt-cache policy {}", join(pkgs)));
-        let s = self.0.borrow();
+        let s = self.state();
         Ok(pkgs
             .iter()
             .map(|p| {
@@ -357,7 +357,7 @@ impl Probe for FakeNode {
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>> {
         let asked: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
         self.probe(format!("apt-cache show {}", asked.join(" ")));
-        let s = self.0.borrow();
+        let s = self.state();
         // apt prints nothing for a version it does not have.
         Ok(versions
             .iter()
@@ -378,7 +378,7 @@ impl Probe for FakeNode {
 
     fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
         self.probe(format!("dpkg-query {}", join(pkgs)));
-        let s = self.0.borrow();
+        let s = self.state();
         Ok(pkgs
             .iter()
             .map(|p| {
@@ -395,12 +395,12 @@ impl Probe for FakeNode {
 
     fn autoremovable(&self, _lists: &Lists) -> Result<Vec<String>> {
         self.probe("apt-get -s autoremove".into());
-        Ok(self.0.borrow().autoremovable.clone())
+        Ok(self.state().autoremovable.clone())
     }
 
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>> {
         self.probe(format!("read {path}"));
-        Ok(self.0.borrow().files.get(path.as_str()).cloned())
+        Ok(self.state().files.get(path.as_str()).cloned())
     }
 
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {
@@ -416,7 +416,7 @@ impl Probe for FakeNode {
 
     fn units(&self, _init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>> {
         self.probe(format!("systemctl show {}", join(units)));
-        let s = self.0.borrow();
+        let s = self.state();
         Ok(units
             .iter()
             .map(|u| {
@@ -433,14 +433,14 @@ impl Probe for FakeNode {
 
     fn dpkg_updates(&self) -> Result<Vec<String>> {
         self.probe("ls /var/lib/dpkg/updates".into());
-        Ok(self.0.borrow().dpkg_updates.clone())
+        Ok(self.state().dpkg_updates.clone())
     }
 }
 
 impl FakeNode {
     /// apt refuses every change while dpkg's journal is not empty.
     fn apt_allowed(&self) -> Result<()> {
-        if crate::facts::dpkg::dpkg_interrupted(&self.0.borrow().dpkg_updates) {
+        if crate::facts::dpkg::dpkg_interrupted(&self.state().dpkg_updates) {
             bail!("E: dpkg was interrupted, you must manually run 'dpkg --configure -a' to correct the problem.");
         }
         Ok(())
@@ -450,7 +450,7 @@ impl FakeNode {
 impl FakeNode {
     /// apt, run with -y, refuses to change a held package.
     fn not_held(&self, name: &str, to: Option<&str>) -> Result<()> {
-        let s = self.0.borrow();
+        let s = self.state();
         let now = s.dpkg.get(name).and_then(DpkgState::installed_version);
         if s.held.contains(name) && now != to {
             bail!("E: Held packages were changed and -y was used without --allow-change-held-packages.");
@@ -550,8 +550,7 @@ impl ServiceExec for FakeNode {
     fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
         self.probe(format!("health {unit}"));
         let running = self
-            .0
-            .borrow()
+            .state()
             .units
             .get(unit.as_str())
             .is_some_and(|u| u.running);
@@ -601,7 +600,7 @@ impl FakeNode {
     /// The fake daemons answer unless one of the files holds a line
     /// starting `unhealthy`: a config that parses but does not work.
     fn daemon_answers(&self) -> bool {
-        !self.0.borrow().files.values().any(|f| {
+        !self.state().files.values().any(|f| {
             f.content
                 .split(|b| *b == b'\n')
                 .any(|l| l.starts_with(b"unhealthy"))

@@ -236,14 +236,15 @@ impl Cmd {
             }
         });
         // Reaps the process (killed or exited; a kill takes effect at once,
-        // so this waits milliseconds, and at most a second) and reads its status.
+        // so this polls for a millisecond or two, and at most about a
+        // second) and reads its status.
         let mut status = None;
-        for _ in 0..100 {
+        for _ in 0..1000 {
             if let Ok(Some(out)) = handle.try_wait() {
                 status = out.status.code();
                 break;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(1));
         }
         let code = if stopped { -1 } else { status.unwrap_or(-1) };
         let elapsed = started.elapsed();

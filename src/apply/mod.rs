@@ -33,6 +33,7 @@ use crate::facts::UnitFact;
 use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
 use anyhow::Result;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,7 +122,14 @@ fn already_so(change: &Change, state: &UnitFact) -> bool {
 
 /// After a package change of this run: the planned enable, disable, start
 /// or stop that the package's own scripts already made, if `change` is one.
-fn settled_by_packages(change: &Change, units: &dyn UnitView) -> Option<String> {
+/// `read`: the units read so far in this step (a unit is read once per
+/// step: none of these changes alters what another of them checks, a
+/// start leaves enablement as it was and an enable the running state).
+fn settled_by_packages(
+    change: &Change,
+    units: &dyn UnitView,
+    read: &mut BTreeMap<UnitName, UnitFact>,
+) -> Option<String> {
     let Change::Service {
         unit,
         action:
@@ -131,16 +139,19 @@ fn settled_by_packages(change: &Change, units: &dyn UnitView) -> Option<String> 
     else {
         return None;
     };
-    match units.unit(unit) {
-        Ok(state) if already_so(change, &state) => Some(format!(
-            "{change} (done by the package changes of this run)"
-        )),
-        Ok(_) => None,
-        Err(e) => {
-            log::debug!("reading {unit} before `{change}`: {e:#}; running it");
-            None
+    if !read.contains_key(unit) {
+        match units.unit(unit) {
+            Ok(state) => {
+                read.insert(unit.clone(), state);
+            }
+            Err(e) => {
+                log::debug!("reading {unit} before `{change}`: {e:#}; running it");
+                return None;
+            }
         }
     }
+    already_so(change, &read[unit])
+        .then(|| format!("{change} (done by the package changes of this run)"))
 }
 
 /// Runs every change in order; `on_step` sees each step's report as soon as
@@ -209,11 +220,13 @@ pub fn apply_redeciding(
             // The step's changes; after a redecision, those of its new version.
             let mut changes = step.changes.clone();
             let mut at = 0;
+            let mut units_read = BTreeMap::new();
             while at < changes.len() {
                 let change = &changes[at].clone();
                 at += 1;
                 if packages_changed {
-                    if let Some(settled) = settled_by_packages(change, exec.units) {
+                    if let Some(settled) = settled_by_packages(change, exec.units, &mut units_read)
+                    {
                         report.settled.push(settled);
                         continue;
                     }

@@ -179,6 +179,15 @@ fn a_unit_the_package_enabled_but_did_not_start_is_started_and_not_enabled_again
     let step = step_named(&report, "NTP daemon enabled and running");
     assert_eq!(step.status, crate::report::Status::Changed);
     assert_eq!(step.changes.len(), 1, "{step:?}");
+    // The unit was read back once for the step's start and enable.
+    let reads: Vec<String> = node
+        .state()
+        .probes
+        .iter()
+        .filter(|p| *p == "systemctl show ntpsec.service")
+        .cloned()
+        .collect();
+    assert_eq!(reads.len(), 1, "{:?}", node.state().probes);
     assert_eq!(
         step.settled,
         vec!["enable ntpsec.service: not enabled at boot (not installed yet) (done by the package changes of this run)"]

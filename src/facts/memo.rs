@@ -26,9 +26,10 @@ use super::probe::{FileState, InitSystem, Lists, Probe, UnitFact};
 use crate::plan::names::{AbsPath, PackageName, UnitName};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// Where `apply` keeps the record.
@@ -98,11 +99,11 @@ pub struct MemoProbe<'a> {
     /// `None` when the inner probe has no fingerprint (the fake): no memo at all.
     fingerprint: Option<String>,
     loaded: Option<AptMemo>,
-    recorded: RefCell<AptMemo>,
+    recorded: Mutex<AptMemo>,
     /// Whether any answer had to come from apt.
-    asked_apt: RefCell<bool>,
+    asked_apt: AtomicBool,
     /// Whether any question was about private lists: then nothing is recorded.
-    private_used: RefCell<bool>,
+    private_used: AtomicBool,
 }
 
 impl<'a> MemoProbe<'a> {
@@ -133,23 +134,27 @@ impl<'a> MemoProbe<'a> {
             inner,
             fingerprint,
             loaded,
-            recorded: RefCell::new(recorded),
-            asked_apt: RefCell::new(false),
-            private_used: RefCell::new(false),
+            recorded: Mutex::new(recorded),
+            asked_apt: AtomicBool::new(false),
+            private_used: AtomicBool::new(false),
         })
     }
 
     /// What `apply` should save: the answers read from apt for the node's
     /// own lists, when some had to be read and none came from private lists.
     pub fn into_record(self) -> Option<AptMemo> {
-        let wanted =
-            self.fingerprint.is_some() && *self.asked_apt.borrow() && !*self.private_used.borrow();
+        let wanted = self.fingerprint.is_some()
+            && self.asked_apt.load(Ordering::SeqCst)
+            && !self.private_used.load(Ordering::SeqCst);
         if !wanted {
             return None;
         }
         // Answers of a matching record stay true: keep them beside the new ones.
         let mut record = self.loaded.unwrap_or_default();
-        let new = self.recorded.into_inner();
+        let new = self
+            .recorded
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner);
         record.fingerprint = new.fingerprint;
         record.policies.extend(new.policies);
         record.shows.extend(new.shows);
@@ -163,7 +168,12 @@ impl<'a> MemoProbe<'a> {
 
     /// A run that read private lists must not leave a partial record behind.
     fn private_lists_used(&self) {
-        *self.private_used.borrow_mut() = true;
+        self.private_used.store(true, Ordering::SeqCst);
+    }
+
+    /// The answers read from apt so far (probes may run on several threads).
+    fn recorded(&self) -> MutexGuard<'_, AptMemo> {
+        self.recorded.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -205,9 +215,8 @@ impl Probe for MemoProbe<'_> {
             }
         }
         let answer = self.inner.apt_policy(pkgs, lists)?;
-        *self.asked_apt.borrow_mut() = true;
-        self.recorded
-            .borrow_mut()
+        self.asked_apt.store(true, Ordering::SeqCst);
+        self.recorded()
             .policies
             .extend(answer.iter().map(|(k, v)| (k.to_string(), v.clone())));
         Ok(answer)
@@ -223,8 +232,8 @@ impl Probe for MemoProbe<'_> {
             return Ok(hit.clone());
         }
         let answer = self.inner.apt_show(versions, lists)?;
-        *self.asked_apt.borrow_mut() = true;
-        self.recorded.borrow_mut().shows.insert(key, answer.clone());
+        self.asked_apt.store(true, Ordering::SeqCst);
+        self.recorded().shows.insert(key, answer.clone());
         Ok(answer)
     }
 
@@ -241,8 +250,8 @@ impl Probe for MemoProbe<'_> {
             return Ok(hit);
         }
         let answer = self.inner.autoremovable(lists)?;
-        *self.asked_apt.borrow_mut() = true;
-        self.recorded.borrow_mut().autoremovable = Some(answer.clone());
+        self.asked_apt.store(true, Ordering::SeqCst);
+        self.recorded().autoremovable = Some(answer.clone());
         Ok(answer)
     }
 
@@ -276,13 +285,13 @@ mod tests {
     use super::*;
     use crate::fake::FakeNode;
     use crate::plan::{Plan, Source, DEFAULT_PLAN};
-    use std::cell::RefCell;
+    use std::sync::Mutex;
 
     /// The fake node with a fingerprint and a record store, as the real node has.
     struct Remembering {
         node: FakeNode,
         fingerprint: String,
-        stored: RefCell<Option<String>>,
+        stored: Mutex<Option<String>>,
     }
 
     impl Probe for Remembering {
@@ -327,7 +336,7 @@ mod tests {
             Ok(Some(self.fingerprint.clone()))
         }
         fn apt_memo(&self) -> Result<Option<String>> {
-            Ok(self.stored.borrow().clone())
+            Ok(self.stored.lock().unwrap().clone())
         }
     }
 
@@ -347,7 +356,7 @@ mod tests {
         let probe = Remembering {
             node: node.clone(),
             fingerprint: "f1".into(),
-            stored: RefCell::new(None),
+            stored: Mutex::new(None),
         };
 
         let first = crate::facts::gather(&probe, &plan).unwrap();
@@ -357,7 +366,7 @@ mod tests {
             .clone()
             .expect("answers from apt are offered for saving");
         assert_eq!(record.fingerprint, "f1");
-        *probe.stored.borrow_mut() = Some(serde_json::to_string(&record).unwrap());
+        *probe.stored.lock().unwrap() = Some(serde_json::to_string(&record).unwrap());
 
         node.state().probes.clear();
         let second = crate::facts::gather(&probe, &plan).unwrap();
@@ -399,7 +408,7 @@ mod tests {
         let probe = Remembering {
             node: node.clone(),
             fingerprint: "f1".into(),
-            stored: RefCell::new(None),
+            stored: Mutex::new(None),
         };
         // apply's facts before its update: the node's own (old) lists.
         let before = gather_as(&probe, &plan, StaleLists::ReadNodes, None).unwrap();
@@ -427,7 +436,7 @@ mod tests {
         let probe = Remembering {
             node,
             fingerprint: "f1".into(),
-            stored: RefCell::new(None),
+            stored: Mutex::new(None),
         };
         assert!(crate::facts::gather(&probe, &plan)
             .unwrap()

@@ -198,7 +198,7 @@ fn gather_with(
         .prefix(probe::APT_SCRATCH_PREFIX)
         .tempdir()
         .context("creating a scratch directory for apt")?;
-    // The cache of the node's lists, beside /var/cache/apt where it can be
+    // The cache of the node's lists, on disk where it can be
     // (`probe::NODE_CACHE_PARENT`), else with the rest.
     let node_cache = tempfile::Builder::new()
         .prefix(probe::APT_SCRATCH_PREFIX)
@@ -232,7 +232,101 @@ fn gather_with(
         }
     }
 
-    let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
+    // Every question below is read-only; those that wait on no other answer
+    // run side by side, a thread each for the command's duration.
+    let lists = &lists;
+    let decided = std::thread::scope(|scope| -> Result<(Facts, Rendered)> {
+        // apt's autoremove simulation reads no lists (`Probe::autoremovable`):
+        // it runs beside the candidate queries when any step may autoremove,
+        // and its answer counts if a rendered step does.
+        let early_autoremove = plan
+            .may_autoremove()
+            .then(|| scope.spawn(|| probe.autoremovable(lists)));
+        let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
+        let (wanted, daemon) =
+            resolve_daemon(probe, plan, lists, refresh_error.as_deref(), &mut policies)?;
+        let rendered = plan.render(daemon.as_ref())?;
+        let named = Named::by(&rendered, wanted);
+        query_policies(probe, lists, &mut policies, &named.packages)?;
+        // dpkg's answer beside systemd's: neither waits for the other.
+        let (dpkg, unit_facts) = std::thread::scope(|beside| {
+            let dpkg = beside.spawn(|| probe.dpkg_packages(&named.packages));
+            let units = probe.units(init, &named.units);
+            (joined(dpkg), units)
+        });
+        let (dpkg, unit_facts) = (dpkg?, unit_facts?);
+
+        let packages = named
+            .packages
+            .iter()
+            .map(|p| {
+                let known = dpkg.get(p);
+                let fact = PackageFact {
+                    dpkg: known.map_or(DpkgState::NotInstalled, |d| d.state.clone()),
+                    held: known.is_some_and(|d| d.held),
+                    candidate: policies.get(p).and_then(|pol| pol.candidate.clone()),
+                };
+                (p.clone(), fact)
+            })
+            .collect();
+        let gathered_at = std::time::SystemTime::now();
+        let facts = Facts {
+            init,
+            lists: ListsFact {
+                age,
+                refreshed_privately: matches!(lists, Lists::Private { .. }),
+                refresh_error,
+                awaiting_update: stale && stale_lists == StaleLists::ReadNodes,
+            },
+            daemon,
+            packages,
+            autoremovable: match (named.autoremove, early_autoremove) {
+                (false, _) => Vec::new(),
+                (true, Some(early)) => joined(early)?,
+                (true, None) => probe.autoremovable(lists)?,
+            },
+            files: named
+                .files
+                .into_iter()
+                .map(|f| Ok((f.clone(), probe.file(&f)?)))
+                .collect::<Result<_>>()?,
+            accounts: named
+                .accounts
+                .into_iter()
+                .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
+                .collect::<Result<_>>()?,
+            units: named.units.into_iter().zip(unit_facts).collect(),
+            stamp: utc_stamp(gathered_at),
+            gathered_at,
+            dpkg_journal: {
+                let entries = probe.dpkg_updates()?;
+                match entries
+                    .iter()
+                    .filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e)))
+                    .count()
+                {
+                    0 => DpkgJournal::Clean,
+                    n => DpkgJournal::Interrupted { entries: n },
+                }
+            },
+        };
+        Ok((facts, rendered))
+    });
+    drop(node_cache);
+    drop(scratch);
+    decided
+}
+
+/// The daemon the plan asks for, resolved from apt's candidates (asked for
+/// every package the plan names literally and every time-daemon package, in
+/// one query, into `policies`), and the packages asked about.
+fn resolve_daemon(
+    probe: &dyn Probe,
+    plan: &Plan,
+    lists: &Lists,
+    refresh_error: Option<&str>,
+    policies: &mut BTreeMap<PackageName, Policy>,
+) -> Result<(Vec<PackageName>, Option<Daemon>)> {
     let mut wanted = plan.literal_packages();
     if plan.vars.daemon.is_some() {
         // Every time-daemon package: the candidates decide the daemon, and
@@ -243,124 +337,87 @@ fn gather_with(
                 .filter_map(|p| PackageName::parse(p).ok()),
         );
     }
-    query_policies(probe, &lists, &mut policies, &wanted)?;
+    query_policies(probe, lists, policies, &wanted)?;
 
-    let daemon = match plan.vars.daemon {
-        None => None,
-        Some(requested) => {
-            let candidate = policies
-                .get(&requested.package())
-                .and_then(|p| p.candidate.clone());
-            let stanzas = match candidate {
-                Some(version) if requested == DaemonName::Ntp => {
-                    probe.apt_show(&[(requested.package(), version)], &lists)?
-                }
-                _ => Vec::new(),
-            };
-            let stanza = stanzas
-                .iter()
-                .find(|s| s.get("Package") == Some(requested.as_str()));
-            // With no usable lists the daemon cannot be resolved: the mirror's
-            // own words say why, and what to do.
-            Some(daemon::resolve(requested, &policies, stanza).map_err(|e| match &refresh_error {
-                Some(why) => anyhow::anyhow!(
-                    "{e}\nThe package lists could not be refreshed: {why}\nCheck /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
-                ),
-                None => anyhow::Error::msg(e),
-            })?)
-        }
+    let Some(requested) = plan.vars.daemon else {
+        return Ok((wanted, None));
     };
-
-    if let Some(d) = &daemon {
-        if wants_nts(plan) {
-            let version = policies
-                .get(&d.package)
-                .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
-            daemon::check_nts(d, version.as_deref()).map_err(anyhow::Error::msg)?;
+    let candidate = policies
+        .get(&requested.package())
+        .and_then(|p| p.candidate.clone());
+    let stanzas = match candidate {
+        Some(version) if requested == DaemonName::Ntp => {
+            probe.apt_show(&[(requested.package(), version)], lists)?
         }
-    }
-    let rendered = plan.render(daemon.as_ref())?;
-    let mut packages_named = wanted;
-    let mut files = Vec::new();
-    let mut units = Vec::new();
-    let mut accounts = Vec::new();
-    let mut autoremove = false;
-    for step in rendered.steps.iter().chain(&rendered.handlers) {
-        match &step.action {
-            Action::Apt(a) => {
-                packages_named.extend(a.packages.iter().cloned());
-                autoremove |= a.autoremove == Autoremove::Yes;
-            }
-            Action::Template(t) => {
-                files.push(t.dest.clone());
-                accounts.push((t.owner.to_string(), false));
-                accounts.push((t.group.to_string(), true));
-            }
-            Action::Service(s) => units.push(s.unit.clone()),
-        }
-    }
-    packages_named.sort();
-    packages_named.dedup();
-    units.sort();
-    units.dedup();
-    query_policies(probe, &lists, &mut policies, &packages_named)?;
-    let dpkg = probe.dpkg_packages(&packages_named)?;
-
-    let packages = packages_named
+        _ => Vec::new(),
+    };
+    let stanza = stanzas
         .iter()
-        .map(|p| {
-            let known = dpkg.get(p);
-            let fact = PackageFact {
-                dpkg: known.map_or(DpkgState::NotInstalled, |d| d.state.clone()),
-                held: known.is_some_and(|d| d.held),
-                candidate: policies.get(p).and_then(|pol| pol.candidate.clone()),
-            };
-            (p.clone(), fact)
-        })
-        .collect();
-    let unit_facts = probe.units(init, &units)?;
-    let gathered_at = std::time::SystemTime::now();
-    let facts = Facts {
-        init,
-        lists: ListsFact {
-            age,
-            refreshed_privately: matches!(lists, Lists::Private { .. }),
-            refresh_error,
-            awaiting_update: stale && stale_lists == StaleLists::ReadNodes,
-        },
-        daemon,
-        packages,
-        autoremovable: if autoremove {
-            probe.autoremovable(&lists)?
-        } else {
-            Vec::new()
-        },
-        files: files
-            .into_iter()
-            .map(|f| Ok((f.clone(), probe.file(&f)?)))
-            .collect::<Result<_>>()?,
-        accounts: accounts
-            .into_iter()
-            .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
-            .collect::<Result<_>>()?,
-        units: units.into_iter().zip(unit_facts).collect(),
-        stamp: utc_stamp(gathered_at),
-        gathered_at,
-        dpkg_journal: {
-            let entries = probe.dpkg_updates()?;
-            match entries
-                .iter()
-                .filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e)))
-                .count()
-            {
-                0 => DpkgJournal::Clean,
-                n => DpkgJournal::Interrupted { entries: n },
+        .find(|s| s.get("Package") == Some(requested.as_str()));
+    // With no usable lists the daemon cannot be resolved: the mirror's
+    // own words say why, and what to do.
+    let daemon = daemon::resolve(requested, policies, stanza).map_err(|e| match refresh_error {
+        Some(why) => anyhow::anyhow!(
+            "{e}\nThe package lists could not be refreshed: {why}\nCheck /etc/apt/sources.list and /etc/apt/sources.list.d and the network, then run again"
+        ),
+        None => anyhow::Error::msg(e),
+    })?;
+    if wants_nts(plan) {
+        let version = policies
+            .get(&daemon.package)
+            .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
+        daemon::check_nts(&daemon, version.as_deref()).map_err(anyhow::Error::msg)?;
+    }
+    Ok((wanted, Some(daemon)))
+}
+
+/// What the rendered steps name, for the probes: packages (with those
+/// asked about already), files and their accounts, units, and whether any
+/// step removes unneeded packages.
+struct Named {
+    packages: Vec<PackageName>,
+    files: Vec<AbsPath>,
+    accounts: Vec<(String, bool)>,
+    units: Vec<UnitName>,
+    autoremove: bool,
+}
+
+impl Named {
+    fn by(rendered: &Rendered, wanted: Vec<PackageName>) -> Self {
+        let mut named = Named {
+            packages: wanted,
+            files: Vec::new(),
+            accounts: Vec::new(),
+            units: Vec::new(),
+            autoremove: false,
+        };
+        for step in rendered.steps.iter().chain(&rendered.handlers) {
+            match &step.action {
+                Action::Apt(a) => {
+                    named.packages.extend(a.packages.iter().cloned());
+                    named.autoremove |= a.autoremove == Autoremove::Yes;
+                }
+                Action::Template(t) => {
+                    named.files.push(t.dest.clone());
+                    named.accounts.push((t.owner.to_string(), false));
+                    named.accounts.push((t.group.to_string(), true));
+                }
+                Action::Service(s) => named.units.push(s.unit.clone()),
             }
-        },
-    };
-    drop(node_cache);
-    drop(scratch);
-    Ok((facts, rendered))
+        }
+        named.packages.sort();
+        named.packages.dedup();
+        named.units.sort();
+        named.units.dedup();
+        named
+    }
+}
+
+/// The answer of a probe run on a thread of `std::thread::scope`.
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// Whether any server or pool asks for NTS.

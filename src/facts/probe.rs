@@ -10,11 +10,11 @@
 //! status takes hundreds. apt is never pointed at /var/cache/apt (as root it
 //! would rewrite an outdated cache there). Instead every query of a run
 //! shares one cache in a scratch directory of the run: for the node's lists
-//! it starts as a copy of the node's pkgcache.bin and srcpkgcache.bin, which
+//! it starts as links to the node's pkgcache.bin and srcpkgcache.bin, which
 //! apt validates as usual and uses when current, or rebuilds in the scratch
-//! directory, once, when not. (`pkgCacheFile::Generate=false` would read the
-//! node's cache in place, but apt-cache policy then fails with "Cache is out
-//! of sync, can't x-ref a package file" on apt 2.6.)
+//! directory, once, when not (`seed_cache`). (`pkgCacheFile::Generate=false`
+//! would read the node's cache in place, but apt-cache policy then fails
+//! with "Cache is out of sync, can't x-ref a package file" on apt 2.6.)
 
 use super::apt::{self, Policy, SimAction, Stanza};
 use super::dpkg::{self, DpkgPackage, DpkgState};
@@ -44,7 +44,8 @@ pub enum Lists {
     Private { lists: PathBuf, scratch: PathBuf },
 }
 
-/// apt's own binary caches, copied (never used in place) as a head start.
+/// apt's own binary caches: linked from the scratch directory as a head
+/// start, never named to apt themselves.
 const NODE_CACHES: [&str; 2] = [
     "/var/cache/apt/pkgcache.bin",
     "/var/cache/apt/srcpkgcache.bin",
@@ -74,7 +75,7 @@ pub struct UnitFact {
     pub started: Option<SystemTime>,
 }
 
-pub trait Probe {
+pub trait Probe: Sync {
     fn init_system(&self) -> Result<InitSystem>;
     /// Time since the node's lists were last updated; `None` if never.
     fn lists_age(&self) -> Result<Option<Duration>>;
@@ -169,25 +170,26 @@ fn apt_query(program: &str, lists: &Lists) -> Cmd {
     }
 }
 
-/// Seeds `scratch` with the node's binary caches before its first query:
-/// a hard link where `scratch` is on their file system (1 ms; apt never
-/// writes a cache file in place, it writes a new one and renames it over
-/// the name, so the node's file stays as it was: checked on apt 2.2, 2.6
-/// and 3.0), else a copy (~30 ms for Debian's 80 MB), either far cheaper
-/// than a rebuild (hundreds of ms). A cache that cannot be seeded only
-/// costs that rebuild.
+/// Seeds `scratch` with the node's binary caches before its first query: a
+/// symbolic link to each (apt reads a valid cache through it in
+/// milliseconds; it never writes a cache file in place, it writes a new one
+/// beside the name and renames it over the name, so a rebuild replaces the
+/// link in `scratch` and the node's file stays as it was: checked on apt
+/// 2.2, 2.6 and 3.0, byte for byte and mtime). A link costs nothing on any
+/// file system; a hard link made the kernel copy both files (80 MB) on an
+/// overlayfs root such as a container's, a copy costs ~30 ms everywhere. A
+/// cache that cannot be seeded only costs a rebuild (hundreds of ms).
 fn seed_cache(scratch: &Path) {
     for node in NODE_CACHES {
         let node = Path::new(node);
         let seed = scratch.join(node.file_name().expect("cache paths have a file name"));
-        if seed.exists() || !node.is_file() {
+        // Already seeded (or rebuilt by apt): a link, even a dangling one.
+        if seed.symlink_metadata().is_ok() || !node.is_file() {
             continue;
         }
-        if let Err(e) =
-            std::fs::hard_link(node, &seed).or_else(|_| std::fs::copy(node, &seed).map(drop))
-        {
+        if let Err(e) = std::os::unix::fs::symlink(node, &seed) {
             log::debug!(
-                "apt will rebuild its cache: copying {} to {}: {e}",
+                "apt will rebuild its cache: linking {} to {}: {e}",
                 node.display(),
                 seed.display()
             );
@@ -196,8 +198,8 @@ fn seed_cache(scratch: &Path) {
 }
 
 /// Where the scratch directory for apt's cache of the node's lists goes:
-/// /var/tmp, on the file system of /var/cache/apt on most nodes, so the
-/// node's cache can be hard-linked into it (`seed_cache`).
+/// /var/tmp, on disk like /var/cache/apt on most nodes (a cache apt must
+/// rebuild there takes 40-100 MB, which /tmp may hold in memory).
 pub const NODE_CACHE_PARENT: &str = "/var/tmp";
 
 /// The prefix of the scratch directories apt's queries use (`facts`).

@@ -334,6 +334,20 @@ impl Plan {
             })
     }
 
+    /// Whether any step or handler removes unneeded packages, whatever its
+    /// `when` says: the facts ask apt early, before the steps are rendered.
+    pub fn may_autoremove(&self) -> bool {
+        self.steps.iter().chain(&self.handlers).any(|s| {
+            matches!(
+                s.action,
+                ActionSpec::Apt {
+                    autoremove: Autoremove::Yes,
+                    ..
+                }
+            )
+        })
+    }
+
     /// Package names written literally in the plan (no Jinja): probed together
     /// with the daemon candidates so that no package is probed twice.
     pub fn literal_packages(&self) -> Vec<PackageName> {

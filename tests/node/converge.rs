@@ -213,6 +213,26 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         );
     }
 
+    // apt's cache outdated on the node (dpkg's status is newer than it): the
+    // plan's queries read it through links in their scratch directory and
+    // rebuild it there; the node's pkgcache.bin and srcpkgcache.bin keep
+    // their bytes and mtimes (the snapshot covers /var/cache/apt).
+    assert_eq!(
+        node.run(&["touch", "/var/lib/dpkg/status"]).code,
+        0,
+        "touch dpkg's status"
+    );
+    let before = node.snapshot();
+    let plan = node.provision(&["-v", "plan", "-e", SERVERS, "--detailed-exitcodes"]);
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    assert!(
+        plan.stderr
+            .contains("apt-cache -o Dir::Cache::pkgcache=/var/tmp/"),
+        "the memo no longer matches, so apt was asked: {}",
+        plan.stderr
+    );
+    assert_unchanged(&before, &node.snapshot());
+
     // Drift: the plan shows the diff, apply restores it and restarts the daemon.
     node.write(
         "/etc/ntpsec/ntp.conf",
