@@ -24,6 +24,9 @@ pub struct ArchivePackage {
     pub unit: Option<String>,
     /// The config file the package ships, with its default content.
     pub conffile: Option<(String, String)>,
+    /// Other versions apt also lists (`version`, `depends`), never the
+    /// candidate: an older release's, still in some suite.
+    pub older: Vec<(String, Vec<String>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -102,6 +105,7 @@ impl FakeNode {
                     "/etc/ntpsec/ntp.conf".into(),
                     "pool 0.debian.pool.ntp.org iburst\n".into(),
                 )),
+                ..Default::default()
             },
         );
         archive.insert(
@@ -134,6 +138,7 @@ impl FakeNode {
                     "/etc/ntp.conf".into(),
                     "pool 0.debian.pool.ntp.org iburst\n".into(),
                 )),
+                ..Default::default()
             },
         );
         archive.insert(
@@ -357,23 +362,23 @@ impl Probe for FakeNode {
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>> {
         let asked: Vec<String> = versions.iter().map(|(p, v)| format!("{p}={v}")).collect();
         self.probe(format!("apt-cache show {}", asked.join(" ")));
-        let s = self.state();
-        // apt prints nothing for a version it does not have.
-        Ok(versions
-            .iter()
-            .filter_map(|(p, v)| {
-                let a = s.known(p.as_str(), lists)?;
-                if a.candidate.as_ref() != Some(v) {
-                    return None;
-                }
-                let mut fields = vec![("Package".to_string(), p.to_string())];
-                fields.push(("Version".into(), v.clone()));
-                if !a.depends.is_empty() {
-                    fields.push(("Depends".into(), a.depends.join(", ")));
-                }
-                Some(Stanza { fields })
-            })
-            .collect())
+        Ok(self.stanzas(versions, lists))
+    }
+
+    fn apt_show_every_version(&self, pkg: &PackageName, lists: &Lists) -> Result<Vec<Stanza>> {
+        self.probe(format!("apt-cache show {pkg}"));
+        // The older versions first, as apt may list them.
+        let versions: Vec<(PackageName, String)> = match self.state().known(pkg.as_str(), lists) {
+            Some(a) => a
+                .older
+                .iter()
+                .map(|(v, _)| v.clone())
+                .chain(a.candidate.clone())
+                .map(|v| (pkg.clone(), v))
+                .collect(),
+            None => bail!("E: No packages found"),
+        };
+        Ok(self.stanzas(&versions, lists))
     }
 
     fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
@@ -434,6 +439,31 @@ impl Probe for FakeNode {
     fn dpkg_updates(&self) -> Result<Vec<String>> {
         self.probe("ls /var/lib/dpkg/updates".into());
         Ok(self.state().dpkg_updates.clone())
+    }
+}
+
+impl FakeNode {
+    /// apt-cache show's stanzas for these versions (no probe recorded).
+    fn stanzas(&self, versions: &[(PackageName, String)], lists: &Lists) -> Vec<Stanza> {
+        let s = self.state();
+        // apt prints nothing for a version it does not have.
+        versions
+            .iter()
+            .filter_map(|(p, v)| {
+                let a = s.known(p.as_str(), lists)?;
+                let depends = if a.candidate.as_ref() == Some(v) {
+                    &a.depends
+                } else {
+                    &a.older.iter().find(|(old, _)| old == v)?.1
+                };
+                let mut fields = vec![("Package".to_string(), p.to_string())];
+                fields.push(("Version".into(), v.clone()));
+                if !depends.is_empty() {
+                    fields.push(("Depends".into(), depends.join(", ")));
+                }
+                Some(Stanza { fields })
+            })
+            .collect()
     }
 }
 

@@ -652,6 +652,32 @@ fn apply_on_old_lists(
 }
 
 #[test]
+fn on_the_nodes_lists_ntp_is_resolved_from_its_candidates_stanza_among_every_version() {
+    let node = node_with_old_lists();
+    // The lists also carry an older `ntp`, classic ntpd (no NTPsec behind
+    // it), which apt-cache show lists before the candidate.
+    node.state()
+        .node_lists
+        .as_mut()
+        .unwrap()
+        .get_mut("ntp")
+        .unwrap()
+        .older = vec![("1:4.2.8p15+dfsg-1".into(), vec!["libopts25".into()])];
+    let g = gather_as(&node, &default_plan(&[]), StaleLists::ReadNodes, None).unwrap();
+    let daemon = g.facts.daemon.unwrap();
+    assert_eq!(daemon.package.as_str(), "ntpsec", "{daemon:?}");
+    assert_eq!(
+        daemon.transitional.as_ref().map(|p| p.as_str()),
+        Some("ntp")
+    );
+    let probes = node.state().probes.clone();
+    assert!(
+        probes.contains(&"apt-cache show ntp".to_string()),
+        "every version, asked beside the candidates: {probes:?}"
+    );
+}
+
+#[test]
 fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
     let node = node_with_old_lists();
     let plan = default_plan(&[]);

@@ -237,6 +237,22 @@ impl Probe for MemoProbe<'_> {
         Ok(answer)
     }
 
+    fn apt_show_every_version(&self, pkg: &PackageName, lists: &Lists) -> Result<Vec<Stanza>> {
+        if !self.usable(lists) {
+            self.private_lists_used();
+            return self.inner.apt_show_every_version(pkg, lists);
+        }
+        // The bare name: `show_key` of versioned questions always has a `=`.
+        let key = pkg.to_string();
+        if let Some(hit) = self.loaded.as_ref().and_then(|m| m.shows.get(&key)) {
+            return Ok(hit.clone());
+        }
+        let answer = self.inner.apt_show_every_version(pkg, lists)?;
+        self.asked_apt.store(true, Ordering::SeqCst);
+        self.recorded().shows.insert(key, answer.clone());
+        Ok(answer)
+    }
+
     fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
         self.inner.dpkg_packages(pkgs)
     }
@@ -313,6 +329,9 @@ mod tests {
         }
         fn apt_show(&self, p: &[(PackageName, String)], l: &Lists) -> Result<Vec<Stanza>> {
             self.node.apt_show(p, l)
+        }
+        fn apt_show_every_version(&self, p: &PackageName, l: &Lists) -> Result<Vec<Stanza>> {
+            self.node.apt_show_every_version(p, l)
         }
         fn dpkg_packages(&self, p: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
             self.node.dpkg_packages(p)

@@ -26,7 +26,7 @@ use crate::plan::names::{AbsPath, PackageName, UnitName};
 use crate::plan::step::{Action, Autoremove};
 use crate::plan::{Plan, Rendered};
 use anyhow::{Context, Result};
-use apt::Policy;
+use apt::{Policy, Stanza};
 use dpkg::DpkgState;
 pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact, DPKG_UPDATES};
 use std::collections::BTreeMap;
@@ -242,9 +242,23 @@ fn gather_with(
         let early_autoremove = plan
             .may_autoremove()
             .then(|| scope.spawn(|| probe.autoremovable(lists)));
+        // `ntp` may be a transitional package: its stanza says. On the node's
+        // lists, whose cache is normally current, every version's stanza is
+        // read beside the candidates (the candidate's is picked after). On
+        // private lists the first query builds their cache, which a second
+        // one at the same time would build again: there it waits.
+        let early_show = (plan.vars.daemon == Some(DaemonName::Ntp)
+            && matches!(lists, Lists::Node { .. }))
+        .then(|| scope.spawn(|| probe.apt_show_every_version(&DaemonName::Ntp.package(), lists)));
         let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
-        let (wanted, daemon) =
-            resolve_daemon(probe, plan, lists, refresh_error.as_deref(), &mut policies)?;
+        let (wanted, daemon) = resolve_daemon(
+            probe,
+            plan,
+            lists,
+            refresh_error.as_deref(),
+            &mut policies,
+            early_show,
+        )?;
         let rendered = plan.render(daemon.as_ref())?;
         let named = Named::by(&rendered, wanted);
         query_policies(probe, lists, &mut policies, &named.packages)?;
@@ -319,13 +333,15 @@ fn gather_with(
 
 /// The daemon the plan asks for, resolved from apt's candidates (asked for
 /// every package the plan names literally and every time-daemon package, in
-/// one query, into `policies`), and the packages asked about.
+/// one query, into `policies`), and the packages asked about. `early_show`:
+/// every version's stanza of `ntp`, asked already.
 fn resolve_daemon(
     probe: &dyn Probe,
     plan: &Plan,
     lists: &Lists,
     refresh_error: Option<&str>,
     policies: &mut BTreeMap<PackageName, Policy>,
+    early_show: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<Stanza>>>>,
 ) -> Result<(Vec<PackageName>, Option<Daemon>)> {
     let mut wanted = plan.literal_packages();
     if plan.vars.daemon.is_some() {
@@ -345,10 +361,15 @@ fn resolve_daemon(
     let candidate = policies
         .get(&requested.package())
         .and_then(|p| p.candidate.clone());
-    let stanzas = match candidate {
-        Some(version) if requested == DaemonName::Ntp => {
+    let stanzas = match (candidate, early_show) {
+        (Some(version), Some(every)) if requested == DaemonName::Ntp => joined(every)?
+            .into_iter()
+            .filter(|s| s.get("Version") == Some(version.as_str()))
+            .collect(),
+        (Some(version), None) if requested == DaemonName::Ntp => {
             probe.apt_show(&[(requested.package(), version)], lists)?
         }
+        // No candidate: whatever `early_show` found (or failed on) is moot.
         _ => Vec::new(),
     };
     let stanza = stanzas

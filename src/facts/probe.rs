@@ -91,6 +91,11 @@ pub trait Probe: Sync {
     /// `--no-all-versions` would compute every package's candidate first,
     /// ~150 ms on Debian's lists, for a version `apt_policy` already gave).
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>>;
+    /// The stanza of every version of `pkg` in `lists` (`apt-cache show
+    /// NAME`: no candidate computed, as fast as one version's), for a
+    /// question asked before the candidate is known; an error if apt knows
+    /// no such package.
+    fn apt_show_every_version(&self, pkg: &PackageName, lists: &Lists) -> Result<Vec<Stanza>>;
     /// dpkg's state of each package and whether it is held, in one query.
     fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>>;
     /// dpkg's state of each package (holds left out).
@@ -410,6 +415,11 @@ impl Probe for RealProbe {
             .arg("show")
             .args(versions.iter().map(|(p, v)| format!("{p}={v}")))
             .run()?;
+        Ok(apt::parse_stanzas(&out.stdout))
+    }
+
+    fn apt_show_every_version(&self, pkg: &PackageName, lists: &Lists) -> Result<Vec<Stanza>> {
+        let out = apt_query("apt-cache", lists).arg("show").arg(pkg).run()?;
         Ok(apt::parse_stanzas(&out.stdout))
     }
 
