@@ -402,11 +402,11 @@ pub const BATCH_TIME_FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
 /// How long the batch waits after the time request was answered, for the
 /// kernel to deliver what the daemon sent before it. A margin only: on
-/// loopback those answers are already queued by then. Measured with ntpd
-/// 4.2.8 answering READVAR, READVAR from one address then a time request
-/// from another, 2,000 times on an idle 2-CPU machine and 2,000 times with
-/// six busy loops and two loopback UDP floods beside it: the READVAR answer
-/// never arrived after the time answer.
+/// loopback those answers are already queued by then. `scripts/answer-order`
+/// measures it (ntpd 4.2.8 answering READVAR from anyone; READVAR from one
+/// address, then a time request from another): on a 2-CPU machine, idle and
+/// beside six busy loops and two loopback UDP floods, 2,000 rounds each, the
+/// READVAR answer never arrived after the time answer.
 pub const SETTLE: Duration = Duration::from_millis(10);
 
 /// Sends a batch of `(source, packet)` to a target and returns the datagrams
