@@ -192,12 +192,15 @@ fn seed_cache(scratch: &Path) {
         if seed.symlink_metadata().is_ok() || !node.is_file() {
             continue;
         }
-        if let Err(e) = std::os::unix::fs::symlink(node, &seed) {
-            log::debug!(
+        match std::os::unix::fs::symlink(node, &seed) {
+            // Another query of this run, side by side, linked it first.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => log::debug!(
                 "apt will rebuild its cache: linking {} to {}: {e}",
                 node.display(),
                 seed.display()
-            );
+            ),
+            Ok(()) => {}
         }
     }
 }
