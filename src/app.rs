@@ -248,6 +248,9 @@ pub(crate) struct Prepared {
     pub policy: CheckPolicy,
     /// apt's answers, remembered if `apply` succeeds (see `facts::memo`).
     pub apt_memo: Option<facts::memo::AptMemo>,
+    /// dpkg's and the init system's answers, for the redecision after the
+    /// update (see `facts::carry`).
+    pub node_answers: Option<facts::carry::NodeAnswers>,
 }
 
 /// Facts, the changeset and the lint's verdict: everything decided before
@@ -291,8 +294,14 @@ fn prepare_on(
     lists: facts::StaleLists,
     after_update: Option<(&[PlannedStep], &Prepared)>,
 ) -> Result<Prepared, String> {
-    // apt's answers before the update still hold if it found nothing new.
-    let carried = after_update.and_then(|(_, before)| before.apt_memo.as_ref());
+    // apt's answers before the update still hold if it found nothing new;
+    // dpkg's and the units', if nothing but the update ran before.
+    let carried = facts::Carried {
+        apt: after_update.and_then(|(_, before)| before.apt_memo.as_ref()),
+        node: after_update
+            .filter(|(done, _)| only_the_update_ran(done))
+            .and_then(|(_, before)| before.node_answers.as_ref()),
+    };
     let planned = facts::gather_as(&RealProbe, plan, lists, carried).and_then(|g| {
         let changeset = match after_update {
             None => crate::diff::diff(&g.rendered, &g.facts),
@@ -305,9 +314,10 @@ fn prepare_on(
         }
         .map_err(anyhow::Error::msg)?;
         let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, linted, g.apt_memo))
+        Ok((g.facts, changeset, linted, g.apt_memo, g.node_answers))
     });
-    let (facts, mut changeset, linted, apt_memo) = planned.map_err(|e| format!("{e:#}"))?;
+    let (facts, mut changeset, linted, apt_memo, node_answers) =
+        planned.map_err(|e| format!("{e:#}"))?;
     // The lint refuses before anything changes; accepted findings become notes.
     let (notes, policy) = lint_gate(&linted, &plan.allow_insecure)?;
     changeset.notes.extend(notes);
@@ -316,7 +326,16 @@ fn prepare_on(
         changeset,
         policy,
         apt_memo,
+        node_answers,
     })
+}
+
+/// Whether the steps that ran before a redecision planned no change but
+/// the update of the lists: then dpkg and the units are as they were read.
+fn only_the_update_ran(done: &[PlannedStep]) -> bool {
+    done.iter()
+        .flat_map(|step| &step.changes)
+        .all(|change| matches!(change, crate::diff::Change::UpdateLists { .. }))
 }
 
 /// The rest of the run after its update of the package lists, decided on
@@ -653,5 +672,32 @@ mod tests {
             Some("SIGTERM received: stopped before showing the plan; nothing was changed. Run plan again")
         );
         assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 4));
+    }
+
+    #[test]
+    fn dpkg_and_units_are_carried_over_an_update_only_when_nothing_else_was_to_run_before_it() {
+        use crate::diff::{Change, PkgChange, PlannedStep};
+        let step = |name: &str, changes: Vec<Change>| PlannedStep {
+            name: name.into(),
+            handler: false,
+            changes,
+        };
+        let update = Change::UpdateLists {
+            age_seconds: Some(7200),
+            max_age_seconds: Some(3600),
+        };
+        let purge = Change::Purge {
+            packages: vec![PkgChange {
+                package: crate::plan::names::PackageName::parse("ntpdate").unwrap(),
+                before: None,
+                after: None,
+            }],
+        };
+        let nothing = step("Deprecated ntpdate purged", Vec::new());
+        let updated = step("Package lists fresh", vec![update]);
+        assert!(only_the_update_ran(&[nothing.clone(), updated.clone()]));
+        assert!(only_the_update_ran(std::slice::from_ref(&updated)));
+        let purged = step("Deprecated ntpdate purged", vec![purge]);
+        assert!(!only_the_update_ran(&[purged, updated]));
     }
 }

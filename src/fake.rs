@@ -436,6 +436,15 @@ impl Probe for FakeNode {
             .collect())
     }
 
+    /// Everything dpkg holds here: it changes with any state or hold.
+    fn dpkg_fingerprint(&self) -> Result<Option<String>> {
+        let s = self.state();
+        Ok(Some(format!(
+            "{:?} {:?} {:?}",
+            s.dpkg, s.held, s.dpkg_updates
+        )))
+    }
+
     fn dpkg_updates(&self) -> Result<Vec<String>> {
         self.probe("ls /var/lib/dpkg/updates".into());
         Ok(self.state().dpkg_updates.clone())

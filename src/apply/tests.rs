@@ -3,7 +3,7 @@
 use super::*;
 use crate::diff::diff;
 use crate::facts::dpkg::DpkgState;
-use crate::facts::{gather, gather_as, StaleLists};
+use crate::facts::{gather, gather_as, Carried, StaleLists};
 use crate::fake::FakeNode;
 use crate::plan::{parse_override, Plan, Source, DEFAULT_PLAN};
 use crate::report::{Report, Status};
@@ -645,7 +645,7 @@ fn apply_on_old_lists(
     plan: &Plan,
     redecide: &mut crate::apply::Redecide<'_>,
 ) -> (Changeset, Report) {
-    let g = gather_as(node, plan, StaleLists::ReadNodes, None).unwrap();
+    let g = gather_as(node, plan, StaleLists::ReadNodes, Carried::default()).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     let report = node.apply(&cs, &mut |_| {}, &|| None, Some(redecide));
     (cs, report)
@@ -663,7 +663,13 @@ fn on_the_nodes_lists_ntp_is_resolved_from_its_candidates_stanza_among_every_ver
         .get_mut("ntp")
         .unwrap()
         .older = vec![("1:4.2.8p15+dfsg-1".into(), vec!["libopts25".into()])];
-    let g = gather_as(&node, &default_plan(&[]), StaleLists::ReadNodes, None).unwrap();
+    let g = gather_as(
+        &node,
+        &default_plan(&[]),
+        StaleLists::ReadNodes,
+        Carried::default(),
+    )
+    .unwrap();
     let daemon = g.facts.daemon.unwrap();
     assert_eq!(daemon.package.as_str(), "ntpsec", "{daemon:?}");
     assert_eq!(
@@ -678,6 +684,57 @@ fn on_the_nodes_lists_ntp_is_resolved_from_its_candidates_stanza_among_every_ver
 }
 
 #[test]
+fn after_an_update_dpkg_and_the_units_are_not_asked_again_unless_dpkg_changed_meanwhile() {
+    let mut node = node_with_old_lists();
+    let plan = default_plan(&[]);
+    let first = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    let answers = first.node_answers.expect("the fake fingerprints its dpkg");
+    let carried = Carried {
+        apt: None,
+        node: Some(&answers),
+    };
+    let asked =
+        |node: &FakeNode, what: &str| node.state().probes.iter().any(|p| p.starts_with(what));
+
+    node.state().journal.clear();
+    node.update().unwrap();
+    node.state().probes.clear();
+    let again = gather_as(&node, &plan, StaleLists::ReadNodes, carried).unwrap();
+    assert!(!asked(&node, "dpkg-query"), "{:?}", node.state().probes);
+    assert!(!asked(&node, "systemctl show"), "{:?}", node.state().probes);
+    let fresh = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    assert!(asked(&node, "dpkg-query") && asked(&node, "systemctl show"));
+    assert_eq!(again.facts.packages, fresh.facts.packages);
+    assert_eq!(again.facts.units, fresh.facts.units);
+    // The same changes (the backups' names differ: they carry the time).
+    assert_eq!(
+        lines(&diff(&again.rendered, &again.facts).unwrap()),
+        lines(&diff(&fresh.rendered, &fresh.facts).unwrap())
+    );
+
+    // Another program installed chrony during the update: dpkg and the
+    // units are asked again, and the fresh answer decides.
+    node.state().dpkg.insert(
+        "chrony".into(),
+        DpkgState::Installed {
+            version: "4.3-2+deb12u1".into(),
+        },
+    );
+    node.state().probes.clear();
+    let changed = gather_as(&node, &plan, StaleLists::ReadNodes, carried).unwrap();
+    assert!(asked(&node, "dpkg-query") && asked(&node, "systemctl show"));
+    let chrony = PackageName::parse("chrony").unwrap();
+    assert!(
+        matches!(
+            changed.facts.packages[&chrony].dpkg,
+            DpkgState::Installed { .. }
+        ),
+        "{:?}",
+        changed.facts.packages[&chrony]
+    );
+}
+
+#[test]
 fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
     let node = node_with_old_lists();
     let plan = default_plan(&[]);
@@ -686,8 +743,8 @@ fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
     node.state().probes.clear();
     let mut redecide = |done: &[crate::diff::PlannedStep]| {
         redecisions += 1;
-        let g =
-            gather_as(&node, &plan, StaleLists::ReadNodes, None).map_err(|e| format!("{e:#}"))?;
+        let g = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default())
+            .map_err(|e| format!("{e:#}"))?;
         crate::diff::diff_after_update(&g.rendered, &g.facts, done, before.daemon.as_ref())
     };
     let (decided, report) = apply_on_old_lists(&node, &plan, &mut redecide);

@@ -294,6 +294,10 @@ impl Probe for MemoProbe<'_> {
     fn apt_memo(&self) -> Result<Option<String>> {
         self.inner.apt_memo()
     }
+
+    fn dpkg_fingerprint(&self) -> Result<Option<String>> {
+        self.inner.dpkg_fingerprint()
+    }
 }
 
 #[cfg(test)]
@@ -420,7 +424,7 @@ mod tests {
 
     #[test]
     fn answers_carried_from_before_an_update_hold_while_the_fingerprint_does() {
-        use crate::facts::{gather_as, StaleLists};
+        use crate::facts::{gather_as, Carried, StaleLists};
         let node = FakeNode::bookworm();
         node.state().lists_age = Some(Duration::from_secs(7200));
         let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
@@ -430,12 +434,21 @@ mod tests {
             stored: Mutex::new(None),
         };
         // apply's facts before its update: the node's own (old) lists.
-        let before = gather_as(&probe, &plan, StaleLists::ReadNodes, None).unwrap();
+        let before = gather_as(&probe, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
         let carried = before.apt_memo.expect("read from apt, under f1");
 
         // The update found nothing new: the same fingerprint, apt not asked.
         node.state().probes.clear();
-        let after = gather_as(&probe, &plan, StaleLists::ReadNodes, Some(&carried)).unwrap();
+        let after = gather_as(
+            &probe,
+            &plan,
+            StaleLists::ReadNodes,
+            Carried {
+                apt: Some(&carried),
+                node: None,
+            },
+        )
+        .unwrap();
         assert_eq!(apt_probes(&node), Vec::<String>::new());
         assert_eq!(after.facts.packages, before.facts.packages);
 
@@ -444,7 +457,16 @@ mod tests {
             fingerprint: "f2".into(),
             ..probe
         };
-        gather_as(&changed, &plan, StaleLists::ReadNodes, Some(&carried)).unwrap();
+        gather_as(
+            &changed,
+            &plan,
+            StaleLists::ReadNodes,
+            Carried {
+                apt: Some(&carried),
+                node: None,
+            },
+        )
+        .unwrap();
         assert!(!apt_probes(&node).is_empty());
     }
 

@@ -13,6 +13,7 @@
 //! nothing; `apply` alone writes that record.
 
 pub mod apt;
+pub mod carry;
 pub mod daemon;
 pub mod dpkg;
 pub mod memo;
@@ -154,28 +155,40 @@ pub struct Gathered {
     /// apt's answers to remember if `apply` succeeds (`memo::AptMemo::save_if_current`);
     /// `None` when they came from the record already or from private lists.
     pub apt_memo: Option<memo::AptMemo>,
+    /// dpkg's and the init system's answers, for facts decided again after
+    /// an update (`carry`); `None` without a fingerprint of dpkg's database.
+    pub node_answers: Option<carry::NodeAnswers>,
+}
+
+/// Answers of this run's earlier facts that a later gather may use while
+/// they hold: apt's (`memo`), dpkg's and the init system's (`carry`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Carried<'a> {
+    pub apt: Option<&'a memo::AptMemo>,
+    pub node: Option<&'a carry::NodeAnswers>,
 }
 
 /// The facts for `plan`: stale lists are fetched privately.
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
-    gather_as(probe, plan, StaleLists::FetchPrivately, None)
+    gather_as(probe, plan, StaleLists::FetchPrivately, Carried::default())
 }
 
-/// The facts with the given handling of stale lists; `carried`: apt's
-/// answers an earlier gather of this run read (its `apt_memo`), used while
-/// their fingerprint matches.
+/// The facts with the given handling of stale lists; `carried`: answers an
+/// earlier gather of this run read (its `apt_memo` and `node_answers`),
+/// used while their fingerprints match.
 pub fn gather_as(
     probe: &dyn Probe,
     plan: &Plan,
     stale_lists: StaleLists,
-    carried: Option<&memo::AptMemo>,
+    carried: Carried<'_>,
 ) -> Result<Gathered> {
-    let memo = memo::MemoProbe::carrying(probe, carried)?;
-    let (facts, rendered) = gather_with(&memo, plan, stale_lists)?;
+    let memo = memo::MemoProbe::carrying(probe, carried.apt)?;
+    let (facts, rendered, node_answers) = gather_with(&memo, plan, stale_lists, carried.node)?;
     Ok(Gathered {
         facts,
         rendered,
         apt_memo: memo.into_record(),
+        node_answers,
     })
 }
 
@@ -183,7 +196,8 @@ fn gather_with(
     probe: &dyn Probe,
     plan: &Plan,
     stale_lists: StaleLists,
-) -> Result<(Facts, Rendered)> {
+    carried: Option<&carry::NodeAnswers>,
+) -> Result<(Facts, Rendered, Option<carry::NodeAnswers>)> {
     let init = probe.init_system()?;
     let age = probe.lists_age()?;
     let stale = plan
@@ -235,97 +249,131 @@ fn gather_with(
     // Every question below is read-only; those that wait on no other answer
     // run side by side, a thread each for the command's duration.
     let lists = &lists;
-    let decided = std::thread::scope(|scope| -> Result<(Facts, Rendered)> {
-        // apt's autoremove simulation reads no lists (`Probe::autoremovable`):
-        // it runs beside the candidate queries when any step may autoremove,
-        // and its answer counts if a rendered step does.
-        let early_autoremove = plan
-            .may_autoremove()
-            .then(|| scope.spawn(|| probe.autoremovable(lists)));
-        // `ntp` may be a transitional package: its stanza says. On the node's
-        // lists, whose cache is normally current, every version's stanza is
-        // read beside the candidates (the candidate's is picked after). On
-        // private lists the first query builds their cache, which a second
-        // one at the same time would build again: there it waits.
-        let early_show = (plan.vars.daemon == Some(DaemonName::Ntp)
-            && matches!(lists, Lists::Node { .. }))
-        .then(|| scope.spawn(|| probe.apt_show_every_version(&DaemonName::Ntp.package(), lists)));
-        let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
-        let (wanted, daemon) = resolve_daemon(
-            probe,
-            plan,
-            lists,
-            refresh_error.as_deref(),
-            &mut policies,
-            early_show,
-        )?;
-        let rendered = plan.render(daemon.as_ref())?;
-        let named = Named::by(&rendered, wanted);
-        query_policies(probe, lists, &mut policies, &named.packages)?;
-        // dpkg's answer beside systemd's: neither waits for the other.
-        let (dpkg, unit_facts) = std::thread::scope(|beside| {
-            let dpkg = beside.spawn(|| probe.dpkg_packages(&named.packages));
-            let units = probe.units(init, &named.units);
-            (joined(dpkg), units)
-        });
-        let (dpkg, unit_facts) = (dpkg?, unit_facts?);
-
-        let packages = named
-            .packages
-            .iter()
-            .map(|p| {
-                let known = dpkg.get(p);
-                let fact = PackageFact {
-                    dpkg: known.map_or(DpkgState::NotInstalled, |d| d.state.clone()),
-                    held: known.is_some_and(|d| d.held),
-                    candidate: policies.get(p).and_then(|pol| pol.candidate.clone()),
-                };
-                (p.clone(), fact)
-            })
-            .collect();
-        let gathered_at = std::time::SystemTime::now();
-        let facts = Facts {
-            init,
-            lists: ListsFact {
-                age,
-                refreshed_privately: matches!(lists, Lists::Private { .. }),
-                refresh_error,
-                awaiting_update: stale && stale_lists == StaleLists::ReadNodes,
-            },
-            daemon,
-            packages,
-            autoremovable: match (named.autoremove, early_autoremove) {
-                (false, _) => Vec::new(),
-                (true, Some(early)) => joined(early)?,
-                (true, None) => probe.autoremovable(lists)?,
-            },
-            files: named
-                .files
-                .into_iter()
-                .map(|f| Ok((f.clone(), probe.file(&f)?)))
-                .collect::<Result<_>>()?,
-            accounts: named
-                .accounts
-                .into_iter()
-                .map(|(name, group)| Ok(((name.clone(), group), probe.account_id(&name, group)?)))
-                .collect::<Result<_>>()?,
-            units: named.units.into_iter().zip(unit_facts).collect(),
-            stamp: utc_stamp(gathered_at),
-            gathered_at,
-            dpkg_journal: {
-                let entries = probe.dpkg_updates()?;
-                match entries
-                    .iter()
-                    .filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e)))
-                    .count()
-                {
-                    0 => DpkgJournal::Clean,
-                    n => DpkgJournal::Interrupted { entries: n },
+    let decided = std::thread::scope(
+        |scope| -> Result<(Facts, Rendered, Option<carry::NodeAnswers>)> {
+            // apt's autoremove simulation reads no lists (`Probe::autoremovable`):
+            // it runs beside the candidate queries when any step may autoremove,
+            // and its answer counts if a rendered step does.
+            let early_autoremove = plan
+                .may_autoremove()
+                .then(|| scope.spawn(|| probe.autoremovable(lists)));
+            // `ntp` may be a transitional package: its stanza says. On the node's
+            // lists, whose cache is normally current, every version's stanza is
+            // read beside the candidates (the candidate's is picked after). On
+            // private lists the first query builds their cache, which a second
+            // one at the same time would build again: there it waits.
+            let early_show = (plan.vars.daemon == Some(DaemonName::Ntp)
+                && matches!(lists, Lists::Node { .. }))
+            .then(|| {
+                scope.spawn(|| probe.apt_show_every_version(&DaemonName::Ntp.package(), lists))
+            });
+            let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
+            let (wanted, daemon) = resolve_daemon(
+                probe,
+                plan,
+                lists,
+                refresh_error.as_deref(),
+                &mut policies,
+                early_show,
+            )?;
+            let rendered = plan.render(daemon.as_ref())?;
+            let named = Named::by(&rendered, wanted);
+            query_policies(probe, lists, &mut policies, &named.packages)?;
+            // Taken before dpkg is asked: a change after it cannot go unseen.
+            let dpkg_fingerprint = probe.dpkg_fingerprint()?;
+            let (dpkg, unit_facts) = match carried.and_then(|c| {
+                c.answer(
+                    dpkg_fingerprint.as_deref(),
+                    init,
+                    &named.packages,
+                    &named.units,
+                )
+            }) {
+                Some(answers) => {
+                    log::info!("dpkg and the units are as this run read them before its update of the package lists: not asked again");
+                    answers
                 }
-            },
-        };
-        Ok((facts, rendered))
-    });
+                None => {
+                    // dpkg's answer beside systemd's: neither waits for the other.
+                    let (dpkg, unit_facts) = std::thread::scope(|beside| {
+                        let dpkg = beside.spawn(|| probe.dpkg_packages(&named.packages));
+                        let units = probe.units(init, &named.units);
+                        (joined(dpkg), units)
+                    });
+                    (dpkg?, unit_facts?)
+                }
+            };
+            let node_answers = dpkg_fingerprint.map(|dpkg_fingerprint| carry::NodeAnswers {
+                dpkg_fingerprint,
+                init,
+                dpkg: dpkg.clone(),
+                units: named
+                    .units
+                    .iter()
+                    .cloned()
+                    .zip(unit_facts.iter().cloned())
+                    .collect(),
+            });
+
+            let packages = named
+                .packages
+                .iter()
+                .map(|p| {
+                    let known = dpkg.get(p);
+                    let fact = PackageFact {
+                        dpkg: known.map_or(DpkgState::NotInstalled, |d| d.state.clone()),
+                        held: known.is_some_and(|d| d.held),
+                        candidate: policies.get(p).and_then(|pol| pol.candidate.clone()),
+                    };
+                    (p.clone(), fact)
+                })
+                .collect();
+            let gathered_at = std::time::SystemTime::now();
+            let facts = Facts {
+                init,
+                lists: ListsFact {
+                    age,
+                    refreshed_privately: matches!(lists, Lists::Private { .. }),
+                    refresh_error,
+                    awaiting_update: stale && stale_lists == StaleLists::ReadNodes,
+                },
+                daemon,
+                packages,
+                autoremovable: match (named.autoremove, early_autoremove) {
+                    (false, _) => Vec::new(),
+                    (true, Some(early)) => joined(early)?,
+                    (true, None) => probe.autoremovable(lists)?,
+                },
+                files: named
+                    .files
+                    .into_iter()
+                    .map(|f| Ok((f.clone(), probe.file(&f)?)))
+                    .collect::<Result<_>>()?,
+                accounts: named
+                    .accounts
+                    .into_iter()
+                    .map(|(name, group)| {
+                        Ok(((name.clone(), group), probe.account_id(&name, group)?))
+                    })
+                    .collect::<Result<_>>()?,
+                units: named.units.into_iter().zip(unit_facts).collect(),
+                stamp: utc_stamp(gathered_at),
+                gathered_at,
+                dpkg_journal: {
+                    let entries = probe.dpkg_updates()?;
+                    match entries
+                        .iter()
+                        .filter(|e| dpkg::dpkg_interrupted(std::slice::from_ref(*e)))
+                        .count()
+                    {
+                        0 => DpkgJournal::Clean,
+                        n => DpkgJournal::Interrupted { entries: n },
+                    }
+                },
+            };
+            Ok((facts, rendered, node_answers))
+        },
+    );
     drop(node_cache);
     drop(scratch);
     decided

@@ -132,6 +132,11 @@ pub trait Probe: Sync {
     fn apt_memo(&self) -> Result<Option<String>> {
         Ok(None)
     }
+    /// A fingerprint of dpkg's database (`carry`): changes whenever a
+    /// package's state or hold does; `None` where answers are never carried.
+    fn dpkg_fingerprint(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Every hook `apt-get update` runs (apt's own names, as of apt 2.9), cleared.
@@ -141,6 +146,9 @@ pub const NO_UPDATE_HOOKS: &str = "\
 #clear APT::Update::Post-Invoke-Success;
 #clear APT::Update::Post-Invoke-Stats;
 ";
+
+/// dpkg's database of package states and selections.
+pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
 
 /// Where dpkg keeps the journal of a run in progress.
 pub const DPKG_UPDATES: &str = "/var/lib/dpkg/updates";
@@ -558,6 +566,30 @@ impl Probe for RealProbe {
 
     fn apt_fingerprint(&self) -> Result<Option<String>> {
         Ok(Self::fingerprint())
+    }
+
+    /// dpkg's status file (size, mtime, inode: dpkg replaces it by a
+    /// rename on every change of a state or selection) and its journal's
+    /// names (changes dpkg has not folded into the status file yet).
+    fn dpkg_fingerprint(&self) -> Result<Option<String>> {
+        // Without one, nothing is carried: dpkg is asked as usual.
+        let status = match std::fs::metadata(DPKG_STATUS) {
+            Ok(m) => m,
+            Err(e) => {
+                log::debug!("no fingerprint of {DPKG_STATUS}: {e}");
+                return Ok(None);
+            }
+        };
+        let mut journal = self.dpkg_updates()?;
+        journal.sort();
+        Ok(Some(format!(
+            "{} {}.{:09} {}; {}",
+            status.len(),
+            status.mtime(),
+            status.mtime_nsec(),
+            status.ino(),
+            journal.join(" ")
+        )))
     }
 
     fn apt_memo(&self) -> Result<Option<String>> {
