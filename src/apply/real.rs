@@ -228,6 +228,8 @@ const SETTLE: Duration = Duration::from_secs(10);
 pub struct Systemctl;
 
 impl ServiceExec for Systemctl {
+    /// A start or restart returns once systemd's job is done; whether the
+    /// unit came up is `check_health`'s question (always asked next).
     fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()> {
         let verb = action.verb();
         let result = Cmd::new("systemctl")
@@ -239,35 +241,59 @@ impl ServiceExec for Systemctl {
         if let Err(e) = result {
             return Err(anyhow!(e).context(journal_tail(unit)));
         }
-        if matches!(action, ServiceAction::Start | ServiceAction::Restart) {
-            wait_active(unit)?;
-        }
         Ok(())
     }
 
+    /// `Active`: the unit becomes active. `Answering`: the daemon is asked
+    /// first, and the unit looked at after each attempt: an answer and an
+    /// active unit (it did not answer once and exit: NTPsec has
+    /// Restart=no) is healthy with one `systemctl is-active`; a unit that
+    /// failed or stopped is reported at once, not after the bound.
     fn check_health(&mut self, unit: &UnitName, health: &Health) -> Result<()> {
         let Health::Answering { flavor } = health else {
-            // `service` already waited for the unit to be active.
-            return Ok(());
+            return wait_active(unit);
         };
-        let answered = daemon_answers(*flavor, HEALTH_BOUND)?;
-        // A daemon may answer once and then exit (NTPsec has Restart=no).
-        let (_, state) = active_state(unit)?;
-        match (answered, state.as_str()) {
-            (Answer::Yes, "active") => Ok(()),
-            (Answer::Yes, other) => bail!(
-                "{unit} answered, then became {other}\n{}",
-                journal_tail(unit)
-            ),
-            (Answer::No(probe), other) => bail!(
-                "{} did not answer on localhost within {} s ({probe}; the unit is {other})\n{}",
-                flavor.as_str(),
-                HEALTH_BOUND.as_secs(),
-                journal_tail(unit)
-            ),
+        let started = std::time::Instant::now();
+        let mut active_since: Option<std::time::Instant> = None;
+        loop {
+            let answered = daemon_answers(*flavor, ATTEMPT)?;
+            let (active, state) = active_state(unit)?;
+            let now = std::time::Instant::now();
+            if active {
+                active_since.get_or_insert(now);
+            }
+            let answering_over =
+                active_since.is_some_and(|since| now.duration_since(since) >= HEALTH_BOUND);
+            let settling_over = now.duration_since(started) >= SETTLE;
+            match (answered, state.as_str()) {
+                (Answer::Yes, _) if active => return Ok(()),
+                // Answered before systemd counts it as started: wait for that.
+                (Answer::Yes, "activating") if !settling_over => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                (Answer::Yes, other) => bail!(
+                    "{unit} answered, then became {other}\n{}",
+                    journal_tail(unit)
+                ),
+                (Answer::No(_), _) if active && !answering_over => {}
+                (Answer::No(_), "activating") if !settling_over => {}
+                (Answer::No(probe), _) if active => bail!(
+                    "{} did not answer on localhost within {} s ({probe}; the unit is {state})\n{}",
+                    flavor.as_str(),
+                    HEALTH_BOUND.as_secs(),
+                    journal_tail(unit)
+                ),
+                (Answer::No(_), other) => {
+                    return Err(anyhow!("{unit} is {other} after being started"))
+                        .context(journal_tail(unit))
+                }
+            }
         }
     }
 }
+
+/// One attempt to get an answer from the daemon, between two looks at its unit.
+const ATTEMPT: Duration = Duration::from_millis(200);
 
 /// How long a (re)started daemon gets to answer on localhost.
 const HEALTH_BOUND: Duration = Duration::from_secs(10);
