@@ -470,17 +470,25 @@ pub fn run_batch(
 /// answers a time request from 127.0.0.1, which every config here trusts
 /// and never rate-limits. A daemon that serves no time (chrony without
 /// `allow`) never answers; the check then runs when the bound is over.
+///
+/// A daemon just started may not have bound its port yet (the request is
+/// refused at once) or may drop a request while it sets up: the request is
+/// sent again after a wait that starts at [`FIRST_RETRY`] and doubles up to
+/// 250 ms, so a daemon is found answering within milliseconds of being
+/// ready, and one that takes its time is not asked more than four times a
+/// second.
 pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let target = SocketAddr::new(local, port);
     let started = Instant::now();
+    let mut wait = FIRST_RETRY;
     while started.elapsed() < bound {
         let tried = Instant::now();
         // Ends at the first answer; a closed port answers at once.
         match socket::exchange_batch(
             target,
             &[(local, Query::Time.packet())],
-            Duration::from_millis(250),
+            wait,
             Some(Duration::ZERO),
         ) {
             Ok(answers) if answers.iter().any(|a| !a.is_empty()) => return true,
@@ -491,10 +499,15 @@ pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
             }
         }
         // A closed port (not bound yet) answers at once: don't spin.
-        std::thread::sleep(Duration::from_millis(20).saturating_sub(tried.elapsed()));
+        std::thread::sleep(wait.saturating_sub(tried.elapsed()));
+        wait = (wait * 2).min(Duration::from_millis(250));
     }
     false
 }
+
+/// The first wait for an answer of a daemon just started (see
+/// [`wait_until_answering`]); one on loopback answers in well under it.
+pub const FIRST_RETRY: Duration = Duration::from_millis(5);
 
 #[cfg(test)]
 mod intent_tests {
@@ -541,6 +554,33 @@ mod intent_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_daemon_that_drops_its_first_requests_is_asked_again_until_it_answers() {
+        // A stand-in on a loopback port of its own: it drops the first two
+        // time requests (a daemon still setting up) and answers the third.
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let stand_in = std::thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let mut requests = 0;
+            while let Ok((n, from)) = server.recv_from(&mut buf) {
+                requests += 1;
+                if requests == 3 {
+                    let mut answer = buf[..n].to_vec();
+                    answer[0] = (answer[0] & 0b1111_1000) | 4; // mode 4, server
+                    server.send_to(&answer, from).unwrap();
+                    return requests;
+                }
+            }
+            requests
+        });
+        assert!(wait_until_answering(port, Duration::from_secs(5)));
+        assert_eq!(stand_in.join().unwrap(), 3, "answered on the third request");
+    }
 
     fn answer_with(
         sizes: Vec<(Query, Vec<usize>)>,
