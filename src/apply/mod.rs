@@ -93,7 +93,8 @@ pub struct Executors<'a> {
 }
 
 /// A unit's state as the node has it now; the same probe as the facts stage.
-pub trait UnitView {
+/// Read on a thread of its own while the run goes on (`Ahead`).
+pub trait UnitView: Sync {
     fn unit(&self, unit: &UnitName) -> Result<UnitFact>;
 }
 
@@ -129,6 +130,7 @@ fn settled_by_packages(
     change: &Change,
     units: &dyn UnitView,
     read: &mut BTreeMap<UnitName, UnitFact>,
+    ahead: &mut Ahead<'_>,
 ) -> Option<String> {
     let Change::Service {
         unit,
@@ -140,7 +142,7 @@ fn settled_by_packages(
         return None;
     };
     if !read.contains_key(unit) {
-        match units.unit(unit) {
+        match ahead.take(unit).unwrap_or_else(|| units.unit(unit)) {
             Ok(state) => {
                 read.insert(unit.clone(), state);
             }
@@ -152,6 +154,105 @@ fn settled_by_packages(
     }
     already_so(change, &read[unit])
         .then(|| format!("{change} (done by the package changes of this run)"))
+}
+
+/// The units a package change may have enabled, disabled, started or
+/// stopped, read on a thread of their own right after it, while the steps
+/// before their own (file writes, a config check) run: a file write
+/// enables, starts or stops nothing. Any other change that runs after the
+/// read makes it stale: it is dropped, and the next package change reads
+/// again.
+#[derive(Default)]
+struct Ahead<'scope> {
+    pending: Option<AheadRead<'scope>>,
+    read: BTreeMap<UnitName, UnitFact>,
+}
+
+type AheadRead<'scope> = std::thread::ScopedJoinHandle<'scope, Vec<(UnitName, Result<UnitFact>)>>;
+
+impl<'scope> Ahead<'scope> {
+    /// After `change` ran: drops what it made stale, and after a package
+    /// change starts reading the units `wanted` (a thread of `scope`).
+    fn after<'env>(
+        &mut self,
+        change: &Change,
+        wanted: Vec<UnitName>,
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        units: &'env dyn UnitView,
+    ) {
+        if matches!(change, Change::File { .. }) {
+            return;
+        }
+        // A thread still reading is left to end; its answer is not used.
+        self.pending = None;
+        self.read.clear();
+        if is_package_change(change) && !wanted.is_empty() {
+            self.pending = Some(scope.spawn(move || {
+                wanted
+                    .into_iter()
+                    .map(|u| {
+                        let state = units.unit(&u);
+                        (u, state)
+                    })
+                    .collect()
+            }));
+        }
+    }
+
+    /// The unit's state read ahead, if it was (waiting for the read if
+    /// it is still going on); `None`: read it now.
+    fn take(&mut self, unit: &UnitName) -> Option<Result<UnitFact>> {
+        if let Some(pending) = self.pending.take() {
+            let answers = pending
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            for (u, state) in answers {
+                match state {
+                    Ok(state) => {
+                        self.read.insert(u, state);
+                    }
+                    Err(e) => log::debug!("reading {u} ahead: {e:#}; read again when needed"),
+                }
+            }
+        }
+        self.read.get(unit).cloned().map(Ok)
+    }
+}
+
+fn is_package_change(change: &Change) -> bool {
+    matches!(
+        change,
+        Change::Install { .. }
+            | Change::Remove { .. }
+            | Change::Purge { .. }
+            | Change::Autoremove { .. }
+            | Change::Repair { .. }
+    )
+}
+
+/// The units whose enable, disable, start or stop comes after change `at`
+/// of step `index` (the checks `settled_by_packages` makes).
+fn units_checked_after(changeset: &Changeset, index: usize, at: usize) -> Vec<UnitName> {
+    let rest = changeset.steps[index].changes.iter().skip(at);
+    let later = changeset.steps[index + 1..].iter().flat_map(|s| &s.changes);
+    let mut units: Vec<UnitName> = rest
+        .chain(later)
+        .filter_map(|c| match c {
+            Change::Service {
+                unit,
+                action:
+                    ServiceAction::Enable
+                    | ServiceAction::Disable
+                    | ServiceAction::Start
+                    | ServiceAction::Stop,
+                ..
+            } => Some(unit.clone()),
+            _ => None,
+        })
+        .collect();
+    units.sort();
+    units.dedup();
+    units
 }
 
 /// Runs every change in order; `on_step` sees each step's report as soon as
@@ -191,8 +292,23 @@ pub fn apply_redeciding(
     exec: &mut Executors<'_>,
     on_step: &mut dyn FnMut(&StepReport),
     stop: &dyn Fn() -> Option<&'static str>,
+    redecide: Option<&mut Redecide<'_>>,
+) -> Report {
+    let units = exec.units;
+    std::thread::scope(|scope| apply_in(scope, units, changeset, exec, on_step, stop, redecide))
+}
+
+/// `apply_redeciding`, its units read ahead on threads of `scope`.
+fn apply_in<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    units: &'env dyn UnitView,
+    changeset: &Changeset,
+    exec: &mut Executors<'_>,
+    on_step: &mut dyn FnMut(&StepReport),
+    stop: &dyn Fn() -> Option<&'static str>,
     mut redecide: Option<&mut Redecide<'_>>,
 ) -> Report {
+    let mut ahead = Ahead::default();
     let mut current = std::borrow::Cow::Borrowed(changeset);
     let mut redecide_error: Option<String> = None;
     let mut reports = Vec::new();
@@ -225,7 +341,8 @@ pub fn apply_redeciding(
                 let change = &changes[at].clone();
                 at += 1;
                 if packages_changed {
-                    if let Some(settled) = settled_by_packages(change, exec.units, &mut units_read)
+                    if let Some(settled) =
+                        settled_by_packages(change, exec.units, &mut units_read, &mut ahead)
                     {
                         report.settled.push(settled);
                         continue;
@@ -251,13 +368,12 @@ pub fn apply_redeciding(
                     failed = true;
                     break;
                 }
-                packages_changed |= matches!(
+                packages_changed |= is_package_change(change);
+                ahead.after(
                     change,
-                    Change::Install { .. }
-                        | Change::Remove { .. }
-                        | Change::Purge { .. }
-                        | Change::Autoremove { .. }
-                        | Change::Repair { .. }
+                    units_checked_after(&current, index, at),
+                    scope,
+                    units,
                 );
                 match change {
                     Change::Service {

@@ -828,3 +828,93 @@ fn when_the_rest_cannot_be_decided_after_the_update_nothing_else_runs() {
         "{statuses:?}"
     );
 }
+
+#[test]
+fn units_read_ahead_after_a_package_change_serve_until_a_change_other_than_a_file_write() {
+    let node = FakeNode::bookworm();
+    let unit = UnitName::parse("ntpsec.service").unwrap();
+    let install = Change::Install {
+        packages: vec![PkgChange {
+            package: PackageName::parse("ntpsec").unwrap(),
+            before: None,
+            after: Some("1.2.2+dfsg1-1+deb12u1".into()),
+        }],
+    };
+    let write = Change::File {
+        path: AbsPath::parse("/etc/default/ntpsec").unwrap(),
+        before: None,
+        after: crate::diff::FileMeta {
+            mode: Mode(0o644),
+            uid: 0,
+            gid: 0,
+            owner: None,
+            group: None,
+        },
+        content: String::new(),
+        diff: String::new(),
+        check: Check::None,
+        backup: None,
+    };
+    let start = Change::Service {
+        unit: unit.clone(),
+        action: ServiceAction::Start,
+        reason: String::new(),
+        health: Health::Active,
+        rollback: Vec::new(),
+    };
+    let reads = |node: &FakeNode| {
+        node.state()
+            .probes
+            .iter()
+            .filter(|p| *p == "systemctl show ntpsec.service")
+            .count()
+    };
+    std::thread::scope(|scope| {
+        // Read after the install; a file write leaves the answer standing.
+        let mut ahead = Ahead::default();
+        ahead.after(&install, vec![unit.clone()], scope, &node);
+        ahead.after(&write, vec![unit.clone()], scope, &node);
+        let state = ahead.take(&unit).expect("read ahead").unwrap();
+        assert!(!state.exists, "not installed on the fake: {state:?}");
+        assert_eq!(reads(&node), 1);
+        assert!(ahead.take(&unit).is_some(), "kept for later checks");
+        assert_eq!(reads(&node), 1, "read once");
+
+        // A start (or any change but a file write) makes it stale.
+        ahead.after(&start, vec![unit.clone()], scope, &node);
+        assert!(ahead.take(&unit).is_none(), "read again, now");
+        // Nothing is read ahead after a change that is not a package change.
+        ahead.after(&write, vec![unit.clone()], scope, &node);
+        assert!(ahead.take(&unit).is_none());
+        // A unit not asked for ahead is read when needed.
+        let other = UnitName::parse("chrony.service").unwrap();
+        ahead.after(&install, vec![unit.clone()], scope, &node);
+        assert!(ahead.take(&other).is_none());
+    });
+}
+
+#[test]
+fn the_units_read_ahead_are_those_a_later_enable_disable_start_or_stop_checks() {
+    let node = FakeNode::bookworm();
+    let cs = changeset(&node, &default_plan(&[]));
+    let (index, at) = cs
+        .steps
+        .iter()
+        .enumerate()
+        .find_map(|(i, s)| {
+            s.changes
+                .iter()
+                .position(|c| matches!(c, Change::Install { .. }))
+                .map(|p| (i, p + 1))
+        })
+        .expect("a fresh node installs the daemon");
+    assert_eq!(
+        units_checked_after(&cs, index, at),
+        [UnitName::parse("ntpsec.service").unwrap()],
+        "{:#?}",
+        cs.steps
+    );
+    // After the last step's last change, nothing comes.
+    let last = cs.steps.len() - 1;
+    assert!(units_checked_after(&cs, last, cs.steps[last].changes.len()).is_empty());
+}

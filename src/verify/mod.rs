@@ -473,7 +473,7 @@ pub fn run_batch(
 ///
 /// A daemon just started may not have bound its port yet (the request is
 /// refused at once) or may drop a request while it sets up: the request is
-/// sent again after a wait that starts at [`FIRST_RETRY`] and doubles up to
+/// sent again after a wait that starts at [`FIRST_RETRY`] (1 ms) and doubles up to
 /// 250 ms, so a daemon is found answering within milliseconds of being
 /// ready, and one that takes its time is not asked more than four times a
 /// second.
@@ -507,7 +507,7 @@ pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
 
 /// The first wait for an answer of a daemon just started (see
 /// [`wait_until_answering`]); one on loopback answers in well under it.
-pub const FIRST_RETRY: Duration = Duration::from_millis(5);
+pub const FIRST_RETRY: Duration = Duration::from_millis(1);
 
 #[cfg(test)]
 mod intent_tests {
