@@ -918,3 +918,55 @@ fn the_units_read_ahead_are_those_a_later_enable_disable_start_or_stop_checks() 
     let last = cs.steps.len() - 1;
     assert!(units_checked_after(&cs, last, cs.steps[last].changes.len()).is_empty());
 }
+
+#[test]
+fn dpkg_and_units_are_asked_before_the_daemon_is_resolved_and_what_rendering_adds_after() {
+    let node = node_with_old_lists();
+    let plan = default_plan(&[]);
+    gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    let probes = node.state().probes.clone();
+    let at = |p: &str| probes.iter().position(|x| x == p);
+    // Every time daemon's unit and package, in one query each, asked
+    // beside apt: nothing else about them is asked after.
+    let units = at("systemctl show chrony.service ntp.service ntpsec.service openntpd.service systemd-timesyncd.service");
+    let dpkg = at("dpkg-query chrony ntp ntpdate ntpsec openntpd systemd-timesyncd");
+    assert!(units.is_some() && dpkg.is_some(), "{probes:?}");
+    assert_eq!(
+        probes
+            .iter()
+            .filter(|p| p.starts_with("systemctl show"))
+            .count(),
+        1,
+        "{probes:?}"
+    );
+    assert_eq!(
+        probes
+            .iter()
+            .filter(|p| p.starts_with("dpkg-query"))
+            .count(),
+        1,
+        "{probes:?}"
+    );
+
+    // A unit only the rendering names is asked once the plan is rendered.
+    let yaml = "name: t\nvars:\n  daemon: ntp\nsteps:\n  - name: rsyslog running\n    service:\n      name: \"{{ 'rsyslog' ~ '.service' }}\"\n      state: started\n";
+    let plan = Plan::load(yaml.as_bytes(), Source::embedded(), &[]).unwrap();
+    node.state().probes.clear();
+    let g = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    let probes = node.state().probes.clone();
+    assert!(
+        probes.contains(&"systemctl show rsyslog.service".to_string()),
+        "{probes:?}"
+    );
+    assert_eq!(
+        g.facts.units.keys().map(|u| u.as_str()).collect::<Vec<_>>(),
+        ["rsyslog.service"]
+    );
+    let recorded = g.node_answers.unwrap();
+    assert!(recorded
+        .units
+        .contains_key(&UnitName::parse("rsyslog.service").unwrap()));
+    assert!(recorded
+        .units
+        .contains_key(&UnitName::parse("chrony.service").unwrap()));
+}
