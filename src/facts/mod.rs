@@ -28,7 +28,7 @@ use crate::plan::step::{Action, Autoremove};
 use crate::plan::{Plan, Rendered};
 use anyhow::{Context, Result};
 use apt::{Policy, Stanza};
-use dpkg::{DpkgPackage, DpkgState};
+use dpkg::DpkgState;
 pub use probe::{FileState, InitSystem, Lists, Probe, RealProbe, UnitFact, DPKG_UPDATES};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -249,7 +249,6 @@ fn gather_with(
     // Every question below is read-only; those that wait on no other answer
     // run side by side, a thread each for the command's duration.
     let lists = &lists;
-    let guessed = &Named::guessed(plan);
     let decided = std::thread::scope(
         |scope| -> Result<(Facts, Rendered, Option<carry::NodeAnswers>)> {
             // apt's autoremove simulation reads no lists (`Probe::autoremovable`):
@@ -268,30 +267,6 @@ fn gather_with(
             .then(|| {
                 scope.spawn(|| probe.apt_show_every_version(&DaemonName::Ntp.package(), lists))
             });
-            // dpkg and the init system wait on no answer of apt's: asked at
-            // once about every package and unit the plan may name (those it
-            // names literally, every time-daemon package and unit), unless
-            // this run's earlier answers still hold (`carry`); what the
-            // rendered plan names beyond them is asked after it. The
-            // fingerprint is taken first: a change after it cannot go unseen.
-            let dpkg_fingerprint = probe.dpkg_fingerprint()?;
-            let asked = match carried.and_then(|c| {
-                c.answer(
-                    dpkg_fingerprint.as_deref(),
-                    init,
-                    &guessed.packages,
-                    &guessed.units,
-                )
-            }) {
-                Some((dpkg, units)) => {
-                    log::info!("dpkg and the units are as this run read them before its update of the package lists: not asked again");
-                    Asked::Carried(dpkg, units)
-                }
-                None => Asked::Asking(
-                    scope.spawn(|| probe.dpkg_packages(&guessed.packages)),
-                    scope.spawn(|| probe.units(init, &guessed.units)),
-                ),
-            };
             let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
             let (wanted, daemon) = resolve_daemon(
                 probe,
@@ -304,8 +279,41 @@ fn gather_with(
             let rendered = plan.render(daemon.as_ref())?;
             let named = Named::by(&rendered, wanted);
             query_policies(probe, lists, &mut policies, &named.packages)?;
-            let (dpkg, unit_facts, node_answers) =
-                answers_for(probe, init, &named, guessed, asked, dpkg_fingerprint)?;
+            // Taken before dpkg is asked: a change after it cannot go unseen.
+            let dpkg_fingerprint = probe.dpkg_fingerprint()?;
+            let (dpkg, unit_facts) = match carried.and_then(|c| {
+                c.answer(
+                    dpkg_fingerprint.as_deref(),
+                    init,
+                    &named.packages,
+                    &named.units,
+                )
+            }) {
+                Some(answers) => {
+                    log::info!("dpkg and the units are as this run read them before its update of the package lists: not asked again");
+                    answers
+                }
+                None => {
+                    // dpkg's answer beside systemd's: neither waits for the other.
+                    let (dpkg, unit_facts) = std::thread::scope(|beside| {
+                        let dpkg = beside.spawn(|| probe.dpkg_packages(&named.packages));
+                        let units = probe.units(init, &named.units);
+                        (joined(dpkg), units)
+                    });
+                    (dpkg?, unit_facts?)
+                }
+            };
+            let node_answers = dpkg_fingerprint.map(|dpkg_fingerprint| carry::NodeAnswers {
+                dpkg_fingerprint,
+                init,
+                dpkg: dpkg.clone(),
+                units: named
+                    .units
+                    .iter()
+                    .cloned()
+                    .zip(unit_facts.iter().cloned())
+                    .collect(),
+            });
 
             let packages = named
                 .packages
@@ -383,7 +391,16 @@ fn resolve_daemon(
     policies: &mut BTreeMap<PackageName, Policy>,
     early_show: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<Stanza>>>>,
 ) -> Result<(Vec<PackageName>, Option<Daemon>)> {
-    let wanted = packages_asked_first(plan);
+    let mut wanted = plan.literal_packages();
+    if plan.vars.daemon.is_some() {
+        // Every time-daemon package: the candidates decide the daemon, and
+        // the others are the competitors the plan removes.
+        wanted.extend(
+            crate::daemon::TIME_DAEMON_PACKAGES
+                .iter()
+                .filter_map(|p| PackageName::parse(p).ok()),
+        );
+    }
     query_policies(probe, lists, policies, &wanted)?;
 
     let Some(requested) = plan.vars.daemon else {
@@ -423,91 +440,9 @@ fn resolve_daemon(
     Ok((wanted, Some(daemon)))
 }
 
-/// The packages asked about before the daemon is resolved: those the plan
-/// names literally and, with a daemon to resolve, every time-daemon package
-/// (the candidates decide the daemon, and the others are the competitors
-/// the plan removes).
-fn packages_asked_first(plan: &Plan) -> Vec<PackageName> {
-    let mut wanted = plan.literal_packages();
-    if plan.vars.daemon.is_some() {
-        wanted.extend(
-            crate::daemon::TIME_DAEMON_PACKAGES
-                .iter()
-                .filter_map(|p| PackageName::parse(p).ok()),
-        );
-    }
-    wanted
-}
-
-/// dpkg's state of each package asked about.
-type DpkgAnswers = BTreeMap<PackageName, DpkgPackage>;
-
-/// dpkg's and the init system's answers about what the plan may name
-/// (`Named::guessed`): carried from this run's earlier facts, or being asked.
-enum Asked<'scope> {
-    Carried(DpkgAnswers, Vec<UnitFact>),
-    Asking(
-        std::thread::ScopedJoinHandle<'scope, Result<DpkgAnswers>>,
-        std::thread::ScopedJoinHandle<'scope, Result<Vec<UnitFact>>>,
-    ),
-}
-
-/// dpkg's state of every package `named` and the state of every unit it
-/// names (in its order): `asked` about `guessed`, then whatever `named`
-/// adds, asked now. With a fingerprint of dpkg's database, every answer is
-/// kept for the facts decided again after the update (`carry`).
-fn answers_for(
-    probe: &dyn Probe,
-    init: InitSystem,
-    named: &Named,
-    guessed: &Named,
-    asked: Asked<'_>,
-    dpkg_fingerprint: Option<String>,
-) -> Result<(DpkgAnswers, Vec<UnitFact>, Option<carry::NodeAnswers>)> {
-    let (mut dpkg, unit_facts) = match asked {
-        Asked::Carried(dpkg, units) => (dpkg, units),
-        Asked::Asking(dpkg, units) => (joined(dpkg)?, joined(units)?),
-    };
-    let mut units: BTreeMap<UnitName, UnitFact> =
-        guessed.units.iter().cloned().zip(unit_facts).collect();
-    let more_packages: Vec<PackageName> = named
-        .packages
-        .iter()
-        .filter(|p| !dpkg.contains_key(*p))
-        .cloned()
-        .collect();
-    let more_units: Vec<UnitName> = named
-        .units
-        .iter()
-        .filter(|u| !units.contains_key(*u))
-        .cloned()
-        .collect();
-    // dpkg's answer beside systemd's: neither waits for the other.
-    let (more_dpkg, more_facts) = std::thread::scope(|beside| {
-        let more_dpkg = (!more_packages.is_empty())
-            .then(|| beside.spawn(|| probe.dpkg_packages(&more_packages)));
-        let more_facts = match more_units.is_empty() {
-            true => Ok(Vec::new()),
-            false => probe.units(init, &more_units),
-        };
-        (more_dpkg.map(joined).transpose(), more_facts)
-    });
-    dpkg.extend(more_dpkg?.unwrap_or_default());
-    units.extend(more_units.into_iter().zip(more_facts?));
-    let unit_facts = named.units.iter().map(|u| units[u].clone()).collect();
-    let node_answers = dpkg_fingerprint.map(|dpkg_fingerprint| carry::NodeAnswers {
-        dpkg_fingerprint,
-        init,
-        dpkg: dpkg.clone(),
-        units,
-    });
-    Ok((dpkg, unit_facts, node_answers))
-}
-
 /// What the rendered steps name, for the probes: packages (with those
 /// asked about already), files and their accounts, units, and whether any
 /// step removes unneeded packages.
-#[derive(Default)]
 struct Named {
     packages: Vec<PackageName>,
     files: Vec<AbsPath>,
@@ -517,27 +452,6 @@ struct Named {
 }
 
 impl Named {
-    /// What the plan may name before it is rendered: the packages asked
-    /// first, the units named literally and, with a daemon to resolve,
-    /// every time daemon's unit.
-    fn guessed(plan: &Plan) -> Self {
-        let mut packages = packages_asked_first(plan);
-        packages.sort();
-        packages.dedup();
-        let mut units = plan.literal_units();
-        if plan.vars.daemon.is_some() {
-            units.extend(crate::daemon::Flavor::ALL.iter().map(|f| f.unit()));
-            units.extend(packages.iter().filter_map(crate::daemon::unit_of_package));
-        }
-        units.sort();
-        units.dedup();
-        Named {
-            packages,
-            units,
-            ..Named::default()
-        }
-    }
-
     fn by(rendered: &Rendered, wanted: Vec<PackageName>) -> Self {
         let mut named = Named {
             packages: wanted,

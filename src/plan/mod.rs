@@ -365,23 +365,6 @@ impl Plan {
         out
     }
 
-    /// The units the plan's service steps and handlers name literally (no
-    /// Jinja in the name), as rendering leaves them.
-    pub fn literal_units(&self) -> Vec<UnitName> {
-        self.steps
-            .iter()
-            .chain(&self.handlers)
-            .filter_map(|s| match &s.action {
-                ActionSpec::Service { name, .. }
-                    if !name.contains("{{") && !name.contains("{%") =>
-                {
-                    UnitName::parse(name).ok()
-                }
-                _ => None,
-            })
-            .collect()
-    }
-
     /// Fills in facts and parses every rendered field.
     pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
         let ctx = self.renderer.context(&self.vars, daemon);
