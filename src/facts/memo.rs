@@ -439,16 +439,11 @@ mod tests {
 
         // The update found nothing new: the same fingerprint, apt not asked.
         node.state().probes.clear();
-        let after = gather_as(
-            &probe,
-            &plan,
-            StaleLists::ReadNodes,
-            Carried {
-                apt: Some(&carried),
-                node: None,
-            },
-        )
-        .unwrap();
+        let with_apt = Carried {
+            apt: Some(&carried),
+            node: None,
+        };
+        let after = gather_as(&probe, &plan, StaleLists::ReadNodes, with_apt).unwrap();
         assert_eq!(apt_probes(&node), Vec::<String>::new());
         assert_eq!(after.facts.packages, before.facts.packages);
 
@@ -457,16 +452,7 @@ mod tests {
             fingerprint: "f2".into(),
             ..probe
         };
-        gather_as(
-            &changed,
-            &plan,
-            StaleLists::ReadNodes,
-            Carried {
-                apt: Some(&carried),
-                node: None,
-            },
-        )
-        .unwrap();
+        gather_as(&changed, &plan, StaleLists::ReadNodes, with_apt).unwrap();
         assert!(!apt_probes(&node).is_empty());
     }
 
