@@ -162,6 +162,27 @@ impl<'a> MemoProbe<'a> {
         Some(record)
     }
 
+    /// An `apt-cache show` answer under `key`: from the record, else asked
+    /// (`ask`) and recorded; on private lists always asked, never recorded.
+    fn show(
+        &self,
+        lists: &Lists,
+        key: String,
+        ask: impl FnOnce() -> Result<Vec<Stanza>>,
+    ) -> Result<Vec<Stanza>> {
+        if !self.usable(lists) {
+            self.private_lists_used();
+            return ask();
+        }
+        if let Some(hit) = self.loaded.as_ref().and_then(|m| m.shows.get(&key)) {
+            return Ok(hit.clone());
+        }
+        let answer = ask()?;
+        self.asked_apt.store(true, Ordering::SeqCst);
+        self.recorded().shows.insert(key, answer.clone());
+        Ok(answer)
+    }
+
     fn usable(&self, lists: &Lists) -> bool {
         self.fingerprint.is_some() && matches!(lists, Lists::Node { .. })
     }
@@ -223,34 +244,16 @@ impl Probe for MemoProbe<'_> {
     }
 
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>> {
-        if !self.usable(lists) {
-            self.private_lists_used();
-            return self.inner.apt_show(versions, lists);
-        }
-        let key = show_key(versions);
-        if let Some(hit) = self.loaded.as_ref().and_then(|m| m.shows.get(&key)) {
-            return Ok(hit.clone());
-        }
-        let answer = self.inner.apt_show(versions, lists)?;
-        self.asked_apt.store(true, Ordering::SeqCst);
-        self.recorded().shows.insert(key, answer.clone());
-        Ok(answer)
+        self.show(lists, show_key(versions), || {
+            self.inner.apt_show(versions, lists)
+        })
     }
 
     fn apt_show_every_version(&self, pkg: &PackageName, lists: &Lists) -> Result<Vec<Stanza>> {
-        if !self.usable(lists) {
-            self.private_lists_used();
-            return self.inner.apt_show_every_version(pkg, lists);
-        }
         // The bare name: `show_key` of versioned questions always has a `=`.
-        let key = pkg.to_string();
-        if let Some(hit) = self.loaded.as_ref().and_then(|m| m.shows.get(&key)) {
-            return Ok(hit.clone());
-        }
-        let answer = self.inner.apt_show_every_version(pkg, lists)?;
-        self.asked_apt.store(true, Ordering::SeqCst);
-        self.recorded().shows.insert(key, answer.clone());
-        Ok(answer)
+        self.show(lists, pkg.to_string(), || {
+            self.inner.apt_show_every_version(pkg, lists)
+        })
     }
 
     fn dpkg_packages(&self, pkgs: &[PackageName]) -> Result<BTreeMap<PackageName, DpkgPackage>> {
