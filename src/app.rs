@@ -425,7 +425,7 @@ pub(crate) fn execute(
 struct NodeUnits(InitSystem);
 
 impl apply::UnitView for NodeUnits {
-    fn unit(&self, unit: &crate::plan::names::UnitName) -> anyhow::Result<facts::UnitFact> {
+    fn unit(&self, unit: &crate::names::UnitName) -> anyhow::Result<facts::UnitFact> {
         use crate::facts::Probe;
         RealProbe
             .units(self.0, std::slice::from_ref(unit))?
@@ -533,10 +533,11 @@ pub(crate) fn check_amplification(
     // probe waits until they do (even where no health check did: SysV).
     // chrony and OpenNTPD may serve 127.0.0.1 no time at all (no `clients`,
     // no `listen`); their health check asked their own tool already.
-    let serves_localhost = matches!(
-        daemon.flavor,
-        crate::daemon::Flavor::Ntpd | crate::daemon::Flavor::Ntpsec
-    );
+    let localhost = std::net::IpAddr::from([127, 0, 0, 1]);
+    let serves_localhost =
+        daemon
+            .flavor
+            .serves_time_to(&crate::daemons::Access::default(), localhost, localhost);
     if serves_localhost && !verify::wait_until_answering(target::NTP_PORT, DAEMON_READY_BOUND) {
         log::info!("the daemon did not answer a time request from 127.0.0.1 within {DAEMON_READY_BOUND:?}; probing anyway");
     }
@@ -560,8 +561,10 @@ pub(crate) fn check_amplification(
             };
             let time_service_intended = verify::intended_time_service(
                 daemon.flavor,
-                &strings("clients"),
-                &strings("listen"),
+                &crate::daemons::Access {
+                    clients: strings("clients"),
+                    listen: strings("listen"),
+                },
                 verify::BATCH_TIME_FROM,
                 target::DEFAULT_TARGET.ip(),
             );
@@ -688,7 +691,7 @@ mod tests {
         };
         let purge = Change::Purge {
             packages: vec![PkgChange {
-                package: crate::plan::names::PackageName::parse("ntpdate").unwrap(),
+                package: crate::names::PackageName::parse("ntpdate").unwrap(),
                 before: None,
                 after: None,
             }],

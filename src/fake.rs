@@ -11,7 +11,7 @@ use crate::diff::{Check, Health, ServiceAction};
 use crate::facts::apt::{Policy, Stanza};
 use crate::facts::dpkg::{DpkgPackage, DpkgState};
 use crate::facts::{FileState, InitSystem, Lists, Probe, UnitFact};
-use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use crate::names::{AbsPath, Mode, PackageName, UnitName};
 use anyhow::{bail, Result};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -57,6 +57,8 @@ pub struct State {
     /// A policy-rc.d that forbids starts: an installed daemon is enabled but
     /// not started by its postinst (as on the test nodes, and in images).
     pub policy_forbids_start: bool,
+    /// What a daemon's own tool prints, by its command line (`ntpq -pn`).
+    pub answers: BTreeMap<String, crate::process::Output>,
     next_pid: u32,
     /// A logical clock: every write and every start reads a later time.
     clock: u64,
@@ -183,6 +185,7 @@ impl FakeNode {
             journal: Vec::new(),
             probes: Vec::new(),
             fail_on: None,
+            answers: BTreeMap::new(),
             dpkg_updates: Vec::new(),
             policy_forbids_start: false,
             next_pid: 100,
@@ -448,6 +451,13 @@ impl Probe for FakeNode {
     fn dpkg_updates(&self) -> Result<Vec<String>> {
         self.probe("ls /var/lib/dpkg/updates".into());
         Ok(self.state().dpkg_updates.clone())
+    }
+
+    fn ask(&self, argv: &[&str]) -> Result<crate::process::Output> {
+        let line = argv.join(" ");
+        self.probe(line.clone());
+        let answer = self.state().answers.get(&line).cloned();
+        answer.ok_or_else(|| anyhow::anyhow!("`{line}` could not start: not on this fake node"))
     }
 }
 

@@ -11,12 +11,16 @@ pub mod ansible;
 pub mod app;
 pub mod apply;
 pub mod cli;
-pub mod daemon;
+pub mod daemons;
+/// The old path of `daemons`, while callers move.
+pub use daemons as daemon;
 pub mod diff;
 pub mod facts;
 pub mod fake;
 pub mod interrupt;
 pub mod lint;
+pub mod net;
+pub mod names;
 pub mod plan;
 pub mod process;
 pub mod report;

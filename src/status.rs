@@ -2,17 +2,16 @@
 //! config file it really reads and whether that matches the plan, its peers
 //! and whether the clock is synchronised. Read-only, like facts.
 //!
-//! Must not: change anything. Commands go through `process`; their output is
-//! parsed by `facts::peers`.
+//! Must not: change anything. It reads the node only through the probe, so
+//! the fake tests it; each daemon's queries and parsers are its own.
 
-use crate::daemon::{Daemon, DaemonName, Flavor};
+use crate::daemons::sync::{Peer, Sync};
+use crate::daemons::{Daemon, DaemonName, Flavor};
 use crate::facts::dpkg::DpkgState;
-use crate::facts::peers::{self, Peer, Sync};
 use crate::facts::{InitSystem, Probe, UnitFact};
-use crate::plan::names::PackageName;
+use crate::names::{AbsPath, PackageName};
 use crate::plan::step::Action;
 use crate::plan::Plan;
-use crate::process::Cmd;
 use anyhow::Result;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -46,54 +45,37 @@ pub struct ConfigStatus {
     pub detail: String,
 }
 
-/// Which daemon is installed: the flavour whose package is `ii`.
+/// Which daemon is installed: the flavour whose package is `ii`. A package
+/// that may be transitional for another daemon counts last: where both are
+/// installed, the other is what runs.
 fn in_use(packages: &std::collections::BTreeMap<PackageName, DpkgState>) -> Option<InUse> {
-    let version_of = |f: Flavor| match packages.get(&f.package()) {
-        Some(DpkgState::Installed { version }) => Some(version.clone()),
-        _ => None,
-    };
-    // The transitional `ntp` depends on ntpsec: NTPsec is what runs then.
-    [
-        Flavor::Ntpsec,
-        Flavor::Chrony,
-        Flavor::Openntpd,
-        Flavor::Ntpd,
-    ]
-    .into_iter()
-    .find_map(|f| {
-        version_of(f).map(|version| InUse {
+    let may_be_transitional =
+        |f: &Flavor| DaemonName::all().iter().any(|n| n.as_str() == f.package_name() && n.may_be_transitional());
+    let (plain, transitional): (Vec<Flavor>, Vec<Flavor>) = Flavor::all().partition(|f| !may_be_transitional(f));
+    plain.into_iter().chain(transitional).find_map(|f| match packages.get(&f.package()) {
+        Some(DpkgState::Installed { version }) => Some(InUse {
             flavor: f,
             package: f.package(),
-            version,
+            version: version.clone(),
             unit: f.unit().to_string(),
-        })
+        }),
+        _ => None,
     })
 }
 
-/// The file the daemon really reads (platforms.md: DHCP can replace servers).
-fn effective_config(flavor: Flavor) -> String {
-    let exists = |p: &str| std::path::Path::new(p).exists();
-    match flavor {
-        Flavor::Ntpd if exists("/run/ntp.conf.dhcp") => "/run/ntp.conf.dhcp".into(),
-        Flavor::Ntpsec if exists("/run/ntpsec/ntp.conf.dhcp") => {
-            let ignored = std::fs::read_to_string("/etc/default/ntpsec")
-                .map(|t| {
-                    t.lines()
-                        .any(|l| l.trim() == "IGNORE_DHCP=\"yes\"" || l.trim() == "IGNORE_DHCP=yes")
-                })
-                .unwrap_or(false);
-            if ignored {
-                flavor.config().to_string()
-            } else {
-                "/run/ntpsec/ntp.conf.dhcp".into()
-            }
-        }
-        _ => flavor.config().to_string(),
-    }
+/// The file the daemon really reads: DHCP can replace its servers.
+fn effective_config(probe: &dyn Probe, flavor: Flavor) -> String {
+    let read = |path: &str| {
+        let path = AbsPath::parse(path).ok()?;
+        probe.file(&path).ok().flatten().map(|f| f.content)
+    };
+    flavor
+        .dhcp_config(&read)
+        .map_or_else(|| flavor.config().to_string(), str::to_string)
 }
 
 /// Compares the file the daemon reads with what the plan would write.
-fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
+fn compare_with_plan(probe: &dyn Probe, plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
     let mismatch = |detail: String| ConfigStatus {
         path: path.to_string(),
         matches_plan: false,
@@ -102,13 +84,7 @@ fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
     let Some(requested) = plan.vars.daemon else {
         return mismatch("the plan names no daemon".into());
     };
-    let compatible = match requested {
-        DaemonName::Ntp => matches!(daemon.flavor, Flavor::Ntpd | Flavor::Ntpsec),
-        DaemonName::Ntpsec => daemon.flavor == Flavor::Ntpsec,
-        DaemonName::Chrony => daemon.flavor == Flavor::Chrony,
-        DaemonName::Openntpd => daemon.flavor == Flavor::Openntpd,
-    };
-    if !compatible {
+    if !daemon.flavor.requested_as().contains(&requested.as_str()) {
         return mismatch(format!(
             "the plan wants {requested}, the node runs {}",
             daemon.flavor.as_str()
@@ -132,61 +108,27 @@ fn compare_with_plan(plan: &Plan, daemon: &InUse, path: &str) -> ConfigStatus {
     let Some(wanted) = wanted else {
         return mismatch(format!("the plan writes no {path}"));
     };
-    match std::fs::read(path) {
-        Ok(actual) if actual == wanted.as_bytes() => ConfigStatus {
+    match probe.file(&resolved.config) {
+        Ok(Some(actual)) if actual.content == wanted.as_bytes() => ConfigStatus {
             path: path.to_string(),
             matches_plan: true,
             detail: "matches the plan".into(),
         },
-        Ok(_) => mismatch("differs from the plan (`ntp-provision plan` shows the diff)".into()),
-        Err(e) => mismatch(format!("cannot read it: {e}")),
+        Ok(Some(_)) => mismatch("differs from the plan (`ntp-provision plan` shows the diff)".into()),
+        Ok(None) => mismatch("cannot read it: it does not exist".into()),
+        Err(e) => mismatch(format!("cannot read it: {e:#}")),
     }
 }
 
 /// Peers and sync state through the daemon's own query tool.
-fn query(flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
-    let run =
-        |program: &str, args: &[&str]| Cmd::new(program).env("LC_ALL", "C").args(args).output();
-    Ok(match flavor {
-        Flavor::Ntpd | Flavor::Ntpsec => {
-            let p = run("ntpq", &["-pn"])?;
-            let s = run("ntpq", &["-c", "rv 0 leap,stratum,offset,refid"])?;
-            (
-                peers::parse_ntpq_peers(&p.stdout, &p.stderr).map_err(anyhow::Error::msg)?,
-                peers::parse_ntpq_rv(&s.stdout).map_err(anyhow::Error::msg)?,
-            )
-        }
-        Flavor::Chrony => {
-            let p = run("chronyc", &["-n", "-c", "sources"])?;
-            let s = run("chronyc", &["-n", "-c", "tracking"])?;
-            if p.code != 0 {
-                anyhow::bail!("chronyc failed: {}", p.stderr.trim());
-            }
-            (
-                peers::parse_chronyc_sources(&p.stdout).map_err(anyhow::Error::msg)?,
-                peers::parse_chronyc_tracking(&s.stdout).map_err(anyhow::Error::msg)?,
-            )
-        }
-        Flavor::Openntpd => {
-            let p = run("ntpctl", &["-s", "peers"])?;
-            let s = run("ntpctl", &["-s", "status"])?;
-            if p.code != 0 {
-                anyhow::bail!("ntpctl failed: {}", p.stderr.trim());
-            }
-            (
-                peers::parse_ntpctl_peers(&p.stdout).map_err(anyhow::Error::msg)?,
-                peers::parse_ntpctl_status(&s.stdout).map_err(anyhow::Error::msg)?,
-            )
-        }
-    })
+fn query(probe: &dyn Probe, flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
+    let [sources, sync] = flavor.status_queries();
+    let (sources, sync) = (probe.ask(sources)?, probe.ask(sync)?);
+    flavor.parse_status(&sources, &sync).map_err(anyhow::Error::msg)
 }
 
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
-    let names: Vec<PackageName> = crate::daemon::TIME_DAEMON_PACKAGES
-        .iter()
-        .filter_map(|p| PackageName::parse(p).ok())
-        .collect();
-    let packages = probe.dpkg_status(&names)?;
+    let packages = probe.dpkg_status(&crate::daemons::time_daemon_packages())?;
     let Some(daemon) = in_use(&packages) else {
         return Ok(Status {
             daemon: None,
@@ -203,9 +145,9 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         .units(init, &[daemon.flavor.unit()])?
         .into_iter()
         .next();
-    let path = effective_config(daemon.flavor);
-    let config = Some(compare_with_plan(plan, &daemon, &path));
-    let (peers, sync, query_error) = match query(daemon.flavor) {
+    let path = effective_config(probe, daemon.flavor);
+    let config = Some(compare_with_plan(probe, plan, &daemon, &path));
+    let (peers, sync, query_error) = match query(probe, daemon.flavor) {
         Ok((p, s)) => (p, Some(s), None),
         Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
     };

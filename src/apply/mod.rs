@@ -30,7 +30,7 @@ use crate::diff::{
     Change, Changeset, Check, Health, PkgChange, PlannedStep, Restore, ServiceAction,
 };
 use crate::facts::UnitFact;
-use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use crate::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
 use anyhow::Result;
 use std::collections::BTreeMap;

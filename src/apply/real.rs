@@ -4,10 +4,10 @@
 //! dpkg or apt lock held by another process, saying who holds it.
 
 use super::{AptExec, FileExec, Purge, ServiceExec};
-use crate::daemon::Flavor;
+use crate::daemons::{AnswerProbe, Flavor, Verdict};
 use crate::diff::{Check, Health, Restore, ServiceAction, BACKUPS_KEPT, BACKUP_SUFFIX};
 use crate::facts::{apt, UPDATE_STAMP};
-use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use crate::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::process::{Cmd, CmdError};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
@@ -305,11 +305,10 @@ enum Answer {
 }
 
 /// Asks the daemon on localhost, as its own tools would, until it answers
-/// or `bound` passes: a time query to 127.0.0.1:123 for ntpd and NTPsec,
-/// `chronyc -n tracking` for chrony, `ntpctl -s status` for OpenNTPD.
+/// or `bound` passes, the way its registry entry says (`AnswerProbe`).
 fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
-    let cmd = match flavor {
-        Flavor::Ntpd | Flavor::Ntpsec => {
+    let cmd = match flavor.answer_probe() {
+        AnswerProbe::TimeQuery => {
             return Ok(
                 if crate::verify::wait_until_answering(crate::verify::target::NTP_PORT, bound) {
                     Answer::Yes
@@ -318,10 +317,8 @@ fn daemon_answers(flavor: Flavor, bound: Duration) -> Result<Answer> {
                 },
             );
         }
-        Flavor::Chrony => Cmd::new("chronyc")
-            .env("LC_ALL", "C")
-            .args(["-n", "tracking"]),
-        Flavor::Openntpd => Cmd::new("ntpctl").env("LC_ALL", "C").args(["-s", "status"]),
+        AnswerProbe::Tool([program, args @ ..]) => Cmd::new(program).env("LC_ALL", "C").args(args),
+        AnswerProbe::Tool([]) => bail!("{} has an empty answer probe", flavor.as_str()),
     };
     let deadline = std::time::Instant::now() + bound;
     loop {
@@ -680,39 +677,6 @@ fn replace_atomically(
     }
 }
 
-/// What classic ntpd's messages say of a config it was given to check (it
-/// exits 0 whatever it found), and its exit status whether it ran at all.
-#[derive(Debug, PartialEq, Eq)]
-enum ClassicVerdict {
-    Accepted,
-    Rejected,
-    /// It could not read `file` itself (a denial, say): nothing was checked.
-    Unread,
-    /// It did not run to the end (killed by `timeout`, not found, ...) and
-    /// said nothing of the config: nothing was checked. Why, for the warning.
-    NotChecked(String),
-}
-
-fn classic_verdict(code: i32, text: &str, file: &str) -> ClassicVerdict {
-    if text.contains(&format!("Couldn't open <{file}>")) {
-        ClassicVerdict::Unread
-    } else if text.contains("syntax error") || text.contains("Couldn't open") {
-        // "Couldn't open" of another file: an includefile that is not there.
-        ClassicVerdict::Rejected
-    } else if code != 0 {
-        // `timeout`'s own statuses, then ntpd's: silence is no verdict.
-        ClassicVerdict::NotChecked(match code {
-            124 | 137 | -1 => format!("ntpd was killed after {CHECK_SECONDS} s"),
-            125 => "`timeout` itself failed".to_string(),
-            126 => "ntpd could not be executed".to_string(),
-            127 => "ntpd was not found".to_string(),
-            other => format!("ntpd exited {other}"),
-        })
-    } else {
-        ClassicVerdict::Accepted
-    }
-}
-
 /// A copy of `file` (content only, mode 0600, root's) named `ntp.conf`, in
 /// a new private directory under /tmp; removed when the directory is dropped.
 fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)> {
@@ -731,165 +695,46 @@ fn copy_for_check(file: &Path) -> Result<(tempfile::TempDir, std::path::PathBuf)
     Ok((dir, copy))
 }
 
-/// Bounds every config check: a parser that hangs must not hang the run.
-const CHECK_SECONDS: &str = "20";
-
-/// A parser run that is killed if it has not ended after CHECK_SECONDS.
-fn bounded_check(argv: &[&str]) -> Cmd {
-    Cmd::new("timeout")
-        .env("LC_ALL", "C")
-        .args(["--signal=KILL", CHECK_SECONDS])
-        .args(argv)
-}
-
-/// Bounds NTPsec's check, which is a daemon run that is stopped as soon as
-/// its log shows the whole config was read (milliseconds).
-const NTPSEC_CHECK_BOUND: Duration = Duration::from_secs(5);
-
-/// Follows an NTPsec log while it starts: it parses the config between
-/// "CONFIG: readconfig: parsing file" and the first line of another kind
-/// (INIT, IO, ...), and logs every syntax error in between as a CONFIG line.
-#[derive(Debug, Default)]
-pub struct NtpsecLog {
-    pub parsing_started: bool,
-}
-
-impl NtpsecLog {
-    /// True once `line` shows that parsing is over.
-    pub fn config_done(&mut self, line: &str) -> bool {
-        // `2026-11-26T14:42:35 ntpd[22502]: CONFIG: ...`; ntpd's own stderr
-        // echo of the first lines has no prefix.
-        let message = line.split_once("]: ").map_or(line, |(_, m)| m);
-        if message.starts_with("CONFIG: readconfig: parsing file") {
-            self.parsing_started = true;
-            return false;
-        }
-        self.parsing_started && !message.starts_with("CONFIG:")
-    }
-}
-
-/// Asks the daemon's own parser about `file` (platforms.md lists each one's
-/// traps): classic ntpd exits 0 even on syntax errors, so its messages are
-/// read; NTPsec has no check mode, so it is started in a private network
-/// namespace for a few seconds and its log read.
+/// Asks the daemon's own parser about `file`; each daemon knows its own
+/// traps (daemons/). A parser that could not judge leaves the decision to the
+/// restart's health check.
 pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
-    // Ubuntu and Debian confine /usr/sbin/ntpd (classic and NTPsec) with an
-    // AppArmor profile that lets it read its own config path and, through
-    // <abstractions/user-tmp>, root's files under /tmp, and nothing else
-    // under /etc: the parser is handed a copy in a private directory there.
+    // Ubuntu and Debian confine some daemons with AppArmor profiles that let
+    // them read their own config path and, through <abstractions/user-tmp>,
+    // root's files under /tmp: their parser is handed a private copy there.
     let _copy_dir;
-    let checked = match flavor {
-        Flavor::Ntpd | Flavor::Ntpsec => {
-            let (dir, copy) = copy_for_check(file)?;
-            _copy_dir = dir;
-            copy
-        }
-        Flavor::Chrony | Flavor::Openntpd => file.to_path_buf(),
+    let checked = if flavor.checks_a_copy_under_tmp() {
+        let (dir, copy) = copy_for_check(file)?;
+        _copy_dir = dir;
+        copy
+    } else {
+        file.to_path_buf()
     };
-    let file = checked.to_string_lossy().into_owned();
-    let (out, bad) = match flavor {
-        Flavor::Ntpd => {
-            let out = bounded_check(&["ntpd", "-n", "-c", &file, "--saveconfigquit=/dev/null"])
-                .output()?;
-            let text = format!("{}{}", out.stdout, out.stderr);
-            match classic_verdict(out.code, &text, &file) {
-                ClassicVerdict::Unread => {
-                    log::warn!("ntpd could not read the copy of the new config it was to check ({}); the restart's health check decides", text.trim());
-                    return Ok(());
-                }
-                ClassicVerdict::NotChecked(why) => {
-                    log::warn!(
-                        "ntpd config not checked ({why}: {}); the restart's health check decides",
-                        text.trim()
-                    );
-                    return Ok(());
-                }
-                verdict => (text, verdict == ClassicVerdict::Rejected),
-            }
+    let out = match flavor.check_config(&checked.to_string_lossy())? {
+        Verdict::Accepted => return Ok(()),
+        Verdict::NotChecked(why) => {
+            log::warn!("{why}; the restart's health check decides");
+            return Ok(());
         }
-        Flavor::Ntpsec => {
-            let mut progress = NtpsecLog::default();
-            // The check is a real ntpd start: without CAP_SYS_TIME it cannot
-            // touch the kernel clock discipline (ntp_adjtime, the drift
-            // file's frequency) that the running daemon steers, and without
-            // a network it cannot reach a server or bind the node's ports.
-            let out = Cmd::new("setpriv")
-                .env("LC_ALL", "C")
-                .args([
-                    "--bounding-set=-sys_time",
-                    "--",
-                    "unshare",
-                    "--net",
-                    "--",
-                    "ntpd",
-                    "-n",
-                    "-l",
-                    "/dev/stderr",
-                    "-c",
-                    &file,
-                ])
-                .output_until(NTPSEC_CHECK_BOUND, &mut |line| progress.config_done(line));
-            let out = match out {
-                Err(crate::process::CmdError::NotStarted { cmd, source }) => {
-                    log::warn!("NTPsec config not checked (`{cmd}` could not start: {source}; setpriv is in util-linux); the restart's health check decides");
-                    return Ok(());
-                }
-                other => other?,
-            };
-            if out.stdout.starts_with("unshare:") || out.stdout.starts_with("setpriv:") {
-                log::warn!("NTPsec config not checked (no private network namespace or capability bounding set here: {}); the restart's health check decides", out.stdout.trim());
-                return Ok(());
-            }
-            if !progress.parsing_started {
-                log::warn!("NTPsec did not say it read the config within {NTPSEC_CHECK_BOUND:?}; judging by what it logged");
-            }
-            let bad = out.stdout.contains("syntax error");
-            (out.stdout, bad)
-        }
-        Flavor::Chrony => {
-            let out = bounded_check(&["chronyd", "-p", "-f", &file]).output()?;
-            let bad = out.code != 0;
-            (format!("{}{}", out.stdout, out.stderr), bad)
-        }
-        Flavor::Openntpd => {
-            // OpenNTPD's AppArmor profile lets it read /etc/openntpd/ntpd.conf
-            // and nothing of ours, not even under /tmp: the new config comes
-            // through a pipe on standard input (pipes are not path-mediated).
-            let content = std::fs::read(&file).with_context(|| format!("reading {file}"))?;
-            let out = bounded_check(&["ntpd", "-n", "-f", "/dev/stdin"])
-                .stdin(content)
-                .output()?;
-            let text = format!("{}{}", out.stdout, out.stderr);
-            if out.code != 0 && text.contains("/dev/stdin") && text.contains("Permission denied") {
-                log::warn!("OpenNTPD could not read the new config it was to check ({}); the restart's health check decides", text.trim());
-                return Ok(());
-            }
-            (text, out.code != 0)
-        }
+        Verdict::Rejected(out) => out,
     };
-    if bad {
-        let lines: Vec<&str> = out
-            .lines()
-            .filter(|l| {
-                let l = l.to_ascii_lowercase();
-                l.contains("error")
-                    || l.contains("couldn't")
-                    || l.contains("invalid")
-                    || l.contains("unknown")
-            })
-            .take(8)
-            .collect();
-        bail!(
-            "{} rejected the config:\n    {}",
-            flavor.as_str(),
-            if lines.is_empty() {
-                out.trim().to_string()
-            } else {
-                lines.join("\n    ")
-            }
-        );
-    }
-    Ok(())
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            l.contains("error") || l.contains("couldn't") || l.contains("invalid") || l.contains("unknown")
+        })
+        .take(8)
+        .collect();
+    bail!(
+        "{} rejected the config:\n    {}",
+        flavor.as_str(),
+        if lines.is_empty() {
+            out.trim().to_string()
+        } else {
+            lines.join("\n    ")
+        }
+    );
 }
 
 fn tmp_path_display(dir: &Path, name: &str) -> String {
@@ -911,34 +756,6 @@ mod tests {
     }
 
     /// Captured from NTPsec 1.2.2 (Debian 12) started as the check starts it.
-    const NTPSEC_BAD_CONFIG_LOG: &str = "\
-2026-11-26T14:42:38 ntpd[22561]: INIT: ntpd ntpsec-1.2.2: Starting
-2026-11-26T14:42:38 ntpd[22561]: INIT: Command line: ntpd -n -l /dev/stderr -c /tmp/bad.conf
-2026-11-26T14:42:38 ntpd[22561]: INIT: precision = 0.050 usec (-24)
-2026-11-26T14:42:38 ntpd[22561]: CONFIG: readconfig: parsing file: /tmp/bad.conf
-2026-11-26T14:42:38 ntpd[22561]: CONFIG: line 2 column 0 syntax error
-2026-11-26T14:42:38 ntpd[22561]: CONFIG: syntax error in /tmp/bad.conf line 2, column 0
-2026-11-26T14:42:38 ntpd[22561]: INIT: Using SO_TIMESTAMPNS(ns)
-2026-11-26T14:42:38 ntpd[22561]: IO: Listen and drop on 0 v6wildcard [::]:123
-";
-
-    #[test]
-    fn the_ntpsec_check_stops_at_the_first_line_after_the_config_lines() {
-        let mut log = NtpsecLog::default();
-        let lines: Vec<&str> = NTPSEC_BAD_CONFIG_LOG.lines().collect();
-        let done_at = lines.iter().position(|l| log.config_done(l));
-        assert_eq!(
-            done_at,
-            Some(6),
-            "stops at `INIT: Using SO_TIMESTAMPNS`, after both syntax error lines"
-        );
-        assert!(lines[..=6].join("\n").contains("syntax error"));
-        // INIT lines before the config is read do not end it.
-        let mut log = NtpsecLog::default();
-        assert!(!log.config_done("ntpd[1]: INIT: precision = 0.050 usec (-24)"));
-        assert!(!log.parsing_started);
-    }
-
     #[test]
     fn atomic_write_sets_content_and_mode_and_leaves_no_temp_file() {
         let (dir, file, path) = conf_file("old\n");
@@ -958,53 +775,6 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("ntp.conf")]);
-    }
-
-    #[test]
-    fn classic_ntpd_rejects_syntax_errors_and_missing_includes_but_an_unreadable_copy_checks_nothing(
-    ) {
-        let f = "/tmp/ntp-provision-check.abc/ntp.conf";
-        assert_eq!(classic_verdict(0, "", f), ClassicVerdict::Accepted);
-        assert_eq!(
-            classic_verdict(0, "line 2 column 0 syntax error", f),
-            ClassicVerdict::Rejected
-        );
-        assert_eq!(
-            classic_verdict(
-                0,
-                "includefile: Couldn't open </etc/ntp/missing.conf>: No such file or directory",
-                f
-            ),
-            ClassicVerdict::Rejected
-        );
-        assert_eq!(
-            classic_verdict(
-                0,
-                &format!("getconfig: Couldn't open <{f}>: Permission denied"),
-                f
-            ),
-            ClassicVerdict::Unread
-        );
-    }
-
-    #[test]
-    fn a_classic_ntpd_that_did_not_run_to_the_end_checked_nothing() {
-        let f = "/tmp/ntp-provision-check.abc/ntp.conf";
-        let not_checked = |code| match classic_verdict(code, "", f) {
-            ClassicVerdict::NotChecked(why) => why,
-            other => panic!("exit {code}: {other:?}"),
-        };
-        assert_eq!(not_checked(137), "ntpd was killed after 20 s");
-        assert_eq!(not_checked(124), "ntpd was killed after 20 s");
-        assert_eq!(not_checked(-1), "ntpd was killed after 20 s");
-        assert_eq!(not_checked(127), "ntpd was not found");
-        assert_eq!(not_checked(126), "ntpd could not be executed");
-        assert_eq!(not_checked(1), "ntpd exited 1");
-        // What it said before it was stopped still counts.
-        assert_eq!(
-            classic_verdict(137, "line 2 column 0 syntax error", f),
-            ClassicVerdict::Rejected
-        );
     }
 
     #[test]

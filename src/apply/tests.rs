@@ -608,7 +608,7 @@ fn only_the_newest_backups_are_kept() {
             .unwrap()
             .content = format!("edit {i}\n").into_bytes();
         let mut f = node.clone();
-        let path = crate::plan::names::AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap();
+        let path = crate::names::AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap();
         let backup = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
         FileExec::backup(&mut f, &path, &backup).unwrap();
     }

@@ -2,7 +2,7 @@
 //! content, owner ids, the reason for a restart) and its before and after,
 //! so the printed changeset is the whole story and `apply` never asks again.
 
-use crate::plan::names::{AbsPath, Mode, PackageName, UnitName};
+use crate::names::{AbsPath, Mode, PackageName, UnitName};
 use serde::Serialize;
 use std::fmt;
 
@@ -75,7 +75,7 @@ pub enum Health {
     Active,
     /// The unit is active and the daemon answers on localhost (a time
     /// query to 127.0.0.1:123, `chronyc tracking`, `ntpctl -s status`).
-    Answering { flavor: crate::daemon::Flavor },
+    Answering { flavor: crate::daemons::Flavor },
 }
 
 /// One file to put back on rollback from its backup; a file the run
@@ -106,7 +106,7 @@ pub enum Check {
     None,
     /// The daemon's own parser.
     Daemon {
-        flavor: crate::daemon::Flavor,
+        flavor: crate::daemons::Flavor,
     },
     /// The daemon has no parser to ask; the restart's health check decides.
     Unavailable {

@@ -11,10 +11,10 @@
 
 pub mod change;
 
-use crate::daemon::Daemon;
+use crate::daemons::Daemon;
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{version, DpkgJournal, Facts, PackageFact, DPKG_UPDATES};
-use crate::plan::names::PackageName;
+use crate::names::PackageName;
 use crate::plan::step::{
     Action, Apt, Autoremove, Enabled, PkgState, Service, ServiceState, Step, Template,
 };
@@ -296,7 +296,7 @@ fn diff_from(
 }
 
 /// The unit a handler starts or restarts, if it is a service step.
-fn handler_unit<'a>(handlers: &'a [Step], name: &str) -> Option<&'a crate::plan::names::UnitName> {
+fn handler_unit<'a>(handlers: &'a [Step], name: &str) -> Option<&'a crate::names::UnitName> {
     match &handlers.iter().find(|h| h.name == name)?.action {
         Action::Service(s) if s.state.is_some() => Some(&s.unit),
         _ => None,
@@ -423,7 +423,7 @@ fn project(node: &mut Facts, change: &Change) {
     if let Change::Remove { packages } | Change::Purge { packages } = change {
         for unit in packages
             .iter()
-            .filter_map(|p| crate::daemon::unit_of_package(&p.package))
+            .filter_map(|p| crate::daemons::unit_of_package(&p.package))
         {
             node.units.insert(
                 unit,
@@ -689,7 +689,7 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
         None => (None, String::new()),
         Some(f) => (
             Some(FileMeta {
-                mode: crate::plan::names::Mode(f.mode),
+                mode: crate::names::Mode(f.mode),
                 uid: f.uid,
                 gid: f.gid,
                 owner: None,
@@ -730,22 +730,19 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
 }
 
 /// Which parser can vouch for a config: chrony only from 4.0 (`-p`).
-fn config_check(validate: Option<crate::daemon::Flavor>, facts: &Facts) -> Check {
-    use crate::daemon::Flavor;
+fn config_check(validate: Option<crate::daemons::Flavor>, facts: &Facts) -> Check {
     let Some(flavor) = validate else {
         return Check::None;
     };
-    if flavor == Flavor::Chrony {
+    {
         let installed = facts.packages.get(&flavor.package()).and_then(|p| {
             p.dpkg
                 .installed_version()
                 .map(str::to_string)
                 .or_else(|| p.candidate.clone())
         });
-        if let Some(v) = installed.filter(|v| version::compare(v, "4.0") == Ordering::Less) {
-            return Check::Unavailable {
-                reason: format!("chrony {v} cannot check a config (no -p before 4.0): the restart's health check decides"),
-            };
+        if let Some(reason) = installed.and_then(|v| flavor.check_unavailable(&v)) {
+            return Check::Unavailable { reason };
         }
     }
     Check::Daemon { flavor }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::facts::{Facts, FileState, InitSystem, ListsFact, PackageFact, UnitFact};
-use crate::plan::names::{AbsPath, UnitName};
+use crate::names::{AbsPath, UnitName};
 use crate::plan::{Plan, Source};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -244,7 +244,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
         }),
     );
     f.units.insert(
-        crate::plan::names::UnitName::parse("ntp").unwrap(),
+        crate::names::UnitName::parse("ntp").unwrap(),
         UnitFact {
             exists: true,
             running: true,
@@ -442,7 +442,7 @@ fn chrony_3_of_ubuntu_18_04_has_no_config_check_and_says_so() {
     assert_eq!(
         check,
         &Check::Daemon {
-            flavor: crate::daemon::Flavor::Chrony
+            flavor: crate::daemons::Flavor::CHRONY
         }
     );
 }
@@ -685,7 +685,7 @@ fn after_the_update_a_plan_that_does_not_match_what_ran_is_refused() {
     assert!(err.contains("not right after an update"), "{err}");
 
     let daemon =
-        crate::daemon::Daemon::new(crate::daemon::DaemonName::Ntp, crate::daemon::Flavor::Ntpd);
+        crate::daemons::Daemon::new(crate::daemons::DaemonName::NTP, crate::daemons::Flavor::NTPD);
     let err = diff_after_update(&rendered, &fresh, &done, Some(&daemon)).unwrap_err();
     assert_eq!(
         err,

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::plan::names::PackageName;
+use crate::names::PackageName;
 
 /// One package's lines from `apt-cache policy`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

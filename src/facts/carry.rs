@@ -16,7 +16,7 @@
 
 use super::dpkg::DpkgPackage;
 use super::probe::{InitSystem, UnitFact};
-use crate::plan::names::{PackageName, UnitName};
+use crate::names::{PackageName, UnitName};
 use std::collections::BTreeMap;
 
 /// What dpkg and the init system answered, under one fingerprint of dpkg's

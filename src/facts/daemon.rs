@@ -4,8 +4,8 @@
 //! and unavailable where the archive has no candidate at all.
 
 use super::apt::{parse_depends, Policy, Stanza};
-use crate::daemon::{Daemon, DaemonName, Flavor};
-use crate::plan::names::PackageName;
+use crate::daemons::{Daemon, DaemonName, Flavor};
+use crate::names::PackageName;
 use std::collections::BTreeMap;
 
 /// Decides the daemon from candidates (apt-cache policy of every daemon
@@ -21,7 +21,7 @@ pub fn resolve(
             .is_some_and(|p| p.candidate.is_some())
     };
     if !has_candidate(requested) {
-        let offered: Vec<&str> = DaemonName::ALL
+        let offered: Vec<&str> = DaemonName::all()
             .into_iter()
             .filter(|d| *d != requested && has_candidate(*d))
             .map(DaemonName::as_str)
@@ -39,47 +39,58 @@ pub fn resolve(
             requested.package()
         ));
     }
-    let flavor = match requested {
-        DaemonName::Ntp => {
-            // Without the candidate's record, classic ntpd and the
-            // transitional package cannot be told apart: never guess.
-            let stanza = candidate_stanza.ok_or_else(|| {
-                "daemon ntp: apt gave no record of the candidate version of ntp, so it is \
-                 unknown whether it is classic ntpd or the transitional package for NTPsec \
-                 (check `apt-cache policy ntp` and `apt-cache show ntp`)"
-                    .to_string()
-            })?;
-            let depends = stanza.get("Depends").map(parse_depends).unwrap_or_default();
-            // The transitional `ntp` of Debian 12 / Ubuntu 24.04 is an empty
-            // package whose only job is to depend on ntpsec.
-            if depends
-                .iter()
-                .any(|alts| alts.iter().any(|p| p == "ntpsec"))
-            {
-                Flavor::Ntpsec
-            } else {
-                Flavor::Ntpd
-            }
-        }
-        DaemonName::Ntpsec => Flavor::Ntpsec,
-        DaemonName::Chrony => Flavor::Chrony,
-        DaemonName::Openntpd => Flavor::Openntpd,
-    };
-    Ok(Daemon::new(requested, flavor))
+    Ok(Daemon::new(requested, flavor_of(requested, candidate_stanza)?))
 }
 
-/// NTS needs chrony >= 4.0 or NTPsec >= 1.2.0; classic ntpd and OpenNTPD
-/// have none. `version` is the version apply will run (candidate or installed).
+/// The daemon a name gives: the one packaged under the name, or the one a
+/// transitional package of that name depends on (Debian 12's empty `ntp`
+/// depends on ntpsec).
+fn flavor_of(requested: DaemonName, candidate_stanza: Option<&Stanza>) -> Result<Flavor, String> {
+    let flavors = Flavor::for_request(requested);
+    let own = flavors
+        .iter()
+        .copied()
+        .find(|f| f.package_name() == requested.as_str());
+    let others: Vec<Flavor> = flavors.iter().copied().filter(|f| Some(*f) != own).collect();
+    let (Some(own), false) = (own, others.is_empty()) else {
+        return flavors
+            .first()
+            .copied()
+            .ok_or_else(|| format!("daemon {requested}: no daemon answers to this name"));
+    };
+    // Without the candidate's record, the daemon itself and a transitional
+    // package cannot be told apart: never guess.
+    let titles: Vec<&str> = others.iter().map(|f| f.title()).collect();
+    let stanza = candidate_stanza.ok_or_else(|| {
+        format!(
+            "daemon {requested}: apt gave no record of the candidate version of {requested}, so it is \
+             unknown whether it is {} or the transitional package for {} \
+             (check `apt-cache policy {requested}` and `apt-cache show {requested}`)",
+            own.title(),
+            titles.join(" or ")
+        )
+    })?;
+    let depends = stanza.get("Depends").map(parse_depends).unwrap_or_default();
+    let target = others.into_iter().find(|f| {
+        depends
+            .iter()
+            .any(|alts| alts.iter().any(|p| p == f.package_name()))
+    });
+    Ok(target.unwrap_or(own))
+}
+
+/// NTS needs a daemon and version that have it. `version` is the version
+/// apply will run (candidate or installed).
 pub fn check_nts(daemon: &Daemon, version: Option<&str>) -> Result<(), String> {
-    let minimum = match daemon.flavor {
-        Flavor::Chrony => "4.0",
-        Flavor::Ntpsec => "1.2.0",
-        Flavor::Ntpd | Flavor::Openntpd => {
-            return Err(format!(
-                "nts is set for a time source, but {} has no NTS support; use chrony (>= 4.0) or NTPsec (>= 1.2.0)",
-                daemon.flavor.as_str()
-            ))
-        }
+    let Some(minimum) = daemon.flavor.nts_since() else {
+        let with: Vec<String> = Flavor::all()
+            .filter_map(|f| f.nts_since().map(|v| format!("{} (>= {v})", f.title())))
+            .collect();
+        return Err(format!(
+            "nts is set for a time source, but {} has no NTS support; use {}",
+            daemon.flavor.as_str(),
+            with.join(" or ")
+        ));
     };
     match version {
         Some(v) if super::version::compare(v, minimum) == std::cmp::Ordering::Less => Err(format!(
@@ -96,7 +107,7 @@ mod tests {
     use crate::facts::apt::{parse_policy, parse_stanzas};
 
     fn pkgs() -> Vec<PackageName> {
-        DaemonName::ALL.iter().map(|d| d.package()).collect()
+        DaemonName::all().iter().map(|d| d.package()).collect()
     }
 
     // Recorded on Debian 12 (bookworm), like Ubuntu 24.04.
@@ -175,8 +186,8 @@ openntpd:
     fn transitional_ntp_resolves_to_ntpsec() {
         let policies = parse_policy(BOOKWORM_POLICY, &pkgs()).unwrap();
         let stanzas = parse_stanzas(BOOKWORM_NTP_SHOW);
-        let d = resolve(DaemonName::Ntp, &policies, stanzas.first()).unwrap();
-        assert_eq!(d.flavor, Flavor::Ntpsec);
+        let d = resolve(DaemonName::NTP, &policies, stanzas.first()).unwrap();
+        assert_eq!(d.flavor, Flavor::NTPSEC);
         assert_eq!(d.config.as_str(), "/etc/ntpsec/ntp.conf");
         assert_eq!(d.unit.as_str(), "ntpsec.service");
         assert_eq!(d.transitional.unwrap().as_str(), "ntp");
@@ -186,8 +197,8 @@ openntpd:
     fn classic_ntp_stays_ntpd() {
         let policies = parse_policy(BOOKWORM_POLICY, &pkgs()).unwrap();
         let stanzas = parse_stanzas(JAMMY_NTP_SHOW);
-        let d = resolve(DaemonName::Ntp, &policies, stanzas.first()).unwrap();
-        assert_eq!(d.flavor, Flavor::Ntpd);
+        let d = resolve(DaemonName::NTP, &policies, stanzas.first()).unwrap();
+        assert_eq!(d.flavor, Flavor::NTPD);
         assert_eq!(d.config.as_str(), "/etc/ntp.conf");
         assert_eq!(d.unit.as_str(), "ntp.service");
     }
@@ -238,24 +249,24 @@ Description: Network Time Protocol daemon and utility programs
             })
             .collect();
         let noble = resolve(
-            DaemonName::Ntp,
+            DaemonName::NTP,
             &policies,
             parse_stanzas(NOBLE_NTP_SHOW).first(),
         )
         .unwrap();
         assert_eq!(
             (noble.flavor, noble.unit.as_str()),
-            (Flavor::Ntpsec, "ntpsec.service")
+            (Flavor::NTPSEC, "ntpsec.service")
         );
         let trusty = resolve(
-            DaemonName::Ntp,
+            DaemonName::NTP,
             &policies,
             parse_stanzas(TRUSTY_NTP_SHOW).first(),
         )
         .unwrap();
         assert_eq!(
             (trusty.flavor, trusty.config.as_str()),
-            (Flavor::Ntpd, "/etc/ntp.conf")
+            (Flavor::NTPD, "/etc/ntp.conf")
         );
         // 14.04 has no systemd: the unit name gives the SysV script's name.
         assert_eq!(trusty.unit.stem(), "ntp");
@@ -263,16 +274,16 @@ Description: Network Time Protocol daemon and utility programs
 
     #[test]
     fn nts_needs_a_daemon_and_version_that_have_it() {
-        let chrony = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
+        let chrony = Daemon::new(DaemonName::CHRONY, Flavor::CHRONY);
         // Ubuntu 18.04 and 20.04 ship chrony 3.x.
         assert!(check_nts(&chrony, Some("3.5-6ubuntu6"))
             .unwrap_err()
             .contains("older than 4.0"));
         assert!(check_nts(&chrony, Some("4.3-2+deb12u1")).is_ok());
-        let ntpsec = Daemon::new(DaemonName::Ntpsec, Flavor::Ntpsec);
+        let ntpsec = Daemon::new(DaemonName::NTPSEC, Flavor::NTPSEC);
         assert!(check_nts(&ntpsec, Some("1.1.9+dfsg1-1+deb11u1")).is_err());
         assert!(check_nts(&ntpsec, Some("1.2.2+dfsg1-1+deb12u1")).is_ok());
-        let classic = Daemon::new(DaemonName::Ntp, Flavor::Ntpd);
+        let classic = Daemon::new(DaemonName::NTP, Flavor::NTPD);
         assert!(check_nts(&classic, None)
             .unwrap_err()
             .contains("no NTS support"));
@@ -281,7 +292,7 @@ Description: Network Time Protocol daemon and utility programs
     #[test]
     fn ntp_without_the_candidate_record_is_an_error_not_a_guess() {
         let policies = parse_policy(BOOKWORM_POLICY, &pkgs()).unwrap();
-        let err = resolve(DaemonName::Ntp, &policies, None).unwrap_err();
+        let err = resolve(DaemonName::NTP, &policies, None).unwrap_err();
         assert!(
             err.contains("no record of the candidate version of ntp"),
             "{err}"
@@ -291,7 +302,7 @@ Description: Network Time Protocol daemon and utility programs
     #[test]
     fn missing_ntp_names_the_alternatives() {
         let policies = parse_policy(TRIXIE_POLICY, &pkgs()).unwrap();
-        let err = resolve(DaemonName::Ntp, &policies, None).unwrap_err();
+        let err = resolve(DaemonName::NTP, &policies, None).unwrap_err();
         assert_eq!(
             err,
             "daemon ntp: package ntp has no installation candidate on this node; \

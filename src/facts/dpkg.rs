@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::plan::names::PackageName;
+use crate::names::PackageName;
 
 /// dpkg's view of one package.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

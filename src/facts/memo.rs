@@ -23,7 +23,7 @@
 use super::apt::{Policy, Stanza};
 use super::dpkg::DpkgPackage;
 use super::probe::{FileState, InitSystem, Lists, Probe, UnitFact};
-use crate::plan::names::{AbsPath, PackageName, UnitName};
+use crate::names::{AbsPath, PackageName, UnitName};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -290,6 +290,10 @@ impl Probe for MemoProbe<'_> {
         self.inner.dpkg_updates()
     }
 
+    fn ask(&self, argv: &[&str]) -> Result<crate::process::Output> {
+        self.inner.ask(argv)
+    }
+
     fn apt_fingerprint(&self) -> Result<Option<String>> {
         Ok(self.fingerprint.clone())
     }
@@ -357,6 +361,9 @@ mod tests {
         }
         fn dpkg_updates(&self) -> Result<Vec<String>> {
             self.node.dpkg_updates()
+        }
+        fn ask(&self, argv: &[&str]) -> Result<crate::process::Output> {
+            self.node.ask(argv)
         }
         fn apt_fingerprint(&self) -> Result<Option<String>> {
             Ok(Some(self.fingerprint.clone()))

@@ -17,13 +17,13 @@ pub mod carry;
 pub mod daemon;
 pub mod dpkg;
 pub mod memo;
-pub mod peers;
+
 pub mod probe;
 pub mod systemd;
 pub mod version;
 
-use crate::daemon::{Daemon, DaemonName};
-use crate::plan::names::{AbsPath, PackageName, UnitName};
+use crate::daemons::Daemon;
+use crate::names::{AbsPath, PackageName, UnitName};
 use crate::plan::step::{Action, Autoremove};
 use crate::plan::{Plan, Rendered};
 use anyhow::{Context, Result};
@@ -262,11 +262,11 @@ fn gather_with(
             // read beside the candidates (the candidate's is picked after). On
             // private lists the first query builds their cache, which a second
             // one at the same time would build again: there it waits.
-            let early_show = (plan.vars.daemon == Some(DaemonName::Ntp)
-                && matches!(lists, Lists::Node { .. }))
-            .then(|| {
-                scope.spawn(|| probe.apt_show_every_version(&DaemonName::Ntp.package(), lists))
-            });
+            let early_show = plan
+                .vars
+                .daemon
+                .filter(|d| d.may_be_transitional() && matches!(lists, Lists::Node { .. }))
+                .map(|d| scope.spawn(move || probe.apt_show_every_version(&d.package(), lists)));
             let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
             let (wanted, daemon) = resolve_daemon(
                 probe,
@@ -396,9 +396,7 @@ fn resolve_daemon(
         // Every time-daemon package: the candidates decide the daemon, and
         // the others are the competitors the plan removes.
         wanted.extend(
-            crate::daemon::TIME_DAEMON_PACKAGES
-                .iter()
-                .filter_map(|p| PackageName::parse(p).ok()),
+            crate::daemons::time_daemon_packages(),
         );
     }
     query_policies(probe, lists, policies, &wanted)?;
@@ -410,11 +408,11 @@ fn resolve_daemon(
         .get(&requested.package())
         .and_then(|p| p.candidate.clone());
     let stanzas = match (candidate, early_show) {
-        (Some(version), Some(every)) if requested == DaemonName::Ntp => joined(every)?
+        (Some(version), Some(every)) if requested.may_be_transitional() => joined(every)?
             .into_iter()
             .filter(|s| s.get("Version") == Some(version.as_str()))
             .collect(),
-        (Some(version), None) if requested == DaemonName::Ntp => {
+        (Some(version), None) if requested.may_be_transitional() => {
             probe.apt_show(&[(requested.package(), version)], lists)?
         }
         // No candidate: whatever `early_show` found (or failed on) is moot.

@@ -19,8 +19,8 @@
 use super::apt::{self, Policy, SimAction, Stanza};
 use super::dpkg::{self, DpkgPackage, DpkgState};
 use super::systemd::{self, SysvState};
-use crate::plan::names::{AbsPath, PackageName, UnitName};
-use crate::process::Cmd;
+use crate::names::{AbsPath, PackageName, UnitName};
+use crate::process::{Cmd, Output};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -123,6 +123,8 @@ pub trait Probe: Sync {
     fn units(&self, init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>>;
     /// The names in /var/lib/dpkg/updates (dpkg's journal of a run in progress).
     fn dpkg_updates(&self) -> Result<Vec<String>>;
+    /// A daemon's own status tool; its exit status is part of the answer.
+    fn ask(&self, argv: &[&str]) -> Result<Output>;
     /// A fingerprint of every file apt's answers depend on (see `memo`);
     /// `None` where answers must never be remembered.
     fn apt_fingerprint(&self) -> Result<Option<String>> {
@@ -547,6 +549,11 @@ impl Probe for RealProbe {
             }
             InitSystem::Sysv => units.iter().map(sysv_unit).collect(),
         }
+    }
+
+    fn ask(&self, argv: &[&str]) -> Result<Output> {
+        let (program, args) = argv.split_first().context("an empty command")?;
+        Ok(Cmd::new(program).env("LC_ALL", "C").args(args).output()?)
     }
 
     fn dpkg_updates(&self) -> Result<Vec<String>> {

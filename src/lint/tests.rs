@@ -2,7 +2,7 @@
 //! templates render and on what Debian ships.
 
 use super::*;
-use crate::daemon::{Daemon, DaemonName};
+use crate::daemons::{Daemon, DaemonName};
 use crate::plan::{parse_override, Plan, Source, DEFAULT_PLAN};
 
 fn rules(flavor: Flavor, config: &str, version: Option<&str>) -> Vec<&'static str> {
@@ -150,10 +150,10 @@ fn our_templates_render_configs_that_lint_clean() {
             .collect();
         let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &o).unwrap();
         for (requested, flavor) in [
-            (DaemonName::Ntp, Flavor::Ntpd),
-            (DaemonName::Ntp, Flavor::Ntpsec),
-            (DaemonName::Chrony, Flavor::Chrony),
-            (DaemonName::Openntpd, Flavor::Openntpd),
+            (DaemonName::NTP, Flavor::NTPD),
+            (DaemonName::NTP, Flavor::NTPSEC),
+            (DaemonName::CHRONY, Flavor::CHRONY),
+            (DaemonName::OPENNTPD, Flavor::OPENNTPD),
         ] {
             let daemon = Daemon::new(requested, flavor);
             let content = rendered_config(&plan, &daemon);
@@ -172,34 +172,34 @@ fn our_templates_render_configs_that_lint_clean() {
 #[test]
 fn debian_defaults_lint_clean_where_the_daemon_is_current() {
     assert_eq!(
-        rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, NTPD_4_2_8),
+        rules(Flavor::NTPD, DEBIAN_11_NTP_CONF, NTPD_4_2_8),
         Vec::<&str>::new()
     );
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             DEBIAN_12_NTPSEC_CONF,
             Some("1.2.2+dfsg1-1+deb12u1")
         ),
         Vec::<&str>::new()
     );
     assert_eq!(
-        rules(Flavor::Chrony, DEBIAN_CHRONY_CONF, Some("4.3-2+deb12u1")),
+        rules(Flavor::CHRONY, DEBIAN_CHRONY_CONF, Some("4.3-2+deb12u1")),
         Vec::<&str>::new()
     );
     assert_eq!(
-        rules(Flavor::Openntpd, DEBIAN_OPENNTPD_CONF, Some("1:6.8p1-4")),
+        rules(Flavor::OPENNTPD, DEBIAN_OPENNTPD_CONF, Some("1:6.8p1-4")),
         Vec::<&str>::new()
     );
     // Debian's ntp.conf has no `disable monitor`: fine for 4.2.8, not for an
     // unknown or older ntpd (Ubuntu 14.04's 4.2.6p5).
     assert_eq!(
-        rules(Flavor::Ntpd, DEBIAN_11_NTP_CONF, None),
+        rules(Flavor::NTPD, DEBIAN_11_NTP_CONF, None),
         vec!["monitor-enabled"]
     );
     assert_eq!(
         rules(
-            Flavor::Ntpd,
+            Flavor::NTPD,
             DEBIAN_11_NTP_CONF,
             Some("1:4.2.6.p5+dfsg-3ubuntu2")
         ),
@@ -211,35 +211,35 @@ fn debian_defaults_lint_clean_where_the_daemon_is_current() {
 fn ipv6_default_missing_fires_without_a_default_covering_ipv6() {
     let v4_only = "restrict -4 default kod nomodify nopeer noquery limited\nrestrict 127.0.0.1\n";
     assert_eq!(
-        rules(Flavor::Ntpsec, v4_only, None),
+        rules(Flavor::NTPSEC, v4_only, None),
         vec!["ipv6-default-missing"]
     );
     assert_eq!(
-        rules(Flavor::Ntpd, v4_only, NTPD_4_2_8),
+        rules(Flavor::NTPD, v4_only, NTPD_4_2_8),
         vec!["ipv6-default-missing"]
     );
-    assert_eq!(lint(Flavor::Ntpsec, v4_only, None)[0].line, None);
+    assert_eq!(lint(Flavor::NTPSEC, v4_only, None)[0].line, None);
     // Covered by a family-less default, a -6 default, or `:: mask ::`.
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "restrict default kod nomodify noquery limited\n",
             None
         ),
         Vec::<&str>::new()
     );
     assert_eq!(
-        rules(Flavor::Ntpd, HARDENED, NTPD_4_2_8),
+        rules(Flavor::NTPD, HARDENED, NTPD_4_2_8),
         Vec::<&str>::new()
     );
     let masks =
         "restrict 0.0.0.0 mask 0.0.0.0 nomodify noquery\nrestrict :: mask :: nomodify noquery\n";
-    assert_eq!(rules(Flavor::Ntpd, masks, NTPD_4_2_8), Vec::<&str>::new());
+    assert_eq!(rules(Flavor::NTPD, masks, NTPD_4_2_8), Vec::<&str>::new());
     // A commented-out -6 line does not count.
     let commented =
         "restrict -4 default nomodify noquery\n# restrict -6 default nomodify noquery\n";
     assert_eq!(
-        rules(Flavor::Ntpd, commented, NTPD_4_2_8),
+        rules(Flavor::NTPD, commented, NTPD_4_2_8),
         vec!["ipv6-default-missing"]
     );
 }
@@ -247,7 +247,7 @@ fn ipv6_default_missing_fires_without_a_default_covering_ipv6() {
 #[test]
 fn kod_without_limited_fires_on_a_default_entry() {
     let config = "restrict default kod nomodify noquery\nrestrict 127.0.0.1\n";
-    let found = lint(Flavor::Ntpd, config, NTPD_4_2_8);
+    let found = lint(Flavor::NTPD, config, NTPD_4_2_8);
     assert_eq!(found.len(), 1);
     assert_eq!(
         (found[0].rule, found[0].line),
@@ -260,7 +260,7 @@ fn kod_without_limited_fires_on_a_default_entry() {
     );
     assert_eq!(
         rules(
-            Flavor::Ntpd,
+            Flavor::NTPD,
             "restrict default kod limited nomodify noquery\n",
             NTPD_4_2_8
         ),
@@ -268,7 +268,7 @@ fn kod_without_limited_fires_on_a_default_entry() {
     );
     assert_eq!(
         rules(
-            Flavor::Ntpd,
+            Flavor::NTPD,
             "restrict default nomodify noquery\n",
             NTPD_4_2_8
         ),
@@ -277,7 +277,7 @@ fn kod_without_limited_fires_on_a_default_entry() {
     // A host entry with kod is not the default entry.
     assert_eq!(
         rules(
-            Flavor::Ntpd,
+            Flavor::NTPD,
             "restrict default nomodify noquery\nrestrict 192.0.2.1 kod\n",
             NTPD_4_2_8
         ),
@@ -288,7 +288,7 @@ fn kod_without_limited_fires_on_a_default_entry() {
 #[test]
 fn noquery_and_nomodify_missing_fire_per_default_entry() {
     let open = "restrict default kod limited nomodify nopeer\nrestrict 127.0.0.1\nrestrict ::1\n";
-    let found = lint(Flavor::Ntpd, open, NTPD_4_2_8);
+    let found = lint(Flavor::NTPD, open, NTPD_4_2_8);
     let finding = only_finding(&found, Rule::NoqueryMissing, 1, "");
     assert_eq!(
         finding.message,
@@ -297,22 +297,22 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
     assert!(finding.to_string().contains("CVE-2013-5211"), "{finding}");
 
     let v6_open = "restrict -4 default nomodify noquery\nrestrict -6 default noquery\n";
-    let found = lint(Flavor::Ntpsec, v6_open, None);
+    let found = lint(Flavor::NTPSEC, v6_open, None);
     let finding = only_finding(&found, Rule::NomodifyMissing, 2, "");
     assert!(finding.message.ends_with("(IPv6)"), "{}", finding.message);
 
     // Flags of several lines for the same entry add up, as in ntpd.
     let split = "restrict default kod limited\nrestrict default nomodify noquery\n";
-    assert_eq!(rules(Flavor::Ntpd, split, NTPD_4_2_8), Vec::<&str>::new());
+    assert_eq!(rules(Flavor::NTPD, split, NTPD_4_2_8), Vec::<&str>::new());
     // `ignore` drops queries and modifications too.
     assert_eq!(
-        rules(Flavor::Ntpd, "restrict default ignore\n", NTPD_4_2_8),
+        rules(Flavor::NTPD, "restrict default ignore\n", NTPD_4_2_8),
         Vec::<&str>::new()
     );
     // No default entry at all: the built-in one allows everything.
     assert_eq!(
         rules(
-            Flavor::Ntpd,
+            Flavor::NTPD,
             "server 127.0.0.1\nrestrict 127.0.0.1\n",
             NTPD_4_2_8
         ),
@@ -325,7 +325,7 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
     // ippeerlimit takes a number, which is not a flag.
     assert_eq!(
         rules(
-            Flavor::Ntpd,
+            Flavor::NTPD,
             "restrict default ippeerlimit 2 nomodify noquery\n",
             NTPD_4_2_8
         ),
@@ -336,19 +336,19 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
 #[test]
 fn monitor_enabled_fires_only_for_old_or_unknown_classic_ntpd() {
     assert_eq!(
-        rules(Flavor::Ntpd, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2")),
+        rules(Flavor::NTPD, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2")),
         vec!["monitor-enabled"]
     );
     assert_eq!(
-        rules(Flavor::Ntpd, HARDENED, Some("4.2.7p25-1")),
+        rules(Flavor::NTPD, HARDENED, Some("4.2.7p25-1")),
         vec!["monitor-enabled"]
     );
     assert_eq!(
-        rules(Flavor::Ntpd, HARDENED, Some("4.2.7p26-1")),
+        rules(Flavor::NTPD, HARDENED, Some("4.2.7p26-1")),
         Vec::<&str>::new()
     );
-    assert_eq!(rules(Flavor::Ntpd, HARDENED, None), vec!["monitor-enabled"]);
-    let found = lint(Flavor::Ntpd, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2"));
+    assert_eq!(rules(Flavor::NTPD, HARDENED, None), vec!["monitor-enabled"]);
+    let found = lint(Flavor::NTPD, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2"));
     assert!(
         found[0]
             .message
@@ -357,20 +357,20 @@ fn monitor_enabled_fires_only_for_old_or_unknown_classic_ntpd() {
         found[0].message
     );
     let disabled = format!("{HARDENED}disable monitor\n");
-    assert_eq!(rules(Flavor::Ntpd, &disabled, None), Vec::<&str>::new());
+    assert_eq!(rules(Flavor::NTPD, &disabled, None), Vec::<&str>::new());
     // The last word counts.
     assert_eq!(
-        rules(Flavor::Ntpd, &format!("{disabled}enable monitor\n"), None),
+        rules(Flavor::NTPD, &format!("{disabled}enable monitor\n"), None),
         vec!["monitor-enabled"]
     );
     // NTPsec has no mode 7 at all.
-    assert_eq!(rules(Flavor::Ntpsec, HARDENED, None), Vec::<&str>::new());
+    assert_eq!(rules(Flavor::NTPSEC, HARDENED, None), Vec::<&str>::new());
 }
 
 #[test]
 fn chrony_allow_all_fires_on_every_spelling_of_everything() {
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "allow",
             "allow all",
@@ -382,7 +382,7 @@ fn chrony_allow_all_fires_on_every_spelling_of_everything() {
         &["chrony-allow-all"],
     );
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "allow 192.168.0.0/16",
             "allow 10/8",
@@ -394,7 +394,7 @@ fn chrony_allow_all_fires_on_every_spelling_of_everything() {
         &[],
     );
     assert_eq!(
-        lint(Flavor::Chrony, "server 127.0.0.1\nallow\n", None)[0].line,
+        lint(Flavor::CHRONY, "server 127.0.0.1\nallow\n", None)[0].line,
         Some(2)
     );
 }
@@ -402,7 +402,7 @@ fn chrony_allow_all_fires_on_every_spelling_of_everything() {
 #[test]
 fn chrony_cmdallow_fires_beyond_loopback() {
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "cmdallow",
             "cmdallow all",
@@ -414,7 +414,7 @@ fn chrony_cmdallow_fires_beyond_loopback() {
         &["chrony-cmdallow"],
     );
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "cmdallow 127.0.0.1",
             "cmdallow ::1",
@@ -432,7 +432,7 @@ fn chrony_cmdallow_fires_beyond_loopback() {
 #[test]
 fn openntpd_listen_any_fires_on_a_wildcard() {
     each_line(
-        Flavor::Openntpd,
+        Flavor::OPENNTPD,
         &[
             "listen on *",
             "listen on * rtable 0",
@@ -442,7 +442,7 @@ fn openntpd_listen_any_fires_on_a_wildcard() {
         &["openntpd-listen-any"],
     );
     each_line(
-        Flavor::Openntpd,
+        Flavor::OPENNTPD,
         &[
             "listen on 127.0.0.1",
             "listen on ::1",
@@ -457,16 +457,16 @@ fn openntpd_listen_any_fires_on_a_wildcard() {
 fn rules_do_not_cross_daemons() {
     // ntpd words mean nothing to chrony and OpenNTPD, and the other way round.
     assert_eq!(
-        rules(Flavor::Chrony, "restrict default kod\n", None),
+        rules(Flavor::CHRONY, "restrict default kod\n", None),
         Vec::<&str>::new()
     );
     assert_eq!(
-        rules(Flavor::Openntpd, "allow all\n", None),
+        rules(Flavor::OPENNTPD, "allow all\n", None),
         Vec::<&str>::new()
     );
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             &format!("{HARDENED}allow all\nlisten on *\n"),
             None
         ),
@@ -490,7 +490,7 @@ fn rule_names_round_trip_and_unknown_names_are_refused() {
 fn linted(config: &str, step: &str, findings: Vec<Finding>) -> Linted {
     Linted {
         config: AbsPath::parse(config).unwrap(),
-        flavor: Flavor::Ntpd,
+        flavor: Flavor::NTPD,
         version: NTPD_4_2_8.map(str::to_string),
         step: step.to_string(),
         for_daemon: true,
@@ -502,7 +502,7 @@ fn linted(config: &str, step: &str, findings: Vec<Finding>) -> Linted {
 #[test]
 fn judge_refuses_unless_allowed_and_explains_the_risk() {
     let open = lint(
-        Flavor::Ntpd,
+        Flavor::NTPD,
         "restrict default kod limited nomodify nopeer\n",
         NTPD_4_2_8,
     );
@@ -534,12 +534,12 @@ fn judge_refuses_if_any_template_fails_and_names_each() {
     let open = linted(
         "/etc/ntp.conf",
         "step \"early\"",
-        lint(Flavor::Ntpd, "restrict default nomodify\n", NTPD_4_2_8),
+        lint(Flavor::NTPD, "restrict default nomodify\n", NTPD_4_2_8),
     );
     let mut chrony = linted(
         "/etc/chrony/chrony.conf",
         "handler \"chrony too\"",
-        lint(Flavor::Chrony, "cmdallow all\n", None),
+        lint(Flavor::CHRONY, "cmdallow all\n", None),
     );
     chrony.for_daemon = false;
     let plan = PlanLint {
@@ -585,7 +585,7 @@ fn judge_refuses_if_any_template_fails_and_names_each() {
 fn judge_refuses_conflicts_whatever_the_plan_allows() {
     let mut two = linted("/etc/chrony/chrony.conf", "step \"NTP config\"", vec![]);
     two.conflicts = conflicts(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         "bindaddress 192.0.2.1\nbindaddress 192.0.2.2\n",
     );
     let plan = PlanLint {
@@ -615,7 +615,7 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
         panic!("the default plan writes the config once: {outcome:?}")
     };
     assert_eq!(linted.config.as_str(), "/etc/ntp.conf");
-    assert_eq!(linted.flavor, Flavor::Ntpd);
+    assert_eq!(linted.flavor, Flavor::NTPD);
     assert_eq!(
         linted.step,
         "step \"NTP config with our servers and access control\""
@@ -693,13 +693,13 @@ handlers:
         vec![
             (
                 "/etc/ntp.conf",
-                Flavor::Ntpd,
+                Flavor::NTPD,
                 "step \"custom ntp.conf\"",
                 false
             ),
             (
                 "/etc/chrony/chrony.conf",
-                Flavor::Chrony,
+                Flavor::CHRONY,
                 "handler \"chrony config\"",
                 false
             ),
@@ -708,7 +708,7 @@ handlers:
     // The version of another path's flavor is its package's from the facts.
     let ntp = facts
         .packages
-        .get(&Flavor::Ntpd.package())
+        .get(&Flavor::NTPD.package())
         .expect("the plan names ntp");
     let want = match &ntp.dpkg {
         DpkgState::Installed { version } => Some(version.clone()),
@@ -766,7 +766,7 @@ steps:
         Some(facts.daemon.as_ref().unwrap().config.clone())
     );
     assert_eq!(outcome.linted.len(), 1);
-    assert_eq!(outcome.linted[0].flavor, Flavor::Chrony);
+    assert_eq!(outcome.linted[0].flavor, Flavor::CHRONY);
     assert!(judge(&outcome, &[]).unwrap().is_empty());
 }
 
@@ -786,11 +786,11 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
         "restrict 0x80000000 mask 128.0.0.0 nomodify",
     ] {
         let config = format!("{HARDENED}{line}\n");
-        let found = lint(Flavor::Ntpsec, &config, None);
+        let found = lint(Flavor::NTPSEC, &config, None);
         only_finding(&found, Rule::NoqueryMissingNetwork, 5, line);
         assert_eq!(
             rules(
-                Flavor::Ntpd,
+                Flavor::NTPD,
                 &format!("{config}disable monitor\n"),
                 NTPD_4_2_8
             ),
@@ -799,7 +799,7 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
         );
     }
     let found = lint(
-        Flavor::Ntpd,
+        Flavor::NTPD,
         &format!("{HARDENED}restrict 128.0.0.0 mask 128.0.0.0 nomodify\n"),
         NTPD_4_2_8,
     );
@@ -826,7 +826,7 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
         "restrict time.example.org nomodify",
     ] {
         assert_eq!(
-            rules(Flavor::Ntpsec, &format!("{HARDENED}{line}\n"), None),
+            rules(Flavor::NTPSEC, &format!("{HARDENED}{line}\n"), None),
             Vec::<&str>::new(),
             "{line}"
         );
@@ -835,11 +835,11 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
     let split = format!(
         "{HARDENED}restrict 192.0.2.0/24 nomodify\nrestrict 192.0.2.0 mask 255.255.255.0 noquery\n"
     );
-    assert_eq!(rules(Flavor::Ntpsec, &split, None), Vec::<&str>::new());
+    assert_eq!(rules(Flavor::NTPSEC, &split, None), Vec::<&str>::new());
     // 172.32/12 is not RFC 1918.
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             &format!("{HARDENED}restrict 172.32.0.0/12\n"),
             None
         ),
@@ -850,7 +850,7 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
 #[test]
 fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     let off = "restrict default kod limited nomodify noquery\nunrestrict default noquery\n";
-    let found = lint(Flavor::Ntpsec, off, None);
+    let found = lint(Flavor::NTPSEC, off, None);
     let finding = only_finding(&found, Rule::NoqueryMissing, 2, "");
     assert_eq!(
         finding.message,
@@ -858,7 +858,7 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     );
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "restrict default nomodify noquery\nunrestrict -6 default nomodify\n",
             None
         ),
@@ -867,7 +867,7 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     // `unrestrict default` without flags does nothing; a later restrict puts a flag back.
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "restrict default nomodify noquery\nunrestrict default\n",
             None
         ),
@@ -875,7 +875,7 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     );
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "restrict default nomodify noquery\nunrestrict default noquery\nrestrict default noquery\n",
             None
         ),
@@ -884,7 +884,7 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     // On a network entry: turning noquery off re-opens it; removing the entry does not.
     let net = format!("{HARDENED}restrict 192.0.2.0/24 noquery\n");
     let found = lint(
-        Flavor::Ntpsec,
+        Flavor::NTPSEC,
         &format!("{net}unrestrict 192.0.2.0/24 noquery\n"),
         None,
     );
@@ -894,7 +894,7 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     );
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             &format!("{HARDENED}restrict 192.0.2.0/24\nunrestrict 192.0.2.0/24\n"),
             None
         ),
@@ -905,7 +905,7 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
 #[test]
 fn chrony_directives_match_in_any_case() {
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "CMDALLOW all",
             "CmdAllow 192.0.2.0/24",
@@ -915,14 +915,14 @@ fn chrony_directives_match_in_any_case() {
     );
     for line in ["ALLOW", "Allow all", "ALLOW 0/0"] {
         assert_eq!(
-            rules(Flavor::Chrony, &format!("{line}\n"), None),
+            rules(Flavor::CHRONY, &format!("{line}\n"), None),
             vec!["chrony-allow-all"],
             "{line}"
         );
     }
     assert_eq!(
         rules(
-            Flavor::Chrony,
+            Flavor::CHRONY,
             "CMDALLOW 127.0.0.1\nBindCmdAddress ::1\n",
             None
         ),
@@ -930,7 +930,7 @@ fn chrony_directives_match_in_any_case() {
     );
     // ntpd and OpenNTPD keywords stay case-sensitive.
     assert_eq!(
-        rules(Flavor::Openntpd, "LISTEN ON *\n", None),
+        rules(Flavor::OPENNTPD, "LISTEN ON *\n", None),
         Vec::<&str>::new()
     );
 }
@@ -938,7 +938,7 @@ fn chrony_directives_match_in_any_case() {
 #[test]
 fn every_spelling_of_all_and_everywhere_is_recognised() {
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "allow 192.0.2.0/0",
             "allow 0::/0",
@@ -949,7 +949,7 @@ fn every_spelling_of_all_and_everywhere_is_recognised() {
         &["chrony-allow-all"],
     );
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "allow 192.0.2.0/1",
             "allow 10.0.0.0/255.0.0.0",
@@ -958,7 +958,7 @@ fn every_spelling_of_all_and_everywhere_is_recognised() {
         &[],
     );
     each_line(
-        Flavor::Openntpd,
+        Flavor::OPENNTPD,
         &[
             "listen on ::0",
             "listen on 0:0:0:0:0:0:0:0",
@@ -972,7 +972,7 @@ fn every_spelling_of_all_and_everywhere_is_recognised() {
     );
     for line in ["listen on 0.0.0.1", "listen on ::2", "listen on localhost"] {
         assert_eq!(
-            rules(Flavor::Openntpd, &format!("{line}\n"), None),
+            rules(Flavor::OPENNTPD, &format!("{line}\n"), None),
             Vec::<&str>::new(),
             "{line}"
         );
@@ -980,7 +980,7 @@ fn every_spelling_of_all_and_everywhere_is_recognised() {
     // A zero mask or prefix on any address is the default entry for ntpd.
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "restrict 192.0.2.0 mask 0.0.0.0 nomodify noquery\nrestrict 2001:db8::/0 nomodify noquery\n",
             None
         ),
@@ -988,7 +988,7 @@ fn every_spelling_of_all_and_everywhere_is_recognised() {
     );
     assert_eq!(
         rules(
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "restrict 0.0.0.0/0 nomodify\nrestrict -6 default nomodify noquery\n",
             None
         ),
@@ -1006,7 +1006,7 @@ fn inet_aton_reads_what_glibc_reads() {
         ("192.168.1", "192.168.0.1"),
         ("4294967295", "255.255.255.255"),
     ] {
-        assert_eq!(inet_aton(s), Some(want.parse().unwrap()), "{s}");
+        assert_eq!(crate::net::inet_aton(s), Some(want.parse().unwrap()), "{s}");
     }
     for s in [
         "",
@@ -1019,14 +1019,14 @@ fn inet_aton_reads_what_glibc_reads() {
         "1..2",
         "+1",
     ] {
-        assert_eq!(inet_aton(s), None, "{s}");
+        assert_eq!(crate::net::inet_aton(s), None, "{s}");
     }
 }
 
 #[test]
 fn chrony_refuses_more_than_one_bindaddress_per_family() {
     let two = "bindaddress 192.0.2.1\nbindaddress 2001:db8::1\nBINDADDRESS 192.0.2.2\n";
-    let errors = conflicts(Flavor::Chrony, two);
+    let errors = conflicts(Flavor::CHRONY, two);
     assert_eq!(
         errors,
         vec![
@@ -1037,24 +1037,24 @@ fn chrony_refuses_more_than_one_bindaddress_per_family() {
     );
     assert_eq!(
         conflicts(
-            Flavor::Chrony,
+            Flavor::CHRONY,
             "bindaddress 192.0.2.1\nbindaddress 2001:db8::1\n"
         ),
         Vec::<String>::new()
     );
     assert_eq!(
-        conflicts(Flavor::Chrony, "bindaddress ::1\nbindaddress 2001:db8::1\n").len(),
+        conflicts(Flavor::CHRONY, "bindaddress ::1\nbindaddress 2001:db8::1\n").len(),
         1
     );
     // Only chrony behaves so.
-    assert_eq!(conflicts(Flavor::Openntpd, two), Vec::<String>::new());
+    assert_eq!(conflicts(Flavor::OPENNTPD, two), Vec::<String>::new());
 
     // What our template renders from `listen`.
     let o = parse_override("listen=[192.0.2.1, 192.0.2.2]").unwrap();
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[o]).unwrap();
-    let daemon = Daemon::new(DaemonName::Chrony, Flavor::Chrony);
+    let daemon = Daemon::new(DaemonName::CHRONY, Flavor::CHRONY);
     let content = rendered_config(&plan, &daemon);
-    let errors = conflicts(Flavor::Chrony, &content);
+    let errors = conflicts(Flavor::CHRONY, &content);
     assert_eq!(errors.len(), 1, "{content}");
     assert!(errors[0].contains("192.0.2.1 (line"), "{}", errors[0]);
 }
@@ -1075,7 +1075,7 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     let outcome = for_plan(&g.rendered, &g.facts, &cs);
     assert_eq!(outcome.linted.len(), 1);
-    assert_eq!(outcome.linted[0].flavor, Flavor::Chrony);
+    assert_eq!(outcome.linted[0].flavor, Flavor::CHRONY);
     assert_eq!(outcome.linted[0].findings, vec![]);
     let err = crate::app::lint_gate(&outcome, &Rule::ALL).unwrap_err();
     assert!(
@@ -1104,7 +1104,7 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
 fn a_config_that_reads_other_files_is_a_finding_the_plan_must_allow() {
     let secure = "restrict -4 default kod limited notrap nomodify nopeer noquery\n\
                   restrict -6 default kod limited notrap nomodify nopeer noquery\n";
-    for flavor in [Flavor::Ntpd, Flavor::Ntpsec] {
+    for flavor in [Flavor::NTPD, Flavor::NTPSEC] {
         let config = format!("{secure}includefile /etc/ntp.d/extra.conf\n");
         let found = lint(flavor, &config, Some("1:4.2.8p15+dfsg-1"));
         let rules: Vec<Rule> = found.iter().map(|f| f.rule).collect();
@@ -1117,7 +1117,7 @@ fn a_config_that_reads_other_files_is_a_finding_the_plan_must_allow() {
         assert!(lint(flavor, secure, Some("1:4.2.8p15+dfsg-1")).is_empty());
     }
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &[
             "include /etc/chrony/extra/*.conf",
             "confdir /etc/chrony/conf.d",
@@ -1127,10 +1127,10 @@ fn a_config_that_reads_other_files_is_a_finding_the_plan_must_allow() {
     );
     // Time sources only: no access control in them.
     each_line(
-        Flavor::Chrony,
+        Flavor::CHRONY,
         &["sourcedir /run/chrony-dhcp", "#include x"],
         &[],
     );
     // OpenNTPD has no include; the word means nothing to it.
-    each_line(Flavor::Openntpd, &["includefile /etc/x"], &[]);
+    each_line(Flavor::OPENNTPD, &["includefile /etc/x"], &[]);
 }

@@ -7,13 +7,13 @@
 //! Must not: run a command, read the node's state, or write anything.
 
 mod locate;
-pub mod names;
+pub use crate::names;
 pub mod raw;
 mod render;
 pub mod step;
 pub mod vars;
 
-use crate::daemon::{Daemon, DaemonName, Flavor};
+use crate::daemons::{Daemon, Flavor};
 use names::{AbsPath, Account, Mode, PackageName, UnitName};
 use raw::{RawApt, RawPkgState, RawPlan, RawService, RawServiceState, RawStep, RawTemplate};
 use render::Renderer;
@@ -307,16 +307,9 @@ impl Plan {
     /// Renders every field once for each daemon flavour the plan could end up
     /// with, so that no Jinja error is left for the node to find.
     fn check_renders(&self) -> Result<(), PlanError> {
-        let flavours: &[Flavor] = match self.vars.daemon {
-            None => &[],
-            Some(DaemonName::Ntp) => &[Flavor::Ntpd, Flavor::Ntpsec],
-            Some(DaemonName::Ntpsec) => &[Flavor::Ntpsec],
-            Some(DaemonName::Chrony) => &[Flavor::Chrony],
-            Some(DaemonName::Openntpd) => &[Flavor::Openntpd],
-        };
         match self.vars.daemon {
             None => self.render(None).map(drop),
-            Some(requested) => flavours
+            Some(requested) => Flavor::for_request(requested)
                 .iter()
                 .try_for_each(|f| self.render(Some(&Daemon::new(requested, *f))).map(drop)),
         }

@@ -8,7 +8,7 @@
 use super::raw::RawStep;
 use super::vars::Vars;
 use super::PlanError;
-use crate::daemon::Daemon;
+use crate::daemons::Daemon;
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};

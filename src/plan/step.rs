@@ -69,7 +69,7 @@ pub struct Template {
     pub owner: Account,
     pub group: Account,
     /// Whose parser checks the content before it goes live.
-    pub validate: Option<crate::daemon::Flavor>,
+    pub validate: Option<crate::daemons::Flavor>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

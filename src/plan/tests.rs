@@ -1,5 +1,5 @@
 use super::*;
-use crate::daemon::{Daemon, DaemonName, Flavor};
+use crate::daemons::{Daemon, DaemonName, Flavor};
 use crate::plan::step::{Action, PkgState};
 
 fn load(text: &str) -> Result<Plan, PlanError> {
@@ -41,23 +41,23 @@ fn config_template(r: &Rendered, dest: &str) -> crate::plan::step::Template {
 #[test]
 fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
-    assert_eq!(plan.vars.daemon, Some(DaemonName::Ntp));
+    assert_eq!(plan.vars.daemon, Some(DaemonName::NTP));
     for (flavor, conf, unit, marker) in [
         (
-            Flavor::Ntpd,
+            Flavor::NTPD,
             "/etc/ntp.conf",
             "ntp.service",
             "disable monitor",
         ),
         (
-            Flavor::Ntpsec,
+            Flavor::NTPSEC,
             "/etc/ntpsec/ntp.conf",
             "ntpsec.service",
             "/var/lib/ntpsec/ntp.drift",
         ),
     ] {
         let r = plan
-            .render(Some(&Daemon::new(DaemonName::Ntp, flavor)))
+            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
             .unwrap();
         let template = config_template(&r, conf);
         assert_eq!(template.dest.as_str(), conf);
@@ -91,7 +91,7 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
     let r = plan
-        .render(Some(&Daemon::new(DaemonName::Ntp, Flavor::Ntpd)))
+        .render(Some(&Daemon::new(DaemonName::NTP, Flavor::NTPD)))
         .unwrap();
     let content = config_template(&r, "/etc/ntp.conf").content;
     assert!(
@@ -386,7 +386,7 @@ fn load_in(dir: &std::path::Path, text: &str, overrides: &[&str]) -> Result<Plan
 fn a_when_is_evaluated_per_flavour_and_an_undefined_name_in_it_is_refused() {
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
     let dests = |flavor| -> Vec<String> {
-        plan.render(Some(&Daemon::new(DaemonName::Ntp, flavor)))
+        plan.render(Some(&Daemon::new(DaemonName::NTP, flavor)))
             .unwrap()
             .steps
             .iter()
@@ -396,9 +396,9 @@ fn a_when_is_evaluated_per_flavour_and_an_undefined_name_in_it_is_refused() {
             })
             .collect()
     };
-    assert!(dests(Flavor::Ntpsec).contains(&"/etc/default/ntpsec".to_string()));
-    assert!(!dests(Flavor::Ntpd).contains(&"/etc/default/ntpsec".to_string()));
-    assert!(dests(Flavor::Ntpd).contains(&"/etc/dhcp/dhclient-exit-hooks.d/ntp".to_string()));
+    assert!(dests(Flavor::NTPSEC).contains(&"/etc/default/ntpsec".to_string()));
+    assert!(!dests(Flavor::NTPD).contains(&"/etc/default/ntpsec".to_string()));
+    assert!(dests(Flavor::NTPD).contains(&"/etc/dhcp/dhclient-exit-hooks.d/ntp".to_string()));
 
     // The typo is found although the condition would be false for ntpd and
     // for NTPsec alike: the step is never silently left out.
@@ -428,7 +428,7 @@ fn a_when_is_evaluated_per_flavour_and_an_undefined_name_in_it_is_refused() {
     )
     .unwrap();
     let r = plan
-        .render(Some(&Daemon::new(DaemonName::Chrony, Flavor::Chrony)))
+        .render(Some(&Daemon::new(DaemonName::CHRONY, Flavor::CHRONY)))
         .unwrap();
     assert_eq!(r.steps.len(), 1);
 }
@@ -476,7 +476,7 @@ fn a_template_next_to_the_plan_wins_over_the_embedded_one() {
     let dynamic = "vars: {daemon: chrony}\nsteps:\n  - name: x\n    template: {src: \"{{ facts.daemon.template }}\", dest: \"{{ facts.daemon.config }}\"}\n";
     let plan = load_in(dir.path(), dynamic, &[]).unwrap();
     let r = plan
-        .render(Some(&Daemon::new(DaemonName::Chrony, Flavor::Chrony)))
+        .render(Some(&Daemon::new(DaemonName::CHRONY, Flavor::CHRONY)))
         .unwrap();
     assert_eq!(
         config_template(&r, "/etc/chrony/chrony.conf").content,

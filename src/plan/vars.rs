@@ -7,7 +7,7 @@
 
 use super::names::Host;
 use super::PlanError;
-use crate::daemon::DaemonName;
+use crate::daemons::DaemonName;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 

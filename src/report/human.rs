@@ -3,7 +3,7 @@
 //! Colour only when stdout is a terminal and NO_COLOR is unset.
 
 use super::{Mode, Report, Status, StepReport};
-use crate::daemon::Daemon;
+use crate::daemons::Daemon;
 use std::io::{IsTerminal, Write};
 
 pub struct Human<W: Write> {

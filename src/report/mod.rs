@@ -5,7 +5,7 @@
 pub mod human;
 pub mod json;
 
-use crate::daemon::Daemon;
+use crate::daemons::Daemon;
 use crate::diff::{Change, Changeset, PlannedStep};
 use serde::Serialize;
 

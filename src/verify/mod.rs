@@ -12,7 +12,7 @@ pub mod report;
 pub mod socket;
 pub mod target;
 
-use crate::daemon::Flavor;
+use crate::daemons::{Access, Flavor};
 use packet::{Query, QueryKind, Reply};
 use serde::Serialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -204,53 +204,11 @@ pub enum Intent {
 /// ntpd and NTPsec serve anyone under the recipe's rate-limited default
 /// restrict lines; chrony only the `clients` networks (`allow`); OpenNTPD
 /// only on the `listen` addresses.
-pub fn intended_time_service(
-    flavor: Flavor,
-    clients: &[String],
-    listen: &[String],
-    from: IpAddr,
-    target: IpAddr,
-) -> Intent {
-    let served = match flavor {
-        Flavor::Ntpd | Flavor::Ntpsec => true,
-        Flavor::Chrony => clients.iter().any(|net| network_contains(net, from)),
-        Flavor::Openntpd => listen.iter().any(|a| {
-            a.parse::<IpAddr>()
-                .is_ok_and(|a| a == target || a.is_unspecified())
-        }),
-    };
-    if served {
+pub fn intended_time_service(flavor: Flavor, access: &Access, from: IpAddr, target: IpAddr) -> Intent {
+    if flavor.serves_time_to(access, from, target) {
         Intent::Served
     } else {
         Intent::NotServed
-    }
-}
-
-/// `192.0.2.0/24` (or a bare address) contains `ip`.
-fn network_contains(net: &str, ip: IpAddr) -> bool {
-    let (addr, prefix) = net
-        .split_once('/')
-        .map_or((net, None), |(a, p)| (a, p.parse::<u32>().ok()));
-    match (addr.parse::<IpAddr>(), ip) {
-        (Ok(IpAddr::V4(n)), IpAddr::V4(i)) => {
-            let bits = prefix.unwrap_or(32).min(32);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
-            u32::from(n) & mask == u32::from(i) & mask
-        }
-        (Ok(IpAddr::V6(n)), IpAddr::V6(i)) => {
-            let bits = prefix.unwrap_or(128).min(128);
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
-            u128::from(n) & mask == u128::from(i) & mask
-        }
-        _ => false,
     }
 }
 
@@ -519,35 +477,35 @@ mod intent_tests {
         let target: IpAddr = "127.0.0.1".parse().unwrap();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            intended_time_service(Flavor::Ntpsec, &[], &[], from, target),
+            intended_time_service(Flavor::NTPSEC, &Access { clients: vec![], listen: vec![] }, from, target),
             Intent::Served
         );
         assert_eq!(
-            intended_time_service(Flavor::Chrony, &[], &[], from, target),
+            intended_time_service(Flavor::CHRONY, &Access { clients: vec![], listen: vec![] }, from, target),
             Intent::NotServed
         );
         assert_eq!(
-            intended_time_service(Flavor::Chrony, &s(&["192.0.2.0/24"]), &[], from, target),
+            intended_time_service(Flavor::CHRONY, &Access { clients: s(&["192.0.2.0/24"]), listen: vec![] }, from, target),
             Intent::NotServed
         );
         assert_eq!(
-            intended_time_service(Flavor::Chrony, &s(&["127.0.0.0/8"]), &[], from, target),
+            intended_time_service(Flavor::CHRONY, &Access { clients: s(&["127.0.0.0/8"]), listen: vec![] }, from, target),
             Intent::Served
         );
         assert_eq!(
-            intended_time_service(Flavor::Chrony, &s(&["127.0.0.2"]), &[], from, target),
+            intended_time_service(Flavor::CHRONY, &Access { clients: s(&["127.0.0.2"]), listen: vec![] }, from, target),
             Intent::Served
         );
         assert_eq!(
-            intended_time_service(Flavor::Openntpd, &[], &[], from, target),
+            intended_time_service(Flavor::OPENNTPD, &Access { clients: vec![], listen: vec![] }, from, target),
             Intent::NotServed
         );
         assert_eq!(
-            intended_time_service(Flavor::Openntpd, &[], &s(&["127.0.0.1"]), from, target),
+            intended_time_service(Flavor::OPENNTPD, &Access { clients: vec![], listen: s(&["127.0.0.1"]) }, from, target),
             Intent::Served
         );
-        assert!(network_contains("::/0", "::1".parse().unwrap()));
-        assert!(!network_contains("10.0.0.0/8", "::1".parse().unwrap()));
+        assert!(crate::net::network_contains("::/0", "::1".parse().unwrap()));
+        assert!(!crate::net::network_contains("10.0.0.0/8", "::1".parse().unwrap()));
     }
 }
 

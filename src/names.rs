@@ -1,3 +1,6 @@
+//! The names every stage shares, importing nothing of the crate: validated
+//! package, unit and path names, daemon ids and lint rule names.
+//!
 //! Validated names: each newtype is built once, at load time, and can then be
 //! written into a command line or a config file without changing meaning.
 //!
@@ -223,6 +226,67 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:04o}", self.0)
+    }
+}
+
+/// A lint rule; its name is stable (plans list it in `allow_insecure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rule {
+    Ipv6DefaultMissing,
+    KodWithoutLimited,
+    NoqueryMissing,
+    NoqueryMissingNetwork,
+    NomodifyMissing,
+    MonitorEnabled,
+    ChronyAllowAll,
+    ChronyCmdallow,
+    OpenntpdListenAny,
+    IncludeNotLinted,
+}
+
+impl Rule {
+    pub const ALL: [Rule; 10] = [
+        Rule::Ipv6DefaultMissing,
+        Rule::KodWithoutLimited,
+        Rule::NoqueryMissing,
+        Rule::NoqueryMissingNetwork,
+        Rule::NomodifyMissing,
+        Rule::MonitorEnabled,
+        Rule::ChronyAllowAll,
+        Rule::ChronyCmdallow,
+        Rule::OpenntpdListenAny,
+        Rule::IncludeNotLinted,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Ipv6DefaultMissing => "ipv6-default-missing",
+            Rule::KodWithoutLimited => "kod-without-limited",
+            Rule::NoqueryMissing => "noquery-missing",
+            Rule::NoqueryMissingNetwork => "noquery-missing-network",
+            Rule::NomodifyMissing => "nomodify-missing",
+            Rule::MonitorEnabled => "monitor-enabled",
+            Rule::ChronyAllowAll => "chrony-allow-all",
+            Rule::ChronyCmdallow => "chrony-cmdallow",
+            Rule::OpenntpdListenAny => "openntpd-listen-any",
+            Rule::IncludeNotLinted => "include-not-linted",
+        }
+    }
+
+    pub fn parse(name: &str) -> Result<Rule, String> {
+        Rule::ALL
+            .into_iter()
+            .find(|r| r.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Rule::ALL.iter().map(|r| r.name()).collect();
+                format!("{name:?} is not a lint rule ({})", known.join(", "))
+            })
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -1,0 +1,172 @@
+//! NTPsec (package `ntpsec`; what `ntp` installs on Debian 12 and Ubuntu
+//! 24.04). No mode 7; from 1.1.9 its own default entry keeps `noquery`.
+
+use super::sync::{Peer, Sync};
+use super::{ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict};
+use crate::process::{Cmd, CmdError, Output};
+use std::time::Duration;
+use std::net::IpAddr;
+
+pub(super) struct Ntpsec;
+
+impl Flavor {
+    pub const NTPSEC: Flavor = Flavor(&Ntpsec);
+}
+
+impl DaemonName {
+    pub const NTPSEC: DaemonName = DaemonName("ntpsec");
+}
+
+const DHCP_CONFIG: &str = "/run/ntpsec/ntp.conf.dhcp";
+
+impl TimeDaemon for Ntpsec {
+    fn id(&self) -> &'static str {
+        "ntpsec"
+    }
+    fn title(&self) -> &'static str {
+        "NTPsec"
+    }
+    fn package_name(&self) -> &'static str {
+        "ntpsec"
+    }
+    fn config_path(&self) -> &'static str {
+        "/etc/ntpsec/ntp.conf"
+    }
+    fn unit_name(&self) -> &'static str {
+        "ntpsec.service"
+    }
+    fn template(&self) -> &'static str {
+        "ntpsec.conf.j2"
+    }
+    fn requested_as(&self) -> &'static [&'static str] {
+        &["ntp", "ntpsec"]
+    }
+    fn nts_since(&self) -> Option<&'static str> {
+        Some("1.2.0")
+    }
+    fn checks_a_copy_under_tmp(&self) -> bool {
+        true
+    }
+    /// NTPsec has no check mode: it is started for real, without
+    /// CAP_SYS_TIME (it cannot touch the clock discipline the running daemon
+    /// steers) and without a network (it cannot reach a server or bind the
+    /// node's ports), and stopped once its log shows the config was read.
+    fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
+        let mut progress = NtpsecLog::default();
+        let argv = ["--bounding-set=-sys_time", "--", "unshare", "--net", "--", "ntpd", "-n", "-l", "/dev/stderr", "-c", file];
+        let out = Cmd::new("setpriv")
+            .env("LC_ALL", "C")
+            .args(argv)
+            .output_until(NTPSEC_CHECK_BOUND, &mut |line| progress.config_done(line));
+        let out = match out {
+            Err(CmdError::NotStarted { cmd, source }) => {
+                return Ok(Verdict::NotChecked(format!(
+                    "NTPsec config not checked (`{cmd}` could not start: {source}; setpriv is in util-linux)"
+                )))
+            }
+            other => other?,
+        };
+        if out.stdout.starts_with("unshare:") || out.stdout.starts_with("setpriv:") {
+            return Ok(Verdict::NotChecked(format!(
+                "NTPsec config not checked (no private network namespace or capability bounding set here: {})",
+                out.stdout.trim()
+            )));
+        }
+        if !progress.parsing_started {
+            log::warn!("NTPsec did not say it read the config within {NTPSEC_CHECK_BOUND:?}; judging by what it logged");
+        }
+        Ok(if out.stdout.contains("syntax error") {
+            Verdict::Rejected(out.stdout)
+        } else {
+            Verdict::Accepted
+        })
+    }
+    fn answer_probe(&self) -> AnswerProbe {
+        AnswerProbe::TimeQuery
+    }
+    fn serves_time_to(&self, _: &Access, _: IpAddr, _: IpAddr) -> bool {
+        true
+    }
+    /// Debian's ntpsec runs from the DHCP file unless /etc/default/ntpsec
+    /// says IGNORE_DHCP.
+    fn dhcp_config(&self, read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<&'static str> {
+        read(DHCP_CONFIG)?;
+        let ignored = read("/etc/default/ntpsec").is_some_and(|t| {
+            String::from_utf8_lossy(&t)
+                .lines()
+                .any(|l| l.trim() == "IGNORE_DHCP=\"yes\"" || l.trim() == "IGNORE_DHCP=yes")
+        });
+        (!ignored).then_some(DHCP_CONFIG)
+    }
+    fn status_queries(&self) -> [&'static [&'static str]; 2] {
+        ntp_family::STATUS_QUERIES
+    }
+    fn parse_status(&self, sources: &Output, sync: &Output) -> Result<(Vec<Peer>, Sync), String> {
+        ntp_family::parse_status(sources, sync)
+    }
+    fn lint(&self, lines: &[Directive], _version: Option<&str>) -> Vec<Finding> {
+        ntp_family::lint_restrict(lines)
+    }
+    fn includes(&self, directive: &str) -> bool {
+        ntp_family::includes(directive)
+    }
+}
+
+/// Bounds NTPsec's check, which is a daemon run that is stopped as soon as
+/// its log shows the whole config was read (milliseconds).
+const NTPSEC_CHECK_BOUND: Duration = Duration::from_secs(5);
+
+/// Follows an NTPsec log while it starts: it parses the config between
+/// "CONFIG: readconfig: parsing file" and the first line of another kind
+/// (INIT, IO, ...), and logs every syntax error in between as a CONFIG line.
+#[derive(Debug, Default)]
+pub struct NtpsecLog {
+    pub parsing_started: bool,
+}
+
+impl NtpsecLog {
+    /// True once `line` shows that parsing is over.
+    pub fn config_done(&mut self, line: &str) -> bool {
+        // `2026-11-26T14:42:35 ntpd[22502]: CONFIG: ...`; ntpd's own stderr
+        // echo of the first lines has no prefix.
+        let message = line.split_once("]: ").map_or(line, |(_, m)| m);
+        if message.starts_with("CONFIG: readconfig: parsing file") {
+            self.parsing_started = true;
+            return false;
+        }
+        self.parsing_started && !message.starts_with("CONFIG:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NTPSEC_BAD_CONFIG_LOG: &str = "\
+2026-11-26T14:42:38 ntpd[22561]: INIT: ntpd ntpsec-1.2.2: Starting
+2026-11-26T14:42:38 ntpd[22561]: INIT: Command line: ntpd -n -l /dev/stderr -c /tmp/bad.conf
+2026-11-26T14:42:38 ntpd[22561]: INIT: precision = 0.050 usec (-24)
+2026-11-26T14:42:38 ntpd[22561]: CONFIG: readconfig: parsing file: /tmp/bad.conf
+2026-11-26T14:42:38 ntpd[22561]: CONFIG: line 2 column 0 syntax error
+2026-11-26T14:42:38 ntpd[22561]: CONFIG: syntax error in /tmp/bad.conf line 2, column 0
+2026-11-26T14:42:38 ntpd[22561]: INIT: Using SO_TIMESTAMPNS(ns)
+2026-11-26T14:42:38 ntpd[22561]: IO: Listen and drop on 0 v6wildcard [::]:123
+";
+
+    #[test]
+    fn the_ntpsec_check_stops_at_the_first_line_after_the_config_lines() {
+        let mut log = NtpsecLog::default();
+        let lines: Vec<&str> = NTPSEC_BAD_CONFIG_LOG.lines().collect();
+        let done_at = lines.iter().position(|l| log.config_done(l));
+        assert_eq!(
+            done_at,
+            Some(6),
+            "stops at `INIT: Using SO_TIMESTAMPNS`, after both syntax error lines"
+        );
+        assert!(lines[..=6].join("\n").contains("syntax error"));
+        // INIT lines before the config is read do not end it.
+        let mut log = NtpsecLog::default();
+        assert!(!log.config_done("ntpd[1]: INIT: precision = 0.050 usec (-24)"));
+        assert!(!log.parsing_started);
+    }
+}
