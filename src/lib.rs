@@ -16,11 +16,13 @@ pub mod daemons;
 pub use daemons as daemon;
 pub mod diff;
 pub mod facts;
-pub mod fake;
+/// The hand-written fake node: test-only, never in the release binary.
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod interrupt;
 pub mod lint;
-pub mod net;
 pub mod names;
+pub mod net;
 pub mod plan;
 pub mod process;
 pub mod report;

@@ -264,4 +264,3 @@ pub fn ntp_net(address: &str, mask: Option<&str>) -> Option<Net> {
     };
     Net::new(addr, prefix)
 }
-

@@ -49,18 +49,25 @@ pub struct ConfigStatus {
 /// that may be transitional for another daemon counts last: where both are
 /// installed, the other is what runs.
 fn in_use(packages: &std::collections::BTreeMap<PackageName, DpkgState>) -> Option<InUse> {
-    let may_be_transitional =
-        |f: &Flavor| DaemonName::all().iter().any(|n| n.as_str() == f.package_name() && n.may_be_transitional());
-    let (plain, transitional): (Vec<Flavor>, Vec<Flavor>) = Flavor::all().partition(|f| !may_be_transitional(f));
-    plain.into_iter().chain(transitional).find_map(|f| match packages.get(&f.package()) {
-        Some(DpkgState::Installed { version }) => Some(InUse {
-            flavor: f,
-            package: f.package(),
-            version: version.clone(),
-            unit: f.unit().to_string(),
-        }),
-        _ => None,
-    })
+    let may_be_transitional = |f: &Flavor| {
+        DaemonName::all()
+            .iter()
+            .any(|n| n.as_str() == f.package_name() && n.may_be_transitional())
+    };
+    let (plain, transitional): (Vec<Flavor>, Vec<Flavor>) =
+        Flavor::all().partition(|f| !may_be_transitional(f));
+    plain
+        .into_iter()
+        .chain(transitional)
+        .find_map(|f| match packages.get(&f.package()) {
+            Some(DpkgState::Installed { version }) => Some(InUse {
+                flavor: f,
+                package: f.package(),
+                version: version.clone(),
+                unit: f.unit().to_string(),
+            }),
+            _ => None,
+        })
 }
 
 /// The file the daemon really reads: DHCP can replace its servers.
@@ -114,7 +121,9 @@ fn compare_with_plan(probe: &dyn Probe, plan: &Plan, daemon: &InUse, path: &str)
             matches_plan: true,
             detail: "matches the plan".into(),
         },
-        Ok(Some(_)) => mismatch("differs from the plan (`ntp-provision plan` shows the diff)".into()),
+        Ok(Some(_)) => {
+            mismatch("differs from the plan (`ntp-provision plan` shows the diff)".into())
+        }
         Ok(None) => mismatch("cannot read it: it does not exist".into()),
         Err(e) => mismatch(format!("cannot read it: {e:#}")),
     }
@@ -124,7 +133,9 @@ fn compare_with_plan(probe: &dyn Probe, plan: &Plan, daemon: &InUse, path: &str)
 fn query(probe: &dyn Probe, flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
     let [sources, sync] = flavor.status_queries();
     let (sources, sync) = (probe.ask(sources)?, probe.ask(sync)?);
-    flavor.parse_status(&sources, &sync).map_err(anyhow::Error::msg)
+    flavor
+        .parse_status(&sources, &sync)
+        .map_err(anyhow::Error::msg)
 }
 
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
@@ -227,5 +238,109 @@ impl Status {
             );
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diff::diff;
+    use crate::facts::gather as gather_facts;
+    use crate::fake::FakeNode;
+    use crate::plan::{parse_override, Source, DEFAULT_PLAN};
+    use crate::process::Output;
+
+    fn plan(overrides: &[&str]) -> Plan {
+        let o: Vec<_> = overrides
+            .iter()
+            .map(|s| parse_override(s).unwrap())
+            .collect();
+        Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &o).unwrap()
+    }
+
+    /// Converges `node` with the stages `apply` runs; the fake archive's
+    /// chrony is given the unit and conffile Debian's has.
+    fn converged(node: &FakeNode, plan: &Plan) {
+        if let Some(chrony) = node.state().archive.get_mut("chrony") {
+            chrony.unit = Some("chrony.service".into());
+            chrony.conffile = Some((
+                "/etc/chrony/chrony.conf".into(),
+                "pool 2.debian.pool.ntp.org iburst\n".into(),
+            ));
+        }
+        let g = gather_facts(node, plan).unwrap();
+        let cs = diff(&g.rendered, &g.facts).unwrap();
+        let report = node.apply(&cs, &mut |_| {}, &|| None, None);
+        assert!(!report.failed, "{report:?}");
+        assert!(
+            node.file_text(Flavor::CHRONY.config_path()).is_some(),
+            "{:?}",
+            node.journal()
+        );
+    }
+
+    fn said(stdout: &str) -> Output {
+        Output {
+            code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            elapsed: Default::default(),
+        }
+    }
+
+    #[test]
+    fn a_node_with_nothing_installed_runs_no_daemon() {
+        let node = FakeNode::bookworm();
+        let s = gather(&node, &plan(&[])).unwrap();
+        assert_eq!(s.daemon, None);
+        assert_eq!(s.exit_code(), 1);
+    }
+
+    #[test]
+    fn a_converged_chrony_node_is_read_through_the_probe_only() {
+        let node = FakeNode::bookworm();
+        let p = plan(&["daemon=chrony"]);
+        converged(&node, &p);
+        node.state().answers.insert(
+            "chronyc -n -c sources".into(),
+            said("^,*,192.0.2.1,2,6,377,12,-0.000012,-0.000010,0.000020\n"),
+        );
+        node.state().answers.insert(
+            "chronyc -n -c tracking".into(),
+            said("C0000201,192.0.2.1,3,1700000000.0,-0.000001,0.000002,0.000003,-1.0,0.0,0.01,0.001,0.002,64.0,Normal\n"),
+        );
+        let s = gather(&node, &p).unwrap();
+        let d = s.daemon.as_ref().expect("chrony is installed");
+        assert_eq!(d.flavor, Flavor::CHRONY);
+        assert_eq!(
+            s.config.as_ref().map(|c| c.matches_plan),
+            Some(true),
+            "{:?}",
+            s.config
+        );
+        assert!(s.synchronised, "{s:?}");
+        assert_eq!(s.peers.len(), 1);
+        assert_eq!(s.exit_code(), 0);
+        // The plan asks for another daemon: status says so, reading nothing else.
+        let other = gather(&node, &plan(&["daemon=openntpd"])).unwrap();
+        let detail = &other.config.unwrap().detail;
+        assert_eq!(detail, "the plan wants openntpd, the node runs chrony");
+    }
+
+    #[test]
+    fn a_hand_edited_config_and_a_daemon_that_does_not_answer_are_reported() {
+        let node = FakeNode::bookworm();
+        let p = plan(&["daemon=chrony"]);
+        converged(&node, &p);
+        node.state()
+            .files
+            .get_mut("/etc/chrony/chrony.conf")
+            .unwrap()
+            .content = b"server 192.0.2.9\n".to_vec();
+        let s = gather(&node, &p).unwrap();
+        assert!(!s.config.as_ref().unwrap().matches_plan);
+        assert!(!s.synchronised);
+        let e = s.query_error.expect("no answers recorded");
+        assert!(e.contains("chronyc -n -c sources"), "{e}");
     }
 }

@@ -722,7 +722,10 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
         .lines()
         .filter(|l| {
             let l = l.to_ascii_lowercase();
-            l.contains("error") || l.contains("couldn't") || l.contains("invalid") || l.contains("unknown")
+            l.contains("error")
+                || l.contains("couldn't")
+                || l.contains("invalid")
+                || l.contains("unknown")
         })
         .take(8)
         .collect();

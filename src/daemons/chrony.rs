@@ -2,7 +2,9 @@
 //! speaks mode 6/7, and has a command port (UDP 323) of its own.
 
 use super::sync::{self, Peer, Sync};
-use super::{bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict};
+use super::{
+    bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
+};
 use crate::facts::version;
 use crate::names::Rule;
 use crate::net::{chrony_subnet, network_contains, Family, Net};
@@ -55,7 +57,11 @@ impl TimeDaemon for Chrony {
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
         let out = bounded_check(&["chronyd", "-p", "-f", file]).output()?;
         let text = format!("{}{}", out.stdout, out.stderr);
-        Ok(if out.code != 0 { Verdict::Rejected(text) } else { Verdict::Accepted })
+        Ok(if out.code != 0 {
+            Verdict::Rejected(text)
+        } else {
+            Verdict::Accepted
+        })
     }
     fn answer_probe(&self) -> AnswerProbe {
         AnswerProbe::Tool(&["chronyc", "-n", "tracking"])
@@ -65,9 +71,16 @@ impl TimeDaemon for Chrony {
         access.clients.iter().any(|net| network_contains(net, from))
     }
     fn status_queries(&self) -> [&'static [&'static str]; 2] {
-        [&["chronyc", "-n", "-c", "sources"], &["chronyc", "-n", "-c", "tracking"]]
+        [
+            &["chronyc", "-n", "-c", "sources"],
+            &["chronyc", "-n", "-c", "tracking"],
+        ]
     }
-    fn parse_status(&self, sources: &Output, tracking: &Output) -> Result<(Vec<Peer>, Sync), String> {
+    fn parse_status(
+        &self,
+        sources: &Output,
+        tracking: &Output,
+    ) -> Result<(Vec<Peer>, Sync), String> {
         if sources.code != 0 {
             return Err(format!("chronyc failed: {}", sources.stderr.trim()));
         }
@@ -188,4 +201,3 @@ fn conflicts(lines: &[Directive]) -> Vec<String> {
     }
     out
 }
-

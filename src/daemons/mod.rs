@@ -116,7 +116,6 @@ pub(crate) fn bounded_check(argv: &[&str]) -> Cmd {
         .args(argv)
 }
 
-
 /// How apply learns that a started daemon serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AnswerProbe {
@@ -242,7 +241,10 @@ impl DaemonName {
                 known.join(", ")
             ));
         }
-        Err(format!("{s:?} is not a known daemon ({})", known.join(", ")))
+        Err(format!(
+            "{s:?} is not a known daemon ({})",
+            known.join(", ")
+        ))
     }
 
     pub fn as_str(self) -> &'static str {

@@ -8,8 +8,10 @@ use crate::names::Rule;
 use crate::net::{ntp_net, Family, Net, PRIVATE};
 use crate::process::Output;
 
-pub(super) const STATUS_QUERIES: [&[&str]; 2] =
-    [&["ntpq", "-pn"], &["ntpq", "-c", "rv 0 leap,stratum,offset,refid"]];
+pub(super) const STATUS_QUERIES: [&[&str]; 2] = [
+    &["ntpq", "-pn"],
+    &["ntpq", "-c", "rv 0 leap,stratum,offset,refid"],
+];
 
 /// ntpq exits 0 even when it reached no daemon: its text decides.
 pub(super) fn parse_status(sources: &Output, sync: &Output) -> Result<(Vec<Peer>, Sync), String> {
@@ -278,4 +280,3 @@ pub(super) fn lint_restrict(lines: &[Directive]) -> Vec<Finding> {
 
     findings
 }
-

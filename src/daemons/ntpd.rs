@@ -3,8 +3,8 @@
 
 use super::sync::{Peer, Sync};
 use super::{
-    bounded_check, ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon,
-    Verdict, CHECK_SECONDS,
+    bounded_check, ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor,
+    TimeDaemon, Verdict, CHECK_SECONDS,
 };
 use crate::facts::version;
 use crate::names::Rule;
@@ -50,7 +50,8 @@ impl TimeDaemon for Ntpd {
     /// `--saveconfigquit` parses and exits, but exits 0 even on syntax
     /// errors: its messages decide.
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
-        let out = bounded_check(&["ntpd", "-n", "-c", file, "--saveconfigquit=/dev/null"]).output()?;
+        let out =
+            bounded_check(&["ntpd", "-n", "-c", file, "--saveconfigquit=/dev/null"]).output()?;
         let text = format!("{}{}", out.stdout, out.stderr);
         Ok(match classic_verdict(out.code, &text, file) {
             ClassicVerdict::Accepted => Verdict::Accepted,
@@ -107,7 +108,6 @@ impl TimeDaemon for Ntpd {
 
 /// classic ntpd stopped answering monlist in this upstream version.
 const MONLIST_REMOVED: &str = "4.2.7p26";
-
 
 /// Whether the last `enable`/`disable` line naming `monitor` leaves it on
 /// (ntpd's default).

@@ -2,10 +2,12 @@
 //! 24.04). No mode 7; from 1.1.9 its own default entry keeps `noquery`.
 
 use super::sync::{Peer, Sync};
-use super::{ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict};
+use super::{
+    ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
+};
 use crate::process::{Cmd, CmdError, Output};
-use std::time::Duration;
 use std::net::IpAddr;
+use std::time::Duration;
 
 pub(super) struct Ntpsec;
 
@@ -53,7 +55,19 @@ impl TimeDaemon for Ntpsec {
     /// node's ports), and stopped once its log shows the config was read.
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
         let mut progress = NtpsecLog::default();
-        let argv = ["--bounding-set=-sys_time", "--", "unshare", "--net", "--", "ntpd", "-n", "-l", "/dev/stderr", "-c", file];
+        let argv = [
+            "--bounding-set=-sys_time",
+            "--",
+            "unshare",
+            "--net",
+            "--",
+            "ntpd",
+            "-n",
+            "-l",
+            "/dev/stderr",
+            "-c",
+            file,
+        ];
         let out = Cmd::new("setpriv")
             .env("LC_ALL", "C")
             .args(argv)

@@ -2,11 +2,13 @@
 //! and has no mode 6/7.
 
 use super::sync::{self, Peer, Sync};
-use super::{bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict};
-use anyhow::Context;
+use super::{
+    bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
+};
 use crate::names::Rule;
 use crate::net::parse_addr;
 use crate::process::Output;
+use anyhow::Context;
 use std::net::IpAddr;
 
 pub(super) struct Openntpd;
@@ -46,7 +48,9 @@ impl TimeDaemon for Openntpd {
     /// (pipes are not path-mediated).
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
         let content = std::fs::read(file).with_context(|| format!("reading {file}"))?;
-        let out = bounded_check(&["ntpd", "-n", "-f", "/dev/stdin"]).stdin(content).output()?;
+        let out = bounded_check(&["ntpd", "-n", "-f", "/dev/stdin"])
+            .stdin(content)
+            .output()?;
         let text = format!("{}{}", out.stdout, out.stderr);
         Ok(if out.code == 0 {
             Verdict::Accepted
@@ -107,4 +111,3 @@ fn lint_openntpd(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
         })
         .collect()
 }
-

@@ -684,8 +684,10 @@ fn after_the_update_a_plan_that_does_not_match_what_ran_is_refused() {
     let err = diff_after_update(&rendered, &fresh, &done[..1], None).unwrap_err();
     assert!(err.contains("not right after an update"), "{err}");
 
-    let daemon =
-        crate::daemons::Daemon::new(crate::daemons::DaemonName::NTP, crate::daemons::Flavor::NTPD);
+    let daemon = crate::daemons::Daemon::new(
+        crate::daemons::DaemonName::NTP,
+        crate::daemons::Flavor::NTPD,
+    );
     let err = diff_after_update(&rendered, &fresh, &done, Some(&daemon)).unwrap_err();
     assert_eq!(
         err,

@@ -39,7 +39,10 @@ pub fn resolve(
             requested.package()
         ));
     }
-    Ok(Daemon::new(requested, flavor_of(requested, candidate_stanza)?))
+    Ok(Daemon::new(
+        requested,
+        flavor_of(requested, candidate_stanza)?,
+    ))
 }
 
 /// The daemon a name gives: the one packaged under the name, or the one a
@@ -51,7 +54,11 @@ fn flavor_of(requested: DaemonName, candidate_stanza: Option<&Stanza>) -> Result
         .iter()
         .copied()
         .find(|f| f.package_name() == requested.as_str());
-    let others: Vec<Flavor> = flavors.iter().copied().filter(|f| Some(*f) != own).collect();
+    let others: Vec<Flavor> = flavors
+        .iter()
+        .copied()
+        .filter(|f| Some(*f) != own)
+        .collect();
     let (Some(own), false) = (own, others.is_empty()) else {
         return flavors
             .first()

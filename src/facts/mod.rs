@@ -395,9 +395,7 @@ fn resolve_daemon(
     if plan.vars.daemon.is_some() {
         // Every time-daemon package: the candidates decide the daemon, and
         // the others are the competitors the plan removes.
-        wanted.extend(
-            crate::daemons::time_daemon_packages(),
-        );
+        wanted.extend(crate::daemons::time_daemon_packages());
     }
     query_policies(probe, lists, policies, &wanted)?;
 

@@ -8,16 +8,16 @@
 //! functions of (flavor, config text, daemon version); `for_plan` only picks
 //! those out of the rendered steps, the facts and the changeset.
 
-use crate::daemons::{directives, Daemon, Directive, Flavor};
 pub use crate::daemons::Finding;
+use crate::daemons::{directives, Daemon, Directive, Flavor};
 use crate::diff::{Change, Changeset};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::Facts;
+pub use crate::names::Rule;
 use crate::names::{AbsPath, PackageName};
 use crate::plan::step::Action;
 use crate::plan::Rendered;
 use std::fmt;
-pub use crate::names::Rule;
 
 impl Rule {
     /// What an attacker gains, in one or two sentences.
@@ -70,7 +70,6 @@ impl Rule {
         }
     }
 }
-
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -204,7 +204,12 @@ pub enum Intent {
 /// ntpd and NTPsec serve anyone under the recipe's rate-limited default
 /// restrict lines; chrony only the `clients` networks (`allow`); OpenNTPD
 /// only on the `listen` addresses.
-pub fn intended_time_service(flavor: Flavor, access: &Access, from: IpAddr, target: IpAddr) -> Intent {
+pub fn intended_time_service(
+    flavor: Flavor,
+    access: &Access,
+    from: IpAddr,
+    target: IpAddr,
+) -> Intent {
     if flavor.serves_time_to(access, from, target) {
         Intent::Served
     } else {
@@ -477,35 +482,94 @@ mod intent_tests {
         let target: IpAddr = "127.0.0.1".parse().unwrap();
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            intended_time_service(Flavor::NTPSEC, &Access { clients: vec![], listen: vec![] }, from, target),
+            intended_time_service(
+                Flavor::NTPSEC,
+                &Access {
+                    clients: vec![],
+                    listen: vec![]
+                },
+                from,
+                target
+            ),
             Intent::Served
         );
         assert_eq!(
-            intended_time_service(Flavor::CHRONY, &Access { clients: vec![], listen: vec![] }, from, target),
+            intended_time_service(
+                Flavor::CHRONY,
+                &Access {
+                    clients: vec![],
+                    listen: vec![]
+                },
+                from,
+                target
+            ),
             Intent::NotServed
         );
         assert_eq!(
-            intended_time_service(Flavor::CHRONY, &Access { clients: s(&["192.0.2.0/24"]), listen: vec![] }, from, target),
+            intended_time_service(
+                Flavor::CHRONY,
+                &Access {
+                    clients: s(&["192.0.2.0/24"]),
+                    listen: vec![]
+                },
+                from,
+                target
+            ),
             Intent::NotServed
         );
         assert_eq!(
-            intended_time_service(Flavor::CHRONY, &Access { clients: s(&["127.0.0.0/8"]), listen: vec![] }, from, target),
+            intended_time_service(
+                Flavor::CHRONY,
+                &Access {
+                    clients: s(&["127.0.0.0/8"]),
+                    listen: vec![]
+                },
+                from,
+                target
+            ),
             Intent::Served
         );
         assert_eq!(
-            intended_time_service(Flavor::CHRONY, &Access { clients: s(&["127.0.0.2"]), listen: vec![] }, from, target),
+            intended_time_service(
+                Flavor::CHRONY,
+                &Access {
+                    clients: s(&["127.0.0.2"]),
+                    listen: vec![]
+                },
+                from,
+                target
+            ),
             Intent::Served
         );
         assert_eq!(
-            intended_time_service(Flavor::OPENNTPD, &Access { clients: vec![], listen: vec![] }, from, target),
+            intended_time_service(
+                Flavor::OPENNTPD,
+                &Access {
+                    clients: vec![],
+                    listen: vec![]
+                },
+                from,
+                target
+            ),
             Intent::NotServed
         );
         assert_eq!(
-            intended_time_service(Flavor::OPENNTPD, &Access { clients: vec![], listen: s(&["127.0.0.1"]) }, from, target),
+            intended_time_service(
+                Flavor::OPENNTPD,
+                &Access {
+                    clients: vec![],
+                    listen: s(&["127.0.0.1"])
+                },
+                from,
+                target
+            ),
             Intent::Served
         );
         assert!(crate::net::network_contains("::/0", "::1".parse().unwrap()));
-        assert!(!crate::net::network_contains("10.0.0.0/8", "::1".parse().unwrap()));
+        assert!(!crate::net::network_contains(
+            "10.0.0.0/8",
+            "::1".parse().unwrap()
+        ));
     }
 }
 
