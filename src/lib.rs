@@ -29,3 +29,4 @@ pub mod report;
 pub mod runlock;
 pub mod status;
 pub mod verify;
+pub mod version;

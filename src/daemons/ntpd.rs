@@ -6,7 +6,7 @@ use super::{
     bounded_check, ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor,
     TimeDaemon, Verdict, CHECK_SECONDS,
 };
-use crate::facts::version;
+use crate::version;
 use crate::names::Rule;
 use crate::process::Output;
 use std::cmp::Ordering;

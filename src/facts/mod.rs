@@ -20,7 +20,7 @@ pub mod memo;
 
 pub mod probe;
 pub mod systemd;
-pub mod version;
+pub use crate::version;
 
 use crate::daemons::Daemon;
 use crate::names::{AbsPath, PackageName, UnitName};

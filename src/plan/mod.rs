@@ -91,7 +91,7 @@ pub struct Plan {
     pub source: String,
     pub vars: Vars,
     /// Access-control lint rules whose findings this plan accepts.
-    pub allow_insecure: Vec<crate::lint::Rule>,
+    pub allow_insecure: Vec<crate::names::Rule>,
     steps: Vec<StepSpec>,
     handlers: Vec<StepSpec>,
     renderer: Renderer,
@@ -220,7 +220,7 @@ impl Plan {
             .iter()
             .enumerate()
             .map(|(i, name)| {
-                crate::lint::Rule::parse(name).map_err(|m| err(&format!("allow_insecure[{i}]"), m))
+                crate::names::Rule::parse(name).map_err(|m| err(&format!("allow_insecure[{i}]"), m))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let renderer = Renderer::new(source.dir.as_deref(), &raw.steps, &raw.handlers, &err)?;
