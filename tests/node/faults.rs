@@ -101,10 +101,10 @@ fn held_apt_and_dpkg_locks_are_waited_for_then_named_and_the_run_after_converges
 
     // apt-get update needs the lists lock.
     let pid = hold_lock(&node, "lists-holder", "/var/lib/apt/lists/lock");
-    let started = Instant::now();
+    // The messages prove the wait (its start, and giving up after 3 s): no
+    // test asserts a wall-clock time.
     let (out, doc) = node.apply_json(&["--lock-timeout", "3"]);
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
-    assert!(started.elapsed() >= Duration::from_secs(3), "it waited");
     assert!(
         out.stderr.contains(&format!(
             "waiting for /var/lib/apt/lists/lock, held by process {pid} (perl)"
