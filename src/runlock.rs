@@ -195,8 +195,9 @@ mod tests {
         std::fs::write(&path, "").unwrap();
         let other = rustix::process::geteuid().as_raw() + 4242;
         // Only root can give a file away: fail loudly rather than pass unchecked.
-        std::os::unix::fs::chown(&path, Some(other), None)
-            .expect("this test runs as root (scripts/test does): only root can make a file of another user");
+        std::os::unix::fs::chown(&path, Some(other), None).expect(
+            "this test runs as root (scripts/test does): only root can make a file of another user",
+        );
         let err = RunLock::acquire(&path, Duration::ZERO, &mut |_| {}, &|| None).unwrap_err();
         assert!(
             err.to_string().starts_with(&format!(

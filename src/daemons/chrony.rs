@@ -5,10 +5,10 @@ use super::sync::{self, Peer, Sync};
 use super::{
     bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
 };
-use crate::version;
 use crate::names::Rule;
 use crate::net::{chrony_subnet, network_contains, Family, Net};
 use crate::process::Output;
+use crate::version;
 use std::cmp::Ordering;
 use std::net::IpAddr;
 

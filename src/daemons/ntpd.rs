@@ -6,9 +6,9 @@ use super::{
     bounded_check, ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor,
     TimeDaemon, Verdict, CHECK_SECONDS,
 };
-use crate::version;
 use crate::names::Rule;
 use crate::process::Output;
+use crate::version;
 use std::cmp::Ordering;
 use std::net::IpAddr;
 
