@@ -41,6 +41,9 @@ impl TimeDaemon for Chrony {
     fn template(&self) -> &'static str {
         "chrony.conf.j2"
     }
+    fn template_text(&self) -> &'static str {
+        include_str!("../../templates/chrony.conf.j2")
+    }
     fn requested_as(&self) -> &'static [&'static str] {
         &["chrony"]
     }

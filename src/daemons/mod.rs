@@ -46,8 +46,10 @@ pub trait TimeDaemon: std::marker::Sync {
     fn package_name(&self) -> &'static str;
     fn config_path(&self) -> &'static str;
     fn unit_name(&self) -> &'static str;
-    /// The embedded template (templates/) that writes its config.
+    /// The name of the embedded template that writes its config.
     fn template(&self) -> &'static str;
+    /// That template's text (templates/NAME, compiled in).
+    fn template_text(&self) -> &'static str;
     /// The `vars.daemon` names that can give this daemon: `ntp` is classic
     /// ntpd where the archive has it, NTPsec where `ntp` is transitional.
     fn requested_as(&self) -> &'static [&'static str];

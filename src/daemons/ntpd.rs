@@ -41,6 +41,9 @@ impl TimeDaemon for Ntpd {
     fn template(&self) -> &'static str {
         "ntp.conf.j2"
     }
+    fn template_text(&self) -> &'static str {
+        include_str!("../../templates/ntp.conf.j2")
+    }
     fn requested_as(&self) -> &'static [&'static str] {
         &["ntp"]
     }

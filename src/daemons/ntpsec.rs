@@ -40,6 +40,9 @@ impl TimeDaemon for Ntpsec {
     fn template(&self) -> &'static str {
         "ntpsec.conf.j2"
     }
+    fn template_text(&self) -> &'static str {
+        include_str!("../../templates/ntpsec.conf.j2")
+    }
     fn requested_as(&self) -> &'static [&'static str] {
         &["ntp", "ntpsec"]
     }

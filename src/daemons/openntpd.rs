@@ -40,6 +40,9 @@ impl TimeDaemon for Openntpd {
     fn template(&self) -> &'static str {
         "openntpd.conf.j2"
     }
+    fn template_text(&self) -> &'static str {
+        include_str!("../../templates/openntpd.conf.j2")
+    }
     fn requested_as(&self) -> &'static [&'static str] {
         &["openntpd"]
     }

@@ -8,27 +8,14 @@
 use super::raw::RawStep;
 use super::vars::Vars;
 use super::PlanError;
-use crate::daemons::Daemon;
+use crate::daemons::{Daemon, Flavor};
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The config templates compiled into the binary.
-pub const EMBEDDED: &[(&str, &str)] = &[
-    ("ntp.conf.j2", include_str!("../../templates/ntp.conf.j2")),
-    (
-        "ntpsec.conf.j2",
-        include_str!("../../templates/ntpsec.conf.j2"),
-    ),
-    (
-        "chrony.conf.j2",
-        include_str!("../../templates/chrony.conf.j2"),
-    ),
-    (
-        "openntpd.conf.j2",
-        include_str!("../../templates/openntpd.conf.j2"),
-    ),
+/// Templates compiled into the binary besides each daemon's own config.
+const OTHER_EMBEDDED: [(&str, &str); 2] = [
     (
         "ntpsec.default.j2",
         include_str!("../../templates/ntpsec.default.j2"),
@@ -39,20 +26,19 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
+/// Every embedded template, by name: the daemons' configs first.
+fn embedded() -> Vec<(&'static str, &'static str)> {
+    Flavor::all()
+        .map(|f| (f.template(), f.template_text()))
+        .chain(OTHER_EMBEDDED)
+        .collect()
+}
+
 /// User templates are config files, not data sets.
 const MAX_TEMPLATE_BYTES: u64 = 1 << 20;
 
-/// The embedded templates that write a daemon's config, with its time
-/// sources from `servers` and `pools`.
-pub const DAEMON_CONFIGS: [&str; 4] = [
-    "ntp.conf.j2",
-    "ntpsec.conf.j2",
-    "chrony.conf.j2",
-    "openntpd.conf.j2",
-];
-
 fn is_embedded(name: &str) -> bool {
-    EMBEDDED.iter().any(|(n, _)| *n == name)
+    embedded().iter().any(|(n, _)| *n == name)
 }
 
 /// A template `src` names an embedded template or a file next to the plan:
@@ -91,7 +77,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
-        for (name, source) in EMBEDDED {
+        for (name, source) in embedded() {
             env.add_template(name, source)
                 .map_err(|e| err(&format!("templates/{name}"), describe(&e)))?;
         }
@@ -137,9 +123,9 @@ impl Renderer {
         // resolves to an embedded name: a file of that name next to the plan
         // wins over the embedded template, as for a literal `src`.
         if let (true, Some(dir)) = (dynamic, plan_dir) {
-            for (name, _) in EMBEDDED {
+            for (name, _) in embedded() {
                 let file = dir.join(name);
-                if !renderer.from_files.contains_key(*name) && file.is_file() {
+                if !renderer.from_files.contains_key(name) && file.is_file() {
                     renderer.load_file(name, &file, &format!("templates/{name}"), err)?;
                 }
             }
@@ -204,7 +190,7 @@ impl Renderer {
     /// An embedded daemon config template (its time sources come from
     /// `servers` and `pools`), not replaced by a file next to the plan.
     pub fn is_embedded_daemon_config(&self, name: &str) -> bool {
-        DAEMON_CONFIGS.contains(&name) && self.file_of(name).is_none()
+        Flavor::all().any(|f| f.template() == name) && self.file_of(name).is_none()
     }
 
     /// The top-level variables any template of the plan (embedded ones
@@ -317,7 +303,7 @@ impl Renderer {
     pub fn render_template(&self, name: &str, ctx: &Value) -> Result<String, String> {
         check_src(name)?;
         let template = self.env.get_template(name).map_err(|_| {
-            let known: Vec<&str> = EMBEDDED.iter().map(|(n, _)| *n).collect();
+            let known: Vec<&str> = embedded().iter().map(|(n, _)| *n).collect();
             format!("no template {name:?} (embedded: {})", known.join(", "))
         })?;
         template
