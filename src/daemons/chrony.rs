@@ -1,7 +1,7 @@
 //! chrony (package `chrony`). It serves nobody without `allow`, never
 //! speaks mode 6/7, and has a command port (UDP 323) of its own.
 
-use super::sync::{self, Peer, Sync};
+use super::sync::{first_line, float, log2_seconds, octal, Peer, Selection, Sync};
 use super::{
     bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
 };
@@ -88,8 +88,8 @@ impl TimeDaemon for Chrony {
             return Err(format!("chronyc failed: {}", sources.stderr.trim()));
         }
         Ok((
-            sync::parse_chronyc_sources(&sources.stdout)?,
-            sync::parse_chronyc_tracking(&tracking.stdout)?,
+            parse_chronyc_sources(&sources.stdout)?,
+            parse_chronyc_tracking(&tracking.stdout)?,
         ))
     }
     fn comment_marks(&self) -> &'static [char] {
@@ -203,4 +203,204 @@ fn conflicts(lines: &[Directive]) -> Vec<String> {
         }
     }
     out
+}
+
+/// `chronyc -n -c sources`: one CSV line per source,
+/// `mode,state,name,stratum,poll,reach,lastRx,lastOffset,offsetAtMeasure,error`.
+/// No line at all is no source (chronyc prints no header in CSV mode); a
+/// daemon that could not be reached shows in chronyc's exit status, not here.
+pub(super) fn parse_chronyc_sources(stdout: &str) -> Result<Vec<Peer>, String> {
+    let lines = stdout.lines().filter(|l| !l.trim().is_empty());
+    lines
+        .map(|line| {
+            let fields: Vec<&str> = line.split(',').collect();
+            let [mode, state, name, st, poll, reach, _last_rx, offset, _measured, _error] =
+                fields[..]
+            else {
+                return Err(format!("chronyc sources: expected 10 fields in {line:?}"));
+            };
+            if !matches!(mode, "^" | "=" | "#") {
+                return Err(format!(
+                    "chronyc sources: unknown mode {mode:?} in {line:?}"
+                ));
+            }
+            Ok(Peer {
+                remote: name.to_string(),
+                refid: None,
+                stratum: st.parse().ok(),
+                reach: octal(reach),
+                poll_seconds: poll.parse::<i32>().ok().and_then(log2_seconds),
+                offset_ms: float(offset).map(|s| s * 1000.0),
+                delay_ms: None,
+                jitter_ms: None,
+                selected: match state {
+                    "*" => Selection::SystemPeer,
+                    "+" => Selection::Candidate,
+                    "-" => Selection::Outlier,
+                    "x" => Selection::Falseticker,
+                    "?" | "~" => Selection::Unusable,
+                    _ => Selection::Unknown,
+                },
+            })
+        })
+        .collect()
+}
+
+/// `chronyc -n -c tracking`: one CSV line of 14 fields. Unsynchronised when
+/// the leap status says so, or the reference is unset (`00000000`, stratum 0).
+pub(super) fn parse_chronyc_tracking(stdout: &str) -> Result<Sync, String> {
+    let line = first_line(stdout).ok_or("chronyc tracking: no output")?;
+    let fields: Vec<&str> = line.split(',').collect();
+    let [ref_id, name, st, _ref_time, system_offset, _last, _rms, _freq, _resid, _skew, _root_delay, _root_disp, _interval, leap] =
+        fields[..]
+    else {
+        return Err(format!("chronyc tracking: expected 14 fields in {line:?}"));
+    };
+    let stratum: Option<u8> = st.parse().ok();
+    let no_reference = ref_id.trim_start_matches('0').is_empty();
+    // A reference without an address (the `local` directive: 7F7F0101) has
+    // an empty name; its hex ID is then the only name it has.
+    let refid = match (name, no_reference) {
+        ("", true) => None,
+        ("", false) => Some(ref_id.to_string()),
+        (name, _) => Some(name.to_string()),
+    };
+    Ok(Sync {
+        synchronised: leap != "Not synchronised" && !no_reference && stratum != Some(0),
+        stratum,
+        offset_ms: float(system_offset).map(|s| s * 1000.0),
+        refid,
+        leap: Some(leap.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemons::sync::tests::selections;
+    use crate::daemons::sync::Selection;
+
+    // chrony 4.3 (Debian 12): selected, combined, not combined, falseticker,
+    // too variable, an IPv6 source, a never-reached one (lastRx 2^32-1), and
+    // refclocks with negative (sub-second) polls.
+    const CHRONYC_SOURCES: &str = concat!(
+        "^,*,162.159.200.1,3,6,377,41,0.000085620,0.000103474,0.011468376\n",
+        "^,+,2606:4700:f1::1,3,6,377,42,-0.000187417,-0.000169564,0.011497023\n",
+        "^,-,185.125.190.56,2,10,377,514,0.000963449,0.000981303,0.026587946\n",
+        "^,x,203.0.113.50,2,6,377,40,0.215734000,0.215752000,0.030331000\n",
+        "^,~,198.51.100.9,2,6,17,3,-0.001843000,-0.001843000,0.074012000\n",
+        "^,?,192.0.2.99,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "#,-,GPS,0,4,377,12,0.071234000,0.071234000,0.200000000\n",
+        "#,*,PPS,0,-4,377,0,-0.000000312,-0.000000312,0.000000451\n",
+        "=,+,192.0.2.5,3,8,1,90,0.000412000,0.000412000,0.001100000\n",
+    );
+
+    #[test]
+    fn chronyc_sources() {
+        let peers = parse_chronyc_sources(CHRONYC_SOURCES).unwrap();
+        let summary = selections(&peers);
+        assert_eq!(
+            summary,
+            [
+                ("162.159.200.1", Selection::SystemPeer),
+                ("2606:4700:f1::1", Selection::Candidate),
+                ("185.125.190.56", Selection::Outlier),
+                ("203.0.113.50", Selection::Falseticker),
+                ("198.51.100.9", Selection::Unusable),
+                ("192.0.2.99", Selection::Unusable),
+                ("GPS", Selection::Outlier),
+                ("PPS", Selection::SystemPeer),
+                ("192.0.2.5", Selection::Candidate),
+            ]
+        );
+        let first = &peers[0];
+        assert_eq!(
+            (
+                first.stratum,
+                first.reach,
+                first.poll_seconds,
+                first.refid.as_ref()
+            ),
+            (Some(3), Some(255), Some(64), None)
+        );
+        assert!((first.offset_ms.unwrap() - 0.085620).abs() < 1e-9);
+        assert_eq!((first.delay_ms, first.jitter_ms), (None, None));
+        assert_eq!(peers[2].poll_seconds, Some(1024));
+        assert_eq!(peers[4].reach, Some(0o17));
+        assert_eq!(
+            (peers[5].stratum, peers[5].reach, peers[5].offset_ms),
+            (Some(0), Some(0), Some(0.0))
+        );
+        assert_eq!(peers[6].poll_seconds, Some(16));
+        assert_eq!(peers[7].poll_seconds, Some(0));
+    }
+
+    #[test]
+    fn chronyc_without_sources_is_an_empty_list() {
+        // CSV mode prints no header, so no sources is no output at all.
+        assert_eq!(parse_chronyc_sources(""), Ok(vec![]));
+        assert_eq!(parse_chronyc_sources("\n"), Ok(vec![]));
+    }
+
+    #[test]
+    fn chronyc_sources_rejects_other_text() {
+        // The human-readable table, or tracking's CSV, is not `sources -c`.
+        assert!(parse_chronyc_sources(
+            "MS Name/IP address         Stratum Poll Reach LastRx Last sample\n"
+        )
+        .is_err());
+        assert!(parse_chronyc_sources(CHRONYC_TRACKING_SYNCED).is_err());
+        assert!(parse_chronyc_sources("?,*,a,b,c,d,e,f,g,h\n").is_err());
+    }
+
+    const CHRONYC_TRACKING_SYNCED: &str =
+        "A29FC801,162.159.200.1,4,1718000000.123456789,-0.000012345,0.000003456,0.000123456,-12.345,-0.001,0.023,0.011223344,0.000456789,1030.5,Normal\n";
+
+    #[test]
+    fn chronyc_tracking_synchronised() {
+        let sync = parse_chronyc_tracking(CHRONYC_TRACKING_SYNCED).unwrap();
+        assert!(sync.synchronised);
+        assert_eq!(sync.stratum, Some(4));
+        assert_eq!(sync.refid.as_deref(), Some("162.159.200.1"));
+        assert_eq!(sync.leap.as_deref(), Some("Normal"));
+        assert!((sync.offset_ms.unwrap() + 0.012345).abs() < 1e-9);
+    }
+
+    #[test]
+    fn chronyc_tracking_unsynchronised() {
+        // Right after start, or with every source unreachable.
+        let out = "00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,-12.345,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n";
+        let sync = parse_chronyc_tracking(out).unwrap();
+        assert_eq!(
+            sync,
+            Sync {
+                synchronised: false,
+                stratum: Some(0),
+                offset_ms: Some(0.0),
+                refid: None,
+                leap: Some("Not synchronised".into()),
+            }
+        );
+        // A zero reference ID alone is enough.
+        let out = "00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,-12.345,0.000,0.000,1.000000000,1.000000000,0.0,Normal\n";
+        assert!(!parse_chronyc_tracking(out).unwrap().synchronised);
+    }
+
+    #[test]
+    fn chronyc_tracking_local_reference_has_no_name() {
+        // `local stratum 10`: chrony serves its own clock.
+        let out = "7F7F0101,,10,1718000000.000000000,0.000000000,0.000000000,0.000000000,-12.345,0.000,0.000,0.000000000,0.000010000,16.0,Normal\n";
+        let sync = parse_chronyc_tracking(out).unwrap();
+        assert!(sync.synchronised);
+        assert_eq!(
+            (sync.stratum, sync.refid.as_deref()),
+            (Some(10), Some("7F7F0101"))
+        );
+    }
+
+    #[test]
+    fn chronyc_tracking_errors() {
+        assert!(parse_chronyc_tracking("").is_err());
+        assert!(parse_chronyc_tracking("^,*,162.159.200.1,3,6,377,41,0.0,0.0,0.0\n").is_err());
+    }
 }
