@@ -1,4 +1,4 @@
-//! The probe packets an attacker sends (platforms.md, "Probe packets") and
+//! The probe packets an attacker sends (docs/platforms.md, "The probe packets") and
 //! the reading of what comes back.
 //!
 //! Pure: bytes in, values out. Nothing here opens a socket; `socket` sends
@@ -61,7 +61,7 @@ impl Query {
         }
     }
 
-    /// The request, byte for byte as platforms.md gives it.
+    /// The request, byte for byte as docs/platforms.md gives it.
     pub fn packet(self) -> Vec<u8> {
         let (head, len): (&[u8], usize) = match self {
             // LI 0, version 3, mode 3; the rest zero.
@@ -180,7 +180,7 @@ mod tests {
     }
 
     #[test]
-    fn packets_are_exactly_those_of_platforms_md() {
+    fn packets_are_exactly_those_of_docs_platforms_md() {
         let zeros = |n: usize| vec!["00"; n].join(" ");
         assert_eq!(hex(&Query::Time.packet()), format!("1b {}", zeros(47)));
         assert_eq!(
