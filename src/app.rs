@@ -547,24 +547,9 @@ pub(crate) fn check_amplification(
         &mut socket::exchange_batch,
     ) {
         Ok(check) => {
-            let strings = |key: &str| -> Vec<String> {
-                plan.vars
-                    .values
-                    .get(key)
-                    .and_then(|v| v.as_array())
-                    .map_or_else(Vec::new, |items| {
-                        items
-                            .iter()
-                            .filter_map(|i| i.as_str().map(str::to_string))
-                            .collect()
-                    })
-            };
             let time_service_intended = verify::intended_time_service(
                 daemon.flavor,
-                &crate::daemons::Access {
-                    clients: strings("clients"),
-                    listen: strings("listen"),
-                },
+                &plan.vars.access,
                 verify::BATCH_TIME_FROM,
                 target::DEFAULT_TARGET.ip(),
             );

@@ -264,3 +264,19 @@ pub fn ntp_net(address: &str, mask: Option<&str>) -> Option<Net> {
     };
     Net::new(addr, prefix)
 }
+
+/// A client network: an address, or an address with a prefix length.
+pub fn parse_network(s: &str) -> Result<(), String> {
+    let refuse =
+        || format!("{s:?} is not a network (an address, or ADDRESS/PREFIX like 192.0.2.0/24)");
+    let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+    let ip: IpAddr = addr.parse().map_err(|_| refuse())?;
+    if let Some(p) = prefix {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        match p.parse::<u8>() {
+            Ok(n) if n <= max && !p.starts_with('+') => {}
+            _ => return Err(refuse()),
+        }
+    }
+    Ok(())
+}

@@ -551,3 +551,22 @@ fn a_variable_nothing_reads_is_refused_with_a_suggestion() {
     assert!(load(plan).is_ok());
     assert!(load_with(plan, &["pkgs=[a]"]).is_err());
 }
+
+#[test]
+fn clients_and_listen_are_typed_once_at_load() {
+    let plan = load_with(
+        DEFAULT_PLAN,
+        &[
+            "daemon=chrony",
+            "clients=[192.0.2.0/24, 2001:db8::/32]",
+            "listen=[192.0.2.1]",
+        ],
+    )
+    .unwrap();
+    assert_eq!(plan.vars.access.clients, ["192.0.2.0/24", "2001:db8::/32"]);
+    assert_eq!(plan.vars.access.listen, ["192.0.2.1"]);
+    assert_eq!(
+        load_with(DEFAULT_PLAN, &[]).unwrap().vars.access,
+        crate::daemons::Access::default()
+    );
+}

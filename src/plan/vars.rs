@@ -7,7 +7,8 @@
 
 use super::names::Host;
 use super::PlanError;
-use crate::daemons::DaemonName;
+use crate::daemons::{Access, DaemonName};
+use crate::net::parse_network;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +27,8 @@ pub struct Vars {
     /// Every variable, as templates see it.
     pub values: Map<String, Value>,
     pub daemon: Option<DaemonName>,
+    /// `clients` and `listen`, checked once here for every later reader.
+    pub access: Access,
 }
 
 /// Parses one `-e KEY=VALUE`; VALUE is YAML, so `-e 'servers=[a, b]'` gives a list.
@@ -113,16 +116,20 @@ pub fn build(
             values.insert(key.to_string(), Value::Array(normalised));
         }
     }
+    let mut access = Access::default();
     if let Some(v) = values.get("clients") {
         for_each_string(v, "vars.clients", err, |path, s| {
-            parse_network(s).map_err(|m| err(path, m))
+            parse_network(s).map_err(|m| err(path, m))?;
+            access.clients.push(s.to_string());
+            Ok(())
         })?;
     }
     if let Some(v) = values.get("listen") {
         for_each_string(v, "vars.listen", err, |path, s| {
             s.parse::<std::net::IpAddr>()
-                .map(drop)
-                .map_err(|_| err(path, format!("{s:?} is not an IP address to listen on")))
+                .map_err(|_| err(path, format!("{s:?} is not an IP address to listen on")))?;
+            access.listen.push(s.to_string());
+            Ok(())
         })?;
     }
     if let Some(v) = values.get("driftfile") {
@@ -150,7 +157,11 @@ pub fn build(
             "no time source: servers and pools are both empty".into(),
         ));
     }
-    Ok(Vars { values, daemon })
+    Ok(Vars {
+        values,
+        daemon,
+        access,
+    })
 }
 
 /// Every variable must be read by the loader, a step field or a template
@@ -302,7 +313,7 @@ fn for_each_string(
     v: &Value,
     path: &str,
     err: &dyn Fn(&str, String) -> PlanError,
-    check: impl Fn(&str, &str) -> Result<(), PlanError>,
+    mut check: impl FnMut(&str, &str) -> Result<(), PlanError>,
 ) -> Result<(), PlanError> {
     let Value::Array(items) = v else {
         return Err(err(path, format!("expected a list, found {}", kind(v))));
@@ -317,22 +328,6 @@ fn for_each_string(
                     format!("expected a string, found {}", kind(other)),
                 ))
             }
-        }
-    }
-    Ok(())
-}
-
-/// A client network: an address, or an address with a prefix length.
-pub fn parse_network(s: &str) -> Result<(), String> {
-    let refuse =
-        || format!("{s:?} is not a network (an address, or ADDRESS/PREFIX like 192.0.2.0/24)");
-    let (addr, prefix) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
-    let ip: std::net::IpAddr = addr.parse().map_err(|_| refuse())?;
-    if let Some(p) = prefix {
-        let max = if ip.is_ipv4() { 32 } else { 128 };
-        match p.parse::<u8>() {
-            Ok(n) if n <= max && !p.starts_with('+') => {}
-            _ => return Err(refuse()),
         }
     }
     Ok(())
