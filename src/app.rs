@@ -2,7 +2,9 @@
 //! This is the one place that decides exit codes and the one place that
 //! builds the real probe and executors.
 
-use crate::apply::real::{RealApt, RealFiles, Systemctl, Sysv};
+use crate::apply::apt::RealApt;
+use crate::apply::files::RealFiles;
+use crate::apply::services::{Systemctl, Sysv};
 use crate::apply::{self, Executors, ServiceExec};
 
 use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs, VerifyArgs};
@@ -367,10 +369,10 @@ pub(crate) fn execute(
     // The run lock is held (apply cannot run without it), so no other run
     // owns our temp files: those there were left by a run killed half way.
     let written: Vec<&std::path::Path> = prepared.facts.files.keys().map(|p| p.as_path()).collect();
-    crate::apply::real::sweep_leftovers(
+    crate::apply::files::sweep_leftovers(
         &written,
         &[
-            std::path::Path::new(crate::apply::real::CHECK_DIR_PARENT),
+            std::path::Path::new(crate::apply::files::CHECK_DIR_PARENT),
             std::path::Path::new(facts::probe::NODE_CACHE_PARENT),
         ],
     );

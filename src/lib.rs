@@ -12,8 +12,6 @@ pub mod app;
 pub mod apply;
 pub mod cli;
 pub mod daemons;
-/// The old path of `daemons`, while callers move.
-pub use daemons as daemon;
 pub mod diff;
 pub mod facts;
 /// The hand-written fake node: test-only, never in the release binary.

@@ -24,7 +24,9 @@
 //! handler's restart does not, the files listed in its `rollback` (decided
 //! by the diff) are put back and the unit restarted on them.
 
-pub mod real;
+pub mod apt;
+pub mod files;
+pub mod services;
 
 use crate::diff::{
     Change, Changeset, Check, Health, PkgChange, PlannedStep, Restore, ServiceAction,

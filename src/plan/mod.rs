@@ -7,14 +7,13 @@
 //! Must not: run a command, read the node's state, or write anything.
 
 mod locate;
-pub use crate::names;
 pub mod raw;
 mod render;
 pub mod step;
 pub mod vars;
 
 use crate::daemons::{Daemon, Flavor};
-use names::{AbsPath, Account, Mode, PackageName, UnitName};
+use crate::names::{AbsPath, Account, Mode, PackageName, UnitName};
 use raw::{RawApt, RawPkgState, RawPlan, RawService, RawServiceState, RawStep, RawTemplate};
 use render::Renderer;
 use std::fmt;

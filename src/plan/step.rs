@@ -2,7 +2,7 @@
 //! into its newtype. Built by `Plan::render` once facts about the daemon are
 //! known; never built from raw YAML directly.
 
-use super::names::{AbsPath, Account, Mode, PackageName, UnitName};
+use crate::names::{AbsPath, Account, Mode, PackageName, UnitName};
 use serde::Serialize;
 use std::time::Duration;
 

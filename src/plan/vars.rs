@@ -5,7 +5,7 @@
 //! Any string that would end up in a config file must not be able to start a
 //! new line there, so control characters are refused in every variable.
 
-use super::names::Host;
+use crate::names::Host;
 use super::PlanError;
 use crate::daemons::{Access, DaemonName};
 use crate::net::parse_network;
@@ -135,7 +135,7 @@ pub fn build(
     if let Some(v) = values.get("driftfile") {
         match v {
             Value::String(s) => {
-                drop(super::names::AbsPath::parse(s).map_err(|m| err("vars.driftfile", m))?)
+                drop(crate::names::AbsPath::parse(s).map_err(|m| err("vars.driftfile", m))?)
             }
             other => {
                 return Err(err(
