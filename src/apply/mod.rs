@@ -29,13 +29,14 @@ pub mod files;
 pub mod services;
 
 use crate::diff::{
-    Change, Changeset, Check, Health, PkgChange, PlannedStep, Restore, ServiceAction,
+    Change, Changeset, Check, FileMeta, Health, PkgChange, PlannedStep, Restore, ServiceAction,
 };
 use crate::facts::UnitFact;
 use crate::names::{AbsPath, Mode, PackageName, UnitName};
 use crate::report::{Report, Status, StepReport};
 use anyhow::Result;
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,173 +311,272 @@ fn apply_in<'scope, 'env>(
     stop: &dyn Fn() -> Option<&'static str>,
     mut redecide: Option<&mut Redecide<'_>>,
 ) -> Report {
-    let mut ahead = Ahead::default();
-    let mut current = std::borrow::Cow::Borrowed(changeset);
-    let mut redecide_error: Option<String> = None;
+    let mut run = Run::new(scope, units, changeset);
     let mut reports = Vec::new();
-    let mut failed = false;
-    let mut packages_changed = false;
-    // Units this run started (or restarted) with no change run since.
-    let mut fresh_starts: std::collections::BTreeSet<UnitName> = std::collections::BTreeSet::new();
+    // The signal, and how many steps had finished when it was seen.
     let mut interrupted: Option<(&'static str, usize)> = None;
-    // Files this run wrote where none was (a rollback removes them).
-    let mut created: std::collections::BTreeSet<AbsPath> = std::collections::BTreeSet::new();
     let mut index = 0;
-    while index < current.steps.len() {
-        let step = current.steps[index].clone();
+    while index < run.current.steps.len() {
         let started = Instant::now();
-        let mut report = StepReport::planned(&step);
-        if interrupted.is_none() && !failed {
+        if interrupted.is_none() && !run.failed {
             interrupted = stop().map(|signal| (signal, reports.len()));
         }
-        if failed || interrupted.is_some() {
-            report.status = Status::Skipped;
-            report.changes.clear();
-            report.diff = None;
-        } else if !step.changes.is_empty() {
-            let mut done = Vec::new();
-            // The step's changes; after a redecision, those of its new version.
-            let mut changes = step.changes.clone();
-            let mut at = 0;
-            let mut units_read = BTreeMap::new();
-            while at < changes.len() {
-                let change = &changes[at].clone();
-                at += 1;
-                if packages_changed {
-                    if let Some(settled) =
-                        settled_by_packages(change, exec.units, &mut units_read, &mut ahead)
-                    {
-                        report.settled.push(settled);
-                        continue;
-                    }
-                }
-                if let Change::Service {
-                    unit,
-                    action: ServiceAction::Restart,
-                    ..
-                } = change
-                {
-                    if step.handler && fresh_starts.contains(unit) {
-                        report.settled.push(format!(
-                            "{change} (this run started it after every change that notified it)"
-                        ));
-                        continue;
-                    }
-                }
-                done.push(change.clone());
-                if let Err(e) = execute(change, exec, &mut created) {
-                    report.status = Status::Failed;
-                    report.error = Some(format!("{change}: {e:#}"));
-                    failed = true;
-                    break;
-                }
-                packages_changed |= is_package_change(change);
-                ahead.after(
-                    change,
-                    units_checked_after(&current, index, at),
-                    scope,
-                    units,
-                );
-                match change {
-                    Change::Service {
-                        unit,
-                        action: ServiceAction::Start | ServiceAction::Restart,
-                        ..
-                    } => {
-                        fresh_starts.insert(unit.clone());
-                    }
-                    Change::Service {
-                        unit,
-                        action: ServiceAction::Stop,
-                        ..
-                    } => {
-                        fresh_starts.remove(unit);
-                    }
-                    Change::Service { .. } => {}
-                    // Any file or package change may be what a later restart is for.
-                    _ => fresh_starts.clear(),
-                }
-                let Some(redecide) = redecide.as_mut().filter(|_| {
-                    current.redecide_after_update
-                        && !step.handler
-                        && matches!(change, Change::UpdateLists { .. })
-                }) else {
-                    continue;
-                };
-                let mut ran = current.steps[..index].to_vec();
-                ran.push(PlannedStep {
-                    changes: changes[..at].to_vec(),
-                    ..step.clone()
-                });
-                match redecide(&ran) {
-                    Ok(next)
-                        if next.steps.get(..index) == Some(&current.steps[..index])
-                            && next.steps.get(index).and_then(|s| s.changes.get(..at))
-                                == Some(&changes[..at]) =>
-                    {
-                        log::info!("the package lists are fresh: the rest of the run was decided again on them");
-                        changes.clone_from(&next.steps[index].changes);
-                        report.diff = StepReport::planned(&next.steps[index]).diff;
-                        current = std::borrow::Cow::Owned(Changeset {
-                            redecide_after_update: false,
-                            ..next
-                        });
-                    }
-                    Ok(_) => {
-                        redecide_error = Some("deciding again after the update of the package lists changed the steps before it".into());
-                    }
-                    Err(e) => redecide_error = Some(e),
-                }
-                if redecide_error.is_some() {
-                    failed = true;
-                    break;
-                }
-            }
-            // What was not attempted, or was already so, is not reported as done.
-            report.changes = done;
-            if report.changes.is_empty() && !failed {
-                report.status = Status::Ok;
-            }
-        }
+        let mut report = if run.failed || interrupted.is_some() {
+            skipped(&run.current.steps[index])
+        } else {
+            run.step(index, exec, &mut redecide)
+        };
         report.seconds = started.elapsed().as_secs_f64();
         on_step(&report);
         reports.push(report);
         index += 1;
     }
-    let mut report = Report::new(crate::report::Mode::Apply, &current, reports);
-    if let Some((signal, done)) = interrupted {
-        report.failed = true;
-        report.error = Some(format!(
-            "{signal} received: stopped after {done} of {} steps, each finished; the rest did not run. Run apply again to finish",
-            current.steps.len()
-        ));
-    }
-    if let Some(e) = redecide_error {
-        report.failed = true;
-        report.error = Some(format!(
-            "the package lists were updated, then the rest of the run could not be decided on them: {e}
-Nothing after the update was changed. Run apply again"
-        ));
-    }
+    run.report(reports, interrupted)
+}
+
+/// The report of a step that did not run: a failure or a signal came first.
+fn skipped(step: &PlannedStep) -> StepReport {
+    let mut report = StepReport::planned(step);
+    report.status = Status::Skipped;
+    report.changes.clear();
+    report.diff = None;
     report
 }
 
+/// A run under way: the changeset it goes by (a redecision replaces it),
+/// and what its changes so far did that later ones depend on.
+struct Run<'c, 'scope, 'env> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    units: &'env dyn UnitView,
+    current: Cow<'c, Changeset>,
+    ahead: Ahead<'scope>,
+    failed: bool,
+    /// Why the rest could not be decided again after the update of the lists.
+    redecide_error: Option<String>,
+    packages_changed: bool,
+    /// Units this run started (or restarted) with no change run since.
+    fresh_starts: BTreeSet<UnitName>,
+    /// Files this run wrote where none was (a rollback removes them).
+    created: BTreeSet<AbsPath>,
+}
+
+impl<'c, 'scope, 'env> Run<'c, 'scope, 'env> {
+    fn new(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        units: &'env dyn UnitView,
+        changeset: &'c Changeset,
+    ) -> Self {
+        Run {
+            scope,
+            units,
+            current: Cow::Borrowed(changeset),
+            ahead: Ahead::default(),
+            failed: false,
+            redecide_error: None,
+            packages_changed: false,
+            fresh_starts: BTreeSet::new(),
+            created: BTreeSet::new(),
+        }
+    }
+
+    /// Runs the changes of step `index` that are not already so, until one
+    /// fails.
+    fn step(
+        &mut self,
+        index: usize,
+        exec: &mut Executors<'_>,
+        redecide: &mut Option<&mut Redecide<'_>>,
+    ) -> StepReport {
+        let step = self.current.steps[index].clone();
+        let mut report = StepReport::planned(&step);
+        if step.changes.is_empty() {
+            return report;
+        }
+        let mut done = Vec::new();
+        // The step's changes; after a redecision, those of its new version.
+        let mut changes = step.changes.clone();
+        let mut at = 0;
+        let mut units_read = BTreeMap::new();
+        while at < changes.len() {
+            let change = changes[at].clone();
+            at += 1;
+            if let Some(settled) = self.settled(&change, step.handler, &mut units_read) {
+                report.settled.push(settled);
+                continue;
+            }
+            done.push(change.clone());
+            if let Err(e) = execute(&change, exec, &mut self.created) {
+                report.status = Status::Failed;
+                report.error = Some(format!("{change}: {e:#}"));
+                self.failed = true;
+                break;
+            }
+            self.ran(&change, index, at);
+            if let Some(redecide) = redecide
+                .as_mut()
+                .filter(|_| self.redecides_after(&step, &change))
+            {
+                if !self.redecide_rest(redecide, index, &step, &mut changes, at, &mut report) {
+                    break;
+                }
+            }
+        }
+        // What was not attempted, or was already so, is not reported as done.
+        report.changes = done;
+        if report.changes.is_empty() && !self.failed {
+            report.status = Status::Ok;
+        }
+        report
+    }
+
+    /// Why `change` (of a handler's step or not) need not run, if it need
+    /// not. `read`: the units read so far in this step.
+    fn settled(
+        &mut self,
+        change: &Change,
+        handler: bool,
+        read: &mut BTreeMap<UnitName, UnitFact>,
+    ) -> Option<String> {
+        if self.packages_changed {
+            if let Some(settled) = settled_by_packages(change, self.units, read, &mut self.ahead) {
+                return Some(settled);
+            }
+        }
+        match change {
+            Change::Service {
+                unit,
+                action: ServiceAction::Restart,
+                ..
+            } if handler && self.fresh_starts.contains(unit) => Some(format!(
+                "{change} (this run started it after every change that notified it)"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Notes what `change`, change `at` of step `index` (counted from 1),
+    /// did: the reads ahead it calls for or makes stale, the units it
+    /// started or stopped.
+    fn ran(&mut self, change: &Change, index: usize, at: usize) {
+        self.packages_changed |= is_package_change(change);
+        let wanted = units_checked_after(&self.current, index, at);
+        self.ahead.after(change, wanted, self.scope, self.units);
+        note_fresh_starts(&mut self.fresh_starts, change);
+    }
+
+    /// Whether the rest of the run is decided again after `change` of
+    /// `step`: the first update of the lists, in a run decided on old ones.
+    fn redecides_after(&self, step: &PlannedStep, change: &Change) -> bool {
+        self.current.redecide_after_update
+            && !step.handler
+            && matches!(change, Change::UpdateLists { .. })
+    }
+
+    /// After the update of the lists, change `at` of step `index` (counted
+    /// from 1): the run goes on by the changeset `redecide` gives, the
+    /// step's `changes` and `report` those of its new version. `false`: it
+    /// could not be decided again, and the run stops here.
+    fn redecide_rest(
+        &mut self,
+        redecide: &mut Redecide<'_>,
+        index: usize,
+        step: &PlannedStep,
+        changes: &mut Vec<Change>,
+        at: usize,
+        report: &mut StepReport,
+    ) -> bool {
+        let mut ran = self.current.steps[..index].to_vec();
+        ran.push(PlannedStep {
+            changes: changes[..at].to_vec(),
+            ..step.clone()
+        });
+        match redecide(&ran) {
+            Ok(next)
+                if next.steps.get(..index) == Some(&self.current.steps[..index])
+                    && next.steps.get(index).and_then(|s| s.changes.get(..at))
+                        == Some(&changes[..at]) =>
+            {
+                log::info!(
+                    "the package lists are fresh: the rest of the run was decided again on them"
+                );
+                changes.clone_from(&next.steps[index].changes);
+                report.diff = StepReport::planned(&next.steps[index]).diff;
+                self.current = Cow::Owned(Changeset {
+                    redecide_after_update: false,
+                    ..next
+                });
+                return true;
+            }
+            Ok(_) => {
+                self.redecide_error = Some("deciding again after the update of the package lists changed the steps before it".into());
+            }
+            Err(e) => self.redecide_error = Some(e),
+        }
+        self.failed = true;
+        false
+    }
+
+    /// The run's report; its error says why it stopped early, if it did.
+    fn report(
+        self,
+        reports: Vec<StepReport>,
+        interrupted: Option<(&'static str, usize)>,
+    ) -> Report {
+        let mut report = Report::new(crate::report::Mode::Apply, &self.current, reports);
+        if let Some((signal, done)) = interrupted {
+            report.failed = true;
+            report.error = Some(format!(
+                "{signal} received: stopped after {done} of {} steps, each finished; the rest did not run. Run apply again to finish",
+                self.current.steps.len()
+            ));
+        }
+        if let Some(e) = self.redecide_error {
+            report.failed = true;
+            report.error = Some(format!(
+                "the package lists were updated, then the rest of the run could not be decided on them: {e}
+Nothing after the update was changed. Run apply again"
+            ));
+        }
+        report
+    }
+}
+
+/// Keeps `fresh` the units this run started (or restarted) with no change
+/// run since `change`: any file or package change may be what a later
+/// restart is for.
+fn note_fresh_starts(fresh: &mut BTreeSet<UnitName>, change: &Change) {
+    match change {
+        Change::Service {
+            unit,
+            action: ServiceAction::Start | ServiceAction::Restart,
+            ..
+        } => {
+            fresh.insert(unit.clone());
+        }
+        Change::Service {
+            unit,
+            action: ServiceAction::Stop,
+            ..
+        } => {
+            fresh.remove(unit);
+        }
+        Change::Service { .. } => {}
+        _ => fresh.clear(),
+    }
+}
+
+/// Runs one change through the executors; a file it writes where none
+/// was goes in `created`.
 fn execute(
     change: &Change,
     exec: &mut Executors<'_>,
-    created: &mut std::collections::BTreeSet<AbsPath>,
+    created: &mut BTreeSet<AbsPath>,
 ) -> Result<()> {
     let names = |pkgs: &[PkgChange]| pkgs.iter().map(|p| p.package.clone()).collect::<Vec<_>>();
     match change {
         Change::UpdateLists { .. } => exec.apt.update(),
         Change::Repair { .. } => exec.apt.repair(),
-        Change::Install { packages } => {
-            let pinned: Vec<(PackageName, String)> = packages
-                .iter()
-                .map(|p| (p.package.clone(), p.after.clone().unwrap_or_default()))
-                .collect();
-            exec.apt.install(&pinned)
-        }
+        Change::Install { packages } => exec.apt.install(&pinned(packages)),
         Change::Remove { packages } => exec.apt.remove(&names(packages), Purge::No),
         Change::Purge { packages } => exec.apt.remove(&names(packages), Purge::Yes),
         Change::Autoremove { .. } => exec.apt.autoremove(),
@@ -487,40 +587,78 @@ fn execute(
             check,
             backup,
             ..
-        } => {
-            // The old content is safe before anything replaces it.
-            if let Some(b) = backup {
-                if !exec.files.backup(path, b)? {
-                    created.insert(path.clone());
-                }
-            }
-            exec.files.write(
-                path,
-                content.as_bytes(),
-                after.mode,
-                after.uid,
-                after.gid,
-                check,
-            )
-        }
+        } => write_file(
+            exec.files,
+            path,
+            after,
+            content,
+            check,
+            backup.as_ref(),
+            created,
+        ),
         Change::Service {
             unit,
             action: action @ (ServiceAction::Start | ServiceAction::Restart),
             health,
             rollback,
             ..
-        } => {
-            let started = exec
-                .services
-                .service(unit, *action)
-                .and_then(|()| exec.services.check_health(unit, health));
-            match started {
-                Ok(()) => Ok(()),
-                Err(e) if rollback.is_empty() => Err(e),
-                Err(e) => Err(roll_back(unit, health, rollback, created, exec, e)),
-            }
-        }
+        } => start(exec, unit, *action, health, rollback, created),
         Change::Service { unit, action, .. } => exec.services.service(unit, *action),
+    }
+}
+
+/// Each package at the version the change installs.
+fn pinned(packages: &[PkgChange]) -> Vec<(PackageName, String)> {
+    packages
+        .iter()
+        .map(|p| (p.package.clone(), p.after.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// Keeps the old content first, if the change names a backup: it is safe
+/// before anything replaces it. A file there was none of goes in `created`.
+fn write_file(
+    files: &mut dyn FileExec,
+    path: &AbsPath,
+    after: &FileMeta,
+    content: &str,
+    check: &Check,
+    backup: Option<&AbsPath>,
+    created: &mut BTreeSet<AbsPath>,
+) -> Result<()> {
+    if let Some(b) = backup {
+        if !files.backup(path, b)? {
+            created.insert(path.clone());
+        }
+    }
+    files.write(
+        path,
+        content.as_bytes(),
+        after.mode,
+        after.uid,
+        after.gid,
+        check,
+    )
+}
+
+/// A start or restart is a transaction: a unit that does not come up
+/// healthy, when the change lists files to roll back, is rolled back.
+fn start(
+    exec: &mut Executors<'_>,
+    unit: &UnitName,
+    action: ServiceAction,
+    health: &Health,
+    rollback: &[Restore],
+    created: &BTreeSet<AbsPath>,
+) -> Result<()> {
+    let started = exec
+        .services
+        .service(unit, action)
+        .and_then(|()| exec.services.check_health(unit, health));
+    match started {
+        Ok(()) => Ok(()),
+        Err(e) if rollback.is_empty() => Err(e),
+        Err(e) => Err(roll_back(unit, health, rollback, created, exec, e)),
     }
 }
 
@@ -532,7 +670,7 @@ fn roll_back(
     unit: &UnitName,
     health: &Health,
     rollback: &[Restore],
-    created: &std::collections::BTreeSet<AbsPath>,
+    created: &BTreeSet<AbsPath>,
     exec: &mut Executors<'_>,
     cause: anyhow::Error,
 ) -> anyhow::Error {

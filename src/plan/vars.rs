@@ -5,9 +5,9 @@
 //! Any string that would end up in a config file must not be able to start a
 //! new line there, so control characters are refused in every variable.
 
-use crate::names::Host;
 use super::PlanError;
 use crate::daemons::{Access, DaemonName};
+use crate::names::Host;
 use crate::net::parse_network;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
