@@ -5,7 +5,8 @@
 //! (a pure changeset) -> `apply` (executors) -> `report` (text or JSON and
 //! an exit code). `lint` checks the daemon config a plan would write before
 //! anything changes; `verify` probes the daemon for DRDoS amplification.
-//! `app` wires the stages (and `ansible` for the Ansible module); `process` is the only module that starts programs.
+//! `engine` runs the stages for one plan or apply; `app` (the CLI) and
+//! `ansible` (the Ansible module) are its adapters; `process` is the only module that starts programs.
 
 pub mod ansible;
 pub mod app;
@@ -15,6 +16,7 @@ pub mod daemons;
 /// The old path of `daemons`, while callers move.
 pub use daemons as daemon;
 pub mod diff;
+pub mod engine;
 pub mod facts;
 pub mod fake;
 pub mod interrupt;
