@@ -5,7 +5,8 @@
 //! (a pure changeset) -> `apply` (executors) -> `report` (text or JSON and
 //! an exit code). `lint` checks the daemon config a plan would write before
 //! anything changes; `verify` probes the daemon for DRDoS amplification.
-//! `app` wires the stages (and `ansible` for the Ansible module); `process` is the only module that starts programs.
+//! `engine` runs the stages for one plan or apply; `app` (the CLI) and
+//! `ansible` (the Ansible module) are its adapters; `process` is the only module that starts programs.
 
 pub mod ansible;
 pub mod app;
@@ -13,6 +14,7 @@ pub mod apply;
 pub mod cli;
 pub mod daemons;
 pub mod diff;
+pub mod engine;
 pub mod facts;
 /// The hand-written fake node: test-only, never in the release binary.
 #[cfg(test)]

@@ -23,7 +23,7 @@
 //! stdout, or exit non-zero for a module result. Runs the same stages as
 //! `plan` and `apply`; the stages never learn that Ansible called them.
 
-use crate::app;
+use crate::{app, engine};
 use crate::diff::{Change, Changeset};
 use crate::facts::{Facts, RealProbe};
 use crate::plan::{self, Plan, Source};
@@ -297,7 +297,7 @@ fn converge(a: &ModuleArgs) -> Value {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    if mode == Mode::Apply && !app::is_root() {
+    if mode == Mode::Apply && !engine::is_root() {
         return failed(
             "apply must run as root: it installs packages and writes under /etc (use become: true)"
                 .into(),
@@ -313,7 +313,7 @@ fn converge(a: &ModuleArgs) -> Value {
         detailed_exitcodes: false,
         lock_timeout: a.lock_timeout,
     };
-    let _run_lock = match app::take_run_lock(&lock_args, mode, &interrupt) {
+    let _run_lock = match engine::take_run_lock(&lock_args, mode, &interrupt) {
         Ok(lock) => lock,
         Err(e) => {
             return result(
@@ -323,7 +323,7 @@ fn converge(a: &ModuleArgs) -> Value {
             )
         }
     };
-    let prepared = match app::prepare(&plan, mode) {
+    let prepared = match engine::prepare(&plan, mode) {
         Ok(x) => x,
         Err(e) => return result(&Report::failed_before_start(mode, e), Vec::new(), a.diff),
     };
@@ -331,7 +331,7 @@ fn converge(a: &ModuleArgs) -> Value {
     let files = file_diffs(&prepared.changeset, &prepared.facts);
     let report = match mode {
         Mode::Plan => Report::plan(&prepared.changeset),
-        Mode::Apply => app::execute(&plan, &prepared, a.lock_timeout, &interrupt, &mut |_| {}),
+        Mode::Apply => engine::execute(&plan, &prepared, a.lock_timeout, &interrupt, &mut |_| {}),
     };
     // Only the files of steps that changed (apply) or would change (plan).
     let changed_paths: Vec<&str> = report
