@@ -330,7 +330,8 @@ fn converge(a: &ModuleArgs) -> Value {
     // Taken before apply: the node's files as the diff saw them.
     let files = file_diffs(&prepared.changeset, &prepared.facts);
     let report = match mode {
-        Mode::Plan => Report::plan(&prepared.changeset),
+        // As the CLI: a signal during plan stops it before the plan is shown.
+        Mode::Plan => engine::plan_report(&prepared.changeset, &interrupt),
         Mode::Apply => engine::execute(&plan, &prepared, a.lock_timeout, &interrupt, &mut |_| {}),
     };
     // Only the files of steps that changed (apply) or would change (plan).
