@@ -1,4 +1,4 @@
-//! The probe packets an attacker sends (docs/platforms.md, "The probe packets") and
+//! The probe packets an attacker sends (docs/platforms.md, "Probe packets") and
 //! the reading of what comes back.
 //!
 //! Pure: bytes in, values out. Nothing here opens a socket; `socket` sends
