@@ -17,11 +17,11 @@ pub const EXIT_USAGE: i32 = 64;
 pub const EXIT_INVALID_PLAN: i32 = 65;
 pub const EXIT_NO_INPUT: i32 = 66;
 
+pub use crate::engine::amplification::AMPLIFICATION_STEP;
 use crate::engine::is_root;
 /// The engine's names at their old paths, for callers not yet moved.
 #[cfg(test)]
 pub(crate) use crate::engine::lint_gate;
-pub use crate::engine::amplification::AMPLIFICATION_STEP;
 
 /// clap's errors: help and version are not errors; the rest is bad usage.
 pub fn usage_error(e: clap::Error) -> ! {
@@ -250,4 +250,3 @@ fn run_verify(args: &VerifyArgs) -> i32 {
     }
     code
 }
-

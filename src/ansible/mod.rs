@@ -23,11 +23,11 @@
 //! stdout, or exit non-zero for a module result. Runs the same stages as
 //! `plan` and `apply`; the stages never learn that Ansible called them.
 
-use crate::{app, engine};
 use crate::diff::{Change, Changeset};
 use crate::facts::{Facts, RealProbe};
 use crate::plan::{self, Plan, Source};
 use crate::report::{json, Mode, Report, Status};
+use crate::{app, engine};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
