@@ -19,9 +19,6 @@ pub const EXIT_NO_INPUT: i32 = 66;
 
 pub use crate::engine::amplification::AMPLIFICATION_STEP;
 use crate::engine::is_root;
-/// The engine's names at their old paths, for callers not yet moved.
-#[cfg(test)]
-pub(crate) use crate::engine::lint_gate;
 
 /// clap's errors: help and version are not errors; the rest is bad usage.
 pub fn usage_error(e: clap::Error) -> ! {

@@ -194,7 +194,7 @@ impl FakeNode {
     }
 
     /// Applies `cs` with this node as every executor (`apply_redeciding`;
-    /// `redecide` as `app::execute` gives it, or none).
+    /// `redecide` as `engine::execute` gives it, or none).
     pub fn apply(
         &self,
         cs: &crate::diff::Changeset,

@@ -562,9 +562,9 @@ fn judge_refuses_if_any_template_fails_and_names_each() {
     );
     // The gate refuses too; once allowed, only the daemon's own config's
     // findings relax the check after apply.
-    assert_eq!(crate::app::lint_gate(&plan, &[]).unwrap_err(), err);
+    assert_eq!(crate::engine::lint_gate(&plan, &[]).unwrap_err(), err);
     let (notes, (enforcement, accepted)) =
-        crate::app::lint_gate(&plan, &[Rule::NoqueryMissing, Rule::ChronyCmdallow]).unwrap();
+        crate::engine::lint_gate(&plan, &[Rule::NoqueryMissing, Rule::ChronyCmdallow]).unwrap();
     assert_eq!(notes.len(), 2, "{notes:?}");
     assert_eq!(enforcement, crate::verify::Enforcement::AllowedByPlan);
     assert_eq!(accepted, vec!["noquery-missing"]);
@@ -573,7 +573,7 @@ fn judge_refuses_if_any_template_fails_and_names_each() {
         linted: vec![],
         not_templated: Some(AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap()),
     };
-    let (notes, (enforcement, _)) = crate::app::lint_gate(&untouched, &[]).unwrap();
+    let (notes, (enforcement, _)) = crate::engine::lint_gate(&untouched, &[]).unwrap();
     assert_eq!(
         notes,
         vec!["the plan does not write /etc/ntpsec/ntp.conf: its access control was not linted"]
@@ -1077,7 +1077,7 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
     assert_eq!(outcome.linted.len(), 1);
     assert_eq!(outcome.linted[0].flavor, Flavor::CHRONY);
     assert_eq!(outcome.linted[0].findings, vec![]);
-    let err = crate::app::lint_gate(&outcome, &Rule::ALL).unwrap_err();
+    let err = crate::engine::lint_gate(&outcome, &Rule::ALL).unwrap_err();
     assert!(
         err.starts_with("/etc/chrony/chrony.conf as the plan would write it in step "),
         "{err}"
@@ -1097,7 +1097,7 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
     .unwrap();
     let g = crate::facts::gather(&node, &plan).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
-    assert!(crate::app::lint_gate(&for_plan(&g.rendered, &g.facts, &cs), &[]).is_ok());
+    assert!(crate::engine::lint_gate(&for_plan(&g.rendered, &g.facts, &cs), &[]).is_ok());
 }
 
 #[test]
