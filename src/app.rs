@@ -1,16 +1,16 @@
-//! Wires the stages for one command and maps the outcome to an exit code.
-//! This is the one place that decides exit codes and the one place that
-//! builds the real probe and executors.
+//! The command line: reads a command's input, runs it (plan and apply
+//! through the engine) and renders the outcome; the one place that decides
+//! exit codes.
 
 use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs, VerifyArgs};
-use crate::engine::{execute, plan_report, prepare, take_run_lock};
+use crate::engine;
 use crate::facts::RealProbe;
-use crate::interrupt::Interrupt;
-use crate::plan::{self, Plan, Source};
-use crate::report::{human::Human, json, Mode, Report};
+use crate::plan::input::{self, PlanInput};
+use crate::plan::{self, Plan};
+use crate::report::{human::Human, json, Mode, Report, StepReport};
 use crate::verify::report::VerifyReport;
 use crate::verify::{self, socket, target};
-use std::io::Read;
+use std::path::Path;
 
 /// Exit codes besides the report's own (0, 1, and 2/4/6 with --detailed-exitcodes).
 pub const EXIT_USAGE: i32 = 64;
@@ -18,7 +18,6 @@ pub const EXIT_INVALID_PLAN: i32 = 65;
 pub const EXIT_NO_INPUT: i32 = 66;
 
 pub use crate::engine::amplification::AMPLIFICATION_STEP;
-use crate::engine::is_root;
 
 /// clap's errors: help and version are not errors; the rest is bad usage.
 pub fn usage_error(e: clap::Error) -> ! {
@@ -42,16 +41,16 @@ pub fn run(cli: Cli) -> i32 {
 }
 
 fn run_status(args: &StatusArgs) -> i32 {
-    let run_args = RunArgs {
-        plan: args.plan.clone(),
-        vars: args.vars.clone(),
-        format: args.format,
-        detailed_exitcodes: false,
-        lock_timeout: 0,
+    let fail = |message: &str, code: i32| {
+        eprintln!("ntp-provision: status: {message}");
+        if args.format == Format::Json {
+            println!("{}", serde_json::json!({ "error": message }));
+        }
+        code
     };
-    let plan = match load(&run_args, Mode::Plan) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let plan = match load(args.plan.as_deref(), &args.vars) {
+        Ok(plan) => plan,
+        Err((message, code)) => return fail(&message, code),
     };
     match crate::status::gather(&RealProbe, &plan) {
         Ok(status) => {
@@ -64,30 +63,27 @@ fn run_status(args: &StatusArgs) -> i32 {
             }
             status.exit_code()
         }
-        Err(e) => {
-            eprintln!("ntp-provision: status: {e:#}");
-            if args.format == Format::Json {
-                println!("{}", serde_json::json!({"error": format!("{e:#}")}));
-            }
-            1
-        }
+        Err(e) => fail(&format!("{e:#}"), 1),
     }
 }
 
-/// Reads, parses and validates the plan with its overrides; on failure the
-/// error is already reported and the exit code returned.
-fn load(args: &RunArgs, mode: Mode) -> Result<Plan, i32> {
-    let mut overrides = Vec::new();
-    for v in &args.vars {
-        match plan::parse_override(v) {
-            Ok(kv) => overrides.push(kv),
-            Err(e) => return Err(early_error(args, mode, &e, EXIT_USAGE)),
-        }
-    }
+/// Reads, parses and validates the plan with its `-e` overrides; the error
+/// names the problem, with the exit code it gets.
+fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
+    let overrides = vars
+        .iter()
+        .map(|v| plan::parse_override(v))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| (e, EXIT_USAGE))?;
+    let input = match path {
+        None => PlanInput::Embedded,
+        Some(p) if p.as_os_str() == "-" => PlanInput::Stdin,
+        Some(p) => PlanInput::File(p.to_path_buf()),
+    };
     let (bytes, source) =
-        read_plan(args).map_err(|e| early_error(args, mode, &e, EXIT_NO_INPUT))?;
+        input::read(&input, &|p| p.display().to_string()).map_err(|e| (e, EXIT_NO_INPUT))?;
     Plan::load(&bytes, source, &overrides)
-        .map_err(|e| early_error(args, mode, &format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
+        .map_err(|e| (format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
 }
 
 pub(crate) fn init_logging(verbose: u8) {
@@ -114,106 +110,68 @@ fn early_error(args: &RunArgs, mode: Mode, message: &str, code: i32) -> i32 {
     code
 }
 
-fn read_plan(args: &RunArgs) -> Result<(Vec<u8>, Source), String> {
-    match args.plan.as_deref() {
-        None => Ok((plan::DEFAULT_PLAN.as_bytes().to_vec(), Source::embedded())),
-        Some(p) if p.as_os_str() == "-" => {
-            let mut bytes = Vec::new();
-            // One byte more than allowed is enough to refuse a huge plan without reading it all.
-            std::io::stdin()
-                .take(plan::MAX_PLAN_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|e| format!("reading the plan from standard input: {e}"))?;
-            Ok((bytes, Source::stdin()))
-        }
-        Some(p) => {
-            let meta = std::fs::metadata(p)
-                .map_err(|e| format!("cannot read plan {}: {e}", p.display()))?;
-            if !meta.is_file() {
-                return Err(format!("plan {} is not a regular file", p.display()));
-            }
-            if meta.len() > plan::MAX_PLAN_BYTES as u64 {
-                return Ok((vec![0; plan::MAX_PLAN_BYTES + 1], Source::file(p)));
-            }
-            let bytes =
-                std::fs::read(p).map_err(|e| format!("cannot read plan {}: {e}", p.display()))?;
-            Ok((bytes, Source::file(p)))
-        }
-    }
-}
-
 fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
-    let plan = match load(args, mode) {
-        Ok(p) => p,
-        Err(code) => return code,
+    let plan = match load(args.plan.as_deref(), &args.vars) {
+        Ok(plan) => plan,
+        Err((message, code)) => return early_error(args, mode, &message, code),
     };
-    if mode == Mode::Apply && !is_root() {
-        return early_error(
-            args,
-            mode,
-            "apply must run as root: it installs packages and writes under /etc",
-            1,
-        );
-    }
-    let interrupt = Interrupt::install();
-    // Held until this function returns: one plan or apply at a time per node.
-    let _run_lock = match take_run_lock(args, mode, &interrupt) {
-        Ok(lock) => lock,
-        Err(e) => {
-            let report = Report::failed_before_start(mode, format!("nothing was changed: {e:#}"));
-            emit(args, &plan, &report);
-            return report.exit_code(args.detailed_exitcodes);
-        }
-    };
-
-    let prepared = match prepare(&plan, mode) {
-        Ok(x) => x,
-        Err(e) => {
-            let report = Report::failed_before_start(mode, e);
-            emit(args, &plan, &report);
-            return report.exit_code(args.detailed_exitcodes);
-        }
-    };
-
-    let report = match mode {
-        Mode::Plan => {
-            let report = plan_report(&prepared.changeset, &interrupt);
-            emit(args, &plan, &report);
+    let report = match args.format {
+        Format::Json => {
+            let report = engine::run(&plan, mode, args.lock_timeout, &mut engine::Quiet);
+            print!("{}", json::render(&report));
             report
         }
-        Mode::Apply => match args.format {
-            Format::Json => {
-                let report = execute(&plan, &prepared, args.lock_timeout, &interrupt, &mut |_| {});
-                print!("{}", json::render(&report));
-                report
-            }
-            Format::Human => {
-                let mut out = Human::stdout();
-                out.header(
-                    Mode::Apply,
-                    &plan.name,
-                    prepared.changeset.daemon.as_ref(),
-                    &prepared.changeset.notes,
-                );
-                let report = execute(
-                    &plan,
-                    &prepared,
-                    args.lock_timeout,
-                    &interrupt,
-                    &mut |step| out.step(step),
-                );
-                out.recap(&report);
-                report
-            }
-        },
+        Format::Human => {
+            let mut out = HumanRun {
+                out: Human::stdout(),
+                plan: &plan,
+                mode,
+                headed: false,
+            };
+            let report = engine::run(&plan, mode, args.lock_timeout, &mut out);
+            out.finish(&report);
+            report
+        }
     };
     report.exit_code(args.detailed_exitcodes)
 }
 
-fn emit(args: &RunArgs, plan: &Plan, report: &Report) {
-    match args.format {
-        Format::Json => print!("{}", json::render(report)),
-        Format::Human => Human::stdout().report(&plan.name, report),
+/// The human output of `plan` and `apply`: `apply` shows its header once
+/// everything is decided and each step as it ends; `plan`, or a run that
+/// could not start, shows its whole report at the end.
+struct HumanRun<'a> {
+    out: Human<std::io::Stdout>,
+    plan: &'a Plan,
+    mode: Mode,
+    headed: bool,
+}
+
+impl engine::Observer for HumanRun<'_> {
+    fn decided(&mut self, prepared: &engine::Prepared) {
+        if self.mode == Mode::Apply {
+            let changeset = &prepared.changeset;
+            self.out.header(
+                Mode::Apply,
+                &self.plan.name,
+                changeset.daemon.as_ref(),
+                &changeset.notes,
+            );
+            self.headed = true;
+        }
+    }
+
+    fn step(&mut self, step: &StepReport) {
+        self.out.step(step);
+    }
+}
+
+impl HumanRun<'_> {
+    fn finish(&mut self, report: &Report) {
+        if self.headed {
+            self.out.recap(report);
+        } else {
+            self.out.report(&self.plan.name, report);
+        }
     }
 }
 

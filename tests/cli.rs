@@ -184,6 +184,40 @@ fn a_missing_plan_file_exits_66() {
     );
 }
 
+#[test]
+fn apply_by_a_user_other_than_root_is_refused_as_a_report_like_any_run_that_cannot_start() {
+    let human = check(&["apply", "--detailed-exitcodes"], None, 4, "");
+    assert!(
+        human.stdout.contains("error: apply must run as root") && human.stdout.contains("RECAP "),
+        "{}",
+        human.stdout
+    );
+    let run = check(&["apply", "--format", "json"], None, 1, "");
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(
+        (doc["mode"].as_str(), doc["failed"].as_bool()),
+        (Some("apply"), Some(true))
+    );
+    assert_eq!(
+        doc["error"],
+        "apply must run as root: it installs packages and writes under /etc"
+    );
+}
+
+#[test]
+fn status_with_a_bad_plan_fails_in_its_own_json_shape() {
+    let run = check(
+        &["status", "/nonexistent/plan.yaml", "--format", "json"],
+        None,
+        66,
+        "status: cannot read plan /nonexistent/plan.yaml",
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["error"], "{doc}");
+    check(&["status", "-e", "novalue"], None, 64, "status: ");
+}
+
 fn playbook() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/playbooks/ntp.yaml")).unwrap()
 }

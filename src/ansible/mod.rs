@@ -25,7 +25,8 @@
 
 use crate::diff::{Change, Changeset};
 use crate::facts::{Facts, RealProbe};
-use crate::plan::{self, Plan, Source};
+use crate::plan::input::{self, PlanInput};
+use crate::plan::Plan;
 use crate::report::{json, Mode, Report, Status};
 use crate::{app, engine};
 use serde_json::{json, Map, Value};
@@ -225,36 +226,16 @@ fn failed(msg: String) -> Value {
 }
 
 fn load(a: &ModuleArgs) -> Result<Plan, String> {
-    let (bytes, source) = match &a.plan {
-        PlanArg::Embedded => (plan::DEFAULT_PLAN.as_bytes().to_vec(), Source::embedded()),
-        PlanArg::Inline(text) => (
-            text.clone().into_bytes(),
-            Source {
-                name: "<module argument plan>".into(),
-                dir: None,
-            },
-        ),
-        PlanArg::Path(p) => {
-            let meta = std::fs::metadata(p)
-                .map_err(|e| format!("cannot read plan {} on the target: {e}", p.display()))?;
-            if !meta.is_file() {
-                return Err(format!(
-                    "plan {} on the target is not a regular file",
-                    p.display()
-                ));
-            }
-            if meta.len() > plan::MAX_PLAN_BYTES as u64 {
-                return Err(format!(
-                    "plan {} is larger than {} bytes",
-                    p.display(),
-                    plan::MAX_PLAN_BYTES
-                ));
-            }
-            let bytes = std::fs::read(p)
-                .map_err(|e| format!("cannot read plan {} on the target: {e}", p.display()))?;
-            (bytes, Source::file(p))
-        }
+    let input = match &a.plan {
+        PlanArg::Embedded => PlanInput::Embedded,
+        PlanArg::Path(p) => PlanInput::File(p.clone()),
+        PlanArg::Inline(text) => PlanInput::Text {
+            text: text.clone(),
+            name: "<module argument plan>".into(),
+        },
     };
+    // A path here names a file on the managed node, not on the controller.
+    let (bytes, source) = input::read(&input, &|p| format!("{} on the target", p.display()))?;
     Plan::load(&bytes, source, &a.vars).map_err(|e| format!("invalid plan: {e}"))
 }
 
@@ -297,43 +278,8 @@ fn converge(a: &ModuleArgs) -> Value {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    if mode == Mode::Apply && !engine::is_root() {
-        return failed(
-            "apply must run as root: it installs packages and writes under /etc (use become: true)"
-                .into(),
-        );
-    }
-    // The same guarantees as the command line: one run at a time per node,
-    // and SIGINT/SIGTERM finish the current step and skip the rest.
-    let interrupt = crate::interrupt::Interrupt::install();
-    let lock_args = crate::cli::RunArgs {
-        plan: None,
-        vars: Vec::new(),
-        format: crate::cli::Format::Json,
-        detailed_exitcodes: false,
-        lock_timeout: a.lock_timeout,
-    };
-    let _run_lock = match engine::take_run_lock(&lock_args, mode, &interrupt) {
-        Ok(lock) => lock,
-        Err(e) => {
-            return result(
-                &Report::failed_before_start(mode, format!("nothing was changed: {e:#}")),
-                Vec::new(),
-                a.diff,
-            )
-        }
-    };
-    let prepared = match engine::prepare(&plan, mode) {
-        Ok(x) => x,
-        Err(e) => return result(&Report::failed_before_start(mode, e), Vec::new(), a.diff),
-    };
-    // Taken before apply: the node's files as the diff saw them.
-    let files = file_diffs(&prepared.changeset, &prepared.facts);
-    let report = match mode {
-        // As the CLI: a signal during plan stops it before the plan is shown.
-        Mode::Plan => engine::plan_report(&prepared.changeset, &interrupt),
-        Mode::Apply => engine::execute(&plan, &prepared, a.lock_timeout, &interrupt, &mut |_| {}),
-    };
+    let mut decided = FileDiffs(Vec::new());
+    let report = engine::run(&plan, mode, a.lock_timeout, &mut decided);
     // Only the files of steps that changed (apply) or would change (plan).
     let changed_paths: Vec<&str> = report
         .steps
@@ -345,12 +291,23 @@ fn converge(a: &ModuleArgs) -> Value {
             _ => None,
         })
         .collect();
-    let diffs = files
+    let diffs = decided
+        .0
         .into_iter()
         .filter(|(path, _)| changed_paths.contains(&path.as_str()))
         .map(|(_, d)| d)
         .collect();
     result(&report, diffs, a.diff)
+}
+
+/// The file diffs, taken once the run is decided: the node's files as the
+/// diff stage saw them, before apply changes any.
+struct FileDiffs(Vec<(String, Value)>);
+
+impl engine::Observer for FileDiffs {
+    fn decided(&mut self, prepared: &engine::Prepared) {
+        self.0 = file_diffs(&prepared.changeset, &prepared.facts);
+    }
 }
 
 /// One Ansible diff entry per file change, in plan order: full before and
@@ -413,8 +370,10 @@ pub fn result(report: &Report, diffs: Vec<Value>, want_diff: bool) -> Value {
 
 /// One line for Ansible's output: the failure, or the recap.
 fn message(report: &Report) -> String {
-    if let Some(e) = &report.error {
-        return e.clone();
+    match report.error.as_deref() {
+        Some(engine::NOT_ROOT) => return format!("{} (use become: true)", engine::NOT_ROOT),
+        Some(e) => return e.to_string(),
+        None => {}
     }
     let s = &report.summary;
     let recap = format!(

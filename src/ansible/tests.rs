@@ -5,6 +5,7 @@ use super::*;
 use crate::diff::diff;
 use crate::facts::gather;
 use crate::fake::FakeNode;
+use crate::plan::{self, Source};
 use serde_json::json;
 
 fn args(v: Value) -> Map<String, Value> {
@@ -252,4 +253,18 @@ fn msg_is_the_error_or_the_failed_steps() {
         "nothing was changed: apt-get update failed"
     );
     assert_eq!(result(&early, vec![], true)["failed"], true);
+}
+
+#[test]
+fn the_refusal_of_a_user_other_than_root_tells_ansible_users_to_become_root() {
+    let refused = Report::failed_before_start(Mode::Apply, engine::NOT_ROOT.into());
+    let value = result(&refused, vec![], false);
+    assert_eq!(
+        value["msg"],
+        "apply must run as root: it installs packages and writes under /etc (use become: true)"
+    );
+    assert_eq!(
+        (&value["failed"], &value["error"]),
+        (&json!(true), &json!(engine::NOT_ROOT))
+    );
 }

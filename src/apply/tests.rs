@@ -638,7 +638,7 @@ fn node_with_old_lists() -> FakeNode {
     node
 }
 
-/// What `apply` does (engine::prepare, engine::execute): decide on the node's own
+/// What `apply` does (engine::run: prepare, then execute): decide on the node's own
 /// lists, update them, decide the rest again on the fresh ones.
 fn apply_on_old_lists(
     node: &FakeNode,

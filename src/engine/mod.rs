@@ -1,7 +1,8 @@
-//! The engine: one plan or apply from a loaded plan to its report. It takes
-//! the run lock, decides everything before the first change (`prepare`),
-//! runs the changeset and the checks after it; the CLI (`app`) and the
-//! Ansible module (`ansible`) only read their input and render the outcome.
+//! The engine: one plan or apply from a loaded plan to its report. `run`
+//! checks the caller may apply, takes the run lock, decides everything
+//! before the first change (`prepare`), runs the changeset and the checks
+//! after it; the CLI (`app`) and the Ansible module (`ansible`) only read
+//! their input and render what an `Observer` sees and the report.
 
 pub mod amplification;
 
@@ -9,7 +10,6 @@ use crate::apply::apt::RealApt;
 use crate::apply::files::RealFiles;
 use crate::apply::services::{Systemctl, Sysv};
 use crate::apply::{self, Executors, ServiceExec};
-use crate::cli::RunArgs;
 use crate::diff::{Changeset, PlannedStep};
 use crate::facts::{self, InitSystem, RealProbe};
 use crate::interrupt::Interrupt;
@@ -20,6 +20,55 @@ use crate::runlock::{self, RunLock};
 use crate::verify::Enforcement;
 use amplification::check_amplification;
 use std::time::Duration;
+
+/// The refusal of `apply` by a user other than root.
+pub(crate) const NOT_ROOT: &str =
+    "apply must run as root: it installs packages and writes under /etc";
+
+/// What an adapter sees of a run while it happens.
+pub(crate) trait Observer {
+    /// Everything is decided and nothing changed yet (for `plan`, the
+    /// report follows at once).
+    fn decided(&mut self, _prepared: &Prepared) {}
+    /// A step of `apply` has finished.
+    fn step(&mut self, _step: &StepReport) {}
+}
+
+/// An observer that watches nothing (JSON output needs only the report).
+pub(crate) struct Quiet;
+impl Observer for Quiet {}
+
+/// One `plan` or `apply` of a loaded plan. The guarantees hold for every
+/// caller: one run at a time per node (waiting up to `lock_timeout` seconds
+/// for the run lock and the dpkg lock), and SIGINT/SIGTERM finish the
+/// current step and skip the rest. A run that cannot start is a report too.
+pub(crate) fn run(
+    plan: &Plan,
+    mode: Mode,
+    lock_timeout: u64,
+    observer: &mut dyn Observer,
+) -> Report {
+    if mode == Mode::Apply && !is_root() {
+        return Report::failed_before_start(mode, NOT_ROOT.into());
+    }
+    let interrupt = Interrupt::install();
+    // Held until the run returns.
+    let _run_lock = match take_run_lock(lock_timeout, mode, &interrupt) {
+        Ok(lock) => lock,
+        Err(e) => return Report::failed_before_start(mode, format!("nothing was changed: {e:#}")),
+    };
+    let prepared = match prepare(plan, mode) {
+        Ok(prepared) => prepared,
+        Err(e) => return Report::failed_before_start(mode, e),
+    };
+    observer.decided(&prepared);
+    match mode {
+        Mode::Plan => plan_report(&prepared.changeset, &interrupt),
+        Mode::Apply => execute(plan, &prepared, lock_timeout, &interrupt, &mut |step| {
+            observer.step(step)
+        }),
+    }
+}
 
 pub(crate) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -33,7 +82,7 @@ pub(crate) fn is_root() -> bool {
 /// is obeyed there, where the plan is whole (a plan changes nothing, so no
 /// step is left to finish), and reported as `apply` reports one (exit 1, or
 /// 4 with --detailed-exitcodes; the JSON `error` names the signal).
-pub(crate) fn plan_report(changeset: &Changeset, interrupt: &Interrupt) -> Report {
+fn plan_report(changeset: &Changeset, interrupt: &Interrupt) -> Report {
     match interrupt.received() {
         Some(signal) => Report::failed_before_start(
             Mode::Plan,
@@ -161,7 +210,7 @@ fn redecide_after_update(
 /// or SysV), then the amplification check; `on_step` sees every step. A run
 /// that did not fail remembers apt's answers for the next one. First removes
 /// the temp files a killed run left (the caller holds the run lock).
-pub(crate) fn execute(
+fn execute(
     plan: &Plan,
     prepared: &Prepared,
     lock_timeout: u64,
@@ -242,8 +291,8 @@ impl apply::UnitView for NodeUnits {
 /// The run lock under /run. `apply` must have it. A `plan` by a user who
 /// cannot open it (not root, and no run has created it yet) goes on
 /// without: it changes nothing, and says so at info level.
-pub(crate) fn take_run_lock(
-    args: &RunArgs,
+fn take_run_lock(
+    lock_timeout: u64,
     mode: Mode,
     interrupt: &Interrupt,
 ) -> anyhow::Result<Option<RunLock>> {
@@ -255,11 +304,11 @@ pub(crate) fn take_run_lock(
         log::warn!(
             "another ntp-provision run{holder} holds {}; waiting up to {} s (--lock-timeout), {} s so far",
             path.display(),
-            args.lock_timeout,
+            lock_timeout,
             w.waited.as_secs()
         );
     };
-    let timeout = Duration::from_secs(args.lock_timeout);
+    let timeout = Duration::from_secs(lock_timeout);
     match RunLock::acquire(path, timeout, &mut on_wait, &|| interrupt.received()) {
         Ok(lock) => Ok(Some(lock)),
         Err(e) if mode == Mode::Plan && !is_root() => {

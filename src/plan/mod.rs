@@ -6,6 +6,7 @@
 //!
 //! Must not: run a command, read the node's state, or write anything.
 
+pub mod input;
 mod locate;
 pub mod raw;
 mod render;
