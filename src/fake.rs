@@ -786,7 +786,7 @@ mod tests {
     fn a_held_daemon_with_a_newer_candidate_is_refused_before_anything_changes() {
         let node = bullseye_with_old_ntp();
         node.state().held.insert("ntp".into());
-        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        let g = crate::facts::gather(&node, &crate::facts::Wants::from(&default_plan())).unwrap();
         assert!(g.facts.packages[&PackageName::parse("ntp").unwrap()].held);
         let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
         assert!(err.contains("package ntp is held"), "{err}");
@@ -795,7 +795,7 @@ mod tests {
 
         // Unheld, the same node plans the upgrade.
         node.state().held.clear();
-        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        let g = crate::facts::gather(&node, &crate::facts::Wants::from(&default_plan())).unwrap();
         assert!(crate::diff::diff(&g.rendered, &g.facts).is_ok());
     }
 
@@ -860,7 +860,7 @@ mod tests {
                 version: "1.2.2+dfsg1-1+deb12u1".into(),
             },
         );
-        let g = crate::facts::gather(&node, &default_plan()).unwrap();
+        let g = crate::facts::gather(&node, &crate::facts::Wants::from(&default_plan())).unwrap();
         let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
         assert!(err.contains("apt-get install --reinstall ntpsec"), "{err}");
         assert!(node.journal().is_empty());

@@ -268,7 +268,7 @@ mod tests {
                 "pool 2.debian.pool.ntp.org iburst\n".into(),
             ));
         }
-        let g = gather_facts(node, plan).unwrap();
+        let g = gather_facts(node, &crate::facts::Wants::from(plan)).unwrap();
         let cs = diff(&g.rendered, &g.facts).unwrap();
         let report = node.apply(&cs, &mut |_| {}, &|| None, None);
         assert!(!report.failed, "{report:?}");

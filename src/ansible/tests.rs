@@ -164,7 +164,7 @@ fn diffs_carry_before_and_after_text_and_follow_earlier_steps() {
     let node = FakeNode::bookworm();
     let plan = default_plan(&[("servers", "[127.0.0.1]")]);
     // Converge, then drift the config by hand.
-    let g = gather(&node, &plan).unwrap();
+    let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     converge(&node, &cs);
     let converged = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
@@ -175,7 +175,7 @@ fn diffs_carry_before_and_after_text_and_follow_earlier_steps() {
         .unwrap()
         .content = drifted.clone().into_bytes();
 
-    let g = gather(&node, &plan).unwrap();
+    let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     let diffs = file_diffs(&cs, &g.facts);
     assert_eq!(diffs.len(), 1, "{diffs:?}");
@@ -211,7 +211,7 @@ fn diffs_carry_before_and_after_text_and_follow_earlier_steps() {
 fn a_new_file_diffs_from_dev_null_and_a_mode_change_is_a_prepared_line() {
     let node = FakeNode::bookworm();
     let plan = default_plan(&[("servers", "[127.0.0.1]")]);
-    let g = gather(&node, &plan).unwrap();
+    let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     let diffs = file_diffs(&cs, &g.facts);
     let conf = diffs
@@ -231,7 +231,7 @@ fn a_new_file_diffs_from_dev_null_and_a_mode_change_is_a_prepared_line() {
         .get_mut("/etc/ntpsec/ntp.conf")
         .unwrap()
         .mode = 0o600;
-    let g = gather(&node, &plan).unwrap();
+    let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     let diffs = file_diffs(&cs, &g.facts);
     assert_eq!(diffs.len(), 1);

@@ -17,7 +17,7 @@ fn default_plan(overrides: &[&str]) -> Plan {
 }
 
 fn changeset(node: &FakeNode, plan: &Plan) -> Changeset {
-    let g = gather(node, plan).unwrap();
+    let g = gather(node, &crate::facts::Wants::from(plan)).unwrap();
     diff(&g.rendered, &g.facts).unwrap()
 }
 
@@ -397,7 +397,9 @@ fn probes_are_batched_and_none_runs_twice() {
 fn ntp_missing_from_the_archive_is_refused_before_any_change() {
     let node = FakeNode::bookworm();
     node.state().archive.remove("ntp");
-    let err = gather(&node, &default_plan(&[])).err().unwrap();
+    let err = gather(&node, &crate::facts::Wants::from(&default_plan(&[])))
+        .err()
+        .unwrap();
     let msg = format!("{err:#}");
     assert!(
         msg.contains("package ntp has no installation candidate"),
@@ -645,7 +647,13 @@ fn apply_on_old_lists(
     plan: &Plan,
     redecide: &mut crate::apply::Redecide<'_>,
 ) -> (Changeset, Report) {
-    let g = gather_as(node, plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    let g = gather_as(
+        node,
+        &crate::facts::Wants::from(plan),
+        StaleLists::ReadNodes,
+        Carried::default(),
+    )
+    .unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
     let report = node.apply(&cs, &mut |_| {}, &|| None, Some(redecide));
     (cs, report)
@@ -665,7 +673,7 @@ fn on_the_nodes_lists_ntp_is_resolved_from_its_candidates_stanza_among_every_ver
         .older = vec![("1:4.2.8p15+dfsg-1".into(), vec!["libopts25".into()])];
     let g = gather_as(
         &node,
-        &default_plan(&[]),
+        &crate::facts::Wants::from(&default_plan(&[])),
         StaleLists::ReadNodes,
         Carried::default(),
     )
@@ -687,7 +695,13 @@ fn on_the_nodes_lists_ntp_is_resolved_from_its_candidates_stanza_among_every_ver
 fn after_an_update_dpkg_and_the_units_are_not_asked_again_unless_dpkg_changed_meanwhile() {
     let mut node = node_with_old_lists();
     let plan = default_plan(&[]);
-    let first = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    let first = gather_as(
+        &node,
+        &crate::facts::Wants::from(&plan),
+        StaleLists::ReadNodes,
+        Carried::default(),
+    )
+    .unwrap();
     let answers = first.node_answers.expect("the fake fingerprints its dpkg");
     let carried = Carried {
         apt: None,
@@ -699,10 +713,22 @@ fn after_an_update_dpkg_and_the_units_are_not_asked_again_unless_dpkg_changed_me
     node.state().journal.clear();
     node.update().unwrap();
     node.state().probes.clear();
-    let again = gather_as(&node, &plan, StaleLists::ReadNodes, carried).unwrap();
+    let again = gather_as(
+        &node,
+        &crate::facts::Wants::from(&plan),
+        StaleLists::ReadNodes,
+        carried,
+    )
+    .unwrap();
     assert!(!asked(&node, "dpkg-query"), "{:?}", node.state().probes);
     assert!(!asked(&node, "systemctl show"), "{:?}", node.state().probes);
-    let fresh = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+    let fresh = gather_as(
+        &node,
+        &crate::facts::Wants::from(&plan),
+        StaleLists::ReadNodes,
+        Carried::default(),
+    )
+    .unwrap();
     assert!(asked(&node, "dpkg-query") && asked(&node, "systemctl show"));
     assert_eq!(again.facts.packages, fresh.facts.packages);
     assert_eq!(again.facts.units, fresh.facts.units);
@@ -721,7 +747,13 @@ fn after_an_update_dpkg_and_the_units_are_not_asked_again_unless_dpkg_changed_me
         },
     );
     node.state().probes.clear();
-    let changed = gather_as(&node, &plan, StaleLists::ReadNodes, carried).unwrap();
+    let changed = gather_as(
+        &node,
+        &crate::facts::Wants::from(&plan),
+        StaleLists::ReadNodes,
+        carried,
+    )
+    .unwrap();
     assert!(asked(&node, "dpkg-query") && asked(&node, "systemctl show"));
     let chrony = PackageName::parse("chrony").unwrap();
     assert!(
@@ -743,8 +775,13 @@ fn old_lists_are_updated_once_and_the_rest_is_decided_on_the_fresh_ones() {
     node.state().probes.clear();
     let mut redecide = |done: &[crate::diff::PlannedStep]| {
         redecisions += 1;
-        let g = gather_as(&node, &plan, StaleLists::ReadNodes, Carried::default())
-            .map_err(|e| format!("{e:#}"))?;
+        let g = gather_as(
+            &node,
+            &crate::facts::Wants::from(&plan),
+            StaleLists::ReadNodes,
+            Carried::default(),
+        )
+        .map_err(|e| format!("{e:#}"))?;
         crate::diff::diff_after_update(&g.rendered, &g.facts, done, before.daemon.as_ref())
     };
     let (decided, report) = apply_on_old_lists(&node, &plan, &mut redecide);

@@ -156,7 +156,7 @@ fn prepare_on(
             .filter(|(done, _)| only_the_update_ran(done))
             .and_then(|(_, before)| before.node_answers.as_ref()),
     };
-    let planned = facts::gather_as(&RealProbe, plan, lists, carried).and_then(|g| {
+    let planned = facts::gather_as(&RealProbe, &plan.into(), lists, carried).and_then(|g| {
         let changeset = match after_update {
             None => crate::diff::diff(&g.rendered, &g.facts),
             Some((done, before)) => crate::diff::diff_after_update(
@@ -182,6 +182,20 @@ fn prepare_on(
         apt_memo,
         node_answers,
     })
+}
+
+/// What the facts stage asks of the node for this plan.
+impl<'a> From<&'a Plan> for facts::Wants<'a> {
+    fn from(plan: &'a Plan) -> Self {
+        facts::Wants {
+            cache_validity: plan.cache_validity(),
+            may_autoremove: plan.may_autoremove(),
+            daemon: plan.vars.daemon,
+            literal_packages: plan.literal_packages(),
+            nts: plan.wants_nts(),
+            render: Box::new(|daemon| Ok(plan.render(daemon)?)),
+        }
+    }
 }
 
 /// Whether the steps that ran before a redecision planned no change but

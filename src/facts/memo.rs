@@ -392,7 +392,7 @@ mod tests {
             stored: Mutex::new(None),
         };
 
-        let first = crate::facts::gather(&probe, &plan).unwrap();
+        let first = crate::facts::gather(&probe, &crate::facts::Wants::from(&plan)).unwrap();
         assert!(!apt_probes(&node).is_empty(), "no record yet: apt is asked");
         let record = first
             .apt_memo
@@ -402,7 +402,7 @@ mod tests {
         *probe.stored.lock().unwrap() = Some(serde_json::to_string(&record).unwrap());
 
         node.state().probes.clear();
-        let second = crate::facts::gather(&probe, &plan).unwrap();
+        let second = crate::facts::gather(&probe, &crate::facts::Wants::from(&plan)).unwrap();
         assert_eq!(
             apt_probes(&node),
             Vec::<String>::new(),
@@ -425,7 +425,7 @@ mod tests {
             ..probe
         };
         node.state().probes.clear();
-        crate::facts::gather(&changed, &plan).unwrap();
+        crate::facts::gather(&changed, &crate::facts::Wants::from(&plan)).unwrap();
         assert!(
             !apt_probes(&node).is_empty(),
             "another fingerprint: apt is asked again"
@@ -444,7 +444,13 @@ mod tests {
             stored: Mutex::new(None),
         };
         // apply's facts before its update: the node's own (old) lists.
-        let before = gather_as(&probe, &plan, StaleLists::ReadNodes, Carried::default()).unwrap();
+        let before = gather_as(
+            &probe,
+            &crate::facts::Wants::from(&plan),
+            StaleLists::ReadNodes,
+            Carried::default(),
+        )
+        .unwrap();
         let carried = before.apt_memo.expect("read from apt, under f1");
 
         // The update found nothing new: the same fingerprint, apt not asked.
@@ -453,7 +459,13 @@ mod tests {
             apt: Some(&carried),
             node: None,
         };
-        let after = gather_as(&probe, &plan, StaleLists::ReadNodes, with_apt).unwrap();
+        let after = gather_as(
+            &probe,
+            &crate::facts::Wants::from(&plan),
+            StaleLists::ReadNodes,
+            with_apt,
+        )
+        .unwrap();
         assert_eq!(apt_probes(&node), Vec::<String>::new());
         assert_eq!(after.facts.packages, before.facts.packages);
 
@@ -462,7 +474,13 @@ mod tests {
             fingerprint: "f2".into(),
             ..probe
         };
-        gather_as(&changed, &plan, StaleLists::ReadNodes, with_apt).unwrap();
+        gather_as(
+            &changed,
+            &crate::facts::Wants::from(&plan),
+            StaleLists::ReadNodes,
+            with_apt,
+        )
+        .unwrap();
         assert!(!apt_probes(&node).is_empty());
     }
 
@@ -475,10 +493,12 @@ mod tests {
             fingerprint: "f1".into(),
             stored: Mutex::new(None),
         };
-        assert!(crate::facts::gather(&probe, &plan)
-            .unwrap()
-            .apt_memo
-            .is_none());
+        assert!(
+            crate::facts::gather(&probe, &crate::facts::Wants::from(&plan))
+                .unwrap()
+                .apt_memo
+                .is_none()
+        );
     }
 
     #[test]

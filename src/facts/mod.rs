@@ -22,10 +22,10 @@ pub mod probe;
 pub mod systemd;
 pub use crate::version;
 
-use crate::daemons::Daemon;
+use crate::daemons::{Daemon, DaemonName};
 use crate::names::{AbsPath, PackageName, UnitName};
-use crate::plan::step::{Action, Autoremove};
-use crate::plan::{Plan, Rendered};
+use crate::plan::step::{Action, Autoremove, CacheValidity};
+use crate::plan::Rendered;
 use anyhow::{Context, Result};
 use apt::{Policy, Stanza};
 use dpkg::DpkgState;
@@ -162,6 +162,26 @@ pub struct Gathered {
 
 /// Answers of this run's earlier facts that a later gather may use while
 /// they hold: apt's (`memo`), dpkg's and the init system's (`carry`).
+/// What the facts stage must ask the node, taken from a plan. Which
+/// packages, files and units the steps name waits on the daemon the
+/// archive resolves: `render` gives the steps once that is known.
+pub struct Wants<'a> {
+    /// The update step's `cache_valid_time`: how old the lists may be.
+    pub cache_validity: Option<CacheValidity>,
+    /// Whether any step may autoremove, asked before the steps are rendered.
+    pub may_autoremove: bool,
+    /// `vars.daemon`, resolved from the archive.
+    pub daemon: Option<DaemonName>,
+    /// Packages named without Jinja, asked about with the daemons' own.
+    pub literal_packages: Vec<PackageName>,
+    /// Whether a source asks for NTS, which the resolved version must support.
+    pub nts: bool,
+    pub render: Render<'a>,
+}
+
+/// The plan's steps rendered for the resolved daemon (or none).
+pub type Render<'a> = Box<dyn Fn(Option<&Daemon>) -> Result<Rendered> + 'a>;
+
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Carried<'a> {
     pub apt: Option<&'a memo::AptMemo>,
@@ -169,8 +189,8 @@ pub struct Carried<'a> {
 }
 
 /// The facts for `plan`: stale lists are fetched privately.
-pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
-    gather_as(probe, plan, StaleLists::FetchPrivately, Carried::default())
+pub fn gather(probe: &dyn Probe, wants: &Wants) -> Result<Gathered> {
+    gather_as(probe, wants, StaleLists::FetchPrivately, Carried::default())
 }
 
 /// The facts with the given handling of stale lists; `carried`: answers an
@@ -178,12 +198,12 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Gathered> {
 /// used while their fingerprints match.
 pub fn gather_as(
     probe: &dyn Probe,
-    plan: &Plan,
+    wants: &Wants,
     stale_lists: StaleLists,
     carried: Carried<'_>,
 ) -> Result<Gathered> {
     let memo = memo::MemoProbe::carrying(probe, carried.apt)?;
-    let (facts, rendered, node_answers) = gather_with(&memo, plan, stale_lists, carried.node)?;
+    let (facts, rendered, node_answers) = gather_with(&memo, wants, stale_lists, carried.node)?;
     Ok(Gathered {
         facts,
         rendered,
@@ -194,14 +214,14 @@ pub fn gather_as(
 
 fn gather_with(
     probe: &dyn Probe,
-    plan: &Plan,
+    wants: &Wants,
     stale_lists: StaleLists,
     carried: Option<&carry::NodeAnswers>,
 ) -> Result<(Facts, Rendered, Option<carry::NodeAnswers>)> {
     let init = probe.init_system()?;
     let age = probe.lists_age()?;
-    let stale = plan
-        .cache_validity()
+    let stale = wants
+        .cache_validity
         .is_some_and(|v| match (age, v.max_age) {
             (None, _) | (_, None) => true,
             (Some(age), Some(max)) => age > max,
@@ -254,29 +274,28 @@ fn gather_with(
             // apt's autoremove simulation reads no lists (`Probe::autoremovable`):
             // it runs beside the candidate queries when any step may autoremove,
             // and its answer counts if a rendered step does.
-            let early_autoremove = plan
-                .may_autoremove()
+            let early_autoremove = wants
+                .may_autoremove
                 .then(|| scope.spawn(|| probe.autoremovable(lists)));
             // `ntp` may be a transitional package: its stanza says. On the node's
             // lists, whose cache is normally current, every version's stanza is
             // read beside the candidates (the candidate's is picked after). On
             // private lists the first query builds their cache, which a second
             // one at the same time would build again: there it waits.
-            let early_show = plan
-                .vars
+            let early_show = wants
                 .daemon
                 .filter(|d| d.may_be_transitional() && matches!(lists, Lists::Node { .. }))
                 .map(|d| scope.spawn(move || probe.apt_show_every_version(&d.package(), lists)));
             let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
             let (wanted, daemon) = resolve_daemon(
                 probe,
-                plan,
+                wants,
                 lists,
                 refresh_error.as_deref(),
                 &mut policies,
                 early_show,
             )?;
-            let rendered = plan.render(daemon.as_ref())?;
+            let rendered = (wants.render)(daemon.as_ref())?;
             let named = Named::by(&rendered, wanted);
             query_policies(probe, lists, &mut policies, &named.packages)?;
             // Taken before dpkg is asked: a change after it cannot go unseen.
@@ -385,21 +404,21 @@ fn gather_with(
 /// every version's stanza of `ntp`, asked already.
 fn resolve_daemon(
     probe: &dyn Probe,
-    plan: &Plan,
+    wants: &Wants,
     lists: &Lists,
     refresh_error: Option<&str>,
     policies: &mut BTreeMap<PackageName, Policy>,
     early_show: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<Stanza>>>>,
 ) -> Result<(Vec<PackageName>, Option<Daemon>)> {
-    let mut wanted = plan.literal_packages();
-    if plan.vars.daemon.is_some() {
+    let mut wanted = wants.literal_packages.clone();
+    if wants.daemon.is_some() {
         // Every time-daemon package: the candidates decide the daemon, and
         // the others are the competitors the plan removes.
         wanted.extend(crate::daemons::time_daemon_packages());
     }
     query_policies(probe, lists, policies, &wanted)?;
 
-    let Some(requested) = plan.vars.daemon else {
+    let Some(requested) = wants.daemon else {
         return Ok((wanted, None));
     };
     let candidate = policies
@@ -427,7 +446,7 @@ fn resolve_daemon(
         ),
         None => anyhow::Error::msg(e),
     })?;
-    if wants_nts(plan) {
+    if wants.nts {
         let version = policies
             .get(&daemon.package)
             .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
@@ -483,17 +502,6 @@ fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T>>) -> Result<T> 
     handle
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
-/// Whether any server or pool asks for NTS.
-fn wants_nts(plan: &Plan) -> bool {
-    ["servers", "pools"].iter().any(|k| {
-        plan.vars
-            .values
-            .get(*k)
-            .and_then(|v| v.as_array())
-            .is_some_and(|items| items.iter().any(|s| s["nts"] == true))
-    })
 }
 
 /// Adds the policies of the packages not asked about yet, in one call.

@@ -607,7 +607,7 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
     use crate::fake::FakeNode;
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &[]).unwrap();
     let node = FakeNode::bullseye();
-    let g = crate::facts::gather(&node, &plan).unwrap();
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     let outcome = for_plan(&g.rendered, &g.facts, &cs);
     assert_eq!(outcome.not_templated, None);
@@ -640,7 +640,7 @@ fn for_plan_lints_the_rendered_config_for_the_version_apply_installs() {
         &[],
     )
     .unwrap();
-    let g = crate::facts::gather(&node, &bare).unwrap();
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&bare)).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     assert_eq!(for_plan(&g.rendered, &g.facts, &cs), PlanLint::default());
 }
@@ -656,7 +656,7 @@ fn lint_plan_file(plan: &str, templates: &[(&str, &str)]) -> (PlanLint, crate::f
     std::fs::write(&path, plan).unwrap();
     let plan = Plan::load(plan.as_bytes(), Source::file(&path), &[]).unwrap();
     let node = crate::fake::FakeNode::bullseye();
-    let g = crate::facts::gather(&node, &plan).unwrap();
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     (for_plan(&g.rendered, &g.facts, &cs), g.facts)
 }
@@ -1071,7 +1071,7 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
     .collect();
     let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &overrides).unwrap();
     let node = FakeNode::bookworm();
-    let g = crate::facts::gather(&node, &plan).unwrap();
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     let outcome = for_plan(&g.rendered, &g.facts, &cs);
     assert_eq!(outcome.linted.len(), 1);
@@ -1095,7 +1095,7 @@ fn a_chrony_plan_listening_on_two_ipv4_addresses_is_refused_before_any_change() 
         &[overrides[0].clone(), o],
     )
     .unwrap();
-    let g = crate::facts::gather(&node, &plan).unwrap();
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = crate::diff::diff(&g.rendered, &g.facts).unwrap();
     assert!(crate::engine::lint_gate(&for_plan(&g.rendered, &g.facts, &cs), &[]).is_ok());
 }

@@ -358,6 +358,17 @@ impl Plan {
         out
     }
 
+    /// Whether any server or pool asks for NTS.
+    pub fn wants_nts(&self) -> bool {
+        ["servers", "pools"].iter().any(|k| {
+            self.vars
+                .values
+                .get(*k)
+                .and_then(|v| v.as_array())
+                .is_some_and(|items| items.iter().any(|s| s["nts"] == true))
+        })
+    }
+
     /// Fills in facts and parses every rendered field.
     pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
         let ctx = self.renderer.context(&self.vars, daemon);
