@@ -702,7 +702,7 @@ fn after_an_update_dpkg_and_the_units_are_not_asked_again_unless_dpkg_changed_me
         Carried::default(),
     )
     .unwrap();
-    let answers = first.node_answers.expect("the fake fingerprints its dpkg");
+    let answers = first.reuse.node.expect("the fake fingerprints its dpkg");
     let carried = Carried {
         apt: None,
         node: Some(&answers),

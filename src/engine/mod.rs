@@ -100,11 +100,9 @@ pub(crate) struct Prepared {
     pub changeset: Changeset,
     /// The lint's verdict for the after-apply check.
     pub policy: CheckPolicy,
-    /// apt's answers, remembered if `apply` succeeds (see `facts::memo`).
-    pub apt_memo: Option<facts::memo::AptMemo>,
-    /// dpkg's and the init system's answers, for the redecision after the
-    /// update (see `facts::carry`).
-    pub node_answers: Option<facts::carry::NodeAnswers>,
+    /// Answers kept for the redecision after the update and for the next
+    /// run (`facts::Reuse`).
+    pub reuse: facts::Reuse,
 }
 
 /// Facts, the changeset and the lint's verdict: everything decided before
@@ -150,12 +148,9 @@ fn prepare_on(
 ) -> Result<Prepared, String> {
     // apt's answers before the update still hold if it found nothing new;
     // dpkg's and the units', if nothing but the update ran before.
-    let carried = facts::Carried {
-        apt: after_update.and_then(|(_, before)| before.apt_memo.as_ref()),
-        node: after_update
-            .filter(|(done, _)| only_the_update_ran(done))
-            .and_then(|(_, before)| before.node_answers.as_ref()),
-    };
+    let carried = after_update.map_or_else(facts::Carried::default, |(done, before)| {
+        before.reuse.carried(only_the_update_ran(done))
+    });
     let planned = facts::gather_as(&RealProbe, &plan.into(), lists, carried).and_then(|g| {
         let changeset = match after_update {
             None => crate::diff::diff(&g.rendered, &g.facts),
@@ -168,10 +163,9 @@ fn prepare_on(
         }
         .map_err(anyhow::Error::msg)?;
         let linted = lint::for_plan(&g.rendered, &g.facts, &changeset);
-        Ok((g.facts, changeset, linted, g.apt_memo, g.node_answers))
+        Ok((g.facts, changeset, linted, g.reuse))
     });
-    let (facts, mut changeset, linted, apt_memo, node_answers) =
-        planned.map_err(|e| format!("{e:#}"))?;
+    let (facts, mut changeset, linted, reuse) = planned.map_err(|e| format!("{e:#}"))?;
     // The lint refuses before anything changes; accepted findings become notes.
     let (notes, policy) = lint_gate(&linted, &plan.allow_insecure)?;
     changeset.notes.extend(notes);
@@ -179,8 +173,7 @@ fn prepare_on(
         facts,
         changeset,
         policy,
-        apt_memo,
-        node_answers,
+        reuse,
     })
 }
 
@@ -281,7 +274,7 @@ fn execute(
     let first = prepared;
     let prepared = redecided.as_ref().unwrap_or(first);
     let report = check_amplification(report, plan, &prepared.changeset, &prepared.policy, on_step);
-    let memo = prepared.apt_memo.as_ref().or(first.apt_memo.as_ref());
+    let memo = prepared.reuse.apt.as_ref().or(first.reuse.apt.as_ref());
     if let (false, Some(memo)) = (report.failed, memo) {
         memo.save_if_current(&RealProbe);
     }

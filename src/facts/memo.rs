@@ -395,7 +395,8 @@ mod tests {
         let first = crate::facts::gather(&probe, &crate::facts::Wants::from(&plan)).unwrap();
         assert!(!apt_probes(&node).is_empty(), "no record yet: apt is asked");
         let record = first
-            .apt_memo
+            .reuse
+            .apt
             .clone()
             .expect("answers from apt are offered for saving");
         assert_eq!(record.fingerprint, "f1");
@@ -418,7 +419,7 @@ mod tests {
             unstamped(&first.facts),
             "the same facts either way"
         );
-        assert!(second.apt_memo.is_none(), "nothing new to save");
+        assert!(second.reuse.apt.is_none(), "nothing new to save");
 
         let changed = Remembering {
             fingerprint: "f2".into(),
@@ -451,7 +452,7 @@ mod tests {
             Carried::default(),
         )
         .unwrap();
-        let carried = before.apt_memo.expect("read from apt, under f1");
+        let carried = before.reuse.apt.expect("read from apt, under f1");
 
         // The update found nothing new: the same fingerprint, apt not asked.
         node.state().probes.clear();
@@ -496,7 +497,8 @@ mod tests {
         assert!(
             crate::facts::gather(&probe, &crate::facts::Wants::from(&plan))
                 .unwrap()
-                .apt_memo
+                .reuse
+                .apt
                 .is_none()
         );
     }

@@ -152,16 +152,34 @@ pub enum DpkgJournal {
 pub struct Gathered {
     pub facts: Facts,
     pub rendered: Rendered,
-    /// apt's answers to remember if `apply` succeeds (`memo::AptMemo::save_if_current`);
-    /// `None` when they came from the record already or from private lists.
-    pub apt_memo: Option<memo::AptMemo>,
-    /// dpkg's and the init system's answers, for facts decided again after
-    /// an update (`carry`); `None` without a fingerprint of dpkg's database.
-    pub node_answers: Option<carry::NodeAnswers>,
+    pub reuse: Reuse,
 }
 
-/// Answers of this run's earlier facts that a later gather may use while
-/// they hold: apt's (`memo`), dpkg's and the init system's (`carry`).
+/// The speed seam: what a gather's answers leave for later, so that no
+/// probe runs twice in a run and a converged node's apt is not asked at all.
+/// Only the engine passes it on; no stage decides anything from it.
+#[derive(Debug, Default)]
+pub struct Reuse {
+    /// apt's answers to remember if `apply` succeeds (`memo::AptMemo::save_if_current`);
+    /// `None` when they came from the record already or from private lists.
+    pub apt: Option<memo::AptMemo>,
+    /// dpkg's and the init system's answers, for facts decided again after
+    /// an update (`carry`); `None` without a fingerprint of dpkg's database.
+    pub node: Option<carry::NodeAnswers>,
+}
+
+impl Reuse {
+    /// What the next gather of this run may use: apt's answers while their
+    /// fingerprint holds; dpkg's and the units' only if `node_unchanged`
+    /// (nothing but the update of the lists ran since).
+    pub fn carried(&self, node_unchanged: bool) -> Carried<'_> {
+        Carried {
+            apt: self.apt.as_ref(),
+            node: self.node.as_ref().filter(|_| node_unchanged),
+        }
+    }
+}
+
 /// What the facts stage must ask the node, taken from a plan. Which
 /// packages, files and units the steps name waits on the daemon the
 /// archive resolves: `render` gives the steps once that is known.
@@ -182,6 +200,8 @@ pub struct Wants<'a> {
 /// The plan's steps rendered for the resolved daemon (or none).
 pub type Render<'a> = Box<dyn Fn(Option<&Daemon>) -> Result<Rendered> + 'a>;
 
+/// Answers of this run's earlier facts that a later gather may use while
+/// they hold: apt's (`memo`), dpkg's and the init system's (`carry`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Carried<'a> {
     pub apt: Option<&'a memo::AptMemo>,
@@ -207,8 +227,10 @@ pub fn gather_as(
     Ok(Gathered {
         facts,
         rendered,
-        apt_memo: memo.into_record(),
-        node_answers,
+        reuse: Reuse {
+            apt: memo.into_record(),
+            node: node_answers,
+        },
     })
 }
 
