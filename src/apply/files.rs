@@ -138,16 +138,11 @@ fn is_our_check_dir_name(name: &str) -> bool {
         .is_some_and(is_random_part)
 }
 
-/// Removes what a run killed half way (kill -9 during a write or a config
-/// check) left behind: our temp files in the directories of the files the
-/// plan writes (`written`), and under each of `scratch_parents` our check
-/// directories and apt's scratch directories of the facts stage
-/// (`facts::probe::APT_SCRATCH_PREFIX`: private lists, caches; the facts of
-/// this run have dropped theirs).
-/// Only while holding the run lock, which no other live run then holds: no
-/// run of ours still owns them. Only entries of our naming, of the kind we
-/// create (not symlinks), owned by the user running this. Best effort: a
-/// failure is a warning. Returns what was removed, each logged at info.
+/// Removes what a run killed half way left behind: our temp files beside
+/// the files the plan writes (`written`), our check and apt scratch
+/// directories under `scratch_parents`. Called only under the run lock, so
+/// no live run owns them; only entries of our naming and kind, owned by
+/// us. Best effort (a failure is a warning); returns what was removed.
 pub fn sweep_leftovers(written: &[&Path], scratch_parents: &[&Path]) -> Vec<std::path::PathBuf> {
     use std::os::unix::fs::MetadataExt;
     let me = rustix::process::geteuid().as_raw();

@@ -87,9 +87,9 @@ pub trait Probe: Sync {
         pkgs: &[PackageName],
         lists: &Lists,
     ) -> Result<BTreeMap<PackageName, Policy>>;
-    /// The stanzas of these exact versions (`apt-cache show NAME=VERSION`;
+    /// The stanzas of these exact versions (`apt-cache show NAME=VERSION`:
     /// `--no-all-versions` would compute every package's candidate first,
-    /// ~150 ms on Debian's lists, for a version `apt_policy` already gave).
+    /// for a version `apt_policy` already gave).
     fn apt_show(&self, versions: &[(PackageName, String)], lists: &Lists) -> Result<Vec<Stanza>>;
     /// The stanza of every version of `pkg` in `lists` (`apt-cache show
     /// NAME`: no candidate computed, as fast as one version's), for a
@@ -107,15 +107,10 @@ pub trait Probe: Sync {
             .collect())
     }
     /// Packages `apt-get autoremove` would remove, as `name version`. The
-    /// real probe asks apt with no package lists at all (`Dir::State::Lists`
-    /// an empty directory, its own cache in `lists`' scratch directory):
-    /// which installed packages are unneeded follows from dpkg's status (the
-    /// installed versions' dependencies, priorities and Essential flags),
-    /// extended_states (the auto marks) and apt's config, never from the
-    /// archive, and apt then builds its cache over the installed packages
-    /// only: ~30 ms instead of 300-1000 ms over Debian's ~65,000 (checked
-    /// on Debian 11, 12 and 13: the same answer with and without lists; a
-    /// node test compares the two on every run).
+    /// real probe gives apt no package lists: what is unneeded follows from
+    /// dpkg's status, the auto marks and apt's config, never the archive,
+    /// and a cache of the installed packages only is far quicker to build
+    /// (a node test checks the answer is the same with the lists).
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>>;
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>>;
     /// uid or gid of a name in /etc/passwd or /etc/group.
@@ -185,15 +180,11 @@ fn apt_query(program: &str, lists: &Lists) -> Cmd {
     }
 }
 
-/// Seeds `scratch` with the node's binary caches before its first query: a
-/// symbolic link to each (apt reads a valid cache through it in
-/// milliseconds; it never writes a cache file in place, it writes a new one
-/// beside the name and renames it over the name, so a rebuild replaces the
-/// link in `scratch` and the node's file stays as it was: checked on apt
-/// 2.2, 2.6 and 3.0, byte for byte and mtime). A link costs nothing on any
-/// file system; a hard link made the kernel copy both files (80 MB) on an
-/// overlayfs root such as a container's, a copy costs ~30 ms everywhere. A
-/// cache that cannot be seeded only costs a rebuild (hundreds of ms).
+/// Seeds `scratch` with a symbolic link to each of the node's binary caches,
+/// so apt need not rebuild them. apt replaces a cache by renaming a new file
+/// over the name, never writing in place, so a rebuild replaces the link and
+/// the node's file stays as it was. A cache that cannot be seeded only
+/// costs a rebuild.
 fn seed_cache(scratch: &Path) {
     for node in NODE_CACHES {
         let node = Path::new(node);

@@ -365,11 +365,8 @@ pub const BATCH_TIME_FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
 
 /// How long the batch waits after the time request was answered, for the
 /// kernel to deliver what the daemon sent before it. A margin only: on
-/// loopback those answers are already queued by then. `scripts/answer-order`
-/// measures it (ntpd 4.2.8 answering READVAR from anyone; READVAR from one
-/// address, then a time request from another): on a 2-CPU machine, idle and
-/// beside six busy loops and two loopback UDP floods, 2,000 rounds each, the
-/// READVAR answer never arrived after the time answer.
+/// loopback those answers are already queued by then (`scripts/answer-order`
+/// measures the order; BENCHMARKS.md has its figures).
 pub const SETTLE: Duration = Duration::from_millis(10);
 
 /// Sends a batch of `(source, packet)` to a target and returns the datagrams
@@ -434,12 +431,9 @@ pub fn run_batch(
 /// and never rate-limits. A daemon that serves no time (chrony without
 /// `allow`) never answers; the check then runs when the bound is over.
 ///
-/// A daemon just started may not have bound its port yet (the request is
-/// refused at once) or may drop a request while it sets up: the request is
-/// sent again after a wait that starts at [`FIRST_RETRY`] (1 ms) and doubles up to
-/// 250 ms, so a daemon is found answering within milliseconds of being
-/// ready, and one that takes its time is not asked more than four times a
-/// second.
+/// A daemon just started may refuse or drop the request while it sets up:
+/// it is resent after [`FIRST_RETRY`], doubling up to 250 ms, so a ready
+/// daemon is found at once and a slow one is not flooded.
 pub fn wait_until_answering(port: u16, bound: Duration) -> bool {
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let target = SocketAddr::new(local, port);

@@ -75,12 +75,9 @@ fn connected(from: IpAddr, target: SocketAddr) -> Result<UdpSocket, String> {
 /// has passed, when every socket was refused (nothing listens), or, with
 /// `settle`, `settle` after the last packet was answered.
 ///
-/// `settle` is for a target on this host only: a daemon reads the datagrams
-/// of one socket in the order they arrived and answers each as it reads it
-/// (ntpd, NTPsec, chrony and OpenNTPD are single-threaded there), so when
-/// the last packet has its answer, the answers to the packets before it have
-/// been sent too; on loopback they are not reordered on the way back.
-/// `settle` covers the kernel's delivery of the last of them.
+/// `settle` is for a target on this host only: the four daemons answer one
+/// socket's datagrams in the order they arrived, and loopback does not
+/// reorder, so once the last packet is answered the others have been.
 pub fn exchange_batch(
     target: SocketAddr,
     probes: &[(IpAddr, Vec<u8>)],
