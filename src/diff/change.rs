@@ -86,7 +86,7 @@ pub struct Restore {
     pub backup: AbsPath,
 }
 
-/// Backups are named `FILE.YYYYmmddTHHMMSS.ntp-provision.bak`, next to FILE.
+/// Backups are named `FILE.YYYYmmddTHHMMSS.ffffff.ntp-provision.bak` (UTC, the facts' stamp), next to FILE.
 /// The dots keep them out of run-parts directories (dhclient hooks), and no
 /// daemon reads such a name (chrony reads conf.d/*.conf only).
 pub const BACKUP_SUFFIX: &str = ".ntp-provision.bak";
