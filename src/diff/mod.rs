@@ -117,9 +117,7 @@ fn diff_from(
 ) -> Result<Changeset, String> {
     let mut steps = Vec::new();
     let mut removed_earlier = false;
-    // Per handler: the causes for its reason, and the files to put back if
-    // the unit is unhealthy after it ran.
-    let mut fired: Vec<(String, Vec<String>, Vec<Restore>)> = Vec::new();
+    let mut fired = Fired::default();
     let mut projected = facts.clone();
     // apt refuses to work after an interrupted dpkg run, so finishing it is
     // a step of its own, right before the first apt step. After an update
@@ -172,21 +170,14 @@ fn diff_from(
                 ..
             } = change
             {
-                *rollback = fired
-                    .iter()
-                    .filter(|(h, _, _)| handler_unit(&rendered.handlers, h) == Some(&*unit))
-                    .flat_map(|(_, _, files)| files.iter().cloned())
-                    .collect();
+                *rollback = fired.files_for(&rendered.handlers, unit);
             }
         }
         if changes.is_empty() {
             // The file is right, but a restart it notifies may still be due:
             // an earlier run stopped between the write and the restart.
             for (handler, cause) in unread_files(step, &rendered.handlers, &projected) {
-                match fired.iter_mut().find(|(h, _, _)| *h == handler) {
-                    Some((_, all, _)) => all.push(cause),
-                    None => fired.push((handler, vec![cause], Vec::new())),
-                }
+                fired.notify(&handler, vec![cause], &[]);
             }
         }
         removed_earlier |= changes.iter().any(Change::removes_packages);
@@ -195,29 +186,10 @@ fn diff_from(
             .skip(ran_already)
             .for_each(|c| project(&mut projected, c));
         if !changes.is_empty() {
-            let restores: Vec<Restore> = changes
-                .iter()
-                .filter_map(|c| match c {
-                    Change::File {
-                        path,
-                        backup: Some(backup),
-                        ..
-                    } => Some(Restore {
-                        path: path.clone(),
-                        backup: backup.clone(),
-                    }),
-                    _ => None,
-                })
-                .collect();
+            let restores = restores_of(&changes);
+            let causes: Vec<String> = changes.iter().map(Change::cause).collect();
             for handler in &step.notify {
-                let causes: Vec<String> = changes.iter().map(Change::cause).collect();
-                match fired.iter_mut().find(|(h, _, _)| h == handler) {
-                    Some((_, all, files)) => {
-                        all.extend(causes);
-                        files.extend(restores.iter().cloned());
-                    }
-                    None => fired.push((handler.clone(), causes, restores.clone())),
-                }
+                fired.notify(handler, causes.clone(), &restores);
             }
         }
         steps.push(PlannedStep {
@@ -226,16 +198,93 @@ fn diff_from(
             changes,
         });
     }
-    // Handlers run after all steps, in the order they are declared.
+    steps.extend(handler_steps(
+        rendered,
+        &fired,
+        &mut projected,
+        removed_earlier,
+    )?);
+    let redecide_after_update = facts.lists.awaiting_update
+        && steps.iter().any(|s| {
+            !s.handler
+                && s.changes
+                    .iter()
+                    .any(|c| matches!(c, Change::UpdateLists { .. }))
+        });
+    Ok(Changeset {
+        daemon: facts.daemon.clone(),
+        notes: notes(facts, redecide_after_update),
+        steps,
+        redecide_after_update,
+    })
+}
+
+/// The handlers notified so far, in the order first notified: each with
+/// the causes for its reason and the files to put back if the unit is
+/// unhealthy after it ran.
+#[derive(Default)]
+struct Fired(Vec<(String, Vec<String>, Vec<Restore>)>);
+
+impl Fired {
+    fn notify(&mut self, handler: &str, causes: Vec<String>, restores: &[Restore]) {
+        match self.0.iter_mut().find(|(h, _, _)| h == handler) {
+            Some((_, all, files)) => {
+                all.extend(causes);
+                files.extend(restores.iter().cloned());
+            }
+            None => self
+                .0
+                .push((handler.to_string(), causes, restores.to_vec())),
+        }
+    }
+
+    /// The files written for the handlers that (re)start `unit`.
+    fn files_for(&self, handlers: &[Step], unit: &crate::names::UnitName) -> Vec<Restore> {
+        self.0
+            .iter()
+            .filter(|(h, _, _)| handler_unit(handlers, h) == Some(unit))
+            .flat_map(|(_, _, files)| files.iter().cloned())
+            .collect()
+    }
+}
+
+/// The backups that put back the files these changes replace.
+fn restores_of(changes: &[Change]) -> Vec<Restore> {
+    changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::File {
+                path,
+                backup: Some(backup),
+                ..
+            } => Some(Restore {
+                path: path.clone(),
+                backup: backup.clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The notified handlers, after all steps in the order they are declared,
+/// each with its causes as the reason and the files to roll back.
+fn handler_steps(
+    rendered: &Rendered,
+    fired: &Fired,
+    projected: &mut Facts,
+    removed_earlier: bool,
+) -> Result<Vec<PlannedStep>, String> {
+    let mut steps = Vec::new();
     for handler in &rendered.handlers {
-        let Some((_, causes, restores)) = fired.iter().find(|(h, _, _)| *h == handler.name) else {
+        let Some((_, causes, restores)) = fired.0.iter().find(|(h, _, _)| *h == handler.name)
+        else {
             continue;
         };
         let mut causes = causes.clone();
         causes.dedup();
         let mut changes = diff_step(
             handler,
-            &projected,
+            projected,
             removed_earlier,
             Some(&causes.join(", ")),
         )
@@ -250,13 +299,19 @@ fn diff_from(
                 rollback.clone_from(restores);
             }
         }
-        changes.iter().for_each(|c| project(&mut projected, c));
+        changes.iter().for_each(|c| project(projected, c));
         steps.push(PlannedStep {
             name: handler.name.clone(),
             handler: true,
             changes,
         });
     }
+    Ok(steps)
+}
+
+/// What the changeset tells beside its steps: where versions were read
+/// from, competing daemons installed, the redecision after the update.
+fn notes(facts: &Facts, redecide_after_update: bool) -> Vec<String> {
     let mut notes = Vec::new();
     if facts.lists.refreshed_privately {
         notes.push("versions are read from fresh package lists fetched into a private directory; the node's own lists are untouched".into());
@@ -277,22 +332,10 @@ fn diff_from(
             "versions come from the node's old package lists: {err}"
         ));
     }
-    let redecide_after_update = facts.lists.awaiting_update
-        && steps.iter().any(|s| {
-            !s.handler
-                && s.changes
-                    .iter()
-                    .any(|c| matches!(c, Change::UpdateLists { .. }))
-        });
     if redecide_after_update {
         notes.push("the package lists are older than the plan allows: apply updates them as planned, then decides every change after that on the fresh lists (plan shows those versions: it reads fresh lists into a private directory)".into());
     }
-    Ok(Changeset {
-        daemon: facts.daemon.clone(),
-        notes,
-        steps,
-        redecide_after_update,
-    })
+    notes
 }
 
 /// The unit a handler starts or restarts, if it is a service step.
