@@ -2,7 +2,7 @@
 //! through the engine) and renders the outcome; the one place that decides
 //! exit codes.
 
-use crate::cli::{Cli, Command, Format, RunArgs, StatusArgs, VerifyArgs};
+use crate::cli::{Cli, ColorWhen, Command, Format, RunArgs, StatusArgs, VerifyArgs};
 use crate::engine;
 use crate::facts::RealProbe;
 use crate::plan::input::{self, PlanInput};
@@ -33,8 +33,8 @@ pub fn usage_error(e: clap::Error) -> ! {
 pub fn run(cli: Cli) -> i32 {
     init_logging(cli.verbose);
     match cli.command {
-        Command::Plan(args) => run_stage(&args, Mode::Plan),
-        Command::Apply(args) => run_stage(&args, Mode::Apply),
+        Command::Plan(args) => run_stage(&args, Mode::Plan, use_color(cli.color)),
+        Command::Apply(args) => run_stage(&args, Mode::Apply, use_color(cli.color)),
         Command::Status(args) => run_status(&args),
         Command::Verify(args) => run_verify(&args),
     }
@@ -64,6 +64,22 @@ fn run_status(args: &StatusArgs) -> i32 {
             status.exit_code()
         }
         Err(e) => fail(&format!("{e:#}"), 1),
+    }
+}
+
+/// Whether human output is coloured: `auto` colours a terminal unless
+/// NO_COLOR is set (no-color.org) or TERM is dumb.
+fn use_color(when: ColorWhen) -> bool {
+    use std::io::IsTerminal;
+    let set = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    match when {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            std::io::stdout().is_terminal()
+                && set("NO_COLOR").is_none()
+                && set("TERM").map_or(true, |t| t != "dumb")
+        }
     }
 }
 
@@ -110,7 +126,7 @@ fn early_error(args: &RunArgs, mode: Mode, message: &str, code: i32) -> i32 {
     code
 }
 
-fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
+fn run_stage(args: &RunArgs, mode: Mode, color: bool) -> i32 {
     let plan = match load(args.plan.as_deref(), &args.vars) {
         Ok(plan) => plan,
         Err((message, code)) => return early_error(args, mode, &message, code),
@@ -123,7 +139,7 @@ fn run_stage(args: &RunArgs, mode: Mode) -> i32 {
         }
         Format::Human => {
             let mut out = HumanRun {
-                out: Human::stdout(),
+                out: Human::stdout(color),
                 plan: &plan,
                 mode,
                 headed: false,

@@ -3,6 +3,14 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
+/// `--version`: the release, the commit it was built from and the build date.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("NTPP_BUILD_INFO"),
+    ")"
+);
+
 const EXAMPLES: &str = "\
 Examples:
   ntp-provision plan                          preview the embedded default plan on this node
@@ -14,7 +22,7 @@ Examples:
 #[derive(Debug, Parser)]
 #[command(
     name = "ntp-provision",
-    version,
+    version = VERSION,
     about = "Put an NTP daemon on Debian and Ubuntu nodes and keep it correctly set up",
     long_about = "Reads a declarative plan (YAML), gathers facts from this node read-only, diffs \
                   them, and with `apply` executes only the differences: packages through apt, \
@@ -26,6 +34,10 @@ pub struct Cli {
     /// More diagnostics on stderr: -v lists every command run with its duration, -vv adds output
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+
+    /// Colour in human output: auto (a terminal, NO_COLOR unset, TERM not dumb), always or never
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto, global = true)]
+    pub color: ColorWhen,
 
     #[command(subcommand)]
     pub command: Command,
@@ -106,6 +118,13 @@ pub struct RunArgs {
     /// Seconds to wait for the dpkg/apt lock held by another process
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub lock_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -101,9 +101,24 @@ fn help_and_version() {
     assert!(help.stdout.contains("Examples:"), "{}", help.stdout);
     assert!(help.stdout.contains("apply"));
     let version = check(&["--version"], None, 0, "");
-    assert_eq!(
-        version.stdout.trim(),
-        format!("ntp-provision {}", env!("CARGO_PKG_VERSION"))
+    // ntp-provision 0.1.0 (COMMIT DATE): the commit, or "unknown" outside git.
+    let prefix = format!("ntp-provision {} (", env!("CARGO_PKG_VERSION"));
+    let info = version
+        .stdout
+        .trim()
+        .strip_prefix(&prefix)
+        .and_then(|s| s.strip_suffix(')'));
+    let (commit, date) = info
+        .and_then(|i| i.split_once(' '))
+        .unwrap_or_else(|| panic!("{:?}", version.stdout));
+    assert!(
+        commit == "unknown" || commit.chars().take(12).all(|c| c.is_ascii_hexdigit()),
+        "{commit}"
+    );
+    let digits: Vec<&str> = date.split('-').collect();
+    assert!(
+        digits.len() == 3 && digits.iter().all(|d| d.parse::<u32>().is_ok()),
+        "{date}"
     );
     let sub = check(&["plan", "--help"], None, 0, "");
     assert!(sub.stdout.contains("--detailed-exitcodes"));
@@ -201,6 +216,27 @@ fn apply_by_a_user_other_than_root_is_refused_as_a_report_like_any_run_that_cann
     assert_eq!(
         doc["error"],
         "apply must run as root: it installs packages and writes under /etc"
+    );
+}
+
+#[test]
+fn colour_follows_the_color_option_and_auto_never_colours_a_pipe() {
+    let red = "\x1b[31m";
+    let always = check(&["--color", "always", "apply"], None, 1, "");
+    assert!(always.stdout.contains(red), "{:?}", always.stdout);
+    for args in [
+        &["--color", "never", "apply"][..],
+        &["apply"],
+        &["apply", "--color", "auto"],
+    ] {
+        let run = check(args, None, 1, "");
+        assert!(!run.stdout.contains('\x1b'), "{args:?}: {:?}", run.stdout);
+    }
+    check(
+        &["--color", "sometimes", "apply"],
+        None,
+        64,
+        "invalid value 'sometimes'",
     );
 }
 

@@ -1,10 +1,10 @@
 //! The human rendering: one line per step, as Ansible prints its tasks, the
 //! changes indented under it, file diffs in full, and a closing recap.
-//! Colour only when stdout is a terminal and NO_COLOR is unset.
+//! Colour as `--color` says (`app::use_color`).
 
 use super::{Mode, Report, Status, StepReport};
 use crate::daemons::Daemon;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 
 pub struct Human<W: Write> {
     out: W,
@@ -12,9 +12,7 @@ pub struct Human<W: Write> {
 }
 
 impl Human<std::io::Stdout> {
-    pub fn stdout() -> Self {
-        let color = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").map_or(true, |v| v.is_empty());
+    pub fn stdout(color: bool) -> Self {
         Human {
             out: std::io::stdout(),
             color,
