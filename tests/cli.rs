@@ -217,6 +217,7 @@ fn apply_by_a_user_other_than_root_is_refused_as_a_report_like_any_run_that_cann
         doc["error"],
         "apply must run as root: it installs packages and writes under /etc"
     );
+    assert_eq!(doc["summary"]["failed"], 1, "the refusal counts: {doc}");
 }
 
 #[test]

@@ -155,7 +155,8 @@ impl Report {
         )
     }
 
-    /// Nothing could be planned: the node was not touched.
+    /// Nothing could be planned: the node was not touched. The refusal
+    /// counts as the one failure of the recap.
     pub fn failed_before_start(mode: Mode, error: String) -> Self {
         Report {
             mode,
@@ -164,7 +165,10 @@ impl Report {
             daemon: None,
             notes: Vec::new(),
             steps: Vec::new(),
-            summary: Summary::default(),
+            summary: Summary {
+                failed: 1,
+                ..Summary::default()
+            },
             error: Some(error),
         }
     }
