@@ -658,32 +658,6 @@ impl FakeNode {
 }
 
 impl FileExec for FakeNode {
-    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<bool> {
-        self.record(format!("backup {path} {backup}"))?;
-        let mut s = self.state();
-        let Some(current) = s.files.get(path.as_str()).cloned() else {
-            return Ok(false);
-        };
-        if s.files.contains_key(backup.as_str()) {
-            anyhow::bail!("the backup {backup} already exists; not overwriting it");
-        }
-        s.files.insert(backup.to_string(), current);
-        let prefix = format!("{path}.");
-        let mut old: Vec<String> = s
-            .files
-            .keys()
-            .filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX))
-            .filter(|k| *k != backup.as_str())
-            .cloned()
-            .collect();
-        old.sort();
-        let excess = (old.len() + 1).saturating_sub(crate::diff::BACKUPS_KEPT);
-        for k in old.into_iter().take(excess) {
-            s.files.remove(&k);
-        }
-        Ok(true)
-    }
-
     fn restore(&mut self, r: &crate::diff::Restore, created: bool) -> Result<()> {
         let (path, backup) = (&r.path, &r.backup);
         self.record(format!("restore {path} {backup}"))?;
@@ -717,16 +691,22 @@ impl FileExec for FakeNode {
         uid: u32,
         gid: u32,
         check: &Check,
-    ) -> Result<()> {
-        self.record(format!("write {path}"))?;
+        backup: Option<&AbsPath>,
+    ) -> Result<bool> {
         // The fake daemons reject any config with a line starting `bogus`.
         if matches!(check, Check::Daemon { .. })
             && content
                 .split(|b| *b == b'\n')
                 .any(|l| l.starts_with(b"bogus"))
         {
+            self.record(format!("write {path}"))?;
             bail!("{path}: line 1 column 0 syntax error (fake check)");
         }
+        let existed = self.state().files.contains_key(path.as_str());
+        if let Some(b) = backup.filter(|_| existed) {
+            self.keep_backup(path, b)?;
+        }
+        self.record(format!("write {path}"))?;
         let parent = path
             .as_path()
             .parent()
@@ -749,6 +729,45 @@ impl FileExec for FakeNode {
                 modified: Some(now),
             },
         );
+        Ok(existed)
+    }
+}
+
+impl FakeNode {
+    /// The real executor's backup (`apply::files::keep_backup`), on the
+    /// fake's files: an existing backup of the same content is kept as it
+    /// is, the newest distinct versions are kept.
+    fn keep_backup(&self, path: &AbsPath, backup: &AbsPath) -> Result<()> {
+        self.record(format!("backup {path} {backup}"))?;
+        let mut s = self.state();
+        let current = s.files[path.as_str()].clone();
+        match s.files.get(backup.as_str()) {
+            Some(old) if old.content != current.content => {
+                anyhow::bail!("the backup {backup} already exists with other content")
+            }
+            Some(_) => {}
+            None => {
+                s.files.insert(backup.to_string(), current.clone());
+            }
+        }
+        let prefix = format!("{path}.");
+        let mut old: Vec<String> = s
+            .files
+            .keys()
+            .filter(|k| k.starts_with(&prefix) && k.ends_with(crate::diff::BACKUP_SUFFIX))
+            .filter(|k| *k != backup.as_str())
+            .cloned()
+            .collect();
+        old.sort();
+        let mut kept = vec![current.content];
+        for k in old.into_iter().rev() {
+            let content = s.files[&k].content.clone();
+            if !kept.contains(&content) && kept.len() < crate::diff::BACKUPS_KEPT {
+                kept.push(content);
+            } else {
+                s.files.remove(&k);
+            }
+        }
         Ok(())
     }
 }

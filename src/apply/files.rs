@@ -21,21 +21,15 @@ impl FileExec for RealFiles {
         uid: u32,
         gid: u32,
         check: &Check,
-    ) -> Result<()> {
-        replace_atomically(path.as_path(), content, mode, uid, gid, check)
-    }
-
-    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<bool> {
-        if !path.as_path().exists() {
-            return Ok(false);
-        }
-        // A backup is never replaced: it may be the only copy of what was there.
-        if backup.as_path().exists() {
-            bail!("the backup {backup} already exists; not overwriting it (run again: the next run names its backups anew)");
-        }
-        copy_atomically(path.as_path(), backup.as_path())?;
-        prune_backups(path.as_path(), backup.as_path())?;
-        Ok(true)
+        backup: Option<&AbsPath>,
+    ) -> Result<bool> {
+        let existed = path.as_path().exists();
+        let keep = || match backup {
+            Some(b) if existed => keep_backup(path.as_path(), b.as_path()),
+            _ => Ok(()),
+        };
+        replace_atomically(path.as_path(), content, mode, uid, gid, check, keep)?;
+        Ok(existed)
     }
 
     fn restore(&mut self, r: &Restore, created: bool) -> Result<()> {
@@ -59,6 +53,23 @@ impl FileExec for RealFiles {
     }
 }
 
+/// Copies `file` to `backup`, then prunes `file`'s backups. A backup is
+/// never replaced: one of the same content is this version kept already
+/// (a run killed after its backup), another content is refused.
+fn keep_backup(file: &Path, backup: &Path) -> Result<()> {
+    if backup.exists() {
+        if std::fs::read(backup).ok() != std::fs::read(file).ok() {
+            bail!(
+                "the backup {} already exists with other content; not overwriting it (move it away and run again)",
+                backup.display()
+            );
+        }
+    } else {
+        copy_atomically(file, backup)?;
+    }
+    prune_backups(file, backup)
+}
+
 /// `from`'s content, mode and owner, replacing `to` atomically.
 fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
@@ -71,10 +82,13 @@ fn copy_atomically(from: &Path, to: &Path) -> Result<()> {
         meta.uid(),
         meta.gid(),
         &Check::None,
+        || Ok(()),
     )
 }
 
-/// Keeps the newest `BACKUPS_KEPT` backups of `file`; their names sort by time.
+/// Keeps `keep` and the newest other backups of `file` (names sort by
+/// time), up to `BACKUPS_KEPT` distinct contents; a backup with the content
+/// of a newer kept one is a copy, and goes.
 fn prune_backups(file: &Path, keep: &Path) -> Result<()> {
     let dir = file
         .parent()
@@ -92,10 +106,16 @@ fn prune_backups(file: &Path, keep: &Path) -> Result<()> {
         .filter(|n| Some(std::ffi::OsStr::new(n)) != keep.file_name())
         .collect();
     backups.sort();
-    // `keep` (the backup just made) counts as one of the kept.
-    let excess = (backups.len() + 1).saturating_sub(BACKUPS_KEPT);
-    for old in backups.into_iter().take(excess) {
-        let old = dir.join(old);
+    let mut kept =
+        vec![std::fs::read(keep).with_context(|| format!("reading {}", keep.display()))?];
+    for name in backups.into_iter().rev() {
+        let old = dir.join(name);
+        let content = std::fs::read(&old).ok();
+        let distinct = content.as_ref().is_some_and(|c| !kept.contains(c));
+        if distinct && kept.len() < BACKUPS_KEPT {
+            kept.extend(content);
+            continue;
+        }
         std::fs::remove_file(&old)
             .with_context(|| format!("removing the old backup {}", old.display()))?;
     }
@@ -204,7 +224,8 @@ fn is_our_apt_scratch_name(name: &str) -> bool {
 
 /// A temp file in the same directory, owner and mode set before it is
 /// visible, fsync, rename over the target, fsync of the directory: the
-/// target is the old file or the new one, never a mix.
+/// target is the old file or the new one, never a mix. `before_rename`
+/// runs once the new content passed `check` (the backup of the old file).
 fn replace_atomically(
     target: &Path,
     content: &[u8],
@@ -212,6 +233,7 @@ fn replace_atomically(
     uid: u32,
     gid: u32,
     check: &Check,
+    before_rename: impl FnOnce() -> Result<()>,
 ) -> Result<()> {
     {
         let path = target.display();
@@ -246,6 +268,7 @@ fn replace_atomically(
             check_config(*flavor, tmp.path())
                 .with_context(|| format!("the new {path} was rejected and not installed"))?;
         }
+        before_rename()?;
         tmp.persist(target)
             .map_err(|e| anyhow!(e.error))
             .with_context(|| format!("renaming into {path}"))?;
@@ -347,7 +370,7 @@ mod tests {
             (m.uid(), m.gid())
         };
         RealFiles
-            .write(&path, b"new\n", Mode(0o640), uid, gid, &Check::None)
+            .write(&path, b"new\n", Mode(0o640), uid, gid, &Check::None, None)
             .unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "new\n");
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
@@ -381,17 +404,64 @@ mod tests {
     }
 
     #[test]
-    fn an_existing_backup_is_never_overwritten() {
+    fn an_existing_backup_is_never_overwritten_and_the_same_version_is_kept_once() {
         let (_dir, file, path) = conf_file("first\n");
         let b = crate::diff::backup_path(&path, "20260101T000000.000000").unwrap();
-        RealFiles.backup(&path, &b).unwrap();
+        keep_backup(&file, b.as_path()).unwrap();
+        // A run killed after its backup: the next one finds it, the same version.
+        keep_backup(&file, b.as_path()).unwrap();
         std::fs::write(&file, "second\n").unwrap();
-        let err = RealFiles.backup(&path, &b).unwrap_err();
+        let err = keep_backup(&file, b.as_path()).unwrap_err();
         assert!(
-            format!("{err:#}").contains("already exists; not overwriting it"),
+            format!("{err:#}").contains("already exists with other content; not overwriting it"),
             "{err:#}"
         );
         assert_eq!(std::fs::read_to_string(b.as_path()).unwrap(), "first\n");
+    }
+
+    #[test]
+    fn only_distinct_versions_count_towards_the_backups_kept() {
+        let (dir, file, path) = conf_file("a\n");
+        // Three older copies of one version, then two other versions.
+        for (stamp, content) in [
+            ("1", "a\n"),
+            ("2", "a\n"),
+            ("3", "a\n"),
+            ("4", "b\n"),
+            ("5", "c\n"),
+        ] {
+            std::fs::write(&file, content).unwrap();
+            let b =
+                crate::diff::backup_path(&path, &format!("2026010{stamp}T000000.000000")).unwrap();
+            keep_backup(&file, b.as_path()).unwrap();
+        }
+        let mut left: Vec<(String, String)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(BACKUP_SUFFIX))
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                (
+                    "ntp.conf.20260103T000000.000000.ntp-provision.bak".into(),
+                    "a\n".into()
+                ),
+                (
+                    "ntp.conf.20260104T000000.000000.ntp-provision.bak".into(),
+                    "b\n".into()
+                ),
+                (
+                    "ntp.conf.20260105T000000.000000.ntp-provision.bak".into(),
+                    "c\n".into()
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -405,8 +475,9 @@ mod tests {
         );
         let mut files = RealFiles;
         for i in 1..=5 {
+            std::fs::write(&file, format!("v{i}\n")).unwrap();
             let b = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
-            files.backup(&path, &b).unwrap();
+            keep_backup(&file, b.as_path()).unwrap();
         }
         let mut names: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -432,14 +503,14 @@ mod tests {
             0o640
         );
         files
-            .write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None)
+            .write(&path, b"new\n", Mode(0o644), uid, gid, &Check::None, None)
             .unwrap();
         let restore = |path: &AbsPath, backup: &AbsPath| Restore {
             path: path.clone(),
             backup: backup.clone(),
         };
         files.restore(&restore(&path, &newest), false).unwrap();
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "v5\n");
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777,
             0o640
@@ -447,10 +518,18 @@ mod tests {
         // Nothing was there to back up: restoring removes what the run created.
         let created = AbsPath::parse(dir.path().join("new.conf").to_str().unwrap()).unwrap();
         let none = crate::diff::backup_path(&created, "20260105T000000").unwrap();
-        assert!(!files.backup(&created, &none).unwrap(), "nothing to keep");
-        files
-            .write(&created, b"x\n", Mode(0o644), uid, gid, &Check::None)
+        let existed = files
+            .write(
+                &created,
+                b"x\n",
+                Mode(0o644),
+                uid,
+                gid,
+                &Check::None,
+                Some(&none),
+            )
             .unwrap();
+        assert!(!existed && !none.as_path().exists(), "nothing to keep");
         files.restore(&restore(&created, &none), true).unwrap();
         assert!(!created.as_path().exists());
 
@@ -461,7 +540,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("is missing"), "{err}");
-        assert_eq!(std::fs::read_to_string(&file).unwrap(), "old\n");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "v5\n");
     }
 
     #[test]
@@ -471,10 +550,10 @@ mod tests {
         let (dir, _file, path) = conf_file("current\n");
         for stamp in ["20271001T000000", "20271002T000000", "20271003T000000"] {
             let b = crate::diff::backup_path(&path, stamp).unwrap();
-            std::fs::write(b.as_path(), "ahead\n").unwrap();
+            std::fs::write(b.as_path(), format!("ahead {stamp}\n")).unwrap();
         }
         let new = crate::diff::backup_path(&path, "20261126T000000").unwrap();
-        RealFiles.backup(&path, &new).unwrap();
+        keep_backup(path.as_path(), new.as_path()).unwrap();
         assert_eq!(std::fs::read_to_string(new.as_path()).unwrap(), "current\n");
         let left = std::fs::read_dir(dir.path())
             .unwrap()
@@ -493,7 +572,7 @@ mod tests {
     fn write_into_a_missing_directory_names_it() {
         let path = AbsPath::parse("/nonexistent-ntp-provision-dir/ntp.conf").unwrap();
         let err = RealFiles
-            .write(&path, b"x", Mode(0o644), 0, 0, &Check::None)
+            .write(&path, b"x", Mode(0o644), 0, 0, &Check::None, None)
             .unwrap_err();
         assert!(
             err.to_string()

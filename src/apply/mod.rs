@@ -64,7 +64,14 @@ pub trait ServiceExec {
 
 pub trait FileExec {
     /// Replaces `path` atomically with `content`, owned by uid:gid with
-    /// `mode`, after `check` accepted the new content (else `path` is untouched).
+    /// `mode`, once `check` accepted the new content (else `path` is
+    /// untouched and no backup made). Only then is the old file copied to
+    /// `backup` (content, mode, owner; an existing backup of the same
+    /// content is that version kept already), keeping the `BACKUPS_KEPT`
+    /// newest distinct versions, never `backup` itself. Returns whether a
+    /// file was there (the facts may say otherwise: a package installed
+    /// earlier in the run may have shipped it).
+    #[allow(clippy::too_many_arguments)]
     fn write(
         &mut self,
         path: &AbsPath,
@@ -73,14 +80,8 @@ pub trait FileExec {
         uid: u32,
         gid: u32,
         check: &Check,
-    ) -> Result<()>;
-    /// Copies `path` (content, mode, owner) to `backup` atomically, then
-    /// removes the oldest backups of `path` beyond `BACKUPS_KEPT`, never
-    /// `backup` itself (names sort by time, but a clock set back makes the
-    /// newest name an old one). `false`: there was no file to keep (the
-    /// facts may say otherwise: a package installed earlier in the run may
-    /// have shipped it).
-    fn backup(&mut self, path: &AbsPath, backup: &AbsPath) -> Result<bool>;
+        backup: Option<&AbsPath>,
+    ) -> Result<bool>;
     /// Puts the backup back as the file atomically or, for a file the run
     /// `created`, removes it. A missing backup of a file the run did not
     /// create is an error, and the file stays.
@@ -615,8 +616,8 @@ fn pinned(packages: &[PkgChange]) -> Vec<(PackageName, String)> {
         .collect()
 }
 
-/// Keeps the old content first, if the change names a backup: it is safe
-/// before anything replaces it. A file there was none of goes in `created`.
+/// Writes the file, its old content kept as the backup the change names;
+/// a file there was none of goes in `created` (a rollback removes it).
 fn write_file(
     files: &mut dyn FileExec,
     path: &AbsPath,
@@ -626,19 +627,19 @@ fn write_file(
     backup: Option<&AbsPath>,
     created: &mut BTreeSet<AbsPath>,
 ) -> Result<()> {
-    if let Some(b) = backup {
-        if !files.backup(path, b)? {
-            created.insert(path.clone());
-        }
-    }
-    files.write(
+    let existed = files.write(
         path,
         content.as_bytes(),
         after.mode,
         after.uid,
         after.gid,
         check,
-    )
+        backup,
+    )?;
+    if !existed {
+        created.insert(path.clone());
+    }
+    Ok(())
 }
 
 /// A start or restart is a transaction: a unit that does not come up

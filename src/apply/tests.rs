@@ -118,7 +118,6 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
         vec![
             "apt-get update",
             "apt-get install ntpsec=1.2.2+dfsg1-1+deb12u1",
-            "backup /etc/default/ntpsec /etc/default/ntpsec.STAMP.ntp-provision.bak",
             "write /etc/default/ntpsec",
             // The package created it at install: that content is kept too.
             "backup /etc/ntpsec/ntp.conf /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
@@ -293,12 +292,12 @@ fn hand_edited_config_is_restored_and_the_daemon_restarted() {
         .filter(|k| k.ends_with(".ntp-provision.bak") && k.starts_with("/etc/ntpsec/"))
         .cloned()
         .collect();
-    // The first run kept the package's own ntp.conf, this one the hand edit:
-    // two backups, the newer (names sort by time) with the edit.
+    // The first run kept the package's own ntp.conf, this one the hand edit.
     assert_eq!(backups.len(), 2, "{backups:?}");
-    assert_eq!(
-        node.file_text(backups.iter().max().unwrap()).unwrap(),
-        "server evil.example\n",
+    assert!(
+        backups
+            .iter()
+            .any(|b| node.file_text(b).as_deref() == Some("server evil.example\n")),
         "the replaced content is kept"
     );
     let step = report.steps.iter().find(|s| s.diff.is_some()).unwrap();
@@ -602,28 +601,111 @@ fn a_config_that_leaves_the_daemon_unhealthy_is_rolled_back_and_the_daemon_resta
 #[test]
 fn only_the_newest_backups_are_kept() {
     let node = FakeNode::bookworm();
-    run(&node, &default_plan(&[]));
+    let plan = default_plan(&[]);
+    run(&node, &plan);
+    // Five hand edits, each replaced by a run: each edit is a version kept.
     for i in 0..5 {
         node.state()
             .files
             .get_mut("/etc/ntpsec/ntp.conf")
             .unwrap()
             .content = format!("edit {i}\n").into_bytes();
-        let mut f = node.clone();
-        let path = crate::names::AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap();
-        let backup = crate::diff::backup_path(&path, &format!("2026010{i}T000000")).unwrap();
-        FileExec::backup(&mut f, &path, &backup).unwrap();
+        run(&node, &plan);
     }
-    let kept: Vec<String> = node
+    let kept: Vec<String> = backups_of(&node, "/etc/ntpsec/ntp.conf")
+        .iter()
+        .map(|b| node.file_text(b).unwrap())
+        .collect();
+    // The package's own file was kept under the first run's stamp, which on
+    // the fake's clock sorts after every edit; the oldest edits went.
+    assert_eq!(kept.len(), crate::diff::BACKUPS_KEPT, "{kept:?}");
+    assert!(
+        kept.contains(&"edit 3\n".into()) && kept.contains(&"edit 4\n".into()),
+        "{kept:?}"
+    );
+    assert!(
+        !kept.iter().any(|k| k == "edit 0\n" || k == "edit 1\n"),
+        "{kept:?}"
+    );
+}
+
+/// The backups of `path` on the fake, oldest first (names sort by time).
+fn backups_of(node: &FakeNode, path: &str) -> Vec<String> {
+    let mut names: Vec<String> = node
         .state()
         .files
         .keys()
-        .filter(|k| k.starts_with("/etc/ntpsec/ntp.conf.") && k.ends_with(".ntp-provision.bak"))
+        .filter(|k| k.starts_with(&format!("{path}.")) && k.ends_with(crate::diff::BACKUP_SUFFIX))
         .cloned()
         .collect();
-    assert_eq!(kept.len(), crate::diff::BACKUPS_KEPT);
-    assert!(kept.iter().any(|k| k.contains("20260104T")), "{kept:?}");
-    assert!(!kept.iter().any(|k| k.contains("20260101T")), "{kept:?}");
+    names.sort();
+    names
+}
+
+#[test]
+fn a_rejected_config_makes_no_backup_and_leaves_the_file() {
+    let node = FakeNode::bookworm();
+    run(&node, &default_plan(&[]));
+    let path = crate::names::AbsPath::parse("/etc/ntpsec/ntp.conf").unwrap();
+    let (live, kept) = (
+        node.file_text(path.as_str()),
+        backups_of(&node, path.as_str()),
+    );
+    let meta = FileMeta {
+        mode: crate::names::Mode(0o644),
+        uid: 0,
+        gid: 0,
+        owner: None,
+        group: None,
+    };
+    let check = Check::Daemon {
+        flavor: crate::daemons::Flavor::NTPSEC,
+    };
+    // Three rejected tries push out no real backup.
+    for i in 0..3 {
+        let backup = crate::diff::backup_path(&path, &format!("2027010{i}T000000.000000")).unwrap();
+        let mut files = node.clone();
+        let err = write_file(
+            &mut files,
+            &path,
+            &meta,
+            "bogus\n",
+            &check,
+            Some(&backup),
+            &mut BTreeSet::new(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("syntax error"), "{err}");
+    }
+    assert_eq!(node.file_text(path.as_str()), live);
+    assert_eq!(backups_of(&node, path.as_str()), kept);
+}
+
+#[test]
+fn the_backup_plan_announces_is_the_one_apply_writes() {
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&[]);
+    run(&node, &plan);
+    node.state()
+        .files
+        .get_mut("/etc/ntpsec/ntp.conf")
+        .unwrap()
+        .content = b"server evil.example\n".to_vec();
+    let announced: Vec<_> = changeset(&node, &plan)
+        .steps
+        .iter()
+        .flat_map(|s| &s.changes)
+        .filter_map(|c| match c {
+            Change::File { backup, .. } => backup.clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    run(&node, &plan);
+    assert_eq!(
+        node.file_text(announced[0].as_str()).as_deref(),
+        Some("server evil.example\n")
+    );
 }
 
 /// A bookworm node whose lists are two hours old and predate the latest

@@ -86,14 +86,15 @@ pub struct Restore {
     pub backup: AbsPath,
 }
 
-/// Backups are named `FILE.YYYYmmddTHHMMSS.ffffff.ntp-provision.bak` (UTC, the facts' stamp), next to FILE.
+/// Backups are named `FILE.YYYYmmddTHHMMSS.ffffff.ntp-provision.bak`, next to
+/// FILE: the replaced version's modification time, UTC.
 /// The dots keep them out of run-parts directories (dhclient hooks), and no
 /// daemon reads such a name (chrony reads conf.d/*.conf only).
 pub const BACKUP_SUFFIX: &str = ".ntp-provision.bak";
 /// How many backups of one file are kept; older ones are removed.
 pub const BACKUPS_KEPT: usize = 3;
 
-/// The backup of `path` made by the run stamped `stamp`.
+/// The backup of the version of `path` stamped `stamp`.
 pub fn backup_path(path: &AbsPath, stamp: &str) -> Option<AbsPath> {
     AbsPath::parse(&format!("{path}.{stamp}{BACKUP_SUFFIX}")).ok()
 }

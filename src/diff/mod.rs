@@ -760,7 +760,13 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
     } else {
         config_check(t.validate, facts)
     };
-    let backup = backup_path(&t.dest, &facts.stamp);
+    // Named by the replaced version's mtime, so the name `plan` shows is
+    // the one `apply` writes, and one version is kept once.
+    let version = current
+        .as_ref()
+        .and_then(|f| f.modified)
+        .map_or_else(|| facts.stamp.clone(), crate::facts::utc_stamp);
+    let backup = backup_path(&t.dest, &version);
     Ok(Some(Change::File {
         path: t.dest.clone(),
         before,

@@ -277,7 +277,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
         "already running and enabled"
     );
     assert!(cs.steps[2].handler);
-    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (content); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
+    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (content); old content kept as /etc/ntp.conf.19700101T000140.000000.ntp-provision.bak");
     assert_eq!(
         cs.steps[2].changes[0].to_string(),
         "restart ntp.service: /etc/ntp.conf changed; unhealthy after it: /etc/ntp.conf rolled back"
@@ -307,7 +307,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
         file.mode = 0o600;
     }
     let cs = diff(&rendered, &f).unwrap();
-    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644); old content kept as /etc/ntp.conf.20260102T030405.ntp-provision.bak");
+    assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (mode 0600 -> 0644); old content kept as /etc/ntp.conf.19700101T000140.000000.ntp-provision.bak");
 }
 
 #[test]

@@ -260,9 +260,14 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         "plan restarted nothing"
     );
 
+    let announced = file_backups(&doc);
     let (fix, doc) = node.apply_json(&["--detailed-exitcodes"]);
     assert_eq!(fix.code, 2, "{}\n{}", fix.stdout, fix.stderr);
-    // The backup's name carries the run's time: compare without it.
+    // Named by the replaced version's mtime: plan names the backup apply makes.
+    assert_eq!(file_backups(&doc), announced);
+    assert_eq!(announced.len(), 1, "{announced:?}");
+    assert!(node.read(&announced[0]).is_some(), "{} was written", announced[0]);
+    // The backup's name carries the version's time: compare without it.
     let unstamped: Vec<String> = descriptions(&doc)
         .into_iter()
         .map(|d| match d.find(".ntp-provision.bak") {
@@ -512,4 +517,16 @@ fn trixie_has_no_ntp_and_the_refusal_names_the_alternatives() {
         assert!(error.starts_with("nothing was changed"), "{error}");
     }
     assert_unchanged(&before, &node.snapshot());
+}
+
+/// The `backup` of every file change in a plan or apply document.
+fn file_backups(doc: &serde_json::Value) -> Vec<String> {
+    doc["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["changes"].as_array().into_iter().flatten())
+        .filter(|c| c["kind"] == "file")
+        .filter_map(|c| c["backup"].as_str().map(str::to_string))
+        .collect()
 }
