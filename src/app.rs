@@ -3,11 +3,12 @@
 //! exit codes.
 
 use crate::cli::{Cli, ColorWhen, Command, Format, RunArgs, StatusArgs, VerifyArgs};
+use crate::diff::{Change, PlannedStep};
 use crate::engine;
 use crate::facts::RealProbe;
 use crate::plan::input::{self, PlanInput};
 use crate::plan::{self, Plan};
-use crate::report::{human::Human, json, Mode, Report, StepReport};
+use crate::report::{human::Human, json, live::Live, Mode, Report, StepReport};
 use crate::verify::report::VerifyReport;
 use crate::verify::{self, socket, target};
 use std::path::Path;
@@ -83,6 +84,12 @@ fn use_color(when: ColorWhen) -> bool {
     }
 }
 
+/// Whether a live line can be drawn: a terminal that moves the cursor.
+fn live_line() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb")
+}
+
 /// Reads, parses and validates the plan with its `-e` overrides; the error
 /// names the problem, with the exit code it gets.
 fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
@@ -140,6 +147,7 @@ fn run_stage(args: &RunArgs, mode: Mode, color: bool) -> i32 {
         Format::Human => {
             let mut out = HumanRun {
                 out: Human::stdout(color),
+                live: Live::new(live_line()),
                 plan: &plan,
                 mode,
                 headed: false,
@@ -157,6 +165,7 @@ fn run_stage(args: &RunArgs, mode: Mode, color: bool) -> i32 {
 /// could not start, shows its whole report at the end.
 struct HumanRun<'a> {
     out: Human<std::io::Stdout>,
+    live: Live,
     plan: &'a Plan,
     mode: Mode,
     headed: bool,
@@ -176,7 +185,16 @@ impl engine::Observer for HumanRun<'_> {
         }
     }
 
+    fn starting(&mut self, step: &PlannedStep) {
+        self.live.step_started(step);
+    }
+
+    fn running(&mut self, change: &Change) {
+        self.live.change_started(change);
+    }
+
     fn step(&mut self, step: &StepReport) {
+        self.live.finished();
         self.out.step(step);
     }
 }

@@ -208,6 +208,7 @@ impl FakeNode {
             services: &mut s,
             files: &mut f,
             units: self,
+            progress: &mut crate::apply::Unwatched,
         };
         crate::apply::apply_redeciding(cs, &mut exec, on_step, stop, redecide)
     }

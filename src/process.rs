@@ -76,6 +76,8 @@ pub struct Cmd {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Option<Vec<u8>>,
+    /// Its output goes to the log (`-v`) line by line as it comes.
+    streamed: bool,
 }
 
 impl Cmd {
@@ -85,7 +87,15 @@ impl Cmd {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            streamed: false,
         }
+    }
+
+    /// Logs the command's output line by line while it runs (at info: `-v`),
+    /// for the long apt and dpkg runs an operator may be watching.
+    pub fn streamed(mut self) -> Self {
+        self.streamed = true;
+        self
     }
 
     pub fn arg(mut self, arg: impl AsRef<str>) -> Self {
@@ -146,7 +156,21 @@ impl Cmd {
             .start()
             .map_err(not_started)?;
         let tracked = Tracked::new(handle.pids());
-        let status = handle.into_output().map_err(not_started)?.status;
+        let streaming = self.streamed && log::log_enabled!(log::Level::Info);
+        let status = if streaming {
+            let program = self.program.as_str();
+            let done = std::sync::atomic::AtomicBool::new(false);
+            let log = |line: &str| log::info!("{program}: {line}");
+            std::thread::scope(|scope| {
+                scope.spawn(|| stream_lines([&stdout, &stderr], &done, &log));
+                let status = handle.into_output().map(|o| o.status);
+                done.store(true, std::sync::atomic::Ordering::Release);
+                status
+            })
+        } else {
+            handle.into_output().map(|o| o.status)
+        }
+        .map_err(not_started)?;
         drop(tracked);
         let elapsed = started.elapsed();
         let read = |file: &mut std::fs::File| -> std::io::Result<String> {
@@ -168,8 +192,10 @@ impl Cmd {
             stderr,
             elapsed,
         };
-        log::debug!("stdout of `{}`: {}", self.program, output.stdout.trim_end());
-        if !output.stderr.trim().is_empty() {
+        if !streaming {
+            log::debug!("stdout of `{}`: {}", self.program, output.stdout.trim_end());
+        }
+        if !streaming && !output.stderr.trim().is_empty() {
             log::debug!("stderr of `{}`: {}", self.program, output.stderr.trim_end());
         }
         Ok(output)
@@ -315,6 +341,40 @@ fn shell_word(w: &str) -> String {
     }
 }
 
+/// Hands each complete line the command writes to `files` to `line` until
+/// `done` (then reads once more, for the last lines). Reads at its own
+/// offsets (`read_at`): the files share the child's, which must not move.
+fn stream_lines(
+    files: [&std::fs::File; 2],
+    done: &std::sync::atomic::AtomicBool,
+    line: &(dyn Fn(&str) + Sync),
+) {
+    use std::os::unix::fs::FileExt;
+    let mut offsets = [0u64; 2];
+    let mut partial = [Vec::new(), Vec::new()];
+    loop {
+        let last = done.load(std::sync::atomic::Ordering::Acquire);
+        for i in 0..2 {
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = files[i].read_at(&mut buf, offsets[i]) {
+                offsets[i] += n as u64;
+                partial[i].extend_from_slice(&buf[..n]);
+            }
+            while let Some(end) = partial[i].iter().position(|b| *b == b'\n') {
+                let text: Vec<u8> = partial[i].drain(..=end).collect();
+                line(String::from_utf8_lossy(&text).trim_end());
+            }
+        }
+        if last {
+            for rest in partial.iter().filter(|p| !p.is_empty()) {
+                line(String::from_utf8_lossy(rest).trim_end());
+            }
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut words: Vec<String> = self
@@ -400,6 +460,42 @@ impl std::error::Error for CmdError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_lines_come_whole_in_order_and_the_last_one_without_a_newline_too() {
+        use std::io::Write;
+        let mut out = tempfile::tempfile().unwrap();
+        let mut err = tempfile::tempfile().unwrap();
+        out.write_all(b"Reading package lists...\nBuilding dependency tree")
+            .unwrap();
+        err.write_all(b"W: a warning\n").unwrap();
+        let done = std::sync::atomic::AtomicBool::new(true);
+        let seen = std::sync::Mutex::new(Vec::new());
+        stream_lines([&out, &err], &done, &|l: &str| {
+            seen.lock().unwrap().push(l.to_string())
+        });
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "Reading package lists...",
+                "W: a warning",
+                "Building dependency tree"
+            ]
+        );
+        // Reading left the files' shared offset where the writer had it.
+        use std::io::Seek;
+        assert_eq!(out.stream_position().unwrap(), 49);
+    }
+
+    #[test]
+    fn a_streamed_command_still_returns_all_its_output() {
+        let out = Cmd::new("printf")
+            .arg("one\ntwo\n")
+            .streamed()
+            .output()
+            .unwrap();
+        assert_eq!((out.code, out.stdout.as_str()), (0, "one\ntwo\n"));
+    }
 
     #[test]
     fn display_is_a_pasteable_command_line() {

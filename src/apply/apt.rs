@@ -23,6 +23,7 @@ pub struct RealApt {
 /// starts here (maintainer scripts inherit it).
 fn unattended(program: &str) -> Cmd {
     Cmd::new(program)
+        .streamed()
         .env("DEBIAN_FRONTEND", "noninteractive")
         // Ubuntu 22.04+: needrestart would prompt or restart services itself.
         .env("NEEDRESTART_MODE", "l")

@@ -94,7 +94,20 @@ pub struct Executors<'a> {
     pub files: &'a mut dyn FileExec,
     /// Read-only: a unit's state now (see the module's doc).
     pub units: &'a dyn UnitView,
+    /// Told what is about to run, for an operator watching.
+    pub progress: &'a mut dyn Progress,
 }
+
+/// What the run is about to do, as it goes: a step, then each change of it
+/// that runs. Only for showing; nothing here can change the run.
+pub trait Progress {
+    fn step_started(&mut self, _step: &PlannedStep) {}
+    fn change_started(&mut self, _change: &Change) {}
+}
+
+/// No one is watching.
+pub struct Unwatched;
+impl Progress for Unwatched {}
 
 /// A unit's state as the node has it now; the same probe as the facts stage.
 /// Read on a thread of its own while the run goes on (`Ahead`).
@@ -325,6 +338,7 @@ fn apply_in<'scope, 'env>(
         let mut report = if run.failed || interrupted.is_some() {
             skipped(&run.current.steps[index])
         } else {
+            exec.progress.step_started(&run.current.steps[index]);
             run.step(index, exec, &mut redecide)
         };
         report.seconds = started.elapsed().as_secs_f64();
@@ -406,6 +420,7 @@ impl<'c, 'scope, 'env> Run<'c, 'scope, 'env> {
                 continue;
             }
             done.push(change.clone());
+            exec.progress.change_started(&change);
             if let Err(e) = execute(&change, exec, &mut self.created) {
                 report.status = Status::Failed;
                 report.error = Some(format!("{change}: {e:#}"));

@@ -30,8 +30,25 @@ pub(crate) trait Observer {
     /// Everything is decided and nothing changed yet (for `plan`, the
     /// report follows at once).
     fn decided(&mut self, _prepared: &Prepared) {}
+    /// A step of `apply` is about to run.
+    fn starting(&mut self, _step: &PlannedStep) {}
+    /// A change of that step is about to run.
+    fn running(&mut self, _change: &crate::diff::Change) {}
     /// A step of `apply` has finished.
     fn step(&mut self, _step: &StepReport) {}
+}
+
+/// `apply::Progress` for an observer shared with the step callback: the
+/// two are never called at the same time.
+struct Watching<'o, 'a>(&'o std::cell::RefCell<&'a mut dyn Observer>);
+
+impl apply::Progress for Watching<'_, '_> {
+    fn step_started(&mut self, step: &PlannedStep) {
+        self.0.borrow_mut().starting(step);
+    }
+    fn change_started(&mut self, change: &crate::diff::Change) {
+        self.0.borrow_mut().running(change);
+    }
 }
 
 /// An observer that watches nothing (JSON output needs only the report).
@@ -64,9 +81,7 @@ pub(crate) fn run(
     observer.decided(&prepared);
     match mode {
         Mode::Plan => plan_report(&prepared.changeset, &interrupt),
-        Mode::Apply => execute(plan, &prepared, lock_timeout, &interrupt, &mut |step| {
-            observer.step(step)
-        }),
+        Mode::Apply => execute(plan, &prepared, lock_timeout, &interrupt, observer),
     }
 }
 
@@ -214,7 +229,7 @@ fn redecide_after_update(
 }
 
 /// Runs the changeset through the real executors for this node (systemctl
-/// or SysV), then the amplification check; `on_step` sees every step. A run
+/// or SysV), then the amplification check; `observer` sees every step. A run
 /// that did not fail remembers apt's answers for the next one. First removes
 /// the temp files a killed run left (the caller holds the run lock).
 fn execute(
@@ -222,9 +237,11 @@ fn execute(
     prepared: &Prepared,
     lock_timeout: u64,
     interrupt: &Interrupt,
-    on_step: &mut dyn FnMut(&StepReport),
+    observer: &mut dyn Observer,
 ) -> Report {
     let changeset = &prepared.changeset;
+    let observer = std::cell::RefCell::new(observer);
+    let on_step = &mut |step: &StepReport| observer.borrow_mut().step(step);
     // The run lock is held (apply cannot run without it), so no other run
     // owns our temp files: those there were left by a run killed half way.
     let written: Vec<&std::path::Path> = prepared.facts.files.keys().map(|p| p.as_path()).collect();
@@ -253,6 +270,7 @@ fn execute(
         services: services.as_mut(),
         files: &mut files,
         units: &units,
+        progress: &mut Watching(&observer),
     };
     let mut redecided: Option<Prepared> = None;
     let mut redecide = |done: &[PlannedStep]| {

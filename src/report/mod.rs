@@ -4,6 +4,7 @@
 
 pub mod human;
 pub mod json;
+pub mod live;
 
 use crate::daemons::Daemon;
 use crate::diff::{Change, Changeset, PlannedStep};

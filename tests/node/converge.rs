@@ -161,6 +161,21 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
 
     let out = node.provision(&["apply", "-e", SERVERS]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    // Not a terminal: each long action is named before its result, plainly.
+    let install = out
+        .stdout
+        .find("running: NTP daemon at the latest version: install: ntpsec (none) -> ")
+        .unwrap_or_else(|| panic!("no running line for the install:\n{}", out.stdout));
+    assert!(
+        out.stdout[install..].contains("changed: NTP daemon at the latest version\n"),
+        "the result follows: {}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains('\x1b'),
+        "no control characters: {:?}",
+        out.stdout
+    );
     assert!(
         node.read("/root/update-hook-ran").is_some(),
         "apply's own apt-get update is the node's: its hooks run"
@@ -266,7 +281,11 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     // Named by the replaced version's mtime: plan names the backup apply makes.
     assert_eq!(file_backups(&doc), announced);
     assert_eq!(announced.len(), 1, "{announced:?}");
-    assert!(node.read(&announced[0]).is_some(), "{} was written", announced[0]);
+    assert!(
+        node.read(&announced[0]).is_some(),
+        "{} was written",
+        announced[0]
+    );
     // The backup's name carries the version's time: compare without it.
     let unstamped: Vec<String> = descriptions(&doc)
         .into_iter()
