@@ -49,18 +49,38 @@ fn run_status(args: &StatusArgs) -> i32 {
         }
         code
     };
-    let plan = match load(args.plan.as_deref(), &args.vars) {
+    // No plan given: the one applied last, else the embedded default.
+    let last = match (&args.plan, args.vars.is_empty()) {
+        (None, true) => engine::record::last_applied_plan(),
+        _ => None,
+    };
+    let plan = match last {
+        Some(loaded) => loaded.map_err(|e| {
+            (
+                format!("{e}; give the plan to compare with: status PLAN"),
+                EXIT_INVALID_PLAN,
+            )
+        }),
+        None => load(args.plan.as_deref(), &args.vars),
+    };
+    let plan = match plan {
         Ok(plan) => plan,
         Err((message, code)) => return fail(&message, code),
     };
     match crate::status::gather(&RealProbe, &plan) {
         Ok(status) => {
             match args.format {
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&status).expect("status serialises")
-                ),
-                Format::Human => print!("{}", status.human()),
+                Format::Json => {
+                    let mut doc = serde_json::to_value(&status).expect("status serialises");
+                    if let Some(obj) = doc.as_object_mut() {
+                        obj.insert("compared_with".into(), plan.source.clone().into());
+                    }
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&doc).expect("JSON renders")
+                    );
+                }
+                Format::Human => println!("{}compared with: {}", status.human(), plan.source),
             }
             status.exit_code()
         }

@@ -240,7 +240,12 @@ fn load(a: &ModuleArgs) -> Result<Plan, String> {
 }
 
 fn status(a: &ModuleArgs) -> Value {
-    let plan = match load(a) {
+    // As the CLI: no plan given compares with the one applied last.
+    let last = match (&a.plan, a.vars.is_empty()) {
+        (PlanArg::Embedded, true) => engine::record::last_applied_plan(),
+        _ => None,
+    };
+    let plan = match last.unwrap_or_else(|| load(a)) {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
@@ -259,6 +264,7 @@ fn status(a: &ModuleArgs) -> Value {
             let mut value =
                 serde_json::to_value(&status).unwrap_or_else(|e| json!({"error": e.to_string()}));
             if let Some(obj) = value.as_object_mut() {
+                obj.insert("compared_with".into(), plan.source.clone().into());
                 obj.insert("changed".into(), Value::Bool(false));
                 obj.insert("failed".into(), Value::Bool(!running));
                 obj.insert("msg".into(), Value::String(msg));

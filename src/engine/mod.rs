@@ -5,6 +5,7 @@
 //! their input and render what an `Observer` sees and the report.
 
 pub mod amplification;
+pub mod record;
 
 use crate::apply::apt::RealApt;
 use crate::apply::files::RealFiles;
@@ -74,6 +75,7 @@ pub(crate) fn run(
         Ok(lock) => lock,
         Err(e) => return Report::failed_before_start(mode, format!("nothing was changed: {e:#}")),
     };
+    let started = std::time::SystemTime::now();
     let prepared = match prepare(plan, mode) {
         Ok(prepared) => prepared,
         Err(e) => return Report::failed_before_start(mode, e),
@@ -81,7 +83,23 @@ pub(crate) fn run(
     observer.decided(&prepared);
     match mode {
         Mode::Plan => plan_report(&prepared.changeset, &interrupt),
-        Mode::Apply => execute(plan, &prepared, lock_timeout, &interrupt, observer),
+        Mode::Apply => {
+            let report = execute(plan, &prepared, lock_timeout, &interrupt, observer);
+            remember(plan, &report, started);
+            report
+        }
+    }
+}
+
+/// Records the run for `status` and appends it to the run log. Best
+/// effort: the run is done, a record that cannot be written is a warning.
+fn remember(plan: &Plan, report: &Report, started: std::time::SystemTime) {
+    let run = record::LastRun::of(plan, report, started, std::time::SystemTime::now());
+    if let Err(e) = record::save(std::path::Path::new(record::LAST_RUN), &run) {
+        log::warn!("could not record this run in {}: {e:#}", record::LAST_RUN);
+    }
+    if let Err(e) = record::append_log(std::path::Path::new(record::RUN_LOG), &run.log_line()) {
+        log::warn!("could not append to {}: {e:#}", record::RUN_LOG);
     }
 }
 

@@ -89,12 +89,23 @@ impl Source {
 pub struct Plan {
     pub name: String,
     pub source: String,
+    /// The plan as given, and its `-e` overrides: what a run records so
+    /// that `status` can load it again.
+    pub origin: Origin,
     pub vars: Vars,
     /// Access-control lint rules whose findings this plan accepts.
     pub allow_insecure: Vec<crate::names::Rule>,
     steps: Vec<StepSpec>,
     handlers: Vec<StepSpec>,
     renderer: Renderer,
+}
+
+/// Where a loaded plan came from, whole.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub text: String,
+    pub dir: Option<std::path::PathBuf>,
+    pub overrides: Vec<(String, serde_yaml::Value)>,
 }
 
 /// A step with its Jinja fields still unrendered.
@@ -262,6 +273,11 @@ impl Plan {
         let plan = Plan {
             name: raw.name.unwrap_or_else(|| "ntp-provision".into()),
             source: file.clone(),
+            origin: Origin {
+                text: String::from_utf8_lossy(bytes).into_owned(),
+                dir: source.dir.clone(),
+                overrides: overrides.to_vec(),
+            },
             vars,
             allow_insecure,
             steps,

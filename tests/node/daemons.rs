@@ -108,6 +108,36 @@ fn converge(node: &Node, daemon: &str, package: &str, unit: &str, config: &str) 
         status["synchronised"], false,
         "loopback servers never synchronise"
     );
+
+    // A plain status compares with what was applied (-e daemon=... included).
+    let plain = node.provision(&["status", "--format", "json"]);
+    assert_eq!(plain.code, 0, "status: {}\n{}", plain.stdout, plain.stderr);
+    let plain = json(&plain);
+    assert_eq!(plain["config"]["matches_plan"], true, "{plain:#}");
+    assert!(
+        plain["compared_with"]
+            .as_str()
+            .unwrap()
+            .contains("(last applied 20"),
+        "{plain:#}"
+    );
+    let record: Value =
+        serde_json::from_str(&node.read("/var/lib/ntp-provision/last-run.json").unwrap()).unwrap();
+    assert_eq!(record["daemon"]["package"], package, "{record:#}");
+    assert!(
+        record["plan"]["vars"].to_string().contains(&var[7..]),
+        "{record:#}"
+    );
+    let log = node.read("/var/log/ntp-provision.log").unwrap();
+    // One line per apply: this converge and its clean re-run are the last two.
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(
+        lines.len() >= 2
+            && lines[lines.len() - 2..]
+                .iter()
+                .all(|l| l.contains(&format!("daemon={package} "))),
+        "{log}"
+    );
 }
 
 /// `status --format json` once the daemon lists every server (a daemon just
