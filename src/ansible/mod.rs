@@ -284,7 +284,7 @@ fn converge(a: &ModuleArgs) -> Value {
         Ok(p) => p,
         Err(e) => return failed(e),
     };
-    let mut decided = FileDiffs(Vec::new());
+    let mut decided = FileDiffs(Vec::new(), mode);
     let report = engine::run(&plan, mode, a.lock_timeout, &mut decided);
     // Only the files of steps that changed (apply) or would change (plan).
     let changed_paths: Vec<&str> = report
@@ -308,11 +308,11 @@ fn converge(a: &ModuleArgs) -> Value {
 
 /// The file diffs, taken once the run is decided: the node's files as the
 /// diff stage saw them, before apply changes any.
-struct FileDiffs(Vec<(String, Value)>);
+struct FileDiffs(Vec<(String, Value)>, Mode);
 
 impl engine::Observer for FileDiffs {
     fn decided(&mut self, prepared: &engine::Prepared) {
-        self.0 = file_diffs(&prepared.changeset, &prepared.facts);
+        self.0 = file_diffs(&prepared.changeset, &prepared.facts, self.1 == Mode::Plan);
     }
 }
 
@@ -320,8 +320,9 @@ impl engine::Observer for FileDiffs {
 /// after text, so `--diff` renders it like Ansible's own `template` module.
 /// The before text is the node's file as the diff stage saw it (an earlier
 /// step of the same run may already have rewritten it); a change of mode or
-/// owner only is a prepared line.
-pub fn file_diffs(changeset: &Changeset, facts: &Facts) -> Vec<(String, Value)> {
+/// owner only is a prepared line. `planned`: check mode, where the after
+/// side is `(planned)`.
+pub fn file_diffs(changeset: &Changeset, facts: &Facts, planned: bool) -> Vec<(String, Value)> {
     let mut current: BTreeMap<String, Option<String>> = facts
         .files
         .iter()
@@ -351,7 +352,7 @@ pub fn file_diffs(changeset: &Changeset, facts: &Facts) -> Vec<(String, Value)> 
         } else {
             json!({
                 "before_header": if before.is_some() { path.clone() } else { "/dev/null".to_string() },
-                "after_header": format!("{path} (planned)"),
+                "after_header": if planned { format!("{path} (planned)") } else { path.clone() },
                 "before": before.unwrap_or_default(),
                 "after": content,
             })

@@ -177,7 +177,7 @@ fn diffs_carry_before_and_after_text_and_follow_earlier_steps() {
 
     let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
-    let diffs = file_diffs(&cs, &g.facts);
+    let diffs = file_diffs(&cs, &g.facts, true);
     assert_eq!(diffs.len(), 1, "{diffs:?}");
     assert_eq!(diffs[0].0, "/etc/ntpsec/ntp.conf");
     assert_eq!(
@@ -213,7 +213,7 @@ fn a_new_file_diffs_from_dev_null_and_a_mode_change_is_a_prepared_line() {
     let plan = default_plan(&[("servers", "[127.0.0.1]")]);
     let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
-    let diffs = file_diffs(&cs, &g.facts);
+    let diffs = file_diffs(&cs, &g.facts, true);
     let conf = diffs
         .iter()
         .find(|(p, _)| p == "/etc/ntpsec/ntp.conf")
@@ -233,7 +233,7 @@ fn a_new_file_diffs_from_dev_null_and_a_mode_change_is_a_prepared_line() {
         .mode = 0o600;
     let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
     let cs = diff(&g.rendered, &g.facts).unwrap();
-    let diffs = file_diffs(&cs, &g.facts);
+    let diffs = file_diffs(&cs, &g.facts, true);
     assert_eq!(diffs.len(), 1);
     let prepared = diffs[0].1["prepared"].as_str().unwrap();
     assert!(

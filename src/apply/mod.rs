@@ -423,7 +423,8 @@ impl<'c, 'scope, 'env> Run<'c, 'scope, 'env> {
             exec.progress.change_started(&change);
             if let Err(e) = execute(&change, exec, &mut self.created) {
                 report.status = Status::Failed;
-                report.error = Some(format!("{change}: {e:#}"));
+                // The change is the last of `changes`: the error says why it failed.
+                report.error = Some(format!("{e:#}"));
                 self.failed = true;
                 break;
             }
@@ -439,6 +440,7 @@ impl<'c, 'scope, 'env> Run<'c, 'scope, 'env> {
         }
         // What was not attempted, or was already so, is not reported as done.
         report.changes = done;
+        report.mark_done();
         if report.changes.is_empty() && !self.failed {
             report.status = Status::Ok;
         }

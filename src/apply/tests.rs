@@ -104,9 +104,9 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
             "install: ntpsec (none) -> 1.2.2+dfsg1-1+deb12u1",
             "create /etc/default/ntpsec (mode 0644, root:root)",
             "create /etc/ntpsec/ntp.conf (mode 0644, root:root); checked by ntpsec before it goes live",
-            "start ntpsec.service: not running (not installed yet); unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back",
+            "start ntpsec.service: not running (not installed yet); rolled back if unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf",
             "enable ntpsec.service: not enabled at boot (not installed yet)",
-            "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back",
+            "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; rolled back if unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf",
         ]
     );
     assert!(node.journal().is_empty(), "planning changed nothing");
@@ -134,7 +134,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
     assert_eq!(
         step.settled,
         vec![
-            "start ntpsec.service: not running (not installed yet); unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back (done by the package changes of this run)",
+            "start ntpsec.service: not running (not installed yet); rolled back if unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf (done by the package changes of this run)",
             "enable ntpsec.service: not enabled at boot (not installed yet) (done by the package changes of this run)",
         ]
     );
@@ -173,7 +173,7 @@ fn a_unit_the_package_enabled_but_did_not_start_is_started_and_not_enabled_again
     assert_eq!(handler.status, crate::report::Status::Ok);
     assert_eq!(
         handler.settled,
-        vec!["restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back (this run started it after every change that notified it)"]
+        vec!["restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; rolled back if unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf (this run started it after every change that notified it)"]
     );
     let step = step_named(&report, "NTP daemon enabled and running");
     assert_eq!(step.status, crate::report::Status::Changed);
@@ -301,7 +301,18 @@ fn hand_edited_config_is_restored_and_the_daemon_restarted() {
         "the replaced content is kept"
     );
     let step = report.steps.iter().find(|s| s.diff.is_some()).unwrap();
-    assert!(step.diff.as_ref().unwrap().contains("-server evil.example"));
+    let diff = step.diff.as_ref().unwrap();
+    assert!(diff.contains("-server evil.example"));
+    // Written, not planned: the header says so, in the change too.
+    assert!(
+        diff.contains("+++ /etc/ntpsec/ntp.conf\n") && !diff.contains("(planned)"),
+        "{diff}"
+    );
+    assert!(step
+        .changes
+        .iter()
+        .all(|c| !c.to_string().contains("(planned)")
+            && !matches!(c, Change::File { diff, .. } if diff.contains("(planned)"))));
     assert_ne!(node.state().units["ntpsec.service"].main_pid, pid_before);
     assert!(changeset(&node, &plan).is_empty());
 }
@@ -330,11 +341,13 @@ fn a_failed_step_skips_the_rest_and_a_rerun_converges() {
             Status::Skipped, // handler
         ]
     );
-    assert!(report.steps[3]
-        .error
-        .as_ref()
-        .unwrap()
-        .contains("fake failure"));
+    let install = &report.steps[3];
+    let error = install.error.as_deref().unwrap();
+    assert!(error.contains("fake failure"), "{error}");
+    // The failed change is the step's last; its description is not repeated.
+    let described = install.changes.last().unwrap().to_string();
+    assert!(described.starts_with("install: ntpsec"), "{described}");
+    assert!(!error.contains(&described), "{error}");
     assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 6));
     assert!(
         node.file_text("/etc/ntpsec/ntp.conf").is_none(),

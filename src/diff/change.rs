@@ -314,7 +314,11 @@ impl fmt::Display for Change {
                 write!(f, "{} {unit}: {reason}", action.verb())?;
                 if !rollback.is_empty() {
                     let files: Vec<&str> = rollback.iter().map(|r| r.path.as_str()).collect();
-                    write!(f, "; unhealthy after it: {} rolled back", files.join(", "))?;
+                    write!(
+                        f,
+                        "; rolled back if unhealthy after it: {}",
+                        files.join(", ")
+                    )?;
                 }
                 Ok(())
             }

@@ -280,7 +280,7 @@ fn a_changed_config_restarts_the_service_with_the_reason() {
     assert_eq!(cs.steps[0].changes[0].to_string(), "update /etc/ntp.conf (content); old content kept as /etc/ntp.conf.19700101T000140.000000.ntp-provision.bak");
     assert_eq!(
         cs.steps[2].changes[0].to_string(),
-        "restart ntp.service: /etc/ntp.conf changed; unhealthy after it: /etc/ntp.conf rolled back"
+        "restart ntp.service: /etc/ntp.conf changed; rolled back if unhealthy after it: /etc/ntp.conf"
     );
 
     // Converged: same content and metadata, no change and no handler.

@@ -26,6 +26,9 @@ pub enum Status {
     Skipped,
 }
 
+/// How the diff stage ends a file diff's `+++` line.
+const PLANNED_HEADER_END: &str = " (planned)\n";
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StepReport {
     pub name: String,
@@ -71,6 +74,27 @@ impl StepReport {
             seconds: 0.0,
             settled: Vec::new(),
             amplification: None,
+        }
+    }
+
+    /// Run, not planned: the diffs' new side is the file as written, no
+    /// longer `(planned)`.
+    pub fn mark_done(&mut self) {
+        let done = |diff: &str| -> String {
+            diff.split_inclusive('\n')
+                .map(|line| match line.strip_suffix(PLANNED_HEADER_END) {
+                    Some(header) if header.starts_with("+++ ") => format!("{header}\n"),
+                    _ => line.to_string(),
+                })
+                .collect()
+        };
+        if let Some(diff) = &mut self.diff {
+            *diff = done(diff);
+        }
+        for change in &mut self.changes {
+            if let Change::File { diff, .. } = change {
+                *diff = done(diff);
+            }
         }
     }
 

@@ -111,7 +111,7 @@ fn bookworm_plan_on_a_fresh_node_lists_every_change_and_changes_nothing() {
     assert_eq!(
         d.last().unwrap(),
         "restart ntpsec.service: package ntpsec changed, /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; \
-         unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back"
+         rolled back if unhealthy after it: /etc/default/ntpsec, /etc/ntpsec/ntp.conf"
     );
     let diff = config_diff(&doc);
     assert!(
@@ -186,8 +186,8 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         // would load nothing new, and the package's own enable stands.
         out.stdout.contains(
             "ok: restart ntp (handler)\n    already so: restart ntpsec.service: package ntpsec changed, \
-             /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; unhealthy after it: \
-             /etc/default/ntpsec, /etc/ntpsec/ntp.conf rolled back (this run started it after every change that notified it)\n"
+             /etc/default/ntpsec changed, /etc/ntpsec/ntp.conf changed; rolled back if unhealthy after it: \
+             /etc/default/ntpsec, /etc/ntpsec/ntp.conf (this run started it after every change that notified it)\n"
         ) && out.stdout.contains(
             "already so: enable ntpsec.service: not enabled at boot (not installed yet) (done by the package changes of this run)\n"
         ),
@@ -299,7 +299,7 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         vec![
             "update /etc/ntpsec/ntp.conf (content); checked by ntpsec before it goes live; \
              old content kept as /etc/ntpsec/ntp.conf.STAMP.ntp-provision.bak",
-            "restart ntpsec.service: /etc/ntpsec/ntp.conf changed; unhealthy after it: /etc/ntpsec/ntp.conf rolled back"
+            "restart ntpsec.service: /etc/ntpsec/ntp.conf changed; rolled back if unhealthy after it: /etc/ntpsec/ntp.conf"
         ]
     );
     assert_eq!(node.read("/etc/ntpsec/ntp.conf").unwrap(), config);
