@@ -8,6 +8,7 @@ use crate::engine;
 use crate::facts::RealProbe;
 use crate::plan::input::{self, PlanInput};
 use crate::plan::{self, Plan};
+use crate::report::schema::versioned;
 use crate::report::{human::Human, json, live::Live, Mode, Report, StepReport};
 use crate::verify::report::VerifyReport;
 use crate::verify::{self, socket, target};
@@ -45,7 +46,7 @@ fn run_status(args: &StatusArgs) -> i32 {
     let fail = |message: &str, code: i32| {
         eprintln!("ntp-provision: status: {message}");
         if args.format == Format::Json {
-            println!("{}", serde_json::json!({ "error": message }));
+            println!("{}", versioned(serde_json::json!({ "error": message })));
         }
         code
     };
@@ -71,7 +72,8 @@ fn run_status(args: &StatusArgs) -> i32 {
         Ok(status) => {
             match args.format {
                 Format::Json => {
-                    let mut doc = serde_json::to_value(&status).expect("status serialises");
+                    let mut doc =
+                        versioned(serde_json::to_value(&status).expect("status serialises"));
                     if let Some(obj) = doc.as_object_mut() {
                         obj.insert("compared_with".into(), plan.source.clone().into());
                     }

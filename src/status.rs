@@ -16,7 +16,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::fmt::Write as _;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Status {
     /// `None`: no NTP daemon package is installed.
     pub daemon: Option<InUse>,
@@ -29,7 +29,7 @@ pub struct Status {
     pub query_error: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct InUse {
     pub flavor: Flavor,
     pub package: PackageName,
@@ -37,7 +37,7 @@ pub struct InUse {
     pub unit: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ConfigStatus {
     /// The file the daemon reads: its config, or the DHCP one where DHCP wins.
     pub path: String,

@@ -218,6 +218,7 @@ fn apply_by_a_user_other_than_root_is_refused_as_a_report_like_any_run_that_cann
         "apply must run as root: it installs packages and writes under /etc"
     );
     assert_eq!(doc["summary"]["failed"], 1, "the refusal counts: {doc}");
+    assert_eq!(doc["format_version"], 1, "{doc}");
 }
 
 #[test]
@@ -251,7 +252,7 @@ fn status_with_a_bad_plan_fails_in_its_own_json_shape() {
     );
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["error"], "{doc}");
+    assert_eq!(keys, ["error", "format_version"], "{doc}");
     check(&["status", "-e", "novalue"], None, 64, "status: ");
 }
 

@@ -261,8 +261,9 @@ fn status(a: &ModuleArgs) -> Value {
                 (Some(d), true, true) => format!("{} is running and synchronised", d.unit),
                 (Some(d), true, false) => format!("{} is running, not synchronised", d.unit),
             };
-            let mut value =
-                serde_json::to_value(&status).unwrap_or_else(|e| json!({"error": e.to_string()}));
+            let mut value = crate::report::schema::versioned(
+                serde_json::to_value(&status).unwrap_or_else(|e| json!({"error": e.to_string()})),
+            );
             if let Some(obj) = value.as_object_mut() {
                 obj.insert("compared_with".into(), plan.source.clone().into());
                 obj.insert("changed".into(), Value::Bool(false));

@@ -214,6 +214,17 @@ impl Serialize for Flavor {
     }
 }
 
+/// One of the registry's daemons, by name.
+impl schemars::JsonSchema for Flavor {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Flavor".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = Flavor::all().map(|f| f.as_str()).collect();
+        schemars::json_schema!({"type": "string", "enum": names})
+    }
+}
+
 /// The daemon an operator asks for with `vars.daemon`: a package name that
 /// some registry entry answers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,6 +288,17 @@ impl Serialize for DaemonName {
     }
 }
 
+/// A name `vars.daemon` may give.
+impl schemars::JsonSchema for DaemonName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DaemonName".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = DaemonName::all().iter().map(|d| d.0).collect();
+        schemars::json_schema!({"type": "string", "enum": names})
+    }
+}
+
 /// Every package that provides the `time-daemon` virtual package on Debian
 /// and Ubuntu: exactly one of them may stay.
 pub fn time_daemon_packages() -> Vec<PackageName> {
@@ -301,7 +323,7 @@ pub fn unit_of_package(package: &PackageName) -> Option<UnitName> {
 }
 
 /// A daemon resolved for one node: what `facts.daemon` holds in templates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Daemon {
     /// What the plan asked for.
     pub requested: DaemonName,

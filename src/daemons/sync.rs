@@ -18,7 +18,7 @@
 use serde::Serialize;
 
 /// One time source as the daemon sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Peer {
     /// As printed: an address, or a name (ntpq truncates names to its column).
     pub remote: String,
@@ -38,7 +38,7 @@ pub struct Peer {
 }
 
 /// What the daemon's selection did with a source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Selection {
     /// The source the clock follows (ntpq `*`/`o`, chronyc `*`, ntpctl `*`).
@@ -60,7 +60,7 @@ pub enum Selection {
 }
 
 /// The daemon's own view of its synchronisation.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Sync {
     pub synchronised: bool,
     pub stratum: Option<u8>,

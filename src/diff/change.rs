@@ -6,7 +6,7 @@ use crate::names::{AbsPath, Mode, PackageName, UnitName};
 use serde::Serialize;
 use std::fmt;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Change {
     /// `apt-get update`.
@@ -68,7 +68,7 @@ pub enum Change {
 }
 
 /// How a started or restarted unit proves it works.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Health {
     /// The unit is active.
@@ -80,7 +80,7 @@ pub enum Health {
 
 /// One file to put back on rollback from its backup; a file the run
 /// created (nothing was there to back up when it was written) is removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Restore {
     pub path: AbsPath,
     pub backup: AbsPath,
@@ -101,7 +101,7 @@ pub fn backup_path(path: &AbsPath, stamp: &str) -> Option<AbsPath> {
 
 /// A config check run on the new content, in its temporary file, before
 /// the rename that makes it live: a rejected config never goes live.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Check {
     None,
@@ -116,7 +116,7 @@ pub enum Check {
 }
 
 /// One package's transition: `ntpdate 1:4.2.8p15+dfsg-1 -> purged`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PkgChange {
     pub package: PackageName,
     /// `None`: not installed. Otherwise the version and dpkg's state.
@@ -125,14 +125,14 @@ pub struct PkgChange {
     pub after: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct PkgVersion {
     pub version: String,
     /// `installed`, `config-files`, or dpkg's half state (`iU`, `iF`, ...).
     pub state: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct FileMeta {
     pub mode: Mode,
     pub uid: u32,
@@ -141,7 +141,7 @@ pub struct FileMeta {
     pub group: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ServiceAction {
     Start,

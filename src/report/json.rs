@@ -18,7 +18,7 @@ pub fn to_value(report: &Report) -> Value {
             }
         }
     }
-    value
+    super::schema::versioned(value)
 }
 
 pub fn render(report: &Report) -> String {

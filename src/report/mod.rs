@@ -5,19 +5,22 @@
 pub mod human;
 pub mod json;
 pub mod live;
+pub mod schema;
 
 use crate::daemons::Daemon;
 use crate::diff::{Change, Changeset, PlannedStep};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     Plan,
     Apply,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Ok,
@@ -29,7 +32,7 @@ pub enum Status {
 /// How the diff stage ends a file diff's `+++` line.
 const PLANNED_HEADER_END: &str = " (planned)\n";
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct StepReport {
     pub name: String,
     pub handler: bool,
@@ -120,7 +123,7 @@ impl StepReport {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Summary {
     pub ok: usize,
     pub changed: usize,
@@ -128,7 +131,7 @@ pub struct Summary {
     pub skipped: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Report {
     pub mode: Mode,
     pub changed: bool,

@@ -29,14 +29,14 @@ const KEPT_REPLIES: usize = 10;
 
 /// Whether the probe's source stands for any host, or is one the usual
 /// config trusts (answers are then expected, and no risk).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
     Remote,
     Trusted,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TimeService {
     /// A mode 4 answer: the daemon serves time to this source.
@@ -47,7 +47,7 @@ pub enum TimeService {
     NotServed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     /// No control query was answered, or only to a trusted source.
@@ -56,7 +56,7 @@ pub enum Verdict {
     Amplifier,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct QueryResult {
     pub query: Query,
     /// The source address it was sent from.
@@ -93,7 +93,7 @@ impl QueryResult {
 }
 
 /// The measured answer of one daemon to every query.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Check {
     pub target: SocketAddr,
     pub from: IpAddr,
@@ -170,7 +170,7 @@ impl Check {
 }
 
 /// Whether answered control queries fail `apply`'s check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Enforcement {
     Enforced,
@@ -180,7 +180,7 @@ pub enum Enforcement {
 }
 
 /// The check as `apply` reports it on its step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Amplification {
     #[serde(flatten)]
     pub check: Check,
@@ -193,7 +193,7 @@ pub struct Amplification {
 }
 
 /// What the plan means for ordinary time service to the probe's source.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Intent {
     Served,

@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// One query of the amplification check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Query {
     /// Mode 3 client request: ordinary time service, answered with 48 bytes.
@@ -79,7 +79,7 @@ impl Query {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryKind {
     TimeService,
@@ -88,7 +88,7 @@ pub enum QueryKind {
 
 /// Whether a datagram says it is an answer (the R bit of modes 6 and 7;
 /// mode 4 is the server's answer to mode 3 by definition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     Response,
@@ -96,7 +96,7 @@ pub enum Direction {
 }
 
 /// What the header of one received datagram says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Reply {
     pub bytes: usize,
     pub mode: u8,

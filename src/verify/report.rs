@@ -6,7 +6,7 @@
 use super::{Check, SourceKind, Verdict};
 use serde::Serialize;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct VerifyReport {
     pub mode: &'static str,
     pub failed: bool,
@@ -46,8 +46,9 @@ impl VerifyReport {
     }
 
     pub fn json(&self) -> String {
-        let mut text =
-            serde_json::to_string_pretty(self).expect("a verify report is always serialisable");
+        let doc = serde_json::to_value(self).expect("a verify report is always serialisable");
+        let mut text = serde_json::to_string_pretty(&crate::report::schema::versioned(doc))
+            .expect("a JSON value always renders");
         text.push('\n');
         text
     }
