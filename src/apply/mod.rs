@@ -26,6 +26,7 @@
 
 pub mod apt;
 pub mod files;
+mod holders;
 pub mod services;
 
 use crate::diff::{

@@ -19,6 +19,9 @@ impl ServiceExec for Systemctl {
     /// A start or restart returns once systemd's job is done; whether the
     /// unit came up is `check_health`'s question (always asked next).
     fn service(&mut self, unit: &UnitName, action: ServiceAction) -> Result<()> {
+        if matches!(action, ServiceAction::Restart | ServiceAction::Start) {
+            settle(unit)?;
+        }
         let verb = action.verb();
         let result = Cmd::new("systemctl")
             .env("LC_ALL", "C")
@@ -66,14 +69,18 @@ impl ServiceExec for Systemctl {
                 (Answer::No(_), _) if active && !answering_over => {}
                 (Answer::No(_), "activating") if !settling_over => {}
                 (Answer::No(probe), _) if active => bail!(
-                    "{} did not answer on localhost within {} s ({probe}; the unit is {state})\n{}",
+                    "{} did not answer on localhost within {} s ({probe}; the unit is {state}){}\n{}",
                     flavor.as_str(),
                     HEALTH_BOUND.as_secs(),
+                    port_held_elsewhere(unit),
                     journal_tail(unit)
                 ),
                 (Answer::No(_), other) => {
-                    return Err(anyhow!("{unit} is {other} after being started"))
-                        .context(journal_tail(unit))
+                    return Err(anyhow!(
+                        "{unit} is {other} after being started{}",
+                        port_held_elsewhere(unit)
+                    ))
+                    .context(journal_tail(unit))
                 }
             }
         }
@@ -137,10 +144,85 @@ fn wait_active(unit: &UnitName) -> Result<()> {
             return Ok(());
         }
         if state != "activating" || std::time::Instant::now() >= deadline {
-            return Err(anyhow!("{unit} is {state} after being started"))
-                .context(journal_tail(unit));
+            return Err(anyhow!(
+                "{unit} is {state} after being started{}",
+                port_held_elsewhere(unit)
+            ))
+            .context(journal_tail(unit));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits (at most `SETTLE`) until `unit` is in no transition: not
+/// activating, deactivating or reloading, and if active its main process
+/// known. Right after apt-get returns, the daemon the package's postinst
+/// started may still be daemonizing; a restart then could not stop it, and
+/// the new daemon would find UDP 123 taken.
+fn settle(unit: &UnitName) -> Result<()> {
+    let deadline = std::time::Instant::now() + SETTLE;
+    let started = std::time::Instant::now();
+    loop {
+        let (state, main_pid) = transition_state(unit)?;
+        let settled = match state.as_str() {
+            "activating" | "deactivating" | "reloading" | "refreshing" => false,
+            "active" => main_pid != Some(0),
+            _ => true,
+        };
+        if settled || std::time::Instant::now() >= deadline {
+            if !settled {
+                log::warn!(
+                    "{unit} is still {state} after {} s; going on",
+                    SETTLE.as_secs()
+                );
+            } else if started.elapsed() > Duration::from_millis(1) {
+                log::info!(
+                    "{unit} settled ({state}) after {} ms",
+                    started.elapsed().as_millis()
+                );
+            }
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The unit's ActiveState and MainPID (`None` when systemd gives none).
+fn transition_state(unit: &UnitName) -> Result<(String, Option<u32>)> {
+    let out = Cmd::new("systemctl")
+        .env("LC_ALL", "C")
+        .args(["show", "-p", "ActiveState,MainPID", "--"])
+        .arg(unit)
+        .run()?;
+    Ok(parse_transition(&out.stdout))
+}
+
+fn parse_transition(show: &str) -> (String, Option<u32>) {
+    let value = |key: &str| {
+        show.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(str::trim)
+    };
+    (
+        value("ActiveState").unwrap_or_default().to_string(),
+        value("MainPID").and_then(|p| p.parse().ok()),
+    )
+}
+
+/// For a failure message: who else holds UDP 123, if anyone does.
+fn port_held_elsewhere(unit: &UnitName) -> String {
+    let others: Vec<String> = super::holders::udp_port_holders(
+        std::path::Path::new("/proc"),
+        crate::verify::target::NTP_PORT,
+    )
+    .into_iter()
+    .filter(|h| h.unit.as_deref() != Some(unit.as_str()))
+    .map(|h| h.to_string())
+    .collect();
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!("; UDP 123 is held by {}", others.join(", "))
     }
 }
 
@@ -211,5 +293,23 @@ impl ServiceExec for Sysv {
     fn check_health(&mut self, unit: &UnitName, _health: &Health) -> Result<()> {
         log::info!("{unit}: no health check without systemd");
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn systemctl_show_gives_the_state_and_the_main_pid() {
+        assert_eq!(
+            parse_transition("ActiveState=activating\nMainPID=0\n"),
+            ("activating".to_string(), Some(0))
+        );
+        assert_eq!(
+            parse_transition("MainPID=812\nActiveState=active\n"),
+            ("active".to_string(), Some(812))
+        );
+        assert_eq!(parse_transition(""), (String::new(), None));
     }
 }

@@ -490,6 +490,26 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     node.rerun_clean(&[]);
 }
 
+/// Issue 16: apply restarted ntp.service 43 ms after apt-get returned, while
+/// the ntpd the postinst had started was still daemonizing, and 3 of 24
+/// fresh converges failed on UDP 123. The restart now waits for the unit to
+/// settle: 24 fresh nodes in a row, every converge clean.
+#[test]
+fn bullseye_fresh_nodes_converge_24_in_a_row_without_a_failure() {
+    let _one_at_a_time = exclusive();
+    let mut failures = Vec::new();
+    for round in 0..24 {
+        let node = Node::boot(Release::Bullseye);
+        let out = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
+        if out.code != 0 {
+            failures.push(format!("round {round}: exit {}\n{}\n{}", out.code, out.stdout, out.stderr));
+        } else {
+            assert_eq!(json(&out)["daemon"]["flavor"], "ntpd", "round {round}");
+        }
+    }
+    assert!(failures.is_empty(), "{} of 24 failed:\n{}", failures.len(), failures.join("\n"));
+}
+
 #[test]
 fn chroot_without_systemd_converges_through_service_and_init_scripts() {
     let _one_at_a_time = exclusive();
