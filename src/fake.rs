@@ -583,16 +583,16 @@ impl AptExec for FakeNode {
         Ok(())
     }
 
-    fn autoremove(&mut self) -> Result<()> {
+    fn autoremove(&mut self) -> Result<Vec<String>> {
         self.record("apt-get autoremove --purge".into())?;
         self.apt_allowed()?;
         let mut s = self.state();
         let gone = std::mem::take(&mut s.autoremovable);
-        for entry in gone {
+        for entry in &gone {
             let name = entry.split(' ').next().unwrap_or_default().to_string();
             s.dpkg.remove(&name);
         }
-        Ok(())
+        Ok(gone)
     }
 }
 

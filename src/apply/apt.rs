@@ -211,15 +211,51 @@ impl AptExec for RealApt {
         Ok(())
     }
 
-    fn autoremove(&mut self) -> Result<()> {
-        self.run(self.apt_get().args(["autoremove", "--purge"]))?;
-        Ok(())
+    fn autoremove(&mut self) -> Result<Vec<String>> {
+        let out = self.run(self.apt_get().args(["autoremove", "--purge"]))?;
+        Ok(removed_packages(&out.stdout))
     }
+}
+
+/// `name version` of each package dpkg removed, from apt-get's output
+/// (`Removing python3-ntp (1.2.2+dfsg1-1+deb12u1) ...`).
+fn removed_packages(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("Removing ")?.split_once(" (")?;
+            let (version, _) = rest.split_once(')')?;
+            Some(format!("{name} {version}"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod env_tests {
     use super::*;
+
+    /// The lines dpkg prints under `apt-get -q -y autoremove --purge`
+    /// (LC_ALL=C); the node test of the daemon switches checks a real run.
+    #[test]
+    fn autoremove_names_what_dpkg_removed() {
+        let out = "Reading package lists...
+Building dependency tree...
+The following packages will be REMOVED:
+  netbase* python3-ntp*
+0 upgraded, 0 newly installed, 2 to remove and 0 not upgraded.
+After this operation, 1,177 kB disk space will be freed.
+(Reading database ... 9744 files and directories currently installed.)
+Removing python3-ntp (1.2.2+dfsg1-1+deb12u1) ...
+Removing netbase (6.4) ...
+(Reading database ... 9700 files and directories currently installed.)
+Purging configuration files for netbase (6.4) ...
+";
+        assert_eq!(
+            removed_packages(out),
+            ["python3-ntp 1.2.2+dfsg1-1+deb12u1", "netbase 6.4"]
+        );
+        assert!(removed_packages("0 upgraded, 0 newly installed, 0 to remove\n").is_empty());
+    }
 
     #[test]
     fn the_dpkg_repair_and_apt_get_run_with_the_same_unattended_environment() {

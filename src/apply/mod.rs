@@ -53,7 +53,9 @@ pub trait AptExec {
     /// Installs each package at exactly the given version, in one call.
     fn install(&mut self, packages: &[(PackageName, String)]) -> Result<()>;
     fn remove(&mut self, packages: &[PackageName], purge: Purge) -> Result<()>;
-    fn autoremove(&mut self) -> Result<()>;
+    /// Removes what nothing needs any more; returns what it removed, as
+    /// `name version`.
+    fn autoremove(&mut self) -> Result<Vec<String>>;
 }
 
 pub trait ServiceExec {
@@ -422,7 +424,14 @@ impl<'c, 'scope, 'env> Run<'c, 'scope, 'env> {
             }
             done.push(change.clone());
             exec.progress.change_started(&change);
-            if let Err(e) = execute(&change, exec, &mut self.created) {
+            let result = match done.last_mut() {
+                // What apt removed is known only now: the report names it.
+                Some(Change::Autoremove { packages, .. }) => {
+                    exec.apt.autoremove().map(|removed| *packages = removed)
+                }
+                _ => execute(&change, exec, &mut self.created),
+            };
+            if let Err(e) = result {
                 report.status = Status::Failed;
                 // The change is the last of `changes`: the error says why it failed.
                 report.error = Some(format!("{e:#}"));
@@ -598,7 +607,7 @@ fn execute(
         Change::Install { packages } => exec.apt.install(&pinned(packages)),
         Change::Remove { packages } => exec.apt.remove(&names(packages), Purge::No),
         Change::Purge { packages } => exec.apt.remove(&names(packages), Purge::Yes),
-        Change::Autoremove { .. } => exec.apt.autoremove(),
+        Change::Autoremove { .. } => exec.apt.autoremove().map(drop),
         Change::File {
             path,
             after,

@@ -636,7 +636,7 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
         } else if removed_earlier || removes_here {
             changes.push(Change::Autoremove {
                 packages: Vec::new(),
-                reason: "packages removed above may leave dependencies that nothing needs".into(),
+                reason: "packages removed above may leave dependencies that nothing needs (apply names each one it removes)".into(),
             });
         }
     }

@@ -502,12 +502,20 @@ fn bullseye_fresh_nodes_converge_24_in_a_row_without_a_failure() {
         let node = Node::boot(Release::Bullseye);
         let out = node.provision(&["apply", "-e", SERVERS, "--format", "json"]);
         if out.code != 0 {
-            failures.push(format!("round {round}: exit {}\n{}\n{}", out.code, out.stdout, out.stderr));
+            failures.push(format!(
+                "round {round}: exit {}\n{}\n{}",
+                out.code, out.stdout, out.stderr
+            ));
         } else {
             assert_eq!(json(&out)["daemon"]["flavor"], "ntpd", "round {round}");
         }
     }
-    assert!(failures.is_empty(), "{} of 24 failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of 24 failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
