@@ -46,6 +46,8 @@ pub struct State {
     pub dirs: Vec<String>,
     pub units: BTreeMap<String, UnitFact>,
     pub autoremovable: Vec<String>,
+    /// Per package, the `name version` of what its removal leaves unneeded.
+    pub leaves_unneeded: BTreeMap<String, Vec<String>>,
     /// Mutating calls, as the real executor would run them.
     pub journal: Vec<String>,
     /// Read-only calls.
@@ -182,6 +184,7 @@ impl FakeNode {
             ],
             units: BTreeMap::new(),
             autoremovable: Vec::new(),
+            leaves_unneeded: BTreeMap::new(),
             journal: Vec::new(),
             probes: Vec::new(),
             fail_on: None,
@@ -402,6 +405,25 @@ impl Probe for FakeNode {
             .collect())
     }
 
+    fn left_unneeded(
+        &self,
+        _lists: &Lists,
+        _installs: &[PackageName],
+        removals: &[PackageName],
+    ) -> Result<Vec<String>> {
+        self.probe(format!(
+            "apt-get -s --autoremove install ... {}-",
+            join(removals)
+        ));
+        let s = self.state();
+        Ok(removals
+            .iter()
+            .filter_map(|r| s.leaves_unneeded.get(r.as_str()))
+            .flatten()
+            .cloned()
+            .collect())
+    }
+
     fn autoremovable(&self, _lists: &Lists) -> Result<Vec<String>> {
         self.probe("apt-get -s autoremove".into());
         Ok(self.state().autoremovable.clone())
@@ -557,6 +579,8 @@ impl AptExec for FakeNode {
         }
         let mut s = self.state();
         for p in packages {
+            let left = s.leaves_unneeded.remove(p.as_str()).unwrap_or_default();
+            s.autoremovable.extend(left);
             let pkg = s.archive.get(p.as_str()).cloned().unwrap_or_default();
             let version = s.dpkg.get(p.as_str()).and_then(|d| match d {
                 DpkgState::Installed { version }

@@ -1050,3 +1050,37 @@ fn the_units_read_ahead_are_those_a_later_enable_disable_start_or_stop_checks() 
     let last = cs.steps.len() - 1;
     assert!(units_checked_after(&cs, last, cs.steps[last].changes.len()).is_empty());
 }
+
+#[test]
+fn plan_names_what_the_removal_of_a_competitor_leaves_unneeded_and_apply_names_what_went() {
+    let node = FakeNode::bookworm();
+    {
+        let mut s = node.state();
+        let installed = |version: &str| DpkgState::Installed {
+            version: version.into(),
+        };
+        s.dpkg.insert("chrony".into(), installed("4.3-2+deb12u1"));
+        s.dpkg.insert("libtimeonly1".into(), installed("1.0-1"));
+        s.leaves_unneeded
+            .insert("chrony".into(), vec!["libtimeonly1 1.0-1".into()]);
+    }
+    let autoremoved = |changes: Vec<&Change>| -> Vec<String> {
+        changes
+            .into_iter()
+            .filter_map(|c| match c {
+                Change::Autoremove { packages, .. } => Some(packages.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    };
+    let plan = default_plan(&[]);
+    let cs = changeset(&node, &plan);
+    let planned = autoremoved(cs.steps.iter().flat_map(|s| &s.changes).collect());
+    assert_eq!(planned, ["libtimeonly1 1.0-1"]);
+    let report = run_changeset(&node, &cs);
+    assert!(!report.failed, "{report:#?}");
+    let done = autoremoved(report.steps.iter().flat_map(|s| &s.changes).collect());
+    assert_eq!(done, planned, "apply removed what plan named");
+    assert!(!node.state().dpkg.contains_key("libtimeonly1"));
+}

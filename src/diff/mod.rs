@@ -628,12 +628,23 @@ fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Chang
 
     if apt.autoremove == Autoremove::Yes {
         let removes_here = changes.iter().any(Change::removes_packages);
-        if !facts.autoremovable.is_empty() {
+        let removals = removed_earlier || removes_here;
+        let mut packages = facts.autoremovable.clone();
+        if removals {
+            packages.extend(facts.left_unneeded.iter().cloned());
+            packages.sort();
+            packages.dedup();
+        }
+        if !packages.is_empty() {
+            let reason = match removals && !facts.left_unneeded.is_empty() {
+                true => "no longer needed, or not once the packages above are removed",
+                false => "no longer needed",
+            };
             changes.push(Change::Autoremove {
-                packages: facts.autoremovable.clone(),
-                reason: "no longer needed".into(),
+                packages,
+                reason: reason.into(),
             });
-        } else if removed_earlier || removes_here {
+        } else if removals {
             changes.push(Change::Autoremove {
                 packages: Vec::new(),
                 reason: "packages removed above may leave dependencies that nothing needs (apply names each one it removes)".into(),

@@ -44,6 +44,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
             })
             .collect(),
         autoremovable: vec![],
+        left_unneeded: vec![],
         files: BTreeMap::new(),
         accounts: [
             (("root".to_string(), false), Some(0)),

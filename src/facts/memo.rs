@@ -260,6 +260,16 @@ impl Probe for MemoProbe<'_> {
         self.inner.dpkg_packages(pkgs)
     }
 
+    // Asked only by a run that removes installed packages: never remembered.
+    fn left_unneeded(
+        &self,
+        lists: &Lists,
+        installs: &[PackageName],
+        removals: &[PackageName],
+    ) -> Result<Vec<String>> {
+        self.inner.left_unneeded(lists, installs, removals)
+    }
+
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>> {
         if !self.usable(lists) {
             self.private_lists_used();

@@ -82,6 +82,9 @@ pub struct Facts {
     pub packages: BTreeMap<PackageName, PackageFact>,
     /// `name version` of packages `apt-get autoremove` would remove now.
     pub autoremovable: Vec<String>,
+    /// `name version` of what it would remove too once the plan's removals
+    /// of installed packages are done (`Probe::left_unneeded`).
+    pub left_unneeded: Vec<String>,
     pub files: BTreeMap<AbsPath, Option<FileState>>,
     pub accounts: BTreeMap<(String, bool), Option<u32>>,
     pub units: BTreeMap<UnitName, UnitFact>,
@@ -385,6 +388,10 @@ fn gather_with(
                     (true, Some(early)) => joined(early)?,
                     (true, None) => probe.autoremovable(lists)?,
                 },
+                left_unneeded: match named.autoremove {
+                    true => left_unneeded(probe, lists, &rendered, &dpkg),
+                    false => Vec::new(),
+                },
                 files: named
                     .files
                     .into_iter()
@@ -517,6 +524,46 @@ impl Named {
         named.units.dedup();
         named
     }
+}
+
+/// What autoremove would also remove once the rendered steps' removals of
+/// installed packages are done; asked only when there are some. A failed
+/// simulation leaves the plan unknowing, not wrong: apply names what went.
+fn left_unneeded(
+    probe: &dyn Probe,
+    lists: &Lists,
+    rendered: &Rendered,
+    dpkg: &BTreeMap<PackageName, dpkg::DpkgPackage>,
+) -> Vec<String> {
+    use crate::plan::step::PkgState;
+    let (mut installs, mut removals) = (Vec::new(), Vec::new());
+    for step in rendered.steps.iter().chain(&rendered.handlers) {
+        let Action::Apt(apt) = &step.action else {
+            continue;
+        };
+        for package in &apt.packages {
+            let installed = dpkg.get(package).is_some_and(|d| {
+                matches!(
+                    d.state,
+                    DpkgState::Installed { .. } | DpkgState::Broken { .. }
+                )
+            });
+            match apt.state {
+                PkgState::Present | PkgState::Latest => installs.push(package.clone()),
+                PkgState::Absent | PkgState::Purged if installed => removals.push(package.clone()),
+                _ => {}
+            }
+        }
+    }
+    if removals.is_empty() {
+        return Vec::new();
+    }
+    probe
+        .left_unneeded(lists, &installs, &removals)
+        .unwrap_or_else(|e| {
+            log::warn!("could not simulate what the removals leave unneeded: {e:#}");
+            Vec::new()
+        })
 }
 
 /// The answer of a probe run on a thread of `std::thread::scope`.

@@ -112,6 +112,18 @@ pub trait Probe: Sync {
     /// and a cache of the installed packages only is far quicker to build
     /// (a node test checks the answer is the same with the lists).
     fn autoremovable(&self, lists: &Lists) -> Result<Vec<String>>;
+    /// What autoremove would remove once `removals` are removed and
+    /// `installs` installed, as `name version`, `removals` left out: apt's
+    /// own simulation of both with `--autoremove`, on `lists` (the
+    /// installs need their candidates).
+    fn left_unneeded(
+        &self,
+        _lists: &Lists,
+        _installs: &[PackageName],
+        _removals: &[PackageName],
+    ) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>>;
     /// uid or gid of a name in /etc/passwd or /etc/group.
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>>;
@@ -468,6 +480,28 @@ impl Probe for RealProbe {
         Ok(apt::parse_simulation(&out.stdout)
             .into_iter()
             .filter(|l| matches!(l.action, SimAction::Remove | SimAction::Purge))
+            .map(|l| match l.version {
+                Some(v) => format!("{} {v}", l.package),
+                None => l.package,
+            })
+            .collect())
+    }
+
+    fn left_unneeded(
+        &self,
+        lists: &Lists,
+        installs: &[PackageName],
+        removals: &[PackageName],
+    ) -> Result<Vec<String>> {
+        let out = apt_query("apt-get", lists)
+            .args(["-s", "--autoremove", "install"])
+            .args(installs.iter().map(|p| p.as_str()))
+            .args(removals.iter().map(|p| format!("{p}-")))
+            .run()?;
+        Ok(apt::parse_simulation(&out.stdout)
+            .into_iter()
+            .filter(|l| matches!(l.action, SimAction::Remove | SimAction::Purge))
+            .filter(|l| !removals.iter().any(|r| r.as_str() == l.package))
             .map(|l| match l.version {
                 Some(v) => format!("{} {v}", l.package),
                 None => l.package,

@@ -210,22 +210,24 @@ fn bookworm_switches_ntp_chrony_openntpd_ntpsec_ntp_leaving_one_daemon() {
     );
     for (daemon, package, unit, config) in [NTP_AS_NTPSEC, CHRONY, OPENNTPD, NTPSEC, NTP_AS_NTPSEC]
     {
+        // NTPsec's python3-ntp is left unneeded by the switch to chrony:
+        // plan names it (apt's simulation of the switch), apply names it gone.
+        let planned = (daemon == "chrony").then(|| {
+            let var = format!("daemon={daemon}");
+            let plan = node.provision(&["plan", "-e", SERVERS, "-e", &var, "--format", "json"]);
+            autoremoved(&json(&plan))
+        });
         let doc = converge(&node, daemon, package, unit, config);
         assert_secure(&node, daemon, config);
-        if daemon == "chrony" {
-            // NTPsec's python3-ntp is left unneeded: apply names what went.
-            let removed: Vec<String> = doc["steps"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .flat_map(|s| s["changes"].as_array().unwrap())
-                .filter(|c| c["kind"] == "autoremove")
-                .flat_map(|c| c["packages"].as_array().unwrap())
-                .filter_map(|p| p.as_str().map(str::to_string))
-                .collect();
+        if let Some(planned) = planned {
+            let removed = autoremoved(&doc);
             assert!(
                 removed.iter().any(|p| p.starts_with("python3-ntp ")),
                 "{doc:#}"
+            );
+            assert!(
+                planned.iter().any(|p| p.starts_with("python3-ntp ")),
+                "plan: {planned:?}"
             );
         }
     }
@@ -346,4 +348,17 @@ fn a_config_the_daemon_rejects_never_replaces_the_live_one() {
         );
         assert_eq!(node.unit_property(unit, "MainPID"), pid, "not restarted");
     }
+}
+
+/// The packages of a report's autoremove changes.
+fn autoremoved(doc: &Value) -> Vec<String> {
+    doc["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["changes"].as_array().unwrap())
+        .filter(|c| c["kind"] == "autoremove")
+        .flat_map(|c| c["packages"].as_array().unwrap())
+        .filter_map(|p| p.as_str().map(str::to_string))
+        .collect()
 }
