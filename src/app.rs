@@ -8,10 +8,10 @@ use crate::engine;
 use crate::facts::RealProbe;
 use crate::plan::input::{self, PlanInput};
 use crate::plan::{self, Plan};
-use crate::report::schema::versioned;
 use crate::report::{human::Human, json, live::Live, Mode, Report, StepReport};
 use crate::verify::report::VerifyReport;
 use crate::verify::{self, socket, target};
+use crate::wire::versioned;
 use std::path::Path;
 
 /// Exit codes besides the report's own (0, 1, and 2/4/6 with --detailed-exitcodes).

@@ -30,3 +30,4 @@ pub mod runlock;
 pub mod status;
 pub mod verify;
 pub mod version;
+pub mod wire;

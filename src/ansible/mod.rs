@@ -261,7 +261,7 @@ fn status(a: &ModuleArgs) -> Value {
                 (Some(d), true, true) => format!("{} is running and synchronised", d.unit),
                 (Some(d), true, false) => format!("{} is running, not synchronised", d.unit),
             };
-            let mut value = crate::report::schema::versioned(
+            let mut value = crate::wire::versioned(
                 serde_json::to_value(&status).unwrap_or_else(|e| json!({"error": e.to_string()})),
             );
             if let Some(obj) = value.as_object_mut() {

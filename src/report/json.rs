@@ -18,7 +18,7 @@ pub fn to_value(report: &Report) -> Value {
             }
         }
     }
-    super::schema::versioned(value)
+    crate::wire::versioned(value)
 }
 
 pub fn render(report: &Report) -> String {

@@ -5,17 +5,7 @@
 use schemars::JsonSchema;
 use serde_json::{json, Value};
 
-/// In every JSON document: bumped when a field changes meaning or goes
-/// away, not when one is added.
-pub const FORMAT_VERSION: u32 = 1;
-
-/// Adds `format_version` to a document.
-pub fn versioned(mut doc: Value) -> Value {
-    if let Some(obj) = doc.as_object_mut() {
-        obj.insert("format_version".into(), FORMAT_VERSION.into());
-    }
-    doc
-}
+use crate::wire::FORMAT_VERSION;
 
 /// Each document's file name under docs/schema/ and its schema.
 pub fn documents() -> Vec<(&'static str, Value)> {

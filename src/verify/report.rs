@@ -47,7 +47,7 @@ impl VerifyReport {
 
     pub fn json(&self) -> String {
         let doc = serde_json::to_value(self).expect("a verify report is always serialisable");
-        let mut text = serde_json::to_string_pretty(&crate::report::schema::versioned(doc))
+        let mut text = serde_json::to_string_pretty(&crate::wire::versioned(doc))
             .expect("a JSON value always renders");
         text.push('\n');
         text
