@@ -156,13 +156,22 @@ fn early_error(args: &RunArgs, mode: Mode, message: &str, code: i32) -> i32 {
 }
 
 fn run_stage(args: &RunArgs, mode: Mode, color: bool) -> i32 {
+    if mode == Mode::Plan && args.wait_sync.is_some() {
+        let message = "--wait-sync is for apply: plan changes nothing to wait for";
+        return early_error(args, mode, message, EXIT_USAGE);
+    }
     let plan = match load(args.plan.as_deref(), &args.vars) {
         Ok(plan) => plan,
         Err((message, code)) => return early_error(args, mode, &message, code),
     };
+    let options = engine::RunOptions {
+        mode,
+        lock_timeout: args.lock_timeout,
+        wait_sync: args.wait_sync.map(std::time::Duration::from_secs),
+    };
     let report = match args.format {
         Format::Json => {
-            let report = engine::run(&plan, mode, args.lock_timeout, &mut engine::Quiet);
+            let report = engine::run(&plan, options, &mut engine::Quiet);
             print!("{}", json::render(&report));
             report
         }
@@ -174,7 +183,7 @@ fn run_stage(args: &RunArgs, mode: Mode, color: bool) -> i32 {
                 mode,
                 headed: false,
             };
-            let report = engine::run(&plan, mode, args.lock_timeout, &mut out);
+            let report = engine::run(&plan, options, &mut out);
             out.finish(&report);
             report
         }

@@ -118,6 +118,10 @@ pub struct RunArgs {
     /// Seconds to wait for the dpkg/apt lock held by another process
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub lock_timeout: u64,
+
+    /// apply: then wait until the clock is synchronised (default 120 s); fail naming the state if not
+    #[arg(long, value_name = "SECONDS", num_args = 0..=1, require_equals = true, default_missing_value = "120")]
+    pub wait_sync: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -129,6 +129,18 @@ fn bad_usage_exits_64() {
     check(&[], None, 64, "Usage");
     check(&["frobnicate"], None, 64, "unrecognized subcommand");
     check(
+        &["plan", "--wait-sync"],
+        None,
+        64,
+        "--wait-sync is for apply",
+    );
+    check(
+        &["apply", "--wait-sync=soon"],
+        None,
+        64,
+        "invalid value 'soon'",
+    );
+    check(
         &["plan", "--format", "xml"],
         None,
         64,

@@ -12,6 +12,8 @@
 //! - `vars`: a mapping of plan variables, like `-e` (group_vars/host_vars land here).
 //! - `daemon`: shortcut for `vars.daemon`; wins over it.
 //! - `lock_timeout`: seconds to wait for the dpkg lock (default 300).
+//! - `require_sync`: after apply, wait until the clock is synchronised:
+//!   `true` (120 s) or seconds; the result fails naming the state if not.
 //! - `command`: `converge` (default: `plan` in check mode, else `apply`) or
 //!   `status` (what `ntp-provision status --format json` reports, read-only).
 //!
@@ -40,6 +42,8 @@ const SUBCOMMANDS: [&str; 5] = ["plan", "apply", "status", "verify", "help"];
 /// Ansible's args files are small; anything bigger is not one.
 const MAX_ARGS_BYTES: u64 = 4 * 1024 * 1024;
 const DEFAULT_LOCK_TIMEOUT: u64 = 300;
+/// `require_sync: true`: as long as `apply --wait-sync` waits.
+const DEFAULT_SYNC_WAIT: u64 = 120;
 
 /// The module's arguments when the command line is an Ansible binary-module
 /// invocation: exactly one argument, no subcommand or option, naming an
@@ -80,6 +84,8 @@ pub struct ModuleArgs {
     pub plan: PlanArg,
     pub vars: Vec<(String, serde_yaml::Value)>,
     pub lock_timeout: u64,
+    /// After apply, seconds to wait for the clock to synchronise.
+    pub require_sync: Option<u64>,
     pub command: ModuleCommand,
     /// `_ansible_check_mode`: plan only.
     pub check_mode: bool,
@@ -93,6 +99,7 @@ pub fn parse_args(args: &Map<String, Value>) -> Result<ModuleArgs, String> {
         plan: PlanArg::Embedded,
         vars: Vec::new(),
         lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        require_sync: None,
         command: ModuleCommand::Converge,
         check_mode: false,
         diff: false,
@@ -122,7 +129,15 @@ pub fn parse_args(args: &Map<String, Value>) -> Result<ModuleArgs, String> {
                 Value::String(s) => daemon = Some(s.clone()),
                 other => return Err(format!("daemon must be a string (ntp, ntpsec, chrony, openntpd), not {}", type_name(other))),
             },
-            "lock_timeout" => parsed.lock_timeout = seconds(value)?,
+            "lock_timeout" => parsed.lock_timeout = seconds(key, value)?,
+            // true: the CLI's default bound; a number: that many seconds.
+            "require_sync" => {
+                parsed.require_sync = match value {
+                    Value::Null | Value::Bool(false) => None,
+                    Value::Bool(true) => Some(DEFAULT_SYNC_WAIT),
+                    other => Some(seconds(key, other)?),
+                }
+            }
             "command" => {
                 parsed.command = match value.as_str() {
                     Some("converge") => ModuleCommand::Converge,
@@ -132,7 +147,7 @@ pub fn parse_args(args: &Map<String, Value>) -> Result<ModuleArgs, String> {
             }
             other => {
                 return Err(format!(
-                    "unsupported parameter {other:?} (supported: plan, vars, daemon, lock_timeout, command)"
+                    "unsupported parameter {other:?} (supported: plan, vars, daemon, lock_timeout, require_sync, command)"
                 ))
             }
         }
@@ -173,13 +188,13 @@ fn boolean(key: &str, value: &Value) -> Result<bool, String> {
 }
 
 /// Ansible templating turns numbers into strings easily: accept both.
-fn seconds(value: &Value) -> Result<u64, String> {
+fn seconds(key: &str, value: &Value) -> Result<u64, String> {
     let n = match value {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
     };
-    n.ok_or_else(|| format!("lock_timeout must be a whole number of seconds, not {value}"))
+    n.ok_or_else(|| format!("{key} must be a whole number of seconds, not {value}"))
 }
 
 fn to_yaml(value: &Value) -> Result<serde_yaml::Value, String> {
@@ -286,7 +301,12 @@ fn converge(a: &ModuleArgs) -> Value {
         Err(e) => return failed(e),
     };
     let mut decided = FileDiffs(Vec::new(), mode);
-    let report = engine::run(&plan, mode, a.lock_timeout, &mut decided);
+    let options = engine::RunOptions {
+        mode,
+        lock_timeout: a.lock_timeout,
+        wait_sync: a.require_sync.map(std::time::Duration::from_secs),
+    };
+    let report = engine::run(&plan, options, &mut decided);
     // Only the files of steps that changed (apply) or would change (plan).
     let changed_paths: Vec<&str> = report
         .steps

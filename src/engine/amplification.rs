@@ -4,7 +4,7 @@
 use super::CheckPolicy;
 use crate::diff::{Change, Changeset, ServiceAction};
 use crate::plan::Plan;
-use crate::report::{Mode, Report, Status, StepReport};
+use crate::report::{Report, Status, StepReport};
 use crate::verify::{self, socket, target, Amplification};
 use std::time::{Duration, Instant};
 
@@ -92,14 +92,7 @@ pub(crate) fn check_amplification(
         }
     };
     on_step(&step);
-    let error = report.error;
-    let mut steps = report.steps;
-    steps.push(step);
-    let mut report = Report::new(Mode::Apply, changeset, steps);
-    // An interrupted run stays failed whatever the check finds.
-    report.failed |= error.is_some();
-    report.error = error;
-    report
+    report.with_check(step, changeset)
 }
 
 /// How long a just-(re)started daemon gets to answer before the probe.

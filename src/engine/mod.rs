@@ -6,6 +6,7 @@
 
 pub mod amplification;
 pub mod record;
+pub mod sync_wait;
 
 use crate::apply::apt::RealApt;
 use crate::apply::files::RealFiles;
@@ -56,16 +57,27 @@ impl apply::Progress for Watching<'_, '_> {
 pub(crate) struct Quiet;
 impl Observer for Quiet {}
 
+/// How a run goes, beside its plan.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunOptions {
+    pub mode: Mode,
+    /// Seconds to wait for the run lock and for each dpkg or apt lock.
+    pub lock_timeout: u64,
+    /// After a successful apply, how long to wait for the clock to
+    /// synchronise (`--wait-sync`); `None`: not at all.
+    pub wait_sync: Option<Duration>,
+}
+
 /// One `plan` or `apply` of a loaded plan. The guarantees hold for every
 /// caller: one run at a time per node (waiting up to `lock_timeout` seconds
 /// for the run lock and the dpkg lock), and SIGINT/SIGTERM finish the
 /// current step and skip the rest. A run that cannot start is a report too.
-pub(crate) fn run(
-    plan: &Plan,
-    mode: Mode,
-    lock_timeout: u64,
-    observer: &mut dyn Observer,
-) -> Report {
+pub(crate) fn run(plan: &Plan, options: RunOptions, observer: &mut dyn Observer) -> Report {
+    let RunOptions {
+        mode,
+        lock_timeout,
+        wait_sync,
+    } = options;
     if mode == Mode::Apply && !is_root() {
         return Report::failed_before_start(mode, NOT_ROOT.into());
     }
@@ -84,11 +96,32 @@ pub(crate) fn run(
     match mode {
         Mode::Plan => plan_report(&prepared.changeset, &interrupt),
         Mode::Apply => {
-            let report = execute(plan, &prepared, lock_timeout, &interrupt, observer);
+            let mut report = execute(plan, &prepared, lock_timeout, &interrupt, observer);
+            if let Some(bound) = wait_sync.filter(|_| !report.failed) {
+                report = wait_for_sync(plan, &prepared.changeset, report, bound, observer);
+            }
             remember(plan, &report, started);
             report
         }
     }
+}
+
+/// `--wait-sync`: the wait as the report's last step, shown as it runs.
+fn wait_for_sync(
+    plan: &Plan,
+    changeset: &Changeset,
+    report: Report,
+    bound: Duration,
+    observer: &mut dyn Observer,
+) -> Report {
+    observer.starting(&PlannedStep {
+        name: sync_wait::SYNC_STEP.into(),
+        handler: false,
+        changes: Vec::new(),
+    });
+    let step = sync_wait::wait(&RealProbe, plan, bound);
+    observer.step(&step);
+    report.with_check(step, changeset)
 }
 
 /// Records the run for `status` and appends it to the run log. Best

@@ -174,6 +174,19 @@ impl Report {
         }
     }
 
+    /// This report with a check after the changes appended as its last
+    /// step, the summary counted again. A run stopped by an error (a
+    /// signal) stays failed whatever the check finds.
+    pub fn with_check(self, step: StepReport, changeset: &Changeset) -> Self {
+        let error = self.error;
+        let mut steps = self.steps;
+        steps.push(step);
+        let mut report = Report::new(self.mode, changeset, steps);
+        report.failed |= error.is_some();
+        report.error = error;
+        report
+    }
+
     /// The dry run's report: every planned step, nothing executed.
     pub fn plan(changeset: &Changeset) -> Self {
         Report::new(

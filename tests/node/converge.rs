@@ -5,7 +5,7 @@
 //! Daemons under test are only ever given loopback servers.
 
 use crate::harness::{exclusive, json, Node, Release, SERVERS};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Every change description of a JSON report, in order.
@@ -409,6 +409,22 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         0
     );
     assert_eq!(node.run(&["test", "-e", look_alike]).code, 0);
+
+    // Loopback servers never synchronise: --wait-sync gives up at its bound
+    // and its step names the state status was in.
+    let (wait, doc) = node.apply_json(&["--wait-sync=3"]);
+    assert_eq!(wait.code, 1, "{}\n{}", wait.stdout, wait.stderr);
+    let last = doc["steps"].as_array().unwrap().last().unwrap();
+    assert_eq!(
+        (&last["name"], &last["status"]),
+        (&json!("Clock synchronised"), &json!("failed")),
+        "{doc:#}"
+    );
+    let error = last["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("not synchronised within 3 s: "),
+        "{error}"
+    );
 }
 
 /// The autoremove simulation reads no package lists (dpkg's status decides
