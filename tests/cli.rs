@@ -174,6 +174,55 @@ fn invalid_plans_exit_65_and_name_the_place() {
     check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
 }
 
+/// Nesting is refused before the YAML parser sees it (which took minutes on
+/// a megabyte of `[`): exit 65, the depth, the limit and where it is passed.
+#[test]
+fn a_megabyte_of_nesting_exits_65_with_its_depth_and_place() {
+    let dir = world_readable_dir();
+    let file = dir.path().join("deep.yaml");
+    let limit = "at most 32 are allowed (level 33 starts here)";
+    let mib = 1 << 20;
+    for (text, at, depth) in [
+        ("[".repeat(mib), "1:33", mib),
+        ("{".repeat(mib), "1:33", mib),
+        ("- ".repeat(mib / 2), "1:65", mib / 2),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let run = check(&["apply", file.to_str().unwrap()], None, 65, "");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "ntp-provision: invalid plan: {}:{at}: lists and maps nested {depth} levels deep; {limit}\n",
+                file.display()
+            )
+        );
+    }
+    check(
+        &["plan", "-"],
+        Some("[".repeat(mib).as_bytes()),
+        65,
+        &format!("invalid plan: <stdin>:1:33: lists and maps nested {mib} levels deep; {limit}"),
+    );
+}
+
+/// Standard input is read only up to the limit, so its size is not known:
+/// the message says it is more, not a size it made up.
+#[test]
+fn a_plan_on_stdin_over_the_limit_is_refused_by_the_limit() {
+    let run = check(&["plan", "-"], Some(&vec![b'#'; (1 << 20) + 4096]), 66, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: the plan on standard input is more than 1048576 bytes; plans are limited to 1048576 bytes\n"
+    );
+    // Exactly the limit is allowed (and refused for what it is).
+    check(
+        &["plan", "-"],
+        Some(&vec![b'#'; 1 << 20]),
+        65,
+        "missing field `steps`",
+    );
+}
+
 #[test]
 fn a_missing_plan_file_exits_66() {
     check(

@@ -42,6 +42,12 @@ pub fn read(
                 .take(MAX_PLAN_BYTES as u64 + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| format!("reading the plan from standard input: {e}"))?;
+            // Only the limit is known, not the real size: the rest is unread.
+            if bytes.len() > MAX_PLAN_BYTES {
+                return Err(format!(
+                    "the plan on standard input is more than {MAX_PLAN_BYTES} bytes; plans are limited to {MAX_PLAN_BYTES} bytes"
+                ));
+            }
             Ok((bytes, Source::stdin()))
         }
         PlanInput::File(path) => read_file(path, &label(path)).map(|b| (b, Source::file(path))),

@@ -8,6 +8,7 @@
 
 pub mod input;
 mod locate;
+mod nesting;
 pub mod raw;
 mod render;
 pub mod step;
@@ -191,6 +192,14 @@ impl Plan {
                     e.valid_up_to()
                 ),
             )
+        })?;
+        // Before parsing: the parser's time grows with the nesting (minutes
+        // for a megabyte of `[`), this check's does not.
+        nesting::check(text, nesting::MAX_NESTING).map_err(|deep| PlanError {
+            file: file.clone(),
+            location: Some(deep.at),
+            path: String::new(),
+            message: deep.message(),
         })?;
         let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
             // Serde refuses a duplicate key but points at the enclosing map;

@@ -199,6 +199,44 @@ fn hostile_input_is_refused_fast() {
 }
 
 #[test]
+fn a_megabyte_of_nesting_is_refused_before_parsing_with_its_depth_and_place() {
+    let limit = "at most 32 are allowed (level 33 starts here)";
+    let cases = [
+        ("[".repeat(MAX_PLAN_BYTES), "1:33", 1 << 20),
+        ("{".repeat(MAX_PLAN_BYTES), "1:33", 1 << 20),
+        ("- ".repeat(MAX_PLAN_BYTES / 2), "1:65", 1 << 19),
+        (
+            format!("steps:\n  - {}", "[".repeat(MAX_PLAN_BYTES - 11)),
+            "2:35",
+            (1 << 20) - 9,
+        ),
+    ];
+    for (text, at, depth) in cases {
+        let err = load(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("plan.yaml:{at}: lists and maps nested {depth} levels deep; {limit}"),
+            "{:?}...",
+            &text[..20]
+        );
+    }
+    // Variables nested past their own limit still get its message, with the key.
+    let deep = format!(
+        "vars: {{x: {}1{}}}\nsteps: []\n",
+        "[".repeat(20),
+        "]".repeat(20)
+    );
+    assert_eq!(
+        load(&deep).unwrap_err().to_string(),
+        format!(
+            "plan.yaml:1:{}: vars.x{}: nested deeper than 16 levels",
+            11 + 17,
+            "[0]".repeat(17)
+        )
+    );
+}
+
+#[test]
 fn apt_states_and_handlers_parse() {
     let plan = load(
         "steps:\n  - name: gone\n    apt: {name: [ntpdate, ntpdate], state: purged}\n    notify: h\n  - name: leftovers\n    apt: {name: ntp, state: residual_purged}\nhandlers:\n  - name: h\n    service: {name: ntp, state: restarted}\n",
@@ -569,4 +607,66 @@ fn clients_and_listen_are_typed_once_at_load() {
         load_with(DEFAULT_PLAN, &[]).unwrap().vars.access,
         crate::daemons::Access::default()
     );
+}
+
+/// Nesting depth as the parser builds it: each list or map one level.
+fn value_depth(v: &serde_yaml::Value) -> usize {
+    use serde_yaml::Value;
+    match v {
+        Value::Sequence(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+        Value::Mapping(m) => {
+            1 + m
+                .iter()
+                .map(|(k, v)| value_depth(k).max(value_depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        Value::Tagged(t) => value_depth(&t.value),
+        _ => 0,
+    }
+}
+
+/// The pre-parse nesting count must see what the parser sees, or a deep
+/// plan would slip past it into the slow parse (or a valid one be refused):
+/// on mutated YAML of every style that parses, both counts are equal.
+#[test]
+fn the_nesting_count_before_parsing_is_the_parsers() {
+    let iterations: usize = std::env::var("NTPP_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let seeds = [
+        DEFAULT_PLAN,
+        "a: [b, {c: [d, e: f]}, 'g[', \"h{\"]\nk:\n- l\n- m: |\n    [[x\n  n: >\n    {{y\n",
+        "- [a, [b, [c]]]\n- {x: {y: {z: 1}}}\n- ? [k]\n  : v\n- !!map {a: 1}\n- &a [1]\n",
+        "%YAML 1.2\n---\na: |2-\n   [x\n  {y\nb: >+\n\n  [[\n\nc: \"multi\n  [line\\\n  ]\"\nd: 'q\n  ''[''\n  '\n",
+        "k: plain\n  continued [ here\n  # comment [\nl:\n  - - [a,\n      b]\n    - {c: d,\n       e: [f]}\n? [x, y]\n: - z\nm: !tag\n  n: &anc\n    o: [p]\n",
+        "a:\r\n  - [b]\r\n  - c: {d: [e]}\r\nf: 1\n\u{2028}g: [h]\n...\n",
+        "[a: [b: [c: d]], {e: [f: g]}, ? h : [i]]\n",
+    ];
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let (mut parsed, mut wrong) = (0, Vec::new());
+    for i in 0..iterations {
+        let mut text = seeds[i % seeds.len()].as_bytes().to_vec();
+        for _ in 0..=rng.below(6) {
+            mutate(&mut rng, &mut text);
+        }
+        // Aliases repeat nodes the text nests only once.
+        let Ok(text) = String::from_utf8(text) else {
+            continue;
+        };
+        if text.contains('*') {
+            continue;
+        }
+        let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
+            continue;
+        };
+        parsed += 1;
+        let (ours, parsers) = (super::nesting::depth(&text), value_depth(&v));
+        if ours != parsers {
+            wrong.push(format!("{text:?}: {ours} levels counted, {parsers} parsed"));
+        }
+    }
+    assert!(parsed > iterations / 10, "only {parsed} mutants parsed");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
