@@ -683,10 +683,22 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
             }
         }
     }
-    let (path, message) = match message.split_once(": ") {
+    let (path, mut message) = match message.split_once(": ") {
         Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
         _ => (String::new(), message),
     };
+    // What serde says in its own words, for types the plan cannot name.
+    for (serde, plan) in [
+        ("invalid type: unit value,", "invalid type: null,"),
+        ("invalid type: enum,", "invalid type: tagged value,"),
+        (", expected field identifier", ", expected a key name"),
+    ] {
+        if let Some(rest) = message.strip_prefix(serde) {
+            message = format!("{plan}{rest}");
+        } else if let Some(head) = message.strip_suffix(serde) {
+            message = format!("{head}{plan}");
+        }
+    }
     PlanError {
         file: file.to_string(),
         location,
