@@ -699,6 +699,14 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
             message = format!("{head}{plan}");
         }
     }
+    // A list as the whole plan is most likely a playbook given to the wrong tool.
+    if path.is_empty()
+        && message.starts_with("invalid type: sequence, expected a mapping of plan keys")
+    {
+        message.push_str(
+            "; a plan is a mapping with steps: (see docs/plan-format.md), not an Ansible playbook's list of plays",
+        );
+    }
     PlanError {
         file: file.to_string(),
         location,

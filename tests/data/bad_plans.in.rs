@@ -20,6 +20,8 @@
     ("steps:\n  - name: x\n    command: reboot\n",
      "plan.yaml:3:5: steps[0]: unknown field `command`, expected one of `name`, `when`, `notify`, `apt`, `template`, `service`"),
     // Wrong types, in the plan's words (serde's would name the Rust types).
+    ("- hosts: all\n  tasks:\n    - apt: {name: ntp}\n",
+     "plan.yaml:1:1: invalid type: sequence, expected a mapping of plan keys (name, vars, steps, handlers, allow_insecure); a plan is a mapping with steps: (see docs/plan-format.md), not an Ansible playbook's list of plays"),
     ("ntp\n",
      "plan.yaml:1:1: invalid type: string \"ntp\", expected a mapping of plan keys (name, vars, steps, handlers, allow_insecure)"),
     ("~\n",
