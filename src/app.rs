@@ -92,9 +92,26 @@ pub(crate) fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    if verbose == 0 {
+        // Without -v a log line is a message to the operator, like `error:`
+        // in the report; timestamps and module paths are for debugging.
+        logger.format(|out, record| {
+            use std::io::Write;
+            let level = match record.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            writeln!(out, "{level}: {}", record.args())
+        });
+    } else {
+        logger.format_timestamp_millis();
+    }
+    logger.init();
 }
 
 /// An error before any report exists: stderr always, and for JSON also one

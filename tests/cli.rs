@@ -223,6 +223,43 @@ fn a_plan_on_stdin_over_the_limit_is_refused_by_the_limit() {
     );
 }
 
+/// A warning is one plain line without -v; -v adds the timestamp and the
+/// module it comes from. (The plan is refused after the warning, before any
+/// probe of the machine running the test.)
+#[test]
+fn warnings_are_plain_lines_unless_verbose() {
+    let dir = world_readable_dir();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "vars: {servers: [a.example], colour: blue}\nsteps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf}\n",
+    )
+    .unwrap();
+    let ours = dir.path().join("ntp.conf.j2");
+    std::fs::write(&ours, "server {{ servers[0].host }}\n").unwrap();
+    let warning = format!(
+        "template ntp.conf.j2: using {} next to the plan instead of the embedded one",
+        ours.display()
+    );
+    let refusal = format!(
+        "ntp-provision: invalid plan: {}:1:38: vars.colour: no step or template of the plan uses this variable",
+        plan.display()
+    );
+    let run = check(&["plan", plan.to_str().unwrap()], None, 65, "");
+    assert_eq!(run.stderr, format!("warning: {warning}\n{refusal}\n"));
+
+    let run = check(&["-v", "plan", plan.to_str().unwrap()], None, 65, "");
+    let first = run.stderr.lines().next().unwrap();
+    // [2024-05-01T12:00:00.000Z WARN  ntp_provision::plan::render] template ...
+    assert!(
+        first.starts_with("[20")
+            && first.contains("Z WARN  ntp_provision::plan::render] ")
+            && first.ends_with(&warning),
+        "{}",
+        run.stderr
+    );
+}
+
 #[test]
 fn a_missing_plan_file_exits_66() {
     check(
