@@ -70,11 +70,7 @@ fn run_status(args: &StatusArgs) -> i32 {
 /// Reads, parses and validates the plan with its `-e` overrides; the error
 /// names the problem, with the exit code it gets.
 fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
-    let overrides = vars
-        .iter()
-        .map(|v| plan::parse_override(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| (e, EXIT_USAGE))?;
+    let overrides = plan::read_overrides(vars).map_err(|e| (e, EXIT_USAGE))?;
     let input = match path {
         None => PlanInput::Embedded,
         Some(p) if p.as_os_str() == "-" => PlanInput::Stdin,
@@ -82,7 +78,7 @@ fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
     };
     let (bytes, source) =
         input::read(&input, &|p| p.display().to_string()).map_err(|e| (e, EXIT_NO_INPUT))?;
-    Plan::load(&bytes, source, &overrides)
+    Plan::load_overridden(&bytes, source, &overrides)
         .map_err(|e| (format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
 }
 

@@ -165,17 +165,25 @@ fn invalid_plans_exit_65_and_name_the_place() {
     );
     assert_eq!(doc["steps"].as_array().unwrap().len(), 0);
 
-    check(
-        &["plan", "-e", "daemon=ntimed"],
-        None,
-        65,
-        "never packaged by Debian or Ubuntu",
-    );
     check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
 }
 
-/// Nesting is refused before the YAML parser sees it (which took minutes on
-/// a megabyte of `[`): exit 65, the depth, the limit and where it is passed.
+/// An error about a variable given with -e names that argument, never the
+/// plan it was merged into.
+#[test]
+fn errors_from_e_name_the_argument() {
+    let run = check(&["plan", "-e", "daemon=ntimed"], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd\n"
+    );
+    let run = check(&["plan", "-e", "servers=["], None, 64, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: -e servers=[: the value is not valid YAML: did not find expected node content at line 2 column 1, while parsing a flow node\n"
+    );
+}
+
 #[test]
 fn a_megabyte_of_nesting_exits_65_with_its_depth_and_place() {
     let dir = world_readable_dir();

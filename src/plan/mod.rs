@@ -25,7 +25,7 @@ use step::{
     Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step,
     Template,
 };
-pub use vars::{parse_override, Vars};
+pub use vars::{parse_override, read_overrides, Origin, Override, Vars};
 
 /// The plan that `ntp-provision` runs when none is given.
 pub const DEFAULT_PLAN: &str = include_str!("../../playbooks/ntp.yaml");
@@ -141,23 +141,55 @@ pub struct Rendered {
 impl Plan {
     /// Parses and validates a plan completely. Errors found after parsing
     /// get the line and column of the key path they name, when that path is
-    /// in the file (a value given with `-e` is not).
+    /// in the file. A variable given here has no place: an error about it
+    /// names the plan without a position (see [`Plan::load_overridden`]).
     pub fn load(
         bytes: &[u8],
         source: Source,
         overrides: &[(String, serde_yaml::Value)],
     ) -> Result<Plan, PlanError> {
-        Self::load_unlocated(bytes, source, overrides).map_err(|mut e| {
-            let from_override = overrides.iter().any(|(k, _)| {
-                let var = format!("vars.{k}");
+        let overrides: Vec<Override> = overrides
+            .iter()
+            .map(|(key, value)| Override {
+                key: key.clone(),
+                value: value.clone(),
+                origin: None,
+            })
+            .collect();
+        Self::load_overridden(bytes, source, &overrides)
+    }
+
+    /// As [`Plan::load`], with each variable's origin: an error about a
+    /// variable given with `-e` names that argument.
+    pub fn load_overridden(
+        bytes: &[u8],
+        source: Source,
+        overrides: &[Override],
+    ) -> Result<Plan, PlanError> {
+        let pairs: Vec<(String, serde_yaml::Value)> = overrides
+            .iter()
+            .map(|o| (o.key.clone(), o.value.clone()))
+            .collect();
+        Self::load_unlocated(bytes, source, &pairs).map_err(|mut e| {
+            // The last one given is the one in force.
+            let given = overrides.iter().rev().find(|o| {
+                let var = format!("vars.{}", o.key);
                 e.path == var
                     || e.path.starts_with(&format!("{var}["))
                     || e.path.starts_with(&format!("{var}."))
             });
-            if e.location.is_none() && !e.path.is_empty() && !from_override {
-                if let Ok(text) = std::str::from_utf8(bytes) {
-                    e.location = locate::locate(text, &e.path);
+            match given.map(|o| o.origin.as_deref()) {
+                Some(None) => {}
+                Some(Some(Origin::Arg(shown))) => {
+                    e.file = shown.clone();
+                    e.location = None;
                 }
+                None if e.location.is_none() && !e.path.is_empty() => {
+                    if let Ok(text) = std::str::from_utf8(bytes) {
+                        e.location = locate::locate(text, &e.path);
+                    }
+                }
+                None => {}
             }
             e
         })
@@ -193,35 +225,7 @@ impl Plan {
                 ),
             )
         })?;
-        // Before parsing: the parser's time grows with the nesting (minutes
-        // for a megabyte of `[`), this check's does not.
-        nesting::check(text, nesting::MAX_NESTING).map_err(|deep| PlanError {
-            file: file.clone(),
-            location: Some(deep.at),
-            path: String::new(),
-            message: deep.message(),
-        })?;
-        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
-            // Serde refuses a duplicate key but points at the enclosing map;
-            // name the key and where it is given the second time.
-            let duplicate = e
-                .to_string()
-                .contains("duplicate")
-                .then(|| locate::duplicate_key(text))
-                .flatten();
-            match duplicate {
-                Some(d) => PlanError {
-                    file: file.clone(),
-                    location: Some(d.at),
-                    path: d.path,
-                    message: format!(
-                        "duplicate key {:?}: each key may be given once in a map",
-                        d.key
-                    ),
-                },
-                None => yaml_error(&file, &e),
-            }
-        })?;
+        let raw: RawPlan = parse_yaml(text, &file)?;
 
         let vars = vars::build(raw.vars, overrides, &err)?;
         let allow_insecure = raw
@@ -665,6 +669,41 @@ fn service_spec(
         enabled: raw
             .enabled
             .map(|e| if e { Enabled::Yes } else { Enabled::No }),
+    })
+}
+
+/// Parses YAML text named `file` into `T`:
+/// deep nesting is refused first, a duplicate key is named where it is
+/// given the second time.
+fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, PlanError> {
+    // Before parsing: the parser's time grows with the nesting (minutes
+    // for a megabyte of `[`), this check's does not.
+    nesting::check(text, nesting::MAX_NESTING).map_err(|deep| PlanError {
+        file: file.to_string(),
+        location: Some(deep.at),
+        path: String::new(),
+        message: deep.message(),
+    })?;
+    serde_yaml::from_str(text).map_err(|e| {
+        // Serde refuses a duplicate key but points at the enclosing map;
+        // name the key and where it is given the second time.
+        let duplicate = e
+            .to_string()
+            .contains("duplicate")
+            .then(|| locate::duplicate_key(text))
+            .flatten();
+        match duplicate {
+            Some(d) => PlanError {
+                file: file.to_string(),
+                location: Some(d.at),
+                path: d.path,
+                message: format!(
+                    "duplicate key {:?}: each key may be given once in a map",
+                    d.key
+                ),
+            },
+            None => yaml_error(file, &e),
+        }
     })
 }
 

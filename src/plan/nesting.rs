@@ -26,9 +26,14 @@ pub struct TooDeep {
 }
 
 impl TooDeep {
+    /// For a message that carries the position in front (`file:line:col:`).
     pub fn message(&self) -> String {
+        self.message_at("here")
+    }
+    /// `place` says where the first level past the limit starts.
+    pub fn message_at(&self, place: &str) -> String {
         format!(
-            "lists and maps nested {} levels deep; at most {} are allowed (level {} starts here)",
+            "lists and maps nested {} levels deep; at most {} are allowed (level {} starts {place})",
             self.depth,
             self.limit,
             self.limit + 1

@@ -701,3 +701,74 @@ fn the_nesting_count_before_parsing_is_the_parsers() {
     assert!(parsed > iterations / 10, "only {parsed} mutants parsed");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
+
+/// Loads `text` as plan.yaml with `-e` arguments as the command line reads them.
+fn load_e(text: &str, args: &[&str]) -> Result<Plan, PlanError> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let overrides = read_overrides(&args).unwrap_or_else(|e| panic!("{args:?}: {e:?}"));
+    Plan::load_overridden(
+        text.as_bytes(),
+        Source {
+            name: "plan.yaml".into(),
+            dir: None,
+        },
+        &overrides,
+    )
+}
+
+#[test]
+fn an_error_about_a_variable_given_with_e_names_the_argument_not_the_plan() {
+    let e = |args: &[&str]| load_e(DEFAULT_PLAN, args).unwrap_err().to_string();
+    assert_eq!(
+        e(&["daemon=ntimed"]),
+        "-e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd"
+    );
+    assert_eq!(
+        e(&["servers=[a.example, \"b c\"]"]),
+        "-e servers=[a.example, \"b c\"]: vars.servers[1]: \"b c\" is not a hostname or address"
+    );
+    assert_eq!(
+        e(&["server=[a.example]"]),
+        "-e server=[a.example]: vars.server: no step or template of the plan uses this variable (did you mean servers?)"
+    );
+    assert_eq!(
+        e(&["facts=1"]),
+        "-e facts=1: vars.facts: \"facts\" is reserved for facts gathered from the node"
+    );
+    // A long or multi-line value is shown by its key.
+    let many: Vec<String> = (0..9).map(|i| format!("s{i}.example")).collect();
+    assert_eq!(
+        e(&[&format!("servers=[{}, s0.example]", many.join(", "))]),
+        "-e servers=...: vars.servers[9]: \"s0.example\" is listed twice"
+    );
+    assert_eq!(
+        e(&["pools=[p.example,\n  \"q r\"]"]),
+        "-e pools=...: vars.pools[1]: \"q r\" is not a hostname or address"
+    );
+    // The last -e for a key is the one in force, and the one named.
+    assert_eq!(
+        e(&["daemon=ntimed", "daemon=xntpd"]),
+        "-e daemon=xntpd: vars.daemon: \"xntpd\" is not a known daemon (ntp, ntpsec, chrony, openntpd)"
+    );
+    // An error about the plan's own variable still points into the plan.
+    let plan = "vars:\n  servers: [\"b c\"]\nsteps:\n  - name: x\n    apt: {name: ntp}\n";
+    assert_eq!(
+        load_e(plan, &["daemon=ntp"]).unwrap_err().to_string(),
+        "plan.yaml:2:13: vars.servers[0]: \"b c\" is not a hostname or address"
+    );
+}
+
+#[test]
+fn a_value_given_with_e_is_refused_as_usage_naming_it() {
+    let usage = |arg: &str| read_overrides(&[arg.to_string()]).unwrap_err();
+    assert_eq!(usage("novalue"), "-e \"novalue\": expected KEY=VALUE");
+    assert_eq!(usage("9x=1"), "-e \"9x=1\": \"9x\" is not a variable name");
+    assert_eq!(
+        usage("servers=["),
+        "-e servers=[: the value is not valid YAML: did not find expected node content at line 2 column 1, while parsing a flow node"
+    );
+    assert_eq!(
+        usage(&format!("servers={}", "[".repeat(100_000))),
+        "-e servers=...: the value has lists and maps nested 100000 levels deep; at most 32 are allowed (level 33 starts at line 1 column 33)"
+    );
+}

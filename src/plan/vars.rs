@@ -11,6 +11,7 @@ use crate::names::Host;
 use crate::net::parse_network;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Names the plan may not define itself.
 const RESERVED: [&str; 1] = ["facts"];
@@ -31,6 +32,48 @@ pub struct Vars {
     pub access: Access,
 }
 
+/// A variable given outside the plan, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub key: String,
+    pub value: serde_yaml::Value,
+    /// `None` where the caller has no place to name (the Ansible module's
+    /// `vars`): errors then name the plan, without a position.
+    pub origin: Option<Arc<Origin>>,
+}
+
+/// Where variables given outside the plan came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// `-e KEY=VALUE`, as messages show it (`-e daemon=ntimed`).
+    Arg(String),
+}
+
+/// The `-e KEY=VALUE` arguments in order; a later one wins over an earlier
+/// one and over the plan.
+pub fn read_overrides(args: &[String]) -> Result<Vec<Override>, String> {
+    args.iter()
+        .map(|arg| {
+            let (key, value) = parse_override(arg)?;
+            Ok(Override {
+                key,
+                value,
+                origin: Some(Arc::new(Origin::Arg(shown(arg)))),
+            })
+        })
+        .collect()
+}
+
+/// `-e KEY=VALUE` as messages show it: whole when short, else KEY and dots.
+fn shown(arg: &str) -> String {
+    if arg.chars().count() <= 60 && !arg.chars().any(char::is_control) {
+        format!("-e {arg}")
+    } else {
+        let key = arg.split_once('=').map_or(arg, |(k, _)| k);
+        format!("-e {key}=...")
+    }
+}
+
 /// Parses one `-e KEY=VALUE`; VALUE is YAML, so `-e 'servers=[a, b]'` gives a list.
 pub fn parse_override(arg: &str) -> Result<(String, serde_yaml::Value), String> {
     let (key, value) = arg
@@ -39,11 +82,18 @@ pub fn parse_override(arg: &str) -> Result<(String, serde_yaml::Value), String> 
     if !is_identifier(key) {
         return Err(format!("-e {arg:?}: {key:?} is not a variable name"));
     }
+    let shown = shown(arg);
     let parsed = if value.is_empty() {
         serde_yaml::Value::String(String::new())
     } else {
+        // The parser's time grows with the nesting; refuse deep values first.
+        super::nesting::check(value, super::nesting::MAX_NESTING).map_err(|deep| {
+            let (line, col) = deep.at;
+            let place = format!("at line {line} column {col}");
+            format!("{shown}: the value has {}", deep.message_at(&place))
+        })?;
         serde_yaml::from_str(value)
-            .map_err(|e| format!("-e {key}: the value is not valid YAML: {e}"))?
+            .map_err(|e| format!("{shown}: the value is not valid YAML: {e}"))?
     };
     Ok((key.to_string(), parsed))
 }
