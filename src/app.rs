@@ -70,7 +70,14 @@ fn run_status(args: &StatusArgs) -> i32 {
 /// Reads, parses and validates the plan with its `-e` overrides; the error
 /// names the problem, with the exit code it gets.
 fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
-    let overrides = plan::read_overrides(vars).map_err(|e| (e, EXIT_USAGE))?;
+    let overrides = plan::read_overrides(vars).map_err(|e| {
+        let code = match e.fault {
+            plan::ArgFault::Usage => EXIT_USAGE,
+            plan::ArgFault::Unreadable => EXIT_NO_INPUT,
+            plan::ArgFault::Invalid => EXIT_INVALID_PLAN,
+        };
+        (e.message, code)
+    })?;
     let input = match path {
         None => PlanInput::Embedded,
         Some(p) if p.as_os_str() == "-" => PlanInput::Stdin,

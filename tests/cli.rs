@@ -107,6 +107,11 @@ fn help_and_version() {
     );
     let sub = check(&["plan", "--help"], None, 0, "");
     assert!(sub.stdout.contains("--detailed-exitcodes"));
+    assert!(
+        sub.stdout.contains("-e, --var <KEY=VALUE|@FILE>"),
+        "{}",
+        sub.stdout
+    );
 }
 
 #[test]
@@ -168,10 +173,10 @@ fn invalid_plans_exit_65_and_name_the_place() {
     check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
 }
 
-/// An error about a variable given with -e names that argument, never the
-/// plan it was merged into.
+/// An error about a variable given with -e names that argument, or the
+/// variables file with its line and column, never the plan it was merged into.
 #[test]
-fn errors_from_e_name_the_argument() {
+fn errors_from_e_name_the_argument_or_the_variables_file() {
     let run = check(&["plan", "-e", "daemon=ntimed"], None, 65, "");
     assert_eq!(
         run.stderr,
@@ -182,8 +187,72 @@ fn errors_from_e_name_the_argument() {
         run.stderr,
         "ntp-provision: -e servers=[: the value is not valid YAML: did not find expected node content at line 2 column 1, while parsing a flow node\n"
     );
+
+    let dir = world_readable_dir();
+    let vars = dir.path().join("vars.yaml");
+    let at = format!("@{}", vars.display());
+    let name = vars.display().to_string();
+    let run = check(&["plan", "-e", &at, "--format", "json"], None, 66, "");
+    let message = format!(
+        "-e {at}: cannot read variables file {name}: No such file or directory (os error 2)"
+    );
+    assert_eq!(run.stderr, format!("ntp-provision: {message}\n"));
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["error"], message.as_str());
+
+    std::fs::write(&vars, "- servers: [a.example]\n").unwrap();
+    let run = check(&["plan", "-e", &at], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        format!("ntp-provision: -e {at}: {name}:1:1: invalid type: sequence, expected a map of variables\n")
+    );
+    std::fs::write(&vars, "servers: [a.example\n").unwrap();
+    check(
+        &["status", "-e", &at],
+        None,
+        65,
+        &format!("status: -e {at}: {name}:2:1: "),
+    );
+    std::fs::File::create(&vars)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    check(
+        &["apply", "-e", &at],
+        None,
+        66,
+        &format!(
+            "variables file {name} is 2097152 bytes; variables files are limited to 1048576 bytes"
+        ),
+    );
+
+    // Read and merged in order: the file's colour is refused, at its line,
+    // unless a later -e replaces it; the last word on daemon is the file's.
+    std::fs::write(&vars, "servers: [a.example]\ncolour: blue\n").unwrap();
+    let run = check(&["plan", "-e", "daemon=ntimed", "-e", &at], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        format!("ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd\n")
+    );
+    std::fs::write(
+        &vars,
+        "daemon: chrony\nservers: [a.example]\ncolour: blue\n",
+    )
+    .unwrap();
+    let run = check(&["plan", "-e", "daemon=ntimed", "-e", &at], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        format!("ntp-provision: invalid plan: {name}:3:9: vars.colour: no step or template of the plan uses this variable\n")
+    );
+    let run = check(&["plan", "-e", &at, "-e", "colour=red"], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: invalid plan: -e colour=red: vars.colour: no step or template of the plan uses this variable\n"
+    );
 }
 
+/// Nesting is refused before the YAML parser sees it (which took minutes on
+/// a megabyte of `[`): exit 65, the depth, the limit and where it is passed.
 #[test]
 fn a_megabyte_of_nesting_exits_65_with_its_depth_and_place() {
     let dir = world_readable_dir();

@@ -25,7 +25,7 @@ use step::{
     Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step,
     Template,
 };
-pub use vars::{parse_override, read_overrides, Origin, Override, Vars};
+pub use vars::{parse_override, read_overrides, ArgError, ArgFault, Origin, Override, Vars};
 
 /// The plan that `ntp-provision` runs when none is given.
 pub const DEFAULT_PLAN: &str = include_str!("../../playbooks/ntp.yaml");
@@ -160,7 +160,8 @@ impl Plan {
     }
 
     /// As [`Plan::load`], with each variable's origin: an error about a
-    /// variable given with `-e` names that argument.
+    /// variable given with `-e` names that argument, or the variables file
+    /// with the line and column there.
     pub fn load_overridden(
         bytes: &[u8],
         source: Source,
@@ -183,6 +184,13 @@ impl Plan {
                 Some(Some(Origin::Arg(shown))) => {
                     e.file = shown.clone();
                     e.location = None;
+                }
+                Some(Some(Origin::File { name, text })) => {
+                    e.file = name.clone();
+                    e.location = e
+                        .path
+                        .strip_prefix("vars.")
+                        .and_then(|p| locate::locate(text, p));
                 }
                 None if e.location.is_none() && !e.path.is_empty() => {
                     if let Ok(text) = std::str::from_utf8(bytes) {
@@ -672,7 +680,7 @@ fn service_spec(
     })
 }
 
-/// Parses YAML text named `file` into `T`:
+/// Parses YAML text named `file` (a plan, a variables file) into `T`:
 /// deep nesting is refused first, a duplicate key is named where it is
 /// given the second time.
 fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, PlanError> {

@@ -31,6 +31,14 @@ pub struct RawPlan {
     pub allow_insecure: Vec<String>,
 }
 
+/// A variables file (`-e @FILE`): a mapping of variables, as `vars:` is.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct RawVars {
+    #[serde(deserialize_with = "unique_keys")]
+    pub vars: BTreeMap<String, serde_yaml::Value>,
+}
+
 /// A map whose keys must each appear once. A plain `BTreeMap` keeps the last
 /// of two equal keys without a word; step and action keys are struct fields
 /// (serde refuses a duplicate field) and values inside variables are YAML

@@ -760,8 +760,15 @@ fn an_error_about_a_variable_given_with_e_names_the_argument_not_the_plan() {
 
 #[test]
 fn a_value_given_with_e_is_refused_as_usage_naming_it() {
-    let usage = |arg: &str| read_overrides(&[arg.to_string()]).unwrap_err();
-    assert_eq!(usage("novalue"), "-e \"novalue\": expected KEY=VALUE");
+    let usage = |arg: &str| {
+        let err = read_overrides(&[arg.to_string()]).unwrap_err();
+        assert_eq!(err.fault, ArgFault::Usage, "{arg}");
+        err.message
+    };
+    assert_eq!(
+        usage("novalue"),
+        "-e \"novalue\": expected KEY=VALUE or @FILE"
+    );
     assert_eq!(usage("9x=1"), "-e \"9x=1\": \"9x\" is not a variable name");
     assert_eq!(
         usage("servers=["),
@@ -770,5 +777,134 @@ fn a_value_given_with_e_is_refused_as_usage_naming_it() {
     assert_eq!(
         usage(&format!("servers={}", "[".repeat(100_000))),
         "-e servers=...: the value has lists and maps nested 100000 levels deep; at most 32 are allowed (level 33 starts at line 1 column 33)"
+    );
+    assert_eq!(usage("@"), "-e @: expected a file name after @");
+}
+
+#[test]
+fn variables_files_mix_with_e_in_order_and_the_last_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vars.yaml");
+    std::fs::write(&file, "daemon: chrony\nservers:\n  - a.example\n").unwrap();
+    let at = format!("@{}", file.display());
+    let daemon = |args: &[&str]| load_e(DEFAULT_PLAN, args).unwrap().vars.daemon;
+    assert_eq!(daemon(&[&at]), Some(DaemonName::CHRONY));
+    assert_eq!(
+        daemon(&[&at, "daemon=openntpd"]),
+        Some(DaemonName::OPENNTPD)
+    );
+    assert_eq!(daemon(&["daemon=openntpd", &at]), Some(DaemonName::CHRONY));
+    let plan = load_e(DEFAULT_PLAN, &[&at]).unwrap();
+    assert_eq!(plan.vars.values["servers"][0]["host"], "a.example");
+    // An empty file (or only comments) sets nothing.
+    std::fs::write(&file, "# none yet\n").unwrap();
+    assert_eq!(daemon(&[&at]), Some(DaemonName::NTP));
+
+    // An error about one of its variables names the file, line and column.
+    std::fs::write(
+        &file,
+        "daemon: chrony\nservers:\n  - a.example\n  - \"b c\"\ncolour: blue\n",
+    )
+    .unwrap();
+    let name = file.display();
+    assert_eq!(
+        load_e(DEFAULT_PLAN, &[&at]).unwrap_err().to_string(),
+        format!("{name}:4:5: vars.servers[1]: \"b c\" is not a hostname or address")
+    );
+    assert_eq!(
+        load_e(DEFAULT_PLAN, &[&at, "servers=[a.example]"])
+            .unwrap_err()
+            .to_string(),
+        format!("{name}:5:9: vars.colour: no step or template of the plan uses this variable")
+    );
+    std::fs::write(&file, "9x: 1\n").unwrap();
+    assert_eq!(
+        load_e(DEFAULT_PLAN, &[&at]).unwrap_err().to_string(),
+        format!("{name}:1:5: vars.9x: \"9x\" is not a variable name (letters, digits, _)")
+    );
+}
+
+#[test]
+fn a_variables_file_that_cannot_be_used_is_refused_naming_it_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vars.yaml");
+    let (at, name) = (format!("@{}", file.display()), file.display().to_string());
+    let refused = |content: Option<&[u8]>| {
+        if let Some(c) = content {
+            std::fs::write(&file, c).unwrap();
+        }
+        let err = read_overrides(std::slice::from_ref(&at)).unwrap_err();
+        (err.fault, err.message)
+    };
+    assert_eq!(
+        refused(None),
+        (
+            ArgFault::Unreadable,
+            format!("-e {at}: cannot read variables file {name}: No such file or directory (os error 2)")
+        )
+    );
+    let dir_at = format!("@{}", dir.path().display());
+    assert_eq!(
+        read_overrides(std::slice::from_ref(&dir_at))
+            .unwrap_err()
+            .message,
+        format!(
+            "-e {dir_at}: variables file {} is not a regular file",
+            dir.path().display()
+        )
+    );
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"- daemon: chrony\n",
+            ":1:1: invalid type: sequence, expected a map of variables",
+        ),
+        (
+            b"chrony\n",
+            ":1:1: invalid type: string \"chrony\", expected a map of variables",
+        ),
+        (
+            b"servers: [\n",
+            ":2:1: did not find expected node content, while parsing a flow node",
+        ),
+        (
+            b"daemon: ntp\ndaemon: chrony\n",
+            ":2:1: daemon: duplicate key \"daemon\": each key may be given once in a map",
+        ),
+        (
+            b"[servers]: a\n",
+            ":1:1: invalid type: sequence, expected a string",
+        ),
+        (
+            b"servers: [\xff]\n",
+            ": the file is not UTF-8 text (invalid byte at offset 10)",
+        ),
+    ];
+    for (content, want) in cases {
+        assert_eq!(
+            refused(Some(content)),
+            (ArgFault::Invalid, format!("-e {at}: {name}{want}")),
+            "{:?}",
+            String::from_utf8_lossy(content)
+        );
+    }
+    let deep = format!("servers: {}", "[".repeat(MAX_PLAN_BYTES - 9));
+    assert_eq!(
+        refused(Some(deep.as_bytes())),
+        (
+            ArgFault::Invalid,
+            format!("-e {at}: {name}:1:41: lists and maps nested 1048568 levels deep; at most 32 are allowed (level 33 starts here)")
+        )
+    );
+    // Refused by its size, as a plan file is, without reading it.
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    assert_eq!(
+        refused(None),
+        (
+            ArgFault::Unreadable,
+            format!("-e {at}: variables file {name} is 67108864 bytes; variables files are limited to 1048576 bytes")
+        )
     );
 }
