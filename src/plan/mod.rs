@@ -25,7 +25,7 @@ use step::{
     Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step,
     Template,
 };
-pub use vars::{parse_override, read_overrides, ArgError, ArgFault, Origin, Override, Vars};
+pub use vars::{parse_override, read_overrides, ArgError, ArgFault, Override, VarOrigin, Vars};
 
 /// The plan that `ntp-provision` runs when none is given.
 pub const DEFAULT_PLAN: &str = include_str!("../../playbooks/ntp.yaml");
@@ -181,11 +181,11 @@ impl Plan {
             });
             match given.map(|o| o.origin.as_deref()) {
                 Some(None) => {}
-                Some(Some(Origin::Arg(shown))) => {
+                Some(Some(VarOrigin::Arg(shown))) => {
                     e.file = shown.clone();
                     e.location = None;
                 }
-                Some(Some(Origin::File { name, text })) => {
+                Some(Some(VarOrigin::File { name, text })) => {
                     e.file = name.clone();
                     e.location = e
                         .path

@@ -39,12 +39,12 @@ pub struct Override {
     pub value: serde_yaml::Value,
     /// `None` where the caller has no place to name (the Ansible module's
     /// `vars`): errors then name the plan, without a position.
-    pub origin: Option<Arc<Origin>>,
+    pub origin: Option<Arc<VarOrigin>>,
 }
 
 /// Where variables given outside the plan came from, for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
+pub enum VarOrigin {
     /// `-e KEY=VALUE`, as messages show it (`-e daemon=ntimed`).
     Arg(String),
     /// `-e @FILE`: the file as given and its text, to locate a key in it.
@@ -84,7 +84,7 @@ pub fn read_overrides(args: &[String]) -> Result<Vec<Override>, ArgError> {
                 out.push(Override {
                     key,
                     value,
-                    origin: Some(Arc::new(Origin::Arg(shown(arg)))),
+                    origin: Some(Arc::new(VarOrigin::Arg(shown(arg)))),
                 });
             }
         }
@@ -118,7 +118,7 @@ fn read_vars_file(arg: &str, path: &str) -> Result<Vec<Override>, ArgError> {
     })?;
     let raw: super::raw::RawVars =
         super::parse_yaml(&text, path).map_err(|e| fail(ArgFault::Invalid, e.to_string()))?;
-    let origin = Arc::new(Origin::File {
+    let origin = Arc::new(VarOrigin::File {
         name: path.to_string(),
         text,
     });
