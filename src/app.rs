@@ -115,11 +115,14 @@ fn live_line() -> bool {
 /// Reads, parses and validates the plan with its `-e` overrides; the error
 /// names the problem, with the exit code it gets.
 fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
-    let overrides = vars
-        .iter()
-        .map(|v| plan::parse_override(v))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| (e, EXIT_USAGE))?;
+    let overrides = plan::read_overrides(vars).map_err(|e| {
+        let code = match e.fault {
+            plan::ArgFault::Usage => EXIT_USAGE,
+            plan::ArgFault::Unreadable => EXIT_NO_INPUT,
+            plan::ArgFault::Invalid => EXIT_INVALID_PLAN,
+        };
+        (e.message, code)
+    })?;
     let input = match path {
         None => PlanInput::Embedded,
         Some(p) if p.as_os_str() == "-" => PlanInput::Stdin,
@@ -127,7 +130,7 @@ fn load(path: Option<&Path>, vars: &[String]) -> Result<Plan, (String, i32)> {
     };
     let (bytes, source) =
         input::read(&input, &|p| p.display().to_string()).map_err(|e| (e, EXIT_NO_INPUT))?;
-    Plan::load(&bytes, source, &overrides)
+    Plan::load_overridden(&bytes, source, &overrides)
         .map_err(|e| (format!("invalid plan: {e}"), EXIT_INVALID_PLAN))
 }
 
@@ -137,9 +140,26 @@ pub(crate) fn init_logging(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default))
-        .format_timestamp_millis()
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(default));
+    if verbose == 0 {
+        // Without -v a log line is a message to the operator, like `error:`
+        // in the report; timestamps and module paths are for debugging.
+        logger.format(|out, record| {
+            use std::io::Write;
+            let level = match record.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                log::Level::Debug => "debug",
+                log::Level::Trace => "trace",
+            };
+            writeln!(out, "{level}: {}", record.args())
+        });
+    } else {
+        logger.format_timestamp_millis();
+    }
+    logger.init();
 }
 
 /// An error before any report exists: stderr always, and for JSON also one

@@ -63,8 +63,8 @@ pub struct StatusArgs {
     /// The plan the config is compared with (default: the embedded playbooks/ntp.yaml)
     pub plan: Option<PathBuf>,
 
-    /// Override a plan variable, as for apply
-    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE")]
+    /// Override a plan variable, as for apply: KEY=VALUE, or @FILE for a YAML mapping of variables
+    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE|@FILE")]
     pub vars: Vec<String>,
 
     /// Output format on stdout
@@ -103,8 +103,8 @@ pub struct RunArgs {
     /// The plan: a YAML file, or - for standard input; default: the embedded playbooks/ntp.yaml
     pub plan: Option<PathBuf>,
 
-    /// Override a plan variable; VALUE is YAML (repeatable): -e daemon=ntp -e 'servers=[a.example, b.example]'
-    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE")]
+    /// Override a plan variable; VALUE is YAML: -e daemon=ntp -e 'servers=[a.example, b.example]'. @FILE reads a YAML mapping of variables (-e @vars.yaml, as in Ansible); repeatable, a later one wins
+    #[arg(short = 'e', long = "var", value_name = "KEY=VALUE|@FILE")]
     pub vars: Vec<String>,
 
     /// Output format on stdout

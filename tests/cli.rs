@@ -122,6 +122,11 @@ fn help_and_version() {
     );
     let sub = check(&["plan", "--help"], None, 0, "");
     assert!(sub.stdout.contains("--detailed-exitcodes"));
+    assert!(
+        sub.stdout.contains("-e, --var <KEY=VALUE|@FILE>"),
+        "{}",
+        sub.stdout
+    );
 }
 
 #[test]
@@ -192,13 +197,171 @@ fn invalid_plans_exit_65_and_name_the_place() {
     );
     assert_eq!(doc["steps"].as_array().unwrap().len(), 0);
 
+    check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
+}
+
+/// An error about a variable given with -e names that argument, or the
+/// variables file with its line and column, never the plan it was merged into.
+#[test]
+fn errors_from_e_name_the_argument_or_the_variables_file() {
+    let run = check(&["plan", "-e", "daemon=ntimed"], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd\n"
+    );
+    let run = check(&["plan", "-e", "servers=["], None, 64, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: -e servers=[: the value is not valid YAML: did not find expected node content at line 2 column 1, while parsing a flow node\n"
+    );
+
+    let dir = world_readable_dir();
+    let vars = dir.path().join("vars.yaml");
+    let at = format!("@{}", vars.display());
+    let name = vars.display().to_string();
+    let run = check(&["plan", "-e", &at, "--format", "json"], None, 66, "");
+    let message = format!(
+        "-e {at}: cannot read variables file {name}: No such file or directory (os error 2)"
+    );
+    assert_eq!(run.stderr, format!("ntp-provision: {message}\n"));
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
+    assert_eq!(doc["error"], message.as_str());
+
+    std::fs::write(&vars, "- servers: [a.example]\n").unwrap();
+    let run = check(&["plan", "-e", &at], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        format!("ntp-provision: -e {at}: {name}:1:1: invalid type: sequence, expected a map of variables\n")
+    );
+    std::fs::write(&vars, "servers: [a.example\n").unwrap();
     check(
-        &["plan", "-e", "daemon=ntimed"],
+        &["status", "-e", &at],
         None,
         65,
-        "never packaged by Debian or Ubuntu",
+        &format!("status: -e {at}: {name}:2:1: "),
     );
-    check(&["plan", "-"], Some(b"\xff\xfe\x00"), 65, "not UTF-8");
+    std::fs::File::create(&vars)
+        .unwrap()
+        .set_len(2 << 20)
+        .unwrap();
+    check(
+        &["apply", "-e", &at],
+        None,
+        66,
+        &format!(
+            "variables file {name} is 2097152 bytes; variables files are limited to 1048576 bytes"
+        ),
+    );
+
+    // Read and merged in order: the file's colour is refused, at its line,
+    // unless a later -e replaces it; the last word on daemon is the file's.
+    std::fs::write(&vars, "servers: [a.example]\ncolour: blue\n").unwrap();
+    let run = check(&["plan", "-e", "daemon=ntimed", "-e", &at], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        format!("ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd\n")
+    );
+    std::fs::write(
+        &vars,
+        "daemon: chrony\nservers: [a.example]\ncolour: blue\n",
+    )
+    .unwrap();
+    let run = check(&["plan", "-e", "daemon=ntimed", "-e", &at], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        format!("ntp-provision: invalid plan: {name}:3:9: vars.colour: no step or template of the plan uses this variable\n")
+    );
+    let run = check(&["plan", "-e", &at, "-e", "colour=red"], None, 65, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: invalid plan: -e colour=red: vars.colour: no step or template of the plan uses this variable\n"
+    );
+}
+
+/// Nesting is refused before the YAML parser sees it (which took minutes on
+/// a megabyte of `[`): exit 65, the depth, the limit and where it is passed.
+#[test]
+fn a_megabyte_of_nesting_exits_65_with_its_depth_and_place() {
+    let dir = world_readable_dir();
+    let file = dir.path().join("deep.yaml");
+    let limit = "at most 32 are allowed (level 33 starts here)";
+    let mib = 1 << 20;
+    for (text, at, depth) in [
+        ("[".repeat(mib), "1:33", mib),
+        ("{".repeat(mib), "1:33", mib),
+        ("- ".repeat(mib / 2), "1:65", mib / 2),
+    ] {
+        std::fs::write(&file, &text).unwrap();
+        let run = check(&["apply", file.to_str().unwrap()], None, 65, "");
+        assert_eq!(
+            run.stderr,
+            format!(
+                "ntp-provision: invalid plan: {}:{at}: lists and maps nested {depth} levels deep; {limit}\n",
+                file.display()
+            )
+        );
+    }
+    check(
+        &["plan", "-"],
+        Some("[".repeat(mib).as_bytes()),
+        65,
+        &format!("invalid plan: <stdin>:1:33: lists and maps nested {mib} levels deep; {limit}"),
+    );
+}
+
+/// Standard input is read only up to the limit, so its size is not known:
+/// the message says it is more, not a size it made up.
+#[test]
+fn a_plan_on_stdin_over_the_limit_is_refused_by_the_limit() {
+    let run = check(&["plan", "-"], Some(&vec![b'#'; (1 << 20) + 4096]), 66, "");
+    assert_eq!(
+        run.stderr,
+        "ntp-provision: the plan on standard input is more than 1048576 bytes; plans are limited to 1048576 bytes\n"
+    );
+    // Exactly the limit is allowed (and refused for what it is).
+    check(
+        &["plan", "-"],
+        Some(&vec![b'#'; 1 << 20]),
+        65,
+        "missing field `steps`",
+    );
+}
+
+/// A warning is one plain line without -v; -v adds the timestamp and the
+/// module it comes from. (The plan is refused after the warning, before any
+/// probe of the machine running the test.)
+#[test]
+fn warnings_are_plain_lines_unless_verbose() {
+    let dir = world_readable_dir();
+    let plan = dir.path().join("plan.yaml");
+    std::fs::write(
+        &plan,
+        "vars: {servers: [a.example], colour: blue}\nsteps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf}\n",
+    )
+    .unwrap();
+    let ours = dir.path().join("ntp.conf.j2");
+    std::fs::write(&ours, "server {{ servers[0].host }}\n").unwrap();
+    let warning = format!(
+        "template ntp.conf.j2: using {} next to the plan instead of the embedded one",
+        ours.display()
+    );
+    let refusal = format!(
+        "ntp-provision: invalid plan: {}:1:38: vars.colour: no step or template of the plan uses this variable",
+        plan.display()
+    );
+    let run = check(&["plan", plan.to_str().unwrap()], None, 65, "");
+    assert_eq!(run.stderr, format!("warning: {warning}\n{refusal}\n"));
+
+    let run = check(&["-v", "plan", plan.to_str().unwrap()], None, 65, "");
+    let first = run.stderr.lines().next().unwrap();
+    // [2024-05-01T12:00:00.000Z WARN  ntp_provision::plan::render] template ...
+    assert!(
+        first.starts_with("[20")
+            && first.contains("Z WARN  ntp_provision::plan::render] ")
+            && first.ends_with(&warning),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

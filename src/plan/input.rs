@@ -42,25 +42,36 @@ pub fn read(
                 .take(MAX_PLAN_BYTES as u64 + 1)
                 .read_to_end(&mut bytes)
                 .map_err(|e| format!("reading the plan from standard input: {e}"))?;
+            // Only the limit is known, not the real size: the rest is unread.
+            if bytes.len() > MAX_PLAN_BYTES {
+                return Err(format!(
+                    "the plan on standard input is more than {MAX_PLAN_BYTES} bytes; plans are limited to {MAX_PLAN_BYTES} bytes"
+                ));
+            }
             Ok((bytes, Source::stdin()))
         }
-        PlanInput::File(path) => read_file(path, &label(path)).map(|b| (b, Source::file(path))),
+        PlanInput::File(path) => {
+            read_capped(path, &label(path), ("plan", "plans")).map(|b| (b, Source::file(path)))
+        }
     }
 }
 
-fn read_file(path: &Path, label: &str) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read plan {label}: {e}"))?;
+/// A file of at most [`MAX_PLAN_BYTES`]; `noun` names such files in
+/// messages, singular and plural (`("plan", "plans")`).
+pub fn read_capped(path: &Path, label: &str, noun: (&str, &str)) -> Result<Vec<u8>, String> {
+    let (one, many) = noun;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {one} {label}: {e}"))?;
     if !meta.is_file() {
-        return Err(format!("plan {label} is not a regular file"));
+        return Err(format!("{one} {label} is not a regular file"));
     }
     // Refused by its size on disk, so a huge file is never read.
     if meta.len() > MAX_PLAN_BYTES as u64 {
         return Err(format!(
-            "plan {label} is {} bytes; plans are limited to {MAX_PLAN_BYTES} bytes",
+            "{one} {label} is {} bytes; {many} are limited to {MAX_PLAN_BYTES} bytes",
             meta.len()
         ));
     }
-    std::fs::read(path).map_err(|e| format!("cannot read plan {label}: {e}"))
+    std::fs::read(path).map_err(|e| format!("cannot read {one} {label}: {e}"))
 }
 
 #[cfg(test)]

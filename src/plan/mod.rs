@@ -8,6 +8,7 @@
 
 pub mod input;
 mod locate;
+mod nesting;
 pub mod raw;
 mod render;
 pub mod step;
@@ -24,7 +25,7 @@ use step::{
     Action, Apt, Autoremove, CacheValidity, Enabled, PkgState, Service, ServiceState, Step,
     Template,
 };
-pub use vars::{parse_override, Vars};
+pub use vars::{parse_override, read_overrides, ArgError, ArgFault, Override, VarOrigin, Vars};
 
 /// The plan that `ntp-provision` runs when none is given.
 pub const DEFAULT_PLAN: &str = include_str!("../../playbooks/ntp.yaml");
@@ -151,23 +152,63 @@ pub struct Rendered {
 impl Plan {
     /// Parses and validates a plan completely. Errors found after parsing
     /// get the line and column of the key path they name, when that path is
-    /// in the file (a value given with `-e` is not).
+    /// in the file. A variable given here has no place: an error about it
+    /// names the plan without a position (see [`Plan::load_overridden`]).
     pub fn load(
         bytes: &[u8],
         source: Source,
         overrides: &[(String, serde_yaml::Value)],
     ) -> Result<Plan, PlanError> {
-        Self::load_unlocated(bytes, source, overrides).map_err(|mut e| {
-            let from_override = overrides.iter().any(|(k, _)| {
-                let var = format!("vars.{k}");
+        let overrides: Vec<Override> = overrides
+            .iter()
+            .map(|(key, value)| Override {
+                key: key.clone(),
+                value: value.clone(),
+                origin: None,
+            })
+            .collect();
+        Self::load_overridden(bytes, source, &overrides)
+    }
+
+    /// As [`Plan::load`], with each variable's origin: an error about a
+    /// variable given with `-e` names that argument, or the variables file
+    /// with the line and column there.
+    pub fn load_overridden(
+        bytes: &[u8],
+        source: Source,
+        overrides: &[Override],
+    ) -> Result<Plan, PlanError> {
+        let pairs: Vec<(String, serde_yaml::Value)> = overrides
+            .iter()
+            .map(|o| (o.key.clone(), o.value.clone()))
+            .collect();
+        Self::load_unlocated(bytes, source, &pairs).map_err(|mut e| {
+            // The last one given is the one in force.
+            let given = overrides.iter().rev().find(|o| {
+                let var = format!("vars.{}", o.key);
                 e.path == var
                     || e.path.starts_with(&format!("{var}["))
                     || e.path.starts_with(&format!("{var}."))
             });
-            if e.location.is_none() && !e.path.is_empty() && !from_override {
-                if let Ok(text) = std::str::from_utf8(bytes) {
-                    e.location = locate::locate(text, &e.path);
+            match given.map(|o| o.origin.as_deref()) {
+                Some(None) => {}
+                Some(Some(VarOrigin::Arg(shown))) => {
+                    e.file = shown.clone();
+                    e.location = None;
                 }
+                Some(Some(VarOrigin::File { name, text })) => {
+                    e.file = name.clone();
+                    e.location = e
+                        .path
+                        .strip_prefix("vars.")
+                        .and_then(|p| locate::locate(text, p));
+                }
+                None if e.location.is_none() && !e.path.is_empty() => {
+                    if let Ok(text) = std::str::from_utf8(bytes) {
+                        e.location = locate::locate(text, &e.path);
+                    }
+                }
+                None => {}
             }
             e
         })
@@ -203,27 +244,7 @@ impl Plan {
                 ),
             )
         })?;
-        let raw: RawPlan = serde_yaml::from_str(text).map_err(|e| {
-            // Serde refuses a duplicate key but points at the enclosing map;
-            // name the key and where it is given the second time.
-            let duplicate = e
-                .to_string()
-                .contains("duplicate")
-                .then(|| locate::duplicate_key(text))
-                .flatten();
-            match duplicate {
-                Some(d) => PlanError {
-                    file: file.clone(),
-                    location: Some(d.at),
-                    path: d.path,
-                    message: format!(
-                        "duplicate key {:?}: each key may be given once in a map",
-                        d.key
-                    ),
-                },
-                None => yaml_error(&file, &e),
-            }
-        })?;
+        let raw: RawPlan = parse_yaml(text, &file)?;
 
         let vars = vars::build(raw.vars, overrides, &err)?;
         let allow_insecure = raw
@@ -675,6 +696,41 @@ fn service_spec(
     })
 }
 
+/// Parses YAML text named `file` (a plan, a variables file) into `T`:
+/// deep nesting is refused first, a duplicate key is named where it is
+/// given the second time.
+fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, PlanError> {
+    // Before parsing: the parser's time grows with the nesting (minutes
+    // for a megabyte of `[`), this check's does not.
+    nesting::check(text, nesting::MAX_NESTING).map_err(|deep| PlanError {
+        file: file.to_string(),
+        location: Some(deep.at),
+        path: String::new(),
+        message: deep.message(),
+    })?;
+    serde_yaml::from_str(text).map_err(|e| {
+        // Serde refuses a duplicate key but points at the enclosing map;
+        // name the key and where it is given the second time.
+        let duplicate = e
+            .to_string()
+            .contains("duplicate")
+            .then(|| locate::duplicate_key(text))
+            .flatten();
+        match duplicate {
+            Some(d) => PlanError {
+                file: file.to_string(),
+                location: Some(d.at),
+                path: d.path,
+                message: format!(
+                    "duplicate key {:?}: each key may be given once in a map",
+                    d.key
+                ),
+            },
+            None => yaml_error(file, &e),
+        }
+    })
+}
+
 /// serde_yaml puts "at line L column C" into its message; we move the
 /// position to the front where editors and humans look for it.
 fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
@@ -690,10 +746,30 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> PlanError {
             }
         }
     }
-    let (path, message) = match message.split_once(": ") {
+    let (path, mut message) = match message.split_once(": ") {
         Some((p, m)) if !p.contains(' ') => (p.to_string(), m.to_string()),
         _ => (String::new(), message),
     };
+    // What serde says in its own words, for types the plan cannot name.
+    for (serde, plan) in [
+        ("invalid type: unit value,", "invalid type: null,"),
+        ("invalid type: enum,", "invalid type: tagged value,"),
+        (", expected field identifier", ", expected a key name"),
+    ] {
+        if let Some(rest) = message.strip_prefix(serde) {
+            message = format!("{plan}{rest}");
+        } else if let Some(head) = message.strip_suffix(serde) {
+            message = format!("{head}{plan}");
+        }
+    }
+    // A list as the whole plan is most likely a playbook given to the wrong tool.
+    if path.is_empty()
+        && message.starts_with("invalid type: sequence, expected a mapping of plan keys")
+    {
+        message.push_str(
+            "; a plan is a mapping with steps: (see docs/plan-format.md), not an Ansible playbook's list of plays",
+        );
+    }
     PlanError {
         file: file.to_string(),
         location,

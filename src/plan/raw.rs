@@ -3,14 +3,21 @@
 //!
 //! Nothing here is validated beyond types; `plan::load` turns this into a
 //! `Plan`. Fields that may hold Jinja stay strings until rendered.
+//!
+//! Every type says what it expects in the plan's words (`expecting`, or a
+//! visitor of its own): serde's defaults would name the Rust type
+//! (`expected struct RawStep`, `untagged enum OneOrMany`).
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of plan keys (name, vars, steps, handlers, allow_insecure)"
+)]
 pub struct RawPlan {
     #[serde(default)]
     pub name: Option<String>,
@@ -22,6 +29,14 @@ pub struct RawPlan {
     /// Lint rules (`lint::Rule` names) whose findings are accepted.
     #[serde(default)]
     pub allow_insecure: Vec<String>,
+}
+
+/// A variables file (`-e @FILE`): a mapping of variables, as `vars:` is.
+#[derive(Debug, Deserialize)]
+#[serde(transparent)]
+pub struct RawVars {
+    #[serde(deserialize_with = "unique_keys")]
+    pub vars: BTreeMap<String, serde_yaml::Value>,
 }
 
 /// A map whose keys must each appear once. A plain `BTreeMap` keeps the last
@@ -60,7 +75,10 @@ fn unique_keys<'de, D: Deserializer<'de>>(
 /// A step or handler: a name, one action key, and for steps the handlers to
 /// notify when it changed something.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of step keys (name, when, notify, apt, template, service)"
+)]
 pub struct RawStep {
     pub name: String,
     /// A Jinja expression; the step is left out of the run when it is false.
@@ -76,11 +94,54 @@ pub struct RawStep {
     pub service: Option<RawService>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+/// A string or a list of strings (`name: ntp`, `name: [ntp, ntpdate]`).
+/// Only strings: an unquoted number or boolean is refused, also in the list.
+#[derive(Debug)]
 pub enum OneOrMany {
     One(String),
     Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(Text(s)) = seq.next_element()? {
+                    items.push(s);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An item of a [`OneOrMany`] list: a string as YAML types it.
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl OneOrMany {
@@ -93,7 +154,10 @@ impl OneOrMany {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of apt keys (name, state, update_cache, cache_valid_time, autoremove)"
+)]
 pub struct RawApt {
     #[serde(default)]
     pub name: Option<OneOrMany>,
@@ -102,24 +166,95 @@ pub struct RawApt {
     #[serde(default)]
     pub update_cache: Option<bool>,
     /// Seconds; `apt-get update` is skipped while the lists are younger.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     pub cache_valid_time: Option<u64>,
     #[serde(default)]
     pub autoremove: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RawPkgState {
-    Present,
-    Latest,
-    Absent,
-    Purged,
-    ResidualPurged,
+/// A whole number of seconds, or nothing.
+fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    struct Secs;
+    impl<'de> Visitor<'de> for Secs {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "a whole number of seconds")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v)
+                .map(Some)
+                .map_err(|_| E::invalid_value(de::Unexpected::Signed(v), &self))
+        }
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<Self::Value, E> {
+            let what = format!("integer `{v}`");
+            Err(E::invalid_value(de::Unexpected::Other(&what), &self))
+        }
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<Self::Value, E> {
+            let what = format!("integer `{v}`");
+            Err(E::invalid_value(de::Unexpected::Other(&what), &self))
+        }
+    }
+    d.deserialize_option(Secs)
 }
 
+/// A keyword enum read from a string only (serde_yaml's own enums speak of
+/// YAML tags for anything else); an unknown word is named with the choices.
+macro_rules! keywords {
+    ($(#[$doc:meta])* $name:ident, $what:literal, { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($variant),+
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                const CHOICES: &str = concat!($what, " (", keywords!(@join $($text),+), ")");
+                struct V;
+                impl Visitor<'_> for V {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                        write!(f, "{}", CHOICES)
+                    }
+                    fn visit_str<E: de::Error>(self, v: &str) -> Result<$name, E> {
+                        match v {
+                            $($text => Ok($name::$variant),)+
+                            _ => Err(E::custom(format_args!("{v:?} is not {CHOICES}"))),
+                        }
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+    (@join $first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
+}
+
+keywords!(RawPkgState, "a package state", {
+    Present = "present",
+    Latest = "latest",
+    Absent = "absent",
+    Purged = "purged",
+    ResidualPurged = "residual_purged",
+});
+
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of template keys (src, dest, mode, owner, group, validate)"
+)]
 pub struct RawTemplate {
     pub src: String,
     pub dest: String,
@@ -136,7 +271,10 @@ pub struct RawTemplate {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping of service keys (name, state, enabled)"
+)]
 pub struct RawService {
     pub name: String,
     #[serde(default)]
@@ -145,10 +283,8 @@ pub struct RawService {
     pub enabled: Option<bool>,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RawServiceState {
-    Started,
-    Stopped,
-    Restarted,
-}
+keywords!(RawServiceState, "a service state", {
+    Started = "started",
+    Stopped = "stopped",
+    Restarted = "restarted",
+});

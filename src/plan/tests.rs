@@ -136,7 +136,7 @@ fn bad_plans_are_refused_with_the_rule() {
         ("steps:\n  - name: x\n    apt: {name: ntp}\n    service: {name: ntp, state: started}\n", "exactly one action"),
         ("steps:\n  - name: x\n    command: reboot\n", "unknown field `command`"),
         ("steps:\n  - name: x\n    apt: {name: \"Bad Name\"}\n", "not a Debian package name"),
-        ("steps:\n  - name: x\n    apt: {name: ntp, state: sideways}\n", "unknown variant `sideways`"),
+        ("steps:\n  - name: x\n    apt: {name: ntp, state: sideways}\n", "\"sideways\" is not a package state"),
         ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: etc/ntp.conf}\n", "not an absolute path"),
         ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/../ntp.conf}\n", "contains `..`"),
         ("steps:\n  - name: x\n    template: {src: ntp.conf.j2, dest: /etc/ntp.conf, mode: 644}\n", "quoted octal"),
@@ -196,6 +196,44 @@ fn hostile_input_is_refused_fast() {
         "]".repeat(200)
     );
     assert!(load(&deep).is_err());
+}
+
+#[test]
+fn a_megabyte_of_nesting_is_refused_before_parsing_with_its_depth_and_place() {
+    let limit = "at most 32 are allowed (level 33 starts here)";
+    let cases = [
+        ("[".repeat(MAX_PLAN_BYTES), "1:33", 1 << 20),
+        ("{".repeat(MAX_PLAN_BYTES), "1:33", 1 << 20),
+        ("- ".repeat(MAX_PLAN_BYTES / 2), "1:65", 1 << 19),
+        (
+            format!("steps:\n  - {}", "[".repeat(MAX_PLAN_BYTES - 11)),
+            "2:35",
+            (1 << 20) - 9,
+        ),
+    ];
+    for (text, at, depth) in cases {
+        let err = load(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("plan.yaml:{at}: lists and maps nested {depth} levels deep; {limit}"),
+            "{:?}...",
+            &text[..20]
+        );
+    }
+    // Variables nested past their own limit still get its message, with the key.
+    let deep = format!(
+        "vars: {{x: {}1{}}}\nsteps: []\n",
+        "[".repeat(20),
+        "]".repeat(20)
+    );
+    assert_eq!(
+        load(&deep).unwrap_err().to_string(),
+        format!(
+            "plan.yaml:1:{}: vars.x{}: nested deeper than 16 levels",
+            11 + 17,
+            "[0]".repeat(17)
+        )
+    );
 }
 
 #[test]
@@ -324,6 +362,30 @@ fn mutate(rng: &mut Rng, text: &mut Vec<u8>) {
     }
 }
 
+/// What serde says about Rust types, which a plan's author cannot map to
+/// anything they wrote.
+const RUST_WORDS: [&str; 10] = [
+    "struct ",
+    "enum ",
+    "Raw",
+    "OneOrMany",
+    "variant",
+    "field identifier",
+    "unit value",
+    "u64",
+    "u128",
+    "i64",
+];
+
+#[test]
+fn no_message_of_the_bad_plan_table_names_a_rust_type() {
+    for (text, want) in bad_plans() {
+        for rust in RUST_WORDS {
+            assert!(!want.contains(rust), "{text:?}: {rust:?} in {want}");
+        }
+    }
+}
+
 #[test]
 fn mutated_plans_never_panic_and_load_fast() {
     // Bounded for CI; NTPP_FUZZ_ITERATIONS runs longer by hand.
@@ -361,8 +423,15 @@ fn mutated_plans_never_panic_and_load_fast() {
         });
         match result {
             Ok(_) => accepted += 1,
-            // Every refusal names the file: no bare message from deep inside.
-            Err(e) => assert!(e.to_string().starts_with("fuzz.yaml"), "iteration {i}: {e}"),
+            // Every refusal names the file: no bare message from deep inside,
+            // and no Rust type in it.
+            Err(e) => {
+                let e = e.to_string();
+                assert!(e.starts_with("fuzz.yaml"), "iteration {i}: {e}");
+                for rust in RUST_WORDS {
+                    assert!(!e.contains(rust), "iteration {i}: {rust:?} in {e}");
+                }
+            }
         }
         if started.elapsed() > std::time::Duration::from_secs(60) {
             break;
@@ -568,5 +637,274 @@ fn clients_and_listen_are_typed_once_at_load() {
     assert_eq!(
         load_with(DEFAULT_PLAN, &[]).unwrap().vars.access,
         crate::daemons::Access::default()
+    );
+}
+
+/// Nesting depth as the parser builds it: each list or map one level.
+fn value_depth(v: &serde_yaml::Value) -> usize {
+    use serde_yaml::Value;
+    match v {
+        Value::Sequence(items) => 1 + items.iter().map(value_depth).max().unwrap_or(0),
+        Value::Mapping(m) => {
+            1 + m
+                .iter()
+                .map(|(k, v)| value_depth(k).max(value_depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        Value::Tagged(t) => value_depth(&t.value),
+        _ => 0,
+    }
+}
+
+/// The pre-parse nesting count must see what the parser sees, or a deep
+/// plan would slip past it into the slow parse (or a valid one be refused):
+/// on mutated YAML of every style that parses, both counts are equal.
+#[test]
+fn the_nesting_count_before_parsing_is_the_parsers() {
+    let iterations: usize = std::env::var("NTPP_FUZZ_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let seeds = [
+        DEFAULT_PLAN,
+        "a: [b, {c: [d, e: f]}, 'g[', \"h{\"]\nk:\n- l\n- m: |\n    [[x\n  n: >\n    {{y\n",
+        "- [a, [b, [c]]]\n- {x: {y: {z: 1}}}\n- ? [k]\n  : v\n- !!map {a: 1}\n- &a [1]\n",
+        "%YAML 1.2\n---\na: |2-\n   [x\n  {y\nb: >+\n\n  [[\n\nc: \"multi\n  [line\\\n  ]\"\nd: 'q\n  ''[''\n  '\n",
+        "k: plain\n  continued [ here\n  # comment [\nl:\n  - - [a,\n      b]\n    - {c: d,\n       e: [f]}\n? [x, y]\n: - z\nm: !tag\n  n: &anc\n    o: [p]\n",
+        "a:\r\n  - [b]\r\n  - c: {d: [e]}\r\nf: 1\n\u{2028}g: [h]\n...\n",
+        "[a: [b: [c: d]], {e: [f: g]}, ? h : [i]]\n",
+    ];
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    let (mut parsed, mut wrong) = (0, Vec::new());
+    for i in 0..iterations {
+        let mut text = seeds[i % seeds.len()].as_bytes().to_vec();
+        for _ in 0..=rng.below(6) {
+            mutate(&mut rng, &mut text);
+        }
+        // Aliases repeat nodes the text nests only once.
+        let Ok(text) = String::from_utf8(text) else {
+            continue;
+        };
+        if text.contains('*') {
+            continue;
+        }
+        let Ok(v) = serde_yaml::from_str::<serde_yaml::Value>(&text) else {
+            continue;
+        };
+        parsed += 1;
+        let (ours, parsers) = (super::nesting::depth(&text), value_depth(&v));
+        if ours != parsers {
+            wrong.push(format!("{text:?}: {ours} levels counted, {parsers} parsed"));
+        }
+    }
+    assert!(parsed > iterations / 10, "only {parsed} mutants parsed");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Loads `text` as plan.yaml with `-e` arguments as the command line reads them.
+fn load_e(text: &str, args: &[&str]) -> Result<Plan, PlanError> {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let overrides = read_overrides(&args).unwrap_or_else(|e| panic!("{args:?}: {e:?}"));
+    Plan::load_overridden(
+        text.as_bytes(),
+        Source {
+            name: "plan.yaml".into(),
+            dir: None,
+        },
+        &overrides,
+    )
+}
+
+#[test]
+fn an_error_about_a_variable_given_with_e_names_the_argument_not_the_plan() {
+    let e = |args: &[&str]| load_e(DEFAULT_PLAN, args).unwrap_err().to_string();
+    assert_eq!(
+        e(&["daemon=ntimed"]),
+        "-e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd"
+    );
+    assert_eq!(
+        e(&["servers=[a.example, \"b c\"]"]),
+        "-e servers=[a.example, \"b c\"]: vars.servers[1]: \"b c\" is not a hostname or address"
+    );
+    assert_eq!(
+        e(&["server=[a.example]"]),
+        "-e server=[a.example]: vars.server: no step or template of the plan uses this variable (did you mean servers?)"
+    );
+    assert_eq!(
+        e(&["facts=1"]),
+        "-e facts=1: vars.facts: \"facts\" is reserved for facts gathered from the node"
+    );
+    // A long or multi-line value is shown by its key.
+    let many: Vec<String> = (0..9).map(|i| format!("s{i}.example")).collect();
+    assert_eq!(
+        e(&[&format!("servers=[{}, s0.example]", many.join(", "))]),
+        "-e servers=...: vars.servers[9]: \"s0.example\" is listed twice"
+    );
+    assert_eq!(
+        e(&["pools=[p.example,\n  \"q r\"]"]),
+        "-e pools=...: vars.pools[1]: \"q r\" is not a hostname or address"
+    );
+    // The last -e for a key is the one in force, and the one named.
+    assert_eq!(
+        e(&["daemon=ntimed", "daemon=xntpd"]),
+        "-e daemon=xntpd: vars.daemon: \"xntpd\" is not a known daemon (ntp, ntpsec, chrony, openntpd)"
+    );
+    // An error about the plan's own variable still points into the plan.
+    let plan = "vars:\n  servers: [\"b c\"]\nsteps:\n  - name: x\n    apt: {name: ntp}\n";
+    assert_eq!(
+        load_e(plan, &["daemon=ntp"]).unwrap_err().to_string(),
+        "plan.yaml:2:13: vars.servers[0]: \"b c\" is not a hostname or address"
+    );
+}
+
+#[test]
+fn a_value_given_with_e_is_refused_as_usage_naming_it() {
+    let usage = |arg: &str| {
+        let err = read_overrides(&[arg.to_string()]).unwrap_err();
+        assert_eq!(err.fault, ArgFault::Usage, "{arg}");
+        err.message
+    };
+    assert_eq!(
+        usage("novalue"),
+        "-e \"novalue\": expected KEY=VALUE or @FILE"
+    );
+    assert_eq!(usage("9x=1"), "-e \"9x=1\": \"9x\" is not a variable name");
+    assert_eq!(
+        usage("servers=["),
+        "-e servers=[: the value is not valid YAML: did not find expected node content at line 2 column 1, while parsing a flow node"
+    );
+    assert_eq!(
+        usage(&format!("servers={}", "[".repeat(100_000))),
+        "-e servers=...: the value has lists and maps nested 100000 levels deep; at most 32 are allowed (level 33 starts at line 1 column 33)"
+    );
+    assert_eq!(usage("@"), "-e @: expected a file name after @");
+}
+
+#[test]
+fn variables_files_mix_with_e_in_order_and_the_last_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vars.yaml");
+    std::fs::write(&file, "daemon: chrony\nservers:\n  - a.example\n").unwrap();
+    let at = format!("@{}", file.display());
+    let daemon = |args: &[&str]| load_e(DEFAULT_PLAN, args).unwrap().vars.daemon;
+    assert_eq!(daemon(&[&at]), Some(DaemonName::CHRONY));
+    assert_eq!(
+        daemon(&[&at, "daemon=openntpd"]),
+        Some(DaemonName::OPENNTPD)
+    );
+    assert_eq!(daemon(&["daemon=openntpd", &at]), Some(DaemonName::CHRONY));
+    let plan = load_e(DEFAULT_PLAN, &[&at]).unwrap();
+    assert_eq!(plan.vars.values["servers"][0]["host"], "a.example");
+    // An empty file (or only comments) sets nothing.
+    std::fs::write(&file, "# none yet\n").unwrap();
+    assert_eq!(daemon(&[&at]), Some(DaemonName::NTP));
+
+    // An error about one of its variables names the file, line and column.
+    std::fs::write(
+        &file,
+        "daemon: chrony\nservers:\n  - a.example\n  - \"b c\"\ncolour: blue\n",
+    )
+    .unwrap();
+    let name = file.display();
+    assert_eq!(
+        load_e(DEFAULT_PLAN, &[&at]).unwrap_err().to_string(),
+        format!("{name}:4:5: vars.servers[1]: \"b c\" is not a hostname or address")
+    );
+    assert_eq!(
+        load_e(DEFAULT_PLAN, &[&at, "servers=[a.example]"])
+            .unwrap_err()
+            .to_string(),
+        format!("{name}:5:9: vars.colour: no step or template of the plan uses this variable")
+    );
+    std::fs::write(&file, "9x: 1\n").unwrap();
+    assert_eq!(
+        load_e(DEFAULT_PLAN, &[&at]).unwrap_err().to_string(),
+        format!("{name}:1:5: vars.9x: \"9x\" is not a variable name (letters, digits, _)")
+    );
+}
+
+#[test]
+fn a_variables_file_that_cannot_be_used_is_refused_naming_it_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("vars.yaml");
+    let (at, name) = (format!("@{}", file.display()), file.display().to_string());
+    let refused = |content: Option<&[u8]>| {
+        if let Some(c) = content {
+            std::fs::write(&file, c).unwrap();
+        }
+        let err = read_overrides(std::slice::from_ref(&at)).unwrap_err();
+        (err.fault, err.message)
+    };
+    assert_eq!(
+        refused(None),
+        (
+            ArgFault::Unreadable,
+            format!("-e {at}: cannot read variables file {name}: No such file or directory (os error 2)")
+        )
+    );
+    let dir_at = format!("@{}", dir.path().display());
+    assert_eq!(
+        read_overrides(std::slice::from_ref(&dir_at))
+            .unwrap_err()
+            .message,
+        format!(
+            "-e {dir_at}: variables file {} is not a regular file",
+            dir.path().display()
+        )
+    );
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"- daemon: chrony\n",
+            ":1:1: invalid type: sequence, expected a map of variables",
+        ),
+        (
+            b"chrony\n",
+            ":1:1: invalid type: string \"chrony\", expected a map of variables",
+        ),
+        (
+            b"servers: [\n",
+            ":2:1: did not find expected node content, while parsing a flow node",
+        ),
+        (
+            b"daemon: ntp\ndaemon: chrony\n",
+            ":2:1: daemon: duplicate key \"daemon\": each key may be given once in a map",
+        ),
+        (
+            b"[servers]: a\n",
+            ":1:1: invalid type: sequence, expected a string",
+        ),
+        (
+            b"servers: [\xff]\n",
+            ": the file is not UTF-8 text (invalid byte at offset 10)",
+        ),
+    ];
+    for (content, want) in cases {
+        assert_eq!(
+            refused(Some(content)),
+            (ArgFault::Invalid, format!("-e {at}: {name}{want}")),
+            "{:?}",
+            String::from_utf8_lossy(content)
+        );
+    }
+    let deep = format!("servers: {}", "[".repeat(MAX_PLAN_BYTES - 9));
+    assert_eq!(
+        refused(Some(deep.as_bytes())),
+        (
+            ArgFault::Invalid,
+            format!("-e {at}: {name}:1:41: lists and maps nested 1048568 levels deep; at most 32 are allowed (level 33 starts here)")
+        )
+    );
+    // Refused by its size, as a plan file is, without reading it.
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    assert_eq!(
+        refused(None),
+        (
+            ArgFault::Unreadable,
+            format!("-e {at}: variables file {name} is 67108864 bytes; variables files are limited to 1048576 bytes")
+        )
     );
 }

@@ -11,6 +11,7 @@ use crate::names::Host;
 use crate::net::parse_network;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// Names the plan may not define itself.
 const RESERVED: [&str; 1] = ["facts"];
@@ -31,19 +32,137 @@ pub struct Vars {
     pub access: Access,
 }
 
+/// A variable given outside the plan, and where it came from.
+#[derive(Debug, Clone)]
+pub struct Override {
+    pub key: String,
+    pub value: serde_yaml::Value,
+    /// `None` where the caller has no place to name (the Ansible module's
+    /// `vars`): errors then name the plan, without a position.
+    pub origin: Option<Arc<VarOrigin>>,
+}
+
+/// Where variables given outside the plan came from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VarOrigin {
+    /// `-e KEY=VALUE`, as messages show it (`-e daemon=ntimed`).
+    Arg(String),
+    /// `-e @FILE`: the file as given and its text, to locate a key in it.
+    File { name: String, text: String },
+}
+
+/// Why an `-e` argument was refused; the exit code follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgFault {
+    /// Not KEY=VALUE or @FILE, or VALUE is not YAML.
+    Usage,
+    /// The variables file cannot be read (missing, not a file, too big).
+    Unreadable,
+    /// The variables file is read but is not a mapping of variables.
+    Invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgError {
+    pub message: String,
+    pub fault: ArgFault,
+}
+
+/// The `-e` arguments in order, each KEY=VALUE or @FILE (a YAML mapping of
+/// variables, as Ansible's `-e @vars.yaml`); a later one wins over an
+/// earlier one and over the plan.
+pub fn read_overrides(args: &[String]) -> Result<Vec<Override>, ArgError> {
+    let mut out = Vec::new();
+    for arg in args {
+        match arg.strip_prefix('@') {
+            Some(path) => out.extend(read_vars_file(arg, path)?),
+            None => {
+                let (key, value) = parse_override(arg).map_err(|message| ArgError {
+                    message,
+                    fault: ArgFault::Usage,
+                })?;
+                out.push(Override {
+                    key,
+                    value,
+                    origin: Some(Arc::new(VarOrigin::Arg(shown(arg)))),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `-e @FILE`: read with the plan's size cap, parsed as the plan is.
+fn read_vars_file(arg: &str, path: &str) -> Result<Vec<Override>, ArgError> {
+    let fail = |fault, message: String| ArgError {
+        message: format!("-e {arg}: {message}"),
+        fault,
+    };
+    if path.is_empty() {
+        return Err(fail(ArgFault::Usage, "expected a file name after @".into()));
+    }
+    let bytes = super::input::read_capped(
+        std::path::Path::new(path),
+        path,
+        ("variables file", "variables files"),
+    )
+    .map_err(|m| fail(ArgFault::Unreadable, m))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(
+            ArgFault::Invalid,
+            format!(
+                "{path}: the file is not UTF-8 text (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
+    let raw: super::raw::RawVars =
+        super::parse_yaml(&text, path).map_err(|e| fail(ArgFault::Invalid, e.to_string()))?;
+    let origin = Arc::new(VarOrigin::File {
+        name: path.to_string(),
+        text,
+    });
+    Ok(raw
+        .vars
+        .into_iter()
+        .map(|(key, value)| Override {
+            key,
+            value,
+            origin: Some(origin.clone()),
+        })
+        .collect())
+}
+
+/// `-e KEY=VALUE` as messages show it: whole when short, else KEY and dots.
+fn shown(arg: &str) -> String {
+    if arg.chars().count() <= 60 && !arg.chars().any(char::is_control) {
+        format!("-e {arg}")
+    } else {
+        let key = arg.split_once('=').map_or(arg, |(k, _)| k);
+        format!("-e {key}=...")
+    }
+}
+
 /// Parses one `-e KEY=VALUE`; VALUE is YAML, so `-e 'servers=[a, b]'` gives a list.
 pub fn parse_override(arg: &str) -> Result<(String, serde_yaml::Value), String> {
     let (key, value) = arg
         .split_once('=')
-        .ok_or_else(|| format!("-e {arg:?}: expected KEY=VALUE"))?;
+        .ok_or_else(|| format!("-e {arg:?}: expected KEY=VALUE or @FILE"))?;
     if !is_identifier(key) {
         return Err(format!("-e {arg:?}: {key:?} is not a variable name"));
     }
+    let shown = shown(arg);
     let parsed = if value.is_empty() {
         serde_yaml::Value::String(String::new())
     } else {
+        // The parser's time grows with the nesting; refuse deep values first.
+        super::nesting::check(value, super::nesting::MAX_NESTING).map_err(|deep| {
+            let (line, col) = deep.at;
+            let place = format!("at line {line} column {col}");
+            format!("{shown}: the value has {}", deep.message_at(&place))
+        })?;
         serde_yaml::from_str(value)
-            .map_err(|e| format!("-e {key}: the value is not valid YAML: {e}"))?
+            .map_err(|e| format!("{shown}: the value is not valid YAML: {e}"))?
     };
     Ok((key.to_string(), parsed))
 }
