@@ -27,6 +27,7 @@ pub mod plan;
 pub mod process;
 pub mod report;
 pub mod runlock;
+pub mod schema;
 pub mod status;
 pub mod verify;
 pub mod version;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::fmt;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of plan keys (name, vars, steps, handlers, allow_insecure)"
@@ -22,6 +22,7 @@ pub struct RawPlan {
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "unique_keys")]
+    #[schemars(with = "BTreeMap<String, serde_json::Value>")]
     pub vars: BTreeMap<String, serde_yaml::Value>,
     pub steps: Vec<RawStep>,
     #[serde(default)]
@@ -74,7 +75,7 @@ fn unique_keys<'de, D: Deserializer<'de>>(
 
 /// A step or handler: a name, one action key, and for steps the handlers to
 /// notify when it changed something.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of step keys (name, when, notify, apt, template, service)"
@@ -144,6 +145,18 @@ impl<'de> Deserialize<'de> for Text {
     }
 }
 
+impl schemars::JsonSchema for OneOrMany {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "OneOrMany".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "a string or a list of strings",
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+        })
+    }
+}
+
 impl OneOrMany {
     pub fn into_vec(self) -> Vec<String> {
         match self {
@@ -153,7 +166,7 @@ impl OneOrMany {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of apt keys (name, state, update_cache, cache_valid_time, autoremove)"
@@ -238,6 +251,15 @@ macro_rules! keywords {
                 d.deserialize_str(V)
             }
         }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"description": $what, "enum": [$($text),+]})
+            }
+        }
     };
     (@join $first:literal $(, $rest:literal)*) => { concat!($first $(, ", ", $rest)*) };
 }
@@ -250,7 +272,7 @@ keywords!(RawPkgState, "a package state", {
     ResidualPurged = "residual_purged",
 });
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of template keys (src, dest, mode, owner, group, validate)"
@@ -258,7 +280,9 @@ keywords!(RawPkgState, "a package state", {
 pub struct RawTemplate {
     pub src: String,
     pub dest: String,
+    /// An octal string (`"0644"`); a bare YAML number is refused.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub mode: Option<serde_yaml::Value>,
     #[serde(default)]
     pub owner: Option<String>,
@@ -270,7 +294,7 @@ pub struct RawTemplate {
     pub validate: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
     expecting = "a mapping of service keys (name, state, enabled)"

@@ -5,7 +5,6 @@
 pub mod human;
 pub mod json;
 pub mod live;
-pub mod schema;
 
 use crate::daemons::Daemon;
 use crate::diff::{Change, Changeset, PlannedStep};
