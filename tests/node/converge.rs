@@ -425,6 +425,32 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
         error.starts_with("not synchronised within 3 s: "),
         "{error}"
     );
+
+    // On a terminal (script(1) gives it one): a live line while the restart
+    // runs, replaced by the results; the same result lines as elsewhere.
+    let conf = node.read("/etc/ntpsec/ntp.conf").unwrap();
+    node.write(
+        "/etc/ntpsec/ntp.conf",
+        &conf.replace("server ::1 iburst", "server 127.0.0.9 iburst"),
+    );
+    let command = format!("{} apply -e '{SERVERS}'", crate::harness::NODE_BIN);
+    let pty = node.run(&["env", "TERM=xterm", "script", "-qec", &command, "/dev/null"]);
+    assert_eq!(pty.code, 0, "{}\n{}", pty.stdout, pty.stderr);
+    assert!(
+        pty.stdout.contains("restart ntp: restart ntpsec.service") && pty.stdout.contains('\r'),
+        "the live line: {:?}",
+        pty.stdout
+    );
+    assert!(
+        pty.stdout.contains("changed: restart ntp (handler)"),
+        "{}",
+        pty.stdout
+    );
+    assert!(
+        !pty.stdout.contains("running: "),
+        "no plain lines on a terminal: {}",
+        pty.stdout
+    );
 }
 
 /// The autoremove simulation reads no package lists (dpkg's status decides
