@@ -459,8 +459,9 @@ fn verify_refuses_names_and_mismatched_families_as_bad_usage() {
 }
 
 #[test]
-fn verify_of_a_port_where_nothing_listens_finds_no_amplification() {
-    // A loopback port that was free a moment ago: every probe goes unanswered.
+fn verify_of_a_port_where_nothing_listens_fails_saying_so() {
+    // A loopback port that was free a moment ago: the kernel refuses every
+    // probe with ICMP port unreachable, which is no measurement.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -476,13 +477,29 @@ fn verify_of_a_port_where_nothing_listens_finds_no_amplification() {
             "--detailed-exitcodes",
         ],
         None,
-        0,
+        4,
         "",
     );
     let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect("one JSON document");
-    assert_eq!(doc["verdict"], "no_amplification");
+    assert_eq!(doc["failed"], true);
+    assert_eq!(doc["verdict"], "nothing_listens");
     assert_eq!(doc["time_service"], "not_served");
     assert_eq!(doc["queries"].as_array().unwrap().len(), 5);
+    let error = doc["error"].as_str().unwrap();
+    assert!(
+        error.starts_with(&format!("nothing listens on {target}: ")),
+        "{error}"
+    );
+    let run = check(&["verify", &target], None, 1, "");
+    assert!(
+        run.stdout
+            .contains(&format!("\nerror: nothing listens on {target}: "))
+            && run.stdout.ends_with(&format!(
+                "RESULT not measured: nothing listens on {target}\n"
+            )),
+        "{}",
+        run.stdout
+    );
 }
 
 /// The loader's table of bad plans, through the binary: exit 65, the exact

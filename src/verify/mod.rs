@@ -54,6 +54,12 @@ pub enum Verdict {
     NoAmplification,
     /// A control query was answered from a remote source.
     Amplifier,
+    /// `verify` only: nothing answered any query, and the target's host said
+    /// ICMP port unreachable. Nothing was measured.
+    NothingListens,
+    /// `verify` only: nothing came back at all, not even an ICMP error.
+    /// Nothing was measured.
+    NoAnswer,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
@@ -133,10 +139,12 @@ impl Check {
                 }
             })
             .collect();
-        let time = match self.time_service {
-            TimeService::Served => "serves time to this source",
-            TimeService::Refused => "refuses time to this source (kiss-o'-death)",
-            TimeService::NotServed => "serves no time to this source",
+        let time = match (self.verdict, self.time_service) {
+            (Verdict::NothingListens, _) => "has nothing listening (ICMP port unreachable)",
+            (Verdict::NoAnswer, _) => "answered nothing at all",
+            (_, TimeService::Served) => "serves time to this source",
+            (_, TimeService::Refused) => "refuses time to this source (kiss-o'-death)",
+            (_, TimeService::NotServed) => "serves no time to this source",
         };
         lines.push(format!("info: {} {time}", self.target));
         lines
@@ -144,8 +152,26 @@ impl Check {
 
     /// Why the check failed, for a report's `error`; `None` when it did not.
     pub fn failure(&self) -> Option<String> {
-        if self.verdict == Verdict::NoAmplification {
-            return None;
+        let (target, from) = (self.target, self.from);
+        match self.verdict {
+            Verdict::NoAmplification => return None,
+            Verdict::Amplifier => {}
+            Verdict::NothingListens => {
+                return Some(format!(
+                    "nothing listens on {target}: its host answered every query with ICMP port unreachable, so \
+                     nothing was measured. No NTP daemon runs there (or not on this port), or the one that runs \
+                     opened no port to serve time: chrony without `allow`, OpenNTPD without `listen on`"
+                ))
+            }
+            Verdict::NoAnswer => {
+                return Some(format!(
+                    "nothing answered from {target} within {} s, not even the time request, so nothing was \
+                     measured. Either nothing is there to answer (no NTP daemon, a wrong address, a firewall \
+                     that drops the packets), or a daemon is there and serves no time to {from} on purpose (its \
+                     access control ignores this source); `--from` an address it serves measures it",
+                    WAIT.as_secs()
+                ))
+            }
         }
         let answered: Vec<String> = self
             .answered_control()
@@ -322,13 +348,16 @@ pub fn evaluate(target: SocketAddr, from: IpAddr, answers: &[(Query, Vec<Vec<u8>
     }
 }
 
-/// Sends one packet and returns the datagrams that answer it:
-/// `socket::exchange`, or a hand-written responder in tests.
+/// Sends one packet and returns what answers it: `socket::exchange`, or a
+/// hand-written responder in tests.
 pub type Exchange<'a> =
-    dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> + 'a;
+    dyn FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<socket::Answer, String> + 'a;
 
-/// Sends every query in turn (each waits `wait` for its answers) and
-/// evaluates the answers. `send` is `socket::exchange` outside tests.
+/// `verify`: sends every query in turn (each waits `wait` for its answers)
+/// and evaluates the answers. When nothing answered any of them, the
+/// verdict says so instead (`NothingListens`, `NoAnswer`): silence proves
+/// no access control when nothing may be there to answer. `send` is
+/// `socket::exchange` outside tests.
 pub fn run(
     target: SocketAddr,
     from: IpAddr,
@@ -336,12 +365,22 @@ pub fn run(
     send: &mut Exchange<'_>,
 ) -> Result<Check, String> {
     let mut answers = Vec::new();
+    let mut port_unreachable = false;
     for query in Query::ALL {
-        let datagrams = send(from, target, &query.packet(), wait)
+        let answer = send(from, target, &query.packet(), wait)
             .map_err(|e| format!("{}: {e}", query.name()))?;
-        answers.push((query, datagrams));
+        port_unreachable |= answer.port_unreachable;
+        answers.push((query, answer.datagrams));
     }
-    Ok(evaluate(target, from, &answers))
+    let mut check = evaluate(target, from, &answers);
+    if !check.queries.iter().any(QueryResult::answered) {
+        check.verdict = if port_unreachable {
+            Verdict::NothingListens
+        } else {
+            Verdict::NoAnswer
+        };
+    }
+    Ok(check)
 }
 
 /// Where `apply`'s check sends each query from: the time request from
@@ -598,7 +637,20 @@ mod tests {
         assert_eq!(stand_in.join().unwrap(), 3, "answered on the third request");
     }
 
+    /// `verify`'s exchange: answers each query with `datagrams_with`'s datagrams.
     fn answer_with(
+        sizes: Vec<(Query, Vec<usize>)>,
+    ) -> impl FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<socket::Answer, String> {
+        let mut datagrams = datagrams_with(sizes);
+        move |from, target, packet, wait| {
+            Ok(socket::Answer {
+                datagrams: datagrams(from, target, packet, wait)?,
+                port_unreachable: false,
+            })
+        }
+    }
+
+    fn datagrams_with(
         sizes: Vec<(Query, Vec<usize>)>,
     ) -> impl FnMut(IpAddr, SocketAddr, &[u8], Duration) -> Result<Vec<Vec<u8>>, String> {
         move |_, _, packet, _| {
@@ -662,13 +714,13 @@ mod tests {
         );
     }
 
-    /// A batch responder: answers each packet as `answer_with` would, and
+    /// A batch responder: answers each packet as `datagrams_with` would, and
     /// records the order and sources it saw.
     fn batch_answer_with(
         sizes: Vec<(Query, Vec<usize>)>,
         seen: &mut Vec<(IpAddr, Query)>,
     ) -> Box<ExchangeBatch<'_>> {
-        let mut single = answer_with(sizes);
+        let mut single = datagrams_with(sizes);
         Box::new(move |target, probes: &[(IpAddr, Vec<u8>)], wait, settle| {
             assert_eq!(
                 settle,
@@ -791,14 +843,17 @@ mod tests {
                         _: SocketAddr,
                         packet: &[u8],
                         _: Duration|
-         -> Result<Vec<Vec<u8>>, String> {
+         -> Result<socket::Answer, String> {
             if packet[0] != 0x1b {
-                return Ok(Vec::new());
+                return Ok(socket::Answer::default());
             }
             let mut kod = vec![0u8; 48];
             kod[0] = 0xe4;
             kod[12..16].copy_from_slice(b"RATE");
-            Ok(vec![kod])
+            Ok(socket::Answer {
+                datagrams: vec![kod],
+                port_unreachable: false,
+            })
         };
         let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
         assert_eq!(check.time_service, TimeService::Refused);
@@ -812,14 +867,17 @@ mod tests {
                         _: SocketAddr,
                         packet: &[u8],
                         _: Duration|
-         -> Result<Vec<Vec<u8>>, String> {
+         -> Result<socket::Answer, String> {
             if packet[0] != 0x1b {
-                return Ok(Vec::new());
+                return Ok(socket::Answer::default());
             }
             let mut answer = vec![0u8; 48];
             answer[0] = 0xdc; // LI 3, version 3, mode 4
             answer[12..16].copy_from_slice(b"INIT");
-            Ok(vec![answer])
+            Ok(socket::Answer {
+                datagrams: vec![answer],
+                port_unreachable: false,
+            })
         };
         let check = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap();
         assert_eq!(
@@ -830,9 +888,68 @@ mod tests {
     }
 
     #[test]
+    fn nothing_answering_any_query_is_no_measurement_and_says_why() {
+        let mut refused = |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| {
+            Ok(socket::Answer {
+                datagrams: vec![],
+                port_unreachable: true,
+            })
+        };
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut refused).unwrap();
+        assert_eq!(check.verdict, Verdict::NothingListens);
+        assert_eq!(check.time_service, TimeService::NotServed);
+        let failure = check.failure().unwrap();
+        assert!(
+            failure.starts_with("nothing listens on 127.0.0.1:123: ")
+                && failure.contains("nothing was measured")
+                && failure.contains("chrony without `allow`"),
+            "{failure}"
+        );
+
+        let mut silent =
+            |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| Ok(socket::Answer::default());
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut silent).unwrap();
+        assert_eq!(check.verdict, Verdict::NoAnswer);
+        let failure = check.failure().unwrap();
+        // Both explanations: nothing there, or a daemon that ignores this source.
+        assert!(
+            failure.starts_with("nothing answered from 127.0.0.1:123 within 1 s")
+                && failure.contains("no NTP daemon, a wrong address")
+                && failure.contains("serves no time to 127.0.0.2 on purpose"),
+            "{failure}"
+        );
+
+        // Any answer at all is a measurement: a kiss-o'-death to the time
+        // request is one, whatever the ICMP said of other queries.
+        let mut kod_only = |_: IpAddr, _: SocketAddr, packet: &[u8], _: Duration| {
+            let mut kod = vec![0u8; 48];
+            kod[0] = 0xe4;
+            kod[12..16].copy_from_slice(b"DENY");
+            Ok(socket::Answer {
+                datagrams: if packet[0] == 0x1b { vec![kod] } else { vec![] },
+                port_unreachable: packet[0] != 0x1b,
+            })
+        };
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut kod_only).unwrap();
+        assert_eq!(check.verdict, Verdict::NoAmplification);
+        assert_eq!(check.time_service, TimeService::Refused);
+    }
+
+    #[test]
+    fn apply_s_batch_check_still_passes_a_daemon_that_answers_nothing() {
+        // chrony without `clients`: no answer at all is no amplification there,
+        // as before; only `verify` calls silence "not measured".
+        let mut seen = Vec::new();
+        let mut send = batch_answer_with(vec![], &mut seen);
+        let check = run_batch(local(), WAIT, &mut *send).unwrap();
+        assert_eq!(check.verdict, Verdict::NoAmplification);
+        assert_eq!(check.failure(), None);
+    }
+
+    #[test]
     fn a_send_error_names_the_query() {
         let mut send =
-            |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| -> Result<Vec<Vec<u8>>, String> {
+            |_: IpAddr, _: SocketAddr, _: &[u8], _: Duration| -> Result<socket::Answer, String> {
                 Err("cannot bind".into())
             };
         let err = run(local(), target::DEFAULT_FROM, WAIT, &mut send).unwrap_err();

@@ -12,7 +12,8 @@ pub struct VerifyReport {
     pub failed: bool,
     #[serde(flatten)]
     pub check: Option<Check>,
-    /// Why it failed: the amplification found, or why nothing could be measured.
+    /// Why it failed: the amplification found, that nothing answered, or why
+    /// nothing could be measured.
     pub error: Option<String>,
 }
 
@@ -20,7 +21,7 @@ impl VerifyReport {
     pub fn from_check(check: Check) -> Self {
         VerifyReport {
             mode: "verify",
-            failed: check.verdict == Verdict::Amplifier,
+            failed: check.verdict != Verdict::NoAmplification,
             error: check.failure(),
             check: Some(check),
         }
@@ -35,7 +36,7 @@ impl VerifyReport {
         }
     }
 
-    /// 0 no amplification, 1 amplification or no measurement; with
+    /// 0 no amplification, 1 amplification, no answer or no measurement; with
     /// `detailed` (as `plan` and `apply`: nothing ever changes here) 0 or 4.
     pub fn exit_code(&self, detailed: bool) -> i32 {
         match (self.failed, detailed) {
@@ -79,6 +80,12 @@ impl VerifyReport {
             None => "RESULT not measured".to_string(),
             Some(c) if c.verdict == Verdict::Amplifier => {
                 format!("RESULT amplifier: up to {}x", c.max_amplification)
+            }
+            Some(c) if c.verdict == Verdict::NothingListens => {
+                format!("RESULT not measured: nothing listens on {}", c.target)
+            }
+            Some(c) if c.verdict == Verdict::NoAnswer => {
+                format!("RESULT not measured: nothing answered from {}", c.target)
             }
             Some(c) if c.source == SourceKind::Trusted => {
                 "RESULT not a test of remote hosts (the source is trusted); run without --from"
@@ -167,6 +174,38 @@ mod tests {
         assert!(human.contains("failed: mode 6 READVAR: sent 12 bytes, received 400 bytes in 1 datagram (amplification 33.33x)"), "{human}");
         assert!(
             human.ends_with("RESULT amplifier: up to 33.33x\n"),
+            "{human}"
+        );
+    }
+
+    #[test]
+    fn a_target_that_answers_nothing_fails_saying_so() {
+        let mut check = check(0);
+        for q in &mut check.queries {
+            q.received = 0;
+            q.datagrams = 0;
+            q.replies.clear();
+        }
+        check.time_service = super::super::TimeService::NotServed;
+        check.verdict = Verdict::NothingListens;
+        let report = VerifyReport::from_check(check);
+        assert!(report.failed);
+        assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 4));
+        let doc: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
+        assert_eq!(doc["verdict"], "nothing_listens");
+        assert_eq!(doc["queries"].as_array().unwrap().len(), 5);
+        assert!(
+            doc["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("nothing listens on 127.0.0.1:123: "),
+            "{doc:#}"
+        );
+        let human = report.human();
+        assert!(
+            human.contains("info: 127.0.0.1:123 has nothing listening (ICMP port unreachable)\n")
+                && human.contains("\nerror: nothing listens on 127.0.0.1:123: ")
+                && human.ends_with("RESULT not measured: nothing listens on 127.0.0.1:123\n"),
             "{human}"
         );
     }

@@ -15,18 +15,28 @@ const MAX_DATAGRAMS: usize = 10_000;
 /// Larger than any NTP datagram (mode 7 items stay well below this).
 const BUFFER: usize = 65_536;
 
+/// What came back for one packet.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Answer {
+    /// Every datagram from the target within the wait.
+    pub datagrams: Vec<Vec<u8>>,
+    /// The kernel reported ICMP port unreachable: nothing listens there.
+    pub port_unreachable: bool,
+}
+
 /// Sends `packet` from `from` (an ephemeral port) to `target` and returns
 /// every datagram the target sends back before `wait` has passed.
 ///
 /// The socket is connected, so the kernel drops datagrams from any other
-/// address. "Nothing listens" (ICMP port unreachable) is an empty answer,
-/// not an error: it is exactly "no amplification".
+/// address, and reports an ICMP port unreachable for the target as a
+/// refused receive: that is an answer too ("nothing listens"), not an
+/// error, and `verify` tells it apart from silence.
 pub fn exchange(
     from: IpAddr,
     target: SocketAddr,
     packet: &[u8],
     wait: Duration,
-) -> Result<Vec<Vec<u8>>, String> {
+) -> Result<Answer, String> {
     let socket = connected(from, target)?;
     socket.send(packet).map_err(|e| {
         format!(
@@ -37,6 +47,7 @@ pub fn exchange(
     let deadline = Instant::now() + wait;
     let mut buf = vec![0u8; BUFFER];
     let mut datagrams = Vec::new();
+    let mut port_unreachable = false;
     while datagrams.len() < MAX_DATAGRAMS {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -49,12 +60,18 @@ pub fn exchange(
             Ok(n) => datagrams.push(buf[..n].to_vec()),
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
             // ICMP port unreachable from an earlier send: nobody is listening.
-            Err(e) if e.kind() == ErrorKind::ConnectionRefused => break,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                port_unreachable = true;
+                break;
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("receiving from {target} on {from}: {e}")),
         }
     }
-    Ok(datagrams)
+    Ok(Answer {
+        datagrams,
+        port_unreachable,
+    })
 }
 
 /// A UDP socket on an ephemeral port of `from`, connected to `target` (the
@@ -176,27 +193,53 @@ mod tests {
             "the probe comes from the chosen source address"
         );
         assert_eq!(
-            got.iter().map(Vec::len).collect::<Vec<_>>(),
+            got.datagrams.iter().map(Vec::len).collect::<Vec<_>>(),
             vec![12, 100, 200]
         );
+        assert!(!got.port_unreachable);
     }
 
     #[test]
-    fn nobody_listening_is_no_answer_and_the_wait_is_bounded() {
+    fn nobody_listening_is_port_unreachable_and_the_wait_is_bounded() {
         // A port that was just free: the kernel answers with port unreachable.
         let target = UdpSocket::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap();
-        // Port unreachable is an empty answer, not an error.
+        let started = Instant::now();
+        // Port unreachable is an answer without datagrams, not an error.
         let got = exchange(
             "127.0.0.2".parse().unwrap(),
             target,
             &[0x1b],
-            Duration::from_millis(300),
+            Duration::from_secs(5),
         )
         .unwrap();
-        assert!(got.is_empty());
+        assert_eq!(
+            got,
+            Answer {
+                datagrams: vec![],
+                port_unreachable: true
+            }
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "ends at the ICMP"
+        );
+    }
+
+    #[test]
+    fn a_socket_that_never_answers_is_silence_not_port_unreachable() {
+        // Bound (so no ICMP) but never read: the whole wait passes.
+        let (_silent, target) = loopback_server();
+        let got = exchange(
+            "127.0.0.2".parse().unwrap(),
+            target,
+            &[0x1b],
+            Duration::from_millis(100),
+        )
+        .unwrap();
+        assert_eq!(got, Answer::default());
     }
 
     /// A responder that answers the first and third datagrams it reads, in
