@@ -1,17 +1,20 @@
 //! `ntp-provision status`: which time daemon this node runs, its unit, the
-//! config file it really reads and whether that matches the plan, its peers
-//! and whether the clock is synchronised. Read-only, like facts.
+//! config file it really reads and whether that matches the plan, each
+//! source that config names and what became of it, its peers, and whether
+//! the clock is synchronised (if not, why, when that is known). Read-only,
+//! like facts.
 //!
 //! Must not: change anything. It reads the node only through the probe, so
 //! the fake tests it; each daemon's queries and parsers are its own.
 
-use crate::daemons::sync::{Peer, Sync};
-use crate::daemons::{Daemon, DaemonName, Flavor};
+use crate::daemons::sync::{Configured, Peer, Source, SourceState, Sync};
+use crate::daemons::{directives, Daemon, DaemonName, Flavor};
 use crate::facts::dpkg::DpkgState;
 use crate::facts::{InitSystem, Probe, UnitFact};
 use crate::names::{AbsPath, PackageName};
 use crate::plan::step::Action;
 use crate::plan::Plan;
+use crate::process::Output;
 use anyhow::Result;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -23,10 +26,90 @@ pub struct Status {
     pub unit: Option<UnitFact>,
     pub config: Option<ConfigStatus>,
     pub synchronised: bool,
+    /// Why the clock is not synchronised, when that is known.
+    pub reason: Option<Reason>,
     pub sync: Option<Sync>,
+    /// Each source the config names, in its order, and what became of it.
+    pub sources: Vec<Source>,
     pub peers: Vec<Peer>,
     /// Why peers or sync could not be read, if they could not.
     pub query_error: Option<String>,
+    /// Why the daemon could not say what became of the sources (they are
+    /// then `unknown`), if it could not.
+    pub sources_error: Option<String>,
+}
+
+/// Why the clock is not synchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The daemon's unit is not running.
+    NotRunning,
+    /// The config names no time source.
+    NoSources,
+    /// No source the config names has an address: no name resolved.
+    NoneResolved,
+    /// Sources have addresses, but none answered in its last 8 polls.
+    NoneReachable,
+    /// Sources answer; the daemon has not synchronised to one yet.
+    Selecting,
+}
+
+impl Reason {
+    fn says(self) -> &'static str {
+        match self {
+            Reason::NotRunning => "the daemon is not running",
+            Reason::NoSources => "the config names no time source",
+            Reason::NoneResolved => "no source resolved",
+            Reason::NoneReachable => "no source reachable",
+            Reason::Selecting => "still selecting",
+        }
+    }
+}
+
+/// Why the clock is not synchronised, from what the daemon said: `None`
+/// when it is, or when that cannot be told (the daemon could not be asked,
+/// the config not read, the sources not matched).
+fn reason(
+    running: bool,
+    sync: Option<&Sync>,
+    sources: Option<&[Source]>,
+    peers: &[Peer],
+) -> Option<Reason> {
+    use crate::daemons::sync::Selection;
+    if sync.is_some_and(|s| s.synchronised) {
+        return None;
+    }
+    if !running {
+        return Some(Reason::NotRunning);
+    }
+    sync?;
+    // A peer the config does not name (chrony's sourcedir, say) counts too.
+    let answering = |p: &Peer| match p.reach {
+        Some(r) => r > 0,
+        None => matches!(p.selected, Selection::SystemPeer | Selection::Candidate),
+    };
+    let sources = sources?;
+    if sources.iter().any(|s| s.state >= SourceState::Reachable) || peers.iter().any(answering) {
+        return Some(Reason::Selecting);
+    }
+    if sources.iter().any(|s| s.state == SourceState::Unknown) {
+        return None;
+    }
+    if sources.is_empty() {
+        return Some(if peers.is_empty() {
+            Reason::NoSources
+        } else {
+            Reason::NoneReachable
+        });
+    }
+    Some(
+        if sources.iter().all(|s| s.state == SourceState::Unresolved) {
+            Reason::NoneResolved
+        } else {
+            Reason::NoneReachable
+        },
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
@@ -129,13 +212,50 @@ fn compare_with_plan(probe: &dyn Probe, plan: &Plan, daemon: &InUse, path: &str)
     }
 }
 
-/// Peers and sync state through the daemon's own query tool.
-fn query(probe: &dyn Probe, flavor: Flavor) -> Result<(Vec<Peer>, Sync)> {
+/// Peers and sync state through the daemon's own query tool, and what its
+/// first query printed (OpenNTPD's names the sources too).
+fn query(probe: &dyn Probe, flavor: Flavor) -> Result<(Vec<Peer>, Sync, Output)> {
     let [sources, sync] = flavor.status_queries();
     let (sources, sync) = (probe.ask(sources)?, probe.ask(sync)?);
-    flavor
+    let (peers, sync) = flavor
         .parse_status(&sources, &sync)
+        .map_err(anyhow::Error::msg)?;
+    Ok((peers, sync, sources))
+}
+
+/// A daemon's source queries are a short fixed sequence; this bounds a
+/// mistaken one.
+const MAX_SOURCE_QUERIES: usize = 4;
+
+/// What became of each configured source, through the daemon's own tool.
+fn sources(
+    probe: &dyn Probe,
+    flavor: Flavor,
+    configured: &[Configured],
+    listing: &Output,
+) -> Result<Vec<Source>> {
+    if configured.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut asked = Vec::new();
+    while let Some(query) = flavor.source_query(&asked) {
+        anyhow::ensure!(
+            asked.len() < MAX_SOURCE_QUERIES,
+            "more than {MAX_SOURCE_QUERIES} source queries"
+        );
+        let argv: Vec<&str> = query.iter().map(String::as_str).collect();
+        asked.push(probe.ask(&argv)?);
+    }
+    flavor
+        .sources(configured, listing, &asked)
         .map_err(anyhow::Error::msg)
+}
+
+/// The sources the daemon's config names; `None` when it cannot be read.
+fn configured(probe: &dyn Probe, flavor: Flavor, path: &str) -> Option<Vec<Configured>> {
+    let file = probe.file(&AbsPath::parse(path).ok()?).ok()??;
+    let text = String::from_utf8_lossy(&file.content);
+    Some(flavor.configured_sources(&directives(flavor, &text)))
 }
 
 pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
@@ -146,9 +266,12 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
             unit: None,
             config: None,
             synchronised: false,
+            reason: None,
             sync: None,
+            sources: vec![],
             peers: vec![],
             query_error: None,
+            sources_error: None,
         });
     };
     let init: InitSystem = probe.init_system()?;
@@ -158,19 +281,35 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         .next();
     let path = effective_config(probe, daemon.flavor);
     let config = Some(compare_with_plan(probe, plan, &daemon, &path));
-    let (peers, sync, query_error) = match query(probe, daemon.flavor) {
-        Ok((p, s)) => (p, Some(s), None),
-        Err(e) => (Vec::new(), None, Some(format!("{e:#}"))),
+    let named = configured(probe, daemon.flavor, &path);
+    let unknown = || -> Vec<Source> {
+        let named = named.as_deref().unwrap_or_default();
+        named.iter().map(Source::unknown).collect()
+    };
+    let (peers, sync, query_error, sources, sources_error) = match query(probe, daemon.flavor) {
+        Ok((peers, sync, listing)) => {
+            let named = named.as_deref().unwrap_or_default();
+            match sources(probe, daemon.flavor, named, &listing) {
+                Ok(found) => (peers, Some(sync), None, found, None),
+                Err(e) => (peers, Some(sync), None, unknown(), Some(format!("{e:#}"))),
+            }
+        }
+        Err(e) => (Vec::new(), None, Some(format!("{e:#}")), unknown(), None),
     };
     let synchronised = sync.as_ref().is_some_and(|s| s.synchronised);
+    let running = unit.as_ref().is_some_and(|u| u.running);
+    let known = named.as_ref().map(|_| sources.as_slice());
     Ok(Status {
+        reason: reason(running, sync.as_ref(), known, &peers),
         daemon: Some(daemon),
         unit,
         config,
         synchronised,
         sync,
+        sources,
         peers,
         query_error,
+        sources_error,
     })
 }
 
@@ -212,18 +351,29 @@ impl Status {
         if let Some(c) = &self.config {
             let _ = writeln!(out, "config: {} ({})", c.path, c.detail);
         }
+        let why = self
+            .reason
+            .map_or(String::new(), |r| format!(", {}", r.says()));
         let sync = match &self.sync {
             Some(s) => format!(
-                "{} (stratum {}, offset {})",
+                "{}{why} (stratum {}, offset {})",
                 if s.synchronised { "yes" } else { "no" },
                 s.stratum.map_or("?".into(), |v| v.to_string()),
                 s.offset_ms.map_or("?".into(), |v| format!("{v:.3} ms"))
             ),
+            None if self.reason.is_some() => format!("no{why}"),
             None => "unknown".into(),
         };
         let _ = writeln!(out, "synchronised: {sync}");
         if let Some(e) = &self.query_error {
             let _ = writeln!(out, "query failed: {e}");
+        }
+        let _ = writeln!(out, "sources: {}", self.sources.len());
+        for source in &self.sources {
+            let _ = writeln!(out, "  {}", source_line(source));
+        }
+        if let Some(e) = &self.sources_error {
+            let _ = writeln!(out, "sources unknown: {e}");
         }
         let _ = writeln!(out, "peers: {}", self.peers.len());
         for p in &self.peers {
@@ -239,6 +389,41 @@ impl Status {
         }
         out
     }
+}
+
+/// `pool 2.debian.pool.ntp.org   selected   192.0.2.1 (reach 377, selected), ...`:
+/// each address with its reach in octal, as the daemons print it.
+fn source_line(source: &Source) -> String {
+    let mut state = source.state.as_str().to_string();
+    if source.authenticated {
+        state.push_str(", authenticated");
+    }
+    let several = source.addresses.len() > 1;
+    let addresses: Vec<String> = source
+        .addresses
+        .iter()
+        .map(|a| {
+            let mut facts: Vec<String> = a.reach.iter().map(|r| format!("reach {r:o}")).collect();
+            if several {
+                facts.push(a.state.as_str().into());
+            }
+            if several && a.authenticated {
+                facts.push("authenticated".into());
+            }
+            match facts.is_empty() {
+                true => a.address.clone(),
+                false => format!("{} ({})", a.address, facts.join(", ")),
+            }
+        })
+        .collect();
+    format!(
+        "{:<6} {:<40} {state:<11} {}",
+        source.kind.as_str(),
+        source.name,
+        addresses.join(", ")
+    )
+    .trim_end()
+    .to_string()
 }
 
 #[cfg(test)]
@@ -309,6 +494,7 @@ mod tests {
             "chronyc -n -c tracking".into(),
             said("C0000201,192.0.2.1,3,1700000000.0,-0.000001,0.000002,0.000003,-1.0,0.0,0.01,0.001,0.002,64.0,Normal\n"),
         );
+        answer_sources(&node, ChronySources::SYNCHRONISED);
         let s = gather(&node, &p).unwrap();
         let d = s.daemon.as_ref().expect("chrony is installed");
         assert_eq!(d.flavor, Flavor::CHRONY);
@@ -319,12 +505,219 @@ mod tests {
             s.config
         );
         assert!(s.synchronised, "{s:?}");
+        assert_eq!(s.reason, None);
         assert_eq!(s.peers.len(), 1);
         assert_eq!(s.exit_code(), 0);
+        // Every server the config names, in full, with what became of it.
+        let sources: Vec<(&str, SourceState)> = s
+            .sources
+            .iter()
+            .map(|x| (x.name.as_str(), x.state))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("0.ubuntu.pool.ntp.org", SourceState::Selected),
+                ("1.ubuntu.pool.ntp.org", SourceState::Reachable),
+                ("2.ubuntu.pool.ntp.org", SourceState::Unreachable),
+                ("3.ubuntu.pool.ntp.org", SourceState::Unresolved),
+            ]
+        );
+        assert_eq!(s.sources_error, None);
+        // reach in octal, as chronyc and ntpq print it, in JSON and human alike.
+        let doc = serde_json::to_value(&s).unwrap();
+        assert_eq!(doc["peers"][0]["reach"], "377");
+        assert_eq!(doc["sources"][1]["addresses"][0]["reach"], "17");
+        assert_eq!(doc["sources"][3]["state"], "unresolved");
+        assert_eq!(doc["reason"], serde_json::Value::Null);
+        let human = s.human();
+        assert!(
+            human.contains(
+                "\n  server 0.ubuntu.pool.ntp.org                    selected    192.0.2.1 (reach 377)\n"
+            ) && human.contains("\n  server 3.ubuntu.pool.ntp.org                    unresolved\n")
+                && human.contains("reach 377  stratum  2"),
+            "{human}"
+        );
         // The plan asks for another daemon: status says so, reading nothing else.
         let other = gather(&node, &plan(&["daemon=openntpd"])).unwrap();
         let detail = &other.config.unwrap().detail;
         assert_eq!(detail, "the plan wants openntpd, the node runs chrony");
+    }
+
+    /// What chronyc says of the default plan's four servers.
+    struct ChronySources {
+        names: &'static str,
+        addresses: &'static str,
+    }
+
+    impl ChronySources {
+        const SYNCHRONISED: ChronySources = ChronySources {
+            names: concat!(
+                "^,*,0.ubuntu.pool.ntp.org,2,6,377,12,-0.000012,-0.000010,0.000020\n",
+                "^,-,1.ubuntu.pool.ntp.org,2,6,17,12,-0.000012,-0.000010,0.000020\n",
+                "^,?,2.ubuntu.pool.ntp.org,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,3.ubuntu.pool.ntp.org,0,6,0,4294967295,0.0,0.0,0.0\n",
+            ),
+            addresses: concat!(
+                "^,*,192.0.2.1,2,6,377,12,-0.000012,-0.000010,0.000020\n",
+                "^,-,192.0.2.2,2,6,17,12,-0.000012,-0.000010,0.000020\n",
+                "^,?,192.0.2.3,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,ID#0000000004,0,6,0,4294967295,0.0,0.0,0.0\n",
+            ),
+        };
+        /// No name resolved (no DNS).
+        const UNRESOLVED: ChronySources = ChronySources {
+            names: concat!(
+                "^,?,0.ubuntu.pool.ntp.org,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,1.ubuntu.pool.ntp.org,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,2.ubuntu.pool.ntp.org,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,3.ubuntu.pool.ntp.org,0,6,0,4294967295,0.0,0.0,0.0\n",
+            ),
+            addresses: concat!(
+                "^,?,ID#0000000001,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,ID#0000000002,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,ID#0000000003,0,6,0,4294967295,0.0,0.0,0.0\n",
+                "^,?,ID#0000000004,0,6,0,4294967295,0.0,0.0,0.0\n",
+            ),
+        };
+    }
+
+    fn answer_sources(node: &FakeNode, sources: ChronySources) {
+        let auth: String = sources
+            .names
+            .lines()
+            .map(|l| {
+                format!(
+                    "{},-,0,0,0,4294967295,0,0,0,0\n",
+                    l.split(',').nth(2).unwrap()
+                )
+            })
+            .collect();
+        let mut state = node.state();
+        let answers = &mut state.answers;
+        answers.insert("chronyc -N -c sources -a".into(), said(sources.names));
+        answers.insert("chronyc -n -c sources -a".into(), said(sources.addresses));
+        answers.insert("chronyc -N -c authdata -a".into(), said(&auth));
+    }
+
+    #[test]
+    fn an_unsynchronised_node_says_why() {
+        let node = FakeNode::bookworm();
+        let p = plan(&["daemon=chrony"]);
+        converged(&node, &p);
+        node.state()
+            .answers
+            .insert("chronyc -n -c sources".into(), said(""));
+        node.state().answers.insert(
+            "chronyc -n -c tracking".into(),
+            said("00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,-12.345,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n"),
+        );
+        answer_sources(&node, ChronySources::UNRESOLVED);
+        let s = gather(&node, &p).unwrap();
+        assert!(!s.synchronised);
+        assert_eq!(s.reason, Some(Reason::NoneResolved), "{s:?}");
+        assert_eq!(s.sources.len(), 4, "listed although chronyc lists no peer");
+        assert!(s.peers.is_empty());
+        assert_eq!(serde_json::to_value(&s).unwrap()["reason"], "none_resolved");
+        let human = s.human();
+        assert!(
+            human.contains("synchronised: no, no source resolved (stratum 0, offset 0.000 ms)\n"),
+            "{human}"
+        );
+
+        // A chronyc too old for `sources -a`: the sources are unknown, the
+        // rest of the status stands.
+        node.state().answers.insert(
+            "chronyc -N -c sources -a".into(),
+            Output {
+                code: 1,
+                stderr: "Unrecognized command\n".into(),
+                ..said("")
+            },
+        );
+        let s = gather(&node, &p).unwrap();
+        assert_eq!(s.query_error, None);
+        assert!(
+            s.sources_error
+                .as_deref()
+                .unwrap()
+                .contains("Unrecognized command"),
+            "{s:?}"
+        );
+        assert!(s.sources.iter().all(|x| x.state == SourceState::Unknown));
+        assert_eq!(s.reason, None, "not known without the sources");
+        assert!(s
+            .human()
+            .contains("\nsources unknown: chronyc failed: Unrecognized command\n"));
+    }
+
+    #[test]
+    fn the_reason_follows_what_the_sources_reached() {
+        use crate::daemons::sync::{Configured, Selection, Source, SourceAddress, SourceKind};
+        let unsynced = Sync {
+            synchronised: false,
+            stratum: Some(16),
+            offset_ms: None,
+            refid: None,
+            leap: None,
+        };
+        let server = |state: Option<SourceState>| {
+            let c = Configured {
+                kind: SourceKind::Server,
+                name: "ntp.example.net".into(),
+            };
+            let addresses = state.map(|state| SourceAddress {
+                address: "192.0.2.1".into(),
+                state,
+                reach: None,
+                authenticated: false,
+            });
+            Source::new(&c, addresses.into_iter().collect())
+        };
+        let why = |running, sources: Option<&[Source]>, peers: &[Peer]| {
+            reason(running, Some(&unsynced), sources, peers)
+        };
+        assert_eq!(why(false, Some(&[]), &[]), Some(Reason::NotRunning));
+        assert_eq!(why(true, Some(&[]), &[]), Some(Reason::NoSources));
+        assert_eq!(
+            why(true, Some(&[server(None)]), &[]),
+            Some(Reason::NoneResolved)
+        );
+        let unreachable = [server(None), server(Some(SourceState::Unreachable))];
+        assert_eq!(
+            why(true, Some(&unreachable), &[]),
+            Some(Reason::NoneReachable)
+        );
+        let reachable = [server(Some(SourceState::Reachable))];
+        assert_eq!(why(true, Some(&reachable), &[]), Some(Reason::Selecting));
+        // A peer no config line names (chrony's sourcedir) that answers.
+        let dhcp = Peer {
+            remote: "192.0.2.9".into(),
+            refid: None,
+            stratum: None,
+            reach: Some(1),
+            poll_seconds: None,
+            offset_ms: None,
+            delay_ms: None,
+            jitter_ms: None,
+            selected: Selection::Unusable,
+        };
+        assert_eq!(
+            why(true, Some(&unreachable), &[dhcp]),
+            Some(Reason::Selecting)
+        );
+        assert_eq!(why(true, None, &[]), None, "the config was not read");
+        let unknown = [Source {
+            state: SourceState::Unknown,
+            ..server(None)
+        }];
+        assert_eq!(why(true, Some(&unknown), &[]), None);
+        let synced = Sync {
+            synchronised: true,
+            ..unsynced.clone()
+        };
+        assert_eq!(reason(false, Some(&synced), Some(&[]), &[]), None);
+        assert_eq!(reason(true, None, Some(&[]), &[]), None, "not asked");
     }
 
     #[test]

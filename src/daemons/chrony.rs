@@ -1,7 +1,10 @@
 //! chrony (package `chrony`). It serves nobody without `allow`, never
 //! speaks mode 6/7, and has a command port (UDP 323) of its own.
 
-use super::sync::{first_line, float, log2_seconds, octal, Peer, Selection, Sync};
+use super::sync::{
+    first_line, float, log2_seconds, octal, same_host, Configured, Peer, Selection, Source,
+    SourceAddress, SourceKind, SourceState, Sync,
+};
 use super::{
     bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
 };
@@ -91,6 +94,32 @@ impl TimeDaemon for Chrony {
             parse_chronyc_sources(&sources.stdout)?,
             parse_chronyc_tracking(&tracking.stdout)?,
         ))
+    }
+    fn configured_sources(&self, lines: &[Directive]) -> Vec<Configured> {
+        configured_sources(lines)
+    }
+    fn source_query(&self, asked: &[Output]) -> Option<Vec<String>> {
+        let query = SOURCE_QUERIES.get(asked.len())?;
+        Some(query.iter().map(|w| w.to_string()).collect())
+    }
+    fn sources(
+        &self,
+        configured: &[Configured],
+        _listing: &Output,
+        asked: &[Output],
+    ) -> Result<Vec<Source>, String> {
+        let [names, addresses, auth] = asked else {
+            return Err(format!("chronyc: {} answers for 3 queries", asked.len()));
+        };
+        if let Some(failed) = asked.iter().find(|o| o.code != 0) {
+            return Err(format!("chronyc failed: {}", failed.stderr.trim()));
+        }
+        sources(
+            configured,
+            &parse_chronyc_sources(&names.stdout)?,
+            &parse_chronyc_sources(&addresses.stdout)?,
+            &parse_chronyc_authdata(&auth.stdout)?,
+        )
     }
     fn comment_marks(&self) -> &'static [char] {
         &['!', ';', '%']
@@ -244,6 +273,95 @@ pub(super) fn parse_chronyc_sources(stdout: &str) -> Result<Vec<Peer>, String> {
             })
         })
         .collect()
+}
+
+/// Every source with the name as configured (`-N`), with its address
+/// (`-n`; `ID#...` until its name resolves), and how each authenticates.
+/// `-a` keeps the sources whose names did not resolve; the three list the
+/// same sources in the same order.
+const SOURCE_QUERIES: [&[&str]; 3] = [
+    &["chronyc", "-N", "-c", "sources", "-a"],
+    &["chronyc", "-n", "-c", "sources", "-a"],
+    &["chronyc", "-N", "-c", "authdata", "-a"],
+];
+
+/// `server`, `pool` and `peer` lines, in any case as chrony reads them.
+fn configured_sources(lines: &[Directive]) -> Vec<Configured> {
+    lines
+        .iter()
+        .filter_map(|(_, words)| {
+            let kind = match words[0].to_ascii_lowercase().as_str() {
+                "server" => SourceKind::Server,
+                "pool" => SourceKind::Pool,
+                "peer" => SourceKind::Peer,
+                _ => return None,
+            };
+            Some(Configured {
+                kind,
+                name: words.get(1)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// `chronyc -c authdata`: `name,mode,keyid,type,klen,last,atmp,nak,cook,clen`;
+/// the mode is `-` (none), `SK` (a symmetric key) or `NTS`.
+fn parse_chronyc_authdata(stdout: &str) -> Result<Vec<String>, String> {
+    stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| match line.split(',').collect::<Vec<_>>()[..] {
+            [_name, mode, _, _, _, _, _, _, _, _] => Ok(mode.to_string()),
+            _ => Err(format!("chronyc authdata: expected 10 fields in {line:?}")),
+        })
+        .collect()
+}
+
+/// Ties each configured source to chrony's: the `-N` listing names them as
+/// configured, the `-n` one in the same order gives their addresses. A pool
+/// has an entry for each server it may use; those whose names did not
+/// resolve are left out. A key or NTS authenticates a source once it
+/// answers: chrony drops an answer that fails authentication.
+fn sources(
+    configured: &[Configured],
+    names: &[Peer],
+    addresses: &[Peer],
+    auth: &[String],
+) -> Result<Vec<Source>, String> {
+    if names.len() != addresses.len() || names.len() != auth.len() {
+        return Err(format!(
+            "chronyc: the sources changed between queries ({}, {} and {} listed); ask again",
+            names.len(),
+            addresses.len(),
+            auth.len()
+        ));
+    }
+    let mut claimed = vec![false; names.len()];
+    Ok(configured
+        .iter()
+        .map(|c| {
+            let mut found = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                if claimed[i] || !same_host(&c.name, &name.remote) {
+                    continue;
+                }
+                claimed[i] = true;
+                let a = &addresses[i];
+                if !a.remote.starts_with("ID#") {
+                    found.push(SourceAddress {
+                        address: a.remote.clone(),
+                        state: SourceState::of(a.reach, a.selected),
+                        reach: a.reach,
+                        authenticated: auth[i] != "-" && a.reach.is_some_and(|r| r > 0),
+                    });
+                }
+                if c.kind != SourceKind::Pool {
+                    break;
+                }
+            }
+            Source::new(c, found)
+        })
+        .collect())
 }
 
 /// `chronyc -n -c tracking`: one CSV line of 14 fields. Unsynchronised when
@@ -402,5 +520,237 @@ mod tests {
     fn chronyc_tracking_errors() {
         assert!(parse_chronyc_tracking("").is_err());
         assert!(parse_chronyc_tracking("^,*,162.159.200.1,3,6,377,41,0.0,0.0,0.0\n").is_err());
+    }
+
+    fn said(stdout: &str) -> Output {
+        Output {
+            code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            elapsed: Default::default(),
+        }
+    }
+
+    fn configured(config: &str) -> Vec<Configured> {
+        let lines: Vec<Directive> = config
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.split_whitespace().collect()))
+            .filter(|(_, w): &(usize, Vec<&str>)| !w.is_empty())
+            .collect();
+        configured_sources(&lines)
+    }
+
+    // Recorded on Debian 11, chrony 4.0, with /etc/hosts giving
+    // a-very-long-server-name.ntp.test 127.0.0.2, one.ntp.test 127.0.0.1
+    // (already a server: chrony keeps it unresolved) and pool.ntp.test
+    // 127.0.0.3 and .4. `-a` lists the unresolved ones too; a pool has an
+    // entry per server it may use. (`Server`: chrony reads directive names
+    // in any case.)
+    const CHRONY_CONFIG: &str = "\
+server 127.0.0.1 iburst
+server one.ntp.test iburst
+server a-very-long-server-name.ntp.test iburst
+Server unresolvable.invalid iburst
+pool pool.ntp.test iburst
+pool nopool.invalid iburst
+bindcmdaddress 127.0.0.1
+";
+    const CHRONYC_NAMES: &str = concat!(
+        "^,?,127.0.0.1,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,one.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,a-very-long-server-name.ntp.test,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,unresolvable.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,pool.ntp.test,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,nopool.invalid,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+    );
+    const CHRONYC_ADDRESSES: &str = concat!(
+        "^,?,127.0.0.1,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000001,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,127.0.0.2,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000003,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000004,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,127.0.0.3,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000006,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000007,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,127.0.0.4,0,7,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000009,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000010,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000011,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000012,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000013,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000014,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000015,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000016,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000017,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000018,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+        "^,?,ID#0000000019,0,6,0,4294967295,0.000000000,0.000000000,0.000000000\n",
+    );
+    const CHRONYC_AUTHDATA: &str = concat!(
+        "127.0.0.1,-,0,0,0,4294967295,0,0,0,0\n",
+        "one.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "a-very-long-server-name.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "unresolvable.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "pool.ntp.test,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+        "nopool.invalid,-,0,0,0,4294967295,0,0,0,0\n",
+    );
+
+    fn chrony_sources(
+        config: &str,
+        names: &str,
+        addresses: &str,
+        auth: &str,
+    ) -> Result<Vec<Source>, String> {
+        let asked = [said(names), said(addresses), said(auth)];
+        Chrony.sources(&configured(config), &said(""), &asked)
+    }
+
+    #[test]
+    fn chronyc_sources_by_name_as_configured_unresolved_ones_included() {
+        let sources = chrony_sources(
+            CHRONY_CONFIG,
+            CHRONYC_NAMES,
+            CHRONYC_ADDRESSES,
+            CHRONYC_AUTHDATA,
+        )
+        .unwrap();
+        let summary: Vec<(SourceKind, &str, SourceState, Vec<&str>)> = sources
+            .iter()
+            .map(|s| {
+                let addresses = s.addresses.iter().map(|a| a.address.as_str()).collect();
+                (s.kind, s.name.as_str(), s.state, addresses)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    SourceKind::Server,
+                    "127.0.0.1",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.1"]
+                ),
+                (
+                    SourceKind::Server,
+                    "one.ntp.test",
+                    SourceState::Unresolved,
+                    vec![]
+                ),
+                (
+                    SourceKind::Server,
+                    "a-very-long-server-name.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.2"]
+                ),
+                (
+                    SourceKind::Server,
+                    "unresolvable.invalid",
+                    SourceState::Unresolved,
+                    vec![]
+                ),
+                (
+                    SourceKind::Pool,
+                    "pool.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.3", "127.0.0.4"]
+                ),
+                (
+                    SourceKind::Pool,
+                    "nopool.invalid",
+                    SourceState::Unresolved,
+                    vec![]
+                ),
+            ]
+        );
+        assert_eq!(sources[0].addresses[0].reach, Some(0));
+    }
+
+    #[test]
+    fn chronyc_selected_and_nts_sources() {
+        let config = "server time.cloudflare.com iburst nts\npool 2.debian.pool.ntp.org iburst\n";
+        let names = concat!(
+            "^,*,time.cloudflare.com,3,6,377,41,0.000085620,0.000103474,0.011468376\n",
+            "^,+,2.debian.pool.ntp.org,2,6,377,42,-0.000187417,-0.000169564,0.011497023\n",
+            "^,?,2.debian.pool.ntp.org,2,6,0,4294967295,0.0,0.0,0.0\n",
+        );
+        let addresses = concat!(
+            "^,*,162.159.200.1,3,6,377,41,0.000085620,0.000103474,0.011468376\n",
+            "^,+,2606:4700:f1::1,2,6,377,42,-0.000187417,-0.000169564,0.011497023\n",
+            "^,?,192.0.2.99,2,6,0,4294967295,0.0,0.0,0.0\n",
+        );
+        let auth = concat!(
+            "time.cloudflare.com,NTS,1,15,256,33,0,0,8,100\n",
+            "2.debian.pool.ntp.org,-,0,0,0,4294967295,0,0,0,0\n",
+            "2.debian.pool.ntp.org,-,0,0,0,4294967295,0,0,0,0\n",
+        );
+        let sources = chrony_sources(config, names, addresses, auth).unwrap();
+        assert_eq!(
+            (sources[0].state, sources[0].authenticated),
+            (SourceState::Selected, true)
+        );
+        let pool: Vec<(&str, SourceState)> = sources[1]
+            .addresses
+            .iter()
+            .map(|a| (a.address.as_str(), a.state))
+            .collect();
+        assert_eq!(
+            pool,
+            [
+                ("2606:4700:f1::1", SourceState::Selected),
+                ("192.0.2.99", SourceState::Unreachable)
+            ]
+        );
+        assert!(!sources[1].authenticated);
+    }
+
+    #[test]
+    fn chronyc_lists_that_differ_or_fail_are_errors() {
+        let err = chrony_sources(CHRONY_CONFIG, CHRONYC_NAMES, "", CHRONYC_AUTHDATA).unwrap_err();
+        assert!(err.contains("the sources changed between queries"), "{err}");
+        let failed = Output {
+            code: 1,
+            stderr: "506 Cannot talk to daemon\n".into(),
+            ..said("")
+        };
+        let asked = [failed.clone(), failed.clone(), failed];
+        let err = Chrony
+            .sources(&configured(CHRONY_CONFIG), &said(""), &asked)
+            .unwrap_err();
+        assert!(err.contains("506 Cannot talk to daemon"), "{err}");
+        assert_eq!(
+            Chrony.source_query(&[]).unwrap(),
+            ["chronyc", "-N", "-c", "sources", "-a"]
+        );
+        assert_eq!(Chrony.source_query(&[said(""), said(""), said("")]), None);
+        assert!(parse_chronyc_authdata("a,b\n").is_err());
+        assert_eq!(parse_chronyc_authdata(""), Ok(vec![]));
     }
 }

@@ -19,7 +19,7 @@ use crate::process::{Cmd, Output};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::net::IpAddr;
-use sync::{Peer, Sync};
+use sync::{Configured, Peer, Source, Sync};
 
 /// Every daemon ntp-provision can converge; the order is the one operators
 /// read in messages.
@@ -81,6 +81,22 @@ pub trait TimeDaemon: std::marker::Sync {
     fn status_queries(&self) -> [&'static [&'static str]; 2];
     /// Parses what `status_queries` printed.
     fn parse_status(&self, sources: &Output, sync: &Output) -> Result<(Vec<Peer>, Sync), String>;
+    /// The time sources its config names (server, pool... lines), in order.
+    fn configured_sources(&self, lines: &[Directive]) -> Vec<Configured>;
+    /// The next query about its sources after `status_queries`, built from
+    /// the answers so far (ntpq lists the associations, then reads each by
+    /// its ID); `None` once there is none left.
+    fn source_query(&self, _asked: &[Output]) -> Option<Vec<String>> {
+        None
+    }
+    /// What became of each configured source: `listing` is what the first
+    /// status query printed, `asked` the answers to `source_query`.
+    fn sources(
+        &self,
+        configured: &[Configured],
+        listing: &Output,
+        asked: &[Output],
+    ) -> Result<Vec<Source>, String>;
     /// Characters that start a comment at the beginning of a line, beyond `#`.
     fn comment_marks(&self) -> &'static [char] {
         &[]

@@ -2,7 +2,10 @@
 //! ntpq for status, and time service to anyone under the recipe's
 //! rate-limited default entry.
 
-use super::sync::{first_line, float, interval, is_ntpq_header, octal, Peer, Selection, Sync};
+use super::sync::{
+    first_line, float, interval, is_ntpq_header, octal, same_host, Configured, Peer, Selection,
+    Source, SourceAddress, SourceKind, SourceState, Sync,
+};
 use super::{Directive, Finding};
 use crate::names::Rule;
 use crate::net::{ntp_net, Family, Net, PRIVATE};
@@ -398,6 +401,261 @@ pub(super) fn parse_ntpq_rv(stdout: &str) -> Result<Sync, String> {
     })
 }
 
+/// `server`, `pool` and `peer` lines: `server [-4|-6] ADDRESS [options]`.
+pub(super) fn configured_sources(lines: &[Directive]) -> Vec<Configured> {
+    lines
+        .iter()
+        .filter_map(|(_, words)| {
+            let kind = match words[0] {
+                "server" => SourceKind::Server,
+                "pool" => SourceKind::Pool,
+                "peer" => SourceKind::Peer,
+                _ => return None,
+            };
+            let name = match words.get(1) {
+                Some(&"-4" | &"-6") => words.get(2),
+                other => other,
+            };
+            Some(Configured {
+                kind,
+                name: name?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The association list, then one `rv` per association in one ntpq run
+/// (ntpq prints no association ID with a variable list: the order ties them).
+pub(super) fn source_query(asked: &[Output]) -> Option<Vec<String>> {
+    let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    match asked {
+        [] => Some(argv(&["ntpq", "-n", "-c", "associations"])),
+        [list] => {
+            let associations = parse_associations(&list.stdout, &list.stderr).ok()?;
+            if associations.is_empty() {
+                return None;
+            }
+            let mut query = argv(&["ntpq", "-n"]);
+            for a in associations {
+                query.push("-c".into());
+                query.push(format!("rv {} {RV_VARIABLES}", a.assid));
+            }
+            Some(query)
+        }
+        _ => None,
+    }
+}
+
+/// What each association's `rv` asks for.
+const RV_VARIABLES: &str = "srcadr,srchost,reach";
+
+/// One row of `ntpq -c associations`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Association {
+    assid: u32,
+    /// `conf yes`: from the config; pool servers are ephemeral (`no`).
+    persistent: bool,
+    /// `auth ok`: its packets pass authentication.
+    authenticated: bool,
+    selected: Selection,
+}
+
+/// `ntpq -c associations`, classic ntpd 4.2.8 and NTPsec 1.x alike:
+/// `ind assid status conf reach auth condition last_event cnt`.
+fn parse_associations(stdout: &str, stderr: &str) -> Result<Vec<Association>, String> {
+    let mut lines = stdout.lines();
+    let header = |l: &str| {
+        let mut words = l.split_whitespace();
+        words.next() == Some("ind") && words.next() == Some("assid")
+    };
+    if !lines.by_ref().any(header) {
+        if [stdout, stderr]
+            .iter()
+            .any(|s| s.contains("No association ID"))
+        {
+            return Ok(Vec::new());
+        }
+        let said = first_line(stderr).or_else(|| first_line(stdout));
+        return Err(format!(
+            "ntpq associations: {}",
+            said.unwrap_or("no output")
+        ));
+    }
+    lines
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('='))
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let [_ind, assid, _status, conf, _reach, auth, condition, ..] = fields[..] else {
+                return Err(format!("ntpq associations: unexpected line {line:?}"));
+            };
+            let assid = assid
+                .parse()
+                .map_err(|_| format!("ntpq associations: no association ID in {line:?}"))?;
+            Ok(Association {
+                assid,
+                persistent: conf == "yes",
+                authenticated: auth == "ok",
+                selected: match condition {
+                    "sys.peer" | "pps.peer" => Selection::SystemPeer,
+                    "candidate" | "backup" => Selection::Candidate,
+                    "outlier" | "excess" => Selection::Outlier,
+                    "falsetick" => Selection::Falseticker,
+                    "reject" => Selection::Unusable,
+                    _ => Selection::Unknown,
+                },
+            })
+        })
+        .collect()
+}
+
+/// One association's `rv srcadr,srchost,reach`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct AssociationVars {
+    /// `None` for 0.0.0.0 or `::`: a pool's own association, or (NTPsec) a
+    /// server whose name has not resolved yet.
+    address: Option<String>,
+    /// The name as configured: pools, and NTPsec's servers by name.
+    host: Option<String>,
+    reach: Option<u8>,
+}
+
+/// The `rv` answers of one ntpq run, one block per association, each
+/// starting with `srcadr=` (the first variable the daemon prints).
+fn parse_rv_blocks(stdout: &str) -> Vec<AssociationVars> {
+    let mut blocks: Vec<AssociationVars> = Vec::new();
+    for line in stdout.lines() {
+        for word in line.split(|c: char| c == ',' || c.is_whitespace()) {
+            let Some((name, value)) = word.split_once('=') else {
+                continue;
+            };
+            let value = value.trim_matches('"');
+            match name {
+                "srcadr" => blocks.push(AssociationVars {
+                    address: value
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        .filter(|ip| !ip.is_unspecified())
+                        .map(|ip| ip.to_string()),
+                    ..Default::default()
+                }),
+                "srchost" if !value.is_empty() => {
+                    if let Some(b) = blocks.last_mut() {
+                        b.host = Some(value.to_string());
+                    }
+                }
+                "reach" => {
+                    if let Some(b) = blocks.last_mut() {
+                        b.reach = octal(value);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    blocks
+}
+
+/// Ties the config's sources to the daemon's associations.
+///
+/// Servers by address match `srcadr`; pools, and NTPsec's servers by name,
+/// match `srchost`. Classic ntpd forgets a server's name once it resolved
+/// it: its associations from the config that nothing else claims go to the
+/// servers by name in config order (the order ntpd resolves them in) when
+/// there is one for each; with fewer, which name is missing is unknown, and
+/// with none, no name resolved. A pool's servers are ephemeral associations
+/// that do not say which pool gave them: with one pool they are its, with
+/// several each pool is unknown (unresolved when there is none).
+pub(super) fn sources(configured: &[Configured], asked: &[Output]) -> Result<Vec<Source>, String> {
+    let list = asked.first().ok_or("ntpq associations: not asked")?;
+    let associations = parse_associations(&list.stdout, &list.stderr)?;
+    // No association at all: no second query.
+    let vars = asked
+        .get(1)
+        .map_or_else(Vec::new, |v| parse_rv_blocks(&v.stdout));
+    if vars.len() != associations.len() {
+        return Err(format!(
+            "ntpq: the associations changed while they were read ({} listed, {} read); ask again",
+            associations.len(),
+            vars.len()
+        ));
+    }
+    let assocs: Vec<(&Association, &AssociationVars)> = associations.iter().zip(&vars).collect();
+    let address = |(a, v): (&Association, &AssociationVars)| {
+        v.address.as_ref().map(|address| SourceAddress {
+            address: address.clone(),
+            state: SourceState::of(v.reach, a.selected),
+            reach: v.reach,
+            authenticated: a.authenticated,
+        })
+    };
+    let mut claimed = vec![false; assocs.len()];
+    let mut found: Vec<Option<Source>> = vec![None; configured.len()];
+    // By address, then by name as configured.
+    for (i, c) in configured.iter().enumerate() {
+        let by_address = c.name.parse::<std::net::IpAddr>().is_ok();
+        let hit = assocs.iter().enumerate().position(|(j, (_, v))| {
+            !claimed[j]
+                && match (by_address, &v.address, &v.host) {
+                    (true, Some(a), _) => same_host(&c.name, a),
+                    (false, _, Some(h)) => same_host(&c.name, h),
+                    _ => false,
+                }
+        });
+        if let Some(j) = hit {
+            claimed[j] = true;
+            found[i] = Some(match c.kind {
+                // A pool's own association has no address; its servers come below.
+                SourceKind::Pool => Source::new(c, Vec::new()),
+                _ => Source::new(c, address(assocs[j]).into_iter().collect()),
+            });
+        }
+    }
+    let unclaimed = |persistent: bool| -> Vec<usize> {
+        (0..assocs.len())
+            .filter(|&j| {
+                let (a, v) = assocs[j];
+                !claimed[j] && a.persistent == persistent && v.host.is_none() && v.address.is_some()
+            })
+            .collect()
+    };
+    let (from_config, spawned) = (unclaimed(true), unclaimed(false));
+    let named: Vec<usize> = (0..configured.len())
+        .filter(|&i| {
+            let c = &configured[i];
+            found[i].is_none()
+                && c.kind != SourceKind::Pool
+                && c.name.parse::<std::net::IpAddr>().is_err()
+        })
+        .collect();
+    for (n, &i) in named.iter().enumerate() {
+        let c = &configured[i];
+        found[i] = Some(if from_config.is_empty() {
+            Source::new(c, Vec::new())
+        } else if from_config.len() == named.len() {
+            Source::new(c, address(assocs[from_config[n]]).into_iter().collect())
+        } else {
+            Source::unknown(c)
+        });
+    }
+    let pools = configured
+        .iter()
+        .filter(|c| c.kind == SourceKind::Pool)
+        .count();
+    Ok(configured
+        .iter()
+        .zip(found)
+        .map(|(c, f)| match (c.kind, f) {
+            (SourceKind::Pool, _) if pools == 1 || spawned.is_empty() => Source::new(
+                c,
+                spawned.iter().filter_map(|&j| address(assocs[j])).collect(),
+            ),
+            (SourceKind::Pool, _) => Source::unknown(c),
+            (_, Some(f)) => f,
+            (_, None) => Source::new(c, Vec::new()),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,5 +912,280 @@ mod tests {
         assert!(parse_ntpq_rv("").is_err());
         let err = parse_ntpq_rv("No system variables returned\n").unwrap_err();
         assert!(err.contains("No system variables returned"), "{err}");
+    }
+
+    fn said(stdout: &str) -> Output {
+        Output {
+            code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            elapsed: Default::default(),
+        }
+    }
+
+    fn configured(config: &str) -> Vec<Configured> {
+        let lines: Vec<Directive> = config
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.split_whitespace().collect()))
+            .filter(|(_, w): &(usize, Vec<&str>)| !w.is_empty())
+            .collect();
+        configured_sources(&lines)
+    }
+
+    /// (name, state, addresses) of each source.
+    fn summary(sources: &[Source]) -> Vec<(&str, SourceState, Vec<&str>)> {
+        sources
+            .iter()
+            .map(|s| {
+                let addresses = s.addresses.iter().map(|a| a.address.as_str()).collect();
+                (s.name.as_str(), s.state, addresses)
+            })
+            .collect()
+    }
+
+    // Recorded on Debian 12, ntpsec 1.2.2, with /etc/hosts giving
+    // one.ntp.test 127.0.0.5, a-very-long-server-name.ntp.test 127.0.0.2 and
+    // pool.ntp.test 127.0.0.3 and .4, and no DNS (`hosts: files`). NTPsec
+    // refused 127.0.0.6 (no association) and keeps a named server's name in
+    // `srchost`, with srcadr 0.0.0.0 until it resolves. (The rv was asked
+    // for hmode and flash too.)
+    const NTPSEC_CONFIG: &str = "\
+server 127.0.0.1 iburst
+server one.ntp.test iburst
+server a-very-long-server-name.ntp.test iburst
+server unresolvable.invalid iburst
+server -4 127.0.0.6 iburst
+pool pool.ntp.test iburst
+restrict -4 default kod notrap nomodify nopeer noquery limited
+";
+    const NTPSEC_ASSOCIATIONS: &str = concat!(
+        "\n",
+        "ind assid status  conf reach auth condition  last_event cnt\n",
+        "===========================================================\n",
+        "  1 17767  8011   yes    no  none    reject    mobilize  1\n",
+        "  2 17768  8011   yes    no  none    reject    mobilize  1\n",
+        "  3 17769  8011   yes    no  none    reject    mobilize  1\n",
+        "  4 17770  8011   yes    no  none    reject    mobilize  1\n",
+        "  5 17771  8811   yes  none  none    reject    mobilize  1\n",
+        "  7 17773  0011    no    no  none    reject    mobilize  1\n",
+        "  8 17774  0011    no    no  none    reject    mobilize  1\n",
+    );
+    const NTPSEC_RV: &str = concat!(
+        "srcadr=127.0.0.1, hmode=3, reach=000,\n",
+        "flash=1600 peer_stratum peer_dist peer_unreach\n",
+        "srcadr=127.0.0.5, hmode=3, reach=000, flash=1400 peer_dist peer_unreach,\n",
+        "srchost=\"one.ntp.test\"\n",
+        "srcadr=127.0.0.2, hmode=3, reach=000, flash=1400 peer_dist peer_unreach,\n",
+        "srchost=\"a-very-long-server-name.ntp.test\"\n",
+        "srcadr=0.0.0.0, hmode=3, reach=000, flash=1400 peer_dist peer_unreach,\n",
+        "srchost=\"unresolvable.invalid\"\n",
+        "srcadr=0.0.0.0, hmode=3, reach=000, flash=1400 peer_dist peer_unreach,\n",
+        "srchost=\"pool.ntp.test\"\n",
+        "srcadr=127.0.0.3, hmode=3, reach=000, flash=1400 peer_dist peer_unreach\n",
+        "srcadr=127.0.0.4, hmode=3, reach=000, flash=1400 peer_dist peer_unreach\n",
+    );
+
+    #[test]
+    fn the_config_names_servers_pools_and_peers_in_full() {
+        let c = configured(NTPSEC_CONFIG);
+        let names: Vec<(SourceKind, &str)> = c.iter().map(|c| (c.kind, c.name.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                (SourceKind::Server, "127.0.0.1"),
+                (SourceKind::Server, "one.ntp.test"),
+                (SourceKind::Server, "a-very-long-server-name.ntp.test"),
+                (SourceKind::Server, "unresolvable.invalid"),
+                (SourceKind::Server, "127.0.0.6"),
+                (SourceKind::Pool, "pool.ntp.test"),
+            ]
+        );
+        assert_eq!(
+            configured("peer 192.0.2.7 key 1\n")[0].kind,
+            SourceKind::Peer
+        );
+    }
+
+    #[test]
+    fn ntpq_reads_each_association_by_its_id_in_one_run() {
+        assert_eq!(
+            source_query(&[]).unwrap(),
+            ["ntpq", "-n", "-c", "associations"]
+        );
+        let query = source_query(&[said(NTPSEC_ASSOCIATIONS)]).unwrap();
+        assert_eq!(query.len(), 2 + 2 * 7);
+        assert_eq!(
+            query[..4],
+            ["ntpq", "-n", "-c", "rv 17767 srcadr,srchost,reach"]
+        );
+        assert_eq!(query[15], "rv 17774 srcadr,srchost,reach");
+        // No association: nothing more to ask.
+        let none = Output {
+            stderr: "No association ID's returned\n".into(),
+            ..said("")
+        };
+        assert_eq!(source_query(&[none]), None);
+        assert_eq!(source_query(&[said(""), said("")]), None);
+    }
+
+    #[test]
+    fn ntpsec_sources_by_name_as_configured_with_their_addresses() {
+        let asked = [said(NTPSEC_ASSOCIATIONS), said(NTPSEC_RV)];
+        let sources = sources(&configured(NTPSEC_CONFIG), &asked).unwrap();
+        assert_eq!(
+            summary(&sources),
+            [
+                ("127.0.0.1", SourceState::Unreachable, vec!["127.0.0.1"]),
+                ("one.ntp.test", SourceState::Unreachable, vec!["127.0.0.5"]),
+                (
+                    "a-very-long-server-name.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.2"]
+                ),
+                ("unresolvable.invalid", SourceState::Unresolved, vec![]),
+                ("127.0.0.6", SourceState::Unresolved, vec![]),
+                (
+                    "pool.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.3", "127.0.0.4"]
+                ),
+            ]
+        );
+        assert_eq!(sources[0].addresses[0].reach, Some(0));
+        assert!(!sources[0].authenticated);
+    }
+
+    // Debian 11, ntp 1:4.2.8p15: one.ntp.test resolved to ::1, and classic
+    // ntpd kept no srchost for it; unresolvable.invalid has no association.
+    // (Recorded with `ntpq -n`; classic separates the rv blocks by a blank line.)
+    const CLASSIC_ASSOCIATIONS: &str = concat!(
+        "ind assid status  conf reach auth condition  last_event cnt\n",
+        "===========================================================\n",
+        "  1 54463  8011   yes    no  none    reject    mobilize  1\n",
+        "  2 54464  8011   yes    no  none    reject    mobilize  1\n",
+    );
+    const CLASSIC_RV: &str = "srcadr=127.0.0.1, reach=000\n\nsrcadr=::1, reach=000\n";
+
+    #[test]
+    fn classic_ntpd_servers_by_name_are_tied_only_when_each_has_an_association() {
+        let asked = [said(CLASSIC_ASSOCIATIONS), said(CLASSIC_RV)];
+        // Two names, one association left: which name resolved is unknown.
+        let both =
+            configured("server 127.0.0.1\nserver one.ntp.test\nserver unresolvable.invalid\n");
+        assert_eq!(
+            summary(&sources(&both, &asked).unwrap()),
+            [
+                ("127.0.0.1", SourceState::Unreachable, vec!["127.0.0.1"]),
+                ("one.ntp.test", SourceState::Unknown, vec![]),
+                ("unresolvable.invalid", SourceState::Unknown, vec![]),
+            ]
+        );
+        // One name, one association: it is that name's.
+        let one = configured("server 127.0.0.1\nserver one.ntp.test\n");
+        assert_eq!(
+            summary(&sources(&one, &asked).unwrap())[1],
+            ("one.ntp.test", SourceState::Unreachable, vec!["::1"])
+        );
+        // No association left: no name resolved.
+        let only_localhost = CLASSIC_ASSOCIATIONS.replace(
+            "  2 54464  8011   yes    no  none    reject    mobilize  1\n",
+            "",
+        );
+        let asked = [said(&only_localhost), said("srcadr=127.0.0.1, reach=000\n")];
+        assert_eq!(
+            summary(&sources(&both, &asked).unwrap())[1..],
+            [
+                ("one.ntp.test", SourceState::Unresolved, vec![]),
+                ("unresolvable.invalid", SourceState::Unresolved, vec![]),
+            ]
+        );
+    }
+
+    #[test]
+    fn reach_selection_and_authentication_come_from_the_associations() {
+        // A synchronised classic ntpd: a keyed server is the system peer, a
+        // pool gave two servers (one a candidate, one reachable and rejected).
+        let associations = concat!(
+            "ind assid status  conf reach auth condition  last_event cnt\n",
+            "===========================================================\n",
+            "  1 40001  f63a   yes   yes    ok  sys.peer    sys_peer  3\n",
+            "  2 40002  8811   yes  none  none    reject    mobilize  1\n",
+            "  3 40003  1414    no   yes  none candidate   reachable  1\n",
+            "  4 40004  1014    no   yes  none    reject   reachable  1\n",
+        );
+        let rv = concat!(
+            "srcadr=192.0.2.1, reach=377\n\n",
+            "srcadr=0.0.0.0, reach=000, srchost=\"2.debian.pool.ntp.org\"\n\n",
+            "srcadr=198.51.100.7, reach=377\n\n",
+            "srcadr=2001:db8::123, reach=17\n",
+        );
+        let c = configured("server 192.0.2.1 key 1\npool 2.debian.pool.ntp.org iburst\n");
+        let sources = sources(&c, &[said(associations), said(rv)]).unwrap();
+        assert_eq!(
+            (sources[0].state, sources[0].authenticated),
+            (SourceState::Selected, true)
+        );
+        assert_eq!(sources[0].addresses[0].reach, Some(0o377));
+        let pool = &sources[1];
+        assert_eq!(
+            (pool.state, pool.authenticated),
+            (SourceState::Selected, false)
+        );
+        let states: Vec<(&str, SourceState, Option<u8>)> = pool
+            .addresses
+            .iter()
+            .map(|a| (a.address.as_str(), a.state, a.reach))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("198.51.100.7", SourceState::Selected, Some(0o377)),
+                ("2001:db8::123", SourceState::Reachable, Some(0o17)),
+            ]
+        );
+        // A second pool: nothing says which pool gave which server.
+        let two = configured("pool 2.debian.pool.ntp.org\npool 3.debian.pool.ntp.org\n");
+        let sources = super::sources(&two, &[said(associations), said(rv)]).unwrap();
+        assert_eq!(sources[0].state, SourceState::Unknown);
+    }
+
+    #[test]
+    fn associations_that_changed_between_the_two_queries_are_an_error() {
+        let asked = [
+            said(NTPSEC_ASSOCIATIONS),
+            said("srcadr=127.0.0.1, reach=000\n"),
+        ];
+        let err = sources(&configured(NTPSEC_CONFIG), &asked).unwrap_err();
+        assert!(err.contains("7 listed, 1 read"), "{err}");
+        let err = sources(
+            &configured(NTPSEC_CONFIG),
+            &[Output {
+                stderr: "ntpq: read: Connection refused\n".into(),
+                ..said("")
+            }],
+        )
+        .unwrap_err();
+        assert!(err.contains("Connection refused"), "{err}");
+    }
+
+    #[test]
+    fn no_association_text_panics() {
+        let c = configured(NTPSEC_CONFIG);
+        for input in [
+            "",
+            "ind assid\n",
+            "ind assid status\n===\n  1\n",
+            "ind assid\n=\n 1 x y z w v u\n",
+            "srcadr=",
+            "srcadr=\"\nsrchost=",
+            "reach=999 srcadr=:: srchost=\"\"",
+            "srchost=a, reach=7",
+        ] {
+            let _ = parse_associations(input, input);
+            let _ = parse_rv_blocks(input);
+            let _ = sources(&c, &[said(input), said(input)]);
+            let _ = source_query(&[said(input)]);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Classic ntpd (package `ntp` where it is the daemon itself: Debian 11,
 //! Ubuntu up to 22.04). It has mode 7 and, before 4.2.7p26, monlist.
 
-use super::sync::{Peer, Sync};
+use super::sync::{Configured, Peer, Source, Sync};
 use super::{
     bounded_check, ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor,
     TimeDaemon, Verdict, CHECK_SECONDS,
@@ -82,6 +82,20 @@ impl TimeDaemon for Ntpd {
     }
     fn parse_status(&self, sources: &Output, sync: &Output) -> Result<(Vec<Peer>, Sync), String> {
         ntp_family::parse_status(sources, sync)
+    }
+    fn configured_sources(&self, lines: &[Directive]) -> Vec<Configured> {
+        ntp_family::configured_sources(lines)
+    }
+    fn source_query(&self, asked: &[Output]) -> Option<Vec<String>> {
+        ntp_family::source_query(asked)
+    }
+    fn sources(
+        &self,
+        configured: &[Configured],
+        _listing: &Output,
+        asked: &[Output],
+    ) -> Result<Vec<Source>, String> {
+        ntp_family::sources(configured, asked)
     }
     fn lint(&self, lines: &[Directive], version: Option<&str>) -> Vec<Finding> {
         let mut findings = ntp_family::lint_restrict(lines);

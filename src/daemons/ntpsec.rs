@@ -1,7 +1,7 @@
 //! NTPsec (package `ntpsec`; what `ntp` installs on Debian 12 and Ubuntu
 //! 24.04). No mode 7; from 1.1.9 its own default entry keeps `noquery`.
 
-use super::sync::{Peer, Sync};
+use super::sync::{Configured, Peer, Source, Sync};
 use super::{
     ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
 };
@@ -120,6 +120,20 @@ impl TimeDaemon for Ntpsec {
     }
     fn parse_status(&self, sources: &Output, sync: &Output) -> Result<(Vec<Peer>, Sync), String> {
         ntp_family::parse_status(sources, sync)
+    }
+    fn configured_sources(&self, lines: &[Directive]) -> Vec<Configured> {
+        ntp_family::configured_sources(lines)
+    }
+    fn source_query(&self, asked: &[Output]) -> Option<Vec<String>> {
+        ntp_family::source_query(asked)
+    }
+    fn sources(
+        &self,
+        configured: &[Configured],
+        _listing: &Output,
+        asked: &[Output],
+    ) -> Result<Vec<Source>, String> {
+        ntp_family::sources(configured, asked)
     }
     fn lint(&self, lines: &[Directive], _version: Option<&str>) -> Vec<Finding> {
         ntp_family::lint_restrict(lines)

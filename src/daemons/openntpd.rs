@@ -1,7 +1,10 @@
 //! OpenNTPD (package `openntpd`). It listens nowhere without `listen on`
 //! and has no mode 6/7.
 
-use super::sync::{first_line, float, interval, Peer, Selection, Sync};
+use super::sync::{
+    first_line, float, interval, same_host, Configured, Peer, Selection, Source, SourceAddress,
+    SourceKind, SourceState, Sync,
+};
 use super::{
     bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
 };
@@ -88,6 +91,21 @@ impl TimeDaemon for Openntpd {
             parse_ntpctl_status(&status.stdout)?,
         ))
     }
+    fn configured_sources(&self, lines: &[Directive]) -> Vec<Configured> {
+        configured_sources(lines)
+    }
+    /// `ntpctl -s peers` names each peer as configured already.
+    fn sources(
+        &self,
+        configured: &[Configured],
+        listing: &Output,
+        _asked: &[Output],
+    ) -> Result<Vec<Source>, String> {
+        if listing.code != 0 {
+            return Err(format!("ntpctl failed: {}", listing.stderr.trim()));
+        }
+        Ok(sources(configured, &ntpctl_entries(&listing.stdout)?))
+    }
     fn lint(&self, lines: &[Directive], _version: Option<&str>) -> Vec<Finding> {
         lint_openntpd(lines)
     }
@@ -144,12 +162,53 @@ pub(super) fn parse_ntpctl_status(stdout: &str) -> Result<Sync, String> {
     })
 }
 
+/// `server NAME` and `servers NAME` (every address the name gives: a pool).
+fn configured_sources(lines: &[Directive]) -> Vec<Configured> {
+    lines
+        .iter()
+        .filter_map(|(_, words)| {
+            let kind = match words[0] {
+                "server" => SourceKind::Server,
+                "servers" => SourceKind::Pool,
+                _ => return None,
+            };
+            Some(Configured {
+                kind,
+                name: words.get(1)?.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One peer of `ntpctl -s peers`, with what its description line says.
+#[derive(Debug, Clone, PartialEq)]
+struct NtpctlEntry {
+    /// `None`: "not resolved".
+    address: Option<String>,
+    /// The name as configured; `None` for a peer configured by address.
+    name: Option<String>,
+    /// From `servers` ("from pool").
+    from_pool: bool,
+    /// OpenNTPD's trust level: 2 when it starts, one more for each answer
+    /// until the peer is valid.
+    trust: Option<u8>,
+    peer: Peer,
+}
+
 /// `ntpctl -s peers`: a header, then per peer a description line
-/// ("ADDRESS [from pool ]NAME") and an indented figures line
+/// ("ADDRESS [from pool ]NAME", "not resolved [from pool ]NAME", or the
+/// address alone) and an indented figures line
 /// (" *  1 10  2   22s   31s        -0.612ms    11.048ms     0.533ms", or
 /// "---- peer not valid ----" in place of the three times).
 pub(super) fn parse_ntpctl_peers(stdout: &str) -> Result<Vec<Peer>, String> {
-    let mut peers = Vec::new();
+    Ok(ntpctl_entries(stdout)?
+        .into_iter()
+        .map(|e| e.peer)
+        .collect())
+}
+
+fn ntpctl_entries(stdout: &str) -> Result<Vec<NtpctlEntry>, String> {
+    let mut entries = Vec::new();
     let mut description: Option<&str> = None;
     for line in stdout.lines() {
         let text = line.trim();
@@ -174,18 +233,18 @@ pub(super) fn parse_ntpctl_peers(stdout: &str) -> Result<Vec<Peer>, String> {
         let Some(desc) = description.take() else {
             return Err(format!("ntpctl -s peers: figures without a peer: {line:?}"));
         };
-        peers.push(ntpctl_peer(desc, text)?);
+        entries.push(ntpctl_entry(desc, text)?);
     }
     match description {
         Some(orphan) => Err(format!("ntpctl -s peers: no figures for {orphan:?}")),
-        None => Ok(peers),
+        None => Ok(entries),
     }
 }
 
-fn ntpctl_peer(description: &str, figures: &str) -> Result<Peer, String> {
+fn ntpctl_entry(description: &str, figures: &str) -> Result<NtpctlEntry, String> {
     let mut words = figures.split_whitespace().peekable();
     let synced = words.next_if_eq(&"*").is_some();
-    let (Some(_weight), Some(_trust), Some(st), Some(_next), Some(poll)) = (
+    let (Some(_weight), Some(trust), Some(st), Some(_next), Some(poll)) = (
         words.next(),
         words.next(),
         words.next(),
@@ -206,25 +265,90 @@ fn ntpctl_peer(description: &str, figures: &str) -> Result<Peer, String> {
         }
     };
     // Before DNS answers, the configured name is all ntpctl knows of a peer.
-    let remote = match description.strip_prefix("not resolved") {
-        Some(rest) => rest.split_whitespace().last(),
-        None => description.split_whitespace().next(),
+    let (address, rest) = match description.strip_prefix("not resolved") {
+        Some(rest) => (None, rest),
+        None => match description.split_once(' ') {
+            Some((address, rest)) => (Some(address), rest),
+            None => (Some(description), ""),
+        },
     };
-    Ok(Peer {
-        remote: remote.unwrap_or(description).to_string(),
-        refid: None,
-        stratum: st.parse().ok(),
-        reach: None,
-        poll_seconds: interval(poll),
-        offset_ms: time(0),
-        delay_ms: time(1),
-        jitter_ms: time(2),
-        selected: match (synced, valid) {
-            (true, _) => Selection::SystemPeer,
-            (false, true) => Selection::Candidate,
-            (false, false) => Selection::Unusable,
+    let rest = rest.trim();
+    let (from_pool, name) = match rest.strip_prefix("from pool ") {
+        Some(name) => (true, name.trim()),
+        None => (false, rest),
+    };
+    let name = (!name.is_empty()).then(|| name.to_string());
+    let remote = address.map(str::to_string).or_else(|| name.clone());
+    Ok(NtpctlEntry {
+        address: address.map(str::to_string),
+        name,
+        from_pool,
+        trust: trust.parse().ok(),
+        peer: Peer {
+            remote: remote.unwrap_or_else(|| description.to_string()),
+            refid: None,
+            stratum: st.parse().ok(),
+            reach: None,
+            poll_seconds: interval(poll),
+            offset_ms: time(0),
+            delay_ms: time(1),
+            jitter_ms: time(2),
+            selected: match (synced, valid) {
+                (true, _) => Selection::SystemPeer,
+                (false, true) => Selection::Candidate,
+                (false, false) => Selection::Unusable,
+            },
         },
     })
+}
+
+/// OpenNTPD's starting trust level: a peer above it has answered.
+const TRUSTLEVEL_PATHETIC: u8 = 2;
+
+/// Ties each configured source to ntpctl's peers by the name it prints.
+/// OpenNTPD keeps no reach register and no authentication: a valid peer is
+/// selected (every valid peer counts), one that is not valid is reachable
+/// once its trust level rose above the start (it answered), else
+/// unreachable.
+fn sources(configured: &[Configured], entries: &[NtpctlEntry]) -> Vec<Source> {
+    let mut claimed = vec![false; entries.len()];
+    configured
+        .iter()
+        .map(|c| {
+            let pool = c.kind == SourceKind::Pool;
+            let mut found = Vec::new();
+            for (i, e) in entries.iter().enumerate() {
+                let named = match (&e.name, &e.address) {
+                    (Some(name), _) => same_host(&c.name, name),
+                    (None, Some(address)) => same_host(&c.name, address),
+                    (None, None) => false,
+                };
+                if claimed[i] || e.from_pool != pool || !named {
+                    continue;
+                }
+                claimed[i] = true;
+                if let Some(address) = &e.address {
+                    let state = match e.peer.selected {
+                        Selection::SystemPeer | Selection::Candidate => SourceState::Selected,
+                        _ if e.trust.is_some_and(|t| t > TRUSTLEVEL_PATHETIC) => {
+                            SourceState::Reachable
+                        }
+                        _ => SourceState::Unreachable,
+                    };
+                    found.push(SourceAddress {
+                        address: address.clone(),
+                        state,
+                        reach: None,
+                        authenticated: false,
+                    });
+                }
+                if !pool {
+                    break;
+                }
+            }
+            Source::new(c, found)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -354,5 +478,178 @@ mod tests {
         ))
         .is_err());
         assert!(parse_ntpctl_peers(&format!("{header}192.0.2.1\n    1 10\n")).is_err());
+    }
+
+    // Recorded on Debian 11, openntpd 6.2p3, with /etc/hosts giving
+    // one.ntp.test 127.0.0.1, a-very-long-server-name.ntp.test 127.0.0.2
+    // and pool.ntp.test 127.0.0.3 and .4: a peer configured by address has
+    // no name after it (a trailing space), `servers` are "from pool".
+    #[test]
+    fn ntpctl_sources_by_name_as_configured_unresolved_ones_included() {
+        let config =
+            "server 127.0.0.1\nserver one.ntp.test\nserver a-very-long-server-name.ntp.test\n\
+                      server unresolvable.invalid\nservers pool.ntp.test\nservers nopool.invalid\n";
+        let peers = concat!(
+            "peer\n",
+            "   wt tl st  next  poll          offset       delay      jitter\n",
+            "127.0.0.1 \n",
+            "    1  2  - 3140s 3155s             ---- peer not valid ----\n",
+            "127.0.0.1 one.ntp.test\n",
+            "    1  2  - 3181s 3196s             ---- peer not valid ----\n",
+            "127.0.0.2 a-very-long-server-name.ntp.test\n",
+            "    1  2  - 3276s 3291s             ---- peer not valid ----\n",
+            "not resolved unresolvable.invalid\n",
+            "    1  2  -   15s   15s             ---- peer not valid ----\n",
+            "not resolved from pool nopool.invalid\n",
+            "    1  2  -   15s   15s             ---- peer not valid ----\n",
+            "127.0.0.4 from pool pool.ntp.test\n",
+            "    1  2  - 3105s 3120s             ---- peer not valid ----\n",
+            "127.0.0.3 from pool pool.ntp.test\n",
+            "    1  2  - 3229s 3244s             ---- peer not valid ----\n",
+        );
+        let lines: Vec<Directive> = config
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.split_whitespace().collect()))
+            .collect();
+        let listing = Output {
+            code: 0,
+            stdout: peers.into(),
+            stderr: String::new(),
+            elapsed: Default::default(),
+        };
+        let sources = Openntpd
+            .sources(&Openntpd.configured_sources(&lines), &listing, &[])
+            .unwrap();
+        let summary: Vec<(SourceKind, &str, SourceState, Vec<&str>)> = sources
+            .iter()
+            .map(|s| {
+                let addresses = s.addresses.iter().map(|a| a.address.as_str()).collect();
+                (s.kind, s.name.as_str(), s.state, addresses)
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    SourceKind::Server,
+                    "127.0.0.1",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.1"]
+                ),
+                (
+                    SourceKind::Server,
+                    "one.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.1"]
+                ),
+                (
+                    SourceKind::Server,
+                    "a-very-long-server-name.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.2"]
+                ),
+                (
+                    SourceKind::Server,
+                    "unresolvable.invalid",
+                    SourceState::Unresolved,
+                    vec![]
+                ),
+                (
+                    SourceKind::Pool,
+                    "pool.ntp.test",
+                    SourceState::Unreachable,
+                    vec!["127.0.0.4", "127.0.0.3"]
+                ),
+                (
+                    SourceKind::Pool,
+                    "nopool.invalid",
+                    SourceState::Unresolved,
+                    vec![]
+                ),
+            ]
+        );
+        assert_eq!(
+            sources[0].addresses[0].reach, None,
+            "OpenNTPD keeps no reach register"
+        );
+        // The peer list is what it was.
+        let remotes: Vec<String> = parse_ntpctl_peers(peers)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.remote)
+            .collect();
+        assert_eq!(
+            remotes,
+            [
+                "127.0.0.1",
+                "127.0.0.1",
+                "127.0.0.2",
+                "unresolvable.invalid",
+                "nopool.invalid",
+                "127.0.0.4",
+                "127.0.0.3"
+            ]
+        );
+    }
+
+    #[test]
+    fn ntpctl_valid_peers_are_selected_and_answering_ones_reachable() {
+        let entries = ntpctl_entries(concat!(
+            "peer\n",
+            "   wt tl st  next  poll          offset       delay      jitter\n",
+            "162.159.200.1 from pool pool.ntp.org\n",
+            " *  1 10  3   22s   31s        -0.612ms    11.048ms     0.533ms\n",
+            "2606:4700:f1::123 from pool pool.ntp.org\n",
+            "    1  4  3   16s   34s             ---- peer not valid ----\n",
+            "192.0.2.1 ntp.example.com\n",
+            "    1  8  2    5s   30s         2.070ms     3.141ms     0.100ms\n",
+        ))
+        .unwrap();
+        let c = |kind, name: &str| Configured {
+            kind,
+            name: name.into(),
+        };
+        let sources = sources(
+            &[
+                c(SourceKind::Pool, "pool.ntp.org"),
+                c(SourceKind::Server, "ntp.example.com"),
+            ],
+            &entries,
+        );
+        let states: Vec<(&str, SourceState)> = sources[0]
+            .addresses
+            .iter()
+            .map(|a| (a.address.as_str(), a.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("162.159.200.1", SourceState::Selected),
+                ("2606:4700:f1::123", SourceState::Reachable)
+            ]
+        );
+        assert_eq!(sources[1].state, SourceState::Selected);
+        assert!(!sources[1].authenticated);
+    }
+
+    #[test]
+    fn no_peer_description_panics() {
+        for description in [
+            "not resolved",
+            "not resolved from pool",
+            "from pool",
+            "a b c d",
+            "é",
+        ] {
+            let text =
+                format!("{description}\n    1  2  -   15s   15s   ---- peer not valid ----\n");
+            let entries = ntpctl_entries(&text).unwrap();
+            let c = Configured {
+                kind: SourceKind::Pool,
+                name: description.into(),
+            };
+            let _ = sources(&[c], &entries);
+        }
     }
 }

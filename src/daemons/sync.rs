@@ -6,6 +6,13 @@
 //! - chrony: `chronyc -n -c sources` and `chronyc -n -c tracking`;
 //! - OpenNTPD: `ntpctl -s peers` and `ntpctl -s status`.
 //!
+//! and, to tell what became of each source the config names (`Source`):
+//!
+//! - ntpq: `ntpq -n -c associations`, then one `rv` per association;
+//! - chronyc: `sources -a` with names as configured (`-N`) and with
+//!   addresses (`-n`), and `authdata -a`;
+//! - ntpctl: `-s peers` again, which names each peer's configured name.
+//!
 //! Pure functions only: this module must not run commands; the probes run
 //! elsewhere and hand their text in here. ntpq exits 0 even when it reached
 //! no daemon, so its text, not its status, decides success.
@@ -25,7 +32,10 @@ pub struct Peer {
     /// ntpq only, as printed, dots included (`.POOL.`, `.INIT.`, `.GPS.`).
     pub refid: Option<String>,
     pub stratum: Option<u8>,
-    /// Reachability register: ntpq and chronyc print it in octal (377 -> 255).
+    /// Reachability register, one bit per poll; in JSON in octal as ntpq
+    /// and chronyc print it (`"377"`: the last 8 polls answered).
+    #[serde(serialize_with = "octal_reach")]
+    #[schemars(with = "Option<String>")]
     pub reach: Option<u8>,
     /// Sub-second polls (chrony refclocks) truncate to 0.
     pub poll_seconds: Option<u32>,
@@ -70,6 +80,150 @@ pub struct Sync {
     /// As the daemon prints it: `00`..`11` (ntpq), `Normal`, `Not synchronised`... (chronyc).
     pub leap: Option<String>,
 }
+/// The reach register in the base every daemon's tool prints it in: octal.
+fn octal_reach<S: serde::Serializer>(reach: &Option<u8>, s: S) -> Result<S::Ok, S::Error> {
+    match reach {
+        Some(r) => s.serialize_str(&format!("{r:o}")),
+        None => s.serialize_none(),
+    }
+}
+
+/// How a config line names a time source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// `server`: one address.
+    Server,
+    /// `pool` (OpenNTPD: `servers`): every address the name gives.
+    Pool,
+    /// `peer`: symmetric mode.
+    Peer,
+}
+
+impl SourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Server => "server",
+            SourceKind::Pool => "pool",
+            SourceKind::Peer => "peer",
+        }
+    }
+}
+
+/// A time source as the config names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Configured {
+    pub kind: SourceKind,
+    /// As written: a name or an address.
+    pub name: String,
+}
+
+/// What became of a configured source, worst first (a source is in the best
+/// state of its addresses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceState {
+    /// The daemon could not be asked, or does not say which address is this
+    /// source's (classic ntpd does not keep a server's name once resolved).
+    Unknown,
+    /// The daemon has no address for it: the name did not resolve (yet), or
+    /// it refused the address.
+    Unresolved,
+    /// Resolved, but no answer within the last 8 polls.
+    Unreachable,
+    /// It answers, and the daemon's selection did not take it (yet).
+    Reachable,
+    /// The daemon's selection takes it: the system peer or a candidate.
+    Selected,
+}
+
+impl SourceState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceState::Unknown => "unknown",
+            SourceState::Unresolved => "unresolved",
+            SourceState::Unreachable => "unreachable",
+            SourceState::Reachable => "reachable",
+            SourceState::Selected => "selected",
+        }
+    }
+
+    /// From a reach register and the selection's verdict.
+    pub fn of(reach: Option<u8>, selected: Selection) -> SourceState {
+        match (selected, reach) {
+            (Selection::SystemPeer | Selection::Candidate, _) => SourceState::Selected,
+            (_, Some(0)) => SourceState::Unreachable,
+            (_, Some(_)) => SourceState::Reachable,
+            (_, None) => SourceState::Unknown,
+        }
+    }
+}
+
+/// One address a configured source resolved to, as the daemon uses it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct SourceAddress {
+    pub address: String,
+    pub state: SourceState,
+    /// As `Peer::reach`: octal in JSON; `null` where the daemon keeps none
+    /// (OpenNTPD).
+    #[serde(serialize_with = "octal_reach")]
+    #[schemars(with = "Option<String>")]
+    pub reach: Option<u8>,
+    /// Its answers are authenticated (a symmetric key or NTS).
+    pub authenticated: bool,
+}
+
+/// A source the config names, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+pub struct Source {
+    /// As configured, in full (ntpq's peer list cuts names to 15 columns).
+    pub name: String,
+    pub kind: SourceKind,
+    /// The best state of its addresses; `unresolved` without any.
+    pub state: SourceState,
+    /// Whether any of its addresses is authenticated.
+    pub authenticated: bool,
+    /// What it resolved to (a pool: every address it gave), in the daemon's order.
+    pub addresses: Vec<SourceAddress>,
+}
+
+impl Source {
+    pub fn new(configured: &Configured, addresses: Vec<SourceAddress>) -> Source {
+        Source {
+            name: configured.name.clone(),
+            kind: configured.kind,
+            state: addresses
+                .iter()
+                .map(|a| a.state)
+                .max()
+                .unwrap_or(SourceState::Unresolved),
+            authenticated: addresses.iter().any(|a| a.authenticated),
+            addresses,
+        }
+    }
+
+    /// What is known of a source when the daemon says nothing of it.
+    pub fn unknown(configured: &Configured) -> Source {
+        Source {
+            state: SourceState::Unknown,
+            ..Source::new(configured, Vec::new())
+        }
+    }
+}
+
+/// Whether a config's name and a daemon's spelling of it are the same
+/// source: addresses compare as addresses (`::1` and `0:0::1`), names
+/// without case.
+pub(super) fn same_host(configured: &str, printed: &str) -> bool {
+    match (
+        configured.parse::<std::net::IpAddr>(),
+        printed.parse::<std::net::IpAddr>(),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => configured.eq_ignore_ascii_case(printed),
+    }
+}
+
 pub(super) fn is_ntpq_header(line: &str) -> bool {
     let mut words = line.split_whitespace();
     words.next() == Some("remote") && words.next() == Some("refid")

@@ -86,9 +86,12 @@ mod tests {
             unit: None,
             config: None,
             synchronised: false,
+            reason: None,
             sync: None,
+            sources: vec![],
             peers,
             query_error: None,
+            sources_error: None,
         }
     }
 
