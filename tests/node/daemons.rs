@@ -276,6 +276,127 @@ fn trixie_runs_ntpsec_chrony_and_openntpd() {
     }
 }
 
+/// The node resolves names from /etc/hosts only, so no daemon under test
+/// asks DNS for the test's names; apt's mirror is pinned there as this
+/// host resolves it, so packages still come.
+fn resolve_from_files_only(node: &Node, hosts: &[(&str, &str)]) {
+    use std::net::ToSocketAddrs;
+    let mut lines = node.read("/etc/hosts").unwrap_or_default();
+    let sources = node.read("/etc/apt/sources.list").unwrap();
+    let mirrors = sources
+        .lines()
+        .filter_map(|l| l.split("http://").nth(1)?.split('/').next());
+    let mut pinned: Vec<&str> = Vec::new();
+    for mirror in mirrors.filter(|m| !m.is_empty()) {
+        if pinned.contains(&mirror) {
+            continue;
+        }
+        let ip = (mirror, 80)
+            .to_socket_addrs()
+            .unwrap_or_else(|e| panic!("{mirror}: {e}"))
+            .map(|a| a.ip())
+            .min_by_key(|ip| ip.is_ipv6())
+            .unwrap();
+        lines.push_str(&format!("{ip} {mirror}\n"));
+        pinned.push(mirror);
+    }
+    for (ip, name) in hosts {
+        lines.push_str(&format!("{ip} {name}\n"));
+    }
+    node.write("/etc/hosts", &lines);
+    let nss = node.read("/etc/nsswitch.conf").unwrap();
+    let nss: Vec<&str> = nss
+        .lines()
+        .map(|l| {
+            if l.starts_with("hosts:") {
+                "hosts: files"
+            } else {
+                l
+            }
+        })
+        .collect();
+    node.write("/etc/nsswitch.conf", &(nss.join("\n") + "\n"));
+}
+
+/// `status` names every server the config names, in full, with what became
+/// of it, and says why the clock is not synchronised: NTPsec (whose ntpq
+/// cuts names to 15 columns) and chrony (whose peer list leaves out names
+/// that did not resolve).
+#[test]
+fn bookworm_status_lists_each_configured_source_by_name_with_its_state() {
+    let _one_at_a_time = exclusive();
+    let node = Node::boot(Release::Bookworm);
+    let long = "a-long-name-for-a-test-server.test";
+    resolve_from_files_only(&node, &[("::1", long)]);
+    let servers = format!("servers=[127.0.0.1, {long}, unresolvable.invalid]");
+    for daemon in ["ntp", "chrony"] {
+        let var = format!("daemon={daemon}");
+        let out = node.provision(&["apply", "-e", &servers, "-e", &var, "--format", "json"]);
+        assert_eq!(out.code, 0, "{daemon}: {}\n{}", out.stdout, out.stderr);
+        // The daemon resolves its names a moment after it starts.
+        let mut status = Value::Null;
+        for _ in 0..30 {
+            let out = node.provision(&["status", "-e", &servers, "-e", &var, "--format", "json"]);
+            assert_eq!(out.code, 0, "status: {}\n{}", out.stdout, out.stderr);
+            status = json(&out);
+            if status["sources"][1]["addresses"][0]["address"] == "::1" {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        let sources = status["sources"].as_array().unwrap();
+        let named: Vec<(&str, &str)> = sources
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["kind"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                ("127.0.0.1", "server"),
+                (long, "server"),
+                ("unresolvable.invalid", "server")
+            ],
+            "{daemon}: {status:#}"
+        );
+        for (source, address) in sources[..2].iter().zip(["127.0.0.1", "::1"]) {
+            assert_eq!(
+                source["addresses"][0]["address"], address,
+                "{daemon}: {status:#}"
+            );
+            assert!(
+                ["unreachable", "reachable", "selected"]
+                    .contains(&source["state"].as_str().unwrap()),
+                "{daemon}: {status:#}"
+            );
+            assert!(
+                source["addresses"][0]["reach"].is_string(),
+                "octal: {status:#}"
+            );
+        }
+        assert_eq!(sources[2]["state"], "unresolved", "{daemon}: {status:#}");
+        assert_eq!(sources[2]["addresses"], Value::Array(vec![]));
+        assert_eq!(status["synchronised"], false);
+        let reason = status["reason"].as_str().unwrap_or_default();
+        assert!(
+            ["none_reachable", "selecting"].contains(&reason),
+            "{daemon}: {status:#}"
+        );
+        let human = node
+            .provision(&["status", "-e", &servers, "-e", &var])
+            .stdout;
+        eprintln!("{daemon}:\n{human}");
+        assert!(
+            human.contains("\nsynchronised: no, ")
+                && human.contains(&format!("\n  server {long:<40} "))
+                && human.contains(&format!(
+                    "\n  server {:<40} unresolved\n",
+                    "unresolvable.invalid"
+                )),
+            "{daemon}:\n{human}"
+        );
+    }
+}
+
 /// A plan like the default one, but with a config template the daemon's
 /// parser rejects: the step fails, the live config and daemon stay.
 #[test]
