@@ -56,7 +56,7 @@ pub enum Reason {
 }
 
 impl Reason {
-    fn says(self) -> &'static str {
+    pub fn says(self) -> &'static str {
         match self {
             Reason::NotRunning => "the daemon is not running",
             Reason::NoSources => "the config names no time source",

@@ -40,6 +40,16 @@ pub fn unsynchronised(s: &status::Status) -> String {
     if s.daemon.is_none() {
         return "no NTP daemon is installed".into();
     }
+    // Status's own reason where it could tell, with the sources it means.
+    if let Some(reason) = s.reason {
+        let names: Vec<&str> = s.sources.iter().map(|x| x.name.as_str()).collect();
+        return match reason {
+            status::Reason::NoneResolved | status::Reason::NoneReachable if !names.is_empty() => {
+                format!("{}: {}", reason.says(), names.join(", "))
+            }
+            _ => reason.says().to_string(),
+        };
+    }
     if let Some(e) = &s.query_error {
         return format!("the daemon could not be asked ({e})");
     }
@@ -128,6 +138,7 @@ mod tests {
     #[test]
     fn the_state_names_what_keeps_the_clock_from_synchronising() {
         let status = |peers| installed(status(peers));
+        // Without status's own reason, the peers tell.
         assert!(unsynchronised(&status(vec![])).starts_with("no source resolved"));
         let pool_only = status(vec![peer("0.debian.pool.ntp.org", 0, Selection::Pool)]);
         assert!(unsynchronised(&pool_only).starts_with("no source resolved"));
@@ -138,6 +149,9 @@ mod tests {
         );
         let answering = status(vec![peer("192.0.2.1", 7, Selection::Candidate)]);
         assert!(unsynchronised(&answering).starts_with("still selecting"));
+        let mut told = status(vec![]);
+        told.reason = Some(status::Reason::Selecting);
+        assert_eq!(unsynchronised(&told), "still selecting");
         let mut broken = status(vec![]);
         broken.query_error = Some("ntpq: read: Connection refused".into());
         assert!(unsynchronised(&broken).contains("Connection refused"));
