@@ -123,6 +123,7 @@ pub fn man_page() -> String {
          ntp-provision.timer (shipped disabled) starts the service every 30 minutes once enabled. \
          Without a PLAN argument the commands use the plan built into the binary, the same as the packaged file.",
     )]);
+    roff.control("PP", []);
     markdown_body(&mut roff, &md("Files it uses"));
     roff.control("SH", ["ANSIBLE"]);
     roff.text([roman(
@@ -149,7 +150,7 @@ pub fn man_page() -> String {
         italic(DOC_DIR),
         roman("."),
     ]);
-    out += &strip_preamble(&roff.render());
+    out += &strip_preamble(&rendered(&roff));
     out
 }
 
@@ -198,7 +199,30 @@ pub fn plan_man_page() -> String {
         italic(DOC_DIR),
         roman("."),
     ]);
-    format!("{TBL_MARKER}{}", roff.render())
+    format!("{TBL_MARKER}{}", rendered(&roff))
+}
+
+/// Marks where a long word in a table cell may break (`\\:` once
+/// rendered: roff's escaping would double a backslash given as text).
+const BREAK: char = '\u{E000}';
+
+fn rendered(roff: &Roff) -> String {
+    roff.render().replace(BREAK, "\\:")
+}
+
+/// Break points after `/`, `.` and `_` inside words of a table cell, so a
+/// path or a unit name wraps in a narrow column instead of overflowing it.
+fn breakable(cell: &str) -> String {
+    let mut out = String::with_capacity(cell.len() + 8);
+    let mut chars = cell.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        let before_word = chars.peek().is_some_and(|n| n.is_alphabetic());
+        if matches!(c, '/' | '.' | '_') && before_word {
+            out.push(BREAK);
+        }
+    }
+    out
 }
 
 /// Tells man(1) to run the page through tbl(1): the pages have tables.
@@ -344,30 +368,70 @@ fn table(roff: &mut Roff, rows: &[&str]) {
         })
         .map(|r| cells(r))
         .collect();
+    // Narrow columns: left-adjusted, so roff does not stretch their lines.
+    roff.control("ad", ["l"]);
     roff.control("TS", []);
     roff.text([roman("allbox;")]);
-    // The last column takes the width the others leave.
-    let format = |last: &str, other: &str| {
-        let mut cols = vec![other; n];
-        cols[n - 1] = last;
+    let widths = column_widths(&header, &body);
+    let format = |kind: &str| {
+        let cols: Vec<String> = widths.iter().map(|w| format!("{kind}w({w}n)")).collect();
         cols.join(" ")
     };
-    roff.text([roman(format("lbx", "lb"))]);
-    roff.text([roman(format!("{}.", format("lx", "l")))]);
+    roff.text([roman(format("lb"))]);
+    roff.text([roman(format!("{}.", format("l")))]);
     for row in std::iter::once(&header).chain(&body) {
         roff.text([roman("T{")]);
         for c in 0..n {
             let cell = row.get(c).map_or("", |s| s.as_str());
             if !cell.is_empty() {
-                roff.text(inline(cell));
+                roff.text(inline(&breakable(cell)));
             }
             // One line closes a cell and opens the next, tab-separated.
             roff.text([roman(if c + 1 < n { "T}\tT{" } else { "T}" })]);
         }
     }
     roff.control("TE", []);
+    roff.control("ad", []);
     // tbl leaves no space after the table: the next paragraph needs one.
     roff.control("sp", []);
+}
+
+/// Room for a table on an 80-column terminal: the page's 7-column indent,
+/// and the rules and padding of `allbox` (3 per column, 1 at the end).
+const TABLE_WIDTH: usize = 80 - 7 - 1;
+
+/// Each column as wide as its longest cell wants, within [`TABLE_WIDTH`]:
+/// when they do not fit, the columns share the room by what they want,
+/// never narrower than their longest word (paths break at their slashes).
+fn column_widths(header: &[String], body: &[Vec<String>]) -> Vec<usize> {
+    let n = header.len();
+    let visible = |s: &str| s.replace('`', "").chars().count();
+    let word = |s: &str| {
+        breakable(&s.replace('`', ""))
+            .split(|c: char| c.is_whitespace() || c == BREAK)
+            .map(|w| w.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let rows = || std::iter::once(header).chain(body.iter().map(|r| r.as_slice()));
+    let col = |c: usize| rows().filter_map(move |r| r.get(c).map(|s| s.as_str()));
+    let want: Vec<usize> = (0..n)
+        .map(|c| col(c).map(visible).max().unwrap_or(1).max(1))
+        .collect();
+    let least: Vec<usize> = (0..n)
+        .map(|c| col(c).map(word).max().unwrap_or(1).max(1))
+        .collect();
+    let room = TABLE_WIDTH.saturating_sub(3 * n);
+    if want.iter().sum::<usize>() <= room {
+        return want;
+    }
+    // Every column gets its longest word; what is left goes to the columns
+    // by how much more they want.
+    let spare = room.saturating_sub(least.iter().sum());
+    let more: usize = (0..n).map(|c| want[c] - least[c]).sum();
+    (0..n)
+        .map(|c| least[c] + (want[c] - least[c]) * spare / more.max(1))
+        .collect()
 }
 
 /// Cells of a table row: `|` inside backticks does not split.
@@ -485,9 +549,9 @@ mod tests {
     /// Every control line is a request the pages mean to use: a stray line
     /// starting with `.` or `'` would be swallowed by roff.
     fn assert_well_formed(page: &str) {
-        const REQUESTS: [&str; 17] = [
+        const REQUESTS: [&str; 18] = [
             "TH", "SH", "SS", "PP", "TP", "IP", "RS", "RE", "nf", "fi", "TS", "TE", "br", "ie",
-            "el", "B", "sp",
+            "el", "B", "sp", "ad",
         ];
         for line in page.lines().skip(1) {
             if let Some(req) = line.strip_prefix('.') {
@@ -561,9 +625,9 @@ mod tests {
         // From docs/cli.md: the exit codes and the files.
         for text in [
             "invalid plan",
-            "/run/ntp\\-provision.lock",
+            "the run lock (flock, mode 0600)",
             "130",
-            PACKAGED_PLAN.split('-').next().unwrap(),
+            "\\fB/etc/ntp\\-provision/plan.yaml\\fR",
         ] {
             assert!(page.contains(text), "no {text}");
         }
@@ -619,7 +683,7 @@ mod tests {
             &mut roff,
             "Intro with `a-b` and [a link](x.md).\n\n## Next part\n\n- one\n  more\n- two\n\n```\n.dot line\n```\n\n| a | b |\n|---|---|\n| `x|y` | z |\n",
         );
-        let text = strip_preamble(&roff.render());
+        let text = strip_preamble(&rendered(&roff));
         assert_eq!(
             text,
             "Intro with \\fBa\\-b\\fR and a link.\n\
@@ -635,10 +699,11 @@ mod tests {
              .fi\n\
              .RE\n\
              .PP\n\
+             .ad l\n\
              .TS\n\
              allbox;\n\
-             lb lbx\n\
-             l lx.\n\
+             lbw(3n) lbw(1n)\n\
+             lw(3n) lw(1n).\n\
              T{\n\
              a\n\
              T}\tT{\n\
@@ -650,6 +715,7 @@ mod tests {
              z\n\
              T}\n\
              .TE\n\
+             .ad\n\
              .sp\n"
         );
     }
