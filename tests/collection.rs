@@ -40,6 +40,7 @@ fn module_docs_list_exactly_the_arguments_the_module_accepts() {
         "vars" => json!({"servers": ["ntp1.example.net"]}),
         "daemon" => json!("chrony"),
         "lock_timeout" => json!(60),
+        "require_sync" => json!(30),
         "command" => json!("status"),
         other => panic!("documented option {other} has no sample here: add one"),
     };

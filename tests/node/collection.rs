@@ -60,7 +60,14 @@ fn collection_installs_documents_its_module_and_role_and_checks_role_arguments()
     );
     assert_eq!(
         module_options,
-        ["plan", "vars", "daemon", "lock_timeout", "command"],
+        [
+            "plan",
+            "vars",
+            "daemon",
+            "lock_timeout",
+            "require_sync",
+            "command"
+        ],
         "the module's documented options"
     );
     let role_options = options(

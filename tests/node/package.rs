@@ -142,11 +142,11 @@ fn package_on(release: Release, deb: &PathBuf) {
             .trim(),
         "/usr/sbin/ntp-provision"
     );
+    // `ntp-provision 0.1.0 (COMMIT DATE)`
     let version = node.ok(&["ntp-provision", "--version"]).stdout;
-    assert_eq!(
-        version.trim(),
-        format!("ntp-provision {}", env!("CARGO_PKG_VERSION")),
-        "{name}"
+    assert!(
+        version.starts_with(&format!("ntp-provision {} (", env!("CARGO_PKG_VERSION"))),
+        "{name}: {version}"
     );
 
     // Man pages, completions, the plan as a conffile.
