@@ -443,8 +443,7 @@ fn bookworm_apply_converges_reruns_clean_and_restores_a_hand_edit() {
     );
     assert!(
         // Coloured, as --color auto does on a terminal.
-        pty.stdout
-            .contains("\x1b[33mchanged\x1b[0m: restart ntp (handler)"),
+        pty.stdout.contains("\x1b[33mchanged\x1b[0m: restart ntp (handler)"),
         "{}",
         pty.stdout
     );
