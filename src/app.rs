@@ -39,6 +39,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Apply(args) => run_stage(&args, Mode::Apply, use_color(cli.color)),
         Command::Status(args) => run_status(&args),
         Command::Verify(args) => run_verify(&args),
+        Command::Completions(args) => crate::generate::completions(&args),
+        Command::Generate(args) => crate::generate::run(&args),
     }
 }
 

@@ -56,6 +56,38 @@ pub enum Command {
     /// Probe an NTP daemon for DRDoS amplification: mode 6/7 queries from an untrusted source must get no answer
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
+    /// Print the shell completion script for SHELL on stdout
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print a man page on stdout (for packaging: the .deb ships them)
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples (the Debian package installs them already):
+  ntp-provision completions bash > /etc/bash_completion.d/ntp-provision
+  ntp-provision completions zsh > /usr/local/share/zsh/site-functions/_ntp-provision
+  ntp-provision completions fish > ~/.config/fish/completions/ntp-provision.fish";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// man: ntp-provision(8); plan-man: ntp-provision-plan(5), the plan format
+    #[arg(value_enum)]
+    pub page: Page,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Page {
+    Man,
+    PlanMan,
 }
 
 #[derive(Debug, Args)]

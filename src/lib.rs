@@ -19,6 +19,7 @@ pub mod facts;
 /// The hand-written fake node: test-only, never in the release binary.
 #[cfg(test)]
 pub(crate) mod fake;
+pub mod generate;
 pub mod interrupt;
 pub mod lint;
 pub mod names;

@@ -1,5 +1,12 @@
-//! The fleet: real ansible-core drives the binary module over SSH to several
-//! real nodes, and plain `ssh node ntp-provision ...` works too.
+//! The fleet: real ansible-core drives the collection's role and binary
+//! module over SSH to several real nodes, and plain `ssh node ntp-provision
+//! ...` works too.
+//!
+//! The collection is the tarball `scripts/package` built (`$NTPP_COLLECTION`,
+//! else `<repo>/dist/ntp_provision-ntp-VERSION.tar.gz`), installed with
+//! `ansible-galaxy collection install` into a temporary path; its module must
+//! be the binary under test. The repo's playbooks/fleet.yml and
+//! fleet-canary.yml run as they are.
 //!
 //! Each node runs sshd on its own port of 127.0.0.1 (nodes share the host's
 //! network) and converges OpenNTPD: without `listen on` it binds no UDP 123,
@@ -7,8 +14,10 @@
 //! every connection the test makes goes to 127.0.0.1.
 //!
 //! ansible-core is the pinned one `scripts/test` installs into a venv
-//! (`$NTPP_ANSIBLE_VENV`, default [`DEFAULT_VENV`]); without it the test
-//! fails, naming the command that installs it.
+//! (`$NTPP_ANSIBLE_VENV`, default [`DEFAULT_VENV`]), and for the oldest and
+//! newest versions the collection claims that run on this Python,
+//! [`ANSIBLE_EXTRA`] in `$NTPP_ANSIBLE_VENV-VERSION`; without them the test
+//! fails, naming the command that installs them.
 
 use crate::harness::{binary_under_test, exclusive, Node, Release};
 use serde_json::Value;
@@ -20,7 +29,10 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DEFAULT_VENV: &str = "/var/tmp/ntp-provision/ansible-venv";
-const ANSIBLE_VERSION: &str = "2.17.7";
+pub const ANSIBLE_VERSION: &str = "2.17.7";
+/// The oldest ansible-core collection/meta/runtime.yml accepts, and the
+/// newest that runs on Debian 12's Python 3.11 (scripts/test installs both).
+pub const ANSIBLE_EXTRA: [&str; 2] = ["2.14.18", "2.19.14"];
 const OPENNTPD_CONF: &str = "/etc/openntpd/ntpd.conf";
 /// Bound on one ansible-playbook or ssh run (apt installs on every node).
 const RUN_TIMEOUT_SECS: &str = "1200";
@@ -29,26 +41,90 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn ansible_playbook() -> PathBuf {
-    let venv = std::env::var_os("NTPP_ANSIBLE_VENV")
+/// The venv of ansible-core VERSION: the pinned one in `$NTPP_ANSIBLE_VENV`,
+/// the others beside it with `-VERSION` appended.
+pub fn venv(version: &str) -> PathBuf {
+    let base = std::env::var_os("NTPP_ANSIBLE_VENV")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| DEFAULT_VENV.into());
-    let bin = venv.join("bin/ansible-playbook");
+    if version == ANSIBLE_VERSION {
+        base
+    } else {
+        PathBuf::from(format!("{}-{version}", base.display()))
+    }
+}
+
+/// `ansible-playbook` (or another tool of the venv) of ansible-core VERSION; panics
+/// naming the install command when it is missing or another version.
+pub fn ansible_tool(version: &str, tool: &str) -> PathBuf {
+    let venv = venv(version);
+    let bin = venv.join("bin").join(tool);
     let out = Command::new(&bin).arg("--version").output().unwrap_or_else(|e| {
         panic!(
-            "ansible-playbook not found at {} ({e}); install the pinned ansible-core with\n    \
-             python3 -m venv {v} && {v}/bin/pip install ansible-core=={ANSIBLE_VERSION}\n(scripts/test does this)",
+            "{tool} not found at {} ({e}); install ansible-core {version} with\n    \
+             python3 -m venv {v} && {v}/bin/pip install ansible-core=={version}\n(scripts/test does this)",
             bin.display(),
             v = venv.display()
         )
     });
-    let version = String::from_utf8_lossy(&out.stdout);
+    let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        version.contains(&format!("[core {ANSIBLE_VERSION}]")),
-        "{} is not ansible-core {ANSIBLE_VERSION}:\n{version}",
+        text.contains(&format!("[core {version}]")),
+        "{} is not ansible-core {version}:\n{text}",
         bin.display()
     );
     bin
+}
+
+/// The collection tarball scripts/package built.
+pub fn collection_tarball() -> PathBuf {
+    let path = std::env::var_os("NTPP_COLLECTION")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            repo().join(format!(
+                "dist/ntp_provision-ntp-{}.tar.gz",
+                env!("CARGO_PKG_VERSION")
+            ))
+        });
+    assert!(
+        path.is_file(),
+        "no collection at {}: build it with scripts/package (scripts/test does), or set NTPP_COLLECTION",
+        path.display()
+    );
+    path
+}
+
+/// `ansible-galaxy collection install TARBALL -p DIR` with ansible-core
+/// VERSION; returns DIR, the ANSIBLE_COLLECTIONS_PATH that finds it. The
+/// installed module must be the binary under test.
+pub fn install_collection(version: &str, dir: &Path) -> PathBuf {
+    let tarball = collection_tarball();
+    let galaxy = ansible_tool(version, "ansible-galaxy");
+    let out = Command::new(&galaxy)
+        .args(["collection", "install", "--force", "-p"])
+        .arg(dir)
+        .arg(&tarball)
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("tmp"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ansible-galaxy");
+    assert!(
+        out.status.success(),
+        "ansible-galaxy collection install {}:\n{}{}",
+        tarball.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let module = dir.join("ansible_collections/ntp_provision/ntp/plugins/modules/ntp_provision");
+    let installed = fs::read(&module).unwrap_or_else(|e| panic!("{}: {e}", module.display()));
+    assert!(
+        installed == fs::read(binary_under_test()).unwrap(),
+        "the module in {} is not the binary under test: rerun scripts/package",
+        tarball.display()
+    );
+    dir.to_path_buf()
 }
 
 /// Free TCP ports on 127.0.0.1, probed by binding them (bounded range).
@@ -99,14 +175,18 @@ fn wait_listening(port: u16) {
 struct Fleet {
     dir: tempfile::TempDir,
     key: PathBuf,
-    playbook_dir: PathBuf,
-    ansible: PathBuf,
+    /// ansible-core version -> the collection installed with it.
+    collections: BTreeMap<&'static str, PathBuf>,
 }
 
 impl Fleet {
     fn new() -> Fleet {
-        let ansible = ansible_playbook();
         let dir = tempfile::tempdir().expect("temp dir");
+        let mut collections = BTreeMap::new();
+        for version in std::iter::once(ANSIBLE_VERSION).chain(ANSIBLE_EXTRA) {
+            let path = dir.path().join(format!("collections-{version}"));
+            collections.insert(version, install_collection(version, &path));
+        }
         let key = dir.path().join("id_ed25519");
         let out = Command::new("ssh-keygen")
             .args([
@@ -127,27 +207,10 @@ impl Fleet {
             "ssh-keygen: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        // The repo's playbooks as they are, when library/ntp_provision is the binary under test.
-        let repo_link = repo().join("playbooks/library/ntp_provision");
-        let bin = binary_under_test();
-        let same = fs::canonicalize(&repo_link).ok() == fs::canonicalize(&bin).ok();
-        let playbook_dir = if same {
-            repo().join("playbooks")
-        } else {
-            eprintln!("[fleet] {} is not {}: running a copy of the playbooks with library/ pointing at it", repo_link.display(), bin.display());
-            let copy = dir.path().join("playbooks");
-            fs::create_dir_all(copy.join("library")).unwrap();
-            for f in ["fleet.yml", "fleet-canary.yml"] {
-                fs::copy(repo().join("playbooks").join(f), copy.join(f)).unwrap();
-            }
-            std::os::unix::fs::symlink(&bin, copy.join("library/ntp_provision")).unwrap();
-            copy
-        };
         Fleet {
             dir,
             key,
-            playbook_dir,
-            ansible,
+            collections,
         }
     }
 
@@ -181,16 +244,29 @@ impl Fleet {
         inv.join("hosts.yml")
     }
 
-    /// `ansible-playbook -i INVENTORY playbooks/PLAYBOOK ARGS`, bounded; stdout and stderr together.
+    /// `ansible-playbook -i INVENTORY playbooks/PLAYBOOK ARGS` with the pinned
+    /// ansible-core, bounded; stdout and stderr together.
     fn playbook(&self, inventory: &Path, playbook: &str, args: &[&str]) -> (i32, String) {
+        self.playbook_with(ANSIBLE_VERSION, inventory, playbook, args)
+    }
+
+    /// The same with ansible-core VERSION and the collection it installed.
+    fn playbook_with(
+        &self,
+        version: &str,
+        inventory: &Path,
+        playbook: &str,
+        args: &[&str],
+    ) -> (i32, String) {
         let out = Command::new("timeout")
             .arg(RUN_TIMEOUT_SECS)
-            .arg(&self.ansible)
+            .arg(ansible_tool(version, "ansible-playbook"))
             .arg("-i")
             .arg(inventory)
-            .arg(self.playbook_dir.join(playbook))
+            .arg(repo().join("playbooks").join(playbook))
             .args(args)
             .current_dir(self.dir.path())
+            .env("ANSIBLE_COLLECTIONS_PATH", &self.collections[version])
             .env("ANSIBLE_HOST_KEY_CHECKING", "False")
             .env("ANSIBLE_NOCOLOR", "1")
             .env("ANSIBLE_RETRY_FILES_ENABLED", "False")
@@ -205,7 +281,7 @@ impl Fleet {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        eprintln!("----- ansible-playbook {playbook} {args:?} -----\n{text}");
+        eprintln!("----- ansible-playbook {version} {playbook} {args:?} -----\n{text}");
         (out.status.code().unwrap_or(-1), text)
     }
 
@@ -276,6 +352,19 @@ fn assert_running_openntpd(node: &Node, name: &str) {
     assert!(
         conf.contains("written by ntp-provision") && !conf.contains("listen on"),
         "{name}:\n{conf}"
+    );
+}
+
+/// The role's argument check refused the run, naming the variable, and none
+/// of the role's own tasks ran.
+pub fn assert_argument_spec_failure(out: &str) {
+    assert!(
+        out.contains("Validating arguments against arg spec") && out.contains("ntp_daemon"),
+        "the argument spec names the variable:\n{out}"
+    );
+    assert!(
+        !out.contains("NTP daemon converged") && !out.contains("UNREACHABLE"),
+        "no task of the role ran, and no host was contacted:\n{out}"
     );
 }
 
@@ -372,10 +461,26 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
                 count(&r, name, "changed"),
                 count(&r, name, "failed")
             ),
-            (1, 0, 0),
-            "{name}: {r:?}"
+            (3, 0, 0),
+            "{name} (argument check, converge, status): {r:?}"
         );
     }
+
+    // 2b. A wrong role variable fails on the role's argument spec, before any
+    // task of the role runs: the node is untouched.
+    let snap = nodes[0].snapshot();
+    let (code, out) = fleet.playbook(
+        &inventory,
+        "fleet.yml",
+        &["--limit", "node1", "-e", "ntp_daemon=ntimed"],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert_argument_spec_failure(&out);
+    assert_eq!(
+        nodes[0].snapshot(),
+        snap,
+        "a refused variable changed node1"
+    );
 
     // 3. Drift by hand, then --check --diff: the diffs show, nothing changes.
     let mut before = Vec::new();
@@ -483,6 +588,29 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     assert_ne!(code, 0);
     let r = recap(&out);
     assert_eq!(r.len(), 1, "only the canary ran: {r:?}");
+
+    // 4b. The oldest and the newest ansible-core the collection claims: a
+    // drift on node1 is repaired, and the run after changes nothing.
+    let one = fleet.inventory(&[("node1", ports[0])], &[]);
+    for version in ANSIBLE_EXTRA {
+        let conf = nodes[0].read(OPENNTPD_CONF).unwrap();
+        nodes[0].write(OPENNTPD_CONF, &format!("{conf}# drifted under {version}\n"));
+        for changed in [1, 0] {
+            let (code, out) = fleet.playbook_with(version, &one, "fleet.yml", &[]);
+            assert_eq!(code, 0, "ansible-core {version}:\n{out}");
+            let r = recap(&out);
+            assert_eq!(
+                (count(&r, "node1", "changed"), count(&r, "node1", "failed")),
+                (changed, 0),
+                "ansible-core {version}: {r:?}"
+            );
+        }
+        assert_eq!(
+            nodes[0].read(OPENNTPD_CONF).unwrap(),
+            conf,
+            "ansible-core {version} repaired the drift"
+        );
+    }
 
     // 5. Plain SSH: no terminal, plan on stdin, exit codes 2 then 0, JSON on stdout.
     let plan = fs::read_to_string(repo().join("playbooks/ntp.yaml")).unwrap();

@@ -6,11 +6,13 @@
 //! Every test that makes a node takes `harness::exclusive()` first.
 
 mod amplification;
+mod collection;
 mod converge;
 mod daemons;
 mod faults;
 mod fleet;
 mod harness;
+mod package;
 
 use harness::{exclusive, snapshot_diff, Node, Release, NODE_BIN};
 use std::fs;
