@@ -11,6 +11,7 @@ mod daemons;
 mod faults;
 mod fleet;
 mod harness;
+mod sync;
 
 use harness::{exclusive, snapshot_diff, NetHost, Node, Release, NODE_BIN};
 use std::fs;
