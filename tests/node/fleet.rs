@@ -8,10 +8,10 @@
 //! be the binary under test. The repo's playbooks/fleet.yml and
 //! fleet-canary.yml run as they are.
 //!
-//! Each node runs sshd on its own port of 127.0.0.1 (nodes share the host's
-//! network) and converges OpenNTPD: without `listen on` it binds no UDP 123,
-//! so several daemons can run at once. Daemons get loopback servers only, and
-//! every connection the test makes goes to 127.0.0.1.
+//! Each node runs sshd on port 22 of its own address in the test network
+//! (its own network namespace, see the harness) and converges OpenNTPD.
+//! Daemons get loopback servers only (each node's own loopback), and every
+//! connection the test makes goes to a node's address.
 //!
 //! ansible-core is the pinned one `scripts/test` installs into a venv
 //! (`$NTPP_ANSIBLE_VENV`, default [`DEFAULT_VENV`]), and for the oldest and
@@ -23,7 +23,7 @@ use crate::harness::{binary_under_test, exclusive, Node, Release};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -127,27 +127,13 @@ pub fn install_collection(version: &str, dir: &Path) -> PathBuf {
     dir.to_path_buf()
 }
 
-/// Free TCP ports on 127.0.0.1, probed by binding them (bounded range).
-fn free_ports(n: usize) -> Vec<u16> {
-    let ports: Vec<u16> = (22201..22400)
-        .filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .take(n)
-        .collect();
-    assert_eq!(
-        ports.len(),
-        n,
-        "not enough free ports in 127.0.0.1:22201-22399"
-    );
-    ports
-}
-
-/// A booted node with sshd on 127.0.0.1:PORT that accepts `key` for root.
-fn ssh_node(release: Release, port: u16, key_pub: &str) -> Node {
+/// A booted node with sshd on port 22 of its address that accepts `key` for root.
+fn ssh_node(release: Release, key_pub: &str) -> Node {
     let node = Node::boot(release);
-    // Before the install, so that sshd never listens on port 22 of the host's network.
+    // Before the install: sshd listens on the node's test-network address only.
     node.write(
         "/etc/ssh/sshd_config.d/ntpp-test.conf",
-        &format!("ListenAddress 127.0.0.1:{port}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n"),
+        &format!("ListenAddress {}:22\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nUseDNS no\n", node.addr()),
     );
     node.write("/root/.ssh/authorized_keys", key_pub);
     node.ok(&["chmod", "700", "/root", "/root/.ssh"]);
@@ -163,8 +149,8 @@ fn install_sshd(node: &Node) {
     node.ok(&["systemctl", "restart", "ssh.service"]);
 }
 
-fn wait_listening(port: u16) {
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+fn wait_listening(host: Ipv4Addr) {
+    let addr: SocketAddr = (host, 22).into();
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
         assert!(Instant::now() < deadline, "sshd never listened on {addr}");
@@ -219,15 +205,13 @@ impl Fleet {
     }
 
     /// An inventory dir: hosts.yml plus group_vars/ and host_vars/, as users keep them.
-    fn inventory(&self, hosts: &[(&str, u16)], host_vars: &[(&str, &str)]) -> PathBuf {
+    fn inventory(&self, hosts: &[(&str, Ipv4Addr)], host_vars: &[(&str, &str)]) -> PathBuf {
         let inv = self.dir.path().join("inventory");
         fs::create_dir_all(inv.join("group_vars")).unwrap();
         fs::create_dir_all(inv.join("host_vars")).unwrap();
         let mut yml = String::from("ntp:\n  hosts:\n");
-        for (name, port) in hosts {
-            yml += &format!(
-                "    {name}:\n      ansible_host: 127.0.0.1\n      ansible_port: {port}\n"
-            );
+        for (name, addr) in hosts {
+            yml += &format!("    {name}:\n      ansible_host: {addr}\n      ansible_port: 22\n");
         }
         fs::write(inv.join("hosts.yml"), yml).unwrap();
         fs::write(
@@ -285,13 +269,13 @@ impl Fleet {
         (out.status.code().unwrap_or(-1), text)
     }
 
-    fn ssh(&self, port: u16, remote: &[&str], stdin: &[u8]) -> Output {
+    fn ssh(&self, host: Ipv4Addr, remote: &[&str], stdin: &[u8]) -> Output {
         let input = self.dir.path().join("ssh-stdin");
         fs::write(&input, stdin).unwrap();
         Command::new("timeout")
             .arg(RUN_TIMEOUT_SECS)
             .arg("ssh")
-            .args(["-p", &port.to_string(), "-i"])
+            .args(["-p", "22", "-i"])
             .arg(&self.key)
             .args([
                 "-o",
@@ -303,7 +287,7 @@ impl Fleet {
                 "-o",
                 "LogLevel=ERROR",
             ])
-            .arg("root@127.0.0.1")
+            .arg(format!("root@{host}"))
             .args(remote)
             .stdin(fs::File::open(&input).unwrap())
             .output()
@@ -372,22 +356,22 @@ pub fn assert_argument_spec_failure(out: &str) {
 fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     let _guard = exclusive();
     let fleet = Fleet::new();
-    let ports = free_ports(4);
     let key = fleet.key_pub();
     let names = ["node1", "node2", "node3", "broken"];
     let nodes = [
-        ssh_node(Release::Bookworm, ports[0], &key),
-        ssh_node(Release::Bullseye, ports[1], &key),
-        ssh_node(Release::Trixie, ports[2], &key),
-        ssh_node(Release::Bookworm, ports[3], &key),
+        ssh_node(Release::Bookworm, &key),
+        ssh_node(Release::Bullseye, &key),
+        ssh_node(Release::Trixie, &key),
+        ssh_node(Release::Bookworm, &key),
     ];
+    let addrs: Vec<Ipv4Addr> = nodes.iter().map(Node::addr).collect();
     std::thread::scope(|s| {
         for node in &nodes {
             s.spawn(|| install_sshd(node));
         }
     });
-    for port in &ports {
-        wait_listening(*port);
+    for addr in &addrs {
+        wait_listening(*addr);
     }
     // The broken host: its only apt source is a closed loopback port, and its
     // lists are gone, so the module must fetch them and cannot.
@@ -409,7 +393,7 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
         "-delete",
     ]);
 
-    let hosts: Vec<(&str, u16)> = names.iter().copied().zip(ports.iter().copied()).collect();
+    let hosts: Vec<(&str, Ipv4Addr)> = names.iter().copied().zip(addrs.iter().copied()).collect();
     // node3 has its own servers: host_vars win over group_vars.
     let inventory = fleet.inventory(&hosts, &[("node3", "ntp_servers: [\"::1\"]\n")]);
 
@@ -536,9 +520,9 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     // 4. The canary rollout: the broken host goes first and stops the rollout there.
     let canary_inventory = fleet.inventory(
         &[
-            ("broken", ports[3]),
-            ("node1", ports[0]),
-            ("node2", ports[1]),
+            ("broken", addrs[3]),
+            ("node1", addrs[0]),
+            ("node2", addrs[1]),
         ],
         &[],
     );
@@ -560,9 +544,9 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
     // Healthy hosts pass the canary's running check (sync check off: loopback servers never sync).
     let healthy = fleet.inventory(
         &[
-            ("node1", ports[0]),
-            ("node2", ports[1]),
-            ("node3", ports[2]),
+            ("node1", addrs[0]),
+            ("node2", addrs[1]),
+            ("node3", addrs[2]),
         ],
         &[("node3", "ntp_servers: [\"::1\"]\n")],
     );
@@ -591,7 +575,7 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
 
     // 4b. The oldest and the newest ansible-core the collection claims: a
     // drift on node1 is repaired, and the run after changes nothing.
-    let one = fleet.inventory(&[("node1", ports[0])], &[]);
+    let one = fleet.inventory(&[("node1", addrs[0])], &[]);
     for version in ANSIBLE_EXTRA {
         let conf = nodes[0].read(OPENNTPD_CONF).unwrap();
         nodes[0].write(OPENNTPD_CONF, &format!("{conf}# drifted under {version}\n"));
@@ -629,7 +613,7 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
         "-",
     ];
     for expected in [2, 0] {
-        let out = fleet.ssh(ports[1], &argv, plan.as_bytes());
+        let out = fleet.ssh(addrs[1], &argv, plan.as_bytes());
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
             out.status.code(),
@@ -648,7 +632,7 @@ fn ansible_converges_three_nodes_and_a_broken_one_fails_alone_then_plain_ssh() {
         "{conf}"
     );
     // A failure is told apart too: an invalid plan is 65, with JSON.
-    let out = fleet.ssh(ports[1], &argv, b"steps: [oops\n");
+    let out = fleet.ssh(addrs[1], &argv, b"steps: [oops\n");
     assert_eq!(out.status.code(), Some(65));
     assert_eq!(
         serde_json::from_slice::<Value>(&out.stdout).expect("JSON")["failed"],

@@ -2,10 +2,21 @@
 //! `ntp-provision` binary.
 //!
 //! * [`Node::boot`] makes a fresh tree from a cached root-filesystem image and
-//!   boots it with `systemd-nspawn --boot` (systemd as PID 1 inside, the host
-//!   network shared).
+//!   boots it with `systemd-nspawn --boot` (systemd as PID 1 inside) in the
+//!   node's own network namespace.
 //! * [`Node::chroot`] makes the same tree but runs no init: commands run
-//!   under `chroot`, for the no-systemd (`service` / init.d) path.
+//!   under `chroot` (in the node's network namespace too), for the
+//!   no-systemd (`service` / init.d) path.
+//! * [`NetHost`] is a bare network namespace of the test network (no tree):
+//!   a host on the network to probe the nodes from.
+//!
+//! The test network (see the `network` section below): each node has a
+//! namespace `ntpp-<node>` with `eth0` at `10.123.0.N/24` (from .10 up, or
+//! an address asked for with [`Node::boot_at`]), a veth into the host's
+//! bridge `ntpp-br0` (10.123.0.1), and reaches the archive through NAT; its
+//! loopback is its own. Nothing outside the test's own hosts can reach a
+//! node's daemons. Everything of it is removed with the last node, and
+//! what a killed run left is cleaned before the next one sets up.
 //!
 //! Images come from `scripts/node-image RELEASE` (cached under
 //! `$NTPP_NODE_CACHE`, default `/var/tmp/ntp-provision/images`). Each image is
@@ -24,13 +35,15 @@
 //! statically linked (it runs on bullseye, bookworm and trixie alike).
 //!
 //! Requirements: root, `systemd-nspawn` (systemd-container), `debootstrap`,
-//! `tar`, `mount`/`umount`, `chroot`, `nsenter`. Missing any of them is a
+//! `tar`, `mount`/`umount`, `chroot`, `nsenter`, `ip` (iproute2), `nft`
+//! (nftables). Missing any of them is a
 //! failure, never a skip. `scripts/test` installs what is needed.
 //!
-//! Nodes share the host's network, so at most one node whose daemon binds UDP
-//! 123 may run at a time: every test that makes a node takes [`exclusive`]
-//! first, and the suite runs with `cargo test --test node -- --test-threads=1`
-//! (see `scripts/test`). Declare the guard before the node so the node drops
+//! The test network (its addresses, the bridge, the NAT table) is one per
+//! machine, so one test runs at a time: every test that makes a node takes
+//! [`exclusive`] first, and the suite runs with `cargo test --test node --
+//! --test-threads=1` (see `scripts/test`). Within a test, nodes may be
+//! booted in parallel threads. Declare the guard before the node so the node drops
 //! first:
 //!
 //! ```ignore
@@ -43,11 +56,12 @@
 
 use serde_json::Value;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::fs;
 use std::hash::Hasher;
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Component, Path, PathBuf};
@@ -131,7 +145,8 @@ impl Out {
 /// Across processes: the first call also takes an exclusive `flock` on
 /// [`PROCESS_LOCK`], held until this test process exits, so two node-test
 /// processes on one machine (two developers' `cargo test`, say) run one after
-/// the other instead of fighting over UDP 123. It waits at most
+/// the other instead of fighting over the test network (and, with an older
+/// harness on the host network, UDP 123). It waits at most
 /// [`PROCESS_LOCK_WAIT`], then panics naming the holder.
 pub fn exclusive() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
@@ -229,6 +244,9 @@ impl ProcId {
 
 pub struct Node {
     release: Release,
+    /// The node's own network namespace and address (see [`NetLease`]);
+    /// dropped after the node's processes are gone (fields drop after `drop`).
+    net: NetLease,
     /// nodes/<name>: holds `root/` (the node's tree), `console.log`, `io/` and pid files.
     dir: PathBuf,
     root: PathBuf,
@@ -242,9 +260,24 @@ impl Node {
     /// wait (at most [`BOOT_TIMEOUT`]) until systemd is up ("running" or
     /// "degraded"), and copy the binary under test to [`NODE_BIN`] inside.
     pub fn boot(release: Release) -> Node {
+        Node::boot_with(release, None)
+    }
+
+    /// [`Node::boot`] with the node at `addr` in the test network (panics
+    /// when the address is outside it or taken). Tests that need a node in a
+    /// given part of the network (inside or outside a `clients` prefix) use it.
+    pub fn boot_at(release: Release, addr: Ipv4Addr) -> Node {
+        Node::boot_with(release, Some(addr))
+    }
+
+    fn boot_with(release: Release, addr: Option<Ipv4Addr>) -> Node {
         preflight();
         let bin = binary_under_test();
         let (dir, root) = unpack(release);
+        let net = NetLease::new(Some(&dir), addr).unwrap_or_else(|e| {
+            remove_tree(&dir);
+            panic!("{e}")
+        });
         let console = dir.join("console.log");
         let log = fs::File::create(&console).expect("create console log");
         let machine = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -258,6 +291,10 @@ impl Node {
                 "--keep-unit",
                 "--capability=CAP_SYS_TIME",
             ])
+            // The image's /etc/resolv.conf replaced by a copy of the host's
+            // resolvers (those the test network's NAT lets through).
+            .arg(format!("--resolv-conf={}", resolv_conf().1))
+            .arg(format!("--network-namespace-path={}", net.netns_path()))
             .arg(format!("--machine=ntpp-{machine}"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -275,6 +312,7 @@ impl Node {
         // From here on a panic drops the Node, which powers it off and removes it.
         let mut node = Node {
             release,
+            net,
             dir,
             root,
             kind: Kind::Nspawn {
@@ -303,15 +341,21 @@ impl Node {
     }
 
     /// The same tree without init: a plain chroot with the host's /proc, /sys,
-    /// /dev and /dev/pts bind-mounted in and the host's /etc/resolv.conf copied.
+    /// /dev and /dev/pts bind-mounted in and the host's resolv.conf copied
+    /// ([`resolv_conf`]); every command runs in the node's network namespace.
     /// Daemons started inside run as host processes rooted in the tree; Drop
     /// kills every one of them.
     pub fn chroot(release: Release) -> Node {
         preflight();
         let bin = binary_under_test();
         let (dir, root) = unpack(release);
+        let net = NetLease::new(Some(&dir), None).unwrap_or_else(|e| {
+            remove_tree(&dir);
+            panic!("{e}")
+        });
         let node = Node {
             release,
+            net,
             dir,
             root,
             kind: Kind::Chroot,
@@ -335,7 +379,7 @@ impl Node {
         }
         let resolv = node.root.join("etc/resolv.conf");
         let _ = fs::remove_file(&resolv);
-        fs::copy("/etc/resolv.conf", &resolv).expect("copy /etc/resolv.conf into the chroot");
+        fs::copy(resolv_conf().0, &resolv).expect("copy the host's resolv.conf into the chroot");
         node.install_binary(&bin);
         node
     }
@@ -347,6 +391,16 @@ impl Node {
     /// `<release>-<pid>-<n>`: the node's directory name under [`NODES_DIR`].
     pub fn name(&self) -> String {
         self.dir.file_name().unwrap().to_string_lossy().into_owned()
+    }
+
+    /// The node's address in the test network ([`NET_CIDR`]).
+    pub fn addr(&self) -> Ipv4Addr {
+        self.net.addr()
+    }
+
+    /// The name of the node's network namespace (`ip netns`).
+    pub fn netns(&self) -> &str {
+        self.net.netns()
     }
 
     pub fn is_chroot(&self) -> bool {
@@ -594,8 +648,11 @@ impl Node {
                 c
             }
             Kind::Chroot => {
-                let mut c = Command::new("chroot");
-                c.arg(&self.root);
+                // The chroot's processes live in the node's network namespace.
+                let mut c = Command::new("nsenter");
+                c.arg(format!("--net={}", self.net.netns_path()))
+                    .args(["--", "chroot"])
+                    .arg(&self.root);
                 c
             }
         };
@@ -847,6 +904,8 @@ impl Drop for Node {
             Kind::Chroot => {}
         }
         kill_rooted(&self.root);
+        // Nothing runs in the namespace any more: remove it with its veth.
+        self.net.release();
         if std::env::var_os("NTPP_KEEP_NODES").is_some() {
             unmount_under(&self.dir);
             eprintln!("[harness] NTPP_KEEP_NODES: keeping {}", self.dir.display());
@@ -882,6 +941,8 @@ fn preflight() {
         ("tar", "tar"),
         ("mount", "mount"),
         ("chroot", "coreutils"),
+        ("ip", "iproute2"),
+        ("nft", "nftables"),
     ] {
         if which(tool).is_none() {
             panic!("`{tool}` not found: the node tests need it (apt-get install {package}; scripts/test installs it)");
@@ -1409,6 +1470,555 @@ fn dpkg_packages(text: &str) -> Vec<(String, String)> {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ------------------------------------------------------------------- network
+//
+// Every node (booted or chroot) and every bare [`NetHost`] gets its own
+// network namespace, joined to the host by a veth pair whose host end is a
+// port of one test bridge:
+//
+//   host: bridge ntpp-br0 10.123.0.1/24 -- veth ntpp-vN -- netns ntpp-<node>: eth0 10.123.0.N/24, lo
+//
+// The nodes reach each other and the host over the bridge, and the archive
+// through NAT (an nftables table of our own, `inet ntpp_test`): forwarded
+// traffic from the test network may go out only to the host's resolvers
+// (DNS) and to TCP ports 80 and 443 (apt), masqueraded; nothing from outside
+// may come in except answers. So a test daemon is reachable only from the
+// test's own hosts, and a daemon given a server outside (a pool name that
+// resolves) cannot reach it (UDP 123 is not forwarded).
+//
+// The bridge, the table and IPv4 forwarding are shared by the process's live
+// leases and torn down when the last one drops (IPv4 forwarding restored to
+// what it was). [`NET_STATE`] records the owner and the forwarding setting
+// before the change, so that what a killed run left behind (namespaces,
+// veths, bridge, table, forwarding) is cleaned before the next run sets the
+// network up.
+
+/// The test network. It must not overlap an address or route of the host;
+/// the setup refuses to run when it does.
+pub const NET_CIDR: &str = "10.123.0.0/24";
+/// The host's address on the test bridge (the nodes' default gateway).
+pub const NET_GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 123, 0, 1);
+const NET_PREFIX: [u8; 3] = [10, 123, 0];
+const NET_PREFIX_LEN: u8 = 24;
+/// The host's bridge of the test network.
+pub const NET_BRIDGE: &str = "ntpp-br0";
+/// The nftables table (family inet) with the NAT and forwarding rules.
+pub const NFT_TABLE: &str = "ntpp_test";
+/// Owner of the test network and IPv4 forwarding before it was set up.
+pub const NET_STATE: &str = "/var/tmp/ntp-provision/net.state";
+/// Automatically assigned addresses: 10.123.0.10 and up. Lower ones (and any
+/// free one) can be asked for with [`Node::boot_at`] / [`NetHost::new`].
+const AUTO_FIRST: u8 = 10;
+const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+
+struct NetShared {
+    users: usize,
+    in_use: BTreeSet<u8>,
+}
+
+static NET: Mutex<NetShared> = Mutex::new(NetShared {
+    users: 0,
+    in_use: BTreeSet::new(),
+});
+
+fn net_lock() -> MutexGuard<'static, NetShared> {
+    NET.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// An address of the test network: `10.123.0.N`.
+pub fn net_addr(n: u8) -> Ipv4Addr {
+    Ipv4Addr::new(NET_PREFIX[0], NET_PREFIX[1], NET_PREFIX[2], n)
+}
+
+/// One network namespace with a veth into the test bridge and one address.
+/// Dropping it (or [`NetLease::release`]) deletes the veth and the namespace,
+/// and with the process's last lease the bridge, the NAT and the forwarding.
+pub struct NetLease {
+    netns: String,
+    veth: String,
+    addr: Ipv4Addr,
+    released: bool,
+}
+
+impl NetLease {
+    /// A namespace `ntpp-<name of dir>` (or `ntpp-h<N>` without a node dir)
+    /// at `want`, or the lowest free automatic address.
+    fn new(dir: Option<&Path>, want: Option<Ipv4Addr>) -> Result<NetLease, String> {
+        let octet = {
+            let mut shared = net_lock();
+            let octet = match want {
+                Some(a) => {
+                    let o = a.octets();
+                    if o[..3] != NET_PREFIX || o[3] < 2 || o[3] == 255 {
+                        return Err(format!("{a} is not a host address of the test network {NET_CIDR} (other than {NET_GATEWAY})"));
+                    }
+                    if shared.in_use.contains(&o[3]) {
+                        return Err(format!("{a} is already taken in the test network"));
+                    }
+                    o[3]
+                }
+                None => (AUTO_FIRST..=254)
+                    .find(|o| !shared.in_use.contains(o))
+                    .ok_or_else(|| format!("no free address left in {NET_CIDR}"))?,
+            };
+            if shared.users == 0 {
+                net_up()?;
+            }
+            shared.users += 1;
+            shared.in_use.insert(octet);
+            octet
+        };
+        let netns = match dir {
+            Some(d) => format!("ntpp-{}", d.file_name().unwrap().to_string_lossy()),
+            None => format!("ntpp-h{octet}-{}", std::process::id()),
+        };
+        // From here on a failure drops the lease, which undoes what was done.
+        let lease = NetLease {
+            netns,
+            veth: format!("ntpp-v{octet}"),
+            addr: net_addr(octet),
+            released: false,
+        };
+        if let Some(d) = dir {
+            // For the reaper of a killed run: which namespace was this node's.
+            let _ = fs::write(d.join("netns"), format!("{}\n", lease.netns));
+        }
+        let (ns, veth, addr) = (
+            lease.netns.as_str(),
+            lease.veth.as_str(),
+            format!("{}/{NET_PREFIX_LEN}", lease.addr),
+        );
+        let gw = NET_GATEWAY.to_string();
+        ip(&["netns", "add", ns])?;
+        ip(&[
+            "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns,
+        ])?;
+        ip(&["link", "set", veth, "master", NET_BRIDGE, "up"])?;
+        ip(&["-n", ns, "addr", "add", &addr, "dev", "eth0"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", ns, "link", "set", "eth0", "up"])?;
+        ip(&["-n", ns, "route", "add", "default", "via", &gw])?;
+        Ok(lease)
+    }
+
+    pub fn addr(&self) -> Ipv4Addr {
+        self.addr
+    }
+
+    pub fn netns(&self) -> &str {
+        &self.netns
+    }
+
+    /// `/run/netns/NAME`, for `systemd-nspawn --network-namespace-path` and `nsenter --net`.
+    pub fn netns_path(&self) -> String {
+        format!("/run/netns/{}", self.netns)
+    }
+
+    /// Delete the veth and the namespace; the last lease of the process also
+    /// tears the shared network down. Idempotent.
+    pub fn release(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        let _ = ip_quiet(&["link", "del", &self.veth]);
+        let _ = ip_quiet(&["netns", "del", &self.netns]);
+        let mut shared = net_lock();
+        shared.in_use.remove(&self.addr.octets()[3]);
+        shared.users = shared.users.saturating_sub(1);
+        if shared.users == 0 {
+            if let Err(e) = net_down() {
+                eprintln!("[harness] tearing down the test network: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for NetLease {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// A bare host of the test network: a namespace with an address and no node
+/// tree. [`NetHost::run`] runs a host command in it (the binary under test
+/// too, [`NetHost::provision`]): a client or a stranger on the network
+/// without the cost of a boot.
+pub struct NetHost {
+    net: NetLease,
+}
+
+impl NetHost {
+    /// At `addr`, or at the lowest free automatic address.
+    pub fn new(addr: Option<Ipv4Addr>) -> NetHost {
+        preflight();
+        NetHost {
+            net: NetLease::new(None, addr).unwrap_or_else(|e| panic!("{e}")),
+        }
+    }
+
+    pub fn addr(&self) -> Ipv4Addr {
+        self.net.addr()
+    }
+
+    /// argv (a host command) in the namespace, bounded by `timeout`; stdin empty.
+    pub fn run(&self, argv: &[&str], timeout: Duration) -> Out {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.net.netns_path()))
+            .arg("--")
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
+        // Drain the pipes in threads so a chatty command cannot block.
+        let mut so = child.stdout.take().unwrap();
+        let mut se = child.stderr.take().unwrap();
+        let t_out = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = so.read_to_end(&mut v);
+            v
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = se.read_to_end(&mut v);
+            v
+        });
+        let status = match wait_timeout(&mut child, timeout) {
+            Some(s) => s,
+            None => {
+                unsafe {
+                    kill(-(child.id() as i32), SIGKILL);
+                }
+                let _ = child.wait();
+                panic!(
+                    "{argv:?} in {} timed out after {timeout:?}",
+                    self.net.netns()
+                );
+            }
+        };
+        Out {
+            code: status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+            stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
+            stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
+        }
+    }
+
+    /// The binary under test (the host's copy of it), run in the namespace.
+    pub fn provision(&self, args: &[&str]) -> Out {
+        let bin = binary_under_test();
+        let mut argv = vec![bin.to_str().expect("UTF-8 binary path")];
+        argv.extend_from_slice(args);
+        self.run(&argv, Duration::from_secs(120))
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("run ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn ip_quiet(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn host_output(cmd: &str, args: &[&str]) -> String {
+    Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// The resolv.conf the nodes get, and the systemd-nspawn `--resolv-conf`
+/// mode that copies it: the host's /etc/resolv.conf, unless it names only
+/// loopback resolvers (systemd-resolved's stub, unreachable from a
+/// namespace), then resolved's list of its upstream servers.
+pub fn resolv_conf() -> (PathBuf, &'static str) {
+    let host = PathBuf::from("/etc/resolv.conf");
+    let uplink = PathBuf::from("/run/systemd/resolve/resolv.conf");
+    let text = fs::read_to_string(&host).unwrap_or_default();
+    let servers = nameservers(&text);
+    if servers.iter().all(|a| a.is_loopback()) && uplink.is_file() {
+        (uplink, "replace-uplink")
+    } else {
+        (host, "replace-host")
+    }
+}
+
+fn nameservers(resolv: &str) -> Vec<std::net::IpAddr> {
+    resolv
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect()
+}
+
+/// The process's first lease: clean up a killed run's network, check the
+/// range is free, then make the bridge, the nftables table and turn on IPv4
+/// forwarding (recording what it was first).
+fn net_up() -> Result<(), String> {
+    if which("nft").is_none() {
+        return Err("`nft` not found: the node tests need it for the test network's NAT (apt-get install nftables; scripts/test installs it)".into());
+    }
+    if which("ip").is_none() {
+        return Err("`ip` not found: the node tests need it (apt-get install iproute2; scripts/test installs it)".into());
+    }
+    reap_stale_net()?;
+    // The range must be ours alone: no address of the host in it, and no
+    // route into it.
+    for line in host_output("ip", &["-4", "-o", "addr", "show"]).lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if let Some(i) = f.iter().position(|w| *w == "inet") {
+            if f.get(i + 1).is_some_and(|a| a.starts_with("10.123.0.")) {
+                return Err(format!(
+                    "the test network {NET_CIDR} is in use on this host: {line}"
+                ));
+            }
+        }
+    }
+    for line in host_output("ip", &["-4", "route", "show"]).lines() {
+        if line.starts_with("10.123.0.") || line.starts_with("10.123.0.0/") {
+            return Err(format!(
+                "the test network {NET_CIDR} is routed on this host: {line}"
+            ));
+        }
+    }
+    let forward = fs::read_to_string(IP_FORWARD)
+        .map_err(|e| format!("read {IP_FORWARD}: {e}"))?
+        .trim()
+        .to_string();
+    let me = ProcId::of(std::process::id()).expect("own /proc entry");
+    fs::create_dir_all(Path::new(NET_STATE).parent().unwrap()).map_err(|e| e.to_string())?;
+    // Written first, so a run killed half way through the setup is cleaned too.
+    fs::write(NET_STATE, format!("{}ip_forward {forward}\n", me.render()))
+        .map_err(|e| format!("write {NET_STATE}: {e}"))?;
+    let gw = format!("{NET_GATEWAY}/{NET_PREFIX_LEN}");
+    let setup = (|| {
+        ip(&["link", "add", NET_BRIDGE, "type", "bridge"])?;
+        ip(&["addr", "add", &gw, "dev", NET_BRIDGE])?;
+        ip(&["link", "set", NET_BRIDGE, "up"])?;
+        nft_load(&nft_ruleset(forward == "0"))?;
+        fs::write(IP_FORWARD, "1\n").map_err(|e| format!("enable IPv4 forwarding: {e}"))
+    })();
+    if let Err(e) = setup {
+        let _ = net_down();
+        return Err(format!("setting up the test network: {e}"));
+    }
+    Ok(())
+}
+
+/// The NAT and the filter on what the test network may send out. Traffic
+/// between two nodes is bridged, but where br_netfilter is active
+/// (`net.bridge.bridge-nf-call-iptables`) it passes the forward hook too,
+/// with the bridge as both interfaces: the first rule lets it through.
+fn nft_ruleset(forwarding_was_off: bool) -> String {
+    let resolvers: Vec<String> =
+        nameservers(&fs::read_to_string(resolv_conf().0).unwrap_or_default())
+            .into_iter()
+            .filter_map(|a| match a {
+                std::net::IpAddr::V4(v4) if !v4.is_loopback() => Some(v4.to_string()),
+                _ => None,
+            })
+            .collect();
+    let dns = if resolvers.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "    iifname \"{NET_BRIDGE}\" ip daddr {{ {} }} meta l4proto {{ tcp, udp }} th dport 53 accept\n",
+            resolvers.join(", ")
+        )
+    };
+    // The host forwarded nothing before: it forwards nothing else now either.
+    let others = if forwarding_was_off {
+        "    meta nfproto ipv4 drop\n"
+    } else {
+        ""
+    };
+    format!(
+        "table inet {NFT_TABLE} {{
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    ip saddr {NET_CIDR} oifname != \"{NET_BRIDGE}\" masquerade
+  }}
+  chain forward {{
+    type filter hook forward priority filter; policy accept;
+    iifname \"{NET_BRIDGE}\" oifname \"{NET_BRIDGE}\" accept
+    oifname \"{NET_BRIDGE}\" ct state established,related accept
+    oifname \"{NET_BRIDGE}\" drop
+{dns}    iifname \"{NET_BRIDGE}\" tcp dport {{ 80, 443 }} accept
+    iifname \"{NET_BRIDGE}\" drop
+{others}  }}
+}}
+"
+    )
+}
+
+fn nft_load(ruleset: &str) -> Result<(), String> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("run nft: {e}"))?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(ruleset.as_bytes())
+        .map_err(|e| format!("write to nft: {e}"))?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "nft -f failed: {}\n{ruleset}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Undo [`net_up`]: the table, the bridge, the forwarding setting (restored
+/// from [`NET_STATE`]), the state file.
+fn net_down() -> Result<(), String> {
+    let state = fs::read_to_string(NET_STATE).unwrap_or_default();
+    let mut errors = Vec::new();
+    if host_output("nft", &["list", "tables"])
+        .lines()
+        .any(|l| l.trim() == format!("table inet {NFT_TABLE}"))
+        && !Command::new("nft")
+            .args(["delete", "table", "inet", NFT_TABLE])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        errors.push(format!("nft delete table inet {NFT_TABLE} failed"));
+    }
+    if Path::new("/sys/class/net").join(NET_BRIDGE).exists() {
+        if let Err(e) = ip(&["link", "del", NET_BRIDGE]) {
+            errors.push(e);
+        }
+    }
+    if let Some(before) = state
+        .lines()
+        .find_map(|l| l.strip_prefix("ip_forward "))
+        .map(str::trim)
+    {
+        let now = fs::read_to_string(IP_FORWARD).unwrap_or_default();
+        if (before == "0" || before == "1") && now.trim() != before {
+            if let Err(e) = fs::write(IP_FORWARD, format!("{before}\n")) {
+                errors.push(format!("restore {IP_FORWARD} to {before}: {e}"));
+            }
+        }
+    }
+    let _ = fs::remove_file(NET_STATE);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// What a killed run left of the test network: its namespaces and veths,
+/// then the shared part. Refuses while another live process owns it.
+fn reap_stale_net() -> Result<(), String> {
+    let me = ProcId::of(std::process::id());
+    if let Ok(state) = fs::read_to_string(NET_STATE) {
+        if let Some(owner) = ProcId::parse(&state) {
+            if owner.alive() && Some(owner) != me {
+                return Err(format!(
+                    "the test network {NET_CIDR} belongs to another live process (pid {}; {NET_STATE})",
+                    owner.pid
+                ));
+            }
+        }
+    }
+    let mut reaped = Vec::new();
+    for entry in fs::read_dir("/run/netns").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("ntpp-") {
+            // A process still in it (a container init that survived) would keep
+            // it, and its veth, alive.
+            kill_in_netns(&entry.path());
+            let _ = ip_quiet(&["netns", "del", &name]);
+            reaped.push(name);
+        }
+    }
+    for line in host_output("ip", &["-o", "link", "show"]).lines() {
+        if let Some(name) = line
+            .split(": ")
+            .nth(1)
+            .map(|n| n.split('@').next().unwrap_or(n))
+        {
+            if name.starts_with("ntpp-v") {
+                let _ = ip_quiet(&["link", "del", name]);
+                reaped.push(name.to_string());
+            }
+        }
+    }
+    let bridge = Path::new("/sys/class/net").join(NET_BRIDGE).exists();
+    if bridge || Path::new(NET_STATE).exists() {
+        reaped.push(format!("{NET_BRIDGE}, table inet {NFT_TABLE}, forwarding"));
+        net_down()?;
+    } else if host_output("nft", &["list", "tables"])
+        .lines()
+        .any(|l| l.trim() == format!("table inet {NFT_TABLE}"))
+    {
+        reaped.push(format!("table inet {NFT_TABLE}"));
+        net_down()?;
+    }
+    if !reaped.is_empty() {
+        eprintln!(
+            "[harness] reaped a stale test network: {}",
+            reaped.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// SIGKILL every process whose network namespace is the one bound at `path`.
+fn kill_in_netns(path: &Path) {
+    let Ok(meta) = fs::metadata(path) else {
+        return;
+    };
+    let me = std::process::id();
+    for pid in all_pids().into_iter().filter(|&p| p != me) {
+        if let Ok(ns) = fs::metadata(format!("/proc/{pid}/ns/net")) {
+            if ns.ino() == meta.ino() && ns.dev() == meta.dev() {
+                unsafe {
+                    kill(pid as i32, SIGKILL);
+                }
+            }
+        }
+    }
 }
 
 /// The daemon's servers in the node tests: loopback only (NTPsec refuses

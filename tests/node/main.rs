@@ -13,11 +13,14 @@ mod faults;
 mod fleet;
 mod harness;
 mod package;
+mod sync;
 
-use harness::{exclusive, snapshot_diff, Node, Release, NODE_BIN};
+use harness::{exclusive, snapshot_diff, NetHost, Node, Release, NODE_BIN};
 use std::fs;
+use std::net::UdpSocket;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Nothing of a dropped node may be left: no tree, no process rooted in it,
@@ -179,7 +182,7 @@ fn harness_boots_bookworm_and_chroot() {
     node.ok(&["test", "-c", "/dev/null"]);
     assert_eq!(
         node.read("/etc/resolv.conf"),
-        fs::read_to_string("/etc/resolv.conf").ok()
+        fs::read_to_string(harness::resolv_conf().0).ok()
     );
     // No init: systemctl sees no running systemd, so `service` uses init.d.
     node.ok(&["test", "!", "-e", "/run/systemd/system"]);
@@ -235,4 +238,227 @@ fn harness_boots_bullseye_and_trixie() {
         drop(node);
         assert_gone(&dir);
     }
+}
+
+/// The names of the network namespaces on the host.
+fn netns_names() -> Vec<String> {
+    fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn nft_tables() -> String {
+    let out = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn ip_forward() -> String {
+    fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Nothing of the test network is left: no namespace, veth or bridge of it,
+/// no table, forwarding as it was.
+fn assert_network_gone(forward_before: &str) {
+    let names = netns_names();
+    assert!(
+        !names.iter().any(|n| n.starts_with("ntpp-")),
+        "namespaces left: {names:?}"
+    );
+    let links = fs::read_dir("/sys/class/net")
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+        .filter(|n| n.starts_with("ntpp-"))
+        .collect::<Vec<_>>();
+    assert!(links.is_empty(), "links left: {links:?}");
+    let tables = nft_tables();
+    assert!(
+        !tables.contains(harness::NFT_TABLE),
+        "nft table left: {tables}"
+    );
+    assert!(!Path::new(harness::NET_STATE).exists());
+    assert_eq!(ip_forward(), forward_before, "IPv4 forwarding restored");
+}
+
+/// The node's datagram to ADDR:PORT (bash's /dev/udp: the images have no nc).
+fn send_udp(node: &Node, addr: &str, port: u16, text: &str) {
+    node.ok(&[
+        "bash",
+        "-c",
+        &format!("echo {text} > /dev/udp/{addr}/{port}"),
+    ]);
+}
+
+/// What arrives on `sock` within a second, if anything.
+fn recv_text(sock: &UdpSocket) -> Option<String> {
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut buf = [0u8; 512];
+    sock.recv_from(&mut buf)
+        .ok()
+        .map(|(n, _)| String::from_utf8_lossy(&buf[..n]).trim().to_string())
+}
+
+#[test]
+fn harness_gives_each_node_its_own_network_and_removes_it() {
+    let _guard = exclusive();
+    let forward_before = ip_forward();
+    // A killed run's leftovers: a namespace, a veth and the shared part, owned
+    // by a process that is gone. The next node cleans them up first.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    assert!(Command::new("ip")
+        .args(["netns", "add", "ntpp-stale-test"])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args([
+            "link",
+            "add",
+            "ntpp-v251",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            "ntpp-stale-test"
+        ])
+        .status()
+        .unwrap()
+        .success());
+    assert!(Command::new("ip")
+        .args(["link", "add", harness::NET_BRIDGE, "type", "bridge"])
+        .status()
+        .unwrap()
+        .success());
+    fs::write(
+        harness::NET_STATE,
+        format!("{dead_pid} 1\nip_forward {forward_before}\n"),
+    )
+    .unwrap();
+
+    let a = Node::boot(Release::Bookworm);
+    assert!(
+        !netns_names().contains(&"ntpp-stale-test".to_string()),
+        "the stale namespace was reaped"
+    );
+    assert!(!Path::new("/sys/class/net/ntpp-v251").exists());
+    let b = Node::chroot(Release::Bookworm);
+    let stranger = NetHost::new(None);
+    let addrs = [a.addr(), b.addr(), stranger.addr()];
+    eprintln!("addresses: {addrs:?}");
+    assert!(
+        addrs[0] != addrs[1] && addrs[1] != addrs[2] && addrs[0] != addrs[2],
+        "{addrs:?}"
+    );
+    for addr in addrs {
+        assert_eq!(&addr.octets()[..3], &[10, 123, 0], "{addr}");
+    }
+    assert_eq!(ip_forward(), "1", "forwarding is on while nodes run");
+    assert!(nft_tables().contains(harness::NFT_TABLE));
+    // Each node's eth0 holds its own address only.
+    for node in [&a, &b] {
+        let addrs = node.ok(&["cat", "/proc/net/fib_trie"]).stdout;
+        assert!(addrs.contains(&node.addr().to_string()), "{addrs}");
+        assert!(
+            !addrs.contains("192.0.2."),
+            "no host address inside:\n{addrs}"
+        );
+    }
+
+    // Loopback is the node's own: what a node sends to 127.0.0.1 never
+    // reaches the host's loopback; what it sends to the gateway does.
+    let host_lo = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = host_lo.local_addr().unwrap().port();
+    send_udp(&a, "127.0.0.1", port, "to-loopback");
+    assert_eq!(
+        recv_text(&host_lo),
+        None,
+        "a node reached the host's loopback"
+    );
+    let host_br = UdpSocket::bind((harness::NET_GATEWAY, 0)).unwrap();
+    let port = host_br.local_addr().unwrap().port();
+    send_udp(&a, &harness::NET_GATEWAY.to_string(), port, "from-a");
+    assert_eq!(recv_text(&host_br).as_deref(), Some("from-a"));
+    send_udp(&b, &harness::NET_GATEWAY.to_string(), port, "from-b");
+    assert_eq!(recv_text(&host_br).as_deref(), Some("from-b"));
+    // The bare host runs host commands in its namespace.
+    let out = stranger.run(
+        &[
+            "bash",
+            "-c",
+            &format!(
+                "echo from-stranger > /dev/udp/{}/{port}",
+                harness::NET_GATEWAY
+            ),
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(out.success(), "{out:?}");
+    assert_eq!(recv_text(&host_br).as_deref(), Some("from-stranger"));
+
+    // Node to node over the bridge (also where br_netfilter sends bridged
+    // traffic through the host's forward hook): the booted node and the
+    // chroot each reach a listener on the bare host.
+    for (node, text) in [(&a, "a-to-stranger"), (&b, "b-to-stranger")] {
+        let got = std::thread::scope(|s| {
+            let listener = s.spawn(|| {
+                stranger.run(
+                    &[
+                        "python3",
+                        "-c",
+                        &format!(
+                            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); \
+                             s.bind(('{}', 9999)); s.settimeout(10); print(s.recv(100).decode().strip())",
+                            stranger.addr()
+                        ),
+                    ],
+                    Duration::from_secs(20),
+                )
+            });
+            // Until the listener has it (it may not be bound yet), at most 20 tries.
+            for _ in 0..20 {
+                if listener.is_finished() {
+                    break;
+                }
+                send_udp(node, &stranger.addr().to_string(), 9999, text);
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            listener.join().unwrap()
+        });
+        assert_eq!(
+            got.stdout.trim(),
+            text,
+            "{} to {}: {got:?}",
+            node.addr(),
+            stranger.addr()
+        );
+    }
+
+    // The archive through the NAT, from the booted node and the chroot.
+    a.apt_get(&["update"]);
+    b.apt_get(&["update"]);
+
+    let (ns_a, ns_b) = (a.netns().to_string(), b.netns().to_string());
+    drop(a);
+    assert!(
+        !netns_names().contains(&ns_a),
+        "{ns_a} removed with its node"
+    );
+    assert!(netns_names().contains(&ns_b));
+    drop(b);
+    assert!(!netns_names().contains(&ns_b));
+    assert_eq!(ip_forward(), "1", "the stranger still holds the network");
+    drop(stranger);
+    assert_network_gone(&forward_before);
 }
