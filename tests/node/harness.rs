@@ -1582,7 +1582,8 @@ impl NetLease {
             released: false,
         };
         if let Some(d) = dir {
-            // For the reaper of a killed run: which namespace was this node's.
+            // Which namespace is this node's, for a post-mortem (a killed run's
+            // namespaces are all removed by reap_stale_net, by their ntpp- name).
             let _ = fs::write(d.join("netns"), format!("{}\n", lease.netns));
         }
         let (ns, veth, addr) = (
