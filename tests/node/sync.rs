@@ -156,7 +156,9 @@ fn synchronised_with(doc: &Value, server: &str) -> bool {
         && peers[0]["selected"] == "system_peer"
 }
 
-/// `ntp-provision verify TARGET --from PROBE --format json` on the probe host.
+/// `ntp-provision verify TARGET --from PROBE --format json` on the probe
+/// host. A daemon that serves the probe nothing answers nothing, which
+/// verify reports as its `no_answer` failure: the caller judges.
 fn verify_from(probe: &NetHost, target: Ipv4Addr) -> Value {
     let out = probe.provision(&[
         "verify",
@@ -166,15 +168,7 @@ fn verify_from(probe: &NetHost, target: Ipv4Addr) -> Value {
         "--format",
         "json",
     ]);
-    let doc = json(&out);
-    assert_eq!(
-        doc["error"],
-        Value::Null,
-        "verify {target} from {}: {}",
-        probe.addr(),
-        out.stdout
-    );
-    doc
+    json(&out)
 }
 
 /// Whether the daemon as a site server serves time to hosts outside
@@ -315,9 +309,16 @@ fn site_topology_every_daemon_synchronises_through_the_site_server() {
             inn["time_service"], "served",
             "{name} serves time inside {CLIENT_NET}: {inn:#}"
         );
+        // Outside the client network chrony serves nothing, so nothing
+        // answers at all; ntpd and NTPsec serve time there (see below).
+        let silent = if serves_time_outside_clients(r.flavor) {
+            "no_amplification"
+        } else {
+            "no_answer"
+        };
         assert_eq!(
             out["verdict"],
-            "no_amplification",
+            silent,
             "{name} from outside {}: {out:#}",
             outside.addr()
         );
