@@ -103,7 +103,7 @@ fn use_color(when: ColorWhen) -> bool {
         ColorWhen::Auto => {
             std::io::stdout().is_terminal()
                 && set("NO_COLOR").is_none()
-                && set("TERM").map_or(true, |t| t != "dumb")
+                && set("TERM").is_none_or(|t| t != "dumb")
         }
     }
 }

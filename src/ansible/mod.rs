@@ -38,7 +38,15 @@ use std::path::PathBuf;
 
 /// Names the CLI claims: a file called `plan` in the working directory must
 /// not turn `ntp-provision plan` into a module run.
-const SUBCOMMANDS: [&str; 5] = ["plan", "apply", "status", "verify", "help"];
+const SUBCOMMANDS: [&str; 7] = [
+    "plan",
+    "apply",
+    "status",
+    "verify",
+    "completions",
+    "generate",
+    "help",
+];
 /// Ansible's args files are small; anything bigger is not one.
 const MAX_ARGS_BYTES: u64 = 4 * 1024 * 1024;
 const DEFAULT_LOCK_TIMEOUT: u64 = 300;

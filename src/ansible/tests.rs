@@ -148,6 +148,9 @@ fn detect_wants_one_existing_file_holding_a_json_object() {
         "a path naming a file called plan is a module run"
     );
     assert!(detect(&argv(&["plan".into()])).is_none());
+    for subcommand in ["completions", "generate", "status", "verify"] {
+        assert!(detect(&argv(&[subcommand.into()])).is_none(), "{subcommand}");
+    }
     assert!(detect(&argv(&["--help".into()])).is_none());
 }
 

@@ -613,28 +613,34 @@ mod tests {
     #[test]
     fn a_daemon_that_drops_its_first_requests_is_asked_again_until_it_answers() {
         // A stand-in on a loopback port of its own: it drops the first two
-        // time requests (a daemon still setting up) and answers the third.
+        // time requests (a daemon still setting up) and answers every one
+        // after, as a ready daemon does. An answer that comes after its
+        // request's short wait is lost on a loaded machine; the next is not.
         let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         server
-            .set_read_timeout(Some(Duration::from_secs(5)))
+            .set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         let port = server.local_addr().unwrap().port();
         let stand_in = std::thread::spawn(move || {
             let mut buf = [0u8; 512];
             let mut requests = 0;
+            // Ends once no request has come for 500 ms: the client is done.
             while let Ok((n, from)) = server.recv_from(&mut buf) {
                 requests += 1;
-                if requests == 3 {
+                if requests >= 3 {
                     let mut answer = buf[..n].to_vec();
                     answer[0] = (answer[0] & 0b1111_1000) | 4; // mode 4, server
                     server.send_to(&answer, from).unwrap();
-                    return requests;
                 }
             }
             requests
         });
         assert!(wait_until_answering(port, Duration::from_secs(5)));
-        assert_eq!(stand_in.join().unwrap(), 3, "answered on the third request");
+        let requests = stand_in.join().unwrap();
+        assert!(
+            requests >= 3,
+            "asked again after two dropped requests: {requests}"
+        );
     }
 
     /// `verify`'s exchange: answers each query with `datagrams_with`'s datagrams.

@@ -1076,7 +1076,7 @@ fn unpack(release: Release) -> (PathBuf, PathBuf) {
 
     static NO_OVERLAY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     let want_overlay =
-        std::env::var_os("NTPP_NODE_UNPACK").map_or(true, |v| v.is_empty() || v == "0");
+        std::env::var_os("NTPP_NODE_UNPACK").is_none_or(|v| v.is_empty() || v == "0");
     if want_overlay && !NO_OVERLAY.load(Ordering::Relaxed) {
         let base = base_tree(release, &image, &image_meta).unwrap_or_else(|e| {
             remove_tree(&dir);
