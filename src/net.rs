@@ -280,3 +280,55 @@ pub fn parse_network(s: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// A client network as ntpd's and NTPsec's restrict lines spell it:
+/// `192.0.2.0/24` becomes `192.0.2.0 mask 255.255.255.0`, a bare address
+/// stays a host entry; `None` for what `parse_network` refuses.
+pub fn restrict_spelling(network: &str) -> Option<String> {
+    parse_network(network).ok()?;
+    let Some((addr, prefix)) = network.split_once('/') else {
+        return Some(network.to_string());
+    };
+    let net = Net::new(addr.parse().ok()?, prefix.parse().ok()?)?;
+    let (addr, mask): (IpAddr, IpAddr) = match net.family {
+        Family::V4 => (
+            Ipv4Addr::from(net.bits as u32).into(),
+            Ipv4Addr::from(net.mask() as u32).into(),
+        ),
+        Family::V6 => (
+            Ipv6Addr::from(net.bits).into(),
+            Ipv6Addr::from(net.mask()).into(),
+        ),
+    };
+    Some(format!("{addr} mask {mask}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_networks_are_spelled_as_restrict_lines_read_them() {
+        let spelled = |n| restrict_spelling(n);
+        assert_eq!(
+            spelled("10.123.0.128/25").as_deref(),
+            Some("10.123.0.128 mask 255.255.255.128")
+        );
+        // Host bits are dropped: ntpd masks them too, the line says what it does.
+        assert_eq!(
+            spelled("192.0.2.7/24").as_deref(),
+            Some("192.0.2.0 mask 255.255.255.0")
+        );
+        assert_eq!(spelled("192.0.2.7").as_deref(), Some("192.0.2.7"));
+        assert_eq!(
+            spelled("2001:db8::/32").as_deref(),
+            Some("2001:db8:: mask ffff:ffff::")
+        );
+        assert_eq!(
+            spelled("0.0.0.0/0").as_deref(),
+            Some("0.0.0.0 mask 0.0.0.0")
+        );
+        assert_eq!(spelled("10/8"), None);
+        assert_eq!(spelled("a.example"), None);
+    }
+}

@@ -1,20 +1,31 @@
 //! What classic ntpd and NTPsec share: the restrict lines and their lint,
-//! ntpq for status, and time service to anyone under the recipe's
-//! rate-limited default entry.
+//! ntpq for status, and time service under the recipe's rate-limited
+//! default entry (to anyone, or with `clients` to those networks only).
 
 use super::sync::{
     first_line, float, interval, is_ntpq_header, octal, same_host, Configured, Peer, Selection,
     Source, SourceAddress, SourceKind, SourceState, Sync,
 };
-use super::{Directive, Finding};
+use super::{Access, Directive, Finding};
 use crate::names::Rule;
-use crate::net::{ntp_net, Family, Net, PRIVATE};
+use crate::net::{network_contains, ntp_net, Family, Net, PRIVATE};
 use crate::process::Output;
+use std::net::IpAddr;
 
 pub(super) const STATUS_QUERIES: [&[&str]; 2] = [
     &["ntpq", "-pn"],
     &["ntpq", "-c", "rv 0 leap,stratum,offset,refid"],
 ];
+
+/// The templates serve anyone without `clients`; with them the default
+/// entry says noserve, and only the client networks and the unrestricted
+/// `restrict 127.0.0.1` / `::1` host entries get time.
+pub(super) fn serves_time_to(access: &Access, from: IpAddr) -> bool {
+    access.clients.is_empty()
+        || from == IpAddr::from([127, 0, 0, 1])
+        || from == IpAddr::from(std::net::Ipv6Addr::LOCALHOST)
+        || access.clients.iter().any(|net| network_contains(net, from))
+}
 
 /// ntpq exits 0 even when it reached no daemon: its text decides.
 pub(super) fn parse_status(sources: &Output, sync: &Output) -> Result<(Vec<Peer>, Sync), String> {
@@ -661,6 +672,24 @@ mod tests {
     use super::*;
     use crate::daemons::sync::tests::{peer, selections};
     use crate::daemons::sync::Selection;
+
+    #[test]
+    fn with_clients_only_they_and_the_host_entries_get_time() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let anyone = Access::default();
+        assert!(serves_time_to(&anyone, ip("198.51.100.7")));
+        let site = Access {
+            clients: vec!["10.123.0.128/25".into(), "2001:db8::/32".into()],
+            listen: vec![],
+        };
+        for inside in ["10.123.0.130", "2001:db8::5", "127.0.0.1", "::1"] {
+            assert!(serves_time_to(&site, ip(inside)), "{inside}");
+        }
+        // apply's check probes from 127.0.0.2 and up: the default entry's noserve.
+        for outside in ["10.123.0.100", "127.0.0.3", "198.51.100.7", "2001:db9::1"] {
+            assert!(!serves_time_to(&site, ip(outside)), "{outside}");
+        }
+    }
 
     // Debian 11, ntp 1:4.2.8p15+dfsg-1: pools (names cut to 15 columns), a
     // GPS stratum 1, an IPv6 server, every tally code, a dead server.

@@ -71,8 +71,8 @@ impl TimeDaemon for Ntpd {
     fn answer_probe(&self) -> AnswerProbe {
         AnswerProbe::TimeQuery
     }
-    fn serves_time_to(&self, _: &Access, _: IpAddr, _: IpAddr) -> bool {
-        true
+    fn serves_time_to(&self, access: &Access, from: IpAddr, _: IpAddr) -> bool {
+        ntp_family::serves_time_to(access, from)
     }
     fn dhcp_config(&self, read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<&'static str> {
         read("/run/ntp.conf.dhcp").map(|_| "/run/ntp.conf.dhcp")

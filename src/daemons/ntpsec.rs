@@ -101,8 +101,8 @@ impl TimeDaemon for Ntpsec {
     fn answer_probe(&self) -> AnswerProbe {
         AnswerProbe::TimeQuery
     }
-    fn serves_time_to(&self, _: &Access, _: IpAddr, _: IpAddr) -> bool {
-        true
+    fn serves_time_to(&self, access: &Access, from: IpAddr, _: IpAddr) -> bool {
+        ntp_family::serves_time_to(access, from)
     }
     /// Debian's ntpsec runs from the DHCP file unless /etc/default/ntpsec
     /// says IGNORE_DHCP.

@@ -77,6 +77,7 @@ impl Renderer {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_keep_trailing_newline(true);
+        env.add_filter("restrict_net", restrict_net);
         for (name, source) in embedded() {
             env.add_template(name, source)
                 .map_err(|e| err(&format!("templates/{name}"), describe(&e)))?;
@@ -356,6 +357,17 @@ fn check_defined(path: &str, ctx: &Value) -> Result<(), String> {
         value = next;
     }
     Ok(())
+}
+
+/// `{{ net | restrict_net }}`: a `clients` network as a restrict line's
+/// address and mask (the variable is checked at load, so this rarely fails).
+fn restrict_net(network: &str) -> Result<String, minijinja::Error> {
+    crate::net::restrict_spelling(network).ok_or_else(|| {
+        minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            format!("restrict_net: {network:?} is not a network (ADDRESS or ADDRESS/PREFIX)"),
+        )
+    })
 }
 
 /// minijinja's message plus the line it points at.

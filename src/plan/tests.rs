@@ -88,6 +88,53 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
 }
 
 #[test]
+fn with_clients_ntpd_and_ntpsec_serve_time_to_those_networks_only() {
+    let plan = load_with(
+        DEFAULT_PLAN,
+        &[
+            "servers=[10.123.0.2]",
+            "clients=[10.123.0.128/25, 2001:db8::/32]",
+        ],
+    )
+    .unwrap();
+    for (flavor, conf) in [
+        (Flavor::NTPD, "/etc/ntp.conf"),
+        (Flavor::NTPSEC, "/etc/ntpsec/ntp.conf"),
+    ] {
+        let r = plan
+            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
+            .unwrap();
+        let content = config_template(&r, conf).content;
+        let restricts: Vec<&str> = content
+            .lines()
+            .filter(|l| l.starts_with("restrict"))
+            .collect();
+        // NTPsec pokes its servers' holes only in an ignore entry.
+        let closed = if flavor == Flavor::NTPSEC {
+            "ignore"
+        } else {
+            "noserve"
+        };
+        assert_eq!(
+            restricts,
+            [
+                &format!("restrict -4 default kod notrap nomodify nopeer noquery limited {closed}"),
+                &format!("restrict -6 default kod notrap nomodify nopeer noquery limited {closed}"),
+                "restrict 10.123.0.128 mask 255.255.255.128 kod notrap nomodify nopeer noquery limited",
+                "restrict 2001:db8:: mask ffff:ffff:: kod notrap nomodify nopeer noquery limited",
+                "restrict 127.0.0.1",
+                "restrict ::1",
+                // The server's own answers would hit noserve without it.
+                "restrict source notrap nomodify noquery",
+            ],
+            "{flavor:?}"
+        );
+        let findings = crate::lint::lint(flavor, &content, None);
+        assert!(findings.is_empty(), "{flavor:?}: {findings:?}");
+    }
+}
+
+#[test]
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
     let r = plan
