@@ -639,34 +639,60 @@ fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
     );
 }
 
+/// Starts `apply -e SERVERS --lock-timeout 540` as the transient unit
+/// `unit`, its stdout and stderr in /root/UNIT.out and /root/UNIT.err, the
+/// unit kept after the run for its exit status.
+fn start_apply_unit(node: &Node, unit: &str, extra: &[&str]) {
+    let mut argv = vec![
+        "systemd-run".to_string(),
+        format!("--unit={unit}"),
+        "-p".into(),
+        "RemainAfterExit=yes".into(),
+        "-p".into(),
+        format!("StandardOutput=file:/root/{unit}.out"),
+        "-p".into(),
+        format!("StandardError=file:/root/{unit}.err"),
+        "--".into(),
+        "/usr/local/bin/ntp-provision".into(),
+        "apply".into(),
+        "-e".into(),
+        SERVERS.into(),
+        "--lock-timeout".into(),
+        "540".into(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    node.ok(&argv);
+}
+
+/// Waits until /root/UNIT.err contains `text`.
+fn wait_for_stderr(node: &Node, unit: &str, text: &str) {
+    let path = format!("/root/{unit}.err");
+    wait_for(
+        &format!("{unit} to say {text:?}"),
+        Duration::from_secs(60),
+        || node.read(&path).is_some_and(|e| e.contains(text)),
+    );
+}
+
 #[test]
 fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
-    node.ok(&[
-        "systemd-run",
-        "--unit=first",
-        "-p",
-        "RemainAfterExit=yes",
-        "--",
-        "/usr/local/bin/ntp-provision",
-        "apply",
-        "-e",
-        SERVERS,
-    ]);
-    let mut holder = String::new();
-    wait_for(
-        "the first run to take the run lock",
-        Duration::from_secs(30),
-        || {
-            holder = node
-                .run(&["cat", "/run/ntp-provision.lock"])
-                .stdout
-                .trim()
-                .to_string();
-            !holder.is_empty()
-        },
+    // The first run is held at its first step (apt-get update waits for the
+    // lists lock) while it holds the run lock, until the test lets it go.
+    let lists = hold_lock(&node, "lists-holder", "/var/lib/apt/lists/lock");
+    start_apply_unit(&node, "first", &[]);
+    wait_for_stderr(
+        &node,
+        "first",
+        &format!("waiting for /var/lib/apt/lists/lock, held by process {lists} (perl)"),
     );
+    let holder = node
+        .run(&["cat", "/run/ntp-provision.lock"])
+        .stdout
+        .trim()
+        .to_string();
     assert_eq!(holder, main_pid(&node, "first").to_string());
 
     let out = node.provision(&["plan", "-e", SERVERS, "--lock-timeout", "2"]);
@@ -684,17 +710,46 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
         out.stdout
     );
 
-    // With time enough the second run waits, then finds the node converged.
-    let (out, doc) = node.apply_json(&["--lock-timeout", "540"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        node.unit_property("first", "ExecMainStatus"),
-        "0",
-        "the first run succeeded"
+    // With time enough a second run waits while the first holds the lock,
+    // then runs once the first has finished, and finds the node converged.
+    start_apply_unit(&node, "second", &["--format", "json"]);
+    wait_for_stderr(
+        &node,
+        "second",
+        &format!(
+            "another ntp-provision run (pid {holder}) holds /run/ntp-provision.lock; waiting up to 540 s (--lock-timeout), 0 s so far"
+        ),
     );
+    assert_ne!(main_pid(&node, "first"), 0, "the first still runs");
+    node.ok(&["systemctl", "stop", "lists-holder"]);
+    wait_for("both runs to finish", Duration::from_secs(540), || {
+        main_pid(&node, "first") == 0 && main_pid(&node, "second") == 0
+    });
+    for unit in ["first", "second"] {
+        assert_eq!(
+            node.unit_property(unit, "ExecMainStatus"),
+            "0",
+            "{unit}: {}",
+            node.read(&format!("/root/{unit}.err")).unwrap_or_default()
+        );
+    }
+    let doc: Value = serde_json::from_str(&node.read("/root/second.out").unwrap()).unwrap();
     assert_eq!(
         doc["summary"]["changed"], 0,
         "the first run had done it all: {doc:#}"
+    );
+    // The run log has a line per apply, in the order they finished: the
+    // first made the changes, the second, after it, none.
+    let log = node.read("/var/log/ntp-provision.log").unwrap();
+    let runs: Vec<&str> = log.lines().collect();
+    assert_eq!(runs.len(), 2, "{log}");
+    assert!(
+        !runs[0].contains(" changed=0 ") && !runs[0].ends_with("FAILED"),
+        "{log}"
+    );
+    assert!(
+        runs[1].contains(" changed=0 failed=0 ") && !runs[1].ends_with("FAILED"),
+        "{log}"
     );
     assert_eq!(
         node.run(&["systemctl", "is-active", "ntpsec.service"])
