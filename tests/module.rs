@@ -93,3 +93,19 @@ fn a_file_that_is_not_a_json_object_is_the_cli_as_before() {
         "a bare YAML file is bad usage, not a module run"
     );
 }
+
+#[test]
+fn a_run_that_would_change_the_node_is_refused_to_a_user_other_than_root() {
+    let (code, v, _) = module(r#"{"vars": {"servers": ["127.0.0.1"]}}"#);
+    assert_eq!(code, 0);
+    assert_eq!(
+        (v["failed"].as_bool(), v["changed"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(
+        v["msg"],
+        "apply must run as root: it installs packages and writes under /etc (use become: true)",
+        "{v}"
+    );
+    assert_eq!(v["steps"], serde_json::json!([]), "nothing ran");
+}
