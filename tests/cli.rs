@@ -6,42 +6,11 @@
 //! as root: a plan the loader should refuse but does not would then stop at
 //! `apply`'s root check instead of converging the machine running the tests.
 
+mod common;
+
+use common::{ntp_provision_as_nobody, world_readable_dir};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-
-/// uid and gid of `nobody` on Debian and Ubuntu.
-const NOBODY: u32 = 65534;
-
-fn running_as_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").unwrap().uid() == 0
-}
-
-/// A directory everyone may read, for the binary and plan files that
-/// `nobody` must reach (cargo's target directory may sit under a private one).
-fn world_readable_dir() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    dir
-}
-
-/// The binary under test, copied where `nobody` can run it.
-fn binary() -> &'static Path {
-    static COPY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &COPY
-        .get_or_init(|| {
-            let dir = world_readable_dir();
-            let bin = dir.path().join("ntp-provision");
-            std::fs::copy(env!("CARGO_BIN_EXE_ntp-provision"), &bin).unwrap();
-            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-            (dir, bin)
-        })
-        .1
-}
+use std::process::Stdio;
 
 struct Run {
     code: i32,
@@ -50,14 +19,8 @@ struct Run {
 }
 
 fn ntp_provision(args: &[&str], stdin: Option<&[u8]>) -> Run {
-    let mut cmd = Command::new(binary());
-    if running_as_root() {
-        // std drops the supplementary groups too when root sets a uid.
-        cmd.uid(NOBODY).gid(NOBODY);
-    }
-    let mut child = cmd
+    let mut child = ntp_provision_as_nobody()
         .args(args)
-        .env_remove("RUST_LOG")
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {

@@ -1,16 +1,21 @@
 //! The binary as an Ansible binary module, where no node is needed: one
 //! argument naming a JSON args file gives one JSON result on stdout and exit
 //! 0, also for invalid arguments and plans (Ansible reads `failed`).
+//!
+//! The module runs as nobody, as the CLI in tests/cli.rs does: every case
+//! fails before the first probe, and root is not the point of any.
 
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{ntp_provision_as_nobody, world_readable_dir};
+use std::process::Stdio;
 
 fn module(args: &str) -> (i32, serde_json::Value, String) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = world_readable_dir();
     let path = dir.path().join("args");
     std::fs::write(&path, args).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ntp-provision"))
+    let out = ntp_provision_as_nobody()
         .arg(&path)
-        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .output()
         .expect("the binary starts");
@@ -78,16 +83,29 @@ fn an_unreadable_or_invalid_plan_fails_before_any_probe() {
 
 #[test]
 fn a_file_that_is_not_a_json_object_is_the_cli_as_before() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = world_readable_dir();
     let path = dir.path().join("plan.yaml");
     std::fs::write(&path, "steps: []\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_ntp-provision"))
-        .arg(&path)
-        .output()
-        .unwrap();
+    let out = ntp_provision_as_nobody().arg(&path).output().unwrap();
     assert_eq!(
         out.status.code(),
         Some(64),
         "a bare YAML file is bad usage, not a module run"
     );
+}
+
+#[test]
+fn a_run_that_would_change_the_node_is_refused_to_a_user_other_than_root() {
+    let (code, v, _) = module(r#"{"vars": {"servers": ["127.0.0.1"]}}"#);
+    assert_eq!(code, 0);
+    assert_eq!(
+        (v["failed"].as_bool(), v["changed"].as_bool()),
+        (Some(true), Some(false))
+    );
+    assert_eq!(
+        v["msg"],
+        "apply must run as root: it installs packages and writes under /etc (use become: true)",
+        "{v}"
+    );
+    assert_eq!(v["steps"], serde_json::json!([]), "nothing ran");
 }

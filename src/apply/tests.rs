@@ -509,13 +509,143 @@ fn an_interrupted_dpkg_is_repaired_first_then_the_run_converges() {
     );
 }
 
+/// ntpsec as a dpkg killed after unpacking it leaves it: `iU`, a journal
+/// entry, its directory and unit file on disk, the unit neither enabled nor
+/// started.
+fn bookworm_with_ntpsec_unpacked() -> FakeNode {
+    let node = FakeNode::bookworm();
+    {
+        let mut s = node.state();
+        s.dpkg_updates = vec!["0001".into()];
+        s.dirs.push("/etc/ntpsec".into());
+        s.dpkg.insert(
+            "ntpsec".into(),
+            DpkgState::Broken {
+                abbrev: "iU".into(),
+                status: "install ok unpacked".into(),
+                version: "1.2.2+dfsg1-1+deb12u1".into(),
+            },
+        );
+        s.units.insert(
+            "ntpsec.service".into(),
+            crate::facts::UnitFact {
+                exists: true,
+                running: false,
+                enabled: false,
+                main_pid: None,
+                started: None,
+            },
+        );
+    }
+    node
+}
+
+/// The fake's `dpkg --configure -a` finishes what dpkg finishes (the
+/// product's `configured_by_repair`); the diff projects the same: the
+/// daemon step has nothing left to install, and the run converges.
 #[test]
-fn without_the_repair_apt_would_refuse() {
-    // The fake's apt behaves as the real one: proof the repair step matters.
-    let mut node = FakeNode::bookworm();
-    node.state().dpkg_updates = vec!["0001".into()];
-    let err = AptExec::update(&mut node).unwrap_err();
-    assert!(err.to_string().contains("dpkg was interrupted"), "{err}");
+fn a_daemon_left_unpacked_is_finished_by_the_repair_and_not_installed_again() {
+    let node = bookworm_with_ntpsec_unpacked();
+    let plan = default_plan(&[]);
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:#?}");
+    assert_eq!(report.steps[0].name, crate::diff::REPAIR_STEP);
+    assert_eq!(report.steps[0].status, Status::Changed);
+    assert_eq!(
+        step_named(&report, "NTP daemon at the latest version").status,
+        Status::Ok
+    );
+    let journal = node.journal();
+    assert_eq!(journal[0], "dpkg --configure -a");
+    assert!(
+        !journal.iter().any(|l| l.starts_with("apt-get install")),
+        "{journal:?}"
+    );
+    assert!(node.state().dpkg["ntpsec"].is_installed());
+    assert!(
+        changeset(&node, &plan).is_empty(),
+        "the next run has nothing to do"
+    );
+}
+
+/// The fake's apt refuses any change of a held package, as apt -y does: a
+/// held daemon already at its candidate is left alone, and the run that
+/// converges everything else around it succeeds.
+#[test]
+fn a_held_daemon_at_its_candidate_is_left_alone_and_the_run_converges() {
+    let node = FakeNode::bookworm();
+    let ntpsec = PackageName::parse("ntpsec").unwrap();
+    AptExec::install(
+        &mut node.clone(),
+        &[(ntpsec, "1.2.2+dfsg1-1+deb12u1".into())],
+    )
+    .unwrap();
+    {
+        let mut s = node.state();
+        s.journal.clear();
+        s.lists_age = Some(std::time::Duration::from_secs(60));
+        s.held.insert("ntpsec".into());
+    }
+    let plan = default_plan(&[]);
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:#?}");
+    assert_eq!(
+        step_named(&report, "NTP daemon at the latest version").status,
+        Status::Ok
+    );
+    assert!(
+        !node.journal().iter().any(|l| l.contains("ntpsec=")),
+        "{:?}",
+        node.journal()
+    );
+    assert!(node.state().held.contains("ntpsec"), "the hold is kept");
+    assert!(changeset(&node, &plan).is_empty());
+}
+
+fn bullseye_with_old_ntp() -> FakeNode {
+    let node = FakeNode::bullseye();
+    node.state().lists_age = Some(std::time::Duration::from_secs(60));
+    node.state().dpkg.insert(
+        "ntp".into(),
+        DpkgState::Installed {
+            version: "1:4.2.8p12+dfsg-4".into(),
+        },
+    );
+    node
+}
+
+#[test]
+fn a_held_daemon_with_a_newer_candidate_is_refused_before_anything_changes() {
+    let node = bullseye_with_old_ntp();
+    node.state().held.insert("ntp".into());
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&default_plan(&[]))).unwrap();
+    assert!(g.facts.packages[&PackageName::parse("ntp").unwrap()].held);
+    let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
+    assert!(err.contains("package ntp is held"), "{err}");
+    assert!(err.contains("apt-mark unhold ntp"), "{err}");
+    assert!(node.journal().is_empty(), "nothing ran");
+
+    // Unheld, the same node plans the upgrade.
+    node.state().held.clear();
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&default_plan(&[]))).unwrap();
+    assert!(crate::diff::diff(&g.rendered, &g.facts).is_ok());
+}
+
+#[test]
+fn a_package_the_repair_cannot_finish_stops_the_plan_and_nothing_runs() {
+    let node = FakeNode::bookworm();
+    node.state().dpkg.insert(
+        "ntpsec".into(),
+        DpkgState::Broken {
+            abbrev: "iHR".into(),
+            status: "install reinstreq half-installed".into(),
+            version: "1.2.2+dfsg1-1+deb12u1".into(),
+        },
+    );
+    let g = crate::facts::gather(&node, &crate::facts::Wants::from(&default_plan(&[]))).unwrap();
+    let err = crate::diff::diff(&g.rendered, &g.facts).unwrap_err();
+    assert!(err.contains("apt-get install --reinstall ntpsec"), "{err}");
+    assert!(node.journal().is_empty());
 }
 
 /// `cs` with a config the parser accepts but with which the daemon does

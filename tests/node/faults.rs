@@ -343,6 +343,88 @@ fn a_mirror_that_does_not_answer_fails_with_apts_words_and_changes_nothing() {
     converges(&node);
 }
 
+/// Runs the agent (`apply -e SERVERS`) as a child of a perl watcher in the
+/// node that polls `dir` every millisecond and kill -9s the agent the moment
+/// a temporary file of `replace_atomically` for `file` appears there (a
+/// shell or a poll from the host would miss a file that lives for
+/// milliseconds). Returns the temp file's name and the agent's wait status
+/// as perl saw it; panics when the agent exits first or after 300 s.
+fn kill_agent_when_writing(node: &Node, dir: &str, file: &str) -> (String, i32) {
+    // WNOHANG is 1 on Linux: no POSIX module needed.
+    let script = r#"
+        my ($dir, $file, $out, @agent) = @ARGV;
+        my $temp = qr/^\.\Q$file\E\.[A-Za-z0-9]{6}\.ntp-provision$/;
+        my $pid = fork() // die "fork: $!";
+        if ($pid == 0) {
+            open(STDOUT, '>', $out) or die "$out: $!";
+            open(STDERR, '>&', \*STDOUT) or die;
+            exec(@agent) or die "exec: $!";
+        }
+        my $deadline = time + 300;
+        while (time < $deadline) {
+            if (opendir(my $d, $dir)) {
+                my @seen = grep { /$temp/ } readdir($d);
+                if (@seen) {
+                    kill('KILL', $pid);
+                    waitpid($pid, 0);
+                    print "seen $seen[0]\nstatus $?\n";
+                    exit 0;
+                }
+            }
+            if (waitpid($pid, 1) == $pid) {
+                print "the agent exited (status $?) before a temp file appeared\n";
+                exit 1;
+            }
+            select(undef, undef, undef, 0.001);
+        }
+        kill('KILL', $pid);
+        waitpid($pid, 0);
+        print "no temp file within 300 s\n";
+        exit 2;
+    "#;
+    let out = node.run(&[
+        "perl",
+        "-e",
+        script,
+        dir,
+        file,
+        "/root/agent.txt",
+        "/usr/local/bin/ntp-provision",
+        "apply",
+        "-e",
+        SERVERS,
+    ]);
+    let agent = node.read("/root/agent.txt").unwrap_or_default();
+    assert_eq!(
+        out.code, 0,
+        "the watcher missed the write:\n{}{}\nthe agent's output:\n{agent}",
+        out.stdout, out.stderr
+    );
+    let field = |key: &str| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("no {key:?} in {}", out.stdout))
+            .to_string()
+    };
+    (field("seen "), field("status ").parse().unwrap())
+}
+
+/// The md5sum dpkg records for the conffile `path` of `package`.
+fn conffile_md5(node: &Node, package: &str, path: &str) -> String {
+    let listed = node
+        .ok(&["dpkg-query", "-W", "-f=${Conffiles}", package])
+        .stdout;
+    listed
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&format!("{path} ")))
+        .unwrap_or_else(|| panic!("{package} has no conffile {path}: {listed}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
 #[test]
 fn the_agent_killed_half_way_leaves_no_mix_and_the_next_run_converges() {
     let _one_at_a_time = exclusive();
@@ -377,20 +459,60 @@ fn the_agent_killed_half_way_leaves_no_mix_and_the_next_run_converges() {
     wait_for("the agent to be gone", Duration::from_secs(20), || {
         main_pid(&node, "agent") == 0
     });
+    assert!(
+        node.read(NTPSEC_CONF)
+            .is_none_or(|t| !t.contains("written by ntp-provision")),
+        "killed while dpkg unpacked, the agent wrote no config"
+    );
 
-    // The config is absent, the package's, or ours whole; never a mix.
-    let written = node.read(NTPSEC_CONF);
-    // The lock the agent held died with it: this run does not wait for it.
-    let doc = converges(&node);
-    let ours = node.read(NTPSEC_CONF).unwrap();
-    if let Some(text) = written.filter(|t| t.contains("written by ntp-provision")) {
-        assert_eq!(text, ours, "a config written by the killed run is complete");
-    }
+    // The next run, killed while it writes the config: the lock the first
+    // agent held died with it, and the orphaned dpkg has finished (or this
+    // run waits for its lock).
+    let (temp, status) = kill_agent_when_writing(&node, "/etc/ntpsec", "ntp.conf");
+    assert_eq!(status & 0x7f, 9, "the agent died of SIGKILL");
+    assert!(
+        node.run(&["test", "-f", &format!("/etc/ntpsec/{temp}")])
+            .success(),
+        "{temp} is left behind: the kill came before the rename"
+    );
+    // The config is the package's, whole; never a mix.
+    assert_eq!(node.dpkg_abbrev("ntpsec"), "ii");
+    let md5 = node.ok(&["md5sum", NTPSEC_CONF]).stdout;
+    assert_eq!(
+        md5.split_whitespace().next().unwrap(),
+        conffile_md5(&node, "ntpsec", NTPSEC_CONF),
+        "{NTPSEC_CONF} is the package's as dpkg installed it"
+    );
+
+    // The next run sweeps the temp file, writes the config and converges.
+    let (out, doc) = node.apply_json(&["-v"]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "removed /etc/ntpsec/{temp}, left by an earlier run that was killed"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        step(&doc, "NTP config with our servers and access control")["status"],
+        "changed"
+    );
+    assert!(node
+        .read(NTPSEC_CONF)
+        .unwrap()
+        .contains("written by ntp-provision"));
     let temps = node
         .run(&["find", "/etc", "-name", ".*.ntp-provision"])
         .stdout;
     assert!(temps.trim().is_empty(), "temporary files left: {temps}");
-    assert_eq!(doc["failed"], false);
+    node.rerun_clean(&[]);
+    assert_eq!(
+        node.run(&["systemctl", "is-active", "ntpsec.service"])
+            .stdout
+            .trim(),
+        "active"
+    );
 }
 
 /// Applies `plan` (with `vars` after the test servers), whose config leaves
@@ -517,34 +639,60 @@ fn a_chrony_config_that_shuts_chronyc_out_is_rolled_back() {
     );
 }
 
+/// Starts `apply -e SERVERS --lock-timeout 540` as the transient unit
+/// `unit`, its stdout and stderr in /root/UNIT.out and /root/UNIT.err, the
+/// unit kept after the run for its exit status.
+fn start_apply_unit(node: &Node, unit: &str, extra: &[&str]) {
+    let mut argv = vec![
+        "systemd-run".to_string(),
+        format!("--unit={unit}"),
+        "-p".into(),
+        "RemainAfterExit=yes".into(),
+        "-p".into(),
+        format!("StandardOutput=file:/root/{unit}.out"),
+        "-p".into(),
+        format!("StandardError=file:/root/{unit}.err"),
+        "--".into(),
+        "/usr/local/bin/ntp-provision".into(),
+        "apply".into(),
+        "-e".into(),
+        SERVERS.into(),
+        "--lock-timeout".into(),
+        "540".into(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    node.ok(&argv);
+}
+
+/// Waits until /root/UNIT.err contains `text`.
+fn wait_for_stderr(node: &Node, unit: &str, text: &str) {
+    let path = format!("/root/{unit}.err");
+    wait_for(
+        &format!("{unit} to say {text:?}"),
+        Duration::from_secs(60),
+        || node.read(&path).is_some_and(|e| e.contains(text)),
+    );
+}
+
 #[test]
 fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
     let _one_at_a_time = exclusive();
     let node = Node::boot(Release::Bookworm);
-    node.ok(&[
-        "systemd-run",
-        "--unit=first",
-        "-p",
-        "RemainAfterExit=yes",
-        "--",
-        "/usr/local/bin/ntp-provision",
-        "apply",
-        "-e",
-        SERVERS,
-    ]);
-    let mut holder = String::new();
-    wait_for(
-        "the first run to take the run lock",
-        Duration::from_secs(30),
-        || {
-            holder = node
-                .run(&["cat", "/run/ntp-provision.lock"])
-                .stdout
-                .trim()
-                .to_string();
-            !holder.is_empty()
-        },
+    // The first run is held at its first step (apt-get update waits for the
+    // lists lock) while it holds the run lock, until the test lets it go.
+    let lists = hold_lock(&node, "lists-holder", "/var/lib/apt/lists/lock");
+    start_apply_unit(&node, "first", &[]);
+    wait_for_stderr(
+        &node,
+        "first",
+        &format!("waiting for /var/lib/apt/lists/lock, held by process {lists} (perl)"),
     );
+    let holder = node
+        .run(&["cat", "/run/ntp-provision.lock"])
+        .stdout
+        .trim()
+        .to_string();
     assert_eq!(holder, main_pid(&node, "first").to_string());
 
     let out = node.provision(&["plan", "-e", SERVERS, "--lock-timeout", "2"]);
@@ -562,17 +710,46 @@ fn a_second_run_waits_for_the_first_or_gives_up_naming_it() {
         out.stdout
     );
 
-    // With time enough the second run waits, then finds the node converged.
-    let (out, doc) = node.apply_json(&["--lock-timeout", "540"]);
-    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    assert_eq!(
-        node.unit_property("first", "ExecMainStatus"),
-        "0",
-        "the first run succeeded"
+    // With time enough a second run waits while the first holds the lock,
+    // then runs once the first has finished, and finds the node converged.
+    start_apply_unit(&node, "second", &["--format", "json"]);
+    wait_for_stderr(
+        &node,
+        "second",
+        &format!(
+            "another ntp-provision run (pid {holder}) holds /run/ntp-provision.lock; waiting up to 540 s (--lock-timeout), 0 s so far"
+        ),
     );
+    assert_ne!(main_pid(&node, "first"), 0, "the first still runs");
+    node.ok(&["systemctl", "stop", "lists-holder"]);
+    wait_for("both runs to finish", Duration::from_secs(540), || {
+        main_pid(&node, "first") == 0 && main_pid(&node, "second") == 0
+    });
+    for unit in ["first", "second"] {
+        assert_eq!(
+            node.unit_property(unit, "ExecMainStatus"),
+            "0",
+            "{unit}: {}",
+            node.read(&format!("/root/{unit}.err")).unwrap_or_default()
+        );
+    }
+    let doc: Value = serde_json::from_str(&node.read("/root/second.out").unwrap()).unwrap();
     assert_eq!(
         doc["summary"]["changed"], 0,
         "the first run had done it all: {doc:#}"
+    );
+    // The run log has a line per apply, in the order they finished: the
+    // first made the changes, the second, after it, none.
+    let log = node.read("/var/log/ntp-provision.log").unwrap();
+    let runs: Vec<&str> = log.lines().collect();
+    assert_eq!(runs.len(), 2, "{log}");
+    assert!(
+        !runs[0].contains(" changed=0 ") && !runs[0].ends_with("FAILED"),
+        "{log}"
+    );
+    assert!(
+        runs[1].contains(" changed=0 failed=0 ") && !runs[1].ends_with("FAILED"),
+        "{log}"
     );
     assert_eq!(
         node.run(&["systemctl", "is-active", "ntpsec.service"])
