@@ -422,6 +422,26 @@ fn ntp_missing_from_the_archive_is_refused_before_any_change() {
 }
 
 #[test]
+fn a_file_variable_the_daemon_has_no_line_for_is_refused_before_any_change() {
+    // bookworm's chrony is 4.3: leapseclist came with 4.6.
+    let node = FakeNode::bookworm();
+    let plan = default_plan(&["daemon=chrony", "leapfile=/srv/leap-seconds.list"]);
+    let err = gather(&node, &crate::facts::Wants::from(&plan))
+        .err()
+        .unwrap();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("vars.leapfile is set, but chrony 4.3"),
+        "{msg}"
+    );
+    assert!(msg.ends_with("(it came with 4.6)"), "{msg}");
+    assert!(node.journal().is_empty());
+    // The same variable for NTPsec is a line in its config.
+    let cs = changeset(&node, &default_plan(&["leapfile=/srv/leap-seconds.list"]));
+    assert!(format!("{cs:?}").contains("leapfile /srv/leap-seconds.list"));
+}
+
+#[test]
 fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
     let node = FakeNode::bookworm();
     let changeset = changeset(&node, &default_plan(&[]));

@@ -6,7 +6,8 @@ use super::sync::{
     SourceAddress, SourceKind, SourceState, Sync,
 };
 use super::{
-    bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
+    bounded_check, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, Setting, Support,
+    TimeDaemon, Verdict,
 };
 use crate::names::Rule;
 use crate::net::{chrony_subnet, network_contains, Family, Net};
@@ -52,6 +53,14 @@ impl TimeDaemon for Chrony {
     }
     fn nts_since(&self) -> Option<&'static str> {
         Some("4.0")
+    }
+    /// `leapseclist` came with chrony 4.6; before it only `leapsectz`.
+    fn supports(&self, setting: Setting) -> Support {
+        match setting {
+            Setting::Leapfile => Support::Since("4.6"),
+            Setting::Logdir => Support::Always,
+            Setting::Logfile | Setting::Statsdir => Support::No,
+        }
     }
     /// `chronyd -p` appeared in 4.0.
     fn check_unavailable(&self, version: &str) -> Option<String> {

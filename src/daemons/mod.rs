@@ -57,6 +57,10 @@ pub trait TimeDaemon: std::marker::Sync {
     fn nts_since(&self) -> Option<&'static str> {
         None
     }
+    /// Whether its template writes `setting`, and from which version.
+    fn supports(&self, _setting: Setting) -> Support {
+        Support::No
+    }
     /// Why this version's parser cannot check a config, if it cannot.
     fn check_unavailable(&self, _version: &str) -> Option<String> {
         None
@@ -141,6 +145,43 @@ pub enum AnswerProbe {
     TimeQuery,
     /// Its own tool, which exits 0 once the daemon answers it.
     Tool(&'static [&'static str]),
+}
+
+/// A file or directory variable that only some daemons have a line for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Setting {
+    Leapfile,
+    Logfile,
+    Logdir,
+    Statsdir,
+}
+
+impl Setting {
+    pub const ALL: [Setting; 4] = [
+        Setting::Leapfile,
+        Setting::Logfile,
+        Setting::Logdir,
+        Setting::Statsdir,
+    ];
+
+    /// The plan variable.
+    pub fn var(self) -> &'static str {
+        match self {
+            Setting::Leapfile => "leapfile",
+            Setting::Logfile => "logfile",
+            Setting::Logdir => "logdir",
+            Setting::Statsdir => "statsdir",
+        }
+    }
+}
+
+/// Whether a daemon's template honours a [`Setting`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    No,
+    Always,
+    /// From this upstream version on.
+    Since(&'static str),
 }
 
 /// Who the plan lets in: `clients` networks and `listen` addresses.

@@ -4,7 +4,7 @@
 use super::sync::{Configured, Peer, Source, Sync};
 use super::{
     bounded_check, ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor,
-    TimeDaemon, Verdict, CHECK_SECONDS,
+    Setting, Support, TimeDaemon, Verdict, CHECK_SECONDS,
 };
 use crate::names::Rule;
 use crate::process::Output;
@@ -46,6 +46,12 @@ impl TimeDaemon for Ntpd {
     }
     fn requested_as(&self) -> &'static [&'static str] {
         &["ntp"]
+    }
+    fn supports(&self, setting: Setting) -> Support {
+        match setting {
+            Setting::Leapfile | Setting::Logfile | Setting::Statsdir => Support::Always,
+            Setting::Logdir => Support::No,
+        }
     }
     fn checks_a_copy_under_tmp(&self) -> bool {
         true

@@ -3,7 +3,8 @@
 
 use super::sync::{Configured, Peer, Source, Sync};
 use super::{
-    ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict,
+    ntp_family, Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, Setting, Support,
+    TimeDaemon, Verdict,
 };
 use crate::process::{Cmd, CmdError, Output};
 use std::net::IpAddr;
@@ -48,6 +49,12 @@ impl TimeDaemon for Ntpsec {
     }
     fn nts_since(&self) -> Option<&'static str> {
         Some("1.2.0")
+    }
+    fn supports(&self, setting: Setting) -> Support {
+        match setting {
+            Setting::Leapfile | Setting::Logfile | Setting::Statsdir => Support::Always,
+            Setting::Logdir => Support::No,
+        }
     }
     fn checks_a_copy_under_tmp(&self) -> bool {
         true

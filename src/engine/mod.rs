@@ -252,6 +252,7 @@ impl<'a> From<&'a Plan> for facts::Wants<'a> {
             daemon: plan.vars.daemon,
             literal_packages: plan.literal_packages(),
             nts: plan.wants_nts(),
+            settings: plan.settings(),
             render: Box::new(|daemon| Ok(plan.render(daemon)?)),
         }
     }

@@ -4,7 +4,7 @@
 //! and unavailable where the archive has no candidate at all.
 
 use super::apt::{parse_depends, Policy, Stanza};
-use crate::daemons::{Daemon, DaemonName, Flavor};
+use crate::daemons::{Daemon, DaemonName, Flavor, Setting, Support};
 use crate::names::PackageName;
 use std::collections::BTreeMap;
 
@@ -106,6 +106,44 @@ pub fn check_nts(daemon: &Daemon, version: Option<&str>) -> Result<(), String> {
         )),
         _ => Ok(()),
     }
+}
+
+/// Every file or directory variable the plan sets needs a line in the
+/// resolved daemon's template, in the version apply will run.
+pub fn check_settings(
+    daemon: &Daemon,
+    version: Option<&str>,
+    settings: &[Setting],
+) -> Result<(), String> {
+    for &setting in settings {
+        let var = setting.var();
+        match (daemon.flavor.supports(setting), version) {
+            (Support::Always, _) => {}
+            (Support::Since(minimum), Some(v))
+                if super::version::compare(v, minimum) == std::cmp::Ordering::Less =>
+            {
+                return Err(format!(
+                    "vars.{var} is set, but {} {v} on this node has no line for it (it came with {minimum})",
+                    daemon.package
+                ))
+            }
+            (Support::Since(_), _) => {}
+            (Support::No, _) => {
+                let with: Vec<&str> = Flavor::all()
+                    .filter(|f| f.supports(setting) != Support::No)
+                    .map(|f| f.as_str())
+                    .collect();
+                return Err(format!(
+                    "vars.{var} is set, but {} has no such setting; only {} {}: leave it out for {}",
+                    daemon.flavor.as_str(),
+                    with.join(" and "),
+                    if with.len() == 1 { "has it" } else { "have it" },
+                    daemon.flavor.as_str()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -294,6 +332,31 @@ Description: Network Time Protocol daemon and utility programs
         assert!(check_nts(&classic, None)
             .unwrap_err()
             .contains("no NTS support"));
+    }
+
+    #[test]
+    fn file_settings_need_a_daemon_and_version_with_a_line_for_them() {
+        let chrony = Daemon::new(DaemonName::CHRONY, Flavor::CHRONY);
+        let bookworm = check_settings(&chrony, Some("4.3-2+deb12u1"), &[Setting::Leapfile]);
+        assert_eq!(
+            bookworm.unwrap_err(),
+            "vars.leapfile is set, but chrony 4.3-2+deb12u1 on this node has no line for it (it came with 4.6)"
+        );
+        assert!(check_settings(&chrony, Some("4.6.1-3"), &[Setting::Leapfile]).is_ok());
+        assert!(check_settings(&chrony, None, &[Setting::Logdir]).is_ok());
+        let err = check_settings(&chrony, None, &[Setting::Statsdir]).unwrap_err();
+        assert_eq!(
+            err,
+            "vars.statsdir is set, but chrony has no such setting; only ntpd and ntpsec have it: leave it out for chrony"
+        );
+        let classic = Daemon::new(DaemonName::NTP, Flavor::NTPD);
+        assert!(check_settings(&classic, None, &Setting::ALL[..3]).is_err());
+        let all_but_logdir = [Setting::Leapfile, Setting::Logfile, Setting::Statsdir];
+        assert!(check_settings(&classic, None, &all_but_logdir).is_ok());
+        let openntpd = Daemon::new(DaemonName::OPENNTPD, Flavor::OPENNTPD);
+        for s in Setting::ALL {
+            assert!(check_settings(&openntpd, None, &[s]).is_err(), "{s:?}");
+        }
     }
 
     #[test]

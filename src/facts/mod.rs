@@ -197,6 +197,8 @@ pub struct Wants<'a> {
     pub literal_packages: Vec<PackageName>,
     /// Whether a source asks for NTS, which the resolved version must support.
     pub nts: bool,
+    /// File and directory variables set, which the resolved daemon must have.
+    pub settings: Vec<crate::daemons::Setting>,
     pub render: Render<'a>,
 }
 
@@ -475,12 +477,14 @@ fn resolve_daemon(
         ),
         None => anyhow::Error::msg(e),
     })?;
+    let version = policies
+        .get(&daemon.package)
+        .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
     if wants.nts {
-        let version = policies
-            .get(&daemon.package)
-            .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
         daemon::check_nts(&daemon, version.as_deref()).map_err(anyhow::Error::msg)?;
     }
+    daemon::check_settings(&daemon, version.as_deref(), &wants.settings)
+        .map_err(anyhow::Error::msg)?;
     Ok((wanted, Some(daemon)))
 }
 

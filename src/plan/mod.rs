@@ -406,6 +406,15 @@ impl Plan {
         })
     }
 
+    /// The file and directory variables set, which the resolved daemon
+    /// must have a line for.
+    pub fn settings(&self) -> Vec<crate::daemons::Setting> {
+        crate::daemons::Setting::ALL
+            .into_iter()
+            .filter(|s| self.vars.values.contains_key(s.var()))
+            .collect()
+    }
+
     /// Fills in facts and parses every rendered field.
     pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
         let ctx = self.renderer.context(&self.vars, daemon);

@@ -135,6 +135,52 @@ fn with_clients_ntpd_and_ntpsec_serve_time_to_those_networks_only() {
 }
 
 #[test]
+fn file_variables_become_each_daemons_own_lines() {
+    let plan = load_with(
+        DEFAULT_PLAN,
+        &[
+            "leapfile=/srv/leap-seconds.list",
+            "logfile=/var/log/ntpd.log",
+            "logdir=/srv/chrony-logs",
+            "statsdir=/srv/stats",
+        ],
+    )
+    .unwrap();
+    let conf = |flavor, dest| {
+        let r = plan
+            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
+            .unwrap();
+        config_template(&r, dest).content
+    };
+    let classic = conf(Flavor::NTPD, "/etc/ntp.conf");
+    for line in [
+        "leapfile /srv/leap-seconds.list\n",
+        "logfile /var/log/ntpd.log\n",
+        "statsdir /srv/stats/\n",
+    ] {
+        assert!(classic.contains(line), "{line}{classic}");
+    }
+    let ntpsec = conf(Flavor::NTPSEC, "/etc/ntpsec/ntp.conf");
+    // NTPsec writes no statistics unless asked: statsdir comes with them.
+    assert!(ntpsec.contains("statsdir /srv/stats/\nstatistics loopstats peerstats clockstats\n"));
+    assert!(ntpsec.contains("leapfile /srv/leap-seconds.list\nlogfile /var/log/ntpd.log\n"));
+    let chrony = conf(Flavor::CHRONY, "/etc/chrony/chrony.conf");
+    assert!(chrony.contains("logdir /srv/chrony-logs\n"), "{chrony}");
+    assert!(chrony.contains("leapseclist /srv/leap-seconds.list\n"));
+    assert!(!chrony.contains("leapsectz"));
+    assert_eq!(
+        plan.settings(),
+        crate::daemons::Setting::ALL,
+        "each is checked against the resolved daemon (facts::daemon::check_settings)"
+    );
+
+    let err = load_with(DEFAULT_PLAN, &["statsdir=stats"]).unwrap_err();
+    assert_eq!(err.path, "vars.statsdir");
+    let err = load_with(DEFAULT_PLAN, &["logfile=[a]"]).unwrap_err();
+    assert!(err.message.contains("expected a path"), "{err}");
+}
+
+#[test]
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
     let r = plan

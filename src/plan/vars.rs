@@ -251,14 +251,16 @@ pub fn build(
             Ok(())
         })?;
     }
-    if let Some(v) = values.get("driftfile") {
-        match v {
-            Value::String(s) => {
-                drop(crate::names::AbsPath::parse(s).map_err(|m| err("vars.driftfile", m))?)
+    for key in ["driftfile", "leapfile", "logfile", "logdir", "statsdir"] {
+        let path = format!("vars.{key}");
+        match values.get(key) {
+            None => {}
+            Some(Value::String(s)) => {
+                drop(crate::names::AbsPath::parse(s).map_err(|m| err(&path, m))?)
             }
-            other => {
+            Some(other) => {
                 return Err(err(
-                    "vars.driftfile",
+                    &path,
                     format!("expected a path, found {}", kind(other)),
                 ))
             }
