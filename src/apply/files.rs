@@ -314,6 +314,12 @@ pub fn check_config(flavor: Flavor, file: &Path) -> Result<()> {
     };
     let out = match flavor.check_config(&checked.to_string_lossy())? {
         Verdict::Accepted => return Ok(()),
+        Verdict::Warned(lines) => {
+            for line in lines {
+                log::warn!("{} accepted the config but said: {line}", flavor.as_str());
+            }
+            return Ok(());
+        }
         Verdict::NotChecked(why) => {
             log::warn!("{why}; the restart's health check decides");
             return Ok(());

@@ -140,7 +140,7 @@ fn fresh_bookworm_node_converges_and_a_second_run_changes_nothing() {
     );
     let conf = node.file_text("/etc/ntpsec/ntp.conf").unwrap();
     assert!(conf.contains("server 0.ubuntu.pool.ntp.org iburst"));
-    assert!(conf.contains("restrict -6 default kod notrap nomodify nopeer noquery"));
+    assert!(conf.contains("restrict -6 default kod nomodify noquery limited\n"));
 
     node.state().journal.clear();
     let again = changeset(&node, &plan);

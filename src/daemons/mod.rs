@@ -121,6 +121,8 @@ pub trait TimeDaemon: std::marker::Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Accepted,
+    /// Accepted, but the daemon said these lines do nothing or are wrong.
+    Warned(Vec<String>),
     /// Rejected, with everything it printed.
     Rejected(String),
     /// It could not judge, and why (for a warning).

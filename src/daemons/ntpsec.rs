@@ -99,10 +99,13 @@ impl TimeDaemon for Ntpsec {
         if !progress.parsing_started {
             log::warn!("NTPsec did not say it read the config within {NTPSEC_CHECK_BOUND:?}; judging by what it logged");
         }
+        let warnings = config_warnings(&out.stdout);
         Ok(if out.stdout.contains("syntax error") {
             Verdict::Rejected(out.stdout)
-        } else {
+        } else if warnings.is_empty() {
             Verdict::Accepted
+        } else {
+            Verdict::Warned(warnings)
         })
     }
     fn answer_probe(&self) -> AnswerProbe {
@@ -176,9 +179,47 @@ impl NtpsecLog {
     }
 }
 
+/// What NTPsec said of config lines it read but does not honour
+/// (`CONFIG: restrict notrap ignored`), each once.
+fn config_warnings(log: &str) -> Vec<String> {
+    let mut said: Vec<String> = Vec::new();
+    for line in log.lines() {
+        let message = line.split_once("]: ").map_or(line, |(_, m)| m);
+        let Some(config) = message.strip_prefix("CONFIG: ") else {
+            continue;
+        };
+        let lower = config.to_ascii_lowercase();
+        let warns = ["ignored", "deprecated", "obsolete", "unknown", "warning"]
+            .iter()
+            .any(|w| lower.contains(w));
+        if warns && !said.iter().any(|s| s == config) {
+            said.push(config.to_string());
+        }
+    }
+    said
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ntpsec_s_words_about_lines_it_ignores_are_warnings_once_each() {
+        // NTPsec 1.2.2 (Debian 12) on restrict lines in the classic form.
+        let log = "\
+2026-12-03T17:24:25 ntpd[25630]: CONFIG: readconfig: parsing file: /tmp/clients.conf
+2026-12-03T17:24:25 ntpd[25630]: CONFIG: restrict notrap ignored
+2026-12-03T17:24:25 ntpd[25630]: CONFIG: restrict nopeer ignored
+2026-12-03T17:24:25 ntpd[25630]: CONFIG: restrict notrap ignored
+2026-12-03T17:24:25 ntpd[25630]: CLOCK: leapsecond file ('/usr/share/zoneinfo/leap-seconds.list'): will expire in less than 25 days
+2026-12-03T17:24:25 ntpd[25630]: RESTRICT: Poking hole in restrictions for 10.123.0.2
+";
+        assert_eq!(
+            config_warnings(log),
+            ["restrict notrap ignored", "restrict nopeer ignored"]
+        );
+        assert!(config_warnings(NTPSEC_BAD_CONFIG_LOG).is_empty());
+    }
 
     const NTPSEC_BAD_CONFIG_LOG: &str = "\
 2026-11-26T14:42:38 ntpd[22561]: INIT: ntpd ntpsec-1.2.2: Starting

@@ -71,12 +71,16 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
         assert!(template
             .content
             .contains("server 3.ubuntu.pool.ntp.org iburst\n"));
-        assert!(template
-            .content
-            .contains("restrict -4 default kod notrap nomodify nopeer noquery"));
-        assert!(template
-            .content
-            .contains("restrict -6 default kod notrap nomodify nopeer noquery"));
+        // NTPsec ignores notrap and nopeer, saying so: its lines leave them out.
+        let flags = if flavor == Flavor::NTPSEC {
+            "kod nomodify noquery limited"
+        } else {
+            "kod notrap nomodify nopeer noquery limited"
+        };
+        for family in ["-4", "-6"] {
+            let line = format!("\nrestrict {family} default {flags}\n");
+            assert!(template.content.contains(&line), "{line}");
+        }
         assert!(template.content.contains("\nrestrict 127.0.0.1\n"));
         assert!(template.content.contains("\nrestrict ::1\n"));
         assert!(template.content.contains(marker));
@@ -105,27 +109,33 @@ fn with_clients_ntpd_and_ntpsec_serve_time_to_those_networks_only() {
             .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
             .unwrap();
         let content = config_template(&r, conf).content;
-        let restricts: Vec<&str> = content
+        let restricts: Vec<String> = content
             .lines()
             .filter(|l| l.starts_with("restrict"))
+            .map(String::from)
             .collect();
-        // NTPsec pokes its servers' holes only in an ignore entry.
-        let closed = if flavor == Flavor::NTPSEC {
-            "ignore"
+        // NTPsec pokes its servers' holes only in an ignore entry, and
+        // ignores notrap and nopeer.
+        let (closed, flags, source) = if flavor == Flavor::NTPSEC {
+            ("ignore", "kod nomodify noquery limited", "nomodify noquery")
         } else {
-            "noserve"
+            (
+                "noserve",
+                "kod notrap nomodify nopeer noquery limited",
+                "notrap nomodify noquery",
+            )
         };
         assert_eq!(
             restricts,
             [
-                &format!("restrict -4 default kod notrap nomodify nopeer noquery limited {closed}"),
-                &format!("restrict -6 default kod notrap nomodify nopeer noquery limited {closed}"),
-                "restrict 10.123.0.128 mask 255.255.255.128 kod notrap nomodify nopeer noquery limited",
-                "restrict 2001:db8:: mask ffff:ffff:: kod notrap nomodify nopeer noquery limited",
-                "restrict 127.0.0.1",
-                "restrict ::1",
+                format!("restrict -4 default {flags} {closed}"),
+                format!("restrict -6 default {flags} {closed}"),
+                format!("restrict 10.123.0.128 mask 255.255.255.128 {flags}"),
+                format!("restrict 2001:db8:: mask ffff:ffff:: {flags}"),
+                "restrict 127.0.0.1".into(),
+                "restrict ::1".into(),
                 // The server's own answers would hit noserve without it.
-                "restrict source notrap nomodify noquery",
+                format!("restrict source {source}"),
             ],
             "{flavor:?}"
         );
