@@ -396,6 +396,19 @@ pub struct Output {
     pub elapsed: Duration,
 }
 
+#[cfg(test)]
+impl Output {
+    /// What a command said, for canned answers in tests.
+    pub fn said(code: i32, stdout: &str) -> Output {
+        Output {
+            code,
+            stdout: stdout.into(),
+            stderr: String::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum CmdError {
     NotStarted {

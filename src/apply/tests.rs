@@ -442,6 +442,44 @@ fn a_file_variable_the_daemon_has_no_line_for_is_refused_before_any_change() {
 }
 
 #[test]
+fn virtual_auto_asks_systemd_detect_virt_and_a_vm_never_gives_up_on_its_clock() {
+    use crate::process::Output;
+    let plan = default_plan(&["virtual=auto"]);
+    let config = |node: &FakeNode| format!("{:?}", changeset(node, &plan));
+    let vm = FakeNode::bookworm();
+    vm.state()
+        .answers
+        .insert("systemd-detect-virt --vm".into(), Output::said(0, "kvm\n"));
+    assert!(config(&vm).contains("tinker panic 0\\n"), "{}", config(&vm));
+    let metal = FakeNode::bookworm();
+    metal
+        .state()
+        .answers
+        .insert("systemd-detect-virt --vm".into(), Output::said(1, "none\n"));
+    assert!(!config(&metal).contains("tinker"));
+    // Without systemd-detect-virt: refused, naming it and the way out.
+    let bare = FakeNode::bookworm();
+    let err = gather(&bare, &crate::facts::Wants::from(&plan))
+        .err()
+        .unwrap();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("virtual: auto asks systemd-detect-virt"),
+        "{msg}"
+    );
+    assert!(bare.journal().is_empty());
+    // Not asked unless the plan says auto.
+    let told = FakeNode::bookworm();
+    let plan = default_plan(&["virtual=true"]);
+    assert!(format!("{:?}", changeset(&told, &plan)).contains("tinker panic 0\\n"));
+    assert!(!told
+        .state()
+        .probes
+        .iter()
+        .any(|p| p.contains("systemd-detect-virt")));
+}
+
+#[test]
 fn a_signal_lets_the_current_step_finish_and_skips_the_rest() {
     let node = FakeNode::bookworm();
     let changeset = changeset(&node, &default_plan(&[]));

@@ -58,7 +58,7 @@ impl TimeDaemon for Chrony {
     fn supports(&self, setting: Setting) -> Support {
         match setting {
             Setting::Leapfile => Support::Since("4.6"),
-            Setting::Logdir => Support::Always,
+            Setting::Logdir | Setting::StepThreshold | Setting::PanicThreshold => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
         }
     }

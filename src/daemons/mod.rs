@@ -149,21 +149,25 @@ pub enum AnswerProbe {
     Tool(&'static [&'static str]),
 }
 
-/// A file or directory variable that only some daemons have a line for.
+/// A plan variable that only some daemons have a line for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Setting {
     Leapfile,
     Logfile,
     Logdir,
     Statsdir,
+    StepThreshold,
+    PanicThreshold,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 4] = [
+    pub const ALL: [Setting; 6] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
         Setting::Statsdir,
+        Setting::StepThreshold,
+        Setting::PanicThreshold,
     ];
 
     /// The plan variable.
@@ -173,6 +177,8 @@ impl Setting {
             Setting::Logfile => "logfile",
             Setting::Logdir => "logdir",
             Setting::Statsdir => "statsdir",
+            Setting::StepThreshold => "step_threshold",
+            Setting::PanicThreshold => "panic_threshold",
         }
     }
 }

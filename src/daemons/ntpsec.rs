@@ -52,8 +52,8 @@ impl TimeDaemon for Ntpsec {
     }
     fn supports(&self, setting: Setting) -> Support {
         match setting {
-            Setting::Leapfile | Setting::Logfile | Setting::Statsdir => Support::Always,
             Setting::Logdir => Support::No,
+            _ => Support::Always,
         }
     }
     fn checks_a_copy_under_tmp(&self) -> bool {

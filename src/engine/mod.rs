@@ -253,7 +253,8 @@ impl<'a> From<&'a Plan> for facts::Wants<'a> {
             literal_packages: plan.literal_packages(),
             nts: plan.wants_nts(),
             settings: plan.settings(),
-            render: Box::new(|daemon| Ok(plan.render(daemon)?)),
+            virtualization: plan.detects_virtualization(),
+            render: Box::new(|daemon, virt| Ok(plan.render_on(daemon, virt)?)),
         }
     }
 }

@@ -357,6 +357,10 @@ Description: Network Time Protocol daemon and utility programs
         for s in Setting::ALL {
             assert!(check_settings(&openntpd, None, &[s]).is_err(), "{s:?}");
         }
+        assert_eq!(
+            check_settings(&openntpd, None, &[Setting::PanicThreshold]).unwrap_err(),
+            "vars.panic_threshold is set, but openntpd has no such setting; only ntpd and ntpsec and chrony have it: leave it out for openntpd"
+        );
     }
 
     #[test]

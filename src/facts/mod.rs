@@ -197,13 +197,16 @@ pub struct Wants<'a> {
     pub literal_packages: Vec<PackageName>,
     /// Whether a source asks for NTS, which the resolved version must support.
     pub nts: bool,
-    /// File and directory variables set, which the resolved daemon must have.
+    /// Variables set that the resolved daemon must have a line for.
     pub settings: Vec<crate::daemons::Setting>,
+    /// `virtual: auto`: ask systemd-detect-virt.
+    pub virtualization: bool,
     pub render: Render<'a>,
 }
 
-/// The plan's steps rendered for the resolved daemon (or none).
-pub type Render<'a> = Box<dyn Fn(Option<&Daemon>) -> Result<Rendered> + 'a>;
+/// The plan's steps rendered for the resolved daemon (or none), on a
+/// virtual machine of this kind (or not one).
+pub type Render<'a> = Box<dyn Fn(Option<&Daemon>, Option<&str>) -> Result<Rendered> + 'a>;
 
 /// Answers of this run's earlier facts that a later gather may use while
 /// they hold: apt's (`memo`), dpkg's and the init system's (`carry`).
@@ -322,7 +325,11 @@ fn gather_with(
                 &mut policies,
                 early_show,
             )?;
-            let rendered = (wants.render)(daemon.as_ref())?;
+            let virtualization = match wants.virtualization {
+                true => detect_virtualization(probe)?,
+                false => None,
+            };
+            let rendered = (wants.render)(daemon.as_ref(), virtualization.as_deref())?;
             let named = Named::by(&rendered, wanted);
             query_policies(probe, lists, &mut policies, &named.packages)?;
             // Taken before dpkg is asked: a change after it cannot go unseen.
@@ -486,6 +493,23 @@ fn resolve_daemon(
     daemon::check_settings(&daemon, version.as_deref(), &wants.settings)
         .map_err(anyhow::Error::msg)?;
     Ok((wanted, Some(daemon)))
+}
+
+/// The kind of virtual machine systemd-detect-virt names (`None` on
+/// bare metal); containers do not count, their host's clock is theirs.
+fn detect_virtualization(probe: &dyn Probe) -> Result<Option<String>> {
+    let out = probe
+        .ask(&["systemd-detect-virt", "--vm"])
+        .context("virtual: auto asks systemd-detect-virt (systemd); set virtual to true or false where it is not")?;
+    let named = out.stdout.trim();
+    match out.code {
+        0 if !named.is_empty() => Ok(Some(named.to_string())),
+        1 if named == "none" || named.is_empty() => Ok(None),
+        code => anyhow::bail!(
+            "systemd-detect-virt --vm exited {code} ({}); set virtual to true or false",
+            format!("{named} {}", out.stderr.trim()).trim()
+        ),
+    }
 }
 
 /// What the rendered steps name, for the probes: packages (with those

@@ -417,7 +417,22 @@ impl Plan {
 
     /// Fills in facts and parses every rendered field.
     pub fn render(&self, daemon: Option<&Daemon>) -> Result<Rendered, PlanError> {
-        let ctx = self.renderer.context(&self.vars, daemon);
+        self.render_on(daemon, None)
+    }
+
+    /// Whether `virtual: auto` has systemd-detect-virt asked.
+    pub fn detects_virtualization(&self) -> bool {
+        self.vars.values.get("virtual").and_then(|v| v.as_str()) == Some("auto")
+    }
+
+    /// As [`Plan::render`], on a machine systemd-detect-virt named
+    /// (`None`: not a virtual machine, or not asked).
+    pub fn render_on(
+        &self,
+        daemon: Option<&Daemon>,
+        virtualization: Option<&str>,
+    ) -> Result<Rendered, PlanError> {
+        let ctx = self.renderer.context(&self.vars, daemon, virtualization);
         let render_all = |specs: &[StepSpec]| -> Result<Vec<Step>, PlanError> {
             let rendered: Vec<Option<Step>> = specs
                 .iter()

@@ -224,12 +224,25 @@ impl Renderer {
     }
 
     /// Variables plus `facts`, as templates see them.
-    pub fn context(&self, vars: &Vars, daemon: Option<&Daemon>) -> Value {
+    /// `virtualization` is what systemd-detect-virt named, asked only
+    /// for `virtual: auto`.
+    pub fn context(
+        &self,
+        vars: &Vars,
+        daemon: Option<&Daemon>,
+        virtualization: Option<&str>,
+    ) -> Value {
         let mut map = vars.values.clone();
         let mut facts = serde_json::Map::new();
         if let Some(d) = daemon {
             facts.insert("daemon".into(), json!(d));
         }
+        let on_a_vm = match vars.values.get("virtual") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(auto)) if auto == "auto" => virtualization.is_some(),
+            _ => false,
+        };
+        facts.insert("virtual".into(), json!(on_a_vm));
         map.insert("facts".into(), serde_json::Value::Object(facts));
         Value::from_serialize(&map)
     }

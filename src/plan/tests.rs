@@ -180,7 +180,7 @@ fn file_variables_become_each_daemons_own_lines() {
     assert!(!chrony.contains("leapsectz"));
     assert_eq!(
         plan.settings(),
-        crate::daemons::Setting::ALL,
+        crate::daemons::Setting::ALL[..4],
         "each is checked against the resolved daemon (facts::daemon::check_settings)"
     );
 
@@ -188,6 +188,72 @@ fn file_variables_become_each_daemons_own_lines() {
     assert_eq!(err.path, "vars.statsdir");
     let err = load_with(DEFAULT_PLAN, &["logfile=[a]"]).unwrap_err();
     assert!(err.message.contains("expected a path"), "{err}");
+}
+
+#[test]
+fn step_and_panic_thresholds_are_one_name_for_each_daemons_own_lines() {
+    let conf = |overrides: &[&str], flavor, dest| {
+        let plan = load_with(DEFAULT_PLAN, overrides).unwrap();
+        let r = plan
+            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
+            .unwrap();
+        config_template(&r, dest).content
+    };
+    let set = ["step_threshold=0.5", "panic_threshold=600"];
+    for (flavor, dest) in [
+        (Flavor::NTPD, "/etc/ntp.conf"),
+        (Flavor::NTPSEC, "/etc/ntpsec/ntp.conf"),
+    ] {
+        let text = conf(&set, flavor, dest);
+        assert!(
+            text.contains("\ntinker panic 600\ntinker step 0.5\n"),
+            "{text}"
+        );
+        // On a virtual machine the clock may jump (suspend, migration):
+        // never give up on it, unless the plan says otherwise.
+        let vm = conf(&["virtual=true"], flavor, dest);
+        assert!(vm.contains("\ntinker panic 0\n") && !vm.contains("tinker step"));
+        let told = conf(&["virtual=true", "panic_threshold=60"], flavor, dest);
+        assert!(told.contains("\ntinker panic 60\n"));
+        assert!(!conf(&[], flavor, dest).contains("tinker"));
+    }
+    let chrony = |o: &[&str]| conf(o, Flavor::CHRONY, "/etc/chrony/chrony.conf");
+    let text = chrony(&set);
+    assert!(
+        text.contains("\nmakestep 0.5 -1\nmaxchange 600 1 0\n"),
+        "{text}"
+    );
+    assert!(chrony(&["virtual=true"]).contains("\nmakestep 1 -1\n"));
+    // chrony never gives up by itself: panic 0 is its default, no line.
+    assert!(!chrony(&["panic_threshold=0"]).contains("maxchange"));
+    assert!(chrony(&[]).contains("\nmakestep 1 3\n"));
+
+    for (o, path, says) in [
+        (
+            "step_threshold=0",
+            "vars.step_threshold",
+            "out of range: more than 0",
+        ),
+        (
+            "panic_threshold=-1",
+            "vars.panic_threshold",
+            "out of range: at least 0",
+        ),
+        (
+            "panic_threshold=soon",
+            "vars.panic_threshold",
+            "expected a number of seconds",
+        ),
+        (
+            "virtual=maybe",
+            "vars.virtual",
+            "expected auto, true or false, found \"maybe\"",
+        ),
+    ] {
+        let err = load_with(DEFAULT_PLAN, &[o]).unwrap_err();
+        assert_eq!(err.path, path, "{o}");
+        assert!(err.message.contains(says), "{o}: {err}");
+    }
 }
 
 #[test]

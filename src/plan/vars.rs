@@ -17,7 +17,7 @@ use std::sync::Arc;
 const RESERVED: [&str; 1] = ["facts"];
 /// Variables the loader itself reads (the rest are read by templates and
 /// step fields).
-const LOADER_VARS: [&str; 2] = ["daemon", "iburst"];
+const LOADER_VARS: [&str; 3] = ["daemon", "iburst", "virtual"];
 /// Variables nested deeper than this are refused (hostile input, not config).
 const MAX_DEPTH: usize = 16;
 /// NTP poll exponents (log2 seconds) that ntpd, NTPsec and chrony all accept.
@@ -266,6 +266,30 @@ pub fn build(
             }
         }
     }
+    for (key, least) in [
+        ("step_threshold", Bound::Above(0.0)),
+        ("panic_threshold", Bound::AtLeast(0.0)),
+    ] {
+        if let Some(v) = values.get(key) {
+            seconds(v, least).map_err(|m| err(&format!("vars.{key}"), m))?;
+        }
+    }
+    match values.get("virtual") {
+        None | Some(Value::Bool(_)) => {}
+        Some(Value::String(s)) if s == "auto" => {}
+        Some(other) => {
+            return Err(err(
+                "vars.virtual",
+                format!(
+                    "expected auto, true or false, found {}",
+                    match other {
+                        Value::String(s) => format!("{s:?}"),
+                        other => kind(other).to_string(),
+                    }
+                ),
+            ))
+        }
+    }
     let has_source_var = values.contains_key("servers") || values.contains_key("pools");
     if has_source_var && !any_source {
         let path = if values.contains_key("servers") {
@@ -479,6 +503,30 @@ fn check_value(
             .try_for_each(|(k, item)| check_value(item, &format!("{path}.{k}"), depth + 1, err)),
         Value::Null | Value::Bool(_) | Value::Number(_) => Ok(()),
     }
+}
+
+/// The least a number of seconds may be.
+#[derive(Clone, Copy)]
+enum Bound {
+    Above(f64),
+    AtLeast(f64),
+}
+
+/// A number of seconds, at most a day: a threshold beyond that is a typo.
+fn seconds(v: &Value, bound: Bound) -> Result<f64, String> {
+    let n = v
+        .as_f64()
+        .ok_or_else(|| format!("expected a number of seconds, found {}", kind(v)))?;
+    let (fits, what) = match bound {
+        Bound::Above(least) => (n > least, format!("more than {least}")),
+        Bound::AtLeast(least) => (n >= least, format!("at least {least}")),
+    };
+    if !fits || n > 86_400.0 {
+        return Err(format!(
+            "{n} is out of range: {what} and at most 86400 seconds"
+        ));
+    }
+    Ok(n)
 }
 
 fn kind(v: &Value) -> &'static str {
