@@ -76,6 +76,13 @@ fn an_unreadable_or_invalid_plan_fails_before_any_probe() {
     );
     assert_eq!(v["failed"], true);
     assert!(
+        v["msg"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid vars: the module's vars argument: vars.servers[0]:"),
+        "the variable is named where it was given, not in the plan: {v}"
+    );
+    assert!(
         v["msg"].as_str().unwrap().contains("control character"),
         "{v}"
     );

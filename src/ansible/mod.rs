@@ -28,7 +28,7 @@
 use crate::diff::{Change, Changeset};
 use crate::facts::{Facts, RealProbe};
 use crate::plan::input::{self, PlanInput};
-use crate::plan::Plan;
+use crate::plan::{self, Plan};
 use crate::report::{json, Mode, Report, Status};
 use crate::{app, engine};
 use serde_json::{json, Map, Value};
@@ -259,7 +259,24 @@ fn load(a: &ModuleArgs) -> Result<Plan, String> {
     };
     // A path here names a file on the managed node, not on the controller.
     let (bytes, source) = input::read(&input, &|p| format!("{} on the target", p.display()))?;
-    Plan::load(&bytes, source, &a.vars).map_err(|e| format!("invalid plan: {e}"))
+    let origin = std::sync::Arc::new(plan::VarOrigin::ModuleArg);
+    let vars: Vec<plan::Override> = a
+        .vars
+        .iter()
+        .map(|(key, value)| plan::Override {
+            key: key.clone(),
+            value: value.clone(),
+            origin: Some(origin.clone()),
+        })
+        .collect();
+    Plan::load_overridden(&bytes, source, &vars).map_err(|e| {
+        let what = if e.file == plan::vars::MODULE_VARS {
+            "invalid vars"
+        } else {
+            "invalid plan"
+        };
+        format!("{what}: {e}")
+    })
 }
 
 fn status(a: &ModuleArgs) -> Value {

@@ -196,6 +196,10 @@ impl Plan {
                     e.file = shown.clone();
                     e.location = None;
                 }
+                Some(Some(VarOrigin::ModuleArg)) => {
+                    e.file = vars::MODULE_VARS.into();
+                    e.location = None;
+                }
                 Some(Some(VarOrigin::File { name, text })) => {
                     e.file = name.clone();
                     e.location = e

@@ -49,7 +49,12 @@ pub enum VarOrigin {
     Arg(String),
     /// `-e @FILE`: the file as given and its text, to locate a key in it.
     File { name: String, text: String },
+    /// The Ansible module's `vars` argument.
+    ModuleArg,
 }
+
+/// How messages name the Ansible module's `vars` argument.
+pub const MODULE_VARS: &str = "the module's vars argument";
 
 /// Why an `-e` argument was refused; the exit code follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
