@@ -58,7 +58,11 @@ impl TimeDaemon for Chrony {
     fn supports(&self, setting: Setting) -> Support {
         match setting {
             Setting::Leapfile => Support::Since("4.6"),
-            Setting::Logdir | Setting::StepThreshold | Setting::PanicThreshold => Support::Always,
+            Setting::Logdir
+            | Setting::StepThreshold
+            | Setting::PanicThreshold
+            | Setting::Peers
+            | Setting::OrphanStratum => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
         }
     }

@@ -158,16 +158,20 @@ pub enum Setting {
     Statsdir,
     StepThreshold,
     PanicThreshold,
+    Peers,
+    OrphanStratum,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 6] = [
+    pub const ALL: [Setting; 8] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
         Setting::Statsdir,
         Setting::StepThreshold,
         Setting::PanicThreshold,
+        Setting::Peers,
+        Setting::OrphanStratum,
     ];
 
     /// The plan variable.
@@ -179,6 +183,8 @@ impl Setting {
             Setting::Statsdir => "statsdir",
             Setting::StepThreshold => "step_threshold",
             Setting::PanicThreshold => "panic_threshold",
+            Setting::Peers => "peers",
+            Setting::OrphanStratum => "orphan_stratum",
         }
     }
 }

@@ -415,7 +415,11 @@ impl Plan {
     pub fn settings(&self) -> Vec<crate::daemons::Setting> {
         crate::daemons::Setting::ALL
             .into_iter()
-            .filter(|s| self.vars.values.contains_key(s.var()))
+            .filter(|s| match self.vars.values.get(s.var()) {
+                None | Some(serde_json::Value::Null) => false,
+                Some(serde_json::Value::Array(items)) => !items.is_empty(),
+                Some(_) => true,
+            })
             .collect()
     }
 

@@ -257,6 +257,81 @@ fn step_and_panic_thresholds_are_one_name_for_each_daemons_own_lines() {
 }
 
 #[test]
+fn peers_and_orphan_mode_are_each_daemons_own_lines() {
+    let plan = load_with(
+        DEFAULT_PLAN,
+        &[
+            "servers=[10.123.0.2]",
+            "peers=[10.123.0.21, {host: site-b.example, iburst: false}]",
+            "orphan_stratum=10",
+        ],
+    )
+    .unwrap();
+    let conf = |flavor, dest| {
+        let r = plan
+            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
+            .unwrap();
+        config_template(&r, dest).content
+    };
+    let classic = conf(Flavor::NTPD, "/etc/ntp.conf");
+    assert!(classic.contains("\ntos orphan 10\nserver 10.123.0.2 iburst\npeer 10.123.0.21 iburst\npeer site-b.example\n"), "{classic}");
+    // NTPsec removed symmetric peering (`peer` is an alias of `server`):
+    // the site's servers are each other's servers.
+    let ntpsec = conf(Flavor::NTPSEC, "/etc/ntpsec/ntp.conf");
+    assert!(
+        ntpsec.contains(
+            "\nserver 10.123.0.2 iburst\nserver 10.123.0.21 iburst\nserver site-b.example\n"
+        ),
+        "{ntpsec}"
+    );
+    assert!(ntpsec.contains("\ntos orphan 10\n"));
+    let chrony = conf(Flavor::CHRONY, "/etc/chrony/chrony.conf");
+    assert!(
+        chrony.contains("\npeer 10.123.0.21 iburst\npeer site-b.example\n"),
+        "{chrony}"
+    );
+    assert!(chrony.contains("\nlocal stratum 10 orphan\n"));
+    assert_eq!(
+        plan.settings(),
+        [
+            crate::daemons::Setting::Peers,
+            crate::daemons::Setting::OrphanStratum
+        ]
+    );
+    // An empty list asks nothing of the daemon.
+    assert!(load_with(DEFAULT_PLAN, &["peers=[]"])
+        .unwrap()
+        .settings()
+        .is_empty());
+
+    for (o, path, says) in [
+        (
+            "peers=[10.123.0.2, 10.123.0.2]",
+            "vars.peers[1]",
+            "listed twice",
+        ),
+        (
+            "peers=[{host: p.example, nts: true}]",
+            "vars.peers[0].nts",
+            "not peers",
+        ),
+        ("orphan_stratum=16", "vars.orphan_stratum", "from 1 to 15"),
+        (
+            "orphan_stratum=ten",
+            "vars.orphan_stratum",
+            "found a string",
+        ),
+    ] {
+        let err = load_with(DEFAULT_PLAN, &[o]).unwrap_err();
+        assert_eq!(err.path, path, "{o}: {err}");
+        assert!(err.message.contains(says), "{o}: {err}");
+    }
+    // A peer that is also a server is one host listed twice.
+    let err = load_with(DEFAULT_PLAN, &["servers=[a.example]", "peers=[a.example]"]).unwrap_err();
+    assert_eq!(err.path, "vars.peers[0]");
+}
+
+#[test]
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
     let r = plan

@@ -240,6 +240,33 @@ pub fn build(
             values.insert(key.to_string(), Value::Array(normalised));
         }
     }
+    if let Some(list) = values.get("peers") {
+        let normalised = sources(list, "peers", default_iburst, &mut seen, err)?;
+        if let Some(i) = normalised.iter().position(|p| p["nts"] == true) {
+            return Err(err(
+                &format!("vars.peers[{i}].nts"),
+                "NTS authenticates a server to its clients, not peers to each other: leave nts out of peers".into(),
+            ));
+        }
+        values.insert("peers".into(), Value::Array(normalised));
+    }
+    if let Some(v) = values.get("orphan_stratum") {
+        match v.as_u64() {
+            Some(1..=15) => {}
+            _ => {
+                return Err(err(
+                    "vars.orphan_stratum",
+                    format!(
+                        "expected a stratum from 1 to 15 (10 is usual), found {}",
+                        match v {
+                            Value::Number(n) => n.to_string(),
+                            other => kind(other).to_string(),
+                        }
+                    ),
+                ))
+            }
+        }
+    }
     let mut access = Access::default();
     if let Some(v) = values.get("clients") {
         for_each_string(v, "vars.clients", err, |path, s| {
