@@ -149,7 +149,10 @@ fn detect_wants_one_existing_file_holding_a_json_object() {
     );
     assert!(detect(&argv(&["plan".into()])).is_none());
     for subcommand in ["completions", "generate", "status", "verify"] {
-        assert!(detect(&argv(&[subcommand.into()])).is_none(), "{subcommand}");
+        assert!(
+            detect(&argv(&[subcommand.into()])).is_none(),
+            "{subcommand}"
+        );
     }
     assert!(detect(&argv(&["--help".into()])).is_none());
 }

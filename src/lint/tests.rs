@@ -143,6 +143,13 @@ fn our_templates_render_configs_that_lint_clean() {
     for overrides in [
         vec!["servers=[127.0.0.1, \"::1\"]"],
         vec!["pools=[pool.ntp.org]"],
+        // Client networks get time, never queries: ntpd and NTPsec serve time
+        // under the default entry (no line of their own), chrony by `allow`.
+        vec![
+            "servers=[127.0.0.1]",
+            "clients=[10.0.0.0/8, 192.0.2.0/24, \"2001:db8::/32\"]",
+            "listen=[192.0.2.1]",
+        ],
     ] {
         let o: Vec<_> = overrides
             .iter()
@@ -158,7 +165,13 @@ fn our_templates_render_configs_that_lint_clean() {
             let daemon = Daemon::new(requested, flavor);
             let content = rendered_config(&plan, &daemon);
             // Even with the version unknown: the ntpd template disables monitor.
-            for version in [None, NTPD_4_2_8, Some("1:4.2.6.p5+dfsg-3ubuntu2")] {
+            for version in [
+                None,
+                NTPD_4_2_8,
+                Some("1:4.2.6.p5+dfsg-3ubuntu2"),
+                Some("1.2.2+dfsg1-1+deb12u1"),
+                Some("4.3-2+deb12u1"),
+            ] {
                 assert_eq!(
                     lint(flavor, &content, version),
                     vec![],
@@ -290,9 +303,20 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
     let open = "restrict default kod limited nomodify nopeer\nrestrict 127.0.0.1\nrestrict ::1\n";
     let found = lint(Flavor::NTPD, open, NTPD_4_2_8);
     let finding = only_finding(&found, Rule::NoqueryMissing, 1, "");
-    assert_eq!(
-        finding.message,
-        "the default restrict entry has no noquery (IPv4 and IPv6)"
+    assert!(
+        finding
+            .message
+            .starts_with("the default restrict entry has no noquery (IPv4 and IPv6); classic ntpd's own default entry has no flags"),
+        "{}",
+        finding.message
+    );
+    // What a host gets, by the daemon's own default entry.
+    assert!(
+        finding.message.contains(
+            "every host without an entry of its own gets mode 6 answers, READVAR about 34 times"
+        ),
+        "{}",
+        finding.message
     );
     assert!(finding.to_string().contains("CVE-2013-5211"), "{finding}");
 
@@ -771,8 +795,8 @@ steps:
 }
 
 #[test]
-fn noquery_missing_network_fires_on_public_networks_without_noquery() {
-    // Each line re-opens queries for a public network under a hardened default.
+fn noquery_missing_network_fires_on_every_network_without_noquery_private_too() {
+    // Each line re-opens queries for a network under a hardened default.
     for line in [
         "restrict 128.0.0.0 mask 128.0.0.0 nomodify",
         "restrict 0.0.0.0 mask 128.0.0.0 nomodify notrap",
@@ -780,14 +804,24 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
         "restrict 192.0.2.0/24 nomodify",
         "restrict -6 2001:db8:: mask ffff:ffff:: nomodify",
         "restrict 2001:db8::/32",
-        // 10.0.0.0/7 reaches beyond 10/8 into 11/8.
         "restrict 10.0.0.0 mask 254.0.0.0",
         // inet_aton spellings: 0x80 is 128.0.0.0.
         "restrict 0x80000000 mask 128.0.0.0 nomodify",
+        // Private networks too: their hosts can forge each other's addresses.
+        "restrict 10.0.0.0 mask 255.0.0.0",
+        "restrict 192.168.0.0 mask 255.255.0.0 nomodify",
+        "restrict 10.0.0.0/8",
+        "restrict 172.16.0.0 mask 255.240.0.0",
+        "restrict 169.254.0.0/16",
+        "restrict fd00:1234::/48",
+        "restrict fe80:: mask ffc0::",
+        "restrict 172.32.0.0/12",
     ] {
         let config = format!("{HARDENED}{line}\n");
-        let found = lint(Flavor::NTPSEC, &config, None);
-        only_finding(&found, Rule::NoqueryMissingNetwork, 5, line);
+        for version in [None, Some("1.2.2+dfsg1-1+deb12u1")] {
+            let found = lint(Flavor::NTPSEC, &config, version);
+            only_finding(&found, Rule::NoqueryMissingNetwork, 5, line);
+        }
         assert_eq!(
             rules(
                 Flavor::NTPD,
@@ -798,28 +832,57 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
             "{line}"
         );
     }
-    let found = lint(
+    // The message says which hosts get what, and that probes from the node
+    // itself cannot see it.
+    let private = lint(
+        Flavor::NTPSEC,
+        &format!("{HARDENED}restrict 10.0.0.0 mask 255.0.0.0\n"),
+        Some("1.2.2+dfsg1-1+deb12u1"),
+    );
+    let message = &private[0].message;
+    for fact in [
+        "the restrict entry for 10.0.0.0/8, a private network, has no noquery (or ignore)",
+        "every host in 10.0.0.0/8 gets mode 6 answers",
+        "READVAR about 34 times the request",
+        "a peer's variables about 60 times on NTPsec 1.2",
+        "probes from the node's own loopback addresses",
+        "cannot measure it",
+    ] {
+        assert!(message.contains(fact), "{fact}: {message}");
+    }
+    assert!(
+        !private[0].to_string().contains("no amplification"),
+        "{}",
+        private[0]
+    );
+    let public = lint(
         Flavor::NTPD,
         &format!("{HARDENED}restrict 128.0.0.0 mask 128.0.0.0 nomodify\n"),
         NTPD_4_2_8,
     );
-    assert_eq!(
-        found[0].message,
-        "the restrict entry for 128.0.0.0/1, a public network, has no noquery (or ignore)"
+    let message = &public[0].message;
+    assert!(
+        message.starts_with(
+            "the restrict entry for 128.0.0.0/1, a public network, has no noquery (or ignore)"
+        ),
+        "{message}"
     );
-    // Single hosts, private networks, entries with noquery or ignore, and
-    // hostnames stay allowed.
+    assert!(
+        message.contains("mode 7 answers where classic ntpd has mode 7 enabled"),
+        "{message}"
+    );
+    assert!(!message.contains("NTPsec"), "{message}");
+    // Single hosts, loopback, entries with noquery or ignore, and hostnames
+    // stay allowed.
     for line in [
         "restrict 192.0.2.1",
         "restrict 192.0.2.1 mask 255.255.255.255 nomodify",
         "restrict 2001:db8::1",
-        "restrict 192.168.0.0 mask 255.255.0.0 nomodify",
-        "restrict 10.0.0.0/8",
-        "restrict 172.16.0.0 mask 255.240.0.0",
-        "restrict 169.254.0.0/16",
+        "restrict 10.0.0.1",
         "restrict 127.0.0.0 mask 255.0.0.0",
-        "restrict fd00:1234::/48",
-        "restrict fe80:: mask ffc0::",
+        "restrict 127.0.0.0/8",
+        "restrict ::1/128",
+        "restrict 10.0.0.0 mask 255.0.0.0 nomodify noquery",
         "restrict 128.0.0.0 mask 128.0.0.0 nomodify noquery",
         "restrict 128.0.0.0 mask 128.0.0.0 ignore",
         "restrict source nomodify",
@@ -836,14 +899,73 @@ fn noquery_missing_network_fires_on_public_networks_without_noquery() {
         "{HARDENED}restrict 192.0.2.0/24 nomodify\nrestrict 192.0.2.0 mask 255.255.255.0 noquery\n"
     );
     assert_eq!(rules(Flavor::NTPSEC, &split, None), Vec::<&str>::new());
-    // 172.32/12 is not RFC 1918.
+}
+
+#[test]
+fn a_missing_noquery_on_ntpsec_says_what_its_own_default_entry_does_per_version() {
+    let open = "restrict default kod limited nomodify nopeer\nrestrict 127.0.0.1\n";
+    let message = |version| {
+        let found = lint(Flavor::NTPSEC, open, version);
+        only_finding(&found, Rule::NoqueryMissing, 1, open).message
+    };
+    // From 1.1.9 NTPsec's own default entry has noquery, and lines only add.
+    let current = message(Some("1.2.2+dfsg1-1+deb12u1"));
+    for fact in [
+        "the default restrict entry has no noquery (IPv4 and IPv6)",
+        "NTPsec 1.2.2+dfsg1 starts its own default entry with noquery and limited",
+        "from 1.1.9",
+        "refuses the mode 6 queries of every host without an entry of its own all the same",
+        "on the strength of its version alone",
+    ] {
+        assert!(current.contains(fact), "{fact}: {current}");
+    }
+    assert!(!current.contains("gets mode 6 answers"), "{current}");
+    let old = message(Some("1.1.8+dfsg1-1"));
+    assert!(
+        old.contains("NTPsec 1.1.8+dfsg1 is older than 1.1.9: its own default entry has no noquery, so every host without an entry of its own gets mode 6 answers"),
+        "{old}"
+    );
+    let unknown = message(None);
+    assert!(
+        unknown.contains("the NTPsec version is not known")
+            && unknown.contains("where it has none, every host"),
+        "{unknown}"
+    );
+    // `unrestrict` takes the daemon's own noquery off too, with or without a
+    // restrict line for the default entry.
+    let off = "restrict default kod limited nomodify\nunrestrict default noquery\n";
+    let found = lint(Flavor::NTPSEC, off, Some("1.2.2+dfsg1-1+deb12u1"));
+    let finding = only_finding(&found, Rule::NoqueryMissing, 2, off);
+    assert!(
+        finding.message.contains("gets mode 6 answers"),
+        "{}",
+        finding.message
+    );
+    assert!(!finding.message.contains("refuses"), "{}", finding.message);
     assert_eq!(
         rules(
             Flavor::NTPSEC,
-            &format!("{HARDENED}restrict 172.32.0.0/12\n"),
-            None
+            "unrestrict default noquery\n",
+            Some("1.2.2+dfsg1-1+deb12u1")
         ),
-        vec!["noquery-missing-network"]
+        vec![
+            "ipv6-default-missing",
+            "noquery-missing",
+            "nomodify-missing"
+        ]
+    );
+    // No -6 default: what IPv6 hosts get is the daemon's, per version.
+    let v4_only = "restrict -4 default kod limited nomodify nopeer noquery\n";
+    let v6 = |flavor, version| lint(flavor, v4_only, version)[0].message.clone();
+    let ntpsec = v6(Flavor::NTPSEC, Some("1.2.2+dfsg1-1+deb12u1"));
+    assert!(
+        ntpsec.contains("refuses the mode 6 queries of every IPv6 host all the same"),
+        "{ntpsec}"
+    );
+    let classic = v6(Flavor::NTPD, NTPD_4_2_8);
+    assert!(
+        classic.contains("so every IPv6 host gets mode 6 answers, READVAR about 34 times"),
+        "{classic}"
     );
 }
 
@@ -852,9 +974,12 @@ fn unrestrict_that_turns_off_noquery_or_nomodify_is_a_finding() {
     let off = "restrict default kod limited nomodify noquery\nunrestrict default noquery\n";
     let found = lint(Flavor::NTPSEC, off, None);
     let finding = only_finding(&found, Rule::NoqueryMissing, 2, "");
-    assert_eq!(
-        finding.message,
-        "an `unrestrict` line turns off noquery in the default restrict entry (IPv4 and IPv6)"
+    assert!(
+        finding.message.starts_with(
+            "an `unrestrict` line turns off noquery in the default restrict entry (IPv4 and IPv6); every host without an entry of its own gets mode 6 answers"
+        ),
+        "{}",
+        finding.message
     );
     assert_eq!(
         rules(
