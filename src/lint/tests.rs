@@ -424,6 +424,78 @@ fn chrony_allow_all_fires_on_every_spelling_of_everything() {
 }
 
 #[test]
+fn chrony_allow_all_judges_the_union_of_the_allow_lines() {
+    let found = |config: &str| lint(Flavor::CHRONY, config, Some("4.3-2+deb12u1"));
+    for (config, line, facts) in [
+        (
+            "allow 0.0.0.0/1\nallow 128.0.0.0/1\n",
+            2,
+            &["`allow 0.0.0.0/1` (line 1), `allow 128.0.0.0/1` (line 2) together serve NTP to every IPv4 address"][..],
+        ),
+        (
+            "allow 0/2\nallow 64/2\nserver 127.0.0.1\nallow 128/2\nallow 192/2\n",
+            5,
+            &["`allow 0/2` (line 1)", "`allow 192/2` (line 5) together serve NTP to every IPv4 address"],
+        ),
+        (
+            "allow ::/1\nallow 192.0.2.0/24\nALLOW 8000::/1\n",
+            3,
+            &["`allow ::/1` (line 1), `ALLOW 8000::/1` (line 3) together serve NTP to every IPv6 address"],
+        ),
+        // A hole closed again by a later allow of the same records.
+        (
+            "allow 0/0\ndeny 10/8\nallow 10/8\n",
+            3,
+            &["`allow 0/0` (line 1), `allow 10/8` (line 3) together serve NTP to every IPv4 address"],
+        ),
+        // `allow all` clears the deny below it.
+        (
+            "deny 10/8\nallow all 0/0\n",
+            2,
+            &["`allow all 0/0` serves NTP to every IPv4 address"],
+        ),
+        (
+            "allow\n",
+            1,
+            &["`allow` serves NTP to every IPv4 and IPv6 address"],
+        ),
+    ] {
+        let found = found(config);
+        let finding = only_finding(&found, Rule::ChronyAllowAll, line, config);
+        for fact in facts {
+            assert!(finding.message.contains(fact), "{fact}: {}", finding.message);
+        }
+    }
+    // Halves of both families: one finding each.
+    let both = found("allow 0.0.0.0/1\nallow ::/1\nallow 128.0.0.0/1\nallow 8000::/1\n");
+    let lines: Vec<Option<usize>> = both.iter().map(|f| f.line).collect();
+    assert_eq!(lines, vec![Some(3), Some(4)], "{both:?}");
+    // Not everything: three quarters, a deny that punches a hole (in either
+    // order), the halves of different families, `deny all` after them.
+    for config in [
+        "allow 0/2\nallow 64/2\nallow 128/2\n",
+        "allow 0.0.0.0/1\nallow 128.0.0.0/1\ndeny 10.0.0.0/8\n",
+        "deny 10.0.0.0/8\nallow 0.0.0.0/1\nallow 128.0.0.0/1\n",
+        "allow all\ndeny 2001:db8::/32\ndeny 192.0.2.1\n",
+        "allow 0.0.0.0/1\nallow 8000::/1\n",
+        "allow 0.0.0.0/1\nallow 128.0.0.0/1\ndeny all\n",
+        "allow 10/8\nallow 192.168/16\n",
+    ] {
+        assert_eq!(
+            rules(Flavor::CHRONY, config, None),
+            Vec::<&str>::new(),
+            "{config}"
+        );
+    }
+    // `deny all` after an allow of one family keeps the other's finding only
+    // where the other is everything.
+    assert_eq!(
+        lint(Flavor::CHRONY, "allow all\ndeny ::/0\n", None)[0].message,
+        "`allow all` serves NTP to every IPv4 address"
+    );
+}
+
+#[test]
 fn chrony_cmdallow_fires_beyond_loopback() {
     each_line(
         Flavor::CHRONY,
