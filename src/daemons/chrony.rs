@@ -140,23 +140,26 @@ impl TimeDaemon for Chrony {
 
 fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
     let mut findings = allow_all(lines);
+    findings.extend(command_port(lines));
+    findings
+}
+
+/// Remote hosts reach the command port only with both a `cmdallow` beyond
+/// loopback and a `bindcmdaddress` off loopback (chronyd binds it to
+/// 127.0.0.1 and ::1 and drops other hosts' requests by default): each
+/// line is a finding, and says whether the other half is there.
+fn command_port(lines: &[Directive]) -> Vec<Finding> {
+    let mut allows: Vec<(usize, String)> = Vec::new();
+    let mut binds: Vec<(usize, String)> = Vec::new();
     for (n, words) in lines {
         let (directive, args) = words.split_first().expect("directives have a word");
-        // chrony compares directive names with strcasecmp: `ALLOW` is `allow`.
+        // chrony compares directive names with strcasecmp: `CMDALLOW` is `cmdallow`.
         match directive.to_ascii_lowercase().as_str() {
             "cmdallow" => {
                 let subnets: Vec<&str> = args.iter().copied().filter(|a| *a != "all").collect();
                 let loopback = |s: &&str| chrony_subnet(s).is_some_and(Net::is_loopback);
                 if subnets.is_empty() || !subnets.iter().all(loopback) {
-                    let message = format!(
-                        "`{}` opens the command port beyond 127.0.0.1 and ::1",
-                        words.join(" ")
-                    );
-                    findings.push(Finding {
-                        rule: Rule::ChronyCmdallow,
-                        line: Some(*n),
-                        message,
-                    });
+                    allows.push((*n, words.join(" ")));
                 }
             }
             "bindcmdaddress" => {
@@ -169,20 +172,51 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
                             .is_some_and(Net::is_loopback)
                 });
                 if !local {
-                    let message = format!(
-                        "`{}` binds the command port to a non-loopback address",
-                        words.join(" ")
-                    );
-                    findings.push(Finding {
-                        rule: Rule::ChronyCmdallow,
-                        line: Some(*n),
-                        message,
-                    });
+                    binds.push((*n, words.join(" ")));
                 }
             }
             _ => {}
         }
     }
+    let named = |lines: &[(usize, String)]| -> String {
+        let named: Vec<String> = lines
+            .iter()
+            .map(|(n, t)| format!("`{t}` (line {n})"))
+            .collect();
+        named.join(", ")
+    };
+    let mut findings = Vec::new();
+    for (n, text) in &allows {
+        let reach = match binds.is_empty() {
+            true => "but chronyd binds that port to 127.0.0.1 and ::1 unless a `bindcmdaddress` line moves it, so \
+                     they reach it only once one does"
+                .to_string(),
+            false => format!("and {} puts it where they reach it", named(&binds)),
+        };
+        findings.push(Finding {
+            rule: Rule::ChronyCmdallow,
+            line: Some(*n),
+            message: format!(
+                "`{text}` lets hosts beyond 127.0.0.1 and ::1 send monitoring requests to the command port (UDP \
+                 323), {reach}"
+            ),
+        });
+    }
+    for (n, text) in &binds {
+        let reach = match allows.is_empty() {
+            true => "no `cmdallow` line lets a remote host in yet: chronyd drops their requests until one does"
+                .to_string(),
+            false => format!("the hosts {} lets in reach it", named(&allows)),
+        };
+        findings.push(Finding {
+            rule: Rule::ChronyCmdallow,
+            line: Some(*n),
+            message: format!(
+                "`{text}` puts the command port (UDP 323) on a non-loopback address: {reach}"
+            ),
+        });
+    }
+    findings.sort_by_key(|f| f.line);
     findings
 }
 

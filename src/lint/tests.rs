@@ -526,6 +526,90 @@ fn chrony_cmdallow_fires_beyond_loopback() {
 }
 
 #[test]
+fn chrony_cmdallow_says_what_a_remote_host_gets_and_whether_it_reaches_the_port() {
+    let risk = Rule::ChronyCmdallow.risk();
+    for fact in [
+        "monitoring answers (tracking, sources, sourcestats, activity",
+        "An information leak, not an amplifier",
+        "answers no more bytes than the request",
+        "pads its requests",
+        "`clients` included",
+        "\"Not authorised\"",
+    ] {
+        assert!(risk.contains(fact), "{fact}: {risk}");
+    }
+    assert!(!risk.contains("more than the request"), "{risk}");
+    let found = |config: &str| lint(Flavor::CHRONY, config, Some("4.3-2+deb12u1"));
+    // One half alone: the message says the port is not reachable yet.
+    let alone = found("cmdallow 192.0.2.0/24\n");
+    assert!(
+        alone[0]
+            .message
+            .contains("chronyd binds that port to 127.0.0.1 and ::1")
+            && alone[0]
+                .message
+                .contains("they reach it only once one does"),
+        "{}",
+        alone[0].message
+    );
+    let bind = found("bindcmdaddress 0.0.0.0\n");
+    assert!(
+        bind[0]
+            .message
+            .contains("chronyd drops their requests until one does"),
+        "{}",
+        bind[0].message
+    );
+    // Both: each line names the other.
+    let both = found("bindcmdaddress 0.0.0.0\ncmdallow all\n");
+    let lines: Vec<Option<usize>> = both.iter().map(|f| f.line).collect();
+    assert_eq!(lines, vec![Some(1), Some(2)]);
+    assert!(
+        both[0]
+            .message
+            .contains("the hosts `cmdallow all` (line 2) lets in reach it"),
+        "{}",
+        both[0].message
+    );
+    assert!(
+        both[1]
+            .message
+            .contains("`bindcmdaddress 0.0.0.0` (line 1) puts it where they reach it"),
+        "{}",
+        both[1].message
+    );
+}
+
+#[test]
+fn no_risk_claims_an_answer_larger_than_the_request_where_the_daemon_gives_none() {
+    // chrony and OpenNTPD answer no more than they get; NTPsec's own
+    // default entry has noquery from 1.1.9, which the texts must not deny.
+    for rule in [
+        Rule::ChronyAllowAll,
+        Rule::ChronyCmdallow,
+        Rule::OpenntpdListenAny,
+    ] {
+        assert!(
+            rule.risk().contains("no amplification") || rule.risk().contains("not an amplifier"),
+            "{rule}: {}",
+            rule.risk()
+        );
+    }
+    for rule in [Rule::NoqueryMissing, Rule::Ipv6DefaultMissing] {
+        assert!(
+            rule.risk().contains("before 1.1.9"),
+            "{rule}: {}",
+            rule.risk()
+        );
+    }
+    assert!(
+        Rule::NomodifyMissing.risk().contains("also lacks noquery"),
+        "{}",
+        Rule::NomodifyMissing.risk()
+    );
+}
+
+#[test]
 fn openntpd_listen_any_fires_on_a_wildcard() {
     each_line(
         Flavor::OPENNTPD,
