@@ -159,8 +159,8 @@ impl Builtin {
             noquery: Some(false),
             says: "classic ntpd's own default entry has no flags, noquery neither".into(),
             answers:
-                "mode 6 answers, READVAR about 34 times the request (and mode 7 answers where \
-                      classic ntpd has mode 7 enabled)",
+                "mode 6 answers (READVAR about 34 times the request; mode 7 answers where classic \
+                      ntpd has mode 7 enabled)",
         }
     }
 
@@ -191,8 +191,9 @@ impl Builtin {
         Builtin {
             noquery,
             says,
-            answers: "mode 6 answers, READVAR about 34 times the request and a peer's variables about 60 \
-                      times on NTPsec 1.2",
+            answers:
+                "mode 6 answers (READVAR about 34 times the request, a peer's variables about 60 \
+                      times on NTPsec 1.2)",
         }
     }
 }

@@ -313,7 +313,7 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
     // What a host gets, by the daemon's own default entry.
     assert!(
         finding.message.contains(
-            "every host without an entry of its own gets mode 6 answers, READVAR about 34 times"
+            "every host without an entry of its own gets mode 6 answers (READVAR about 34 times"
         ),
         "{}",
         finding.message
@@ -1120,7 +1120,7 @@ fn a_missing_noquery_on_ntpsec_says_what_its_own_default_entry_does_per_version(
     );
     let classic = v6(Flavor::NTPD, NTPD_4_2_8);
     assert!(
-        classic.contains("so every IPv6 host gets mode 6 answers, READVAR about 34 times"),
+        classic.contains("so every IPv6 host gets mode 6 answers (READVAR about 34 times"),
         "{classic}"
     );
 }
