@@ -144,8 +144,8 @@ fn default_flags<'a>(entries: &[RestrictLine<'a>], family: Family) -> DefaultFla
 /// The default entry a daemon starts with before any restrict line; the
 /// lines only add flags to it (or `unrestrict` takes them off).
 pub(super) struct Builtin {
-    /// Whether that entry has noquery; `None` when the version that decides
-    /// it is not known.
+    /// Whether that entry has noquery (and limited, which come together);
+    /// `None` when the version that decides it is not known.
     pub noquery: Option<bool>,
     /// What that entry is, for messages ("NTPsec 1.2.2 starts ...").
     pub says: String,
@@ -340,15 +340,27 @@ pub(super) fn lint_restrict(lines: &[Directive], builtin: &Builtin) -> Vec<Findi
             }
         }
         let mut message = parts.join("; ");
-        if rule == Rule::NoqueryMissing {
-            message.push_str("; ");
-            message.push_str(&match hits.iter().any(|h| h.unrestricted) {
-                true => format!(
-                    "every host without an entry of its own gets {}",
-                    builtin.answers
-                ),
-                false => builtin.consequence("every host without an entry of its own"),
-            });
+        let unrestricted = hits.iter().any(|h| h.unrestricted);
+        match rule {
+            Rule::NoqueryMissing => {
+                message.push_str("; ");
+                message.push_str(&match unrestricted {
+                    true => format!(
+                        "every host without an entry of its own gets {}",
+                        builtin.answers
+                    ),
+                    false => builtin.consequence("every host without an entry of its own"),
+                });
+            }
+            // The daemon's own default entry may bring limited along.
+            Rule::KodWithoutLimited if !unrestricted && builtin.noquery != Some(false) => {
+                let works = match builtin.noquery {
+                    Some(_) => "so kod works all the same, on the strength of its version alone",
+                    None => "where it has, kod works",
+                };
+                message.push_str(&format!("; {}, {works}", builtin.says));
+            }
+            _ => {}
         }
         findings.push(Finding {
             rule,

@@ -30,8 +30,9 @@ impl Rule {
                  so the refusal rests on the daemon's version alone."
             }
             Rule::KodWithoutLimited => {
-                "kod does nothing without limited (ntpd logs it): clients that flood the node are neither \
-                 rate-limited nor told to back off."
+                "where the default entry ends up without limited (classic ntpd's own default entry has \
+                 none, NTPsec's has it from 1.1.9), kod does nothing (ntpd logs it): clients that flood the \
+                 node are neither rate-limited nor told to back off."
             }
             Rule::NoqueryMissing => {
                 "where the default entry ends up without noquery (classic ntpd's own default entry and NTPsec's \

@@ -287,6 +287,16 @@ fn kod_without_limited_fires_on_a_default_entry() {
         ),
         Vec::<&str>::new()
     );
+    // NTPsec's own default entry has limited from 1.1.9: the message says kod
+    // works there all the same.
+    let ntpsec = lint(Flavor::NTPSEC, config, Some("1.2.2+dfsg1-1+deb12u1"));
+    let finding = only_finding(&ntpsec, Rule::KodWithoutLimited, 1, config);
+    assert!(
+        finding.message.contains("so kod works all the same"),
+        "{}",
+        finding.message
+    );
+    assert!(!found[0].message.contains("works"), "{}", found[0].message);
     // A host entry with kod is not the default entry.
     assert_eq!(
         rules(
