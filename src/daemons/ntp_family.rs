@@ -252,16 +252,29 @@ pub(super) fn lint_restrict(lines: &[Directive], builtin: &Builtin) -> Vec<Findi
         .filter_map(|(n, w)| restrict_line(*n, w))
         .collect();
     let mut findings = Vec::new();
-    // ntpd ORs the flags of lines for the same address into one entry, so a
-    // family's default is the union of every line that covers it, less the
-    // flags an `unrestrict` line turns off after them (`default_flags`).
+    let missing = missing_flags(&entries, builtin, &mut findings);
+    findings.extend(network_findings(&entries, builtin));
+    findings.extend(default_findings(&missing, builtin));
+    findings
+}
+
+/// The flags each family's default entry lacks; a missing IPv6 default is
+/// a finding of its own, pushed to `findings`. ntpd ORs the flags of lines
+/// for the same address into one entry, so a family's default is the union
+/// of every line that covers it, less the flags an `unrestrict` line turns
+/// off after them (`default_flags`).
+fn missing_flags(
+    entries: &[RestrictLine],
+    builtin: &Builtin,
+    findings: &mut Vec<Finding>,
+) -> Vec<Missing> {
     let mut missing: Vec<Missing> = Vec::new();
     for family in [Family::V4, Family::V6] {
         let DefaultFlags {
             line,
             flags,
             removed,
-        } = default_flags(&entries, family);
+        } = default_flags(entries, family);
         if line.is_none() && family == Family::V6 {
             findings.push(Finding {
                 rule: Rule::Ipv6DefaultMissing,
@@ -316,8 +329,13 @@ pub(super) fn lint_restrict(lines: &[Directive], builtin: &Builtin) -> Vec<Findi
             });
         }
     }
-    findings.extend(network_findings(&entries, builtin));
-    // One finding per rule, naming the families it applies to.
+    missing
+}
+
+/// One finding per rule of the default entries, naming the families it
+/// applies to and what the daemon's own default entry makes of it.
+fn default_findings(missing: &[Missing], builtin: &Builtin) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for rule in [
         Rule::KodWithoutLimited,
         Rule::NoqueryMissing,
