@@ -1,6 +1,7 @@
 //! chrony (package `chrony`). It serves nobody without `allow`, never
 //! speaks mode 6/7, and has a command port (UDP 323) of its own.
 
+use super::chrony_access;
 use super::sync::{
     first_line, float, log2_seconds, octal, same_host, Configured, Peer, Selection, Source,
     SourceAddress, SourceKind, SourceState, Sync,
@@ -151,40 +152,27 @@ impl TimeDaemon for Chrony {
 }
 
 fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
-    let mut findings = Vec::new();
+    let mut findings = allow_all(lines);
+    findings.extend(command_port(lines));
+    findings
+}
+
+/// Remote hosts reach the command port only with both a `cmdallow` beyond
+/// loopback and a `bindcmdaddress` off loopback (chronyd binds it to
+/// 127.0.0.1 and ::1 and drops other hosts' requests by default): each
+/// line is a finding, and says whether the other half is there.
+fn command_port(lines: &[Directive]) -> Vec<Finding> {
+    let mut allows: Vec<(usize, String)> = Vec::new();
+    let mut binds: Vec<(usize, String)> = Vec::new();
     for (n, words) in lines {
         let (directive, args) = words.split_first().expect("directives have a word");
-        // chrony compares directive names with strcasecmp: `ALLOW` is `allow`.
+        // chrony compares directive names with strcasecmp: `CMDALLOW` is `cmdallow`.
         match directive.to_ascii_lowercase().as_str() {
-            "allow" => {
-                let everything = match args {
-                    [] | ["all"] => true,
-                    _ => args
-                        .iter()
-                        .any(|a| chrony_subnet(a).is_some_and(Net::everything)),
-                };
-                if everything {
-                    let message = format!("`{}` serves NTP to every address", words.join(" "));
-                    findings.push(Finding {
-                        rule: Rule::ChronyAllowAll,
-                        line: Some(*n),
-                        message,
-                    });
-                }
-            }
             "cmdallow" => {
                 let subnets: Vec<&str> = args.iter().copied().filter(|a| *a != "all").collect();
                 let loopback = |s: &&str| chrony_subnet(s).is_some_and(Net::is_loopback);
                 if subnets.is_empty() || !subnets.iter().all(loopback) {
-                    let message = format!(
-                        "`{}` opens the command port beyond 127.0.0.1 and ::1",
-                        words.join(" ")
-                    );
-                    findings.push(Finding {
-                        rule: Rule::ChronyCmdallow,
-                        line: Some(*n),
-                        message,
-                    });
+                    allows.push((*n, words.join(" ")));
                 }
             }
             "bindcmdaddress" => {
@@ -197,19 +185,139 @@ fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {
                             .is_some_and(Net::is_loopback)
                 });
                 if !local {
-                    let message = format!(
-                        "`{}` binds the command port to a non-loopback address",
-                        words.join(" ")
-                    );
-                    findings.push(Finding {
-                        rule: Rule::ChronyCmdallow,
-                        line: Some(*n),
-                        message,
-                    });
+                    binds.push((*n, words.join(" ")));
                 }
             }
             _ => {}
         }
+    }
+    let named = |lines: &[(usize, String)]| -> String {
+        let named: Vec<String> = lines
+            .iter()
+            .map(|(n, t)| format!("`{t}` (line {n})"))
+            .collect();
+        named.join(", ")
+    };
+    let mut findings = Vec::new();
+    for (n, text) in &allows {
+        let reach = match binds.is_empty() {
+            true => "but chronyd binds that port to 127.0.0.1 and ::1 unless a `bindcmdaddress` line moves it, so \
+                     they reach it only once one does"
+                .to_string(),
+            false => format!("and {} puts it where they reach it", named(&binds)),
+        };
+        findings.push(Finding {
+            rule: Rule::ChronyCmdallow,
+            line: Some(*n),
+            message: format!(
+                "`{text}` lets hosts beyond 127.0.0.1 and ::1 send monitoring requests to the command port (UDP \
+                 323), {reach}"
+            ),
+        });
+    }
+    for (n, text) in &binds {
+        let reach = match allows.is_empty() {
+            true => "no `cmdallow` line lets a remote host in yet: chronyd drops their requests until one does"
+                .to_string(),
+            false => format!("the hosts {} lets in reach it", named(&allows)),
+        };
+        findings.push(Finding {
+            rule: Rule::ChronyCmdallow,
+            line: Some(*n),
+            message: format!(
+                "`{text}` puts the command port (UDP 323) on a non-loopback address: {reach}"
+            ),
+        });
+    }
+    findings.sort_by_key(|f| f.line);
+    findings
+}
+
+/// `allow`/`deny [all] [SUBNET]` as chrony reads them; `None` for other
+/// directives, a line chrony refuses, and a hostname (one host, unknown
+/// here).
+fn access_rule(words: &[&str]) -> Option<chrony_access::Rule> {
+    let (directive, args) = words.split_first()?;
+    let allow = match directive.to_ascii_lowercase().as_str() {
+        "allow" => true,
+        "deny" => false,
+        _ => return None,
+    };
+    let (all, subnet) = match args {
+        [] => (false, None),
+        ["all"] => (true, None),
+        ["all", s] => (true, Some(*s)),
+        [s] => (false, Some(*s)),
+        _ => return None,
+    };
+    let subnet = match subnet {
+        Some(s) => Some(chrony_subnet(s)?),
+        None => None,
+    };
+    Some(chrony_access::Rule { allow, all, subnet })
+}
+
+/// The `allow` lines that together serve every address of a family, less
+/// what `deny` lines take away as chrony orders them: one finding per line
+/// that completes the union (both families at once for a bare `allow`).
+fn allow_all(lines: &[Directive]) -> Vec<Finding> {
+    let families = [Family::V4, Family::V6];
+    let mut table = chrony_access::Table::default();
+    let mut since: [Option<usize>; 2] = [None, None];
+    let mut allows: Vec<(usize, chrony_access::Rule, String)> = Vec::new();
+    for (n, words) in lines {
+        let Some(rule) = access_rule(words) else {
+            continue;
+        };
+        table.apply(rule);
+        if rule.allow {
+            allows.push((*n, rule, words.join(" ")));
+        }
+        for (i, family) in families.iter().enumerate() {
+            since[i] = match table.allows_all(*family) {
+                true => since[i].or(Some(*n)),
+                false => None,
+            };
+        }
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    for (i, family) in families.iter().enumerate() {
+        let Some(line) = since[i] else { continue };
+        if let Some(f) = findings.iter_mut().find(|f| f.line == Some(line)) {
+            let first = format!("every {} address", families[0].name());
+            let both = format!("every {} and {} address", families[0].name(), family.name());
+            f.message = f.message.replace(&first, &both);
+            continue;
+        }
+        let of_family = |r: &chrony_access::Rule| r.subnet.is_none_or(|s| s.family == *family);
+        let used: Vec<&(usize, chrony_access::Rule, String)> = allows
+            .iter()
+            .filter(|(n, r, _)| *n <= line && of_family(r))
+            .collect();
+        let alone = used.iter().find(|(n, r, _)| {
+            let mut one = chrony_access::Table::default();
+            one.apply(*r);
+            *n == line && one.allows_all(*family)
+        });
+        let message = match alone {
+            Some((_, _, text)) => format!("`{text}` serves NTP to every {} address", family.name()),
+            None => {
+                let list: Vec<String> = used
+                    .iter()
+                    .map(|(n, _, t)| format!("`{t}` (line {n})"))
+                    .collect();
+                format!(
+                    "{} together serve NTP to every {} address",
+                    list.join(", "),
+                    family.name()
+                )
+            }
+        };
+        findings.push(Finding {
+            rule: Rule::ChronyAllowAll,
+            line: Some(line),
+            message,
+        });
     }
     findings
 }

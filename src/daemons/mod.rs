@@ -8,6 +8,7 @@
 //! decided by `facts::daemon` from the archive. Nothing here runs a command.
 
 mod chrony;
+mod chrony_access;
 mod ntp_family;
 mod ntpd;
 mod ntpsec;

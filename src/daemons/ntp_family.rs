@@ -10,6 +10,8 @@ use super::{Access, Directive, Finding};
 use crate::names::Rule;
 use crate::net::{network_contains, ntp_net, Family, Net, PRIVATE};
 use crate::process::Output;
+use crate::version;
+use std::cmp::Ordering;
 use std::net::IpAddr;
 
 pub(super) const STATUS_QUERIES: [&[&str]; 2] = [
@@ -108,17 +110,22 @@ fn restrict_line<'a>(line: usize, words: &[&'a str]) -> Option<RestrictLine<'a>>
     })
 }
 
-/// The default entry of one family after every line, in order: where it
-/// starts, its flags, and the `unrestrict` line that last turned off each
-/// flag it no longer has.
+/// The default entry of one family after every line, in order: the line
+/// that starts it (`None`: no restrict line, the daemon's own entry alone),
+/// its flags from the config, and the `unrestrict` line that last turned off
+/// each flag no later line put back (the daemon's own flags included).
 struct DefaultFlags<'a> {
-    line: usize,
+    line: Option<usize>,
     flags: Vec<&'a str>,
     removed: Vec<(&'a str, usize)>,
 }
 
-fn default_flags<'a>(entries: &[RestrictLine<'a>], family: Family) -> Option<DefaultFlags<'a>> {
-    let mut state: Option<DefaultFlags> = None;
+fn default_flags<'a>(entries: &[RestrictLine<'a>], family: Family) -> DefaultFlags<'a> {
+    let mut state = DefaultFlags {
+        line: None,
+        flags: Vec::new(),
+        removed: Vec::new(),
+    };
     for e in entries {
         let Target::Default(families) = &e.target else {
             continue;
@@ -128,26 +135,97 @@ fn default_flags<'a>(entries: &[RestrictLine<'a>], family: Family) -> Option<Def
         }
         if e.unrestrict {
             // Without flags it does nothing: the default entry stays.
-            if let Some(st) = &mut state {
-                for f in &e.flags {
-                    if st.flags.contains(f) {
-                        st.flags.retain(|x| x != f);
-                        st.removed.retain(|(r, _)| r != f);
-                        st.removed.push((f, e.line));
-                    }
+            for f in &e.flags {
+                if !state.flags.contains(f) && !BUILTIN_FLAGS.contains(f) {
+                    continue;
                 }
+                state.flags.retain(|x| x != f);
+                state.removed.retain(|(r, _)| r != f);
+                state.removed.push((f, e.line));
             }
         } else {
-            let st = state.get_or_insert(DefaultFlags {
-                line: e.line,
-                flags: Vec::new(),
-                removed: Vec::new(),
-            });
-            st.flags.extend(&e.flags);
-            st.removed.retain(|(r, _)| !e.flags.contains(r));
+            state.line.get_or_insert(e.line);
+            state.flags.extend(&e.flags);
+            state.removed.retain(|(r, _)| !e.flags.contains(r));
         }
     }
     state
+}
+
+/// The default entry a daemon starts with before any restrict line; the
+/// lines only add flags to it (or `unrestrict` takes them off).
+pub(super) struct Builtin {
+    /// Whether that entry has noquery (and limited, which come together);
+    /// `None` when the version that decides it is not known.
+    pub noquery: Option<bool>,
+    /// What that entry is, for messages ("NTPsec 1.2.2 starts ...").
+    pub says: String,
+    /// What a host whose entry lacks noquery gets, for messages.
+    pub answers: &'static str,
+}
+
+impl Builtin {
+    pub fn classic() -> Builtin {
+        Builtin {
+            noquery: Some(false),
+            says: "classic ntpd's own default entry has no flags, noquery neither".into(),
+            answers:
+                "mode 6 answers (READVAR about 34 times the request; mode 7 answers where classic \
+                      ntpd has mode 7 enabled)",
+        }
+    }
+
+    /// NTPsec's own default entry has noquery and limited from 1.1.9 on
+    /// (`RES_Default` in its include/ntp.h, set in init_restrict).
+    pub fn ntpsec(version: Option<&str>) -> Builtin {
+        let upstream = version.map(upstream_version);
+        let (noquery, says) = match upstream {
+            Some(v) if version::compare(v, NTPSEC_DEFAULT_NOQUERY) != Ordering::Less => (
+                Some(true),
+                format!(
+                    "NTPsec {v} starts its own default entry with noquery and limited (as NTPsec does from \
+                     {NTPSEC_DEFAULT_NOQUERY}), and restrict lines only add flags to it"
+                ),
+            ),
+            Some(v) => (
+                Some(false),
+                format!("NTPsec {v} is older than {NTPSEC_DEFAULT_NOQUERY}: its own default entry has no noquery"),
+            ),
+            None => (
+                None,
+                format!(
+                    "the NTPsec version is not known: before {NTPSEC_DEFAULT_NOQUERY} its own default entry has \
+                     no noquery, from {NTPSEC_DEFAULT_NOQUERY} on it has"
+                ),
+            ),
+        };
+        Builtin {
+            noquery,
+            says,
+            answers:
+                "mode 6 answers (READVAR about 34 times the request, a peer's variables about 60 \
+                      times on NTPsec 1.2)",
+        }
+    }
+}
+
+/// The flags a daemon's own default entry may start with (NTPsec 1.1.9+).
+const BUILTIN_FLAGS: [&str; 2] = ["noquery", "limited"];
+
+/// From this upstream version on, NTPsec's own default entry has noquery.
+const NTPSEC_DEFAULT_NOQUERY: &str = "1.1.9";
+
+/// `1:4.2.8p15+dfsg-1ubuntu2` -> `4.2.8p15+dfsg`: the epoch and the Debian
+/// revision say nothing about which upstream change is in.
+pub(super) fn upstream_version(v: &str) -> &str {
+    let v = v.trim();
+    let v = match v.split_once(':') {
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
+            rest
+        }
+        _ => v,
+    };
+    v.rsplit_once('-').map_or(v, |(upstream, _)| upstream)
 }
 
 /// Host and network entries (never the default) with the flags left after
@@ -177,44 +255,49 @@ fn network_entries<'a>(
     nets
 }
 
-/// The restrict lines' rules, which classic ntpd and NTPsec share.
-pub(super) fn lint_restrict(lines: &[Directive]) -> Vec<Finding> {
+/// The restrict lines' rules, which classic ntpd and NTPsec share; what the
+/// daemon's own default entry holds (`builtin`) is the daemon's.
+pub(super) fn lint_restrict(lines: &[Directive], builtin: &Builtin) -> Vec<Finding> {
     let entries: Vec<RestrictLine> = lines
         .iter()
         .filter_map(|(n, w)| restrict_line(*n, w))
         .collect();
     let mut findings = Vec::new();
-    // ntpd ORs the flags of lines for the same address into one entry, so a
-    // family's default is the union of every line that covers it, less the
-    // flags an `unrestrict` line turns off after them (`default_flags`).
-    let mut missing: Vec<(Rule, Family, Option<usize>, String)> = Vec::new();
+    let missing = missing_flags(&entries, builtin, &mut findings);
+    findings.extend(network_findings(&entries, builtin));
+    findings.extend(default_findings(&missing, builtin));
+    findings
+}
+
+/// The flags each family's default entry lacks; a missing IPv6 default is
+/// a finding of its own, pushed to `findings`. ntpd ORs the flags of lines
+/// for the same address into one entry, so a family's default is the union
+/// of every line that covers it, less the flags an `unrestrict` line turns
+/// off after them (`default_flags`).
+fn missing_flags(
+    entries: &[RestrictLine],
+    builtin: &Builtin,
+    findings: &mut Vec<Finding>,
+) -> Vec<Missing> {
+    let mut missing: Vec<Missing> = Vec::new();
     for family in [Family::V4, Family::V6] {
-        let Some(DefaultFlags {
+        let DefaultFlags {
             line,
             flags,
             removed,
-        }) = default_flags(&entries, family)
-        else {
-            match family {
-                Family::V6 => findings.push(Finding {
-                    rule: Rule::Ipv6DefaultMissing,
-                    line: None,
-                    message: "no `restrict -6 default ...` line, and no family-less `restrict default ...` \
-                              line covering both families"
-                        .into(),
-                }),
-                Family::V4 => {
-                    for (rule, flag) in [(Rule::NoqueryMissing, "noquery"), (Rule::NomodifyMissing, "nomodify")] {
-                        let why = format!(
-                            "no `restrict -4 default ...` or `restrict default ...` line, so IPv4 hosts get the \
-                             built-in default without {flag}"
-                        );
-                        missing.push((rule, family, None, why));
-                    }
-                }
-            }
+        } = default_flags(entries, family);
+        if line.is_none() && family == Family::V6 {
+            findings.push(Finding {
+                rule: Rule::Ipv6DefaultMissing,
+                line: None,
+                message: format!(
+                    "no `restrict -6 default ...` line, and no family-less `restrict default ...` line covering \
+                     both families: IPv6 hosts get the daemon's own default entry; {}",
+                    builtin.consequence("every IPv6 host")
+                ),
+            });
             continue;
-        };
+        }
         // `ignore` drops every packet, queries and modifications included.
         let has = |flag: &str| flags.contains(&flag) || flags.contains(&"ignore");
         for (rule, flag) in [
@@ -225,51 +308,51 @@ pub(super) fn lint_restrict(lines: &[Directive]) -> Vec<Finding> {
                 continue;
             }
             let unrestricted = removed.iter().find(|(f, _)| *f == flag).map(|r| r.1);
-            let why = match unrestricted {
-                Some(_) => {
+            let why = match (unrestricted, line) {
+                (Some(_), _) => {
                     format!("an `unrestrict` line turns off {flag} in the default restrict entry")
                 }
-                None => format!("the default restrict entry has no {flag}"),
+                (None, None) if flag == "noquery" => "no `restrict -4 default ...` or `restrict default ...` \
+                                                     line, so IPv4 hosts get the daemon's own default entry"
+                    .to_string(),
+                (None, None) => format!(
+                    "no `restrict -4 default ...` or `restrict default ...` line, so IPv4 hosts get the daemon's own \
+                     default entry, which has no {flag}"
+                ),
+                (None, Some(_)) => format!("the default restrict entry has no {flag}"),
             };
-            missing.push((rule, family, Some(unrestricted.unwrap_or(line)), why));
+            missing.push(Missing {
+                rule,
+                family,
+                line: unrestricted.or(line),
+                why,
+                unrestricted: unrestricted.is_some(),
+            });
         }
         if flags.contains(&"kod") && !flags.contains(&"limited") {
             let unrestricted = removed.iter().find(|(f, _)| *f == "limited").map(|r| r.1);
-            missing.push((
-                Rule::KodWithoutLimited,
+            missing.push(Missing {
+                rule: Rule::KodWithoutLimited,
                 family,
-                Some(unrestricted.unwrap_or(line)),
-                "the default restrict entry has kod without limited".into(),
-            ));
+                line: unrestricted.or(line),
+                why: "the default restrict entry has kod without limited".into(),
+                unrestricted: unrestricted.is_some(),
+            });
         }
     }
-    // The most specific entry decides, so a network entry without noquery
-    // re-opens queries for every host in it, whatever the default says.
-    for (net, line, flags, unrestricted) in network_entries(&entries) {
-        let closed = flags.contains(&"noquery") || flags.contains(&"ignore");
-        if closed || net.single_host() || net.within(&PRIVATE) {
-            continue;
-        }
-        let message = match unrestricted {
-            Some(_) => format!(
-                "an `unrestrict` line leaves the restrict entry for {net}, a public network, without noquery (or ignore)"
-            ),
-            None => format!("the restrict entry for {net}, a public network, has no noquery (or ignore)"),
-        };
-        findings.push(Finding {
-            rule: Rule::NoqueryMissingNetwork,
-            line: Some(unrestricted.unwrap_or(line)),
-            message,
-        });
-    }
-    // One finding per rule, naming the families it applies to.
+    missing
+}
+
+/// One finding per rule of the default entries, naming the families it
+/// applies to and what the daemon's own default entry makes of it.
+fn default_findings(missing: &[Missing], builtin: &Builtin) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for rule in [
         Rule::KodWithoutLimited,
         Rule::NoqueryMissing,
         Rule::NomodifyMissing,
     ] {
-        let hits: Vec<&(Rule, Family, Option<usize>, String)> =
-            missing.iter().filter(|m| m.0 == rule).collect();
+        let hits: Vec<&Missing> = missing.iter().filter(|m| m.rule == rule).collect();
         if hits.is_empty() {
             continue;
         }
@@ -277,21 +360,107 @@ pub(super) fn lint_restrict(lines: &[Directive]) -> Vec<Finding> {
         for h in &hits {
             let families: Vec<&str> = hits
                 .iter()
-                .filter(|o| o.3 == h.3)
-                .map(|o| o.1.name())
+                .filter(|o| o.why == h.why)
+                .map(|o| o.family.name())
                 .collect();
-            let part = format!("{} ({})", h.3, families.join(" and "));
+            let part = format!("{} ({})", h.why, families.join(" and "));
             if !parts.contains(&part) {
                 parts.push(part);
             }
         }
+        let mut message = parts.join("; ");
+        let unrestricted = hits.iter().any(|h| h.unrestricted);
+        match rule {
+            Rule::NoqueryMissing => {
+                message.push_str("; ");
+                message.push_str(&match unrestricted {
+                    true => format!(
+                        "every host without an entry of its own gets {}",
+                        builtin.answers
+                    ),
+                    false => builtin.consequence("every host without an entry of its own"),
+                });
+            }
+            // The daemon's own default entry may bring limited along.
+            Rule::KodWithoutLimited if !unrestricted && builtin.noquery != Some(false) => {
+                let works = match builtin.noquery {
+                    Some(_) => "so kod works all the same, on the strength of its version alone",
+                    None => "where it has, kod works",
+                };
+                message.push_str(&format!("; {}, {works}", builtin.says));
+            }
+            _ => {}
+        }
         findings.push(Finding {
             rule,
-            line: hits.iter().find_map(|h| h.2),
-            message: parts.join("; "),
+            line: hits.iter().find_map(|h| h.line),
+            message,
         });
     }
+    findings
+}
 
+/// A flag a family's default entry lacks, and why.
+struct Missing {
+    rule: Rule,
+    family: Family,
+    line: Option<usize>,
+    why: String,
+    /// An `unrestrict` line took it off (the daemon's own one too).
+    unrestricted: bool,
+}
+
+impl Builtin {
+    /// What `hosts` get from the daemon's own default entry, as far as
+    /// noquery goes.
+    fn consequence(&self, hosts: &str) -> String {
+        match self.noquery {
+            Some(true) => format!(
+                "{}, so the node refuses the mode 6 queries of {hosts} all the same, on the strength of its \
+                 version alone",
+                self.says
+            ),
+            Some(false) => format!("{}, so {hosts} gets {}", self.says, self.answers),
+            None => format!(
+                "{}: where it has none, {hosts} gets {}",
+                self.says, self.answers
+            ),
+        }
+    }
+}
+
+/// The most specific entry decides, so a network entry without noquery
+/// re-opens queries for every host in it, whatever the default says; a
+/// private network is no exception (its hosts can forge each other's
+/// addresses), only loopback, which no other host reaches, and single hosts.
+fn network_findings(entries: &[RestrictLine], builtin: &Builtin) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for (net, line, flags, unrestricted) in network_entries(entries) {
+        let closed = flags.contains(&"noquery") || flags.contains(&"ignore");
+        if closed || net.single_host() || net.is_loopback() {
+            continue;
+        }
+        let kind = match net.within(&PRIVATE) {
+            true => "a private network",
+            false => "a public network",
+        };
+        let what = match unrestricted {
+            Some(_) => format!(
+                "an `unrestrict` line leaves the restrict entry for {net}, {kind}, without noquery (or ignore)"
+            ),
+            None => format!("the restrict entry for {net}, {kind}, has no noquery (or ignore)"),
+        };
+        let message = format!(
+            "{what}: every host in {net} gets {}; the probes from the node's own loopback addresses (the check after \
+             apply, verify) do not come from {net}, so they cannot measure it",
+            builtin.answers
+        );
+        findings.push(Finding {
+            rule: Rule::NoqueryMissingNetwork,
+            line: Some(unrestricted.unwrap_or(line)),
+            message,
+        });
+    }
     findings
 }
 

@@ -104,8 +104,8 @@ impl TimeDaemon for Ntpd {
         ntp_family::sources(configured, asked)
     }
     fn lint(&self, lines: &[Directive], version: Option<&str>) -> Vec<Finding> {
-        let mut findings = ntp_family::lint_restrict(lines);
-        let upstream = version.map(upstream_version);
+        let mut findings = ntp_family::lint_restrict(lines, &ntp_family::Builtin::classic());
+        let upstream = version.map(ntp_family::upstream_version);
         let fixed =
             upstream.is_some_and(|v| version::compare(v, MONLIST_REMOVED) != Ordering::Less);
         if !fixed && monitor_enabled(lines) {
@@ -144,19 +144,6 @@ fn monitor_enabled(lines: &[(usize, Vec<&str>)]) -> bool {
         }
     }
     enabled
-}
-
-/// `1:4.2.8p15+dfsg-1ubuntu2` -> `4.2.8p15+dfsg`: the epoch and the Debian
-/// revision say nothing about which upstream fix is in.
-fn upstream_version(v: &str) -> &str {
-    let v = v.trim();
-    let v = match v.split_once(':') {
-        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
-            rest
-        }
-        _ => v,
-    };
-    v.rsplit_once('-').map_or(v, |(upstream, _)| upstream)
 }
 
 /// What classic ntpd's messages say of a config it was given to check (it

@@ -145,8 +145,8 @@ impl TimeDaemon for Ntpsec {
     ) -> Result<Vec<Source>, String> {
         ntp_family::sources(configured, asked)
     }
-    fn lint(&self, lines: &[Directive], _version: Option<&str>) -> Vec<Finding> {
-        ntp_family::lint_restrict(lines)
+    fn lint(&self, lines: &[Directive], version: Option<&str>) -> Vec<Finding> {
+        ntp_family::lint_restrict(lines, &ntp_family::Builtin::ntpsec(version))
     }
     fn includes(&self, directive: &str) -> bool {
         ntp_family::includes(directive)

@@ -24,43 +24,54 @@ impl Rule {
     pub fn risk(self) -> &'static str {
         match self {
             Rule::Ipv6DefaultMissing => {
-                "IPv6 hosts are not covered by the default restrict entry and get the daemon's built-in \
-                 default instead, which on classic ntpd answers every mode 6/7 query: the node is a DRDoS \
-                 reflector over IPv6 (CVE-2013-5211)."
+                "IPv6 hosts are not covered by a default restrict line and get the daemon's own default entry: \
+                 classic ntpd's and NTPsec's before 1.1.9 have no noquery, so every IPv6 host can query the \
+                 node and it is a DRDoS reflector over IPv6 (CVE-2013-5211); NTPsec's from 1.1.9 has noquery, \
+                 so the refusal rests on the daemon's version alone."
             }
             Rule::KodWithoutLimited => {
-                "kod does nothing without limited (ntpd logs it): clients that flood the node are neither \
-                 rate-limited nor told to back off."
+                "where the default entry ends up without limited (classic ntpd's own default entry has \
+                 none, NTPsec's has it from 1.1.9), kod does nothing (ntpd logs it): clients that flood the \
+                 node are neither rate-limited nor told to back off."
             }
             Rule::NoqueryMissing => {
-                "any host can send mode 6 (and on classic ntpd mode 7) queries: a 12-byte READVAR returns \
-                 about 30 times its size and monlist up to thousands of times, so requests with a forged \
-                 source make the node a DRDoS reflector (CVE-2013-5211)."
+                "where the default entry ends up without noquery (classic ntpd's own default entry and NTPsec's \
+                 before 1.1.9 have none; an `unrestrict` takes NTPsec's off), any host can send mode 6 queries \
+                 (classic ntpd: mode 7 too, where enabled): READVAR returns about 34 times the 12-byte \
+                 request, a peer's variables about 60 times on NTPsec 1.2, so requests with a forged source \
+                 make the node a DRDoS reflector (CVE-2013-5211)."
             }
             Rule::NoqueryMissingNetwork => {
                 "ntpd and NTPsec apply the most specific matching restrict entry, so every host of this \
-                 public network gets this entry instead of the default one and can send mode 6 (and on \
-                 classic ntpd mode 7) queries: a DRDoS reflector for that network (CVE-2013-5211)."
+                 network gets this entry instead of the default one and can send mode 6 (classic ntpd: mode 7 \
+                 too, where enabled) queries: a DRDoS reflector for that network, private or not, whose \
+                 answers the probes from the node's own loopback addresses never see (CVE-2013-5211)."
             }
             Rule::NomodifyMissing => {
-                "any host can send mode 6/7 configuration requests (ntpq :config), guarded only by the \
-                 control key."
+                "any host whose entry also lacks noquery can send mode 6 configuration requests (ntpq \
+                 :config), guarded only by the control key; noquery drops them with every other mode 6 query."
             }
             Rule::MonitorEnabled => {
                 "classic ntpd before 4.2.7p26 answers monlist (mode 7 MON_GETLIST) with up to 600 recent \
-                 clients, several thousand times the 48-byte request: the amplifier of CVE-2013-5211."
+                 clients, several thousand times the 48-byte request, to every host its restrict lines let \
+                 query (no noquery): the amplifier of CVE-2013-5211."
             }
             Rule::ChronyAllowAll => {
-                "the node serves time to every address: chrony has no mode 6/7, so no amplification, but it \
-                 becomes a public server that requests with a forged source bounce off."
+                "the node serves time to every address: chrony has no mode 6/7 and answers a time request \
+                 with no more bytes than it got, so no amplification, but it becomes a public server that \
+                 requests with a forged source bounce off."
             }
             Rule::ChronyCmdallow => {
-                "chronyc's command port (UDP 323) answers monitoring requests such as `clients` with more \
-                 than the request to every host it is opened to: an amplifier and an information leak."
+                "every host the command port (UDP 323) is opened to gets chronyd's monitoring answers \
+                 (tracking, sources, sourcestats, activity, ...): the node's time sources, their addresses \
+                 and state, and its offset. An information leak, not an amplifier: chronyd answers no more \
+                 bytes than the request (chronyc pads its requests to the reply's size) and refuses every \
+                 other command, `clients` included, with \"Not authorised\"."
             }
             Rule::OpenntpdListenAny => {
-                "OpenNTPD answers time requests on every address from every host: no mode 6/7, so no \
-                 amplification, but a public server that requests with a forged source bounce off."
+                "OpenNTPD answers time requests on every address from every host: no mode 6/7 and an answer \
+                 no larger than the request, so no amplification, but a public server that requests with a \
+                 forged source bounce off."
             }
             Rule::IncludeNotLinted => {
                 "the lint reads this file only: access control in the included files (a restrict entry \
