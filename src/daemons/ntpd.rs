@@ -108,14 +108,28 @@ impl TimeDaemon for Ntpd {
         let upstream = version.map(ntp_family::upstream_version);
         let fixed =
             upstream.is_some_and(|v| version::compare(v, MONLIST_REMOVED) != Ordering::Less);
-        if !fixed && monitor_enabled(lines) {
-            let message = match upstream {
-                Some(v) => format!("ntpd {v} is older than {MONLIST_REMOVED} and the config has no `disable monitor`"),
+        // mode 7 obeys noquery: monlist reaches only hosts that may query.
+        let may_query = findings.iter().any(|f| {
+            matches!(
+                f.rule,
+                Rule::NoqueryMissing | Rule::NoqueryMissingNetwork | Rule::Ipv6DefaultMissing
+            )
+        });
+        if !fixed && may_query && monitor_enabled(lines) {
+            let old = match upstream {
+                Some(v) => format!("ntpd {v} is older than {MONLIST_REMOVED}"),
                 None => format!(
-                    "the ntpd version is not known, so it may be older than {MONLIST_REMOVED}, and the config has no \
-                     `disable monitor`"
+                    "the ntpd version is not known, so it may be older than {MONLIST_REMOVED}"
                 ),
             };
+            let why_on = if limits(lines) {
+                "`limited` keeps it on whatever `disable monitor` says"
+            } else {
+                "the config has no `disable monitor`"
+            };
+            let message = format!(
+                "{old}, its monitoring is on ({why_on}), and hosts its restrict lines let query get monlist"
+            );
             findings.push(Finding {
                 rule: Rule::MonitorEnabled,
                 line: None,
@@ -132,9 +146,20 @@ impl TimeDaemon for Ntpd {
 /// classic ntpd stopped answering monlist in this upstream version.
 const MONLIST_REMOVED: &str = "4.2.7p26";
 
-/// Whether the last `enable`/`disable` line naming `monitor` leaves it on
-/// (ntpd's default).
+/// Whether a restrict line says `limited`, which needs monitoring.
+fn limits(lines: &[(usize, Vec<&str>)]) -> bool {
+    lines
+        .iter()
+        .any(|(_, w)| w.first() == Some(&"restrict") && w.contains(&"limited"))
+}
+
+/// Whether monitoring is on: ntpd's default, the last `enable`/`disable`
+/// line naming `monitor`, and always with `limited` (ntpd logs "'monitor'
+/// cannot be disabled while 'limited' is enabled").
 fn monitor_enabled(lines: &[(usize, Vec<&str>)]) -> bool {
+    if limits(lines) {
+        return true;
+    }
     let mut enabled = true;
     for (_, words) in lines {
         match words.split_first() {

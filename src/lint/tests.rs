@@ -164,7 +164,8 @@ fn our_templates_render_configs_that_lint_clean() {
         ] {
             let daemon = Daemon::new(requested, flavor);
             let content = rendered_config(&plan, &daemon);
-            // Even with the version unknown: the ntpd template disables monitor.
+            // Even with the version unknown: no host but loopback may query
+            // (monlist obeys noquery).
             for version in [
                 None,
                 NTPD_4_2_8,
@@ -204,20 +205,15 @@ fn debian_defaults_lint_clean_where_the_daemon_is_current() {
         rules(Flavor::OPENNTPD, DEBIAN_OPENNTPD_CONF, Some("1:6.8p1-4")),
         Vec::<&str>::new()
     );
-    // Debian's ntp.conf has no `disable monitor`: fine for 4.2.8, not for an
-    // unknown or older ntpd (Ubuntu 14.04's 4.2.6p5).
-    assert_eq!(
-        rules(Flavor::NTPD, DEBIAN_11_NTP_CONF, None),
-        vec!["monitor-enabled"]
-    );
-    assert_eq!(
-        rules(
-            Flavor::NTPD,
-            DEBIAN_11_NTP_CONF,
-            Some("1:4.2.6.p5+dfsg-3ubuntu2")
-        ),
-        vec!["monitor-enabled"]
-    );
+    // Debian's ntp.conf has no `disable monitor` (and `limited` would keep
+    // monitoring on), but noquery on both defaults: even an older ntpd
+    // (Ubuntu 14.04's 4.2.6p5) answers monlist to no one but loopback.
+    for version in [None, Some("1:4.2.6.p5+dfsg-3ubuntu2")] {
+        assert_eq!(
+            rules(Flavor::NTPD, DEBIAN_11_NTP_CONF, version),
+            Vec::<&str>::new()
+        );
+    }
 }
 
 #[test]
@@ -368,35 +364,40 @@ fn noquery_and_nomodify_missing_fire_per_default_entry() {
 }
 
 #[test]
-fn monitor_enabled_fires_only_for_old_or_unknown_classic_ntpd() {
+fn monitor_enabled_fires_only_for_old_or_unknown_classic_ntpd_that_others_may_query() {
+    // Hosts that may query: the default entry without noquery.
+    const OPEN: &str = "restrict default kod nomodify limited\nrestrict 127.0.0.1\n";
+    let open_rules = |version| rules(Flavor::NTPD, OPEN, version);
+    assert!(open_rules(Some("1:4.2.6.p5+dfsg-3ubuntu2")).contains(&"monitor-enabled"));
+    assert!(open_rules(Some("4.2.7p25-1")).contains(&"monitor-enabled"));
+    assert!(open_rules(None).contains(&"monitor-enabled"));
+    assert!(!open_rules(Some("4.2.7p26-1")).contains(&"monitor-enabled"));
+    let found = lint(Flavor::NTPD, OPEN, Some("1:4.2.6.p5+dfsg-3ubuntu2"));
+    let monitor = found
+        .iter()
+        .find(|f| f.rule == Rule::MonitorEnabled)
+        .unwrap();
+    assert_eq!(
+        monitor.message,
+        "ntpd 4.2.6.p5+dfsg is older than 4.2.7p26, its monitoring is on (`limited` keeps it on whatever \
+         `disable monitor` says), and hosts its restrict lines let query get monlist"
+    );
+    // With limited, disable monitor does nothing (ntpd says so).
+    let disabled = format!("{OPEN}disable monitor\n");
+    assert!(rules(Flavor::NTPD, &disabled, None).contains(&"monitor-enabled"));
+    // Without limited it turns monitoring off; the last word counts.
+    let unlimited = "restrict default kod nomodify\nrestrict 127.0.0.1\n";
+    let off = format!("{unlimited}disable monitor\n");
+    assert!(!rules(Flavor::NTPD, &off, None).contains(&"monitor-enabled"));
+    assert!(
+        rules(Flavor::NTPD, &format!("{off}enable monitor\n"), None).contains(&"monitor-enabled")
+    );
+    // noquery everywhere: monlist reaches no one, whatever the version.
     assert_eq!(
         rules(Flavor::NTPD, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2")),
-        vec!["monitor-enabled"]
-    );
-    assert_eq!(
-        rules(Flavor::NTPD, HARDENED, Some("4.2.7p25-1")),
-        vec!["monitor-enabled"]
-    );
-    assert_eq!(
-        rules(Flavor::NTPD, HARDENED, Some("4.2.7p26-1")),
         Vec::<&str>::new()
     );
-    assert_eq!(rules(Flavor::NTPD, HARDENED, None), vec!["monitor-enabled"]);
-    let found = lint(Flavor::NTPD, HARDENED, Some("1:4.2.6.p5+dfsg-3ubuntu2"));
-    assert!(
-        found[0]
-            .message
-            .starts_with("ntpd 4.2.6.p5+dfsg is older than 4.2.7p26"),
-        "{}",
-        found[0].message
-    );
-    let disabled = format!("{HARDENED}disable monitor\n");
-    assert_eq!(rules(Flavor::NTPD, &disabled, None), Vec::<&str>::new());
-    // The last word counts.
-    assert_eq!(
-        rules(Flavor::NTPD, &format!("{disabled}enable monitor\n"), None),
-        vec!["monitor-enabled"]
-    );
+    assert_eq!(rules(Flavor::NTPD, HARDENED, None), Vec::<&str>::new());
     // NTPsec has no mode 7 at all.
     assert_eq!(rules(Flavor::NTPSEC, HARDENED, None), Vec::<&str>::new());
 }

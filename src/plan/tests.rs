@@ -47,7 +47,7 @@ fn the_default_plan_loads_and_renders_for_both_flavours_of_ntp() {
             Flavor::NTPD,
             "/etc/ntp.conf",
             "ntp.service",
-            "disable monitor",
+            "statsdir /var/log/ntpstats/\n",
         ),
         (
             Flavor::NTPSEC,

@@ -529,7 +529,7 @@ fn bullseye_ntpdate_and_leftover_ntp_config_are_purged_then_classic_ntpd_converg
     assert!(node
         .read("/etc/ntp.conf")
         .unwrap()
-        .contains("\ndisable monitor\n"));
+        .contains("\nrestrict -6 default kod notrap nomodify nopeer noquery limited\n"));
     assert_eq!(
         node.run(&["systemctl", "is-active", "ntp.service"])
             .stdout

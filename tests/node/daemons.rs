@@ -261,7 +261,7 @@ fn bullseye_runs_classic_ntpd_chrony_openntpd_and_ntpsec() {
     assert!(node
         .read("/etc/ntp.conf")
         .unwrap()
-        .contains("\ndisable monitor\n"));
+        .contains("\nrestrict -6 default kod notrap nomodify nopeer noquery limited\n"));
     assert!(node
         .read("/etc/dhcp/dhclient-exit-hooks.d/ntp")
         .unwrap()
