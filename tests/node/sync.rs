@@ -352,3 +352,90 @@ fn site_topology_every_daemon_synchronises_through_the_site_server() {
     }
     eprintln!("[sync] whole test {:.1?}", t0.elapsed());
 }
+
+/// status says synchronised with one of `servers` as the system peer.
+fn synchronised_with_one_of(doc: &Value, servers: &[String]) -> bool {
+    doc["synchronised"] == true
+        && doc["peers"].as_array().is_some_and(|peers| {
+            peers.iter().any(|p| {
+                p["selected"] == "system_peer" && servers.iter().any(|s| p["remote"] == s.as_str())
+            })
+        })
+}
+
+/// Orphan mode: two chrony site servers peered with each other, their
+/// upstream gone (10.123.0.2 is stopped: no host answers there), each with
+/// `orphan_stratum`; a client of both is synchronised to them all the same.
+/// This is the state an outage reaches once a server that was synchronised
+/// has drifted past chrony's activation distance (1 s of root distance); a
+/// server that never reached its upstream is there from the start, so the
+/// test needs no hours of waiting.
+#[test]
+fn orphan_mode_keeps_the_site_s_clients_synchronised_without_the_upstream() {
+    let _guard = exclusive();
+    let (a, b, c) = (net_addr(20), net_addr(21), net_addr(130));
+    let nodes: Vec<Node> = std::thread::scope(|s| {
+        let handles: Vec<_> = [a, b, c]
+            .into_iter()
+            .map(|addr| s.spawn(move || Node::boot_at(Release::Bookworm, addr)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let site = |node: &Node, peer: Ipv4Addr| {
+        let peers = format!("peers=[{peer}]");
+        let out = node.provision(&[
+            "apply",
+            "-e",
+            "daemon=chrony",
+            "-e",
+            "servers=[10.123.0.2]",
+            "-e",
+            &peers,
+            "-e",
+            "orphan_stratum=10",
+            "-e",
+            &format!("clients=[{CLIENT_NET}]"),
+        ]);
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        let conf = node.read("/etc/chrony/chrony.conf").unwrap();
+        assert!(conf.contains(&format!("\npeer {peer} iburst\n")), "{conf}");
+        assert!(conf.contains("\nlocal stratum 10 orphan\n"), "{conf}");
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| site(&nodes[0], b));
+        s.spawn(|| site(&nodes[1], a));
+    });
+    let servers = [a.to_string(), b.to_string()];
+    let out = nodes[2].provision(&[
+        "apply",
+        "-e",
+        "daemon=chrony",
+        "-e",
+        &format!("servers=[{a}, {b}]"),
+    ]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let st = nodes[2].provision(&["status", "--format", "json"]);
+        if let Ok(doc) = serde_json::from_str::<Value>(&st.stdout) {
+            if synchronised_with_one_of(&doc, &servers) {
+                for (node, name) in nodes[..2].iter().zip(["a", "b"]) {
+                    let s = node.provision(&["status", "--format", "json"]);
+                    eprintln!("[orphan] site server {name}: {}", s.stdout);
+                }
+                return;
+            }
+        }
+        last = format!("{}\n{}", st.stdout, st.stderr);
+        std::thread::sleep(POLL);
+    }
+    let sites: Vec<String> = nodes[..2]
+        .iter()
+        .map(|n| n.provision(&["status", "--format", "json"]).stdout)
+        .collect();
+    panic!(
+        "the client never synchronised with {servers:?} within 120 s; its last status:\n{last}\nthe site servers':\n{}",
+        sites.join("\n")
+    );
+}
