@@ -2162,11 +2162,10 @@ fn ensure_proxy() -> Result<(), String> {
 /// An apt-cacher-ng whose command line names our configuration.
 fn is_proxy(id: &ProcId) -> bool {
     id.alive()
-        && fs::read(format!("/proc/{}/cmdline", id.pid)).is_ok_and(|c| {
-            String::from_utf8_lossy(&c).contains(PROXY_DIR)
-                && fs::read_to_string(format!("/proc/{}/comm", id.pid))
-                    .is_ok_and(|n| n.trim() == "apt-cacher-ng")
-        })
+        && fs::read_to_string(format!("/proc/{}/comm", id.pid))
+            .is_ok_and(|n| n.trim() == "apt-cacher-ng")
+        && fs::read(format!("/proc/{}/cmdline", id.pid))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == PROXY_DIR.as_bytes()))
 }
 
 fn proxy_answers() -> bool {
