@@ -92,8 +92,10 @@ extern "C" {
     fn kill(pid: i32, sig: i32) -> i32;
     fn __libc_current_sigrtmin() -> i32;
     fn flock(fd: i32, operation: i32) -> i32;
+    fn atexit(f: extern "C" fn()) -> i32;
 }
 const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Release {
@@ -278,6 +280,10 @@ impl Node {
             remove_tree(&dir);
             panic!("{e}")
         });
+        use_archive_proxy(&root).unwrap_or_else(|e| {
+            remove_tree(&dir);
+            panic!("{e}")
+        });
         let console = dir.join("console.log");
         let log = fs::File::create(&console).expect("create console log");
         let machine = dir.file_name().unwrap().to_string_lossy().into_owned();
@@ -350,6 +356,10 @@ impl Node {
         let bin = binary_under_test();
         let (dir, root) = unpack(release);
         let net = NetLease::new(Some(&dir), None).unwrap_or_else(|e| {
+            remove_tree(&dir);
+            panic!("{e}")
+        });
+        use_archive_proxy(&root).unwrap_or_else(|e| {
             remove_tree(&dir);
             panic!("{e}")
         });
@@ -479,6 +489,37 @@ impl Node {
             .stdout
             .trim()
             .to_string()
+    }
+
+    /// The version of `package` dpkg has (installed, or its config files
+    /// left), empty when dpkg does not know it.
+    pub fn installed_version(&self, package: &str) -> String {
+        self.run(&["dpkg-query", "-W", "-f=${Version}", package])
+            .stdout
+            .trim()
+            .to_string()
+    }
+
+    /// The version apt would install of `package` from the node's lists
+    /// (`apt-cache policy`'s candidate): what a test expects from the
+    /// archive, read from the archive, so a point release changes both
+    /// alike. Panics when the node's lists do not have it (never updated?).
+    pub fn candidate(&self, package: &str) -> String {
+        let out = self.ok(&["apt-cache", "policy", package]);
+        let candidate = out
+            .stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Candidate:"))
+            .map(str::trim)
+            .unwrap_or_default();
+        if candidate.is_empty() || candidate == "(none)" {
+            panic!(
+                "node {}: no candidate for {package} in its lists (apt-get update first):\n{}",
+                self.name(),
+                out.stdout
+            );
+        }
+        candidate.to_string()
     }
 
     /// `ntp-provision apply -e SERVERS --format json EXTRA...` and its JSON report.
@@ -943,6 +984,7 @@ fn preflight() {
         ("chroot", "coreutils"),
         ("ip", "iproute2"),
         ("nft", "nftables"),
+        ("apt-cacher-ng", "apt-cacher-ng"),
     ] {
         if which(tool).is_none() {
             panic!("`{tool}` not found: the node tests need it (apt-get install {package}; scripts/test installs it)");
@@ -2019,6 +2061,201 @@ fn kill_in_netns(path: &Path) {
                 }
             }
         }
+    }
+}
+
+// -------------------------------------------------------------- archive proxy
+//
+// The nodes fetch the Debian archive through one caching proxy on the host
+// (apt-cacher-ng, on the bridge address), so a repeated run takes the
+// package lists and packages from a cache kept between runs instead of the
+// mirror. The first node of a process starts it, or adopts the one a killed
+// run left (its pid file); the process stops it when it exits, and
+// scripts/test stops whatever is left when it ends.
+
+/// The proxy's port on [`NET_GATEWAY`]. Not apt-cacher-ng's usual 3142: on
+/// a host where the package's own service runs, that holds 3142 on every
+/// address.
+pub const PROXY_PORT: u16 = 3143;
+/// The proxy's configuration, pid file and logs.
+pub const PROXY_DIR: &str = "/var/tmp/ntp-provision/apt-proxy";
+/// The proxy's cache, kept between runs; removing it (while no test runs)
+/// only costs the next run the downloads.
+pub const PROXY_CACHE: &str = "/var/tmp/ntp-provision/apt-cache";
+/// Bound on the proxy's start, from spawning it to its port accepting.
+pub const PROXY_START_TIMEOUT: Duration = Duration::from_secs(20);
+/// The apt configuration the harness writes into every node's tree. Named
+/// so that a test's own `99...` proxy setting is read after it and wins.
+pub const NODE_PROXY_CONF: &str = "/etc/apt/apt.conf.d/90ntpp-archive-proxy";
+
+/// `http://10.123.0.1:PORT`, the archive proxy as the nodes reach it.
+pub fn proxy_url() -> String {
+    format!("http://{NET_GATEWAY}:{PROXY_PORT}")
+}
+
+/// What a node's apt is told: every HTTP fetch through the proxy, except
+/// from loopback hosts, so a test's closed mirror on 127.0.0.1 is still one
+/// that does not answer rather than the proxy's error page.
+fn node_proxy_conf() -> String {
+    format!(
+        "// Written by the node-test harness (tests/node/harness.rs): the archive
+// through the test run's caching proxy; loopback sources go direct.
+Acquire::http::Proxy \"{}\";
+Acquire::http::Proxy::127.0.0.1 \"DIRECT\";
+Acquire::http::Proxy::localhost \"DIRECT\";
+",
+        proxy_url()
+    )
+}
+
+fn proxy_conf() -> String {
+    format!(
+        "# Written by the node-test harness (tests/node/harness.rs) at each start.
+CacheDir: {PROXY_CACHE}
+LogDir: {PROXY_DIR}
+SupportDir: /usr/lib/apt-cacher-ng
+BindAddress: {NET_GATEWAY}
+Port: {PROXY_PORT}
+ForeGround: 1
+PidFile:
+SocketPath:
+ReportPage:
+"
+    )
+}
+
+/// The proxy this process started or adopted, stopped when it exits.
+static PROXY: Mutex<Option<ProcId>> = Mutex::new(None);
+
+/// Starts the proxy if it does not answer (needs the bridge up: a node's
+/// lease held) and writes [`NODE_PROXY_CONF`] into the node's tree.
+fn use_archive_proxy(root: &Path) -> Result<(), String> {
+    ensure_proxy()?;
+    let conf = root.join(NODE_PROXY_CONF.trim_start_matches('/'));
+    fs::write(&conf, node_proxy_conf()).map_err(|e| format!("write {}: {e}", conf.display()))
+}
+
+fn ensure_proxy() -> Result<(), String> {
+    let mut ours = PROXY.lock().unwrap_or_else(|p| p.into_inner());
+    let pid_file = Path::new(PROXY_DIR).join("pid");
+    let running = fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| ProcId::parse(&s))
+        .filter(is_proxy);
+    if let Some(proxy) = running {
+        if proxy_answers() {
+            if ours.replace(proxy).is_none() {
+                register_proxy_stop();
+            }
+            return Ok(());
+        }
+        // Ours by its pid file, but deaf (a killed run's, say): start afresh.
+        stop_proxy(proxy);
+    }
+    let proxy = start_proxy(&pid_file)?;
+    if ours.replace(proxy).is_none() {
+        register_proxy_stop();
+    }
+    Ok(())
+}
+
+/// An apt-cacher-ng whose command line names our configuration.
+fn is_proxy(id: &ProcId) -> bool {
+    id.alive()
+        && fs::read_to_string(format!("/proc/{}/comm", id.pid))
+            .is_ok_and(|n| n.trim() == "apt-cacher-ng")
+        && fs::read(format!("/proc/{}/cmdline", id.pid))
+            .is_ok_and(|c| c.split(|b| *b == 0).any(|a| a == PROXY_DIR.as_bytes()))
+}
+
+fn proxy_answers() -> bool {
+    std::net::TcpStream::connect_timeout(
+        &(NET_GATEWAY, PROXY_PORT).into(),
+        Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+fn start_proxy(pid_file: &Path) -> Result<ProcId, String> {
+    for d in [PROXY_DIR, PROXY_CACHE] {
+        fs::create_dir_all(d).map_err(|e| format!("create {d}: {e}"))?;
+    }
+    let dir = Path::new(PROXY_DIR);
+    fs::write(dir.join("acng.conf"), proxy_conf()).map_err(|e| format!("write acng.conf: {e}"))?;
+    let console = dir.join("console.log");
+    let log =
+        fs::File::create(&console).map_err(|e| format!("create {}: {e}", console.display()))?;
+    let mut child = Command::new("apt-cacher-ng")
+        .arg("-c")
+        .arg(PROXY_DIR)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log)
+        // Its own group: a Ctrl-C of the test run leaves it to scripts/test's trap.
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot start apt-cacher-ng: {e}"))?;
+    let id = ProcId::of(child.id()).unwrap_or(ProcId {
+        pid: child.id(),
+        start: 0,
+    });
+    fs::write(pid_file, id.render()).map_err(|e| format!("write {}: {e}", pid_file.display()))?;
+    let deadline = Instant::now() + PROXY_START_TIMEOUT;
+    loop {
+        if proxy_answers() {
+            eprintln!(
+                "[harness] archive proxy {} started (pid {}, cache {PROXY_CACHE})",
+                proxy_url(),
+                id.pid
+            );
+            return Ok(id);
+        }
+        let exited = child.try_wait().ok().flatten();
+        if exited.is_some() || Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = fs::remove_file(pid_file);
+            let why = match exited {
+                Some(status) => format!("exited ({status})"),
+                None => format!(
+                    "did not accept on {} within {PROXY_START_TIMEOUT:?}",
+                    proxy_url()
+                ),
+            };
+            let err = fs::read_to_string(dir.join("apt-cacher.err")).unwrap_or_default();
+            return Err(format!(
+                "the archive proxy (apt-cacher-ng -c {PROXY_DIR}) {why}\n--- {} ---\n{}\n--- apt-cacher.err ---\n{}",
+                console.display(),
+                tail(&fs::read_to_string(&console).unwrap_or_default(), 40),
+                tail(&err, 20)
+            ));
+        }
+        sleep(Duration::from_millis(50));
+    }
+}
+
+/// SIGTERM, then SIGKILL after a bounded wait.
+fn stop_proxy(id: ProcId) {
+    id.kill(SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while id.alive() && Instant::now() < deadline {
+        sleep(Duration::from_millis(20));
+    }
+    id.kill(SIGKILL);
+}
+
+fn register_proxy_stop() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| unsafe {
+        atexit(stop_proxy_at_exit);
+    });
+}
+
+extern "C" fn stop_proxy_at_exit() {
+    let proxy = PROXY.lock().ok().and_then(|mut p| p.take());
+    if let Some(id) = proxy {
+        stop_proxy(id);
+        let _ = fs::remove_file(Path::new(PROXY_DIR).join("pid"));
     }
 }
 

@@ -446,9 +446,14 @@ fn harness_gives_each_node_its_own_network_and_removes_it() {
         );
     }
 
-    // The archive through the NAT, from the booted node and the chroot.
+    // The archive through the harness's caching proxy (the booted node),
+    // and, with the proxy turned off, straight through the NAT (the chroot).
+    for node in [&a, &b] {
+        let conf = node.read(harness::NODE_PROXY_CONF).unwrap_or_default();
+        assert!(conf.contains(&harness::proxy_url()), "{conf}");
+    }
     a.apt_get(&["update"]);
-    b.apt_get(&["update"]);
+    b.apt_get(&["-o", "Acquire::http::Proxy=", "update"]);
 
     let (ns_a, ns_b) = (a.netns().to_string(), b.netns().to_string());
     drop(a);
