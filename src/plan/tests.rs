@@ -28,6 +28,14 @@ fn load_with(text: &str, overrides: &[&str]) -> Result<Plan, PlanError> {
     )
 }
 
+/// The config `plan` writes at `dest` for `flavor` (requested as `ntp`).
+fn config_of(plan: &Plan, flavor: Flavor, dest: &str) -> String {
+    let r = plan
+        .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
+        .unwrap();
+    config_template(&r, dest).content
+}
+
 fn config_template(r: &Rendered, dest: &str) -> crate::plan::step::Template {
     r.steps
         .iter()
@@ -156,12 +164,7 @@ fn file_variables_become_each_daemons_own_lines() {
         ],
     )
     .unwrap();
-    let conf = |flavor, dest| {
-        let r = plan
-            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
-            .unwrap();
-        config_template(&r, dest).content
-    };
+    let conf = |flavor, dest| config_of(&plan, flavor, dest);
     let classic = conf(Flavor::NTPD, "/etc/ntp.conf");
     for line in [
         "leapfile /srv/leap-seconds.list\n",
@@ -193,11 +196,7 @@ fn file_variables_become_each_daemons_own_lines() {
 #[test]
 fn step_and_panic_thresholds_are_one_name_for_each_daemons_own_lines() {
     let conf = |overrides: &[&str], flavor, dest| {
-        let plan = load_with(DEFAULT_PLAN, overrides).unwrap();
-        let r = plan
-            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
-            .unwrap();
-        config_template(&r, dest).content
+        config_of(&load_with(DEFAULT_PLAN, overrides).unwrap(), flavor, dest)
     };
     let set = ["step_threshold=0.5", "panic_threshold=600"];
     for (flavor, dest) in [
@@ -267,12 +266,7 @@ fn peers_and_orphan_mode_are_each_daemons_own_lines() {
         ],
     )
     .unwrap();
-    let conf = |flavor, dest| {
-        let r = plan
-            .render(Some(&Daemon::new(DaemonName::NTP, flavor)))
-            .unwrap();
-        config_template(&r, dest).content
-    };
+    let conf = |flavor, dest| config_of(&plan, flavor, dest);
     let classic = conf(Flavor::NTPD, "/etc/ntp.conf");
     assert!(classic.contains("\ntos orphan 10\nserver 10.123.0.2 iburst\npeer 10.123.0.21 iburst\npeer site-b.example\n"), "{classic}");
     // NTPsec removed symmetric peering (`peer` is an alias of `server`):
