@@ -493,6 +493,9 @@ fn learned(query: Query, datagrams: &[Vec<u8>]) -> Vec<String> {
             .iter()
             .filter_map(|d| packet::chrony_reply(d))
             .filter_map(|r| match (r.tracking, r.sources) {
+                (Some((reference, _)), _) if reference == "none" => {
+                    Some("its reference: none (not synchronised)".to_string())
+                }
                 (Some((reference, stratum)), _) => {
                     Some(format!("its reference {reference} at stratum {stratum}"))
                 }

@@ -198,6 +198,8 @@ pub fn chrony_reply(datagram: &[u8]) -> Option<ChronyReply> {
             let reference = match family {
                 1 => std::net::Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]).to_string(),
                 2 => std::net::Ipv6Addr::from(<[u8; 16]>::try_from(addr).ok()?).to_string(),
+                // No address and no refid: not synchronised to anything yet.
+                _ if ref_id == 0 => "none".to_string(),
                 _ => format!("refid {ref_id:08X}"),
             };
             answer.tracking = Some((reference, be16(data + 24)?));
