@@ -447,7 +447,7 @@ fn verify_of_a_port_where_nothing_listens_fails_saying_so() {
     assert_eq!(doc["failed"], true);
     assert_eq!(doc["verdict"], "nothing_listens");
     assert_eq!(doc["time_service"], "not_served");
-    assert_eq!(doc["queries"].as_array().unwrap().len(), 5);
+    assert_eq!(doc["queries"].as_array().unwrap().len(), 7);
     let error = doc["error"].as_str().unwrap();
     assert!(
         error.starts_with(&format!("nothing listens on {target}: ")),

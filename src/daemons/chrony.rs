@@ -74,6 +74,13 @@ impl TimeDaemon for Chrony {
         })
     }
     /// `chronyd -p` exits 1 with "Fatal error : ..." on a bad config.
+    fn query_access(&self, lines: &[Directive]) -> Vec<super::QueryEntry> {
+        command_access(lines)
+    }
+    fn query_answers(&self) -> &'static str {
+        "answers on chrony's command port 323 (`chronyc tracking`, `sources`: its reference, sources and clock \
+         figures; no larger than the request, so a leak, not an amplifier)"
+    }
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
         let out = bounded_check(&["chronyd", "-p", "-f", file]).output()?;
         let text = format!("{}{}", out.stdout, out.stderr);
@@ -320,6 +327,50 @@ fn allow_all(lines: &[Directive]) -> Vec<Finding> {
         });
     }
     findings
+}
+
+/// `cmdallow` and `cmddeny` entries, when a `bindcmdaddress` opens the
+/// command port beyond loopback (chronyd binds it to 127.0.0.1 and ::1
+/// otherwise, and no other host reaches it). No subnet, or `all` alone, is
+/// every address of both families.
+fn command_access(lines: &[Directive]) -> Vec<super::QueryEntry> {
+    let lower = |w: &str| w.to_ascii_lowercase();
+    let reachable = lines.iter().any(|(_, w)| {
+        lower(w[0]) == "bindcmdaddress"
+            && w.get(1).is_some_and(|a| {
+                !a.starts_with('/')
+                    && a.parse::<IpAddr>().is_ok_and(|ip| {
+                        Net::new(ip, if ip.is_ipv4() { 32 } else { 128 })
+                            .is_some_and(|n| !n.is_loopback())
+                    })
+            })
+    });
+    if !reachable {
+        return Vec::new();
+    }
+    let mut access = Vec::new();
+    for (n, words) in lines {
+        let open = match lower(words[0]).as_str() {
+            "cmdallow" => true,
+            "cmddeny" => false,
+            _ => continue,
+        };
+        let subnets: Vec<&str> = words[1..].iter().copied().filter(|a| *a != "all").collect();
+        let nets: Vec<Net> = if subnets.is_empty() {
+            ["0.0.0.0/0", "::/0"]
+                .iter()
+                .filter_map(|s| Net::parse_cidr(s))
+                .collect()
+        } else {
+            subnets.iter().filter_map(|s| chrony_subnet(s)).collect()
+        };
+        access.extend(nets.into_iter().map(|net| super::QueryEntry {
+            line: *n,
+            net,
+            open,
+        }));
+    }
+    access
 }
 
 /// chrony keeps only the last `bindaddress` of each address family: more

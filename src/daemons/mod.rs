@@ -116,6 +116,26 @@ pub trait TimeDaemon: std::marker::Sync {
     fn conflicts(&self, _lines: &[Directive]) -> Vec<String> {
         Vec::new()
     }
+    /// Its config's entries for monitoring queries (mode 6/7, chrony's
+    /// command port) that a remote host can reach: whom each covers and
+    /// whether it answers them. `verify` compares them with its sources.
+    fn query_access(&self, _lines: &[Directive]) -> Vec<QueryEntry> {
+        Vec::new()
+    }
+    /// What a host that `query_access` lets in gets, in a phrase.
+    fn query_answers(&self) -> &'static str {
+        "no monitoring queries"
+    }
+}
+
+/// One access-control entry for monitoring queries, as the daemon matches
+/// it: the most specific entry containing a source decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryEntry {
+    pub line: usize,
+    pub net: crate::net::Net,
+    /// Whether it answers the queries (no `noquery`; a `cmdallow`).
+    pub open: bool,
 }
 
 /// What a daemon's parser said of a config.

@@ -6,7 +6,7 @@ use super::sync::{
     first_line, float, interval, is_ntpq_header, octal, same_host, Configured, Peer, Selection,
     Source, SourceAddress, SourceKind, SourceState, Sync,
 };
-use super::{Access, Directive, Finding};
+use super::{Access, Directive, Finding, QueryEntry};
 use crate::names::Rule;
 use crate::net::{network_contains, ntp_net, Family, Net, PRIVATE};
 use crate::process::Output;
@@ -462,6 +462,40 @@ fn network_findings(entries: &[RestrictLine], builtin: &Builtin) -> Vec<Finding>
         });
     }
     findings
+}
+
+/// Every default and network entry with whether it answers mode 6 (and 7):
+/// neither `noquery` nor `ignore` after every line. A family without a
+/// default line is left out: its built-in default differs per version.
+pub(super) fn query_access(lines: &[Directive]) -> Vec<QueryEntry> {
+    let entries: Vec<RestrictLine> = lines
+        .iter()
+        .filter_map(|(n, w)| restrict_line(*n, w))
+        .collect();
+    let open = |flags: &[&str]| !flags.iter().any(|f| *f == "noquery" || *f == "ignore");
+    let mut access = Vec::new();
+    for family in [Family::V4, Family::V6] {
+        let d = default_flags(&entries, family);
+        if let Some(line) = d.line {
+            let any: std::net::IpAddr = match family {
+                Family::V4 => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                Family::V6 => std::net::Ipv6Addr::UNSPECIFIED.into(),
+            };
+            access.push(QueryEntry {
+                line,
+                net: Net::new(any, 0).expect("prefix 0 fits"),
+                open: open(&d.flags),
+            });
+        }
+    }
+    for (net, line, flags, unrestricted) in network_entries(&entries) {
+        access.push(QueryEntry {
+            line: unrestricted.unwrap_or(line),
+            net,
+            open: open(&flags),
+        });
+    }
+    access
 }
 
 /// `ntpq -pn`, classic ntpd 4.2.x and NTPsec 1.x (whose columns are wider and

@@ -58,6 +58,13 @@ impl TimeDaemon for Ntpd {
     }
     /// `--saveconfigquit` parses and exits, but exits 0 even on syntax
     /// errors: its messages decide.
+    fn query_access(&self, lines: &[Directive]) -> Vec<super::QueryEntry> {
+        ntp_family::query_access(lines)
+    }
+    fn query_answers(&self) -> &'static str {
+        "mode 6 answers (READVAR about 30 times its 12 bytes, a peer's variables about 60 times; the daemon's \
+         version, kernel and peers), and mode 7 too where monitoring is on"
+    }
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
         let out =
             bounded_check(&["ntpd", "-n", "-c", file, "--saveconfigquit=/dev/null"]).output()?;

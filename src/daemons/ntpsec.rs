@@ -63,6 +63,13 @@ impl TimeDaemon for Ntpsec {
     /// CAP_SYS_TIME (it cannot touch the clock discipline the running daemon
     /// steers) and without a network (it cannot reach a server or bind the
     /// node's ports), and stopped once its log shows the config was read.
+    fn query_access(&self, lines: &[Directive]) -> Vec<super::QueryEntry> {
+        ntp_family::query_access(lines)
+    }
+    fn query_answers(&self) -> &'static str {
+        "mode 6 answers (READVAR about 30 times its 12 bytes, a peer's variables about 60 times; the daemon's \
+         version, kernel and peers)"
+    }
     fn check_config(&self, file: &str) -> anyhow::Result<Verdict> {
         let mut progress = NtpsecLog::default();
         let argv = [

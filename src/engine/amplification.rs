@@ -50,7 +50,14 @@ pub(crate) fn check_amplification(
         verify::WAIT,
         &mut socket::exchange_batch,
     ) {
-        Ok(check) => {
+        Ok(mut check) => {
+            // The config as the daemon reads it: networks it answers
+            // queries from that none of the check's sources is in.
+            let config = daemon.config.as_str();
+            if let Ok(text) = std::fs::read_to_string(config) {
+                let sources = check.sources();
+                check.note_unprobed(verify::unprobed(daemon.flavor, config, &text, &sources));
+            }
             let time_service_intended = verify::intended_time_service(
                 daemon.flavor,
                 &plan.vars.access,

@@ -78,9 +78,19 @@ impl VerifyReport {
         }
         let result = match &self.check {
             None => "RESULT not measured".to_string(),
-            Some(c) if c.verdict == Verdict::Amplifier => {
-                format!("RESULT amplifier: up to {}x", c.max_amplification)
-            }
+            Some(c) if c.verdict == Verdict::Amplifier => format!(
+                "RESULT amplifier: up to {}x ({})",
+                c.max_amplification,
+                c.worst_query.as_deref().unwrap_or("")
+            ),
+            Some(c) if c.verdict == Verdict::InformationLeak => String::from(
+                "RESULT information leak: chrony's command port answered (no amplification: no mode 6 or mode 7 \
+                 query was answered)"
+            ),
+            Some(c) if c.verdict == Verdict::UnprobedNetworks => format!(
+                "RESULT not measured: the config answers queries from {} network(s) no probe came from",
+                c.unprobed.len()
+            ),
             Some(c) if c.verdict == Verdict::NothingListens => {
                 format!("RESULT not measured: nothing listens on {}", c.target)
             }
@@ -107,7 +117,7 @@ mod tests {
     use super::*;
 
     fn check(readvar_bytes: usize) -> Check {
-        let answers: Vec<(Query, Vec<Vec<u8>>)> = Query::ALL
+        let answers: Vec<(super::super::Probe, Vec<Vec<u8>>)> = Query::ALL
             .into_iter()
             .map(|q| {
                 let datagrams = match q {
@@ -119,7 +129,7 @@ mod tests {
                     }],
                     _ => vec![],
                 };
-                (q, datagrams)
+                (q.into(), datagrams)
             })
             .collect();
         evaluate(target::DEFAULT_TARGET, target::DEFAULT_FROM, &answers)
@@ -144,9 +154,19 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["time", "read_var", "read_stat", "mon_get_list", "peer_list"]
+            [
+                "time",
+                "read_var",
+                "read_stat",
+                "mon_get_list",
+                "peer_list",
+                "chrony_tracking",
+                "chrony_sources"
+            ]
         );
         assert_eq!(queries[1]["sent"], 12);
+        assert_eq!(queries[5]["port"], 323);
+        assert_eq!(queries[5]["sent"], 108);
         assert_eq!(queries[1]["received"], 0);
         assert_eq!(queries[0]["received"], 48);
         assert_eq!(queries[0]["replies"][0]["mode"], 4);
@@ -173,7 +193,7 @@ mod tests {
         let human = report.human();
         assert!(human.contains("failed: mode 6 READVAR: sent 12 bytes, received 400 bytes in 1 datagram (amplification 33.33x)"), "{human}");
         assert!(
-            human.ends_with("RESULT amplifier: up to 33.33x\n"),
+            human.ends_with("RESULT amplifier: up to 33.33x (mode 6 READVAR)\n"),
             "{human}"
         );
     }
@@ -193,7 +213,7 @@ mod tests {
         assert_eq!((report.exit_code(false), report.exit_code(true)), (1, 4));
         let doc: serde_json::Value = serde_json::from_str(&report.json()).unwrap();
         assert_eq!(doc["verdict"], "nothing_listens");
-        assert_eq!(doc["queries"].as_array().unwrap().len(), 5);
+        assert_eq!(doc["queries"].as_array().unwrap().len(), 7);
         assert!(
             doc["error"]
                 .as_str()

@@ -86,24 +86,26 @@ fn connected(from: IpAddr, target: SocketAddr) -> Result<UdpSocket, String> {
     Ok(socket)
 }
 
-/// Sends each `(source, packet)` in order, each from its own socket bound
-/// to its source (an ephemeral port) and connected to `target`, then
+/// Sends each `(source, destination, packet)` in order, each from its own
+/// socket bound to its source (an ephemeral port) and connected to its
+/// destination, then
 /// collects what comes back to each socket. Collection ends when `wait`
 /// has passed, when every socket was refused (nothing listens), or, with
 /// `settle`, `settle` after the last packet was answered.
 ///
 /// `settle` is for a target on this host only: the four daemons answer one
 /// socket's datagrams in the order they arrived, and loopback does not
-/// reorder, so once the last packet is answered the others have been.
+/// reorder, so once the last packet is answered the others have been
+/// (chronyd's one event loop reads its command socket beside its NTP
+/// socket; `settle` is the margin for a packet sent before to another port).
 pub fn exchange_batch(
-    target: SocketAddr,
-    probes: &[(IpAddr, Vec<u8>)],
+    probes: &[(IpAddr, SocketAddr, Vec<u8>)],
     wait: Duration,
     settle: Option<Duration>,
 ) -> Result<Vec<Vec<Vec<u8>>>, String> {
     let mut sockets = Vec::with_capacity(probes.len());
-    for (from, packet) in probes {
-        let socket = connected(*from, target)?;
+    for (from, target, packet) in probes {
+        let socket = connected(*from, *target)?;
         socket
             .set_nonblocking(true)
             .map_err(|e| format!("making a socket non-blocking: {e}"))?;
@@ -129,7 +131,7 @@ pub fn exchange_batch(
                     Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::ConnectionRefused => refused[i] = true,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(format!("receiving from {target}: {e}")),
+                    Err(e) => return Err(format!("receiving from {}: {e}", probes[i].1)),
                 }
             }
         }
@@ -267,8 +269,11 @@ mod tests {
         let a: IpAddr = "127.0.0.3".parse().unwrap();
         let b: IpAddr = "127.0.0.4".parse().unwrap();
         let got = exchange_batch(
-            target,
-            &[(a, b"a".to_vec()), (b, b"x".to_vec()), (a, b"b".to_vec())],
+            &[
+                (a, target, b"a".to_vec()),
+                (b, target, b"x".to_vec()),
+                (a, target, b"b".to_vec()),
+            ],
             Duration::from_secs(5),
             Some(Duration::from_millis(20)),
         )
@@ -294,8 +299,7 @@ mod tests {
             .unwrap();
         let from: IpAddr = "127.0.0.2".parse().unwrap();
         let got = exchange_batch(
-            target,
-            &[(from, vec![0x1b]), (from, vec![0x16])],
+            &[(from, target, vec![0x1b]), (from, target, vec![0x16])],
             Duration::from_secs(5),
             None,
         )

@@ -467,6 +467,21 @@ impl Node {
         out
     }
 
+    /// Run argv from the node's tree (its installed programs: ntpq, chronyc)
+    /// but in `host`'s network namespace: a client of the node's own
+    /// packages on another host of the test network. Booted nodes only.
+    pub fn run_from(&self, host: &NetHost, argv: &[&str]) -> Out {
+        let Kind::Nspawn { leader, .. } = &self.kind else {
+            panic!("run_from needs a booted node, not a chroot");
+        };
+        let pid = leader.pid.to_string();
+        let path = format!("PATH={NODE_PATH}");
+        let mut full = vec!["nsenter", "-t", &pid, "-m", "-u", "-i", "--"];
+        full.extend(["env", "-i", &path, "LC_ALL=C"]);
+        full.extend_from_slice(argv);
+        host.run(&full, self.timeout)
+    }
+
     /// Run the binary under test inside: `ntp-provision ARGS`.
     pub fn provision(&self, args: &[&str]) -> Out {
         let mut argv = vec![NODE_BIN];
