@@ -44,22 +44,19 @@ fn plan(node: &Node, dir: &str, template: &str, allow: &[&str]) -> String {
     path
 }
 
-/// Whether the lint refused the plan (`plan`, exit 1) naming `rule`, or
-/// passed it (exit 2: changes pending). The rules the lint branch adds are
-/// asserted through this, so the test holds before and after that merge.
-fn lint_names(node: &Node, plan: &str, vars: &[&str], rule: &str) -> bool {
+/// The lint refuses the plan (`plan`, exit 1 or 5) naming `rule` at a line.
+fn lint_names(node: &Node, plan: &str, vars: &[&str], rule: &str) {
     let mut args = vec!["plan", plan, "--format", "json", "--detailed-exitcodes"];
     args.extend_from_slice(vars);
     let out = node.provision(&args);
-    match out.code {
-        1 | 5 => {
-            let error = json(&out)["error"].as_str().unwrap_or_default().to_string();
-            assert!(error.contains(&format!("{rule} (line ")), "{error}");
-            true
-        }
-        2 => false,
-        _ => panic!("plan {plan}: {}\n{}", out.stdout, out.stderr),
-    }
+    assert!(
+        matches!(out.code, 1 | 5),
+        "plan {plan} was not refused:\n{}\n{}",
+        out.stdout,
+        out.stderr
+    );
+    let error = json(&out)["error"].as_str().unwrap_or_default().to_string();
+    assert!(error.contains(&format!("{rule} (line ")), "{error}");
 }
 
 /// A raw mode 6 probe (READVAR of association 0, READSTAT, READVAR of each
@@ -155,8 +152,7 @@ fn private_network(node: &Node, probe: &NetHost, daemon: &NtpDaemon) -> Value {
         repo_template(daemon.template) + "restrict 10.0.0.0 mask 255.0.0.0 nomodify nopeer\n";
     let bare = plan(node, "/root/private-bare", &template, &[]);
     let rule = "noquery-missing-network";
-    // lint: needs the lint branch (private networks are exempt before it)
-    let lint_refuses = lint_names(node, &bare, &["-e", SERVERS], rule);
+    lint_names(node, &bare, &["-e", SERVERS], rule);
     let allowed = plan(node, "/root/private", &template, &[rule]);
     let out = node.provision(&["apply", &allowed, "-e", SERVERS, "--format", "json"]);
     let doc = json(&out);
@@ -165,25 +161,12 @@ fn private_network(node: &Node, probe: &NetHost, daemon: &NtpDaemon) -> Value {
     // apply probes from 127.0.0.x only: it says so, never "no amplification".
     assert_eq!(check["verdict"], "unprobed_networks", "{check:#}");
     assert_eq!(check["unprobed"][0]["network"], "10.0.0.0/8", "{check:#}");
-    if lint_refuses {
-        assert_eq!(
-            (out.code, check["enforcement"].as_str()),
-            (0, Some("allowed_by_plan")),
-            "{check:#}"
-        );
-    } else {
-        // The lint passes the plan, so the check enforces: apply fails on it.
-        assert_eq!(
-            (out.code, check["enforcement"].as_str()),
-            (1, Some("enforced")),
-            "{check:#}"
-        );
-        let error = step(&doc)["error"].as_str().unwrap_or_default();
-        assert!(
-            error.contains("lets hosts in 10.0.0.0/8 query the daemon"),
-            "{doc:#}"
-        );
-    }
+    // The plan lists the rule under allow_insecure: the check reports, not enforces.
+    assert_eq!(
+        (out.code, check["enforcement"].as_str()),
+        (0, Some("allowed_by_plan")),
+        "{check:#}"
+    );
 
     // From 10.123.0.x, inside 10/8: NTPsec's own ntpq and the raw probe get answers.
     let mut rv = String::new();
@@ -297,7 +280,7 @@ fn chrony_command_port(node: &Node, probe: &NetHost, target: &str, from: &str) {
     );
     let vars = ["-e", SERVERS, "-e", "daemon=chrony"];
     let cmd_only = plan(node, "/root/chrony-cmd", &template, &["chrony-cmdallow"]);
-    // lint: needs the lint branch (the union of the two halves is everything)
+    // The union of the two halves is everything.
     lint_names(node, &cmd_only, &vars, "chrony-allow-all");
     let both = plan(
         node,
