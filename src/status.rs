@@ -286,7 +286,16 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         let named = named.as_deref().unwrap_or_default();
         named.iter().map(Source::unknown).collect()
     };
-    let (peers, sync, query_error, sources, sources_error) = match query(probe, daemon.flavor) {
+    let running = unit.as_ref().is_some_and(|u| u.running);
+    let asked = if !running && daemon.flavor.asking_starts_it() {
+        Err(anyhow::anyhow!(
+            "not asked: the unit is not running, and asking {} would start it",
+            daemon.flavor.title()
+        ))
+    } else {
+        query(probe, daemon.flavor)
+    };
+    let (peers, sync, query_error, sources, sources_error) = match asked {
         Ok((peers, sync, listing)) => {
             let named = named.as_deref().unwrap_or_default();
             match sources(probe, daemon.flavor, named, &listing) {
@@ -297,7 +306,6 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         Err(e) => (Vec::new(), None, Some(format!("{e:#}")), unknown(), None),
     };
     let synchronised = sync.as_ref().is_some_and(|s| s.synchronised);
-    let running = unit.as_ref().is_some_and(|u| u.running);
     let known = named.as_ref().map(|_| sources.as_slice());
     Ok(Status {
         reason: reason(running, sync.as_ref(), known, &peers),

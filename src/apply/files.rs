@@ -54,6 +54,11 @@ impl FileExec for RealFiles {
     }
 }
 
+/// Whether `path` is a daemon's config whose directory apply makes.
+pub fn makes_its_directory(path: &AbsPath) -> bool {
+    Flavor::all().any(|f| f.config_dir_may_be_missing() && f.config() == *path)
+}
+
 /// A daemon's config that is a drop-in (systemd-timesyncd's) may live in a
 /// directory its package does not ship: it is made (0755, root's) for that
 /// path alone; any other missing directory stays an error.
@@ -61,8 +66,7 @@ fn make_drop_in_dir(path: &AbsPath) -> Result<()> {
     let Some(dir) = path.as_path().parent() else {
         return Ok(());
     };
-    let drop_in = Flavor::all().any(|f| f.config_dir_may_be_missing() && f.config() == *path);
-    if !drop_in || dir.exists() {
+    if !makes_its_directory(path) || dir.exists() {
         return Ok(());
     }
     std::fs::DirBuilder::new()

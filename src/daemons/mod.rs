@@ -90,6 +90,11 @@ pub trait TimeDaemon: std::marker::Sync {
     fn dhcp_config(&self, _read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<&'static str> {
         None
     }
+    /// Whether its status queries start it when it is stopped (D-Bus
+    /// activation): `status` then asks only a running unit.
+    fn asking_starts_it(&self) -> bool {
+        false
+    }
     /// Its own tool's two status queries: sources, then synchronisation.
     fn status_queries(&self) -> [&'static [&'static str]; 2];
     /// Parses what `status_queries` printed.

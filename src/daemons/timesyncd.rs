@@ -72,6 +72,10 @@ impl TimeDaemon for Timesyncd {
     fn config_dir_may_be_missing(&self) -> bool {
         true
     }
+    /// `timedatectl show-timesync` activates org.freedesktop.timesync1.
+    fn asking_starts_it(&self) -> bool {
+        true
+    }
     fn status_queries(&self) -> [&'static [&'static str]; 2] {
         [
             &["timedatectl", "show-timesync", "--all"],
