@@ -259,8 +259,9 @@ impl schemars::JsonSchema for Flavor {
     }
 }
 
-/// The daemon an operator asks for with `vars.daemon`: a package name that
-/// some registry entry answers to.
+/// The daemon an operator asks for with `vars.daemon`: a name some
+/// registry entry answers to, a package name (`ntp`) or the daemon's short
+/// name (`timesyncd`, whose package is systemd-timesyncd).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DaemonName(&'static str);
 

@@ -247,12 +247,14 @@ fn parse_show_timesync(stdout: &str) -> Result<State, String> {
     Ok(state)
 }
 
-/// `{ Leap=0, Version=4, Mode=4, Stratum=8, ..., Ignored=no, PacketCount=1, Jitter=0 }`.
+/// `{ Leap=0, Version=4, Mode=4, Stratum=8, ..., Ignored=no, PacketCount=1, Jitter=0 }`;
+/// systemd 247 (Debian 11) prints `Ignored=no PacketCount=1` without the
+/// comma, so fields are split at spaces too.
 fn parse_message(value: &str) -> Option<Message> {
     let inner = value.strip_prefix('{')?.strip_suffix('}')?;
     let mut m = Message::default();
-    for field in inner.split(',') {
-        let Some((k, v)) = field.trim().split_once('=') else {
+    for field in inner.split([',', ' ']) {
+        let Some((k, v)) = field.split_once('=') else {
             continue;
         };
         match k {
@@ -452,6 +454,31 @@ Root distance: 0 (max: 5s)
                 selected: Selection::SystemPeer,
             }]
         );
+    }
+
+    // Recorded on Debian 11, systemd-timesyncd 247.3-7+deb11u8: no comma
+    // between Ignored and PacketCount.
+    const SHOW_SYNCED_247: &str = "\
+ServerName=10.123.0.2
+ServerAddress=10.123.0.2
+PollIntervalUSec=32s
+NTPMessage={ Leap=0, Version=4, Mode=4, Stratum=8, Precision=-26, RootDelay=0, RootDispersion=0, Reference=7F7F0101, OriginateTimestamp=Thu 2026-12-03 18:05:35 UTC, ReceiveTimestamp=Thu 2026-12-03 18:05:35 UTC, TransmitTimestamp=Thu 2026-12-03 18:05:35 UTC, DestinationTimestamp=Thu 2026-12-03 18:05:35 UTC, Ignored=no PacketCount=1, Jitter=0 }
+Frequency=0
+";
+
+    #[test]
+    fn systemd_247_synchronised_too() {
+        let (peers, sync) = Timesyncd
+            .parse_status(&out(SHOW_SYNCED_247), &out("       Offset: +40us\n"))
+            .unwrap();
+        assert!(sync.synchronised, "{sync:?}");
+        assert_eq!(
+            (peers[0].selected, sync.offset_ms),
+            (Selection::SystemPeer, Some(0.04))
+        );
+        let ignored = SHOW_SYNCED_247.replace("Ignored=no", "Ignored=yes");
+        let (_, sync) = Timesyncd.parse_status(&out(&ignored), &out("")).unwrap();
+        assert!(!sync.synchronised);
     }
 
     #[test]
