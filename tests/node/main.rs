@@ -14,6 +14,7 @@ mod fleet;
 mod harness;
 mod package;
 mod sync;
+mod timesyncd;
 
 use harness::{exclusive, snapshot_diff, NetHost, Node, Release, NODE_BIN};
 use std::fs;
