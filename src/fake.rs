@@ -740,7 +740,12 @@ impl FileExec for FakeNode {
         let mut s = self.state();
         let dir_exists = s.dirs.contains(&parent)
             || s.files.keys().any(|f| f.starts_with(&format!("{parent}/")));
-        if !dir_exists {
+        if !dir_exists && crate::apply::files::makes_its_directory(path) {
+            s.dirs.push(parent.clone());
+            drop(s);
+            self.record(format!("mkdir {parent}"))?;
+            s = self.state();
+        } else if !dir_exists {
             bail!("directory {parent} does not exist");
         }
         let now = s.tick();

@@ -286,7 +286,16 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         let named = named.as_deref().unwrap_or_default();
         named.iter().map(Source::unknown).collect()
     };
-    let (peers, sync, query_error, sources, sources_error) = match query(probe, daemon.flavor) {
+    let running = unit.as_ref().is_some_and(|u| u.running);
+    let asked = if !running && daemon.flavor.asking_starts_it() {
+        Err(anyhow::anyhow!(
+            "not asked: the unit is not running, and asking {} would start it",
+            daemon.flavor.title()
+        ))
+    } else {
+        query(probe, daemon.flavor)
+    };
+    let (peers, sync, query_error, sources, sources_error) = match asked {
         Ok((peers, sync, listing)) => {
             let named = named.as_deref().unwrap_or_default();
             match sources(probe, daemon.flavor, named, &listing) {
@@ -297,7 +306,6 @@ pub fn gather(probe: &dyn Probe, plan: &Plan) -> Result<Status> {
         Err(e) => (Vec::new(), None, Some(format!("{e:#}")), unknown(), None),
     };
     let synchronised = sync.as_ref().is_some_and(|s| s.synchronised);
-    let running = unit.as_ref().is_some_and(|u| u.running);
     let known = named.as_ref().map(|_| sources.as_slice());
     Ok(Status {
         reason: reason(running, sync.as_ref(), known, &peers),
@@ -735,5 +743,48 @@ mod tests {
         assert!(!s.synchronised);
         let e = s.query_error.expect("no answers recorded");
         assert!(e.contains("chronyc -n -c sources"), "{e}");
+    }
+
+    #[test]
+    fn timesyncd_is_asked_while_it_runs_and_never_started_by_status() {
+        let node = FakeNode::bookworm();
+        node.state().archive.insert(
+            "systemd-timesyncd".into(),
+            crate::fake::ArchivePackage {
+                candidate: Some("252.39-1~deb12u2".into()),
+                unit: Some("systemd-timesyncd.service".into()),
+                ..Default::default()
+            },
+        );
+        let p = plan(&["daemon=timesyncd", "servers=[192.0.2.1]"]);
+        let g = gather_facts(&node, &crate::facts::Wants::from(&p)).unwrap();
+        let cs = diff(&g.rendered, &g.facts).unwrap();
+        assert!(!node.apply(&cs, &mut |_| {}, &|| None, None).failed);
+        node.state().answers.insert(
+            "timedatectl show-timesync --all".into(),
+            said("ServerName=192.0.2.1\nServerAddress=192.0.2.1\nPollIntervalUSec=32s\n\
+                  NTPMessage={ Leap=0, Version=4, Mode=4, Stratum=2, Ignored=no, PacketCount=3, Jitter=0 }\n"),
+        );
+        node.state().answers.insert(
+            "timedatectl timesync-status".into(),
+            said("       Offset: -1.250ms\n        Delay: 2ms\n         Leap: normal\n"),
+        );
+        let s = gather(&node, &p).unwrap();
+        assert!(s.synchronised, "{s:?}");
+        assert_eq!(s.sources[0].state, SourceState::Selected);
+        assert_eq!(s.peers[0].offset_ms, Some(-1.25));
+        assert_eq!(s.sync.as_ref().unwrap().stratum, Some(3));
+
+        // Stopped: asking would start it (D-Bus activation), so nothing is asked.
+        node.state()
+            .units
+            .get_mut("systemd-timesyncd.service")
+            .unwrap()
+            .running = false;
+        node.state().answers.clear();
+        let s = gather(&node, &p).unwrap();
+        let e = s.query_error.expect("not asked");
+        assert!(e.starts_with("not asked: the unit is not running"), "{e}");
+        assert_eq!(s.reason, Some(Reason::NotRunning));
     }
 }

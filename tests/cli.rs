@@ -170,7 +170,7 @@ fn errors_from_e_name_the_argument_or_the_variables_file() {
     let run = check(&["plan", "-e", "daemon=ntimed"], None, 65, "");
     assert_eq!(
         run.stderr,
-        "ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd\n"
+        "ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd, timesyncd\n"
     );
     let run = check(&["plan", "-e", "servers=["], None, 64, "");
     assert_eq!(
@@ -222,7 +222,7 @@ fn errors_from_e_name_the_argument_or_the_variables_file() {
     let run = check(&["plan", "-e", "daemon=ntimed", "-e", &at], None, 65, "");
     assert_eq!(
         run.stderr,
-        format!("ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd\n")
+        format!("ntp-provision: invalid plan: -e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd, timesyncd\n")
     );
     std::fs::write(
         &vars,

@@ -135,7 +135,7 @@ pub fn parse_args(args: &Map<String, Value>) -> Result<ModuleArgs, String> {
             "daemon" => match value {
                 Value::Null => {}
                 Value::String(s) => daemon = Some(s.clone()),
-                other => return Err(format!("daemon must be a string (ntp, ntpsec, chrony, openntpd), not {}", type_name(other))),
+                other => return Err(format!("daemon must be a string (ntp, ntpsec, chrony, openntpd, timesyncd), not {}", type_name(other))),
             },
             "lock_timeout" => parsed.lock_timeout = seconds(key, value)?,
             // true: the CLI's default bound; a number: that many seconds.

@@ -8,7 +8,7 @@ use crate::diff::{Check, Restore, BACKUPS_KEPT, BACKUP_SUFFIX};
 use crate::names::{AbsPath, Mode};
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 pub struct RealFiles;
 
@@ -28,6 +28,7 @@ impl FileExec for RealFiles {
             Some(b) if existed => keep_backup(path.as_path(), b.as_path()),
             _ => Ok(()),
         };
+        make_drop_in_dir(path)?;
         replace_atomically(path.as_path(), content, mode, uid, gid, check, keep)?;
         Ok(existed)
     }
@@ -51,6 +52,29 @@ impl FileExec for RealFiles {
             _ => sync_parent(path),
         }
     }
+}
+
+/// Whether `path` is a daemon's config whose directory apply makes.
+pub fn makes_its_directory(path: &AbsPath) -> bool {
+    Flavor::all().any(|f| f.config_dir_may_be_missing() && f.config() == *path)
+}
+
+/// A daemon's config that is a drop-in (systemd-timesyncd's) may live in a
+/// directory its package does not ship: it is made (0755, root's) for that
+/// path alone; any other missing directory stays an error.
+fn make_drop_in_dir(path: &AbsPath) -> Result<()> {
+    let Some(dir) = path.as_path().parent() else {
+        return Ok(());
+    };
+    if !makes_its_directory(path) || dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    log::info!("created {}", dir.display());
+    sync_parent(dir)
 }
 
 /// Copies `file` to `backup`, then prunes `file`'s backups. A backup is

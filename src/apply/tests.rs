@@ -1272,3 +1272,62 @@ fn plan_names_what_the_removal_of_a_competitor_leaves_unneeded_and_apply_names_w
     assert_eq!(done, planned, "apply removed what plan named");
     assert!(!node.state().dpkg.contains_key("libtimeonly1"));
 }
+
+/// The fake Debian 12 archive with systemd-timesyncd as Debian packages it.
+fn bookworm_with_timesyncd() -> FakeNode {
+    let node = FakeNode::bookworm();
+    node.state().archive.insert(
+        "systemd-timesyncd".into(),
+        crate::fake::ArchivePackage {
+            candidate: Some("252.39-1~deb12u2".into()),
+            unit: Some("systemd-timesyncd.service".into()),
+            ..Default::default()
+        },
+    );
+    node
+}
+
+#[test]
+fn timesyncd_converges_with_its_drop_in_unchecked_and_a_second_run_changes_nothing() {
+    let node = bookworm_with_timesyncd();
+    let plan = default_plan(&["daemon=timesyncd", "servers=[192.0.2.1, ntp.example.net]"]);
+    let cs = changeset(&node, &plan);
+    assert_eq!(
+        cs.daemon.as_ref().unwrap().to_string(),
+        "daemon timesyncd: package systemd-timesyncd, config \
+         /etc/systemd/timesyncd.conf.d/ntp-provision.conf, unit systemd-timesyncd.service"
+    );
+    let config = "/etc/systemd/timesyncd.conf.d/ntp-provision.conf";
+    assert_eq!(
+        lines(&cs),
+        vec![
+            "apt-get update: the package lists were never updated".to_string(),
+            "install: systemd-timesyncd (none) -> 252.39-1~deb12u2".into(),
+            format!("create {config} (mode 0644, root:root); systemd-timesyncd has no config check (it ignores a line it cannot parse and logs it): the restart's health check (`timedatectl show-timesync` answers) and `status` decide"),
+            format!("start systemd-timesyncd.service: not running (not installed yet); rolled back if unhealthy after it: {config}"),
+            "enable systemd-timesyncd.service: not enabled at boot (not installed yet)".into(),
+            format!("restart systemd-timesyncd.service: package systemd-timesyncd changed, {config} changed; rolled back if unhealthy after it: {config}"),
+        ]
+    );
+    let report = run(&node, &plan);
+    assert!(!report.failed, "{report:?}");
+    // The step meant for a timesyncd that is part of systemd is left out:
+    // its own unit is never stopped.
+    let name = "systemd-timesyncd stopped where it is part of systemd";
+    assert!(!report.steps.iter().any(|s| s.name == name), "{report:?}");
+    let journal = node.journal();
+    assert!(
+        journal.contains(&"mkdir /etc/systemd/timesyncd.conf.d".to_string()),
+        "{journal:?}"
+    );
+    assert!(!journal.iter().any(|l| l.contains("stop")), "{journal:?}");
+    let text = node.file_text(config).unwrap();
+    assert!(
+        text.contains("\nNTP=\nNTP=192.0.2.1 ntp.example.net\n")
+            && text.ends_with("\nFallbackNTP=192.0.2.1 ntp.example.net\n"),
+        "{text}"
+    );
+    node.state().journal.clear();
+    let again = changeset(&node, &plan);
+    assert!(again.is_empty(), "{:?}", lines(&again));
+}

@@ -14,6 +14,7 @@ mod ntpd;
 mod ntpsec;
 mod openntpd;
 pub mod sync;
+mod timesyncd;
 
 use crate::names::{AbsPath, PackageName, Rule, UnitName};
 use crate::process::{Cmd, Output};
@@ -29,11 +30,13 @@ static REGISTRY: &[&dyn TimeDaemon] = &[
     &ntpsec::Ntpsec,
     &chrony::Chrony,
     &openntpd::Openntpd,
+    &timesyncd::Timesyncd,
 ];
 
 /// Time-daemon packages that no registry entry owns but that conflict with
-/// every daemon all the same (they all provide `time-daemon`).
-const OTHER_TIME_DAEMONS: [(&str, &str); 1] = [("systemd-timesyncd", "systemd-timesyncd.service")];
+/// every daemon all the same (they all provide `time-daemon`); none now that
+/// systemd-timesyncd is one.
+const OTHER_TIME_DAEMONS: [(&str, &str); 0] = [];
 
 /// Names operators try that were never packaged, with the reason.
 const NEVER_PACKAGED: [&str; 1] = ["ntimed"];
@@ -77,10 +80,25 @@ pub trait TimeDaemon: std::marker::Sync {
     fn answer_probe(&self) -> AnswerProbe;
     /// Whether the plan means `from` to get time from the daemon at `target`.
     fn serves_time_to(&self, access: &Access, from: IpAddr, target: IpAddr) -> bool;
+    /// A client only: it serves time to nobody under any plan, so `clients`
+    /// and `listen` are refused.
+    fn client_only(&self) -> bool {
+        false
+    }
+    /// Its config is a drop-in whose directory the package does not ship:
+    /// apply makes the directory when it writes the config.
+    fn config_dir_may_be_missing(&self) -> bool {
+        false
+    }
     /// The file the daemon reads instead of its config when DHCP offered
     /// servers; `read` gives a node file's content.
     fn dhcp_config(&self, _read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<&'static str> {
         None
+    }
+    /// Whether its status queries start it when it is stopped (D-Bus
+    /// activation): `status` then asks only a running unit.
+    fn asking_starts_it(&self) -> bool {
+        false
     }
     /// Its own tool's two status queries: sources, then synchronisation.
     fn status_queries(&self) -> [&'static [&'static str]; 2];
@@ -317,8 +335,9 @@ impl schemars::JsonSchema for Flavor {
     }
 }
 
-/// The daemon an operator asks for with `vars.daemon`: a package name that
-/// some registry entry answers to.
+/// The daemon an operator asks for with `vars.daemon`: a name some
+/// registry entry answers to, a package name (`ntp`) or the daemon's short
+/// name (`timesyncd`, whose package is systemd-timesyncd).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DaemonName(&'static str);
 
@@ -362,9 +381,16 @@ impl DaemonName {
         Flavor::for_request(self).len() > 1
     }
 
-    /// The package that carries this name in the archive.
+    /// The package that carries this name in the archive: the name itself
+    /// where a daemon is packaged under it (`ntp`), else the package of the
+    /// one daemon that answers to it (`timesyncd`: systemd-timesyncd).
     pub fn package(self) -> PackageName {
-        PackageName::parse(self.0).expect("daemon names are valid package names")
+        let flavors = Flavor::for_request(self);
+        let name = match flavors.as_slice() {
+            [only] if only.package_name() != self.0 => only.package_name(),
+            _ => self.0,
+        };
+        PackageName::parse(name).expect("daemon names give valid package names")
     }
 }
 
@@ -507,16 +533,40 @@ mod tests {
     #[test]
     fn every_registry_entry_is_whole_and_unique() {
         let ids: Vec<&str> = Flavor::all().map(Flavor::as_str).collect();
-        assert_eq!(ids, ["ntpd", "ntpsec", "chrony", "openntpd"]);
+        assert_eq!(ids, ["ntpd", "ntpsec", "chrony", "openntpd", "timesyncd"]);
         for f in Flavor::all() {
             assert_eq!(Flavor::parse(f.as_str()), Ok(f));
-            // Each name a daemon answers to is a package some entry provides.
+            // Each name a daemon answers to gives a package some entry provides.
             for n in f.requested_as() {
-                assert!(Flavor::all().any(|g| g.package_name() == *n), "{n}");
+                let package = DaemonName::parse(n).unwrap().package();
+                assert!(Flavor::all().any(|g| g.package() == package), "{n}");
             }
             assert_eq!(unit_of_package(&f.package()), Some(f.unit()));
         }
         let names: Vec<&str> = DaemonName::all().iter().map(|d| d.as_str()).collect();
-        assert_eq!(names, ["ntp", "ntpsec", "chrony", "openntpd"]);
+        assert_eq!(names, ["ntp", "ntpsec", "chrony", "openntpd", "timesyncd"]);
+        assert_eq!(
+            DaemonName::TIMESYNCD.package().as_str(),
+            "systemd-timesyncd"
+        );
+        assert_eq!(DaemonName::NTP.package().as_str(), "ntp");
+    }
+
+    #[test]
+    fn timesyncd_is_its_package_and_a_competitor_of_every_other_daemon() {
+        let d = Daemon::new(DaemonName::TIMESYNCD, Flavor::TIMESYNCD);
+        assert_eq!(d.transitional, None);
+        assert_eq!(
+            d.to_string(),
+            "daemon timesyncd: package systemd-timesyncd, config \
+             /etc/systemd/timesyncd.conf.d/ntp-provision.conf, unit systemd-timesyncd.service"
+        );
+        let competitors: Vec<&str> = d.competitors.iter().map(|p| p.as_str()).collect();
+        assert_eq!(competitors, ["ntp", "ntpsec", "chrony", "openntpd"]);
+        let chrony = Daemon::new(DaemonName::CHRONY, Flavor::CHRONY);
+        assert!(chrony
+            .competitors
+            .iter()
+            .any(|p| p.as_str() == "systemd-timesyncd"));
     }
 }

@@ -225,6 +225,12 @@ openntpd:
   Version table:
      1:6.8p1-6 500
         500 http://deb.debian.org/debian trixie/main amd64 Packages
+systemd-timesyncd:
+  Installed: (none)
+  Candidate: 257.13-1~deb13u1
+  Version table:
+     257.13-1~deb13u1 500
+        500 http://deb.debian.org/debian trixie/main amd64 Packages
 ";
 
     #[test]
@@ -380,7 +386,28 @@ Description: Network Time Protocol daemon and utility programs
         assert_eq!(
             err,
             "daemon ntp: package ntp has no installation candidate on this node; \
-             the archive offers: ntpsec, chrony, openntpd (set vars.daemon or -e daemon=NAME)"
+             the archive offers: ntpsec, chrony, openntpd, timesyncd (set vars.daemon or -e daemon=NAME)"
         );
+    }
+
+    #[test]
+    fn timesyncd_is_its_package_where_the_archive_has_it_and_refused_where_not() {
+        let policies = parse_policy(TRIXIE_POLICY, &pkgs()).unwrap();
+        let d = resolve(DaemonName::TIMESYNCD, &policies, None).unwrap();
+        assert_eq!(d.flavor, Flavor::TIMESYNCD);
+        assert_eq!(d.package.as_str(), "systemd-timesyncd");
+        // Where timesyncd is inside the `systemd` package (Ubuntu 18.04) no
+        // systemd-timesyncd package has a candidate: refused, nothing guessed.
+        let policies = parse_policy(BOOKWORM_POLICY, &pkgs()).unwrap();
+        let err = resolve(DaemonName::TIMESYNCD, &policies, None).unwrap_err();
+        assert!(
+            err.starts_with(
+                "daemon timesyncd: package systemd-timesyncd has no installation candidate on this node; \
+                 the archive offers: ntp, ntpsec, chrony, openntpd"
+            ),
+            "{err}"
+        );
+        let nts = check_nts(&d, Some("257.13-1~deb13u1")).unwrap_err();
+        assert!(nts.contains("timesyncd has no NTS support"), "{nts}");
     }
 }

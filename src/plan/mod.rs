@@ -310,6 +310,7 @@ impl Plan {
             renderer,
         };
         plan.check_vars_used(&err)?;
+        plan.check_serving(&err)?;
         plan.check_renders()?;
         Ok(plan)
     }
@@ -343,6 +344,44 @@ impl Plan {
             }
         }
         vars::check_used(&self.vars, &used, err)
+    }
+
+    /// Refuses `clients` or `listen` for a daemon that serves nobody
+    /// (systemd-timesyncd), before any node is read.
+    fn check_serving(&self, err: &dyn Fn(&str, String) -> PlanError) -> Result<(), PlanError> {
+        let Some(requested) = self.vars.daemon else {
+            return Ok(());
+        };
+        let flavors = Flavor::for_request(requested);
+        if !flavors.iter().all(|f| f.client_only()) {
+            return Ok(());
+        }
+        let access = &self.vars.access;
+        let (key, values) = if !access.clients.is_empty() {
+            ("clients", &access.clients)
+        } else if !access.listen.is_empty() {
+            ("listen", &access.listen)
+        } else {
+            return Ok(());
+        };
+        let servers: Vec<&str> = Flavor::all()
+            .filter(|f| !f.client_only())
+            .flat_map(|f| f.requested_as().iter().copied())
+            .fold(Vec::new(), |mut names, n| {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+                names
+            });
+        Err(err(
+            &format!("vars.{key}"),
+            format!(
+                "{key} is [{}], but daemon {requested} is a client only and serves time to nobody: \
+                 leave {key} empty, or choose a daemon that serves ({})",
+                values.join(", "),
+                servers.join(", ")
+            ),
+        ))
     }
 
     /// Renders every field once for each daemon flavour the plan could end up

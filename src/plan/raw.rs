@@ -289,7 +289,7 @@ pub struct RawTemplate {
     #[serde(default)]
     pub group: Option<String>,
     /// Check the new content with this daemon's own parser before it
-    /// replaces the live file: ntpd, ntpsec, chrony, openntpd, or none.
+    /// replaces the live file: ntpd, ntpsec, chrony, openntpd, timesyncd, or none.
     #[serde(default)]
     pub validate: Option<String>,
 }

@@ -958,7 +958,7 @@ fn an_error_about_a_variable_given_with_e_names_the_argument_not_the_plan() {
     let e = |args: &[&str]| load_e(DEFAULT_PLAN, args).unwrap_err().to_string();
     assert_eq!(
         e(&["daemon=ntimed"]),
-        "-e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd"
+        "-e daemon=ntimed: vars.daemon: \"ntimed\" was never packaged by Debian or Ubuntu; choose one of ntp, ntpsec, chrony, openntpd, timesyncd"
     );
     assert_eq!(
         e(&["servers=[a.example, \"b c\"]"]),
@@ -985,7 +985,7 @@ fn an_error_about_a_variable_given_with_e_names_the_argument_not_the_plan() {
     // The last -e for a key is the one in force, and the one named.
     assert_eq!(
         e(&["daemon=ntimed", "daemon=xntpd"]),
-        "-e daemon=xntpd: vars.daemon: \"xntpd\" is not a known daemon (ntp, ntpsec, chrony, openntpd)"
+        "-e daemon=xntpd: vars.daemon: \"xntpd\" is not a known daemon (ntp, ntpsec, chrony, openntpd, timesyncd)"
     );
     // An error about the plan's own variable still points into the plan.
     let plan = "vars:\n  servers: [\"b c\"]\nsteps:\n  - name: x\n    apt: {name: ntp}\n";

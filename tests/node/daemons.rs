@@ -34,7 +34,7 @@ const OPENNTPD: Resolved = (
 );
 
 /// Installed (`ii`) time-daemon packages and active time-daemon units.
-fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
+pub(crate) fn time_daemons(node: &Node) -> (Vec<String>, Vec<String>) {
     let names: Vec<&str> = TIME_DAEMONS.iter().map(|(p, _)| *p).collect();
     let mut argv = vec!["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n"];
     argv.extend(&names);

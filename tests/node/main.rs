@@ -16,6 +16,7 @@ mod outside;
 mod package;
 mod sync;
 mod templates;
+mod timesyncd;
 
 use harness::{exclusive, snapshot_diff, NetHost, Node, Release, NODE_BIN};
 use std::fs;

@@ -46,7 +46,7 @@ const SYNC_WAIT: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(500);
 
 /// The upstream's chrony.conf: the stand-in for the Internet's servers.
-fn upstream_conf() -> String {
+pub(crate) fn upstream_conf() -> String {
     "# The sync test's upstream (tests/node/sync.rs): serves its own clock.\n\
      local stratum 8\n\
      allow 10.123.0.0/24\n\
@@ -55,17 +55,17 @@ fn upstream_conf() -> String {
         .to_string()
 }
 
-struct Role {
-    what: &'static str,
-    release: Release,
+pub(crate) struct Role {
+    pub what: &'static str,
+    pub release: Release,
     /// `-e daemon=...`
-    daemon: &'static str,
+    pub daemon: &'static str,
     /// status's daemon.flavor
-    flavor: &'static str,
-    addr: Ipv4Addr,
+    pub flavor: &'static str,
+    pub addr: Ipv4Addr,
 }
 
-const fn role(
+pub(crate) const fn role(
     what: &'static str,
     release: Release,
     daemon: &'static str,
@@ -82,15 +82,15 @@ const fn role(
 }
 
 /// How long each step took for one node.
-struct Timing {
-    apply: Duration,
-    synchronised: Duration,
+pub(crate) struct Timing {
+    pub apply: Duration,
+    pub synchronised: Duration,
 }
 
 /// `apply` with the given servers (and clients), then poll `status` until it
 /// says synchronised with `server` selected, at most [`SYNC_WAIT`] after
 /// apply returned.
-fn converge_and_sync(
+pub(crate) fn converge_and_sync(
     node: &Node,
     r: &Role,
     server: Ipv4Addr,
@@ -150,7 +150,7 @@ fn converge_and_sync(
 }
 
 /// status says synchronised, and `server` is its only peer and the system peer.
-fn synchronised_with(doc: &Value, server: &str) -> bool {
+pub(crate) fn synchronised_with(doc: &Value, server: &str) -> bool {
     let peers = doc["peers"].as_array().cloned().unwrap_or_default();
     doc["synchronised"] == true
         && peers.len() == 1
