@@ -658,7 +658,9 @@ pub fn run(
         let to = SocketAddr::new(target.ip(), probe.query.port(target.port()));
         let answer =
             send(from, to, &probe.packet(), wait).map_err(|e| format!("{}: {e}", probe.name()))?;
-        port_unreachable |= answer.port_unreachable;
+        // A closed command port (chrony's 323 on loopback only, as it should
+        // be) says nothing of whether a daemon listens on the NTP port.
+        port_unreachable |= answer.port_unreachable && to.port() == target.port();
         answers.push((probe, answer.datagrams));
         Ok::<_, String>(())
     };
@@ -1303,6 +1305,18 @@ mod tests {
         let check = run(local(), target::DEFAULT_FROM, WAIT, &mut kod_only).unwrap();
         assert_eq!(check.verdict, Verdict::NoAmplification);
         assert_eq!(check.time_service, TimeService::Refused);
+
+        // chrony serving another network: silence on 123, and its command
+        // port closed to this host (ICMP from 323 only). Something listens
+        // on 123: that is no answer, not nothing listening.
+        let mut chrony_elsewhere = |_: IpAddr, to: SocketAddr, _: &[u8], _: Duration| {
+            Ok(socket::Answer {
+                datagrams: vec![],
+                port_unreachable: to.port() == 323,
+            })
+        };
+        let check = run(local(), target::DEFAULT_FROM, WAIT, &mut chrony_elsewhere).unwrap();
+        assert_eq!(check.verdict, Verdict::NoAnswer);
     }
 
     #[test]
