@@ -472,15 +472,6 @@ mod tests {
         );
     }
 
-    fn said(stdout: &str) -> Output {
-        Output {
-            code: 0,
-            stdout: stdout.into(),
-            stderr: String::new(),
-            elapsed: Default::default(),
-        }
-    }
-
     #[test]
     fn a_node_with_nothing_installed_runs_no_daemon() {
         let node = FakeNode::bookworm();
@@ -496,11 +487,11 @@ mod tests {
         converged(&node, &p);
         node.state().answers.insert(
             "chronyc -n -c sources".into(),
-            said("^,*,192.0.2.1,2,6,377,12,-0.000012,-0.000010,0.000020\n"),
+            Output::said(0, "^,*,192.0.2.1,2,6,377,12,-0.000012,-0.000010,0.000020\n"),
         );
         node.state().answers.insert(
             "chronyc -n -c tracking".into(),
-            said("C0000201,192.0.2.1,3,1700000000.0,-0.000001,0.000002,0.000003,-1.0,0.0,0.01,0.001,0.002,64.0,Normal\n"),
+            Output::said(0, "C0000201,192.0.2.1,3,1700000000.0,-0.000001,0.000002,0.000003,-1.0,0.0,0.01,0.001,0.002,64.0,Normal\n"),
         );
         answer_sources(&node, ChronySources::SYNCHRONISED);
         let s = gather(&node, &p).unwrap();
@@ -603,9 +594,15 @@ mod tests {
             .collect();
         let mut state = node.state();
         let answers = &mut state.answers;
-        answers.insert("chronyc -N -c sources -a".into(), said(sources.names));
-        answers.insert("chronyc -n -c sources -a".into(), said(sources.addresses));
-        answers.insert("chronyc -N -c authdata -a".into(), said(&auth));
+        answers.insert(
+            "chronyc -N -c sources -a".into(),
+            Output::said(0, sources.names),
+        );
+        answers.insert(
+            "chronyc -n -c sources -a".into(),
+            Output::said(0, sources.addresses),
+        );
+        answers.insert("chronyc -N -c authdata -a".into(), Output::said(0, &auth));
     }
 
     #[test]
@@ -615,10 +612,10 @@ mod tests {
         converged(&node, &p);
         node.state()
             .answers
-            .insert("chronyc -n -c sources".into(), said(""));
+            .insert("chronyc -n -c sources".into(), Output::said(0, ""));
         node.state().answers.insert(
             "chronyc -n -c tracking".into(),
-            said("00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,-12.345,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n"),
+            Output::said(0, "00000000,,0,0.000000000,0.000000000,0.000000000,0.000000000,-12.345,0.000,0.000,1.000000000,1.000000000,0.0,Not synchronised\n"),
         );
         answer_sources(&node, ChronySources::UNRESOLVED);
         let s = gather(&node, &p).unwrap();
@@ -640,7 +637,7 @@ mod tests {
             Output {
                 code: 1,
                 stderr: "Unrecognized command\n".into(),
-                ..said("")
+                ..Output::said(0, "")
             },
         );
         let s = gather(&node, &p).unwrap();
@@ -762,12 +759,15 @@ mod tests {
         assert!(!node.apply(&cs, &mut |_| {}, &|| None, None).failed);
         node.state().answers.insert(
             "timedatectl show-timesync --all".into(),
-            said("ServerName=192.0.2.1\nServerAddress=192.0.2.1\nPollIntervalUSec=32s\n\
+            Output::said(0, "ServerName=192.0.2.1\nServerAddress=192.0.2.1\nPollIntervalUSec=32s\n\
                   NTPMessage={ Leap=0, Version=4, Mode=4, Stratum=2, Ignored=no, PacketCount=3, Jitter=0 }\n"),
         );
         node.state().answers.insert(
             "timedatectl timesync-status".into(),
-            said("       Offset: -1.250ms\n        Delay: 2ms\n         Leap: normal\n"),
+            Output::said(
+                0,
+                "       Offset: -1.250ms\n        Delay: 2ms\n         Leap: normal\n",
+            ),
         );
         let s = gather(&node, &p).unwrap();
         assert!(s.synchronised, "{s:?}");

@@ -694,15 +694,6 @@ mod tests {
         assert!(parse_chronyc_tracking("^,*,162.159.200.1,3,6,377,41,0.0,0.0,0.0\n").is_err());
     }
 
-    fn said(stdout: &str) -> Output {
-        Output {
-            code: 0,
-            stdout: stdout.into(),
-            stderr: String::new(),
-            elapsed: Default::default(),
-        }
-    }
-
     fn configured(config: &str) -> Vec<Configured> {
         let lines: Vec<Directive> = config
             .lines()
@@ -801,8 +792,12 @@ bindcmdaddress 127.0.0.1
         addresses: &str,
         auth: &str,
     ) -> Result<Vec<Source>, String> {
-        let asked = [said(names), said(addresses), said(auth)];
-        Chrony.sources(&configured(config), &said(""), &asked)
+        let asked = [
+            Output::said(0, names),
+            Output::said(0, addresses),
+            Output::said(0, auth),
+        ];
+        Chrony.sources(&configured(config), &Output::said(0, ""), &asked)
     }
 
     #[test]
@@ -910,18 +905,25 @@ bindcmdaddress 127.0.0.1
         let failed = Output {
             code: 1,
             stderr: "506 Cannot talk to daemon\n".into(),
-            ..said("")
+            ..Output::said(0, "")
         };
         let asked = [failed.clone(), failed.clone(), failed];
         let err = Chrony
-            .sources(&configured(CHRONY_CONFIG), &said(""), &asked)
+            .sources(&configured(CHRONY_CONFIG), &Output::said(0, ""), &asked)
             .unwrap_err();
         assert!(err.contains("506 Cannot talk to daemon"), "{err}");
         assert_eq!(
             Chrony.source_query(&[]).unwrap(),
             ["chronyc", "-N", "-c", "sources", "-a"]
         );
-        assert_eq!(Chrony.source_query(&[said(""), said(""), said("")]), None);
+        assert_eq!(
+            Chrony.source_query(&[
+                Output::said(0, ""),
+                Output::said(0, ""),
+                Output::said(0, "")
+            ]),
+            None
+        );
         assert!(parse_chronyc_authdata("a,b\n").is_err());
         assert_eq!(parse_chronyc_authdata(""), Ok(vec![]));
     }

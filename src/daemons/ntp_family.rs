@@ -1146,15 +1146,6 @@ mod tests {
         assert!(err.contains("No system variables returned"), "{err}");
     }
 
-    fn said(stdout: &str) -> Output {
-        Output {
-            code: 0,
-            stdout: stdout.into(),
-            stderr: String::new(),
-            elapsed: Default::default(),
-        }
-    }
-
     fn configured(config: &str) -> Vec<Configured> {
         let lines: Vec<Directive> = config
             .lines()
@@ -1245,7 +1236,7 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
             source_query(&[]).unwrap(),
             ["ntpq", "-n", "-c", "associations"]
         );
-        let query = source_query(&[said(NTPSEC_ASSOCIATIONS)]).unwrap();
+        let query = source_query(&[Output::said(0, NTPSEC_ASSOCIATIONS)]).unwrap();
         assert_eq!(query.len(), 2 + 2 * 7);
         assert_eq!(
             query[..4],
@@ -1255,15 +1246,21 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
         // No association: nothing more to ask.
         let none = Output {
             stderr: "No association ID's returned\n".into(),
-            ..said("")
+            ..Output::said(0, "")
         };
         assert_eq!(source_query(&[none]), None);
-        assert_eq!(source_query(&[said(""), said("")]), None);
+        assert_eq!(
+            source_query(&[Output::said(0, ""), Output::said(0, "")]),
+            None
+        );
     }
 
     #[test]
     fn ntpsec_sources_by_name_as_configured_with_their_addresses() {
-        let asked = [said(NTPSEC_ASSOCIATIONS), said(NTPSEC_RV)];
+        let asked = [
+            Output::said(0, NTPSEC_ASSOCIATIONS),
+            Output::said(0, NTPSEC_RV),
+        ];
         let sources = sources(&configured(NTPSEC_CONFIG), &asked).unwrap();
         assert_eq!(
             summary(&sources),
@@ -1301,7 +1298,10 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
 
     #[test]
     fn classic_ntpd_servers_by_name_are_tied_only_when_each_has_an_association() {
-        let asked = [said(CLASSIC_ASSOCIATIONS), said(CLASSIC_RV)];
+        let asked = [
+            Output::said(0, CLASSIC_ASSOCIATIONS),
+            Output::said(0, CLASSIC_RV),
+        ];
         // Two names, one association left: which name resolved is unknown.
         let both =
             configured("server 127.0.0.1\nserver one.ntp.test\nserver unresolvable.invalid\n");
@@ -1324,7 +1324,10 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
             "  2 54464  8011   yes    no  none    reject    mobilize  1\n",
             "",
         );
-        let asked = [said(&only_localhost), said("srcadr=127.0.0.1, reach=000\n")];
+        let asked = [
+            Output::said(0, &only_localhost),
+            Output::said(0, "srcadr=127.0.0.1, reach=000\n"),
+        ];
         assert_eq!(
             summary(&sources(&both, &asked).unwrap())[1..],
             [
@@ -1353,7 +1356,7 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
             "srcadr=2001:db8::123, reach=17\n",
         );
         let c = configured("server 192.0.2.1 key 1\npool 2.debian.pool.ntp.org iburst\n");
-        let sources = sources(&c, &[said(associations), said(rv)]).unwrap();
+        let sources = sources(&c, &[Output::said(0, associations), Output::said(0, rv)]).unwrap();
         assert_eq!(
             (sources[0].state, sources[0].authenticated),
             (SourceState::Selected, true)
@@ -1378,15 +1381,16 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
         );
         // A second pool: nothing says which pool gave which server.
         let two = configured("pool 2.debian.pool.ntp.org\npool 3.debian.pool.ntp.org\n");
-        let sources = super::sources(&two, &[said(associations), said(rv)]).unwrap();
+        let sources =
+            super::sources(&two, &[Output::said(0, associations), Output::said(0, rv)]).unwrap();
         assert_eq!(sources[0].state, SourceState::Unknown);
     }
 
     #[test]
     fn associations_that_changed_between_the_two_queries_are_an_error() {
         let asked = [
-            said(NTPSEC_ASSOCIATIONS),
-            said("srcadr=127.0.0.1, reach=000\n"),
+            Output::said(0, NTPSEC_ASSOCIATIONS),
+            Output::said(0, "srcadr=127.0.0.1, reach=000\n"),
         ];
         let err = sources(&configured(NTPSEC_CONFIG), &asked).unwrap_err();
         assert!(err.contains("7 listed, 1 read"), "{err}");
@@ -1394,7 +1398,7 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
             &configured(NTPSEC_CONFIG),
             &[Output {
                 stderr: "ntpq: read: Connection refused\n".into(),
-                ..said("")
+                ..Output::said(0, "")
             }],
         )
         .unwrap_err();
@@ -1416,8 +1420,8 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
         ] {
             let _ = parse_associations(input, input);
             let _ = parse_rv_blocks(input);
-            let _ = sources(&c, &[said(input), said(input)]);
-            let _ = source_query(&[said(input)]);
+            let _ = sources(&c, &[Output::said(0, input), Output::said(0, input)]);
+            let _ = source_query(&[Output::said(0, input)]);
         }
     }
 }
