@@ -694,14 +694,9 @@ mod tests {
         assert!(parse_chronyc_tracking("^,*,162.159.200.1,3,6,377,41,0.0,0.0,0.0\n").is_err());
     }
 
+    /// The sources a config names, read as status reads it.
     fn configured(config: &str) -> Vec<Configured> {
-        let lines: Vec<Directive> = config
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.split_whitespace().collect()))
-            .filter(|(_, w): &(usize, Vec<&str>)| !w.is_empty())
-            .collect();
-        configured_sources(&lines)
+        configured_sources(&crate::daemons::directives(Flavor::CHRONY, config))
     }
 
     // Recorded on Debian 11, chrony 4.0, with /etc/hosts giving

@@ -1146,14 +1146,12 @@ mod tests {
         assert!(err.contains("No system variables returned"), "{err}");
     }
 
+    /// The sources a config names, read as status reads it.
     fn configured(config: &str) -> Vec<Configured> {
-        let lines: Vec<Directive> = config
-            .lines()
-            .enumerate()
-            .map(|(i, l)| (i + 1, l.split_whitespace().collect()))
-            .filter(|(_, w): &(usize, Vec<&str>)| !w.is_empty())
-            .collect();
-        configured_sources(&lines)
+        configured_sources(&crate::daemons::directives(
+            crate::daemons::Flavor::NTPSEC,
+            config,
+        ))
     }
 
     /// (name, state, addresses) of each source.
