@@ -199,10 +199,13 @@ pub enum Setting {
     PanicThreshold,
     Peers,
     OrphanStratum,
+    /// `clients`: time served to some networks only, which needs access
+    /// control by source address (OpenNTPD has none).
+    Clients,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 8] = [
+    pub const ALL: [Setting; 9] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -211,6 +214,7 @@ impl Setting {
         Setting::PanicThreshold,
         Setting::Peers,
         Setting::OrphanStratum,
+        Setting::Clients,
     ];
 
     /// The plan variable.
@@ -224,6 +228,17 @@ impl Setting {
             Setting::PanicThreshold => "panic_threshold",
             Setting::Peers => "peers",
             Setting::OrphanStratum => "orphan_stratum",
+            Setting::Clients => "clients",
+        }
+    }
+
+    /// What a daemon without the setting can do instead, where there is something.
+    pub fn instead(self) -> Option<&'static str> {
+        match self {
+            Setting::Clients => Some(
+                "`listen` makes it serve time on an address, to every host that reaches that address",
+            ),
+            _ => None,
         }
     }
 }

@@ -133,8 +133,9 @@ pub fn check_settings(
                     .filter(|f| f.supports(setting) != Support::No)
                     .map(|f| f.as_str())
                     .collect();
+                let instead = setting.instead().map(|i| format!(" ({i})")).unwrap_or_default();
                 return Err(format!(
-                    "vars.{var} is set, but {} has no such setting; only {} {}: leave it out for {}",
+                    "vars.{var} is set, but {} has no such setting; only {} {}: leave it out for {}{instead}",
                     daemon.flavor.as_str(),
                     with.join(" and "),
                     if with.len() == 1 { "has it" } else { "have it" },
@@ -366,6 +367,12 @@ Description: Network Time Protocol daemon and utility programs
         assert_eq!(
             check_settings(&openntpd, None, &[Setting::PanicThreshold]).unwrap_err(),
             "vars.panic_threshold is set, but openntpd has no such setting; only ntpd and ntpsec and chrony have it: leave it out for openntpd"
+        );
+        // OpenNTPD would serve nobody with `clients` alone: refused, naming what it has.
+        assert_eq!(
+            check_settings(&openntpd, None, &[Setting::Clients]).unwrap_err(),
+            "vars.clients is set, but openntpd has no such setting; only ntpd and ntpsec and chrony have it: leave it out \
+             for openntpd (`listen` makes it serve time on an address, to every host that reaches that address)"
         );
     }
 
