@@ -14,6 +14,7 @@ mod fleet;
 mod harness;
 mod outside;
 mod package;
+mod site;
 mod sync;
 mod templates;
 mod timesyncd;

@@ -1,35 +1,11 @@
-//! Real synchronisation through a site's own servers (issue 18, site
-//! topology), on nodes in the test network (each its own namespace):
+//! Synchronisation on real nodes: the pieces every sync test shares (the
+//! upstream's config, converging a node and polling `status` until it says
+//! synchronised, `verify` from a probe host) and orphan mode. The site
+//! topology itself, every daemon on every release, is site.rs.
 //!
-//! ```text
-//!   upstream 10.123.0.2 (bookworm): plain chrony by hand, `local stratum 8`
-//!     |
-//!   site servers, converged with -e servers=[10.123.0.2] -e clients=[10.123.0.128/25]:
-//!     10.123.0.20 chrony (bookworm)   10.123.0.21 NTPsec (bookworm)   10.123.0.22 classic ntpd (bullseye)
-//!     |
-//!   clients in 10.123.0.128/25, converged with the one site server as their only server,
-//!   each of another daemon than its server:
-//!     10.123.0.130 chrony (bookworm) -> NTPsec site
-//!     10.123.0.131 NTPsec (bookworm) -> classic ntpd site
-//!     10.123.0.132 classic ntpd (bullseye) -> chrony site
-//!
-//!   probes (bare namespaces, the binary under test run from the host):
-//!     10.123.0.200, inside the client network; 10.123.0.100, outside it
-//! ```
-//!
-//! Every site server and every client must say, in `status --format json`,
-//! that it is synchronised with its one server selected (bounded polling;
-//! a failure prints what status said). From inside the client network each
-//! site server serves time and answers no mode 6/7 query (`verify`); from
-//! outside it no site server answers at all: neither time nor mode 6/7.
-//!
-//! The time from the start of `apply` to status saying synchronised is
-//! printed per daemon (no assertion on it: it is a measurement).
-//!
-//! OpenNTPD is left out: it declares itself synchronised only after several
-//! of its fixed query intervals (205 s measured for issue 18), and it has no
-//! setting for its poll interval or its selection that would shorten that
-//! without weakening it.
+//! The upstream is a plain chrony with `local stratum 8` that a test
+//! installs by hand on its own node: the stand-in for the Internet's
+//! servers, which do not resolve here.
 
 use crate::harness::{exclusive, json, net_addr, NetHost, Node, Out, Release};
 use serde_json::Value;
@@ -37,11 +13,13 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 /// The client network the site servers serve.
-const CLIENT_NET: &str = "10.123.0.128/25";
+pub(crate) const CLIENT_NET: &str = "10.123.0.128/25";
 /// Bound on the wait for `status` to say synchronised, after apply returned.
-/// Classic ntpd as a client of chrony took 7 s in one run and 72 s in the
-/// next on the loaded 2-core machine: the bound leaves room for that.
-const SYNC_WAIT: Duration = Duration::from_secs(180);
+/// OpenNTPD says synchronised only after its second clock update, each of
+/// which needs 8 replies at intervals of 5-10 s and then 30-35 s (205 s
+/// measured); classic ntpd as a client of chrony took 7 s in one run and
+/// 72 s in the next on the loaded 2-core machine.
+const SYNC_WAIT: Duration = Duration::from_secs(300);
 /// Pause between two `status` polls.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -161,7 +139,7 @@ pub(crate) fn synchronised_with(doc: &Value, server: &str) -> bool {
 /// `ntp-provision verify TARGET --from PROBE --format json` on the probe
 /// host. A daemon that serves the probe nothing answers nothing, which
 /// verify reports as its `no_answer` failure: the caller judges.
-fn verify_from(probe: &NetHost, target: Ipv4Addr) -> Value {
+pub(crate) fn verify_from(probe: &NetHost, target: Ipv4Addr) -> Value {
     let out = probe.provision(&[
         "verify",
         &target.to_string(),
@@ -171,188 +149,6 @@ fn verify_from(probe: &NetHost, target: Ipv4Addr) -> Value {
         "json",
     ]);
     json(&out)
-}
-
-#[test]
-fn site_topology_every_daemon_synchronises_through_the_site_server() {
-    let _guard = exclusive();
-    let t0 = Instant::now();
-    let upstream_role = role("upstream", Release::Bookworm, "chrony", "chrony", 2);
-    let sites = [
-        role("site server", Release::Bookworm, "chrony", "chrony", 20),
-        role("site server", Release::Bookworm, "ntpsec", "ntpsec", 21),
-        role("site server", Release::Bullseye, "ntp", "ntpd", 22),
-    ];
-    // (role, index of its site server in `sites`)
-    let clients = [
-        (
-            role("client", Release::Bookworm, "chrony", "chrony", 130),
-            1,
-        ),
-        (
-            role("client", Release::Bookworm, "ntpsec", "ntpsec", 131),
-            2,
-        ),
-        (role("client", Release::Bullseye, "ntp", "ntpd", 132), 0),
-    ];
-    let inside = NetHost::new(Some(net_addr(200)));
-    let outside = NetHost::new(Some(net_addr(100)));
-
-    // Boot all seven at once.
-    let all: Vec<&Role> = std::iter::once(&upstream_role)
-        .chain(sites.iter())
-        .chain(clients.iter().map(|(r, _)| r))
-        .collect();
-    let mut nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = all
-            .iter()
-            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let client_nodes = nodes.split_off(4);
-    let site_nodes = nodes.split_off(1);
-    let upstream = nodes.pop().unwrap();
-    eprintln!("[sync] 7 nodes booted in {:.1?}", t0.elapsed());
-
-    // The upstream, by hand: chrony from the archive, our config, started.
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
-    upstream.ok(&["systemctl", "restart", "chrony.service"]);
-    let up = verify_from(&outside, upstream.addr());
-    assert_eq!(
-        up["time_service"], "served",
-        "the upstream serves time: {up:#}"
-    );
-    eprintln!("[sync] upstream ready at {:.1?}", t0.elapsed());
-
-    // The site servers, converged at once.
-    let up_addr = upstream.addr();
-    let site_results: Vec<Result<Timing, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = sites
-            .iter()
-            .zip(&site_nodes)
-            .map(|(r, n)| s.spawn(move || converge_and_sync(n, r, up_addr, Some(CLIENT_NET))))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let failures: Vec<&String> = site_results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "site servers:\n{}",
-        failures
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
-    eprintln!("[sync] site servers synchronised at {:.1?}", t0.elapsed());
-
-    // The clients, converged at once, each with its site server as its only server.
-    let client_results: Vec<Result<Timing, String>> = std::thread::scope(|s| {
-        let handles: Vec<_> = clients
-            .iter()
-            .zip(&client_nodes)
-            .map(|((r, site), n)| {
-                let server = sites[*site].addr;
-                s.spawn(move || converge_and_sync(n, r, server, None))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let failures: Vec<&String> = client_results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .collect();
-    assert!(
-        failures.is_empty(),
-        "clients:\n{}",
-        failures
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join("\n\n")
-    );
-    eprintln!("[sync] clients synchronised at {:.1?}", t0.elapsed());
-
-    // Each site server from inside and from outside the client network.
-    let probes: Vec<(Value, Value)> = std::thread::scope(|s| {
-        let handles: Vec<_> = sites
-            .iter()
-            .map(|r| {
-                let (inside, outside) = (&inside, &outside);
-                s.spawn(move || (verify_from(inside, r.addr), verify_from(outside, r.addr)))
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    for (r, (inn, out)) in sites.iter().zip(&probes) {
-        let name = format!("{} site server {}", r.flavor, r.addr);
-        assert_eq!(
-            inn["verdict"],
-            "no_amplification",
-            "{name} from inside {}: {inn:#}",
-            inside.addr()
-        );
-        assert_eq!(
-            inn["time_service"], "served",
-            "{name} serves time inside {CLIENT_NET}: {inn:#}"
-        );
-        // Outside the client network no daemon serves anything (chrony has
-        // no allow for it, ntpd and NTPsec a noserve default entry), so
-        // nothing answers at all.
-        assert_eq!(
-            out["verdict"],
-            "no_answer",
-            "{name} from outside {}: {out:#}",
-            outside.addr()
-        );
-        for doc in [inn, out] {
-            for q in doc["queries"].as_array().unwrap() {
-                if q["kind"] != "time_service" {
-                    assert_eq!(
-                        q["received"], 0,
-                        "{name}: {} answered from {}: {q:#}",
-                        q["name"], doc["from"]
-                    );
-                }
-            }
-        }
-        assert_eq!(
-            out["time_service"], "not_served",
-            "{name}: time to a host outside {CLIENT_NET}: {out:#}"
-        );
-    }
-
-    eprintln!("[sync] time from the start of apply to `status` saying synchronised:");
-    let rows = sites
-        .iter()
-        .zip(&site_results)
-        .map(|(r, t)| (r, t, format!("from {up_addr}")))
-        .chain(clients.iter().zip(&client_results).map(|((r, site), t)| {
-            (
-                r,
-                t,
-                format!("from {} {}", sites[*site].flavor, sites[*site].addr),
-            )
-        }));
-    for (r, t, from) in rows {
-        let t = t.as_ref().unwrap();
-        eprintln!(
-            "[sync]   {:<11} {:<6} {:<8} {:<22} apply {:>5.1} s, synchronised {:>5.1} s after apply started",
-            r.what,
-            r.flavor,
-            r.release.name(),
-            from,
-            t.apply.as_secs_f64(),
-            t.synchronised.as_secs_f64()
-        );
-    }
-    eprintln!("[sync] whole test {:.1?}", t0.elapsed());
 }
 
 /// status says synchronised with one of `servers` as the system peer.

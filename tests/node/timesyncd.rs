@@ -20,7 +20,7 @@ const UNIT: &str = "systemd-timesyncd.service";
 const CONFIG: &str = "/etc/systemd/timesyncd.conf.d/ntp-provision.conf";
 
 /// Test only: lets the unit start inside a container (see the module doc).
-fn allow_in_container(node: &Node) {
+pub(crate) fn allow_in_container(node: &Node) {
     node.ok(&[
         "mkdir",
         "-p",
