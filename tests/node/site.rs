@@ -260,3 +260,109 @@ fn print_timings(rows: &[&(&Role, Result<Timing, String>)]) {
         );
     }
 }
+
+/// Daemons and releases for the time-to-synchronise benchmark (scripts/bench-sync).
+const TIMED: [(&str, &str, &[Release]); 5] = [
+    (
+        "chrony",
+        "chrony",
+        &[Release::Bullseye, Release::Bookworm, Release::Trixie],
+    ),
+    (
+        "ntpsec",
+        "ntpsec",
+        &[Release::Bullseye, Release::Bookworm, Release::Trixie],
+    ),
+    ("ntp", "ntpd", &[Release::Bullseye]),
+    (
+        "timesyncd",
+        "timesyncd",
+        &[Release::Bullseye, Release::Bookworm, Release::Trixie],
+    ),
+    (
+        "openntpd",
+        "openntpd",
+        &[Release::Bullseye, Release::Bookworm, Release::Trixie],
+    ),
+];
+
+/// The benchmark behind BENCHMARKS.md's time to synchronise, run by
+/// scripts/bench-sync (ignored in the suite: it reports, asserts no time).
+/// NTPP_SYNC_RUNS fresh nodes (default 5) per daemon and release, each a
+/// client of the upstream alone: from the start of apply to status saying
+/// synchronised. One daemon at a time, its releases side by side, so the
+/// apply of one daemon's nodes shares the machine only with its own kind;
+/// OpenNTPD's runs all at once (its time is its query intervals').
+#[test]
+#[ignore = "a benchmark: scripts/bench-sync runs it"]
+fn sync_time_of_fresh_nodes_per_daemon_and_release() {
+    let _guard = exclusive();
+    let runs: usize = std::env::var("NTPP_SYNC_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| (1..=20).contains(&n))
+        .unwrap_or(5);
+    let upstream = Node::boot_at(Release::Bookworm, net_addr(2));
+    upstream.apt_get(&["update"]);
+    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
+    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
+    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    for (daemon, flavor, releases) in TIMED {
+        let batches: Vec<Vec<Release>> = if daemon == "openntpd" {
+            vec![releases
+                .iter()
+                .copied()
+                .cycle()
+                .take(releases.len() * runs)
+                .collect()]
+        } else {
+            (0..runs).map(|_| releases.to_vec()).collect()
+        };
+        for batch in batches {
+            timed_batch(daemon, flavor, &batch, upstream.addr());
+        }
+    }
+}
+
+/// Boots one fresh node per entry, then converges them at once and prints
+/// a `[bench-sync]` line per node for scripts/bench-sync.
+fn timed_batch(
+    daemon: &'static str,
+    flavor: &'static str,
+    releases: &[Release],
+    up: std::net::Ipv4Addr,
+) {
+    let roles: Vec<Role> = releases
+        .iter()
+        .enumerate()
+        .map(|(i, &rel)| role("client", rel, daemon, flavor, 50 + i as u8))
+        .collect();
+    let nodes: Vec<Node> = std::thread::scope(|s| {
+        let handles: Vec<_> = roles
+            .iter()
+            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    std::thread::scope(|s| {
+        for (r, n) in roles.iter().zip(&nodes) {
+            s.spawn(move || {
+                if r.daemon == "timesyncd" {
+                    allow_in_container(n);
+                }
+                match converge_and_sync(n, r, up, None) {
+                    Ok(t) => eprintln!(
+                        "[bench-sync] {} {} apply {:.2} synchronised {:.2}",
+                        r.flavor,
+                        r.release.name(),
+                        t.apply.as_secs_f64(),
+                        t.synchronised.as_secs_f64()
+                    ),
+                    Err(e) => {
+                        eprintln!("[bench-sync] {} {} failed: {e}", r.flavor, r.release.name())
+                    }
+                }
+            });
+        }
+    });
+}
