@@ -2118,6 +2118,11 @@ fn node_proxy_conf() -> String {
 Acquire::http::Proxy \"{}\";
 Acquire::http::Proxy::127.0.0.1 \"DIRECT\";
 Acquire::http::Proxy::localhost \"DIRECT\";
+// apt-cacher-ng can leave a request unanswered when many nodes ask for the
+// same new index at once (\"Failure to move file ... out of the way\"): a
+// fetch that stalls is given up after 30 s and tried again.
+Acquire::http::Timeout \"30\";
+Acquire::Retries \"3\";
 ",
         proxy_url()
     )
