@@ -87,12 +87,13 @@ pub(crate) fn converge_and_sync(
     let apply = start.elapsed();
     if out.code != 0 {
         return Err(format!(
-            "{}: `ntp-provision {}` exited {}\n{}\n{}",
+            "{}: `ntp-provision {}` exited {}\n{}\n{}\n{}",
             r.what,
             args.join(" "),
             out.code,
             out.stdout,
-            out.stderr
+            out.stderr,
+            unit_journal(node, &out.stdout)
         ));
     }
     let deadline = Instant::now() + SYNC_WAIT;
@@ -125,6 +126,26 @@ pub(crate) fn converge_and_sync(
         "{} ({}) at {}: not synchronised with {want} selected within {SYNC_WAIT:?} after apply; last `ntp-provision status --format json`:\n{last}",
         r.what, r.flavor, r.addr
     ))
+}
+
+/// The daemon unit's journal, systemd's own lines about it included, for a
+/// failed apply (the report quotes the daemon's last lines only).
+fn unit_journal(node: &Node, report: &str) -> String {
+    let doc: Value = serde_json::from_str(report).unwrap_or_default();
+    let Some(unit) = doc["daemon"]["unit"].as_str() else {
+        return "(no unit in the report)".to_string();
+    };
+    let log = node.run(&[
+        "journalctl",
+        "--no-pager",
+        "-o",
+        "short-precise",
+        "-n",
+        "60",
+        "-u",
+        unit,
+    ]);
+    format!("--- journalctl -u {unit} ---\n{}", log.stdout)
 }
 
 /// status says synchronised, and `server` is its only peer and the system peer.
