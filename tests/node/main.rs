@@ -17,6 +17,7 @@ mod package;
 mod sync;
 mod templates;
 mod timesyncd;
+mod timezone;
 
 use harness::{exclusive, snapshot_diff, NetHost, Node, Release, NODE_BIN};
 use std::fs;
