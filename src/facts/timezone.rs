@@ -104,9 +104,9 @@ impl TimezoneFact {
             ZoneFile::Outside(to) => format!("{file} leads to {to}, outside {ZONEINFO}"),
         };
         Err(format!(
-            "vars.timezone: the time zone {zone} is not in this node's zoneinfo database: {why}. \
-             The zones are the files of the tzdata package under {ZONEINFO} (`timedatectl \
-             list-timezones` lists them); nothing was changed"
+            "vars.timezone: the time zone {zone} is not in this node's zoneinfo database: {why} \
+             (the tzdata package provides the zones, as files under {ZONEINFO}; `timedatectl \
+             list-timezones` lists them)"
         ))
     }
 }
