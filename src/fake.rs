@@ -59,6 +59,10 @@ pub struct State {
     /// A policy-rc.d that forbids starts: an installed daemon is enabled but
     /// not started by its postinst (as on the test nodes, and in images).
     pub policy_forbids_start: bool,
+    /// Zones in /usr/share/zoneinfo, and symbolic links by path (the
+    /// node starts in Etc/UTC, as debootstrap leaves it).
+    pub zoneinfo: std::collections::BTreeSet<String>,
+    pub links: BTreeMap<String, String>,
     /// What a daemon's own tool prints, by its command line (`ntpq -pn`).
     pub answers: BTreeMap<String, crate::process::Output>,
     next_pid: u32,
@@ -169,6 +173,7 @@ impl FakeNode {
             file("root:x:0:0:root:/root:/bin/bash\n"),
         );
         files.insert("/etc/group".into(), file("root:x:0:\n"));
+        files.insert("/etc/timezone".into(), file("Etc/UTC\n"));
         FakeNode(Arc::new(Mutex::new(State {
             init: InitSystem::Systemd,
             archive,
@@ -189,6 +194,14 @@ impl FakeNode {
             probes: Vec::new(),
             fail_on: None,
             answers: BTreeMap::new(),
+            zoneinfo: ["Etc/UTC", "Europe/Paris", "America/New_York"]
+                .map(String::from)
+                .into(),
+            links: [(
+                "/etc/localtime".to_string(),
+                "/usr/share/zoneinfo/Etc/UTC".to_string(),
+            )]
+            .into(),
             dpkg_updates: Vec::new(),
             policy_forbids_start: false,
             next_pid: 100,
@@ -432,6 +445,31 @@ impl Probe for FakeNode {
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>> {
         self.probe(format!("read {path}"));
         Ok(self.state().files.get(path.as_str()).cloned())
+    }
+
+    fn timezone(
+        &self,
+        zone: &crate::names::TimeZone,
+    ) -> Result<crate::facts::timezone::TimezoneFact> {
+        use crate::facts::timezone::{Localtime, TimezoneFact, ZoneFile, LOCALTIME, TIMEZONE_FILE};
+        self.probe(format!("read the time zone {zone}"));
+        let s = self.state();
+        Ok(TimezoneFact {
+            zone: zone.clone(),
+            zone_file: match s.zoneinfo.contains(zone.as_str()) {
+                true => ZoneFile::Tzif,
+                false => ZoneFile::Missing,
+            },
+            localtime: match (s.links.get(LOCALTIME), s.files.contains_key(LOCALTIME)) {
+                (Some(target), _) => Localtime::Link(target.clone()),
+                (None, true) => Localtime::File,
+                (None, false) => Localtime::Missing,
+            },
+            timezone_file: s
+                .files
+                .get(TIMEZONE_FILE)
+                .map(|f| String::from_utf8_lossy(&f.content).into_owned()),
+        })
     }
 
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {
@@ -683,6 +721,14 @@ impl FakeNode {
 }
 
 impl FileExec for FakeNode {
+    fn link(&mut self, path: &AbsPath, target: &str) -> Result<()> {
+        self.record(format!("link {path} -> {target}"))?;
+        let mut s = self.state();
+        s.files.remove(path.as_str());
+        s.links.insert(path.to_string(), target.to_string());
+        Ok(())
+    }
+
     fn restore(&mut self, r: &crate::diff::Restore, created: bool) -> Result<()> {
         let (path, backup) = (&r.path, &r.backup);
         self.record(format!("restore {path} {backup}"))?;

@@ -300,6 +300,89 @@ impl fmt::Display for Rule {
     }
 }
 
+// Time zones (`vars.timezone`).
+
+newtype!(
+    /// A tz database zone name such as `Europe/Paris`: the path of its file
+    /// under /usr/share/zoneinfo, so it may never climb out of it.
+    TimeZone
+);
+
+impl TimeZone {
+    /// The shape of a tz name (Area/Location, `UTC`, `Etc/GMT+5`): parts of
+    /// ASCII letters, digits, `_`, `-`, `+` and `.`, each starting with a
+    /// letter or digit (no `..`, no hidden file), the whole with a letter.
+    /// `localtime` is refused: Debian's zoneinfo has it as a link to
+    /// /etc/localtime, which would then point at itself.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let part_ok = |p: &str| {
+            p.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && p.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'+' | b'.'))
+                && !p.contains("..")
+        };
+        let shaped = s.len() <= 128
+            && s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.split('/').all(part_ok);
+        if !shaped {
+            return Err(format!(
+                "{} is not a time zone name: expected a name of the tz database such as Europe/Paris or UTC (parts of letters, digits, _ - + . separated by /, no leading /, no ..)",
+                quoted(s)
+            ));
+        }
+        if s == "localtime" {
+            return Err(
+                "\"localtime\" is the node's own setting, not a zone: name the zone, such as Europe/Paris"
+                    .into(),
+            );
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod timezone_tests {
+    use super::TimeZone;
+
+    #[test]
+    fn zone_names_have_the_shape_of_the_tz_database() {
+        for ok in [
+            "Europe/Paris",
+            "UTC",
+            "Etc/GMT+5",
+            "Etc/GMT-14",
+            "America/Argentina/Buenos_Aires",
+            "America/Port-au-Prince",
+            "EST5EDT",
+        ] {
+            assert_eq!(TimeZone::parse(ok).unwrap().as_str(), ok);
+        }
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../etc/passwd",
+            "Europe/../../etc/passwd",
+            "Europe/..",
+            "Europe/",
+            "Europe//Paris",
+            "Europe/.Paris",
+            "Europe/Paris\n",
+            "Europe/Par is",
+            "-Europe",
+            "5Europe",
+            "Europe/-Paris",
+            "Europe/Paris;rm",
+        ] {
+            let err = TimeZone::parse(bad).unwrap_err();
+            assert!(err.contains("is not a time zone name"), "{bad:?}: {err}");
+        }
+        assert!(TimeZone::parse("localtime")
+            .unwrap_err()
+            .contains("not a zone"));
+        assert!(TimeZone::parse(&"A".repeat(129)).is_err());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

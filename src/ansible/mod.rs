@@ -340,6 +340,7 @@ fn converge(a: &ModuleArgs) -> Value {
         .flat_map(|s| &s.changes)
         .filter_map(|c| match c {
             Change::File { path, .. } => Some(path.as_str()),
+            Change::Timezone { .. } => Some(crate::facts::timezone::LOCALTIME),
             _ => None,
         })
         .collect();
@@ -382,6 +383,11 @@ pub fn file_diffs(changeset: &Changeset, facts: &Facts, planned: bool) -> Vec<(S
         .collect();
     let mut out = Vec::new();
     for change in changeset.steps.iter().flat_map(|s| &s.changes) {
+        if let Change::Timezone { .. } = change {
+            let path = crate::facts::timezone::LOCALTIME.to_string();
+            out.push((path, json!({"prepared": format!("{change}\n")})));
+            continue;
+        }
         let Change::File {
             path,
             content,

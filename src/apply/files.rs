@@ -52,6 +52,35 @@ impl FileExec for RealFiles {
             _ => sync_parent(path),
         }
     }
+
+    fn link(&mut self, path: &AbsPath, target: &str) -> Result<()> {
+        replace_with_link(path.as_path(), target)
+    }
+}
+
+/// A symbolic link to `target` under our temporary name beside `path`
+/// (`.NAME.XXXXXX.ntp-provision`, which the sweep knows), renamed over it,
+/// the directory synced: `path` is the old entry or the new link, never
+/// missing.
+fn replace_with_link(path: &Path, target: &str) -> Result<()> {
+    let shown = path.display();
+    let dir = path
+        .parent()
+        .ok_or_else(|| anyhow!("{shown} has no parent directory"))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(TEMP_SUFFIX)
+        .rand_bytes(TEMP_RANDOM)
+        .make_in(dir, |tmp| std::os::unix::fs::symlink(target, tmp))
+        .with_context(|| format!("creating a link to {target} in {}", dir.display()))?;
+    tmp.persist(path)
+        .map_err(|e| anyhow!(e.error))
+        .with_context(|| format!("renaming the new link into {shown}"))?;
+    sync_parent(path)
 }
 
 /// Whether `path` is a daemon's config whose directory apply makes.
@@ -229,7 +258,7 @@ pub fn sweep_leftovers(written: &[&Path], scratch_parents: &[&Path]) -> Vec<std:
     };
     for dir in dirs {
         sweep(dir, &|name, meta| {
-            meta.is_file() && is_our_temp_file_name(name)
+            (meta.is_file() || meta.file_type().is_symlink()) && is_our_temp_file_name(name)
         });
     }
     for parent in scratch_parents {
@@ -733,5 +762,33 @@ mod sweep_tests {
         assert_eq!(names(var_tmp.path()), ["ntp-provision-apt.toolong"]);
         // Nothing left: a second sweep removes nothing.
         assert!(sweep_leftovers(&[conf.as_path()], &[tmp.path(), var_tmp.path()]).is_empty());
+    }
+
+    #[test]
+    fn a_link_replaces_a_file_or_a_link_atomically_and_a_left_temp_link_is_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let localtime = dir.path().join("localtime");
+        std::fs::write(&localtime, "TZif copy").unwrap();
+        let path = AbsPath::parse(localtime.to_str().unwrap()).unwrap();
+        for target in [
+            "../usr/share/zoneinfo/Etc/UTC",
+            "../usr/share/zoneinfo/Europe/Paris",
+        ] {
+            RealFiles.link(&path, target).unwrap();
+            assert_eq!(
+                std::fs::read_link(&localtime).unwrap().to_str(),
+                Some(target)
+            );
+            let names: Vec<_> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("localtime")]);
+        }
+        // What a run killed between the link and the rename leaves.
+        let left = dir.path().join(".localtime.Ab12Cd.ntp-provision");
+        std::os::unix::fs::symlink("../usr/share/zoneinfo/Etc/UTC", &left).unwrap();
+        assert_eq!(sweep_leftovers(&[localtime.as_path()], &[]), [left]);
+        assert!(std::fs::read_link(&localtime).is_ok());
     }
 }

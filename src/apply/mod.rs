@@ -89,6 +89,9 @@ pub trait FileExec {
     /// `created`, removes it. A missing backup of a file the run did not
     /// create is an error, and the file stays.
     fn restore(&mut self, restore: &Restore, created: bool) -> Result<()>;
+    /// Replaces `path` atomically with a symbolic link to `target`: a link
+    /// under a temporary name beside it, renamed over it.
+    fn link(&mut self, path: &AbsPath, target: &str) -> Result<()>;
 }
 
 pub struct Executors<'a> {
@@ -200,7 +203,7 @@ impl<'scope> Ahead<'scope> {
         scope: &'scope std::thread::Scope<'scope, 'env>,
         units: &'env dyn UnitView,
     ) {
-        if matches!(change, Change::File { .. }) {
+        if matches!(change, Change::File { .. } | Change::Timezone { .. }) {
             return;
         }
         // A thread still reading is left to end; its answer is not used.
@@ -632,7 +635,28 @@ fn execute(
             ..
         } => start(exec, unit, *action, health, rollback, created),
         Change::Service { unit, action, .. } => exec.services.service(unit, *action),
+        Change::Timezone { after, link, .. } => set_timezone(exec.files, link, after),
     }
+}
+
+/// As timedatectl sets a zone, without it (systemd may not be PID 1): the
+/// link /etc/localtime, then Debian's /etc/timezone, each replaced atomically.
+fn set_timezone(files: &mut dyn FileExec, link: &str, zone: &crate::names::TimeZone) -> Result<()> {
+    use crate::facts::timezone::{timezone_content, LOCALTIME, TIMEZONE_FILE};
+    let path = |p: &str| AbsPath::parse(p).map_err(anyhow::Error::msg);
+    files.link(&path(LOCALTIME)?, link)?;
+    let content = timezone_content(zone);
+    let check = Check::None;
+    files.write(
+        &path(TIMEZONE_FILE)?,
+        content.as_bytes(),
+        Mode(0o644),
+        0,
+        0,
+        &check,
+        None,
+    )?;
+    Ok(())
 }
 
 /// Each package at the version the change installs.
@@ -724,3 +748,5 @@ fn roll_back(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod timezone_tests;

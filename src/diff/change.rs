@@ -65,6 +65,18 @@ pub enum Change {
         #[serde(skip_serializing_if = "Vec::is_empty")]
         rollback: Vec<Restore>,
     },
+    /// `vars.timezone`: /etc/localtime linked to the zone's file and
+    /// /etc/timezone naming it, as timedatectl leaves them.
+    Timezone {
+        /// The zone /etc/localtime names now, or what it is instead.
+        before: String,
+        after: crate::names::TimeZone,
+        /// What /etc/timezone says when that is not `before`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        timezone_file: Option<String>,
+        /// The link /etc/localtime becomes.
+        link: String,
+    },
 }
 
 /// How a started or restarted unit proves it works.
@@ -180,6 +192,7 @@ impl Change {
             Change::Service { unit, action, .. } => {
                 format!("{unit} {}ed", action.verb().trim_end_matches('e'))
             }
+            Change::Timezone { after, .. } => format!("time zone set to {after}"),
         }
     }
 
@@ -321,6 +334,21 @@ impl fmt::Display for Change {
                     )?;
                 }
                 Ok(())
+            }
+            Change::Timezone {
+                before,
+                after,
+                timezone_file,
+                ..
+            } => {
+                match before == after.as_str() {
+                    false => write!(f, "timezone: {before} -> {after}")?,
+                    true => write!(f, "timezone: {after}")?,
+                }
+                match timezone_file {
+                    Some(said) => write!(f, " ({said}; it gets {after})"),
+                    None => Ok(()),
+                }
             }
         }
     }

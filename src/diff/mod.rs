@@ -524,6 +524,12 @@ fn project(node: &mut Facts, change: &Change) {
                 ServiceAction::Disable => u.enabled = false,
             }
         }
+        Change::Timezone { after, link, .. } => {
+            if let Some(fact) = node.timezone.as_mut() {
+                fact.localtime = crate::facts::timezone::Localtime::Link(link.clone());
+                fact.timezone_file = Some(crate::facts::timezone::timezone_content(after));
+            }
+        }
     }
 }
 
@@ -537,7 +543,27 @@ fn diff_step(
         Action::Apt(apt) => diff_apt(apt, facts, removed_earlier),
         Action::Template(t) => diff_template(t, facts).map(|c| c.into_iter().collect()),
         Action::Service(s) => Ok(diff_service(s, facts, reason)),
+        Action::Timezone(zone) => diff_timezone(zone, facts).map(|c| c.into_iter().collect()),
     }
+}
+
+/// The zone the node is in against the plan's, both files as timedatectl
+/// leaves them (the facts refused a zone the node lacks).
+fn diff_timezone(zone: &crate::names::TimeZone, facts: &Facts) -> Result<Option<Change>, String> {
+    let fact = facts
+        .timezone
+        .as_ref()
+        .filter(|f| f.zone == *zone)
+        .ok_or_else(|| format!("no facts gathered for the time zone {zone}"))?;
+    if fact.converged() {
+        return Ok(None);
+    }
+    Ok(Some(Change::Timezone {
+        before: fact.current(),
+        after: zone.clone(),
+        timezone_file: fact.timezone_file_differs(),
+        link: crate::facts::timezone::link_target(zone),
+    }))
 }
 
 fn diff_apt(apt: &Apt, facts: &Facts, removed_earlier: bool) -> Result<Vec<Change>, String> {

@@ -53,6 +53,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
         .into_iter()
         .collect(),
         units: BTreeMap::new(),
+        timezone: None,
         dpkg_journal: crate::facts::DpkgJournal::Clean,
         stamp: "20260102T030405".into(),
         gathered_at: at(10_000),

@@ -297,7 +297,11 @@ fn execute(
     let on_step = &mut |step: &StepReport| observer.borrow_mut().step(step);
     // The run lock is held (apply cannot run without it), so no other run
     // owns our temp files: those there were left by a run killed half way.
-    let written: Vec<&std::path::Path> = prepared.facts.files.keys().map(|p| p.as_path()).collect();
+    let mut written: Vec<&std::path::Path> =
+        prepared.facts.files.keys().map(|p| p.as_path()).collect();
+    if prepared.facts.timezone.is_some() {
+        written.push(std::path::Path::new(facts::timezone::LOCALTIME));
+    }
     crate::apply::files::sweep_leftovers(
         &written,
         &[

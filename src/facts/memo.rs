@@ -288,6 +288,10 @@ impl Probe for MemoProbe<'_> {
         self.inner.file(path)
     }
 
+    fn timezone(&self, zone: &crate::names::TimeZone) -> Result<super::timezone::TimezoneFact> {
+        self.inner.timezone(zone)
+    }
+
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {
         self.inner.account_id(name, group)
     }
@@ -362,6 +366,12 @@ mod tests {
         }
         fn file(&self, p: &AbsPath) -> Result<Option<FileState>> {
             self.node.file(p)
+        }
+        fn timezone(
+            &self,
+            z: &crate::names::TimeZone,
+        ) -> Result<crate::facts::timezone::TimezoneFact> {
+            self.node.timezone(z)
         }
         fn account_id(&self, n: &str, g: bool) -> Result<Option<u32>> {
             self.node.account_id(n, g)

@@ -20,6 +20,7 @@ pub mod memo;
 
 pub mod probe;
 pub mod systemd;
+pub mod timezone;
 pub use crate::version;
 
 use crate::daemons::{Daemon, DaemonName};
@@ -88,6 +89,8 @@ pub struct Facts {
     pub files: BTreeMap<AbsPath, Option<FileState>>,
     pub accounts: BTreeMap<(String, bool), Option<u32>>,
     pub units: BTreeMap<UnitName, UnitFact>,
+    /// `vars.timezone`'s zone and the node's: `None` when the plan sets none.
+    pub timezone: Option<timezone::TimezoneFact>,
     /// Whether an earlier dpkg run stopped half way (journal files in
     /// /var/lib/dpkg/updates): apt refuses to work until it is finished.
     pub dpkg_journal: DpkgJournal,
@@ -331,6 +334,15 @@ fn gather_with(
             };
             let rendered = (wants.render)(daemon.as_ref(), virtualization.as_deref())?;
             let named = Named::by(&rendered, wanted);
+            // Read only, and refused here: a zone the node lacks changes nothing.
+            let timezone = named
+                .timezone
+                .as_ref()
+                .map(|zone| probe.timezone(zone))
+                .transpose()?;
+            if let Some(fact) = &timezone {
+                fact.check().map_err(anyhow::Error::msg)?;
+            }
             query_policies(probe, lists, &mut policies, &named.packages)?;
             // Taken before dpkg is asked: a change after it cannot go unseen.
             let dpkg_fingerprint = probe.dpkg_fingerprint()?;
@@ -414,6 +426,7 @@ fn gather_with(
                     })
                     .collect::<Result<_>>()?,
                 units: named.units.into_iter().zip(unit_facts).collect(),
+                timezone,
                 stamp: utc_stamp(gathered_at),
                 gathered_at,
                 dpkg_journal: {
@@ -521,6 +534,7 @@ struct Named {
     accounts: Vec<(String, bool)>,
     units: Vec<UnitName>,
     autoremove: bool,
+    timezone: Option<crate::names::TimeZone>,
 }
 
 impl Named {
@@ -531,6 +545,7 @@ impl Named {
             accounts: Vec::new(),
             units: Vec::new(),
             autoremove: false,
+            timezone: None,
         };
         for step in rendered.steps.iter().chain(&rendered.handlers) {
             match &step.action {
@@ -544,6 +559,7 @@ impl Named {
                     named.accounts.push((t.group.to_string(), true));
                 }
                 Action::Service(s) => named.units.push(s.unit.clone()),
+                Action::Timezone(zone) => named.timezone = Some(zone.clone()),
             }
         }
         named.packages.sort();

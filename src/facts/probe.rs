@@ -125,6 +125,8 @@ pub trait Probe: Sync {
         Ok(Vec::new())
     }
     fn file(&self, path: &AbsPath) -> Result<Option<FileState>>;
+    /// `vars.timezone`: the zone's file, /etc/localtime and /etc/timezone.
+    fn timezone(&self, zone: &crate::names::TimeZone) -> Result<super::timezone::TimezoneFact>;
     /// uid or gid of a name in /etc/passwd or /etc/group.
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>>;
     fn units(&self, init: InitSystem, units: &[UnitName]) -> Result<Vec<UnitFact>>;
@@ -526,6 +528,10 @@ impl Probe for RealProbe {
             gid: meta.gid(),
             modified: meta.modified().ok(),
         }))
+    }
+
+    fn timezone(&self, zone: &crate::names::TimeZone) -> Result<super::timezone::TimezoneFact> {
+        super::timezone::read(Path::new("/"), zone)
     }
 
     fn account_id(&self, name: &str, group: bool) -> Result<Option<u32>> {

@@ -30,6 +30,8 @@ pub use vars::{parse_override, read_overrides, ArgError, ArgFault, Override, Var
 /// The plan that `ntp-provision` runs when none is given.
 pub const DEFAULT_PLAN: &str = include_str!("../../playbooks/ntp.yaml");
 pub const DEFAULT_PLAN_NAME: &str = "playbooks/ntp.yaml (embedded)";
+/// The step `vars.timezone` adds after the plan's own, with the zone's name.
+pub const TIMEZONE_STEP: &str = "Time zone";
 /// Plans larger than this are refused before parsing.
 pub const MAX_PLAN_BYTES: usize = 1 << 20;
 
@@ -467,6 +469,12 @@ impl Plan {
         self.render_on(daemon, None)
     }
 
+    /// `vars.timezone`, checked at load; `None`: the node's zone is left alone.
+    pub fn timezone(&self) -> Option<crate::names::TimeZone> {
+        let zone = self.vars.values.get("timezone")?.as_str()?;
+        crate::names::TimeZone::parse(zone).ok()
+    }
+
     /// Whether `virtual: auto` has systemd-detect-virt asked.
     pub fn detects_virtualization(&self) -> bool {
         self.vars.values.get("virtual").and_then(|v| v.as_str()) == Some("auto")
@@ -487,8 +495,15 @@ impl Plan {
                 .collect::<Result<_, _>>()?;
             Ok(rendered.into_iter().flatten().collect())
         };
+        let mut steps = render_all(&self.steps)?;
+        // Whatever the plan's steps, `timezone` is one more, after them.
+        steps.extend(self.timezone().map(|zone| Step {
+            name: format!("{TIMEZONE_STEP} {zone}"),
+            action: Action::Timezone(zone),
+            notify: Vec::new(),
+        }));
         Ok(Rendered {
-            steps: render_all(&self.steps)?,
+            steps,
             handlers: render_all(&self.handlers)?,
         })
     }

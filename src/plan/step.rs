@@ -19,6 +19,8 @@ pub enum Action {
     Apt(Apt),
     Template(Template),
     Service(Service),
+    /// `vars.timezone`: /etc/localtime and /etc/timezone name this zone.
+    Timezone(crate::names::TimeZone),
 }
 
 /// The desired state of packages, in the order apt applies it: lists first,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 const RESERVED: [&str; 1] = ["facts"];
 /// Variables the loader itself reads (the rest are read by templates and
 /// step fields).
-const LOADER_VARS: [&str; 3] = ["daemon", "iburst", "virtual"];
+const LOADER_VARS: [&str; 4] = ["daemon", "iburst", "virtual", "timezone"];
 /// Variables nested deeper than this are refused (hostile input, not config).
 const MAX_DEPTH: usize = 16;
 /// NTP poll exponents (log2 seconds) that ntpd, NTPsec and chrony all accept.
@@ -322,6 +322,7 @@ pub fn build(
             ))
         }
     }
+    timezone(&values, err)?;
     let has_source_var = values.contains_key("servers") || values.contains_key("pools");
     if has_source_var && !any_source {
         let path = if values.contains_key("servers") {
@@ -339,6 +340,27 @@ pub fn build(
         daemon,
         access,
     })
+}
+
+/// `timezone`: a tz zone name (its file in the node's zoneinfo is
+/// checked by the facts, before any change); null leaves the zone alone.
+fn timezone(
+    values: &Map<String, Value>,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<(), PlanError> {
+    match values.get("timezone") {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) => crate::names::TimeZone::parse(s)
+            .map(drop)
+            .map_err(|m| err("vars.timezone", m)),
+        Some(other) => Err(err(
+            "vars.timezone",
+            format!(
+                "expected a time zone name such as Europe/Paris, found {}",
+                kind(other)
+            ),
+        )),
+    }
 }
 
 /// Every variable must be read by the loader, a step field or a template

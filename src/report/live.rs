@@ -66,7 +66,7 @@ impl Live {
 /// to answer): what can keep an operator waiting.
 fn takes_a_while(change: &Change) -> bool {
     match change {
-        Change::File { .. } => false,
+        Change::File { .. } | Change::Timezone { .. } => false,
         Change::Service { action, .. } => {
             matches!(action, ServiceAction::Start | ServiceAction::Restart)
         }

@@ -18,6 +18,7 @@ mod site;
 mod sync;
 mod templates;
 mod timesyncd;
+mod timezone;
 
 use harness::{exclusive, snapshot_diff, NetHost, Node, Release, NODE_BIN};
 use std::fs;
