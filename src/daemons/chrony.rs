@@ -63,7 +63,8 @@ impl TimeDaemon for Chrony {
             | Setting::StepThreshold
             | Setting::PanicThreshold
             | Setting::Peers
-            | Setting::OrphanStratum => Support::Always,
+            | Setting::OrphanStratum
+            | Setting::DhcpServers => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
         }
     }

@@ -91,7 +91,8 @@ pub trait TimeDaemon: std::marker::Sync {
         false
     }
     /// The file the daemon reads instead of its config when DHCP offered
-    /// servers; `read` gives a node file's content.
+    /// servers (made from the config by Debian's hook, with `dhcp_servers`);
+    /// `read` gives a node file's content.
     fn dhcp_config(&self, _read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<&'static str> {
         None
     }
@@ -199,10 +200,11 @@ pub enum Setting {
     PanicThreshold,
     Peers,
     OrphanStratum,
+    DhcpServers,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 8] = [
+    pub const ALL: [Setting; 9] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -211,6 +213,7 @@ impl Setting {
         Setting::PanicThreshold,
         Setting::Peers,
         Setting::OrphanStratum,
+        Setting::DhcpServers,
     ];
 
     /// The plan variable.
@@ -224,6 +227,7 @@ impl Setting {
             Setting::PanicThreshold => "panic_threshold",
             Setting::Peers => "peers",
             Setting::OrphanStratum => "orphan_stratum",
+            Setting::DhcpServers => "dhcp_servers",
         }
     }
 }
