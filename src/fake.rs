@@ -321,7 +321,7 @@ impl FakeNode {
 }
 
 /// A file as a package ships it: dpkg keeps the archive's old mtime.
-fn file(content: &str) -> FileState {
+pub(crate) fn file(content: &str) -> FileState {
     FileState {
         content: content.as_bytes().to_vec(),
         mode: 0o644,

@@ -181,7 +181,10 @@ fn compare_with_plan(probe: &dyn Probe, plan: &Plan, daemon: &InUse, path: &str)
         ));
     }
     let resolved = Daemon::new(requested, daemon.flavor);
-    if path != resolved.config.as_str() {
+    // With dhcp_servers the DHCP file is what the plan asked for: Debian's
+    // hook makes it from the config, which is then the file to compare.
+    let from_dhcp = path != resolved.config.as_str();
+    if from_dhcp && plan.vars.values.get("dhcp_servers") != Some(&serde_json::Value::Bool(true)) {
         return mismatch(format!(
             "the daemon reads {path} (from DHCP), not {}",
             resolved.config
@@ -202,7 +205,11 @@ fn compare_with_plan(probe: &dyn Probe, plan: &Plan, daemon: &InUse, path: &str)
         Ok(Some(actual)) if actual.content == wanted.as_bytes() => ConfigStatus {
             path: path.to_string(),
             matches_plan: true,
-            detail: "matches the plan".into(),
+            detail: if from_dhcp {
+                format!("made by DHCP's hook from {}, which matches the plan, with the servers DHCP offered (dhcp_servers)", resolved.config)
+            } else {
+                "matches the plan".into()
+            },
         },
         Ok(Some(_)) => {
             mismatch("differs from the plan (`ntp-provision plan` shows the diff)".into())
@@ -723,6 +730,41 @@ mod tests {
         };
         assert_eq!(reason(false, Some(&synced), Some(&[]), &[]), None);
         assert_eq!(reason(true, None, Some(&[]), &[]), None, "not asked");
+    }
+
+    #[test]
+    fn with_dhcp_servers_status_names_the_dhcp_file_and_compares_the_config_it_is_made_from() {
+        let node = FakeNode::bookworm();
+        let applied = |p: &Plan| {
+            let g = gather_facts(&node, &crate::facts::Wants::from(p)).unwrap();
+            let cs = diff(&g.rendered, &g.facts).unwrap();
+            assert!(!node.apply(&cs, &mut |_| {}, &|| None, None).failed);
+        };
+        let (opted_in, default) = (
+            plan(&["daemon=ntpsec", "dhcp_servers=true"]),
+            plan(&["daemon=ntpsec"]),
+        );
+        applied(&opted_in);
+        node.state().files.insert(
+            "/run/ntpsec/ntp.conf.dhcp".into(),
+            crate::fake::file("server 192.0.2.9 iburst\n"),
+        );
+        let config = |p: &Plan| gather(&node, p).unwrap().config.unwrap();
+        let c = config(&opted_in);
+        assert_eq!(c.path, "/run/ntpsec/ntp.conf.dhcp");
+        assert!(c.matches_plan, "{c:?}");
+        assert!(c.detail.contains("from /etc/ntpsec/ntp.conf"), "{c:?}");
+        // The same node judged by a plan that ignores DHCP.
+        let c = config(&default);
+        assert!(!c.matches_plan, "{c:?}");
+        assert!(c.detail.contains("(from DHCP)"), "{c:?}");
+        // Converged to it, IGNORE_DHCP hides the file again.
+        applied(&default);
+        let c = config(&default);
+        assert_eq!(
+            (c.path.as_str(), c.matches_plan),
+            ("/etc/ntpsec/ntp.conf", true)
+        );
     }
 
     #[test]

@@ -442,6 +442,45 @@ fn a_file_variable_the_daemon_has_no_line_for_is_refused_before_any_change() {
 }
 
 #[test]
+fn dhcp_servers_switches_ntpsec_s_default_file_once_and_openntpd_is_refused_before_any_change() {
+    let node = FakeNode::bookworm();
+    assert!(!run(&node, &default_plan(&[])).failed);
+    let plan = default_plan(&["dhcp_servers=true"]);
+    let planned = lines(&changeset(&node, &plan));
+    assert_eq!(planned.len(), 2, "{planned:?}");
+    assert!(planned[0].starts_with("update /etc/default/ntpsec (content)"));
+    assert!(planned[1].starts_with("restart ntpsec.service: /etc/default/ntpsec changed"));
+    assert!(!run(&node, &plan).failed);
+    let text = node.file_text("/etc/default/ntpsec").unwrap();
+    assert!(text.contains("\nIGNORE_DHCP=\"\"\n"), "{text}");
+    node.state().journal.clear();
+    let again = changeset(&node, &plan);
+    assert!(again.is_empty(), "{:?}", lines(&again));
+
+    let fresh = FakeNode::bookworm();
+    fresh.state().archive.insert(
+        "openntpd".into(),
+        crate::fake::ArchivePackage {
+            candidate: Some("1:6.2p3-4.2".into()),
+            unit: Some("openntpd.service".into()),
+            ..Default::default()
+        },
+    );
+    let plan = default_plan(&["daemon=openntpd", "dhcp_servers=true"]);
+    let err = gather(&fresh, &crate::facts::Wants::from(&plan))
+        .err()
+        .unwrap();
+    assert!(
+        format!("{err:#}")
+            .starts_with("vars.dhcp_servers is set, but openntpd has no such setting"),
+        "{err:#}"
+    );
+    assert!(fresh.journal().is_empty());
+    let plan = default_plan(&["daemon=openntpd", "dhcp_servers=false"]);
+    assert!(gather(&fresh, &crate::facts::Wants::from(&plan)).is_ok());
+}
+
+#[test]
 fn virtual_auto_asks_systemd_detect_virt_and_a_vm_never_gives_up_on_its_clock() {
     use crate::process::Output;
     let plan = default_plan(&["virtual=auto"]);

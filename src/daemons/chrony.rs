@@ -64,7 +64,8 @@ impl TimeDaemon for Chrony {
             | Setting::PanicThreshold
             | Setting::Peers
             | Setting::OrphanStratum
-            | Setting::Clients => Support::Always,
+            | Setting::Clients
+            | Setting::DhcpServers => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
         }
     }

@@ -91,7 +91,8 @@ pub trait TimeDaemon: std::marker::Sync {
         false
     }
     /// The file the daemon reads instead of its config when DHCP offered
-    /// servers; `read` gives a node file's content.
+    /// servers (made from the config by Debian's hook, with `dhcp_servers`);
+    /// `read` gives a node file's content.
     fn dhcp_config(&self, _read: &dyn Fn(&str) -> Option<Vec<u8>>) -> Option<&'static str> {
         None
     }
@@ -202,10 +203,11 @@ pub enum Setting {
     /// `clients`: time served to some networks only, which needs access
     /// control by source address (OpenNTPD has none).
     Clients,
+    DhcpServers,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 9] = [
+    pub const ALL: [Setting; 10] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -215,6 +217,7 @@ impl Setting {
         Setting::Peers,
         Setting::OrphanStratum,
         Setting::Clients,
+        Setting::DhcpServers,
     ];
 
     /// The plan variable.
@@ -229,6 +232,7 @@ impl Setting {
             Setting::Peers => "peers",
             Setting::OrphanStratum => "orphan_stratum",
             Setting::Clients => "clients",
+            Setting::DhcpServers => "dhcp_servers",
         }
     }
 

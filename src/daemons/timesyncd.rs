@@ -9,7 +9,10 @@ use super::sync::{
     first_line, same_host, Configured, Peer, Selection, Source, SourceAddress, SourceKind,
     SourceState, Sync,
 };
-use super::{Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, TimeDaemon, Verdict};
+use super::{
+    Access, AnswerProbe, DaemonName, Directive, Finding, Flavor, Setting, Support, TimeDaemon,
+    Verdict,
+};
 use crate::process::Output;
 use std::net::IpAddr;
 
@@ -52,6 +55,13 @@ impl TimeDaemon for Timesyncd {
     }
     fn requested_as(&self) -> &'static [&'static str] {
         &["timesyncd"]
+    }
+    /// `dhcp_servers` keeps what dhclient's drop-in under /run adds.
+    fn supports(&self, setting: Setting) -> Support {
+        match setting {
+            Setting::DhcpServers => Support::Always,
+            _ => Support::No,
+        }
     }
     fn check_unavailable(&self, _version: &str) -> Option<String> {
         Some(NO_PARSER.to_string())

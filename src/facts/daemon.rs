@@ -374,6 +374,14 @@ Description: Network Time Protocol daemon and utility programs
             "vars.clients is set, but openntpd has no such setting; only ntpd and ntpsec and chrony have it: leave it out \
              for openntpd (`listen` makes it serve time on an address, to every host that reaches that address)"
         );
+        // OpenNTPD has no DHCP integration in Debian; timesyncd has nothing else.
+        assert_eq!(
+            check_settings(&openntpd, None, &[Setting::DhcpServers]).unwrap_err(),
+            "vars.dhcp_servers is set, but openntpd has no such setting; only ntpd and ntpsec and chrony and timesyncd have it: leave it out for openntpd"
+        );
+        let timesyncd = Daemon::new(DaemonName::TIMESYNCD, Flavor::TIMESYNCD);
+        assert!(check_settings(&timesyncd, None, &[Setting::DhcpServers]).is_ok());
+        assert!(check_settings(&timesyncd, None, &[Setting::OrphanStratum]).is_err());
     }
 
     #[test]

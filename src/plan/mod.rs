@@ -457,7 +457,7 @@ impl Plan {
         crate::daemons::Setting::ALL
             .into_iter()
             .filter(|s| match self.vars.values.get(s.var()) {
-                None | Some(serde_json::Value::Null) => false,
+                None | Some(serde_json::Value::Null | serde_json::Value::Bool(false)) => false,
                 Some(serde_json::Value::Array(items)) => !items.is_empty(),
                 Some(_) => true,
             })

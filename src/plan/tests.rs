@@ -326,6 +326,66 @@ fn peers_and_orphan_mode_are_each_daemons_own_lines() {
 }
 
 #[test]
+fn dhcp_servers_opts_in_to_each_daemons_own_dhcp_path() {
+    let confs = |overrides: &[&str]| {
+        let plan = load_with(DEFAULT_PLAN, overrides).unwrap();
+        let conf = |flavor, dest| config_of(&plan, flavor, dest);
+        [
+            conf(Flavor::CHRONY, "/etc/chrony/chrony.conf"),
+            conf(Flavor::NTPD, "/etc/dhcp/dhclient-exit-hooks.d/ntp"),
+            conf(Flavor::NTPSEC, "/etc/default/ntpsec"),
+            conf(
+                Flavor::TIMESYNCD,
+                "/etc/systemd/timesyncd.conf.d/ntp-provision.conf",
+            ),
+        ]
+    };
+    let [chrony, hook, ntpsec, timesyncd] = confs(&[]);
+    assert!(!chrony.contains("\nsourcedir"), "{chrony}");
+    assert!(hook.ends_with("\nrm -f /run/ntp.conf.dhcp\n"), "{hook}");
+    assert!(
+        ntpsec.contains("\nIGNORE_DHCP=\"yes\"\n\nNTPSEC"),
+        "{ntpsec}"
+    );
+    assert!(timesyncd.contains("\nNTP=\nNTP=0.ubuntu"), "{timesyncd}");
+    assert_eq!(
+        confs(&["dhcp_servers=false"]),
+        [chrony, hook, ntpsec, timesyncd]
+    );
+
+    let [chrony, hook, ntpsec, timesyncd] = confs(&["dhcp_servers=true"]);
+    assert!(
+        chrony.contains("pool.ntp.org iburst\n\n# The servers DHCP offers, beside those above.\nsourcedir /run/chrony-dhcp\nkeyfile"),
+        "{chrony}"
+    );
+    assert!(hook.contains("mv \"$ntpp_tmp\" $ntpp_dhcp && invoke-rc.d ntp try-restart"));
+    assert!(
+        !hook.contains("{%") && !hook.contains("\nrm -f /run/ntp.conf.dhcp\n"),
+        "{hook}"
+    );
+    assert!(ntpsec.contains("\nIGNORE_DHCP=\"\"\n\nNTPSEC"), "{ntpsec}");
+    assert!(!timesyncd.contains("\nNTP=\n"), "{timesyncd}");
+    assert!(timesyncd.contains("\nNTP=0.ubuntu"), "{timesyncd}");
+
+    let plan = load_with(DEFAULT_PLAN, &["dhcp_servers=true"]).unwrap();
+    assert_eq!(plan.settings(), [crate::daemons::Setting::DhcpServers]);
+    assert!(
+        load_with(DEFAULT_PLAN, &["dhcp_servers=false"])
+            .unwrap()
+            .settings()
+            .is_empty(),
+        "false asks nothing of the daemon (OpenNTPD has it too)"
+    );
+    let err = load_with(DEFAULT_PLAN, &["dhcp_servers=yes please"]).unwrap_err();
+    assert_eq!(err.path, "vars.dhcp_servers");
+    assert!(
+        err.message
+            .contains("expected true or false, found a string"),
+        "{err}"
+    );
+}
+
+#[test]
 fn overrides_replace_variables_and_are_validated() {
     let plan = load_with(DEFAULT_PLAN, &["servers=[127.0.0.1, time.example.net]"]).unwrap();
     let r = plan

@@ -267,6 +267,12 @@ pub fn build(
             }
         }
     }
+    if let Some(v) = values.get("dhcp_servers").filter(|v| !v.is_boolean()) {
+        return Err(err(
+            "vars.dhcp_servers",
+            format!("expected true or false, found {}", kind(v)),
+        ));
+    }
     let mut access = Access::default();
     if let Some(v) = values.get("clients") {
         for_each_string(v, "vars.clients", err, |path, s| {

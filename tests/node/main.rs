@@ -9,6 +9,7 @@ mod amplification;
 mod collection;
 mod converge;
 mod daemons;
+mod dhcp;
 mod faults;
 mod fleet;
 mod harness;

@@ -182,79 +182,210 @@ fn synchronised_with_one_of(doc: &Value, servers: &[String]) -> bool {
         })
 }
 
-/// Orphan mode: two chrony site servers peered with each other, their
-/// upstream gone (10.123.0.2 is stopped: no host answers there), each with
-/// `orphan_stratum`; a client of both is synchronised to them all the same.
-/// This is the state an outage reaches once a server that was synchronised
-/// has drifted past chrony's activation distance (1 s of root distance); a
-/// server that never reached its upstream is there from the start, so the
-/// test needs no hours of waiting.
+/// Poll exponent of every source in the orphan test: 8 s, so a lost
+/// source is unreachable after chrony's 8 missed polls, about a minute.
+const FAST_POLL: &str = "minpoll: 3, maxpoll: 3";
+/// Bound on the wait for the site servers to see the upstream unreachable
+/// once it stopped: 8 polls of 8 s, and room for a loaded machine.
+const LOSS_WAIT: Duration = Duration::from_secs(150);
+
+/// Bound on the wait for the orphan state once its activation distance is
+/// reached: a few 8-s polls.
+const ORPHAN_WAIT: Duration = Duration::from_secs(90);
+/// chrony's reference ID while its `local` reference is active (127.127.1.1).
+const LOCAL_REFID: &str = "7F7F0101";
+
+/// `status --format json` of `node`, parsed; `None` when it is not JSON.
+fn status_of(node: &Node) -> (Option<Value>, String) {
+    let st = node.provision(&["status", "--format", "json"]);
+    (
+        serde_json::from_str(&st.stdout).ok(),
+        format!("exit {}\n{}\n{}", st.code, st.stdout, st.stderr),
+    )
+}
+
+/// Polls `node`'s status until `ok` holds, at most `bound`; the last status
+/// on failure.
+fn wait_status(node: &Node, bound: Duration, ok: impl Fn(&Value) -> bool) -> Result<Value, String> {
+    let deadline = Instant::now() + bound;
+    loop {
+        let (doc, text) = status_of(node);
+        if let Some(doc) = doc.filter(|d| ok(d)) {
+            return Ok(doc);
+        }
+        if Instant::now() >= deadline {
+            return Err(text);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// status lists `peer` with an empty reachability register.
+fn unreachable_peer(doc: &Value, peer: &str) -> bool {
+    doc["peers"]
+        .as_array()
+        .is_some_and(|ps| ps.iter().any(|p| p["remote"] == peer && p["reach"] == "0"))
+}
+
+/// Orphan mode after a real loss of the upstream: two chrony site servers
+/// peered with each other and with `orphan_stratum`, synchronised to the
+/// upstream, their client synchronised to them; then the upstream's daemon
+/// stops. Once both site servers see it unreachable (8 missed polls), the
+/// client is still synchronised with one of them, and so is each site
+/// server but the one the others follow: no host falls out of sync. What
+/// each site server then reports (stratum, reference) is printed.
 #[test]
-fn orphan_mode_keeps_the_site_s_clients_synchronised_without_the_upstream() {
+fn orphan_mode_keeps_the_site_s_clients_synchronised_after_the_upstream_is_lost() {
     let _guard = exclusive();
-    let (a, b, c) = (net_addr(20), net_addr(21), net_addr(130));
+    let t0 = Instant::now();
+    let (up, a, b, c) = (net_addr(2), net_addr(20), net_addr(21), net_addr(130));
     let nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = [a, b, c]
+        let handles: Vec<_> = [up, a, b, c]
             .into_iter()
             .map(|addr| s.spawn(move || Node::boot_at(Release::Bookworm, addr)))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
+    let (upstream, site_a, site_b, client) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
+    upstream.apt_get(&["update"]);
+    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
+    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
+    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    eprintln!("[orphan] upstream ready at {:.1?}", t0.elapsed());
+
     let site = |node: &Node, peer: Ipv4Addr| {
-        let peers = format!("peers=[{peer}]");
-        let out = node.provision(&[
+        let servers = format!("servers=[{{host: {up}, {FAST_POLL}}}]");
+        let peers = format!("peers=[{{host: {peer}, {FAST_POLL}}}]");
+        let clients = format!("clients=[{CLIENT_NET}]");
+        let args = [
             "apply",
             "-e",
             "daemon=chrony",
             "-e",
-            "servers=[10.123.0.2]",
+            &servers,
             "-e",
             &peers,
             "-e",
             "orphan_stratum=10",
             "-e",
-            &format!("clients=[{CLIENT_NET}]"),
-        ]);
+            &clients,
+        ];
+        let out = node.provision(&args);
         assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
         let conf = node.read("/etc/chrony/chrony.conf").unwrap();
-        assert!(conf.contains(&format!("\npeer {peer} iburst\n")), "{conf}");
+        assert!(
+            conf.contains(&format!("\npeer {peer} iburst minpoll 3 maxpoll 3\n")),
+            "{conf}"
+        );
         assert!(conf.contains("\nlocal stratum 10 orphan\n"), "{conf}");
+        wait_status(node, SYNC_WAIT, |d| {
+            synchronised_with_one_of(d, &[up.to_string()])
+        })
+        .unwrap_or_else(|last| {
+            panic!(
+                "site server {}: never synchronised with the upstream {up}:\n{last}",
+                node.addr()
+            )
+        })
     };
     std::thread::scope(|s| {
-        s.spawn(|| site(&nodes[0], b));
-        s.spawn(|| site(&nodes[1], a));
+        s.spawn(|| site(site_a, b));
+        s.spawn(|| site(site_b, a));
     });
-    let servers = [a.to_string(), b.to_string()];
-    let out = nodes[2].provision(&[
-        "apply",
-        "-e",
-        "daemon=chrony",
-        "-e",
-        &format!("servers=[{a}, {b}]"),
-    ]);
+    eprintln!(
+        "[orphan] site servers synchronised with the upstream at {:.1?}",
+        t0.elapsed()
+    );
+
+    let sites = [a.to_string(), b.to_string()];
+    let servers = format!("servers=[{{host: {a}, {FAST_POLL}}}, {{host: {b}, {FAST_POLL}}}]");
+    let out = client.provision(&["apply", "-e", "daemon=chrony", "-e", &servers]);
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let mut last = String::new();
-    while Instant::now() < deadline {
-        let st = nodes[2].provision(&["status", "--format", "json"]);
-        if let Ok(doc) = serde_json::from_str::<Value>(&st.stdout) {
-            if synchronised_with_one_of(&doc, &servers) {
-                for (node, name) in nodes[..2].iter().zip(["a", "b"]) {
-                    let s = node.provision(&["status", "--format", "json"]);
-                    eprintln!("[orphan] site server {name}: {}", s.stdout);
-                }
-                return;
-            }
+    wait_status(client, SYNC_WAIT, |d| synchronised_with_one_of(d, &sites))
+        .unwrap_or_else(|last| panic!("the client never synchronised with {sites:?}:\n{last}"));
+    eprintln!("[orphan] client synchronised at {:.1?}", t0.elapsed());
+
+    // The loss: the upstream's daemon stops; nothing answers at 10.123.0.2.
+    upstream.ok(&["systemctl", "stop", "chrony.service"]);
+    let lost = Instant::now();
+    let chronyc = |node: &Node| {
+        let t = node.run(&["chronyc", "-n", "tracking"]).stdout;
+        let s = node.run(&["chronyc", "-n", "sources"]).stdout;
+        format!("{t}{s}")
+    };
+    for node in [site_a, site_b] {
+        if let Err(last) = wait_status(node, LOSS_WAIT, |d| unreachable_peer(d, &up.to_string())) {
+            panic!(
+                "site server {}: the upstream not unreachable within {LOSS_WAIT:?} after it stopped:\n{last}\n{}",
+                node.addr(),
+                chronyc(node)
+            );
         }
-        last = format!("{}\n{}", st.stdout, st.stderr);
-        std::thread::sleep(POLL);
     }
-    let sites: Vec<String> = nodes[..2]
-        .iter()
-        .map(|n| n.provision(&["status", "--format", "json"]).stdout)
-        .collect();
-    panic!(
-        "the client never synchronised with {servers:?} within 120 s; its last status:\n{last}\nthe site servers':\n{}",
-        sites.join("\n")
+    eprintln!(
+        "[orphan] both site servers see the upstream unreachable {:.1?} after it stopped",
+        lost.elapsed()
+    );
+
+    // The client stays with a site server, and no site server falls out of
+    // sync: each follows the other or keeps the time it had.
+    let report = || {
+        [site_a, site_b, client]
+            .iter()
+            .map(|n| format!("--- {}:\n{}\n{}", n.addr(), status_of(n).1, chronyc(n)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let (doc, _) = status_of(client);
+    assert!(
+        doc.as_ref()
+            .is_some_and(|d| synchronised_with_one_of(d, &sites)),
+        "the client lost its site servers once the upstream was gone:\n{}",
+        report()
+    );
+    for node in [site_a, site_b] {
+        let (doc, _) = status_of(node);
+        assert!(
+            doc.as_ref().is_some_and(|d| d["synchronised"] == true),
+            "site server {} is no longer synchronised without the upstream:\n{}",
+            node.addr(),
+            report()
+        );
+    }
+    eprintln!(
+        "[orphan] after the loss, {:.1?} in:\n{}",
+        t0.elapsed(),
+        report()
+    );
+
+    // The orphan state itself comes once a site server's root distance
+    // reaches `local`'s activation distance (1 s: hours of drift). The test
+    // lowers it at run time to what the distance already is, on both, as
+    // that time would: the lowest address (a) then serves its own clock at
+    // the orphan stratum, b follows it, and the client stays with them.
+    for node in [site_a, site_b] {
+        node.ok(&[
+            "chronyc", "local", "stratum", "10", "orphan", "distance", "0.000001",
+        ]);
+    }
+    let orphaned = wait_status(site_a, ORPHAN_WAIT, |d| {
+        d["sync"]["refid"] == LOCAL_REFID && d["sync"]["stratum"] == 10
+    });
+    let followed = wait_status(site_b, ORPHAN_WAIT, |d| {
+        synchronised_with_one_of(d, &[a.to_string()])
+    });
+    let kept = wait_status(client, ORPHAN_WAIT, |d| synchronised_with_one_of(d, &sites));
+    assert!(
+        orphaned.is_ok() && followed.is_ok() && kept.is_ok(),
+        "orphan mode: a serves its local reference {}, b follows a {}, the client stays {}:\n{}",
+        orphaned.is_ok(),
+        followed.is_ok(),
+        kept.is_ok(),
+        report()
+    );
+    eprintln!(
+        "[orphan] orphan state, {:.1?} in:\n{}",
+        t0.elapsed(),
+        report()
     );
 }

@@ -32,7 +32,7 @@ fn cases(release: Release) -> Vec<(&'static str, &'static str, Vec<String>)> {
             (
                 "chrony",
                 "chrony.service",
-                vec!["logdir=/var/log/chrony".into()],
+                vec!["logdir=/var/log/chrony".into(), "dhcp_servers=true".into()],
             ),
         ],
         Release::Trixie => vec![
@@ -42,6 +42,7 @@ fn cases(release: Release) -> Vec<(&'static str, &'static str, Vec<String>)> {
                 "chrony.service",
                 vec![
                     "logdir=/var/log/chrony".into(),
+                    "dhcp_servers=true".into(),
                     // chrony 4.6 has leapseclist.
                     "leapfile=/usr/share/zoneinfo/leap-seconds.list".into(),
                 ],
