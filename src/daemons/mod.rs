@@ -9,6 +9,7 @@
 
 mod chrony;
 mod chrony_access;
+pub mod keys;
 mod ntp_family;
 mod ntpd;
 mod ntpsec;
@@ -64,6 +65,10 @@ pub trait TimeDaemon: std::marker::Sync {
     /// Whether its template writes `setting`, and from which version.
     fn supports(&self, _setting: Setting) -> Support {
         Support::No
+    }
+    /// Its symmetric key file (`vars.keys`), where it has keys.
+    fn key_file(&self) -> Option<keys::KeyFile> {
+        None
     }
     /// Why this version's parser cannot check a config, if it cannot.
     fn check_unavailable(&self, _version: &str) -> Option<String> {
@@ -199,10 +204,11 @@ pub enum Setting {
     PanicThreshold,
     Peers,
     OrphanStratum,
+    Keys,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 8] = [
+    pub const ALL: [Setting; 9] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -211,6 +217,7 @@ impl Setting {
         Setting::PanicThreshold,
         Setting::Peers,
         Setting::OrphanStratum,
+        Setting::Keys,
     ];
 
     /// The plan variable.
@@ -224,6 +231,7 @@ impl Setting {
             Setting::PanicThreshold => "panic_threshold",
             Setting::Peers => "peers",
             Setting::OrphanStratum => "orphan_stratum",
+            Setting::Keys => "keys",
         }
     }
 }
@@ -455,6 +463,8 @@ pub struct Daemon {
     pub template: String,
     /// The other time-daemon packages, to be removed.
     pub competitors: Vec<PackageName>,
+    /// The symmetric key file it reads (`vars.keys`); `None` without keys.
+    pub key_file: Option<AbsPath>,
 }
 
 impl Daemon {
@@ -474,6 +484,9 @@ impl Daemon {
             unit: flavor.unit(),
             template: flavor.template().to_string(),
             competitors,
+            key_file: flavor
+                .key_file()
+                .map(|k| AbsPath::parse(k.path).expect("registry paths are valid")),
         }
     }
 }

@@ -671,8 +671,11 @@ fn mutated_plans_never_panic_and_every_refusal_names_the_file() {
             Err(e) => {
                 let e = e.to_string();
                 assert!(e.starts_with("fuzz.yaml"), "iteration {i}: {e}");
+                // The mutated input a message quotes may spell one by chance
+                // ("0rvi644"): only the words around quotes count.
+                let own: String = e.split('"').step_by(2).collect();
                 for rust in RUST_WORDS {
-                    assert!(!e.contains(rust), "iteration {i}: {rust:?} in {e}");
+                    assert!(!own.contains(rust), "iteration {i}: {rust:?} in {e}");
                 }
             }
         }
