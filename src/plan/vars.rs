@@ -607,6 +607,12 @@ fn sources(
                 }
             }
         }
+        if fields["nts"] == true && !fields["key"].is_null() {
+            return Err(err(
+                &path,
+                "nts and key both set: NTS authenticates the server already, and no daemon takes both on one source; give one".into(),
+            ));
+        }
         if let (Some(min), Some(max)) = (fields["minpoll"].as_i64(), fields["maxpoll"].as_i64()) {
             if min > max {
                 return Err(err(

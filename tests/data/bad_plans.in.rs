@@ -210,4 +210,6 @@
      "plan.yaml:3:35: vars.keys[0].secret: a secret does not go in the plan, where outputs and the run's record keep it: put it in a file on the node (mode 0600) and name that file with secret_file"),
     ("vars:\n  keys: [{id: 1, type: SHA1, secret_file: /etc/k1}]\n  pools:\n    - {host: pool.example, key: 1}\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:4:33: vars.pools[0].key: a pool's servers are found by name, and symmetric keys are shared with known servers: give key on servers or peers"),
+    ("vars:\n  keys: [{id: 1, type: SHA1, secret_file: /etc/k1}]\n  servers:\n    - {host: a.example, key: 1, nts: true}\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
+     "plan.yaml:4:7: vars.servers[0]: nts and key both set: NTS authenticates the server already, and no daemon takes both on one source; give one"),
 ]
