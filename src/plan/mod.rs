@@ -500,17 +500,14 @@ impl Plan {
             .context(&self.vars, daemon, virtualization, &key_lines);
         // Secrets as written, to refuse a template that writes one unmasked
         // (short ones could match a config by chance).
-        let written: Vec<String> = key_file
-            .map(|file| {
-                secrets
-                    .values()
-                    .map(|s| s.written(&file))
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|s| s.len() >= 8)
-            .collect();
+        let written: Vec<String> = match key_file {
+            Some(file) => secrets
+                .values()
+                .map(|s| s.written(&file))
+                .filter(|s| s.len() >= 8)
+                .collect(),
+            None => Vec::new(),
+        };
         let render_all = |specs: &[StepSpec]| -> Result<Vec<Step>, PlanError> {
             let rendered: Vec<Option<Step>> = specs
                 .iter()
