@@ -1426,8 +1426,10 @@ fn a_key_file_is_written_from_the_secret_file_and_no_output_shows_the_secret() {
         }
         let applied = shown(&report, &cs, &g.facts);
         // The same secret file: a second run changes nothing.
-        let again = changeset(&node, &plan);
+        let g1 = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
+        let again = diff(&g1.rendered, &g1.facts).unwrap();
         assert!(again.is_empty(), "{:#?}", lines(&again));
+        let unchanged = shown(&Report::plan(&again), &again, &g1.facts);
 
         // Another secret: the key file changes, and neither secret shows.
         secret_file(&node, "/etc/ntpp/k7", OTHER_SECRET, 0o400);
@@ -1445,7 +1447,13 @@ fn a_key_file_is_written_from_the_secret_file_and_no_output_shows_the_secret() {
             "{changed_plan}"
         );
         let changed_run = shown(&run_changeset(&node, &cs2), &cs2, &g2.facts);
-        for out in [&plan_shown, &applied, &changed_plan, &changed_run] {
+        for out in [
+            &plan_shown,
+            &applied,
+            &unchanged,
+            &changed_plan,
+            &changed_run,
+        ] {
             for secret in [SECRET, OTHER_SECRET] {
                 let hex: String = secret.bytes().map(|b| format!("{b:02X}")).collect();
                 assert!(
