@@ -127,6 +127,20 @@ impl FakeNode {
             "chrony".into(),
             ArchivePackage {
                 candidate: Some("4.3-2+deb12u1".into()),
+                unit: Some("chrony.service".into()),
+                // Debian's postinst puts the key file in place (ucf).
+                conffile: Some((
+                    "/etc/chrony/chrony.keys".into(),
+                    "# This file is solely used for NTP authentication with symmetric keys\n"
+                        .into(),
+                )),
+                ..Default::default()
+            },
+        );
+        archive.insert(
+            "openntpd".into(),
+            ArchivePackage {
+                candidate: Some("1:6.8p1-4".into()),
                 ..Default::default()
             },
         );

@@ -392,6 +392,7 @@ pub fn file_diffs(changeset: &Changeset, facts: &Facts, planned: bool) -> Vec<(S
             path,
             content,
             diff,
+            masked,
             ..
         } = change
         else {
@@ -399,6 +400,12 @@ pub fn file_diffs(changeset: &Changeset, facts: &Facts, planned: bool) -> Vec<(S
         };
         let path = path.as_str().to_string();
         let before = current.get(&path).cloned().flatten();
+        // A file of secrets shows as the diff stage masked it, both sides.
+        let shown = |text: &str| match masked {
+            true => crate::daemons::keys::mask(text),
+            false => text.to_string(),
+        };
+        let (before, after) = (before.map(|b| shown(&b)), shown(content));
         let entry = if diff.is_empty() {
             json!({"prepared": format!("{change}\n")})
         } else {
@@ -406,7 +413,7 @@ pub fn file_diffs(changeset: &Changeset, facts: &Facts, planned: bool) -> Vec<(S
                 "before_header": if before.is_some() { path.clone() } else { "/dev/null".to_string() },
                 "after_header": if planned { format!("{path} (planned)") } else { path.clone() },
                 "before": before.unwrap_or_default(),
-                "after": content,
+                "after": after,
             })
         };
         current.insert(path.clone(), Some(content.clone()));

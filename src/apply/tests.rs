@@ -1211,6 +1211,7 @@ fn units_read_ahead_after_a_package_change_serve_until_a_change_other_than_a_fil
         },
         content: String::new(),
         diff: String::new(),
+        masked: false,
         check: Check::None,
         backup: None,
     };
@@ -1369,4 +1370,179 @@ fn timesyncd_converges_with_its_drop_in_unchecked_and_a_second_run_changes_nothi
     node.state().journal.clear();
     let again = changeset(&node, &plan);
     assert!(again.is_empty(), "{:?}", lines(&again));
+}
+
+// Symmetric keys: the secret is read from the operator's file, written into
+// the daemon's key file, and shown nowhere.
+
+const SECRET: &str = "Sup3rSecretKeyMaterial";
+const OTHER_SECRET: &str = "An0therSecretKeyMaterial";
+
+fn secret_file(node: &FakeNode, path: &str, content: &str, mode: u32) {
+    node.state().files.insert(
+        path.into(),
+        crate::facts::FileState {
+            content: content.as_bytes().to_vec(),
+            mode,
+            uid: 0,
+            gid: 0,
+            modified: None,
+        },
+    );
+}
+
+fn keyed_plan(daemon: &str, kind: &str) -> Plan {
+    default_plan(&[
+        &format!("daemon={daemon}"),
+        &format!("keys=[{{id: 7, type: {kind}, secret_file: /etc/ntpp/k7}}]"),
+        "servers=[{host: 10.0.0.1, key: 7}, 10.0.0.2]",
+    ])
+}
+
+/// Everything a run shows: the human text and the JSON of its report, and
+/// the Ansible module's file diffs of its changeset.
+fn shown(report: &Report, cs: &Changeset, facts: &crate::facts::Facts) -> String {
+    let mut human = crate::report::human::Human::new(Vec::new(), false);
+    human.report("keys", report);
+    let human = String::from_utf8(human.into_inner()).unwrap();
+    let json = crate::report::json::render(report);
+    let ansible: Vec<String> = crate::ansible::file_diffs(cs, facts, true)
+        .into_iter()
+        .map(|(_, v)| v.to_string())
+        .collect();
+    format!("{human}\n{json}\n{}", ansible.join("\n"))
+}
+
+#[test]
+fn a_key_file_is_written_from_the_secret_file_and_no_output_shows_the_secret() {
+    for (daemon, path, line) in [
+        (
+            "chrony",
+            "/etc/chrony/chrony.keys",
+            format!("7 SHA256 {SECRET}"),
+        ),
+        // 22 characters: past ntp.keys' 20, so written as hex.
+        ("ntpsec", "/etc/ntpsec/ntp.keys", {
+            let hex: String = SECRET.bytes().map(|b| format!("{b:02X}")).collect();
+            format!("7 sha256 {hex}")
+        }),
+    ] {
+        let node = FakeNode::bookworm();
+        secret_file(&node, "/etc/ntpp/k7", &format!("{SECRET}\n"), 0o600);
+        let plan = keyed_plan(daemon, "sha256");
+        let g = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
+        let cs = diff(&g.rendered, &g.facts).unwrap();
+        let planned = lines(&cs);
+        assert!(
+            planned.contains(&format!("create {path} (mode 0600, root:root)")),
+            "{planned:#?}"
+        );
+        let plan_shown = shown(&Report::plan(&cs), &cs, &g.facts);
+        assert!(plan_shown.contains("+7 "), "{plan_shown}");
+        assert!(plan_shown.contains(" ********"), "{plan_shown}");
+        let report = run_changeset(&node, &cs);
+        assert!(!report.failed, "{report:?}");
+        let written = node.state().files[path].clone();
+        assert_eq!(written.mode, 0o600);
+        let text = String::from_utf8(written.content).unwrap();
+        assert!(text.lines().any(|l| l == line), "{daemon}: {text}");
+        let config = String::from_utf8(
+            node.state().files[g.facts.daemon.as_ref().unwrap().config.as_str()]
+                .content
+                .clone(),
+        )
+        .unwrap();
+        assert!(
+            config.contains("server 10.0.0.1 iburst key 7\n"),
+            "{config}"
+        );
+        assert!(config.contains("server 10.0.0.2 iburst\n"), "{config}");
+        if daemon == "ntpsec" {
+            assert!(
+                config.contains("keys /etc/ntpsec/ntp.keys\ntrustedkey 7\n"),
+                "{config}"
+            );
+        }
+        let applied = shown(&report, &cs, &g.facts);
+        // The same secret file: a second run changes nothing.
+        let g1 = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
+        let again = diff(&g1.rendered, &g1.facts).unwrap();
+        assert!(again.is_empty(), "{:#?}", lines(&again));
+        let unchanged = shown(&Report::plan(&again), &again, &g1.facts);
+
+        // Another secret: the key file changes, and neither secret shows.
+        secret_file(&node, "/etc/ntpp/k7", OTHER_SECRET, 0o400);
+        let g2 = gather(&node, &crate::facts::Wants::from(&plan)).unwrap();
+        let cs2 = diff(&g2.rendered, &g2.facts).unwrap();
+        let update = format!("update {path} (content)");
+        assert!(
+            lines(&cs2).iter().any(|l| l.starts_with(&update)),
+            "{:#?}",
+            lines(&cs2)
+        );
+        let changed_plan = shown(&Report::plan(&cs2), &cs2, &g2.facts);
+        assert!(
+            changed_plan.contains("a secret changed (not shown)"),
+            "{changed_plan}"
+        );
+        let changed_run = shown(&run_changeset(&node, &cs2), &cs2, &g2.facts);
+        for out in [
+            &plan_shown,
+            &applied,
+            &unchanged,
+            &changed_plan,
+            &changed_run,
+        ] {
+            for secret in [SECRET, OTHER_SECRET] {
+                let hex: String = secret.bytes().map(|b| format!("{b:02X}")).collect();
+                assert!(
+                    !out.contains(secret) && !out.contains(&hex),
+                    "{daemon}: {secret} in {out}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_keys_are_refused_before_any_change() {
+    let refusal = |node: &FakeNode, plan: &Plan| {
+        let msg = match gather(node, &crate::facts::Wants::from(plan)) {
+            Ok(_) => panic!("accepted"),
+            Err(e) => format!("{e:#}"),
+        };
+        assert!(node.journal().is_empty(), "{:?}", node.journal());
+        assert!(!msg.contains(SECRET), "{msg}");
+        msg
+    };
+    let plan = keyed_plan("chrony", "SHA1");
+    let node = FakeNode::bookworm();
+    assert_eq!(
+        refusal(&node, &plan),
+        "vars.keys[0].secret_file: /etc/ntpp/k7 does not exist on this node: put the key's secret there (one line, mode 0600, root's)"
+    );
+    secret_file(&node, "/etc/ntpp/k7", SECRET, 0o644);
+    assert_eq!(
+        refusal(&node, &plan),
+        "vars.keys[0].secret_file: /etc/ntpp/k7 is readable by others (mode 0644): chmod o-rwx /etc/ntpp/k7, and replace the secret if others may have read it"
+    );
+    secret_file(&node, "/etc/ntpp/k7", "\n", 0o600);
+    assert!(refusal(&node, &plan).ends_with("/etc/ntpp/k7 is empty: it must hold one secret"));
+    secret_file(&node, "/etc/ntpp/k7", SECRET, 0o600);
+    let aes = keyed_plan("chrony", "AES128");
+    assert!(refusal(&node, &aes).contains("an AES128 key is exactly 16 bytes"));
+    // Classic ntpd has no AES256; OpenNTPD and timesyncd no keys at all.
+    let bullseye = FakeNode::bullseye();
+    secret_file(
+        &bullseye,
+        "/etc/ntpp/k7",
+        &format!("HEX:{}", "ab".repeat(32)),
+        0o600,
+    );
+    assert_eq!(
+        refusal(&bullseye, &keyed_plan("ntp", "AES256")),
+        "vars.keys[0].type: ntp has no AES256 keys (ntpsec and chrony have them); ntpd takes AES128, SHA512, SHA384, SHA256, SHA1, MD5"
+    );
+    let msg = refusal(&node, &keyed_plan("openntpd", "SHA1"));
+    assert!(msg.starts_with("vars.keys is set, but openntpd has no such setting; only ntpd and ntpsec and chrony have it"), "{msg}");
 }

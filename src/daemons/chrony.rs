@@ -65,9 +65,28 @@ impl TimeDaemon for Chrony {
             | Setting::Peers
             | Setting::OrphanStratum
             | Setting::Clients
-            | Setting::DhcpServers => Support::Always,
+            | Setting::DhcpServers
+            | Setting::Keys => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
         }
+    }
+    /// chrony.conf(5) `keyfile`: hash names as chrony spells them, CMAC
+    /// (nettle) as AES128 and AES256; ASCII or `HEX:` keys of any length.
+    fn key_file(&self) -> Option<super::keys::KeyFile> {
+        Some(super::keys::KeyFile {
+            path: "/etc/chrony/chrony.keys",
+            types: &[
+                ("AES128", "AES128"),
+                ("AES256", "AES256"),
+                ("SHA512", "SHA512"),
+                ("SHA384", "SHA384"),
+                ("SHA256", "SHA256"),
+                ("SHA1", "SHA1"),
+                ("MD5", "MD5"),
+            ],
+            ascii_up_to: None,
+            max_bytes: None,
+        })
     }
     /// `chronyd -p` appeared in 4.0.
     fn check_unavailable(&self, version: &str) -> Option<String> {

@@ -9,6 +9,7 @@
 
 mod chrony;
 mod chrony_access;
+pub mod keys;
 mod ntp_family;
 mod ntpd;
 mod ntpsec;
@@ -64,6 +65,10 @@ pub trait TimeDaemon: std::marker::Sync {
     /// Whether its template writes `setting`, and from which version.
     fn supports(&self, _setting: Setting) -> Support {
         Support::No
+    }
+    /// Its symmetric key file (`vars.keys`), where it has keys.
+    fn key_file(&self) -> Option<keys::KeyFile> {
+        None
     }
     /// Why this version's parser cannot check a config, if it cannot.
     fn check_unavailable(&self, _version: &str) -> Option<String> {
@@ -204,10 +209,11 @@ pub enum Setting {
     /// control by source address (OpenNTPD has none).
     Clients,
     DhcpServers,
+    Keys,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 10] = [
+    pub const ALL: [Setting; 11] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -218,6 +224,7 @@ impl Setting {
         Setting::OrphanStratum,
         Setting::Clients,
         Setting::DhcpServers,
+        Setting::Keys,
     ];
 
     /// The plan variable.
@@ -233,6 +240,7 @@ impl Setting {
             Setting::OrphanStratum => "orphan_stratum",
             Setting::Clients => "clients",
             Setting::DhcpServers => "dhcp_servers",
+            Setting::Keys => "keys",
         }
     }
 
@@ -474,6 +482,8 @@ pub struct Daemon {
     pub template: String,
     /// The other time-daemon packages, to be removed.
     pub competitors: Vec<PackageName>,
+    /// The symmetric key file it reads (`vars.keys`); `None` without keys.
+    pub key_file: Option<AbsPath>,
 }
 
 impl Daemon {
@@ -493,6 +503,9 @@ impl Daemon {
             unit: flavor.unit(),
             template: flavor.template().to_string(),
             competitors,
+            key_file: flavor
+                .key_file()
+                .map(|k| AbsPath::parse(k.path).expect("registry paths are valid")),
         }
     }
 }

@@ -37,6 +37,20 @@ pub(super) fn parse_status(sources: &Output, sync: &Output) -> Result<(Vec<Peer>
     ))
 }
 
+/// The ntp family's key file (ntp.keys(5)): `ID TYPE KEY`, a key of up to
+/// 20 characters read as ASCII and a longer one as hex, at most 32 bytes.
+pub(super) fn key_file(
+    path: &'static str,
+    types: &'static [(&'static str, &'static str)],
+) -> super::keys::KeyFile {
+    super::keys::KeyFile {
+        path,
+        types,
+        ascii_up_to: Some(20),
+        max_bytes: Some(32),
+    }
+}
+
 /// ntpq's config reads other files only through `includefile`.
 pub(super) fn includes(directive: &str) -> bool {
     directive == "includefile"

@@ -53,6 +53,21 @@ impl TimeDaemon for Ntpd {
             _ => Support::Always,
         }
     }
+    /// ntp.keys(5) of 4.2.8p15: OpenSSL digests by name, and AES128CMAC
+    /// (its one cipher: no AES256).
+    fn key_file(&self) -> Option<super::keys::KeyFile> {
+        Some(ntp_family::key_file(
+            "/etc/ntp.keys",
+            &[
+                ("AES128", "AES128CMAC"),
+                ("SHA512", "SHA512"),
+                ("SHA384", "SHA384"),
+                ("SHA256", "SHA256"),
+                ("SHA1", "SHA1"),
+                ("MD5", "MD5"),
+            ],
+        ))
+    }
     fn checks_a_copy_under_tmp(&self) -> bool {
         true
     }

@@ -56,6 +56,22 @@ impl TimeDaemon for Ntpsec {
             _ => Support::Always,
         }
     }
+    /// ntp.keys(5) of NTPsec: OpenSSL digest and cipher names (CMAC with
+    /// aes-128 and aes-256), at /etc/ntpsec/ntp.keys as Debian puts it.
+    fn key_file(&self) -> Option<super::keys::KeyFile> {
+        Some(ntp_family::key_file(
+            "/etc/ntpsec/ntp.keys",
+            &[
+                ("AES128", "aes-128"),
+                ("AES256", "aes-256"),
+                ("SHA512", "sha512"),
+                ("SHA384", "sha384"),
+                ("SHA256", "sha256"),
+                ("SHA1", "sha1"),
+                ("MD5", "md5"),
+            ],
+        ))
+    }
     fn checks_a_copy_under_tmp(&self) -> bool {
         true
     }

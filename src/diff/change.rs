@@ -46,7 +46,12 @@ pub enum Change {
         #[serde(skip)]
         content: String,
         /// Unified diff of the content; empty when only metadata differs.
+        /// Of a `masked` file, of its text with every secret masked.
         diff: String,
+        /// The content holds secrets (a key file, `no_log`): no output
+        /// shows more than each line's id and type.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        masked: bool,
         /// How the new content is checked before it replaces the live file.
         check: Check,
         /// Where the replaced content is kept. Also planned for a file that

@@ -787,10 +787,10 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
     if content_same && meta_same {
         return Ok(None);
     }
-    let diff = if content_same {
-        String::new()
-    } else {
-        unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content)
+    let diff = match (content_same, t.no_log) {
+        (true, _) => String::new(),
+        (false, false) => unified_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content),
+        (false, true) => masked_diff(t.dest.as_str(), current.is_some(), &old_text, &t.content),
     };
     let check = if content_same {
         Check::None
@@ -810,6 +810,7 @@ fn diff_template(t: &Template, facts: &Facts) -> Result<Option<Change>, String> 
         after,
         content: t.content.clone(),
         diff,
+        masked: t.no_log,
         check,
         backup,
     }))
@@ -832,6 +833,17 @@ fn config_check(validate: Option<crate::daemons::Flavor>, facts: &Facts) -> Chec
         }
     }
     Check::Daemon { flavor }
+}
+
+/// The diff of a file that holds secrets, both sides masked; where only a
+/// secret changed, a line that says so.
+fn masked_diff(path: &str, existed: bool, old: &str, new: &str) -> String {
+    use crate::daemons::keys::mask;
+    let diff = unified_diff(path, existed, &mask(old), &mask(new));
+    if !diff.is_empty() {
+        return diff;
+    }
+    format!("--- {path}\n+++ {path} (planned)\n# a secret changed (not shown)\n")
 }
 
 fn unified_diff(path: &str, existed: bool, old: &str, new: &str) -> String {

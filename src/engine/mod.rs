@@ -254,7 +254,8 @@ impl<'a> From<&'a Plan> for facts::Wants<'a> {
             nts: plan.wants_nts(),
             settings: plan.settings(),
             virtualization: plan.detects_virtualization(),
-            render: Box::new(|daemon, virt| Ok(plan.render_on(daemon, virt)?)),
+            keys: plan.vars.keys.clone(),
+            render: Box::new(|daemon, virt, secrets| Ok(plan.render_with(daemon, virt, secrets)?)),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod dpkg;
 pub mod memo;
 
 pub mod probe;
+mod secrets;
 pub mod systemd;
 pub mod timezone;
 pub use crate::version;
@@ -204,12 +205,16 @@ pub struct Wants<'a> {
     pub settings: Vec<crate::daemons::Setting>,
     /// `virtual: auto`: ask systemd-detect-virt.
     pub virtualization: bool,
+    /// `vars.keys`: their types the daemon must know, their secret files read.
+    pub keys: Vec<crate::daemons::keys::Key>,
     pub render: Render<'a>,
 }
 
 /// The plan's steps rendered for the resolved daemon (or none), on a
-/// virtual machine of this kind (or not one).
-pub type Render<'a> = Box<dyn Fn(Option<&Daemon>, Option<&str>) -> Result<Rendered> + 'a>;
+/// virtual machine of this kind (or not one), with the secrets of its keys.
+pub type Render<'a> = Box<
+    dyn Fn(Option<&Daemon>, Option<&str>, &crate::daemons::keys::Secrets) -> Result<Rendered> + 'a,
+>;
 
 /// Answers of this run's earlier facts that a later gather may use while
 /// they hold: apt's (`memo`), dpkg's and the init system's (`carry`).
@@ -332,7 +337,11 @@ fn gather_with(
                 true => detect_virtualization(probe)?,
                 false => None,
             };
-            let rendered = (wants.render)(daemon.as_ref(), virtualization.as_deref())?;
+            let secrets = match &daemon {
+                Some(d) if !wants.keys.is_empty() => secrets::read(probe, d, &wants.keys)?,
+                _ => Default::default(),
+            };
+            let rendered = (wants.render)(daemon.as_ref(), virtualization.as_deref(), &secrets)?;
             let named = Named::by(&rendered, wanted);
             // Read only, and refused here: a zone the node lacks changes nothing.
             let timezone = named

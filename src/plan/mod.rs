@@ -136,6 +136,7 @@ enum ActionSpec {
         owner: String,
         group: String,
         validate: Option<String>,
+        no_log: bool,
     },
     Service {
         name: String,
@@ -487,11 +488,38 @@ impl Plan {
         daemon: Option<&Daemon>,
         virtualization: Option<&str>,
     ) -> Result<Rendered, PlanError> {
-        let ctx = self.renderer.context(&self.vars, daemon, virtualization);
+        self.render_with(daemon, virtualization, &Default::default())
+    }
+
+    /// As [`Plan::render_on`], with the secrets of `vars.keys` that facts
+    /// read (by secret_file; a missing one renders masked).
+    pub fn render_with(
+        &self,
+        daemon: Option<&Daemon>,
+        virtualization: Option<&str>,
+        secrets: &crate::daemons::keys::Secrets,
+    ) -> Result<Rendered, PlanError> {
+        let key_file = daemon.and_then(|d| d.flavor.key_file());
+        let key_lines = key_file.map_or_else(Vec::new, |file| {
+            crate::daemons::keys::lines(&file, &self.vars.keys, &|f| secrets.get(f).cloned())
+        });
+        let ctx = self
+            .renderer
+            .context(&self.vars, daemon, virtualization, &key_lines);
+        // Secrets as written, to refuse a template that writes one unmasked
+        // (short ones could match a config by chance).
+        let written: Vec<String> = match key_file {
+            Some(file) => secrets
+                .values()
+                .map(|s| s.written(&file))
+                .filter(|s| s.len() >= 8)
+                .collect(),
+            None => Vec::new(),
+        };
         let render_all = |specs: &[StepSpec]| -> Result<Vec<Step>, PlanError> {
             let rendered: Vec<Option<Step>> = specs
                 .iter()
-                .map(|s| self.render_step(s, &ctx))
+                .map(|s| self.render_step(s, &ctx, &written))
                 .collect::<Result<_, _>>()?;
             Ok(rendered.into_iter().flatten().collect())
         };
@@ -513,6 +541,7 @@ impl Plan {
         &self,
         spec: &StepSpec,
         ctx: &minijinja::Value,
+        secrets: &[String],
     ) -> Result<Option<Step>, PlanError> {
         let err = |field: &str, message: String| PlanError {
             file: self.source.clone(),
@@ -570,6 +599,7 @@ impl Plan {
                 owner,
                 group,
                 validate,
+                no_log,
             } => {
                 let src = r("template.src", src)?;
                 let validate = match validate {
@@ -596,7 +626,21 @@ impl Plan {
                     content,
                     mode: *mode,
                     validate,
+                    no_log: *no_log,
                 };
+                if !template.no_log
+                    && secrets
+                        .iter()
+                        .any(|s| template.content.contains(s.as_str()))
+                {
+                    return Err(err(
+                        "template",
+                        format!(
+                            "{} writes a secret of vars.keys: set no_log: true on this step",
+                            template.src
+                        ),
+                    ));
+                }
                 // The embedded daemon configs take their time sources from
                 // servers and pools; without either the daemon gets none.
                 let values = &self.vars.values;
@@ -758,6 +802,7 @@ fn template_spec(
         owner: raw.owner.unwrap_or_else(|| "root".into()),
         group: raw.group.unwrap_or_else(|| "root".into()),
         validate: raw.validate,
+        no_log: raw.no_log,
     })
 }
 

@@ -275,7 +275,7 @@ keywords!(RawPkgState, "a package state", {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a mapping of template keys (src, dest, mode, owner, group, validate)"
+    expecting = "a mapping of template keys (src, dest, mode, owner, group, validate, no_log)"
 )]
 pub struct RawTemplate {
     pub src: String,
@@ -292,6 +292,11 @@ pub struct RawTemplate {
     /// replaces the live file: ntpd, ntpsec, chrony, openntpd, timesyncd, or none.
     #[serde(default)]
     pub validate: Option<String>,
+    /// The content holds secrets (a key file): every output shows each
+    /// line's first two words and `********`, as Ansible's no_log hides a
+    /// task's values.
+    #[serde(default)]
+    pub no_log: bool,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]

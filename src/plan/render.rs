@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Templates compiled into the binary besides each daemon's own config.
-const OTHER_EMBEDDED: [(&str, &str); 2] = [
+const OTHER_EMBEDDED: [(&str, &str); 3] = [
     (
         "ntpsec.default.j2",
         include_str!("../../templates/ntpsec.default.j2"),
@@ -24,6 +24,7 @@ const OTHER_EMBEDDED: [(&str, &str); 2] = [
         "ntp.dhclient-hook.j2",
         include_str!("../../templates/ntp.dhclient-hook.j2"),
     ),
+    ("keys.j2", include_str!("../../templates/keys.j2")),
 ];
 
 /// Every embedded template, by name: the daemons' configs first.
@@ -225,12 +226,14 @@ impl Renderer {
 
     /// Variables plus `facts`, as templates see them.
     /// `virtualization` is what systemd-detect-virt named, asked only
-    /// for `virtual: auto`.
+    /// for `virtual: auto`; `key_lines` the daemon's key file lines
+    /// (`facts.key_lines`, secrets in them: only a `no_log` step uses them).
     pub fn context(
         &self,
         vars: &Vars,
         daemon: Option<&Daemon>,
         virtualization: Option<&str>,
+        key_lines: &[String],
     ) -> Value {
         let mut map = vars.values.clone();
         let mut facts = serde_json::Map::new();
@@ -243,6 +246,7 @@ impl Renderer {
             _ => false,
         };
         facts.insert("virtual".into(), json!(on_a_vm));
+        facts.insert("key_lines".into(), json!(key_lines));
         map.insert("facts".into(), serde_json::Value::Object(facts));
         Value::from_serialize(&map)
     }

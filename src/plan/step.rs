@@ -72,6 +72,8 @@ pub struct Template {
     pub group: Account,
     /// Whose parser checks the content before it goes live.
     pub validate: Option<crate::daemons::Flavor>,
+    /// The content holds secrets: outputs show it masked.
+    pub no_log: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -6,6 +6,7 @@
 //! new line there, so control characters are refused in every variable.
 
 use super::PlanError;
+use crate::daemons::keys::{Key, KEY_IDS, PLAN_TYPES};
 use crate::daemons::{Access, DaemonName};
 use crate::names::Host;
 use crate::net::parse_network;
@@ -30,6 +31,8 @@ pub struct Vars {
     pub daemon: Option<DaemonName>,
     /// `clients` and `listen`, checked once here for every later reader.
     pub access: Access,
+    /// `keys`, checked: ids unique, and every source's `key` among them.
+    pub keys: Vec<Key>,
 }
 
 /// A variable given outside the plan, and where it came from.
@@ -329,6 +332,7 @@ pub fn build(
         }
     }
     timezone(&values, err)?;
+    let keys = keys(&values, err)?;
     let has_source_var = values.contains_key("servers") || values.contains_key("pools");
     if has_source_var && !any_source {
         let path = if values.contains_key("servers") {
@@ -345,6 +349,7 @@ pub fn build(
         values,
         daemon,
         access,
+        keys,
     })
 }
 
@@ -367,6 +372,118 @@ fn timezone(
             ),
         )),
     }
+}
+
+/// `keys: [{id, type, secret_file}]`, and each server's and peer's `key`
+/// naming one of them.
+fn keys(
+    values: &Map<String, Value>,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<Vec<Key>, PlanError> {
+    let mut keys: Vec<Key> = Vec::new();
+    let items = match values.get("keys") {
+        None | Some(Value::Null) => &Vec::new(),
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(err(
+                "vars.keys",
+                format!(
+                    "expected a list of {{id, type, secret_file}}, found {}",
+                    kind(other)
+                ),
+            ))
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        let path = format!("vars.keys[{i}]");
+        let Value::Object(map) = item else {
+            return Err(err(
+                &path,
+                format!(
+                    "expected a map with id, type and secret_file, found {}",
+                    kind(item)
+                ),
+            ));
+        };
+        if let Some(k) = map
+            .keys()
+            .find(|k| !["id", "type", "secret_file"].contains(&k.as_str()))
+        {
+            let why = match k.as_str() {
+                "secret" => "a secret does not go in the plan, where outputs and the run's record keep it: put it in a file on the node (mode 0600) and name that file with secret_file",
+                _ => "unknown option (id, type, secret_file)",
+            };
+            return Err(err(&format!("{path}.{k}"), why.into()));
+        }
+        let id = map
+            .get("id")
+            .and_then(Value::as_u64)
+            .filter(|id| KEY_IDS.contains(id))
+            .ok_or_else(|| {
+                err(
+                    &format!("{path}.id"),
+                    format!(
+                        "expected a key id from {} to {}",
+                        KEY_IDS.start(),
+                        KEY_IDS.end()
+                    ),
+                )
+            })?;
+        if keys.iter().any(|k| k.id == id) {
+            return Err(err(
+                &format!("{path}.id"),
+                format!("key {id} is listed twice"),
+            ));
+        }
+        let kind = map
+            .get("type")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_uppercase)
+            .filter(|t| PLAN_TYPES.contains(&t.as_str()))
+            .ok_or_else(|| {
+                err(
+                    &format!("{path}.type"),
+                    format!("expected a key type ({})", PLAN_TYPES.join(", ")),
+                )
+            })?;
+        let secret_file = match map.get("secret_file") {
+            Some(Value::String(s)) => crate::names::AbsPath::parse(s)
+                .map_err(|m| err(&format!("{path}.secret_file"), m))?
+                .to_string(),
+            _ => {
+                return Err(err(
+                    &format!("{path}.secret_file"),
+                    "expected the path of a file on the node that holds the secret".into(),
+                ))
+            }
+        };
+        keys.push(Key {
+            id,
+            kind,
+            secret_file,
+        });
+    }
+    for list in ["servers", "peers"] {
+        let Some(Value::Array(sources)) = values.get(list) else {
+            continue;
+        };
+        for (i, s) in sources.iter().enumerate() {
+            let Some(id) = s["key"].as_u64() else {
+                continue;
+            };
+            if !keys.iter().any(|k| k.id == id) {
+                let known: Vec<String> = keys.iter().map(|k| k.id.to_string()).collect();
+                return Err(err(
+                    &format!("vars.{list}[{i}].key"),
+                    match known.is_empty() {
+                        true => format!("key {id} is not in vars.keys, which is empty: add {{id: {id}, type: ..., secret_file: ...}} to vars.keys"),
+                        false => format!("key {id} is not in vars.keys ({})", known.join(", ")),
+                    },
+                ));
+            }
+        }
+    }
+    Ok(keys)
 }
 
 /// Every variable must be read by the loader, a step field or a template
@@ -466,6 +583,7 @@ fn sources(
             "minpoll": null,
             "maxpoll": null,
             "nts": false,
+            "key": null,
         });
         let fields = entry.as_object_mut().expect("object literal");
         for (k, v) in opts {
@@ -479,6 +597,23 @@ fn sources(
                     if n.as_i64().is_some_and(|p| POLL_RANGE.contains(&p)) =>
                 {
                     fields.insert(k, v);
+                }
+                ("key", Value::Number(n))
+                    if key != "pools" && n.as_u64().is_some_and(|id| KEY_IDS.contains(&id)) =>
+                {
+                    fields.insert(k, v);
+                }
+                ("key", _) if key == "pools" => {
+                    return Err(err(
+                        &field_path,
+                        "a pool's servers are found by name, and symmetric keys are shared with known servers: give key on servers or peers".into(),
+                    ))
+                }
+                ("key", _) => {
+                    return Err(err(
+                        &field_path,
+                        format!("expected a key id from vars.keys ({} to {})", KEY_IDS.start(), KEY_IDS.end()),
+                    ))
                 }
                 ("iburst" | "prefer" | "nts", _) => {
                     return Err(err(
@@ -495,10 +630,16 @@ fn sources(
                 _ => {
                     return Err(err(
                         &field_path,
-                        "unknown option (host, iburst, prefer, minpoll, maxpoll, nts)".into(),
+                        "unknown option (host, iburst, prefer, minpoll, maxpoll, nts, key)".into(),
                     ))
                 }
             }
+        }
+        if fields["nts"] == true && !fields["key"].is_null() {
+            return Err(err(
+                &path,
+                "nts and key both set: NTS authenticates the server already, and no daemon takes both on one source; give one".into(),
+            ));
         }
         if let (Some(min), Some(max)) = (fields["minpoll"].as_i64(), fields["maxpoll"].as_i64()) {
             if min > max {

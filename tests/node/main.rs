@@ -13,6 +13,7 @@ mod dhcp;
 mod faults;
 mod fleet;
 mod harness;
+mod keys;
 mod outside;
 mod package;
 mod site;

@@ -74,12 +74,23 @@ pub(crate) fn converge_and_sync(
     server: Ipv4Addr,
     clients: Option<&str>,
 ) -> Result<Timing, String> {
-    let servers = format!("servers=[{server}]");
+    let mut vars = vec![format!("servers=[{server}]")];
+    vars.extend(clients.map(|c| format!("clients=[{c}]")));
+    converge_and_sync_with(node, r, server, &vars)
+}
+
+/// As [`converge_and_sync`], with these `-e` variables (`servers` naming
+/// `server` among them) besides the role's daemon.
+pub(crate) fn converge_and_sync_with(
+    node: &Node,
+    r: &Role,
+    server: Ipv4Addr,
+    vars: &[String],
+) -> Result<Timing, String> {
     let daemon = format!("daemon={}", r.daemon);
-    let clients = clients.map(|c| format!("clients=[{c}]"));
-    let mut args = vec!["apply", "-e", &daemon, "-e", &servers];
-    if let Some(c) = &clients {
-        args.extend(["-e", c]);
+    let mut args = vec!["apply", "-e", &daemon];
+    for v in vars {
+        args.extend(["-e", v.as_str()]);
     }
     args.extend(["--format", "json"]);
     let start = Instant::now();
