@@ -55,6 +55,11 @@ impl TimeDaemon for Chrony {
     fn nts_since(&self) -> Option<&'static str> {
         Some("4.0")
     }
+    /// Debian's chronyd drops root for _chrony, and reads the NTS files
+    /// after that (chrony.conf(5), ntsservercert).
+    fn runs_as(&self) -> Option<&'static str> {
+        Some("_chrony")
+    }
     /// `leapseclist` came with chrony 4.6; before it only `leapsectz`.
     fn supports(&self, setting: Setting) -> Support {
         match setting {
@@ -65,6 +70,7 @@ impl TimeDaemon for Chrony {
             | Setting::Peers
             | Setting::OrphanStratum => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
+            Setting::NtsServer => Support::Since("4.0"),
         }
     }
     /// `chronyd -p` appeared in 4.0.
@@ -476,14 +482,42 @@ fn configured_sources(lines: &[Directive]) -> Vec<Configured> {
         .collect()
 }
 
-/// `chronyc -c authdata`: `name,mode,keyid,type,klen,last,atmp,nak,cook,clen`;
-/// the mode is `-` (none), `SK` (a symmetric key) or `NTS`.
-fn parse_chronyc_authdata(stdout: &str) -> Result<Vec<String>, String> {
+/// One line of `chronyc -c authdata`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthData {
+    /// `-` (none), `SK` (a symmetric key) or `NTS`.
+    mode: String,
+    /// NTS-KE sessions started since the last NTP answer with cookies.
+    attempts: u32,
+    /// NTS cookies held.
+    cookies: u32,
+}
+
+impl AuthData {
+    /// An NTS source whose key establishment failed: no cookies, and a
+    /// session after the first was needed (chronyd counts a session when it
+    /// starts, and sets the count back at the first answer).
+    fn nts_failure(&self) -> Option<String> {
+        (self.mode == "NTS" && self.cookies == 0 && self.attempts >= 2).then(|| {
+            format!(
+                "NTS key establishment failed: no cookies after {} attempts",
+                self.attempts
+            )
+        })
+    }
+}
+
+/// `chronyc -c authdata`: `name,mode,keyid,type,klen,last,atmp,nak,cook,clen`.
+fn parse_chronyc_authdata(stdout: &str) -> Result<Vec<AuthData>, String> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| match line.split(',').collect::<Vec<_>>()[..] {
-            [_name, mode, _, _, _, _, _, _, _, _] => Ok(mode.to_string()),
+            [_name, mode, _, _, _, _, attempts, _, cookies, _] => Ok(AuthData {
+                mode: mode.to_string(),
+                attempts: attempts.parse().unwrap_or(0),
+                cookies: cookies.parse().unwrap_or(0),
+            }),
             _ => Err(format!("chronyc authdata: expected 10 fields in {line:?}")),
         })
         .collect()
@@ -498,7 +532,7 @@ fn sources(
     configured: &[Configured],
     names: &[Peer],
     addresses: &[Peer],
-    auth: &[String],
+    auth: &[AuthData],
 ) -> Result<Vec<Source>, String> {
     if names.len() != addresses.len() || names.len() != auth.len() {
         return Err(format!(
@@ -520,11 +554,14 @@ fn sources(
                 claimed[i] = true;
                 let a = &addresses[i];
                 if !a.remote.starts_with("ID#") {
+                    let authenticated = auth[i].mode != "-" && a.reach.is_some_and(|r| r > 0);
                     found.push(SourceAddress {
                         address: a.remote.clone(),
                         state: SourceState::of(a.reach, a.selected),
                         reach: a.reach,
-                        authenticated: auth[i] != "-" && a.reach.is_some_and(|r| r > 0),
+                        authenticated,
+                        nts: authenticated && auth[i].mode == "NTS",
+                        nts_failure: auth[i].nts_failure(),
                     });
                 }
                 if c.kind != SourceKind::Pool {

@@ -61,6 +61,11 @@ pub trait TimeDaemon: std::marker::Sync {
     fn nts_since(&self) -> Option<&'static str> {
         None
     }
+    /// The user it reads its NTS certificates and keys as, once it has
+    /// dropped root (with that user's own group).
+    fn runs_as(&self) -> Option<&'static str> {
+        None
+    }
     /// Whether its template writes `setting`, and from which version.
     fn supports(&self, _setting: Setting) -> Support {
         Support::No
@@ -199,10 +204,12 @@ pub enum Setting {
     PanicThreshold,
     Peers,
     OrphanStratum,
+    /// `nts_server_cert` and `nts_server_key`: an NTS-KE server.
+    NtsServer,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 8] = [
+    pub const ALL: [Setting; 9] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -211,6 +218,7 @@ impl Setting {
         Setting::PanicThreshold,
         Setting::Peers,
         Setting::OrphanStratum,
+        Setting::NtsServer,
     ];
 
     /// The plan variable.
@@ -224,6 +232,7 @@ impl Setting {
             Setting::PanicThreshold => "panic_threshold",
             Setting::Peers => "peers",
             Setting::OrphanStratum => "orphan_stratum",
+            Setting::NtsServer => "nts_server_cert",
         }
     }
 }

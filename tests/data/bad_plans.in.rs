@@ -193,4 +193,11 @@
      "plan.yaml:3:12: vars.clients: clients is [10.0.0.0/8], but daemon timesyncd is a client only and serves time to nobody: leave clients empty, or choose a daemon that serves (ntp, ntpsec, chrony, openntpd)"),
     ("vars:\n  daemon: timesyncd\n  listen: [192.0.2.1]\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/x}\n",
      "plan.yaml:3:11: vars.listen: listen is [192.0.2.1], but daemon timesyncd is a client only and serves time to nobody: leave listen empty, or choose a daemon that serves (ntp, ntpsec, chrony, openntpd)"),
+    // NTS files: a CA with no NTS source, a certificate without its key.
+    ("vars:\n  daemon: chrony\n  servers: [a.example]\n  nts_ca: /etc/ssl/ca.pem\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:4:11: vars.nts_ca: nts_ca is the CA that NTS sources are checked against, but no server or pool has nts: true"),
+    ("vars:\n  daemon: chrony\n  servers: [{host: a.example, nts: true}]\n  nts_ca: ca.pem\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:4:11: vars.nts_ca: \"ca.pem\" is not an absolute path"),
+    ("vars:\n  daemon: chrony\n  servers: [a.example]\n  nts_server_cert: /etc/chrony/nts.crt\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:4:20: vars.nts_server_cert: serving NTS needs nts_server_key too (the certificate's private key)"),
 ]
