@@ -12,6 +12,7 @@ mod daemons;
 mod faults;
 mod fleet;
 mod harness;
+mod nts;
 mod outside;
 mod package;
 mod sync;

@@ -97,11 +97,23 @@ pub(crate) fn converge_and_sync(
     clients: Option<&str>,
 ) -> Result<Timing, String> {
     let servers = format!("servers=[{server}]");
-    let daemon = format!("daemon={}", r.daemon);
     let clients = clients.map(|c| format!("clients=[{c}]"));
-    let mut args = vec!["apply", "-e", &daemon, "-e", &servers];
-    if let Some(c) = &clients {
-        args.extend(["-e", c]);
+    let mut vars = vec![servers.as_str()];
+    vars.extend(clients.as_deref());
+    converge_with_and_sync(node, r, server, &vars)
+}
+
+/// [`converge_and_sync`] with the given `-e` variables (servers among them).
+pub(crate) fn converge_with_and_sync(
+    node: &Node,
+    r: &Role,
+    server: Ipv4Addr,
+    vars: &[&str],
+) -> Result<Timing, String> {
+    let daemon = format!("daemon={}", r.daemon);
+    let mut args = vec!["apply", "-e", &daemon];
+    for v in vars {
+        args.extend(["-e", v]);
     }
     args.extend(["--format", "json"]);
     let start = Instant::now();
