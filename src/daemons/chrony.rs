@@ -494,14 +494,18 @@ struct AuthData {
 }
 
 impl AuthData {
-    /// An NTS source whose key establishment failed: no cookies, and a
-    /// session after the first was needed (chronyd counts a session when it
-    /// starts, and sets the count back at the first answer).
+    /// An NTS source whose key establishment failed: a session was started
+    /// and there are no cookies. chronyd counts a session when it starts and
+    /// sets the count back at the first answer with cookies; after a TLS
+    /// failure (a certificate it does not trust) the next try is 1024 s
+    /// later, so the count stays at 1 meanwhile. During the first handshake
+    /// (well under a second on a reachable server) it reads the same.
     fn nts_failure(&self) -> Option<String> {
-        (self.mode == "NTS" && self.cookies == 0 && self.attempts >= 2).then(|| {
+        (self.mode == "NTS" && self.cookies == 0 && self.attempts >= 1).then(|| {
             format!(
-                "NTS key establishment failed: no cookies after {} attempts",
-                self.attempts
+                "NTS key establishment failed: no cookies after {} attempt{}",
+                self.attempts,
+                if self.attempts == 1 { "" } else { "s" }
             )
         })
     }
@@ -928,6 +932,29 @@ bindcmdaddress 127.0.0.1
             ]
         );
         assert!(!sources[1].authenticated);
+    }
+
+    #[test]
+    fn chronyc_nts_key_establishment_that_failed_is_said() {
+        let config = "server 10.123.0.50 iburst nts\n";
+        let listing = "^,?,10.123.0.50,0,1,0,4294967295,0.000000000,0.000000000,0.000000000\n";
+        // The first session failed (a certificate from a CA not trusted):
+        // one attempt, no cookies, the next try 1024 s later.
+        let failed = "10.123.0.50,NTS,0,0,0,4294967295,1,0,0,0\n";
+        let sources = chrony_sources(config, listing, listing, failed).unwrap();
+        assert_eq!((sources[0].nts, sources[0].authenticated), (false, false));
+        assert_eq!(
+            sources[0].nts_failure.as_deref(),
+            Some("NTS key establishment failed: no cookies after 1 attempt")
+        );
+        let selected = "^,*,10.123.0.50,8,1,377,1,0.000001,0.000001,0.0001\n";
+        let good = "10.123.0.50,NTS,1,15,256,3,0,0,8,64\n";
+        let sources = chrony_sources(config, selected, selected, good).unwrap();
+        assert_eq!((sources[0].nts, &sources[0].nts_failure), (true, &None));
+        // Not started yet: nothing to say.
+        let fresh = "10.123.0.50,NTS,0,0,0,4294967295,0,0,0,0\n";
+        let sources = chrony_sources(config, listing, listing, fresh).unwrap();
+        assert_eq!(sources[0].nts_failure, None);
     }
 
     #[test]

@@ -1323,6 +1323,43 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
         assert!(!sources[0].authenticated);
     }
 
+    #[test]
+    fn ntpsec_nts_associations_with_cookies_and_without() {
+        let associations = concat!(
+            "ind assid status  conf reach auth condition  last_event cnt\n",
+            "===========================================================\n",
+            "  1 40001  f63a   yes   yes   ok   sys.peer    sys_peer  3\n",
+        );
+        let rv = "srcadr=10.123.0.50, srchost=\"10.123.0.50\", reach=377, refid=127.127.1.1, ntscookies=8\n";
+        let good = sources(
+            &configured("server 10.123.0.50 iburst nts\n"),
+            &[Output::said(0, associations), Output::said(0, rv)],
+        )
+        .unwrap();
+        assert_eq!((good[0].nts, &good[0].nts_failure), (true, &None));
+        let failing = concat!(
+            "ind assid status  conf reach auth condition  last_event cnt\n",
+            "===========================================================\n",
+            "  1 40001  c011   yes    no  bad    reject    mobilize  1\n",
+        );
+        let rv =
+            "srcadr=10.123.0.50, srchost=\"10.123.0.50\", reach=000, refid=.NTS., ntscookies=0\n";
+        let failed = sources(
+            &configured("server 10.123.0.50 iburst nts\n"),
+            &[Output::said(0, failing), Output::said(0, rv)],
+        )
+        .unwrap();
+        assert!(!failed[0].nts);
+        assert!(failed[0]
+            .nts_failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("NTS key establishment failed")));
+        assert_eq!(
+            source_query_of(&[Output::said(0, failing)], NTPSEC_RV_VARIABLES).unwrap()[3],
+            "rv 40001 srcadr,srchost,reach,refid,ntscookies"
+        );
+    }
+
     // Debian 11, ntp 1:4.2.8p15: one.ntp.test resolved to ::1, and classic
     // ntpd kept no srchost for it; unresolvable.invalid has no association.
     // (Recorded with `ntpq -n`; classic separates the rv blocks by a blank line.)

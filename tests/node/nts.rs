@@ -296,3 +296,121 @@ fn nts_clients_synchronise_with_the_right_ca_and_say_key_establishment_failed_wi
     });
     eprintln!("[nts] done at {:.1?}", t0.elapsed());
 }
+
+/// Installs a certificate for the node's address (signed by `ca` in `dir`)
+/// and its key at `cert`, `key` on the node, the key root-only (0600).
+fn install_server_cert(node: &Node, dir: &Path, cert: &str, key: &str) {
+    make_server_cert(dir, "ca", node.addr());
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    node.write(cert, &read("server.pem"));
+    node.write(key, &read("server.key"));
+    node.ok(&["chmod", "0600", key]);
+}
+
+#[test]
+fn nts_site_servers_converged_by_ntp_provision_serve_nts_to_their_clients() {
+    let _guard = exclusive();
+    let t0 = Instant::now();
+    // Each site server, then its client.
+    let roles = [
+        role("NTS site server", Release::Bookworm, "chrony", "chrony", 60),
+        role(
+            "client of the chrony site",
+            Release::Bookworm,
+            "ntpsec",
+            "ntpsec",
+            61,
+        ),
+        role("NTS site server", Release::Bookworm, "ntpsec", "ntpsec", 62),
+        role(
+            "client of the NTPsec site",
+            Release::Bookworm,
+            "chrony",
+            "chrony",
+            63,
+        ),
+    ];
+    let (upstream, nodes, dir) = nts_topology(&roles);
+    eprintln!("[nts] upstream ready at {:.1?}", t0.elapsed());
+    let up = upstream.addr();
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let (cert, key) = ("/etc/ntpp-test/nts-site.pem", "/etc/ntpp-test/nts-site.key");
+    std::thread::scope(|s| {
+        for i in 0..roles.len() / 2 {
+            let (site_role, client_role) = (&roles[2 * i], &roles[2 * i + 1]);
+            let (site, client) = (&nodes[2 * i], &nodes[2 * i + 1]);
+            let sub = dir.path().join(format!("site{i}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in ["ca.pem", "ca.key"] {
+                std::fs::copy(dir.path().join(f), sub.join(f)).unwrap();
+            }
+            let ca = &ca;
+            s.spawn(move || {
+                install_server_cert(site, &sub, cert, key);
+                let servers = format!("servers=[{up}]");
+                let clients = "clients=[10.123.0.0/24]".to_string();
+                let (cert_var, key_var) = (
+                    format!("nts_server_cert={cert}"),
+                    format!("nts_server_key={key}"),
+                );
+                // The daemon and its user first: the key is the operator's,
+                // given to that user's group once it exists.
+                converge_with_and_sync(site, site_role, up, &[&servers, &clients])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let daemon = format!("daemon={}", site_role.daemon);
+                let serve = [
+                    "apply", "-e", &daemon, "-e", &servers, "-e", &clients, "-e", &cert_var, "-e",
+                    &key_var,
+                ];
+                let before = site.snapshot();
+                let refused = site.provision(&serve);
+                let said = format!("{}{}", refused.stdout, refused.stderr);
+                assert_ne!(refused.code, 0, "{said}");
+                assert!(said.contains("is not readable by"), "{said}");
+                assert_eq!(
+                    crate::harness::snapshot_diff(&before, &site.snapshot()),
+                    Vec::<String>::new()
+                );
+                let user = if site_role.flavor == "chrony" {
+                    "_chrony"
+                } else {
+                    "ntpsec"
+                };
+                site.ok(&["chown", &format!("root:{user}"), key]);
+                site.ok(&["chmod", "0640", key]);
+                let t = converge_with_and_sync(
+                    site,
+                    site_role,
+                    up,
+                    &[&servers, &clients, &cert_var, &key_var],
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                eprintln!(
+                    "[nts] {} {}: serving NTS, synchronised {:.1?} after apply started",
+                    site_role.what, site_role.flavor, t.synchronised
+                );
+                client.write(CA_ON_NODE, ca);
+                let vars = nts_vars(site.addr());
+                let t =
+                    converge_with_and_sync(client, client_role, site.addr(), &[&vars[0], &vars[1]])
+                        .unwrap_or_else(|e| {
+                            panic!("{e}\n{}", daemon_said(client, client_role.flavor))
+                        });
+                let doc = status(client);
+                assert_eq!(
+                    first_source(&doc)["nts"],
+                    true,
+                    "{} ({}): not authenticated by NTS:\n{doc:#}\n{}",
+                    client_role.what,
+                    client_role.flavor,
+                    daemon_said(client, client_role.flavor)
+                );
+                eprintln!(
+                    "[nts] {} {}: synchronised over NTS {:.1?} after apply started",
+                    client_role.what, client_role.flavor, t.synchronised
+                );
+            });
+        }
+    });
+    eprintln!("[nts] done at {:.1?}", t0.elapsed());
+}
