@@ -410,7 +410,9 @@ impl Status {
 /// each address with its reach in octal, as the daemons print it.
 fn source_line(source: &Source) -> String {
     let mut state = source.state.as_str().to_string();
-    if source.authenticated {
+    if source.nts {
+        state.push_str(", NTS");
+    } else if source.authenticated {
         state.push_str(", authenticated");
     }
     let several = source.addresses.len() > 1;
@@ -431,14 +433,16 @@ fn source_line(source: &Source) -> String {
             }
         })
         .collect();
-    format!(
+    let line = format!(
         "{:<6} {:<40} {state:<11} {}",
         source.kind.as_str(),
         source.name,
         addresses.join(", ")
-    )
-    .trim_end()
-    .to_string()
+    );
+    match &source.nts_failure {
+        Some(why) => format!("{}; {why}", line.trim_end()),
+        None => line.trim_end().to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -683,6 +687,8 @@ mod tests {
                 state,
                 reach: None,
                 authenticated: false,
+                nts: false,
+                nts_failure: None,
             });
             Source::new(&c, addresses.into_iter().collect())
         };

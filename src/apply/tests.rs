@@ -1546,3 +1546,63 @@ fn bad_keys_are_refused_before_any_change() {
     let msg = refusal(&node, &keyed_plan("openntpd", "SHA1"));
     assert!(msg.starts_with("vars.keys is set, but openntpd has no such setting; only ntpd and ntpsec and chrony have it"), "{msg}");
 }
+
+#[test]
+fn nts_files_missing_not_pem_or_a_key_readable_by_others_are_refused_before_any_change() {
+    let pem = |text: &str, mode: u32| crate::facts::FileState {
+        content: text.as_bytes().to_vec(),
+        mode,
+        uid: 0,
+        gid: 0,
+        modified: None,
+    };
+    let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+    let key = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
+    let client = [
+        "daemon=chrony",
+        "servers=[{host: 10.123.0.50, nts: true}]",
+        "nts_ca=/etc/ssl/site-ca.pem",
+    ];
+    let server = [
+        "daemon=chrony",
+        "servers=[10.123.0.2]",
+        "nts_server_cert=/etc/chrony/nts.pem",
+        "nts_server_key=/etc/chrony/nts.key",
+    ];
+    let refusal = |node: &FakeNode, vars: &[&str]| {
+        let plan = default_plan(vars);
+        let err = gather(node, &crate::facts::Wants::from(&plan)).err();
+        assert!(node.journal().is_empty());
+        err.map(|e| format!("{e:#}"))
+    };
+    let node = FakeNode::bookworm();
+    assert_eq!(
+        refusal(&node, &client).unwrap(),
+        "vars.nts_ca: /etc/ssl/site-ca.pem does not exist on the node (the operator provides it)"
+    );
+    node.state().files.insert(
+        "/etc/ssl/site-ca.pem".into(),
+        pem("not a certificate", 0o644),
+    );
+    assert!(refusal(&node, &client)
+        .unwrap()
+        .contains("is not a PEM certificate"));
+    node.state()
+        .files
+        .insert("/etc/ssl/site-ca.pem".into(), pem(cert, 0o644));
+    assert_eq!(refusal(&node, &client), None);
+    let files = |key_mode| {
+        let n = FakeNode::bookworm();
+        n.state()
+            .files
+            .insert("/etc/chrony/nts.pem".into(), pem(cert, 0o644));
+        n.state()
+            .files
+            .insert("/etc/chrony/nts.key".into(), pem(key, key_mode));
+        n
+    };
+    assert!(refusal(&files(0o644), &server)
+        .unwrap()
+        .contains("serving NTS with a key readable by others: /etc/chrony/nts.key has mode 0644"));
+    assert_eq!(refusal(&files(0o600), &server), None);
+}

@@ -55,6 +55,11 @@ impl TimeDaemon for Chrony {
     fn nts_since(&self) -> Option<&'static str> {
         Some("4.0")
     }
+    /// Debian's chronyd drops root for _chrony, and reads the NTS files
+    /// after that (chrony.conf(5), ntsservercert).
+    fn runs_as(&self) -> Option<&'static str> {
+        Some("_chrony")
+    }
     /// `leapseclist` came with chrony 4.6; before it only `leapsectz`.
     fn supports(&self, setting: Setting) -> Support {
         match setting {
@@ -68,6 +73,7 @@ impl TimeDaemon for Chrony {
             | Setting::DhcpServers
             | Setting::Keys => Support::Always,
             Setting::Logfile | Setting::Statsdir => Support::No,
+            Setting::NtsServer => Support::Since("4.0"),
         }
     }
     /// chrony.conf(5) `keyfile`: hash names as chrony spells them, CMAC
@@ -497,14 +503,46 @@ fn configured_sources(lines: &[Directive]) -> Vec<Configured> {
         .collect()
 }
 
-/// `chronyc -c authdata`: `name,mode,keyid,type,klen,last,atmp,nak,cook,clen`;
-/// the mode is `-` (none), `SK` (a symmetric key) or `NTS`.
-fn parse_chronyc_authdata(stdout: &str) -> Result<Vec<String>, String> {
+/// One line of `chronyc -c authdata`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AuthData {
+    /// `-` (none), `SK` (a symmetric key) or `NTS`.
+    mode: String,
+    /// NTS-KE sessions started since the last NTP answer with cookies.
+    attempts: u32,
+    /// NTS cookies held.
+    cookies: u32,
+}
+
+impl AuthData {
+    /// An NTS source whose key establishment failed: a session was started
+    /// and there are no cookies. chronyd counts a session when it starts and
+    /// sets the count back at the first answer with cookies; after a TLS
+    /// failure (a certificate it does not trust) the next try is 1024 s
+    /// later, so the count stays at 1 meanwhile. During the first handshake
+    /// (well under a second on a reachable server) it reads the same.
+    fn nts_failure(&self) -> Option<String> {
+        (self.mode == "NTS" && self.cookies == 0 && self.attempts >= 1).then(|| {
+            format!(
+                "NTS key establishment failed: no cookies after {} attempt{}",
+                self.attempts,
+                if self.attempts == 1 { "" } else { "s" }
+            )
+        })
+    }
+}
+
+/// `chronyc -c authdata`: `name,mode,keyid,type,klen,last,atmp,nak,cook,clen`.
+fn parse_chronyc_authdata(stdout: &str) -> Result<Vec<AuthData>, String> {
     stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| match line.split(',').collect::<Vec<_>>()[..] {
-            [_name, mode, _, _, _, _, _, _, _, _] => Ok(mode.to_string()),
+            [_name, mode, _, _, _, _, attempts, _, cookies, _] => Ok(AuthData {
+                mode: mode.to_string(),
+                attempts: attempts.parse().unwrap_or(0),
+                cookies: cookies.parse().unwrap_or(0),
+            }),
             _ => Err(format!("chronyc authdata: expected 10 fields in {line:?}")),
         })
         .collect()
@@ -519,7 +557,7 @@ fn sources(
     configured: &[Configured],
     names: &[Peer],
     addresses: &[Peer],
-    auth: &[String],
+    auth: &[AuthData],
 ) -> Result<Vec<Source>, String> {
     if names.len() != addresses.len() || names.len() != auth.len() {
         return Err(format!(
@@ -541,11 +579,14 @@ fn sources(
                 claimed[i] = true;
                 let a = &addresses[i];
                 if !a.remote.starts_with("ID#") {
+                    let authenticated = auth[i].mode != "-" && a.reach.is_some_and(|r| r > 0);
                     found.push(SourceAddress {
                         address: a.remote.clone(),
                         state: SourceState::of(a.reach, a.selected),
                         reach: a.reach,
-                        authenticated: auth[i] != "-" && a.reach.is_some_and(|r| r > 0),
+                        authenticated,
+                        nts: authenticated && auth[i].mode == "NTS",
+                        nts_failure: auth[i].nts_failure(),
                     });
                 }
                 if c.kind != SourceKind::Pool {
@@ -912,6 +953,29 @@ bindcmdaddress 127.0.0.1
             ]
         );
         assert!(!sources[1].authenticated);
+    }
+
+    #[test]
+    fn chronyc_nts_key_establishment_that_failed_is_said() {
+        let config = "server 10.123.0.50 iburst nts\n";
+        let listing = "^,?,10.123.0.50,0,1,0,4294967295,0.000000000,0.000000000,0.000000000\n";
+        // The first session failed (a certificate from a CA not trusted):
+        // one attempt, no cookies, the next try 1024 s later.
+        let failed = "10.123.0.50,NTS,0,0,0,4294967295,1,0,0,0\n";
+        let sources = chrony_sources(config, listing, listing, failed).unwrap();
+        assert_eq!((sources[0].nts, sources[0].authenticated), (false, false));
+        assert_eq!(
+            sources[0].nts_failure.as_deref(),
+            Some("NTS key establishment failed: no cookies after 1 attempt")
+        );
+        let selected = "^,*,10.123.0.50,8,1,377,1,0.000001,0.000001,0.0001\n";
+        let good = "10.123.0.50,NTS,1,15,256,3,0,0,8,64\n";
+        let sources = chrony_sources(config, selected, selected, good).unwrap();
+        assert_eq!((sources[0].nts, &sources[0].nts_failure), (true, &None));
+        // Not started yet: nothing to say.
+        let fresh = "10.123.0.50,NTS,0,0,0,4294967295,0,0,0,0\n";
+        let sources = chrony_sources(config, listing, listing, fresh).unwrap();
+        assert_eq!(sources[0].nts_failure, None);
     }
 
     #[test]

@@ -62,6 +62,11 @@ pub trait TimeDaemon: std::marker::Sync {
     fn nts_since(&self) -> Option<&'static str> {
         None
     }
+    /// The user it reads its NTS certificates and keys as, once it has
+    /// dropped root (with that user's own group).
+    fn runs_as(&self) -> Option<&'static str> {
+        None
+    }
     /// Whether its template writes `setting`, and from which version.
     fn supports(&self, _setting: Setting) -> Support {
         Support::No
@@ -210,10 +215,12 @@ pub enum Setting {
     Clients,
     DhcpServers,
     Keys,
+    /// `nts_server_cert` and `nts_server_key`: an NTS-KE server.
+    NtsServer,
 }
 
 impl Setting {
-    pub const ALL: [Setting; 11] = [
+    pub const ALL: [Setting; 12] = [
         Setting::Leapfile,
         Setting::Logfile,
         Setting::Logdir,
@@ -225,6 +232,7 @@ impl Setting {
         Setting::Clients,
         Setting::DhcpServers,
         Setting::Keys,
+        Setting::NtsServer,
     ];
 
     /// The plan variable.
@@ -241,6 +249,7 @@ impl Setting {
             Setting::Clients => "clients",
             Setting::DhcpServers => "dhcp_servers",
             Setting::Keys => "keys",
+            Setting::NtsServer => "nts_server_cert",
         }
     }
 

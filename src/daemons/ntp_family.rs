@@ -655,6 +655,11 @@ pub(super) fn configured_sources(lines: &[Directive]) -> Vec<Configured> {
 /// The association list, then one `rv` per association in one ntpq run
 /// (ntpq prints no association ID with a variable list: the order ties them).
 pub(super) fn source_query(asked: &[Output]) -> Option<Vec<String>> {
+    source_query_of(asked, RV_VARIABLES)
+}
+
+/// `source_query` asking each association for `variables`.
+pub(super) fn source_query_of(asked: &[Output], variables: &str) -> Option<Vec<String>> {
     let argv = |words: &[&str]| words.iter().map(|w| w.to_string()).collect::<Vec<_>>();
     match asked {
         [] => Some(argv(&["ntpq", "-n", "-c", "associations"])),
@@ -666,7 +671,7 @@ pub(super) fn source_query(asked: &[Output]) -> Option<Vec<String>> {
             let mut query = argv(&["ntpq", "-n"]);
             for a in associations {
                 query.push("-c".into());
-                query.push(format!("rv {} {RV_VARIABLES}", a.assid));
+                query.push(format!("rv {} {variables}", a.assid));
             }
             Some(query)
         }
@@ -676,6 +681,9 @@ pub(super) fn source_query(asked: &[Output]) -> Option<Vec<String>> {
 
 /// What each association's `rv` asks for.
 const RV_VARIABLES: &str = "srcadr,srchost,reach";
+/// NTPsec's, with what tells NTS: its cookies, and the refid `.NTS.` that
+/// an association keeps until key establishment succeeds.
+pub(super) const NTPSEC_RV_VARIABLES: &str = "srcadr,srchost,reach,refid,ntscookies";
 
 /// One row of `ntpq -c associations`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -745,6 +753,26 @@ struct AssociationVars {
     /// The name as configured: pools, and NTPsec's servers by name.
     host: Option<String>,
     reach: Option<u8>,
+    /// NTPsec: NTS cookies held (0 without NTS).
+    nts_cookies: Option<u32>,
+    refid: Option<String>,
+}
+
+impl AssociationVars {
+    /// Authenticated by NTS: authenticated, with cookies.
+    fn nts(&self, authenticated: bool) -> bool {
+        authenticated && self.nts_cookies.is_some_and(|c| c > 0)
+    }
+
+    /// An NTS association that never got its cookies: it keeps the refid
+    /// `.NTS.` and no answer reaches it.
+    fn nts_failure(&self) -> Option<String> {
+        let refid = self.refid.as_deref()?.trim_matches('.');
+        (refid == "NTS" && self.nts_cookies == Some(0) && self.reach == Some(0)).then(|| {
+            "NTS key establishment failed: no cookies, no answer (refid .NTS.; the daemon's log says why)"
+                .to_string()
+        })
+    }
 }
 
 /// The `rv` answers of one ntpq run, one block per association, each
@@ -774,6 +802,16 @@ fn parse_rv_blocks(stdout: &str) -> Vec<AssociationVars> {
                 "reach" => {
                     if let Some(b) = blocks.last_mut() {
                         b.reach = octal(value);
+                    }
+                }
+                "ntscookies" => {
+                    if let Some(b) = blocks.last_mut() {
+                        b.nts_cookies = value.parse().ok();
+                    }
+                }
+                "refid" => {
+                    if let Some(b) = blocks.last_mut() {
+                        b.refid = Some(value.to_string());
                     }
                 }
                 _ => {}
@@ -814,6 +852,8 @@ pub(super) fn sources(configured: &[Configured], asked: &[Output]) -> Result<Vec
             state: SourceState::of(v.reach, a.selected),
             reach: v.reach,
             authenticated: a.authenticated,
+            nts: v.nts(a.authenticated),
+            nts_failure: v.nts_failure(),
         })
     };
     let mut claimed = vec![false; assocs.len()];
@@ -1295,6 +1335,43 @@ restrict -4 default kod notrap nomodify nopeer noquery limited
         );
         assert_eq!(sources[0].addresses[0].reach, Some(0));
         assert!(!sources[0].authenticated);
+    }
+
+    #[test]
+    fn ntpsec_nts_associations_with_cookies_and_without() {
+        let associations = concat!(
+            "ind assid status  conf reach auth condition  last_event cnt\n",
+            "===========================================================\n",
+            "  1 40001  f63a   yes   yes   ok   sys.peer    sys_peer  3\n",
+        );
+        let rv = "srcadr=10.123.0.50, srchost=\"10.123.0.50\", reach=377, refid=127.127.1.1, ntscookies=8\n";
+        let good = sources(
+            &configured("server 10.123.0.50 iburst nts\n"),
+            &[Output::said(0, associations), Output::said(0, rv)],
+        )
+        .unwrap();
+        assert_eq!((good[0].nts, &good[0].nts_failure), (true, &None));
+        let failing = concat!(
+            "ind assid status  conf reach auth condition  last_event cnt\n",
+            "===========================================================\n",
+            "  1 40001  c011   yes    no  bad    reject    mobilize  1\n",
+        );
+        let rv =
+            "srcadr=10.123.0.50, srchost=\"10.123.0.50\", reach=000, refid=.NTS., ntscookies=0\n";
+        let failed = sources(
+            &configured("server 10.123.0.50 iburst nts\n"),
+            &[Output::said(0, failing), Output::said(0, rv)],
+        )
+        .unwrap();
+        assert!(!failed[0].nts);
+        assert!(failed[0]
+            .nts_failure
+            .as_deref()
+            .is_some_and(|f| f.starts_with("NTS key establishment failed")));
+        assert_eq!(
+            source_query_of(&[Output::said(0, failing)], NTPSEC_RV_VARIABLES).unwrap()[3],
+            "rv 40001 srcadr,srchost,reach,refid,ntscookies"
+        );
     }
 
     // Debian 11, ntp 1:4.2.8p15: one.ntp.test resolved to ::1, and classic

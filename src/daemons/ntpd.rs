@@ -49,7 +49,7 @@ impl TimeDaemon for Ntpd {
     }
     fn supports(&self, setting: Setting) -> Support {
         match setting {
-            Setting::Logdir => Support::No,
+            Setting::Logdir | Setting::NtsServer => Support::No,
             _ => Support::Always,
         }
     }

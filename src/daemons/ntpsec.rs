@@ -50,9 +50,15 @@ impl TimeDaemon for Ntpsec {
     fn nts_since(&self) -> Option<&'static str> {
         Some("1.2.0")
     }
+    /// Debian's unit runs `ntpd -u ntpsec:ntpsec`; it reads the NTS files
+    /// again as that user when they change.
+    fn runs_as(&self) -> Option<&'static str> {
+        Some("ntpsec")
+    }
     fn supports(&self, setting: Setting) -> Support {
         match setting {
             Setting::Logdir => Support::No,
+            Setting::NtsServer => Support::Since("1.2.0"),
             _ => Support::Always,
         }
     }
@@ -158,7 +164,7 @@ impl TimeDaemon for Ntpsec {
         ntp_family::configured_sources(lines)
     }
     fn source_query(&self, asked: &[Output]) -> Option<Vec<String>> {
-        ntp_family::source_query(asked)
+        ntp_family::source_query_of(asked, ntp_family::NTPSEC_RV_VARIABLES)
     }
     fn sources(
         &self,

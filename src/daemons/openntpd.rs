@@ -340,6 +340,8 @@ fn sources(configured: &[Configured], entries: &[NtpctlEntry]) -> Vec<Source> {
                         state,
                         reach: None,
                         authenticated: false,
+                        nts: false,
+                        nts_failure: None,
                     });
                 }
                 if !pool {

@@ -171,6 +171,11 @@ pub struct SourceAddress {
     pub reach: Option<u8>,
     /// Its answers are authenticated (a symmetric key or NTS).
     pub authenticated: bool,
+    /// Authenticated by NTS.
+    pub nts: bool,
+    /// Why NTS does not authenticate it although the config asks for NTS
+    /// (key establishment failed), if so.
+    pub nts_failure: Option<String>,
 }
 
 /// A source the config names, and what became of it.
@@ -183,6 +188,10 @@ pub struct Source {
     pub state: SourceState,
     /// Whether any of its addresses is authenticated.
     pub authenticated: bool,
+    /// Whether any of its addresses is authenticated by NTS.
+    pub nts: bool,
+    /// Without `nts`: why NTS key establishment failed, where it did.
+    pub nts_failure: Option<String>,
     /// What it resolved to (a pool: every address it gave), in the daemon's order.
     pub addresses: Vec<SourceAddress>,
 }
@@ -198,6 +207,12 @@ impl Source {
                 .max()
                 .unwrap_or(SourceState::Unresolved),
             authenticated: addresses.iter().any(|a| a.authenticated),
+            nts: addresses.iter().any(|a| a.nts),
+            nts_failure: addresses
+                .iter()
+                .all(|a| !a.nts)
+                .then(|| addresses.iter().find_map(|a| a.nts_failure.clone()))
+                .flatten(),
             addresses,
         }
     }

@@ -385,6 +385,8 @@ fn sources(configured: &[Configured], state: &State) -> Vec<Source> {
                     state,
                     reach: None,
                     authenticated: false,
+                    nts: false,
+                    nts_failure: None,
                 }],
             )
         })

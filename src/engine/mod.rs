@@ -252,6 +252,7 @@ impl<'a> From<&'a Plan> for facts::Wants<'a> {
             daemon: plan.vars.daemon,
             literal_packages: plan.literal_packages(),
             nts: plan.wants_nts(),
+            nts_files: plan.nts_files(),
             settings: plan.settings(),
             virtualization: plan.detects_virtualization(),
             keys: plan.vars.keys.clone(),

@@ -17,6 +17,7 @@ pub mod carry;
 pub mod daemon;
 pub mod dpkg;
 pub mod memo;
+pub mod nts;
 
 pub mod probe;
 mod secrets;
@@ -201,6 +202,8 @@ pub struct Wants<'a> {
     pub literal_packages: Vec<PackageName>,
     /// Whether a source asks for NTS, which the resolved version must support.
     pub nts: bool,
+    /// The NTS files the plan names on the node, `(variable, path)`.
+    pub nts_files: Vec<(&'static str, AbsPath)>,
     /// Variables set that the resolved daemon must have a line for.
     pub settings: Vec<crate::daemons::Setting>,
     /// `virtual: auto`: ask systemd-detect-virt.
@@ -512,6 +515,7 @@ fn resolve_daemon(
     if wants.nts {
         daemon::check_nts(&daemon, version.as_deref()).map_err(anyhow::Error::msg)?;
     }
+    nts::check(probe, &daemon, &wants.nts_files)?;
     daemon::check_settings(&daemon, version.as_deref(), &wants.settings)
         .map_err(anyhow::Error::msg)?;
     Ok((wanted, Some(daemon)))

@@ -441,6 +441,17 @@ impl Plan {
         out
     }
 
+    /// The NTS files the plan names on the node, `(variable, path)`.
+    pub fn nts_files(&self) -> Vec<(&'static str, crate::names::AbsPath)> {
+        vars::NTS_FILE_VARS
+            .into_iter()
+            .filter_map(|var| {
+                let path = self.vars.values.get(var)?.as_str()?;
+                Some((var, crate::names::AbsPath::parse(path).ok()?))
+            })
+            .collect()
+    }
+
     /// Whether any server or pool asks for NTS.
     pub fn wants_nts(&self) -> bool {
         ["servers", "pools"].iter().any(|k| {

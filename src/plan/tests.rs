@@ -1251,3 +1251,58 @@ fn a_template_that_writes_a_secret_needs_no_log() {
     };
     assert!(t.content.ends_with("7 SHA1 ********\n"), "{}", t.content);
 }
+
+#[test]
+fn nts_files_are_each_daemons_own_lines() {
+    let plan = load_with(
+        DEFAULT_PLAN,
+        &[
+            "servers=[{host: 10.123.0.50, nts: true}, 10.123.0.2]",
+            "nts_ca=/etc/ssl/site-ca.pem",
+            "nts_server_cert=/etc/ssl/nts.pem",
+            "nts_server_key=/etc/ssl/private/nts.key",
+            "clients=[10.123.0.128/25]",
+        ],
+    )
+    .unwrap();
+    let chrony = config_of(&plan, Flavor::CHRONY, "/etc/chrony/chrony.conf");
+    for line in [
+        "\nserver 10.123.0.50 iburst nts\nserver 10.123.0.2 iburst\n",
+        "\nntsdumpdir /var/lib/chrony\n",
+        "\nntstrustedcerts /etc/ssl/site-ca.pem\nnosystemcert\n",
+        "\nntsservercert /etc/ssl/nts.pem\nntsserverkey /etc/ssl/private/nts.key\n",
+        "\nallow 10.123.0.128/25\n",
+    ] {
+        assert!(chrony.contains(line), "{line:?} in\n{chrony}");
+    }
+    let ntpsec = config_of(&plan, Flavor::NTPSEC, "/etc/ntpsec/ntp.conf");
+    for line in [
+        "\nserver 10.123.0.50 iburst nts ca /etc/ssl/site-ca.pem\nserver 10.123.0.2 iburst\n",
+        "\nnts key /etc/ssl/private/nts.key\nnts cert /etc/ssl/nts.pem\nnts cookie /var/lib/ntpsec/nts-keys\nnts enable\n",
+    ] {
+        assert!(ntpsec.contains(line), "{line:?} in\n{ntpsec}");
+    }
+    let classic = config_of(&plan, Flavor::NTPD, "/etc/ntp.conf");
+    assert!(
+        !classic.contains(" nts") && !classic.contains("site-ca"),
+        "{classic}"
+    );
+    assert_eq!(
+        plan.nts_files()
+            .iter()
+            .map(|(var, path)| format!("{var}={path}"))
+            .collect::<Vec<_>>(),
+        [
+            "nts_ca=/etc/ssl/site-ca.pem",
+            "nts_server_cert=/etc/ssl/nts.pem",
+            "nts_server_key=/etc/ssl/private/nts.key"
+        ]
+    );
+    assert_eq!(
+        plan.settings(),
+        [
+            crate::daemons::Setting::Clients,
+            crate::daemons::Setting::NtsServer
+        ]
+    );
+}

@@ -333,6 +333,7 @@ pub fn build(
     }
     timezone(&values, err)?;
     let keys = keys(&values, err)?;
+    check_nts_vars(&values, err)?;
     let has_source_var = values.contains_key("servers") || values.contains_key("pools");
     if has_source_var && !any_source {
         let path = if values.contains_key("servers") {
@@ -485,6 +486,63 @@ fn keys(
     }
     Ok(keys)
 }
+
+/// NTS: `nts_ca` (the CA a client trusts), `nts_server_cert` and
+/// `nts_server_key` (what a server presents): paths on the node. A CA
+/// without an NTS source would be trusted by nothing; a certificate
+/// without its key (or the reverse) serves nothing.
+fn check_nts_vars(
+    values: &Map<String, Value>,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<(), PlanError> {
+    for key in NTS_FILE_VARS {
+        let path = format!("vars.{key}");
+        match values.get(key) {
+            None => {}
+            Some(Value::String(s)) => {
+                drop(crate::names::AbsPath::parse(s).map_err(|m| err(&path, m))?)
+            }
+            Some(other) => {
+                return Err(err(
+                    &path,
+                    format!(
+                        "expected the path of a PEM file on the node, found {}",
+                        kind(other)
+                    ),
+                ))
+            }
+        }
+    }
+    let nts_source = ["servers", "pools"].iter().any(|k| {
+        values
+            .get(*k)
+            .and_then(Value::as_array)
+            .is_some_and(|items| items.iter().any(|s| s["nts"] == true))
+    });
+    if values.contains_key("nts_ca") && !nts_source {
+        return Err(err(
+            "vars.nts_ca",
+            "nts_ca is the CA that NTS sources are checked against, but no server or pool has nts: true".into(),
+        ));
+    }
+    match (
+        values.contains_key("nts_server_cert"),
+        values.contains_key("nts_server_key"),
+    ) {
+        (true, false) => Err(err(
+            "vars.nts_server_cert",
+            "serving NTS needs nts_server_key too (the certificate's private key)".into(),
+        )),
+        (false, true) => Err(err(
+            "vars.nts_server_key",
+            "serving NTS needs nts_server_cert too (the certificate for this key)".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The NTS variables that name a file on the node.
+pub const NTS_FILE_VARS: [&str; 3] = ["nts_ca", "nts_server_cert", "nts_server_key"];
 
 /// Every variable must be read by the loader, a step field or a template
 /// of the plan: one that nothing reads is almost always a typo

@@ -215,4 +215,11 @@
      "plan.yaml:4:33: vars.pools[0].key: a pool's servers are found by name, and symmetric keys are shared with known servers: give key on servers or peers"),
     ("vars:\n  keys: [{id: 1, type: SHA1, secret_file: /etc/k1}]\n  servers:\n    - {host: a.example, key: 1, nts: true}\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:4:7: vars.servers[0]: nts and key both set: NTS authenticates the server already, and no daemon takes both on one source; give one"),
+    // NTS files: a CA with no NTS source, a certificate without its key.
+    ("vars:\n  daemon: chrony\n  servers: [a.example]\n  nts_ca: /etc/ssl/ca.pem\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:4:11: vars.nts_ca: nts_ca is the CA that NTS sources are checked against, but no server or pool has nts: true"),
+    ("vars:\n  daemon: chrony\n  servers: [{host: a.example, nts: true}]\n  nts_ca: ca.pem\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:4:11: vars.nts_ca: \"ca.pem\" is not an absolute path"),
+    ("vars:\n  daemon: chrony\n  servers: [a.example]\n  nts_server_cert: /etc/chrony/nts.crt\nsteps:\n  - name: x\n    template: {src: chrony.conf.j2, dest: /etc/chrony/chrony.conf}\n",
+     "plan.yaml:4:20: vars.nts_server_cert: serving NTS needs nts_server_key too (the certificate's private key)"),
 ]

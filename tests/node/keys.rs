@@ -18,7 +18,7 @@
 //! shows the secret, and a second apply changes nothing.
 
 use crate::harness::{exclusive, net_addr, Node, Release};
-use crate::sync::{converge_and_sync_with, role, upstream_conf, Role};
+use crate::sync::{converge_with_and_sync, role, upstream_conf, Role};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -104,7 +104,7 @@ fn keys_a_keyed_upstream_synchronises_clients_with_the_right_key_and_not_with_a_
         give_secret(n, SECRET);
     }
     give_secret(&wrong_node, WRONG);
-    let vars = [SERVERS.to_string(), KEYS.to_string()];
+    let vars = [SERVERS, KEYS];
     let up = upstream.addr();
     let results: Vec<Result<crate::sync::Timing, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = good
@@ -112,7 +112,7 @@ fn keys_a_keyed_upstream_synchronises_clients_with_the_right_key_and_not_with_a_
             .zip(&clients)
             .map(|((r, _), n)| {
                 let vars = &vars;
-                s.spawn(move || converge_and_sync_with(n, r, up, vars))
+                s.spawn(move || converge_with_and_sync(n, r, up, vars))
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()

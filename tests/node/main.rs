@@ -14,6 +14,7 @@ mod faults;
 mod fleet;
 mod harness;
 mod keys;
+mod nts;
 mod outside;
 mod package;
 mod site;

@@ -74,23 +74,24 @@ pub(crate) fn converge_and_sync(
     server: Ipv4Addr,
     clients: Option<&str>,
 ) -> Result<Timing, String> {
-    let mut vars = vec![format!("servers=[{server}]")];
-    vars.extend(clients.map(|c| format!("clients=[{c}]")));
-    converge_and_sync_with(node, r, server, &vars)
+    let servers = format!("servers=[{server}]");
+    let clients = clients.map(|c| format!("clients=[{c}]"));
+    let mut vars = vec![servers.as_str()];
+    vars.extend(clients.as_deref());
+    converge_with_and_sync(node, r, server, &vars)
 }
 
-/// As [`converge_and_sync`], with these `-e` variables (`servers` naming
-/// `server` among them) besides the role's daemon.
-pub(crate) fn converge_and_sync_with(
+/// [`converge_and_sync`] with the given `-e` variables (servers among them).
+pub(crate) fn converge_with_and_sync(
     node: &Node,
     r: &Role,
     server: Ipv4Addr,
-    vars: &[String],
+    vars: &[&str],
 ) -> Result<Timing, String> {
     let daemon = format!("daemon={}", r.daemon);
     let mut args = vec!["apply", "-e", &daemon];
     for v in vars {
-        args.extend(["-e", v.as_str()]);
+        args.extend(["-e", v]);
     }
     args.extend(["--format", "json"]);
     let start = Instant::now();

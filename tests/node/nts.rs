@@ -1,0 +1,416 @@
+//! NTS end to end (issue 18): an NTS server that the test sets up by hand
+//! (a bookworm chrony with `local stratum 8` and a certificate for its IP
+//! address from a CA the test makes with the host's openssl), and clients
+//! converged by ntp-provision with `nts: true` on that server and `nts_ca`:
+//!
+//! ```text
+//!   10.123.0.50 NTS server (bookworm chrony by hand: ntsservercert, ntsserverkey, allow)
+//!     |
+//!   10.123.0.51 chrony (bookworm), nts_ca = the server's CA  -> synchronised, source nts: true
+//!   10.123.0.52 NTPsec (bookworm), nts_ca = the server's CA  -> synchronised, source nts: true
+//!   10.123.0.53 chrony (bookworm), nts_ca = another CA       -> not synchronised, key establishment failed
+//!   10.123.0.54 NTPsec (bookworm), nts_ca = another CA       -> not synchronised
+//! ```
+//!
+//! Clients name the server by its address: the certificate names it in its
+//! subjectAltName. Bounded waits; a failure prints what status said.
+
+use crate::harness::{exclusive, Node, Release};
+use crate::sync::{converge_with_and_sync, role, Role};
+use serde_json::Value;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Where the test puts the CA on each client.
+const CA_ON_NODE: &str = "/etc/ntpp-test/nts-ca.pem";
+/// Bound on the wait for a client given the wrong CA to say that key
+/// establishment failed: chronyd retries NTS-KE within seconds.
+const FAILURE_WAIT: Duration = Duration::from_secs(120);
+
+/// Runs openssl on the host in `dir`; panics with what it said.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl on the host (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA (`NAME.pem`, `NAME.key`) valid from now for two days.
+fn make_ca(dir: &Path, name: &str) {
+    let (key, pem, subject) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN=ntp-provision test {name}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &pem,
+            "-days",
+            "2",
+            "-subj",
+            &subject,
+        ],
+    );
+}
+
+/// `server.pem` and `server.key`: a certificate for `ip` signed by `ca`.
+fn make_server_cert(dir: &Path, ca: &str, ip: Ipv4Addr) {
+    let ext = format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n");
+    std::fs::write(dir.join("server.ext"), ext).unwrap();
+    let subject = format!("/CN={ip}");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            &subject,
+        ],
+    );
+    let (ca_pem, ca_key) = (format!("{ca}.pem"), format!("{ca}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    );
+}
+
+/// The NTS server's chrony.conf: serves its own clock, and NTS.
+fn nts_server_conf() -> String {
+    "# The NTS test's server (tests/node/nts.rs).\n\
+     local stratum 8\n\
+     allow 10.123.0.0/24\n\
+     driftfile /var/lib/chrony/chrony.drift\n\
+     ntsservercert /etc/chrony/nts-server.pem\n\
+     ntsserverkey /etc/chrony/nts-server.key\n\
+     ntsdumpdir /var/lib/chrony\n\
+     bindcmdaddress 127.0.0.1\n"
+        .to_string()
+}
+
+/// The one configured source of a status document.
+fn first_source(doc: &Value) -> &Value {
+    &doc["sources"][0]
+}
+
+fn status(node: &Node) -> Value {
+    let out = node.provision(&["status", "--format", "json"]);
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("status JSON: {e}\n{}\n{}", out.stdout, out.stderr))
+}
+
+/// What the daemon's own tool says of its NTS sources, for the record.
+fn daemon_said(node: &Node, flavor: &str) -> String {
+    let asks: &[&[&str]] = match flavor {
+        "chrony" => &[
+            &["chronyc", "-N", "-c", "authdata", "-a"],
+            &["chronyc", "-n", "-c", "sources", "-a"],
+        ],
+        _ => &[
+            &["ntpq", "-n", "-p"],
+            &[
+                "ntpq",
+                "-n",
+                "-c",
+                "associations",
+                "-c",
+                "rv &1 srcadr,srchost,reach,refid,ntscookies,flash",
+            ],
+        ],
+    };
+    asks.iter()
+        .map(|argv| {
+            let out = node.run(argv);
+            format!("$ {}\n{}{}", argv.join(" "), out.stdout, out.stderr)
+        })
+        .collect()
+}
+
+/// Boots the server and the clients, makes the CAs and the server's
+/// certificate, and starts the server by hand.
+fn nts_topology(clients: &[Role]) -> (Node, Vec<Node>, tempfile::TempDir) {
+    let server_role = role("NTS server", Release::Bookworm, "chrony", "chrony", 50);
+    let mut nodes: Vec<Node> = std::thread::scope(|s| {
+        let handles: Vec<_> = std::iter::once(&server_role)
+            .chain(clients)
+            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let client_nodes = nodes.split_off(1);
+    let server = nodes.pop().unwrap();
+    let dir = tempfile::tempdir().expect("temp dir");
+    make_ca(dir.path(), "ca");
+    make_ca(dir.path(), "other-ca");
+    make_server_cert(dir.path(), "ca", server.addr());
+    server.apt_get(&["update"]);
+    server.apt_get(&["install", "--no-install-recommends", "chrony"]);
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    server.write("/etc/chrony/nts-server.pem", &read("server.pem"));
+    server.write("/etc/chrony/nts-server.key", &read("server.key"));
+    server.ok(&["chown", "root:_chrony", "/etc/chrony/nts-server.key"]);
+    server.ok(&["chmod", "0640", "/etc/chrony/nts-server.key"]);
+    server.write("/etc/chrony/chrony.conf", &nts_server_conf());
+    server.ok(&["systemctl", "restart", "chrony.service"]);
+    (server, client_nodes, dir)
+}
+
+/// The `-e` variables of an NTS client of `server` trusting the CA at CA_ON_NODE.
+fn nts_vars(server: Ipv4Addr) -> [String; 2] {
+    [
+        format!("servers=[{{host: {server}, nts: true}}]"),
+        format!("nts_ca={CA_ON_NODE}"),
+    ]
+}
+
+#[test]
+fn nts_clients_synchronise_with_the_right_ca_and_say_key_establishment_failed_with_another() {
+    let _guard = exclusive();
+    let t0 = Instant::now();
+    let clients = [
+        role("NTS client", Release::Bookworm, "chrony", "chrony", 51),
+        role("NTS client", Release::Bookworm, "ntpsec", "ntpsec", 52),
+        role("wrong-CA client", Release::Bookworm, "chrony", "chrony", 53),
+        role("wrong-CA client", Release::Bookworm, "ntpsec", "ntpsec", 54),
+    ];
+    let (server, client_nodes, dir) = nts_topology(&clients);
+    eprintln!("[nts] server ready at {:.1?}", t0.elapsed());
+    let up = server.addr();
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let other = std::fs::read_to_string(dir.path().join("other-ca.pem")).unwrap();
+    let vars = nts_vars(up);
+    let vars: Vec<&str> = vars.iter().map(String::as_str).collect();
+
+    std::thread::scope(|s| {
+        for (r, node) in clients.iter().zip(&client_nodes).take(2) {
+            let (vars, ca) = (&vars, &ca);
+            s.spawn(move || {
+                node.write(CA_ON_NODE, ca);
+                let t = converge_with_and_sync(node, r, up, vars).unwrap_or_else(|e| {
+                    panic!("{e}\n{}", daemon_said(node, r.flavor));
+                });
+                let doc = status(node);
+                let source = first_source(&doc);
+                assert_eq!(
+                    (&source["nts"], &source["nts_failure"]),
+                    (&Value::Bool(true), &Value::Null),
+                    "{} ({}): the source is not authenticated by NTS:\n{doc:#}\n{}",
+                    r.what,
+                    r.flavor,
+                    daemon_said(node, r.flavor)
+                );
+                let human = node.provision(&["status"]);
+                assert!(human.stdout.contains("selected, NTS"), "{}", human.stdout);
+                eprintln!(
+                    "[nts] {} {}: apply {:.1?}, synchronised {:.1?} after apply started\n{}",
+                    r.what,
+                    r.flavor,
+                    t.apply,
+                    t.synchronised,
+                    daemon_said(node, r.flavor)
+                );
+                let again = node.provision(&[
+                    "apply",
+                    "-e",
+                    &format!("daemon={}", r.daemon),
+                    "-e",
+                    vars[0],
+                    "-e",
+                    vars[1],
+                    "--format",
+                    "json",
+                ]);
+                let report: Value = serde_json::from_str(&again.stdout).unwrap();
+                assert_eq!(report["changed"], 0, "second apply: {report:#}");
+            });
+        }
+        for (r, node) in clients.iter().zip(&client_nodes).skip(2) {
+            let (vars, other) = (&vars, &other);
+            s.spawn(move || {
+                node.write(CA_ON_NODE, other);
+                let daemon = format!("daemon={}", r.daemon);
+                let out = node.provision(&["apply", "-e", &daemon, "-e", vars[0], "-e", vars[1]]);
+                assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+                let deadline = Instant::now() + FAILURE_WAIT;
+                let mut doc = status(node);
+                while Instant::now() < deadline && first_source(&doc)["nts_failure"].is_null() {
+                    assert_ne!(doc["synchronised"], true, "{} synchronised: {doc:#}", r.what);
+                    std::thread::sleep(Duration::from_secs(1));
+                    doc = status(node);
+                }
+                let said = daemon_said(node, r.flavor);
+                eprintln!("[nts] {} {} after {:.1?}:\n{doc:#}\n{said}", r.what, r.flavor, t0.elapsed());
+                assert_ne!(doc["synchronised"], true, "{doc:#}");
+                assert_eq!(first_source(&doc)["nts"], false, "{doc:#}");
+                let failure = first_source(&doc)["nts_failure"].as_str().unwrap_or("");
+                assert!(
+                    failure.contains("NTS key establishment failed"),
+                    "{} ({}): status does not say key establishment failed within {FAILURE_WAIT:?}:\n{doc:#}\n{said}",
+                    r.what,
+                    r.flavor
+                );
+            });
+        }
+    });
+    eprintln!("[nts] done at {:.1?}", t0.elapsed());
+}
+
+/// Installs a certificate for the node's address (signed by `ca` in `dir`)
+/// and its key at `cert`, `key` on the node, the key root-only (0600).
+fn install_server_cert(node: &Node, dir: &Path, cert: &str, key: &str) {
+    make_server_cert(dir, "ca", node.addr());
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    node.write(cert, &read("server.pem"));
+    node.write(key, &read("server.key"));
+    node.ok(&["chmod", "0600", key]);
+}
+
+#[test]
+fn nts_site_servers_converged_by_ntp_provision_serve_nts_to_their_clients() {
+    let _guard = exclusive();
+    let t0 = Instant::now();
+    // Each site server, then its client.
+    let roles = [
+        role("NTS site server", Release::Bookworm, "chrony", "chrony", 60),
+        role(
+            "client of the chrony site",
+            Release::Bookworm,
+            "ntpsec",
+            "ntpsec",
+            61,
+        ),
+        role("NTS site server", Release::Bookworm, "ntpsec", "ntpsec", 62),
+        role(
+            "client of the NTPsec site",
+            Release::Bookworm,
+            "chrony",
+            "chrony",
+            63,
+        ),
+    ];
+    let (upstream, nodes, dir) = nts_topology(&roles);
+    eprintln!("[nts] upstream ready at {:.1?}", t0.elapsed());
+    let up = upstream.addr();
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+    let (cert, key) = ("/etc/ntpp-test/nts-site.pem", "/etc/ntpp-test/nts-site.key");
+    std::thread::scope(|s| {
+        for i in 0..roles.len() / 2 {
+            let (site_role, client_role) = (&roles[2 * i], &roles[2 * i + 1]);
+            let (site, client) = (&nodes[2 * i], &nodes[2 * i + 1]);
+            let sub = dir.path().join(format!("site{i}"));
+            std::fs::create_dir_all(&sub).unwrap();
+            for f in ["ca.pem", "ca.key"] {
+                std::fs::copy(dir.path().join(f), sub.join(f)).unwrap();
+            }
+            let ca = &ca;
+            s.spawn(move || {
+                install_server_cert(site, &sub, cert, key);
+                let servers = format!("servers=[{up}]");
+                let clients = "clients=[10.123.0.0/24]".to_string();
+                let (cert_var, key_var) = (
+                    format!("nts_server_cert={cert}"),
+                    format!("nts_server_key={key}"),
+                );
+                // The daemon and its user first: the key is the operator's,
+                // given to that user's group once it exists.
+                converge_with_and_sync(site, site_role, up, &[&servers, &clients])
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let daemon = format!("daemon={}", site_role.daemon);
+                let serve = [
+                    "apply", "-e", &daemon, "-e", &servers, "-e", &clients, "-e", &cert_var, "-e",
+                    &key_var,
+                ];
+                let before = site.snapshot();
+                let refused = site.provision(&serve);
+                let said = format!("{}{}", refused.stdout, refused.stderr);
+                assert_ne!(refused.code, 0, "{said}");
+                assert!(said.contains("is not readable by"), "{said}");
+                assert_eq!(
+                    crate::harness::snapshot_diff(&before, &site.snapshot()),
+                    Vec::<String>::new()
+                );
+                let user = if site_role.flavor == "chrony" {
+                    "_chrony"
+                } else {
+                    "ntpsec"
+                };
+                site.ok(&["chown", &format!("root:{user}"), key]);
+                site.ok(&["chmod", "0640", key]);
+                let t = converge_with_and_sync(
+                    site,
+                    site_role,
+                    up,
+                    &[&servers, &clients, &cert_var, &key_var],
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                eprintln!(
+                    "[nts] {} {}: serving NTS, synchronised {:.1?} after apply started",
+                    site_role.what, site_role.flavor, t.synchronised
+                );
+                client.write(CA_ON_NODE, ca);
+                let vars = nts_vars(site.addr());
+                let t =
+                    converge_with_and_sync(client, client_role, site.addr(), &[&vars[0], &vars[1]])
+                        .unwrap_or_else(|e| {
+                            panic!("{e}\n{}", daemon_said(client, client_role.flavor))
+                        });
+                let doc = status(client);
+                assert_eq!(
+                    first_source(&doc)["nts"],
+                    true,
+                    "{} ({}): not authenticated by NTS:\n{doc:#}\n{}",
+                    client_role.what,
+                    client_role.flavor,
+                    daemon_said(client, client_role.flavor)
+                );
+                eprintln!(
+                    "[nts] {} {}: synchronised over NTS {:.1?} after apply started",
+                    client_role.what, client_role.flavor, t.synchronised
+                );
+            });
+        }
+    });
+    eprintln!("[nts] done at {:.1?}", t0.elapsed());
+}
