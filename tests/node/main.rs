@@ -11,6 +11,7 @@ mod converge;
 mod daemons;
 mod faults;
 mod fleet;
+mod fleet_scale;
 mod harness;
 mod outside;
 mod package;

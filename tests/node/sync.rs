@@ -356,7 +356,7 @@ fn site_topology_every_daemon_synchronises_through_the_site_server() {
 }
 
 /// status says synchronised with one of `servers` as the system peer.
-fn synchronised_with_one_of(doc: &Value, servers: &[String]) -> bool {
+pub(crate) fn synchronised_with_one_of(doc: &Value, servers: &[String]) -> bool {
     doc["synchronised"] == true
         && doc["peers"].as_array().is_some_and(|peers| {
             peers.iter().any(|p| {
