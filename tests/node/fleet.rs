@@ -146,11 +146,50 @@ pub(crate) fn ssh_ready(node: Node, key_pub: &str) -> Node {
 }
 
 pub(crate) fn install_sshd(node: &Node) {
-    node.apt_get(&["update"]);
-    node.apt_get(&["install", "--no-install-recommends", "openssh-server"]);
+    apt_get_retrying(node, &["update"]);
+    apt_get_retrying(
+        node,
+        &["install", "--no-install-recommends", "openssh-server"],
+    );
     // The images' policy-rc.d keeps packages from starting daemons: start it ourselves.
     node.ok(&["systemctl", "enable", "ssh.service"]);
     node.ok(&["systemctl", "restart", "ssh.service"]);
+}
+
+/// `apt-get -q -y ARGS` in the node, tried again (three tries at most) when
+/// it fails: with many nodes fetching at once through the one archive
+/// proxy, apt's http method has died mid-update ("Method http has died
+/// unexpectedly"). Setup only, never the tool under test.
+pub(crate) fn apt_get_retrying(node: &Node, args: &[&str]) {
+    const TRIES: u32 = 3;
+    let mut argv = vec![
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "-q",
+        "-y",
+    ];
+    argv.extend_from_slice(args);
+    for attempt in 1..=TRIES {
+        let out = node.run(&argv);
+        if out.code == 0 {
+            return;
+        }
+        assert!(
+            attempt < TRIES,
+            "apt-get {args:?} in node {} failed {TRIES} times; the last:\nexit code {}\n{}\n{}",
+            node.name(),
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        eprintln!(
+            "[fleet] {}: apt-get {args:?} failed (try {attempt} of {TRIES}), trying again: {}",
+            node.name(),
+            out.stderr.trim()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
 }
 
 pub(crate) fn wait_listening(host: Ipv4Addr) {

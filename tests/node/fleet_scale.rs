@@ -29,7 +29,9 @@
 //! the seed recipe, the largest Python module process (`python3`). The
 //! programs they run (apt, dpkg) are not counted.
 
-use crate::fleet::{count, install_sshd, recap, ssh_ready, wait_listening, Fleet};
+use crate::fleet::{
+    apt_get_retrying, count, install_sshd, recap, ssh_ready, wait_listening, Fleet,
+};
 use crate::harness::{exclusive, net_addr, Node, Release};
 use crate::sync::{converge_and_sync, role, synchronised_with_one_of, upstream_conf};
 use serde_json::Value;
@@ -46,8 +48,9 @@ const SEED_FIRST: u8 = 170;
 const FORKS: &str = "20";
 /// The site servers' client network: both fleets, not the site servers.
 const CLIENT_NET: &str = "10.123.0.128/25";
-/// Nodes booted (and given sshd) at once: a boot has 60 s on 2 cores.
-const BOOT_BATCH: usize = 7;
+/// Nodes booted (and given sshd) at once: a boot has 60 s on 2 cores,
+/// and their apt-get runs share one archive proxy.
+const BOOT_BATCH: usize = 5;
 /// Bound on the wait, after the no-op run, for every node to synchronise.
 const SYNC_WAIT: Duration = Duration::from_secs(120);
 /// How often the host samples the nodes' module processes.
@@ -70,7 +73,10 @@ fn boot_fleet(addrs: &[Ipv4Addr], key_pub: &str, python: bool) -> Vec<Node> {
                         let node = ssh_ready(Node::boot_at(Release::Bookworm, addr), key_pub);
                         install_sshd(&node);
                         if python {
-                            node.apt_get(&["install", "--no-install-recommends", "python3"]);
+                            apt_get_retrying(
+                                &node,
+                                &["install", "--no-install-recommends", "python3"],
+                            );
                         }
                         node
                     })
