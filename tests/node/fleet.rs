@@ -128,8 +128,12 @@ pub fn install_collection(version: &str, dir: &Path) -> PathBuf {
 }
 
 /// A booted node with sshd on port 22 of its address that accepts `key` for root.
-fn ssh_node(release: Release, key_pub: &str) -> Node {
-    let node = Node::boot(release);
+pub(crate) fn ssh_node(release: Release, key_pub: &str) -> Node {
+    ssh_ready(Node::boot(release), key_pub)
+}
+
+/// `node`, readied as [`ssh_node`] readies a node it booted (before [`install_sshd`]).
+pub(crate) fn ssh_ready(node: Node, key_pub: &str) -> Node {
     // Before the install: sshd listens on the node's test-network address only.
     node.write(
         "/etc/ssh/sshd_config.d/ntpp-test.conf",
@@ -141,15 +145,54 @@ fn ssh_node(release: Release, key_pub: &str) -> Node {
     node
 }
 
-fn install_sshd(node: &Node) {
-    node.apt_get(&["update"]);
-    node.apt_get(&["install", "--no-install-recommends", "openssh-server"]);
+pub(crate) fn install_sshd(node: &Node) {
+    apt_get_retrying(node, &["update"]);
+    apt_get_retrying(
+        node,
+        &["install", "--no-install-recommends", "openssh-server"],
+    );
     // The images' policy-rc.d keeps packages from starting daemons: start it ourselves.
     node.ok(&["systemctl", "enable", "ssh.service"]);
     node.ok(&["systemctl", "restart", "ssh.service"]);
 }
 
-fn wait_listening(host: Ipv4Addr) {
+/// `apt-get -q -y ARGS` in the node, tried again (three tries at most) when
+/// it fails: with many nodes fetching at once through the one archive
+/// proxy, apt's http method has died mid-update ("Method http has died
+/// unexpectedly"). Setup only, never the tool under test.
+pub(crate) fn apt_get_retrying(node: &Node, args: &[&str]) {
+    const TRIES: u32 = 3;
+    let mut argv = vec![
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "-q",
+        "-y",
+    ];
+    argv.extend_from_slice(args);
+    for attempt in 1..=TRIES {
+        let out = node.run(&argv);
+        if out.code == 0 {
+            return;
+        }
+        assert!(
+            attempt < TRIES,
+            "apt-get {args:?} in node {} failed {TRIES} times; the last:\nexit code {}\n{}\n{}",
+            node.name(),
+            out.code,
+            out.stdout,
+            out.stderr
+        );
+        eprintln!(
+            "[fleet] {}: apt-get {args:?} failed (try {attempt} of {TRIES}), trying again: {}",
+            node.name(),
+            out.stderr.trim()
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+pub(crate) fn wait_listening(host: Ipv4Addr) {
     let addr: SocketAddr = (host, 22).into();
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
@@ -158,15 +201,15 @@ fn wait_listening(host: Ipv4Addr) {
     }
 }
 
-struct Fleet {
+pub(crate) struct Fleet {
     dir: tempfile::TempDir,
-    key: PathBuf,
+    pub(crate) key: PathBuf,
     /// ansible-core version -> the collection installed with it.
     collections: BTreeMap<&'static str, PathBuf>,
 }
 
 impl Fleet {
-    fn new() -> Fleet {
+    pub(crate) fn new() -> Fleet {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut collections = BTreeMap::new();
         for version in std::iter::once(ANSIBLE_VERSION).chain(ANSIBLE_EXTRA) {
@@ -200,7 +243,7 @@ impl Fleet {
         }
     }
 
-    fn key_pub(&self) -> String {
+    pub(crate) fn key_pub(&self) -> String {
         fs::read_to_string(self.key.with_extension("pub")).unwrap()
     }
 
@@ -230,7 +273,12 @@ impl Fleet {
 
     /// `ansible-playbook -i INVENTORY playbooks/PLAYBOOK ARGS` with the pinned
     /// ansible-core, bounded; stdout and stderr together.
-    fn playbook(&self, inventory: &Path, playbook: &str, args: &[&str]) -> (i32, String) {
+    pub(crate) fn playbook(
+        &self,
+        inventory: &Path,
+        playbook: &str,
+        args: &[&str],
+    ) -> (i32, String) {
         self.playbook_with(ANSIBLE_VERSION, inventory, playbook, args)
     }
 
@@ -296,7 +344,7 @@ impl Fleet {
 }
 
 /// PLAY RECAP counters per host: {"node1": {"ok": 1, "changed": 1, ...}}.
-fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
+pub(crate) fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     let mut hosts = BTreeMap::new();
     let Some((_, tail)) = output.rsplit_once("PLAY RECAP") else {
         return hosts;
@@ -315,7 +363,7 @@ fn recap(output: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
     hosts
 }
 
-fn count(recap: &BTreeMap<String, BTreeMap<String, u64>>, host: &str, key: &str) -> u64 {
+pub(crate) fn count(recap: &BTreeMap<String, BTreeMap<String, u64>>, host: &str, key: &str) -> u64 {
     recap
         .get(host)
         .and_then(|c| c.get(key))

@@ -12,6 +12,7 @@ mod daemons;
 mod dhcp;
 mod faults;
 mod fleet;
+mod fleet_scale;
 mod harness;
 mod keys;
 mod nts;

@@ -185,7 +185,7 @@ pub(crate) fn verify_from(probe: &NetHost, target: Ipv4Addr) -> Value {
 }
 
 /// status says synchronised with one of `servers` as the system peer.
-fn synchronised_with_one_of(doc: &Value, servers: &[String]) -> bool {
+pub(crate) fn synchronised_with_one_of(doc: &Value, servers: &[String]) -> bool {
     doc["synchronised"] == true
         && doc["peers"].as_array().is_some_and(|peers| {
             peers.iter().any(|p| {
