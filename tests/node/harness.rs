@@ -1569,6 +1569,13 @@ pub const NET_STATE: &str = "/var/tmp/ntp-provision/net.state";
 /// free one) can be asked for with [`Node::boot_at`] / [`NetHost::new`].
 const AUTO_FIRST: u8 = 10;
 const IP_FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
+/// Every node's systemd, journald and logind take inotify instances of the
+/// one root user: with twenty nodes at once the host's default of 128 runs
+/// out, and a unit's PID file watch fails ("Too many open files": NTPsec's
+/// Type=forking unit on Debian 11 then fails its start with 'protocol').
+const INOTIFY_INSTANCES: &str = "/proc/sys/fs/inotify/max_user_instances";
+/// What the test run raises [`INOTIFY_INSTANCES`] to, if it is lower.
+const INOTIFY_INSTANCES_WANTED: u64 = 2048;
 
 struct NetShared {
     users: usize,
@@ -1877,15 +1884,33 @@ fn net_up() -> Result<(), String> {
     let me = ProcId::of(std::process::id()).expect("own /proc entry");
     fs::create_dir_all(Path::new(NET_STATE).parent().unwrap()).map_err(|e| e.to_string())?;
     // Written first, so a run killed half way through the setup is cleaned too.
-    fs::write(NET_STATE, format!("{}ip_forward {forward}\n", me.render()))
-        .map_err(|e| format!("write {NET_STATE}: {e}"))?;
+    let instances = fs::read_to_string(INOTIFY_INSTANCES)
+        .map_err(|e| format!("read {INOTIFY_INSTANCES}: {e}"))?
+        .trim()
+        .to_string();
+    fs::write(
+        NET_STATE,
+        format!(
+            "{}ip_forward {forward}\ninotify_instances {instances}\n",
+            me.render()
+        ),
+    )
+    .map_err(|e| format!("write {NET_STATE}: {e}"))?;
     let gw = format!("{NET_GATEWAY}/{NET_PREFIX_LEN}");
-    let setup = (|| {
+    let setup = (|| -> Result<(), String> {
         ip(&["link", "add", NET_BRIDGE, "type", "bridge"])?;
         ip(&["addr", "add", &gw, "dev", NET_BRIDGE])?;
         ip(&["link", "set", NET_BRIDGE, "up"])?;
         nft_load(&nft_ruleset(forward == "0"))?;
-        fs::write(IP_FORWARD, "1\n").map_err(|e| format!("enable IPv4 forwarding: {e}"))
+        fs::write(IP_FORWARD, "1\n").map_err(|e| format!("enable IPv4 forwarding: {e}"))?;
+        if instances
+            .parse::<u64>()
+            .is_ok_and(|n| n < INOTIFY_INSTANCES_WANTED)
+        {
+            fs::write(INOTIFY_INSTANCES, format!("{INOTIFY_INSTANCES_WANTED}\n"))
+                .map_err(|e| format!("raise {INOTIFY_INSTANCES}: {e}"))?;
+        }
+        Ok(())
     })();
     if let Err(e) = setup {
         let _ = net_down();
@@ -1994,6 +2019,18 @@ fn net_down() -> Result<(), String> {
         if (before == "0" || before == "1") && now.trim() != before {
             if let Err(e) = fs::write(IP_FORWARD, format!("{before}\n")) {
                 errors.push(format!("restore {IP_FORWARD} to {before}: {e}"));
+            }
+        }
+    }
+    if let Some(before) = state
+        .lines()
+        .find_map(|l| l.strip_prefix("inotify_instances "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    {
+        let now = fs::read_to_string(INOTIFY_INSTANCES).unwrap_or_default();
+        if now.trim() != before.to_string() {
+            if let Err(e) = fs::write(INOTIFY_INSTANCES, format!("{before}\n")) {
+                errors.push(format!("restore {INOTIFY_INSTANCES} to {before}: {e}"));
             }
         }
     }

@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 /// The client network the site servers serve.
 pub(crate) const CLIENT_NET: &str = "10.123.0.128/25";
 /// Bound on the wait for `status` to say synchronised, after apply returned.
-/// OpenNTPD says synchronised only after its second clock update, each of
-/// which needs 8 replies at intervals of 5-10 s and then 30-35 s (205 s
-/// measured); classic ntpd as a client of chrony took 7 s in one run and
-/// 72 s in the next on the loaded 2-core machine.
-const SYNC_WAIT: Duration = Duration::from_secs(300);
+/// OpenNTPD says synchronised only at its second clock update: the first
+/// needs 8 replies (5-10 s apart, then 30-35 s), the second up to 8 new
+/// ones at 30-35 s (190 to 330 s measured, more than 300 s once); classic
+/// ntpd as a client of chrony took 7 s in one run and 72 s in the next.
+const SYNC_WAIT: Duration = Duration::from_secs(420);
 /// Pause between two `status` polls.
 const POLL: Duration = Duration::from_millis(500);
 
