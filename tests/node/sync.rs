@@ -243,9 +243,10 @@ fn unreachable_peer(doc: &Value, peer: &str) -> bool {
 /// peered with each other and with `orphan_stratum`, synchronised to the
 /// upstream, their client synchronised to them; then the upstream's daemon
 /// stops. Once both site servers see it unreachable (8 missed polls), the
-/// client is still synchronised with one of them, and so is each site
-/// server but the one the others follow: no host falls out of sync. What
-/// each site server then reports (stratum, reference) is printed.
+/// client and both site servers are still synchronised (one site server
+/// keeps the lost upstream's last samples, the other follows it). Then the
+/// orphan state proper: the lower address serves its local reference at
+/// the orphan stratum, the other follows it, the client stays with them.
 #[test]
 fn orphan_mode_keeps_the_site_s_clients_synchronised_after_the_upstream_is_lost() {
     let _guard = exclusive();
@@ -371,14 +372,13 @@ fn orphan_mode_keeps_the_site_s_clients_synchronised_after_the_upstream_is_lost(
     );
 
     // The orphan state itself comes once a site server's root distance
-    // reaches `local`'s activation distance (1 s: hours of drift). The test
-    // lowers it at run time to what the distance already is, on both, as
-    // that time would: the lowest address (a) then serves its own clock at
+    // reaches `local`'s activation distance (1 s: hours of drift), when the
+    // lost upstream's last samples are long too old to select. The test
+    // does what those hours do: it drops every sample on both (`chronyc
+    // reset sources`). The lowest address (a) then serves its own clock at
     // the orphan stratum, b follows it, and the client stays with them.
     for node in [site_a, site_b] {
-        node.ok(&[
-            "chronyc", "local", "stratum", "10", "orphan", "distance", "0.000001",
-        ]);
+        node.ok(&["chronyc", "reset", "sources"]);
     }
     let orphaned = wait_status(site_a, ORPHAN_WAIT, |d| {
         d["sync"]["refid"] == LOCAL_REFID && d["sync"]["stratum"] == 10
