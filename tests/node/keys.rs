@@ -153,7 +153,18 @@ fn keys_a_keyed_upstream_synchronises_clients_with_the_right_key_and_not_with_a_
         let plan = n.provision(&["plan", "-e", &daemon, "-e", SERVERS, "-e", KEYS]);
         assert_no_secret("plan", &format!("{}\n{}", plan.stdout, plan.stderr));
     }
-    // chrony says the source is authenticated with key 7.
+    // NTPsec's and classic ntpd's association with the upstream is
+    // authenticated (ntpq's auth column), and chrony's uses key 7.
+    for n in &clients[1..] {
+        let assoc = n.ok(&["ntpq", "-n", "-c", "associations"]).stdout;
+        assert!(
+            assoc
+                .lines()
+                .any(|l| l.split_whitespace().nth(5) == Some("ok")),
+            "{}: ntpq associations, no authenticated one:\n{assoc}",
+            n.name()
+        );
+    }
     let auth = clients[0].ok(&["chronyc", "-n", "authdata"]).stdout;
     assert!(
         auth.lines()
