@@ -33,7 +33,7 @@ use crate::fleet::{
     apt_get_retrying, count, install_sshd, recap, ssh_ready, wait_listening, Fleet,
 };
 use crate::harness::{exclusive, net_addr, Node, Release};
-use crate::sync::{converge_and_sync, role, synchronised_with_one_of, upstream_conf};
+use crate::sync::{converge_and_sync, role, start_upstream, synchronised_with_one_of};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs;
@@ -303,10 +303,7 @@ fn twenty_nodes_converge_through_the_role_and_synchronise_beside_the_seed_recipe
     });
     let site_nodes = nodes.split_off(1);
     let upstream = nodes.pop().unwrap();
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
-    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    start_upstream(&upstream, "");
     let up = upstream.addr();
     let site_results: Vec<Result<_, String>> = std::thread::scope(|s| {
         let handles: Vec<_> = sites

@@ -18,7 +18,7 @@
 //! shows the secret, and a second apply changes nothing.
 
 use crate::harness::{exclusive, net_addr, Node, Release};
-use crate::sync::{converge_with_and_sync, role, upstream_conf, Role};
+use crate::sync::{boot_roles, converge_with_and_sync, role, start_upstream, Role};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -76,25 +76,14 @@ fn keys_a_keyed_upstream_synchronises_clients_with_the_right_key_and_not_with_a_
         .chain(good.iter().map(|(r, _)| r))
         .chain(std::iter::once(&wrong))
         .collect();
-    let mut nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = all
-            .iter()
-            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let mut nodes = boot_roles(&all);
     let wrong_node = nodes.pop().unwrap();
     let clients = nodes.split_off(1);
     let upstream = nodes.pop().unwrap();
     eprintln!("[keys] 5 nodes booted in {:.1?}", t0.elapsed());
 
     // The upstream, by hand: the sync test's chrony with key 7.
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write(
-        "/etc/chrony/chrony.conf",
-        &format!("{}keyfile /etc/chrony/chrony.keys\n", upstream_conf()),
-    );
+    start_upstream(&upstream, "keyfile /etc/chrony/chrony.keys\n");
     upstream.write("/etc/chrony/chrony.keys", &format!("7 SHA1 {SECRET}\n"));
     upstream.ok(&["systemctl", "restart", "chrony.service"]);
     assert_eq!(upstream.addr(), net_addr(2));

@@ -16,7 +16,7 @@
 //! subjectAltName. Bounded waits; a failure prints what status said.
 
 use crate::harness::{exclusive, Node, Release};
-use crate::sync::{converge_with_and_sync, role, Role};
+use crate::sync::{boot_roles, converge_with_and_sync, role, Role};
 use serde_json::Value;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -172,13 +172,8 @@ fn daemon_said(node: &Node, flavor: &str) -> String {
 /// certificate, and starts the server by hand.
 fn nts_topology(clients: &[Role]) -> (Node, Vec<Node>, tempfile::TempDir) {
     let server_role = role("NTS server", Release::Bookworm, "chrony", "chrony", 50);
-    let mut nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = std::iter::once(&server_role)
-            .chain(clients)
-            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let all: Vec<&Role> = std::iter::once(&server_role).chain(clients).collect();
+    let mut nodes = boot_roles(&all);
     let client_nodes = nodes.split_off(1);
     let server = nodes.pop().unwrap();
     let dir = tempfile::tempdir().expect("temp dir");

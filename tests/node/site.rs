@@ -33,7 +33,9 @@
 //! assertion).
 
 use crate::harness::{exclusive, net_addr, NetHost, Node, Release};
-use crate::sync::{converge_and_sync, role, upstream_conf, verify_from, Role, Timing, CLIENT_NET};
+use crate::sync::{
+    boot_roles, converge_and_sync, role, start_upstream, verify_from, Role, Timing, CLIENT_NET,
+};
 use crate::timesyncd::allow_in_container;
 use std::time::Instant;
 
@@ -174,23 +176,14 @@ fn site_topology_every_daemon_on_every_release_synchronises_through_the_site_ser
         .chain(SITES.iter())
         .chain(CLIENTS.iter().map(|(r, _)| r))
         .collect();
-    let mut nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = all
-            .iter()
-            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let mut nodes = boot_roles(&all);
     let client_nodes = nodes.split_off(1 + SITES.len());
     let site_nodes = nodes.split_off(1);
     let upstream = nodes.pop().unwrap();
     eprintln!("[site] {} nodes booted in {:.1?}", all.len(), t0.elapsed());
 
     // The upstream, by hand: chrony from the archive, our config, started.
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
-    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    start_upstream(&upstream, "");
     let up = verify_from(&outside, upstream.addr());
     assert_eq!(
         up["time_service"], "served",
@@ -303,10 +296,7 @@ fn sync_time_of_fresh_nodes_per_daemon_and_release() {
         .filter(|&n| (1..=20).contains(&n))
         .unwrap_or(5);
     let upstream = Node::boot_at(Release::Bookworm, net_addr(2));
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
-    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    start_upstream(&upstream, "");
     for (daemon, flavor, releases) in TIMED {
         let batches: Vec<Vec<Release>> = if daemon == "openntpd" {
             vec![releases
@@ -337,13 +327,7 @@ fn timed_batch(
         .enumerate()
         .map(|(i, &rel)| role("client", rel, daemon, flavor, 50 + i as u8))
         .collect();
-    let nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = roles
-            .iter()
-            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let nodes = boot_roles(&roles.iter().collect::<Vec<_>>());
     std::thread::scope(|s| {
         for (r, n) in roles.iter().zip(&nodes) {
             s.spawn(move || {

@@ -33,6 +33,29 @@ pub(crate) fn upstream_conf() -> String {
         .to_string()
 }
 
+/// Makes `node` the tests' upstream: chrony from the archive, running
+/// [`upstream_conf`] followed by `extra` (more chrony.conf lines).
+pub(crate) fn start_upstream(node: &Node, extra: &str) {
+    node.apt_get(&["update"]);
+    node.apt_get(&["install", "--no-install-recommends", "chrony"]);
+    node.write(
+        "/etc/chrony/chrony.conf",
+        &format!("{}{extra}", upstream_conf()),
+    );
+    node.ok(&["systemctl", "restart", "chrony.service"]);
+}
+
+/// Boots one node per role, all at once, each at its role's address.
+pub(crate) fn boot_roles(roles: &[&Role]) -> Vec<Node> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = roles
+            .iter()
+            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 pub(crate) struct Role {
     pub what: &'static str,
     pub release: Release,
@@ -260,10 +283,7 @@ fn orphan_mode_keeps_the_site_s_clients_synchronised_after_the_upstream_is_lost(
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let (upstream, site_a, site_b, client) = (&nodes[0], &nodes[1], &nodes[2], &nodes[3]);
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
-    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    start_upstream(upstream, "");
     eprintln!("[orphan] upstream ready at {:.1?}", t0.elapsed());
 
     let site = |node: &Node, peer: Ipv4Addr| {

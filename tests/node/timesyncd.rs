@@ -13,7 +13,7 @@
 
 use crate::daemons::time_daemons;
 use crate::harness::{exclusive, json, Node, Release};
-use crate::sync::{converge_and_sync, role, upstream_conf, Role};
+use crate::sync::{boot_roles, converge_and_sync, role, start_upstream, Role};
 use std::time::Instant;
 
 const UNIT: &str = "systemd-timesyncd.service";
@@ -102,19 +102,11 @@ fn timesyncd_converges_synchronises_with_the_upstream_and_switches_on_every_rele
         role("client", Release::Bookworm, "timesyncd", "timesyncd", 41),
         role("client", Release::Trixie, "timesyncd", "timesyncd", 42),
     ];
-    let mut nodes: Vec<Node> = std::thread::scope(|s| {
-        let handles: Vec<_> = std::iter::once(&upstream_role)
-            .chain(&clients)
-            .map(|r| s.spawn(move || Node::boot_at(r.release, r.addr)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let all: Vec<&Role> = std::iter::once(&upstream_role).chain(&clients).collect();
+    let mut nodes = boot_roles(&all);
     let client_nodes = nodes.split_off(1);
     let upstream = nodes.pop().unwrap();
-    upstream.apt_get(&["update"]);
-    upstream.apt_get(&["install", "--no-install-recommends", "chrony"]);
-    upstream.write("/etc/chrony/chrony.conf", &upstream_conf());
-    upstream.ok(&["systemctl", "restart", "chrony.service"]);
+    start_upstream(&upstream, "");
     eprintln!("[timesyncd] upstream ready at {:.1?}", t0.elapsed());
     let up = upstream.addr();
     let server = format!("servers=[{up}]");
