@@ -292,21 +292,12 @@ pub fn build(
             Ok(())
         })?;
     }
-    for key in ["driftfile", "leapfile", "logfile", "logdir", "statsdir"] {
-        let path = format!("vars.{key}");
-        match values.get(key) {
-            None => {}
-            Some(Value::String(s)) => {
-                drop(crate::names::AbsPath::parse(s).map_err(|m| err(&path, m))?)
-            }
-            Some(other) => {
-                return Err(err(
-                    &path,
-                    format!("expected a path, found {}", kind(other)),
-                ))
-            }
-        }
-    }
+    absolute_paths(
+        &values,
+        &["driftfile", "leapfile", "logfile", "logdir", "statsdir"],
+        "a path",
+        err,
+    )?;
     for (key, least) in [
         ("step_threshold", Bound::Above(0.0)),
         ("panic_threshold", Bound::AtLeast(0.0)),
@@ -487,6 +478,32 @@ fn keys(
     Ok(keys)
 }
 
+/// Each of `keys` that is set must be an absolute path; `expected` says
+/// what a value of another type should have been.
+fn absolute_paths(
+    values: &Map<String, Value>,
+    keys: &[&str],
+    expected: &str,
+    err: &dyn Fn(&str, String) -> PlanError,
+) -> Result<(), PlanError> {
+    for key in keys {
+        let path = format!("vars.{key}");
+        match values.get(*key) {
+            None => {}
+            Some(Value::String(s)) => {
+                drop(crate::names::AbsPath::parse(s).map_err(|m| err(&path, m))?)
+            }
+            Some(other) => {
+                return Err(err(
+                    &path,
+                    format!("expected {expected}, found {}", kind(other)),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// NTS: `nts_ca` (the CA a client trusts), `nts_server_cert` and
 /// `nts_server_key` (what a server presents): paths on the node. A CA
 /// without an NTS source would be trusted by nothing; a certificate
@@ -495,24 +512,12 @@ fn check_nts_vars(
     values: &Map<String, Value>,
     err: &dyn Fn(&str, String) -> PlanError,
 ) -> Result<(), PlanError> {
-    for key in NTS_FILE_VARS {
-        let path = format!("vars.{key}");
-        match values.get(key) {
-            None => {}
-            Some(Value::String(s)) => {
-                drop(crate::names::AbsPath::parse(s).map_err(|m| err(&path, m))?)
-            }
-            Some(other) => {
-                return Err(err(
-                    &path,
-                    format!(
-                        "expected the path of a PEM file on the node, found {}",
-                        kind(other)
-                    ),
-                ))
-            }
-        }
-    }
+    absolute_paths(
+        values,
+        &NTS_FILE_VARS,
+        "the path of a PEM file on the node",
+        err,
+    )?;
     let nts_source = ["servers", "pools"].iter().any(|k| {
         values
             .get(*k)

@@ -162,14 +162,7 @@ pub(crate) fn install_sshd(node: &Node) {
 /// unexpectedly"). Setup only, never the tool under test.
 pub(crate) fn apt_get_retrying(node: &Node, args: &[&str]) {
     const TRIES: u32 = 3;
-    let mut argv = vec![
-        "env",
-        "DEBIAN_FRONTEND=noninteractive",
-        "apt-get",
-        "-q",
-        "-y",
-    ];
-    argv.extend_from_slice(args);
+    let argv = crate::harness::apt_get_argv(args);
     for attempt in 1..=TRIES {
         let out = node.run(&argv);
         if out.code == 0 {

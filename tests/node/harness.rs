@@ -441,15 +441,7 @@ impl Node {
     /// `apt-get -q -y ARGS` in the node, non-interactive; must succeed.
     /// Tests use it to put a node in a starting state (never the tool under test).
     pub fn apt_get(&self, args: &[&str]) -> Out {
-        let mut argv = vec![
-            "env",
-            "DEBIAN_FRONTEND=noninteractive",
-            "apt-get",
-            "-q",
-            "-y",
-        ];
-        argv.extend_from_slice(args);
-        self.ok(&argv)
+        self.ok(&apt_get_argv(args))
     }
 
     pub fn ok(&self, argv: &[&str]) -> Out {
@@ -2314,6 +2306,19 @@ extern "C" fn stop_proxy_at_exit() {
         stop_proxy(id);
         let _ = fs::remove_file(Path::new(PROXY_DIR).join("pid"));
     }
+}
+
+/// `apt-get -q -y ARGS`, non-interactive, as an argument vector.
+pub fn apt_get_argv<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec![
+        "env",
+        "DEBIAN_FRONTEND=noninteractive",
+        "apt-get",
+        "-q",
+        "-y",
+    ];
+    argv.extend_from_slice(args);
+    argv
 }
 
 /// The daemon's servers in the node tests: loopback only (NTPsec refuses
