@@ -719,6 +719,7 @@ impl Node {
             Some(status) => status,
             None => {
                 let pgid = child.id() as i32;
+                let hung = descendants(child.id());
                 unsafe {
                     kill(-pgid, SIGKILL);
                 }
@@ -728,7 +729,7 @@ impl Node {
                 let err =
                     String::from_utf8_lossy(&fs::read(&err_p).unwrap_or_default()).into_owned();
                 panic!(
-                    "command timed out after {timeout:?} in node {} and was killed: {argv:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    "command timed out after {timeout:?} in node {} and was killed: {argv:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- its processes when it was killed ---\n{hung}",
                     self.name(),
                     tail(&out, 60),
                     tail(&err, 60)
@@ -2152,6 +2153,9 @@ Acquire::http::Proxy::localhost \"DIRECT\";
 // fetch that stalls is given up after 30 s and tried again.
 Acquire::http::Timeout \"30\";
 Acquire::Retries \"3\";
+// No pipelining through the proxy: a reply lost in a pipeline leaves apt
+// waiting on the rest (one apply never got past its update in CI).
+Acquire::http::Pipeline-Depth \"0\";
 ",
         proxy_url()
     )
@@ -2306,6 +2310,31 @@ extern "C" fn stop_proxy_at_exit() {
         stop_proxy(id);
         let _ = fs::remove_file(Path::new(PROXY_DIR).join("pid"));
     }
+}
+
+/// The process `pid` and all its descendants, as `ps` shows them (what a
+/// command that timed out was waiting on).
+fn descendants(pid: u32) -> String {
+    let listing = host_output("ps", &["-eo", "pid=,ppid=,etimes=,stat=,wchan:24=,args="]);
+    let rows: Vec<(u32, u32, &str)> = listing
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?, l))
+        })
+        .collect();
+    let mut keep = vec![pid];
+    let mut i = 0;
+    while i < keep.len() {
+        let parent = keep[i];
+        keep.extend(rows.iter().filter(|r| r.1 == parent).map(|r| r.0));
+        i += 1;
+    }
+    rows.iter()
+        .filter(|r| keep.contains(&r.0))
+        .map(|r| r.2)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `apt-get -q -y ARGS`, non-interactive, as an argument vector.
