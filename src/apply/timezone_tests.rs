@@ -27,6 +27,11 @@ fn timezone_changes(cs: &Changeset) -> Vec<&Change> {
         .collect()
 }
 
+/// The timezone changes as the report prints them.
+fn timezone_lines(cs: &Changeset) -> Vec<String> {
+    timezone_changes(cs).iter().map(|c| c.to_string()).collect()
+}
+
 #[test]
 fn plan_shows_the_zone_change_apply_sets_both_files_and_a_rerun_changes_nothing() {
     let node = FakeNode::bookworm();
@@ -95,10 +100,7 @@ fn a_converged_zone_gives_no_change_and_a_stale_etc_timezone_one() {
     let plan = plan(&["timezone=Europe/Paris"]).unwrap();
     // The link is right (absolute, as older tzdata wrote it); /etc/timezone is not.
     let cs = changeset(&node, &plan);
-    let lines: Vec<String> = timezone_changes(&cs)
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let lines = timezone_lines(&cs);
     assert_eq!(
         lines,
         ["timezone: Europe/Paris (/etc/timezone says \"Etc/UTC\"; it gets Europe/Paris)"]
@@ -176,10 +178,7 @@ fn a_node_without_etc_localtime_or_etc_timezone_gets_both() {
     }
     let plan = plan(&["timezone=America/New_York"]).unwrap();
     let cs = changeset(&node, &plan);
-    let lines: Vec<String> = timezone_changes(&cs)
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
+    let lines = timezone_lines(&cs);
     assert_eq!(
         lines,
         ["timezone: none (no /etc/localtime) -> America/New_York (no /etc/timezone; it gets America/New_York)"]
