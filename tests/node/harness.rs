@@ -2148,9 +2148,7 @@ fn node_proxy_conf() -> String {
 Acquire::http::Proxy \"{}\";
 Acquire::http::Proxy::127.0.0.1 \"DIRECT\";
 Acquire::http::Proxy::localhost \"DIRECT\";
-// apt-cacher-ng can leave a request unanswered when many nodes ask for the
-// same new index at once (\"Failure to move file ... out of the way\"): a
-// fetch that stalls is given up after 30 s and tried again.
+// A fetch that stalls is given up after 30 s and tried again.
 Acquire::http::Timeout \"30\";
 Acquire::Retries \"3\";
 // No pipelining through the proxy: a reply lost in a pipeline leaves apt
@@ -2173,8 +2171,95 @@ ForeGround: 1
 PidFile:
 SocketPath:
 ReportPage:
+# The index files (InRelease) are kept as fetched for the whole run, never
+# refreshed: apt-cacher-ng refreshes one by moving it aside under a name of
+# the second, so nodes refreshing it in the same second collide (\"Failure to
+# move file ... out of the way\", 503 to all but one), and one loser's apt
+# waited on its closed connection for good. Each start fetches them afresh,
+# one at a time (`forget_index_files`, `warm_proxy`).
+SPfilePatternEx: .*/dists/[^/]+/InRelease$
 "
     )
+}
+
+/// The archive's index files the nodes' sources name, as the proxy is asked
+/// for them: `(host/path)` of each release's InRelease.
+fn index_files() -> Vec<String> {
+    Release::ALL
+        .iter()
+        .flat_map(|r| {
+            let n = r.name();
+            [
+                format!("deb.debian.org/debian/dists/{n}/InRelease"),
+                format!("deb.debian.org/debian/dists/{n}-updates/InRelease"),
+                format!("deb.debian.org/debian-security/dists/{n}-security/InRelease"),
+            ]
+        })
+        .collect()
+}
+
+/// Removes the cached index files (and apt-cacher-ng's `.head` of each), so
+/// that this run's proxy fetches the archive's current ones (see
+/// [`proxy_conf`]): a run's lists are as fresh as its start.
+fn forget_index_files(cache: &Path) {
+    for file in index_files() {
+        let path = cache.join(&file);
+        for p in [path.clone(), path.with_file_name("InRelease.head")] {
+            if let Err(e) = fs::remove_file(&p) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    eprintln!(
+                        "[harness] archive proxy: cannot remove {}: {e}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Asks the fresh proxy for every index file, one at a time, so that each
+/// is refreshed by one request; the nodes then get it from the cache (see
+/// [`proxy_conf`]). A failure is only logged: the nodes' apt retries.
+fn warm_proxy() {
+    let started = Instant::now();
+    for file in index_files() {
+        if let Err(e) = proxy_get(&file) {
+            eprintln!("[harness] archive proxy: warming {file}: {e} (the nodes will fetch it)");
+        }
+    }
+    eprintln!(
+        "[harness] archive proxy: index files refreshed in {:.1?}",
+        started.elapsed()
+    );
+}
+
+/// One GET of `http://FILE` through the proxy, read to its end (bounded).
+fn proxy_get(file: &str) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(
+        &(NET_GATEWAY, PROXY_PORT).into(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| e.to_string())?;
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(|e| e.to_string())?;
+    let host = file.split('/').next().unwrap_or_default();
+    write!(
+        conn,
+        "GET http://{file} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut reply = Vec::new();
+    conn.read_to_end(&mut reply).map_err(|e| e.to_string())?;
+    let status = String::from_utf8_lossy(&reply[..reply.len().min(64)])
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    match status.split_whitespace().nth(1) {
+        Some("200") => Ok(()),
+        _ => Err(format!("the proxy answered {status:?}")),
+    }
 }
 
 /// The proxy this process started or adopted, stopped when it exits.
@@ -2235,6 +2320,7 @@ fn start_proxy(pid_file: &Path) -> Result<ProcId, String> {
     }
     let dir = Path::new(PROXY_DIR);
     fs::write(dir.join("acng.conf"), proxy_conf()).map_err(|e| format!("write acng.conf: {e}"))?;
+    forget_index_files(Path::new(PROXY_CACHE));
     let console = dir.join("console.log");
     let log =
         fs::File::create(&console).map_err(|e| format!("create {}: {e}", console.display()))?;
@@ -2261,6 +2347,7 @@ fn start_proxy(pid_file: &Path) -> Result<ProcId, String> {
                 proxy_url(),
                 id.pid
             );
+            warm_proxy();
             return Ok(id);
         }
         let exited = child.try_wait().ok().flatten();
