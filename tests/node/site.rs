@@ -283,9 +283,9 @@ const TIMED: [(&str, &str, &[Release]); 5] = [
 /// scripts/bench-sync (ignored in the suite: it reports, asserts no time).
 /// NTPP_SYNC_RUNS fresh nodes (default 5) per daemon and release, each a
 /// client of the upstream alone: from the start of apply to status saying
-/// synchronised. One daemon at a time, its releases side by side, so the
-/// apply of one daemon's nodes shares the machine only with its own kind;
-/// OpenNTPD's runs all at once (its time is its query intervals').
+/// synchronised. One node at a time, as a node applies on its own machine
+/// (three at once on 2 cores made each apply about a third longer);
+/// OpenNTPD's all at once (its time is its query intervals', minutes).
 #[test]
 #[ignore = "a benchmark: scripts/bench-sync runs it"]
 fn sync_time_of_fresh_nodes_per_daemon_and_release() {
@@ -309,18 +309,26 @@ fn sync_time_of_fresh_nodes_per_daemon_and_release() {
             (0..runs).map(|_| releases.to_vec()).collect()
         };
         for batch in batches {
-            timed_batch(daemon, flavor, &batch, upstream.addr());
+            timed_batch(
+                daemon,
+                flavor,
+                &batch,
+                upstream.addr(),
+                daemon == "openntpd",
+            );
         }
     }
 }
 
-/// Boots one fresh node per entry, then converges them at once and prints
-/// a `[bench-sync]` line per node for scripts/bench-sync.
+/// Boots one fresh node per entry, then converges them (at once with
+/// `together`, else one after the other) and prints a `[bench-sync]` line
+/// per node for scripts/bench-sync, with the seconds of apply's steps.
 fn timed_batch(
     daemon: &'static str,
     flavor: &'static str,
     releases: &[Release],
     up: std::net::Ipv4Addr,
+    together: bool,
 ) {
     let roles: Vec<Role> = releases
         .iter()
@@ -328,25 +336,42 @@ fn timed_batch(
         .map(|(i, &rel)| role("client", rel, daemon, flavor, 50 + i as u8))
         .collect();
     let nodes = boot_roles(&roles.iter().collect::<Vec<_>>());
-    std::thread::scope(|s| {
-        for (r, n) in roles.iter().zip(&nodes) {
-            s.spawn(move || {
-                if r.daemon == "timesyncd" {
-                    allow_in_container(n);
-                }
-                match converge_and_sync(n, r, up, None) {
-                    Ok(t) => eprintln!(
-                        "[bench-sync] {} {} apply {:.2} synchronised {:.2}",
-                        r.flavor,
-                        r.release.name(),
-                        t.apply.as_secs_f64(),
-                        t.synchronised.as_secs_f64()
-                    ),
-                    Err(e) => {
-                        eprintln!("[bench-sync] {} {} failed: {e}", r.flavor, r.release.name())
-                    }
-                }
-            });
+    let timed = |r: &Role, n: &Node| {
+        if r.daemon == "timesyncd" {
+            allow_in_container(n);
         }
-    });
+        match converge_and_sync(n, r, up, None) {
+            Ok(t) => eprintln!(
+                "[bench-sync] {} {} apply {:.2} synchronised {:.2} steps {}",
+                r.flavor,
+                r.release.name(),
+                t.apply.as_secs_f64(),
+                t.synchronised.as_secs_f64(),
+                step_seconds(&t.report)
+            ),
+            Err(e) => eprintln!("[bench-sync] {} {} failed: {e}", r.flavor, r.release.name()),
+        }
+    };
+    if together {
+        std::thread::scope(|s| {
+            for (r, n) in roles.iter().zip(&nodes) {
+                s.spawn(move || timed(r, n));
+            }
+        });
+    } else {
+        roles.iter().zip(&nodes).for_each(|(r, n)| timed(r, n));
+    }
+}
+
+/// `[["step", seconds], ...]` of an apply report's steps that took 0.05 s
+/// or more, as one JSON word.
+fn step_seconds(report: &serde_json::Value) -> String {
+    let steps: Vec<serde_json::Value> = report["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|s| s["seconds"].as_f64().unwrap_or(0.0) >= 0.05)
+        .map(|s| serde_json::json!([s["name"], s["seconds"]]))
+        .collect();
+    serde_json::to_string(&steps).unwrap_or_default()
 }

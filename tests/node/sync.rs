@@ -86,6 +86,8 @@ pub(crate) const fn role(
 pub(crate) struct Timing {
     pub apply: Duration,
     pub synchronised: Duration,
+    /// The apply's JSON report (its steps' `seconds`).
+    pub report: Value,
 }
 
 /// `apply` with the given servers (and clients), then poll `status` until it
@@ -147,6 +149,7 @@ pub(crate) fn converge_with_and_sync(
                 return Ok(Timing {
                     apply,
                     synchronised: start.elapsed(),
+                    report: serde_json::from_str(&out.stdout).unwrap_or(Value::Null),
                 });
             }
         }
