@@ -252,10 +252,11 @@ pub enum Rule {
     ChronyCmdallow,
     OpenntpdListenAny,
     IncludeNotLinted,
+    NtsKeyReadable,
 }
 
 impl Rule {
-    pub const ALL: [Rule; 10] = [
+    pub const ALL: [Rule; 11] = [
         Rule::Ipv6DefaultMissing,
         Rule::KodWithoutLimited,
         Rule::NoqueryMissing,
@@ -266,6 +267,7 @@ impl Rule {
         Rule::ChronyCmdallow,
         Rule::OpenntpdListenAny,
         Rule::IncludeNotLinted,
+        Rule::NtsKeyReadable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -280,6 +282,7 @@ impl Rule {
             Rule::ChronyCmdallow => "chrony-cmdallow",
             Rule::OpenntpdListenAny => "openntpd-listen-any",
             Rule::IncludeNotLinted => "include-not-linted",
+            Rule::NtsKeyReadable => "nts-key-readable",
         }
     }
 

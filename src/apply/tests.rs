@@ -1548,7 +1548,8 @@ fn bad_keys_are_refused_before_any_change() {
 }
 
 #[test]
-fn nts_files_missing_not_pem_or_a_key_readable_by_others_are_refused_before_any_change() {
+fn nts_files_missing_not_pem_unreadable_or_a_key_readable_by_others_are_refused_before_any_change()
+{
     let pem = |text: &str, mode: u32| crate::facts::FileState {
         content: text.as_bytes().to_vec(),
         mode,
@@ -1601,8 +1602,53 @@ fn nts_files_missing_not_pem_or_a_key_readable_by_others_are_refused_before_any_
             .insert("/etc/chrony/nts.key".into(), pem(key, key_mode));
         n
     };
-    assert!(refusal(&files(0o644), &server)
-        .unwrap()
-        .contains("serving NTS with a key readable by others: /etc/chrony/nts.key has mode 0644"));
+    // A root-only key where the package made _chrony already: the daemon
+    // could not read it. On a fresh node, only the mode can be judged.
     assert_eq!(refusal(&files(0o600), &server), None);
+    let made = files(0o600);
+    for (db, line) in [
+        (
+            "/etc/passwd",
+            "_chrony:x:100:101::/var/lib/chrony:/usr/sbin/nologin\n",
+        ),
+        ("/etc/group", "_chrony:x:101:\n"),
+    ] {
+        made.state().files.insert(db.into(), pem(line, 0o644));
+    }
+    assert!(refusal(&made, &server)
+        .unwrap()
+        .contains("/etc/chrony/nts.key (mode 0600, uid 0, gid 0) is not readable by _chrony"));
+    // A key every local user can read is the lint's finding, refused
+    // unless the plan allows the rule.
+    let open = files(0o644);
+    let plan = default_plan(&server);
+    assert_eq!(refusal(&open, &server), None);
+    let err = lint_gate(&open, &plan).unwrap_err();
+    assert!(
+        err.contains(
+            "/etc/chrony/chrony.conf as the plan would write it fails the access-control lint"
+        ),
+        "{err}"
+    );
+    assert!(err.contains(": the NTS server key /etc/chrony/nts.key (vars.nts_server_key) has mode 0644, readable by every local user; chmod o-r /etc/chrony/nts.key"), "{err}");
+    assert!(err.ends_with("allow_insecure: [nts-key-readable]"), "{err}");
+    let mut allowing = default_plan(&server);
+    allowing.allow_insecure = vec![crate::lint::Rule::NtsKeyReadable];
+    let notes = lint_gate(&open, &allowing).unwrap();
+    assert!(
+        notes.iter().any(|n| n.starts_with(
+            "allowed by allow_insecure: /etc/chrony/chrony.conf: nts-key-readable (line "
+        )),
+        "{notes:?}"
+    );
+    assert!(open.journal().is_empty());
+}
+
+/// The lint's verdict on what `plan` would write to `node`, as the engine
+/// gives it before any change: the notes, or the refusal.
+fn lint_gate(node: &FakeNode, plan: &Plan) -> Result<Vec<String>, String> {
+    let g = gather(node, &crate::facts::Wants::from(plan)).unwrap();
+    let cs = diff(&g.rendered, &g.facts).unwrap();
+    let linted = crate::lint::for_plan(&g.rendered, &g.facts, &cs);
+    crate::engine::lint_gate(&linted, &plan.allow_insecure).map(|(notes, _)| notes)
 }

@@ -183,6 +183,15 @@ impl TimeDaemon for Chrony {
     fn conflicts(&self, lines: &[Directive]) -> Vec<String> {
         conflicts(lines)
     }
+    /// `ntsserverkey FILE`, in any case; chrony takes several key and
+    /// certificate pairs.
+    fn nts_server_keys<'a>(&self, lines: &[Directive<'a>]) -> Vec<(usize, &'a str)> {
+        lines
+            .iter()
+            .filter(|(_, w)| w[0].eq_ignore_ascii_case("ntsserverkey") && w.len() > 1)
+            .map(|(n, w)| (*n, w[1]))
+            .collect()
+    }
 }
 
 fn lint_chrony(lines: &[(usize, Vec<&str>)]) -> Vec<Finding> {

@@ -141,6 +141,11 @@ pub trait TimeDaemon: std::marker::Sync {
     fn includes(&self, _directive: &str) -> bool {
         false
     }
+    /// The private keys it serves NTS-KE with, as (line, path) of each
+    /// directive naming one: the lint asks who else can read them.
+    fn nts_server_keys<'a>(&self, _lines: &[Directive<'a>]) -> Vec<(usize, &'a str)> {
+        Vec::new()
+    }
     /// Settings the daemon would not honour as the plan means them.
     fn conflicts(&self, _lines: &[Directive]) -> Vec<String> {
         Vec::new()

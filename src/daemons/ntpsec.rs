@@ -180,6 +180,14 @@ impl TimeDaemon for Ntpsec {
     fn includes(&self, directive: &str) -> bool {
         ntp_family::includes(directive)
     }
+    /// `nts key FILE`.
+    fn nts_server_keys<'a>(&self, lines: &[Directive<'a>]) -> Vec<(usize, &'a str)> {
+        lines
+            .iter()
+            .filter(|(_, w)| w.len() > 2 && w[0] == "nts" && w[1] == "key")
+            .map(|(n, w)| (*n, w[2]))
+            .collect()
+    }
 }
 
 /// Bounds NTPsec's check, which is a daemon run that is stopped as soon as

@@ -52,6 +52,7 @@ fn facts(pkgs: &[(&str, DpkgState, Option<&str>)]) -> Facts {
         ]
         .into_iter()
         .collect(),
+        nts_files: vec![],
         units: BTreeMap::new(),
         timezone: None,
         dpkg_journal: crate::facts::DpkgJournal::Clean,

@@ -90,6 +90,9 @@ pub struct Facts {
     pub left_unneeded: Vec<String>,
     pub files: BTreeMap<AbsPath, Option<FileState>>,
     pub accounts: BTreeMap<(String, bool), Option<u32>>,
+    /// The NTS files the plan names, as read (checked usable already): the
+    /// lint judges who else can read the server key.
+    pub nts_files: Vec<nts::NtsFile>,
     pub units: BTreeMap<UnitName, UnitFact>,
     /// `vars.timezone`'s zone and the node's: `None` when the plan sets none.
     pub timezone: Option<timezone::TimezoneFact>,
@@ -328,7 +331,7 @@ fn gather_with(
                 .filter(|d| d.may_be_transitional() && matches!(lists, Lists::Node { .. }))
                 .map(|d| scope.spawn(move || probe.apt_show_every_version(&d.package(), lists)));
             let mut policies: BTreeMap<PackageName, Policy> = BTreeMap::new();
-            let (wanted, daemon) = resolve_daemon(
+            let (wanted, daemon, nts_files) = resolve_daemon(
                 probe,
                 wants,
                 lists,
@@ -437,6 +440,7 @@ fn gather_with(
                         Ok(((name.clone(), group), probe.account_id(&name, group)?))
                     })
                     .collect::<Result<_>>()?,
+                nts_files,
                 units: named.units.into_iter().zip(unit_facts).collect(),
                 timezone,
                 stamp: utc_stamp(gathered_at),
@@ -463,8 +467,9 @@ fn gather_with(
 
 /// The daemon the plan asks for, resolved from apt's candidates (asked for
 /// every package the plan names literally and every time-daemon package, in
-/// one query, into `policies`), and the packages asked about. `early_show`:
-/// every version's stanza of `ntp`, asked already.
+/// one query, into `policies`), the packages asked about, and the plan's
+/// NTS files as read. `early_show`: every version's stanza of `ntp`, asked
+/// already.
 fn resolve_daemon(
     probe: &dyn Probe,
     wants: &Wants,
@@ -472,7 +477,7 @@ fn resolve_daemon(
     refresh_error: Option<&str>,
     policies: &mut BTreeMap<PackageName, Policy>,
     early_show: Option<std::thread::ScopedJoinHandle<'_, Result<Vec<Stanza>>>>,
-) -> Result<(Vec<PackageName>, Option<Daemon>)> {
+) -> Result<(Vec<PackageName>, Option<Daemon>, Vec<nts::NtsFile>)> {
     let mut wanted = wants.literal_packages.clone();
     if wants.daemon.is_some() {
         // Every time-daemon package: the candidates decide the daemon, and
@@ -482,7 +487,7 @@ fn resolve_daemon(
     query_policies(probe, lists, policies, &wanted)?;
 
     let Some(requested) = wants.daemon else {
-        return Ok((wanted, None));
+        return Ok((wanted, None, Vec::new()));
     };
     let candidate = policies
         .get(&requested.package())
@@ -515,10 +520,10 @@ fn resolve_daemon(
     if wants.nts {
         daemon::check_nts(&daemon, version.as_deref()).map_err(anyhow::Error::msg)?;
     }
-    nts::check(probe, &daemon, &wants.nts_files)?;
+    let nts_files = nts::check(probe, &daemon, &wants.nts_files)?;
     daemon::check_settings(&daemon, version.as_deref(), &wants.settings)
         .map_err(anyhow::Error::msg)?;
-    Ok((wanted, Some(daemon)))
+    Ok((wanted, Some(daemon), nts_files))
 }
 
 /// The kind of virtual machine systemd-detect-virt names (`None` on

@@ -1,15 +1,31 @@
 //! The files NTS reads on the node (`nts_ca`, `nts_server_cert`,
-//! `nts_server_key`): they must be there, be PEM, be readable by the
-//! daemon's user, and the key by nobody else. Checked before any change;
-//! nothing here writes.
+//! `nts_server_key`): they must be there, be PEM and be readable by the
+//! daemon's user, checked before any change; their modes and owners are
+//! kept for the lint (`nts-key-readable`). Nothing here writes.
 
 use super::{FileState, Probe};
 use crate::daemons::Daemon;
 use crate::names::AbsPath;
 use anyhow::{bail, Result};
 
-/// Checks every NTS file the plan names (`(variable, path)`) for `daemon`.
-pub fn check(probe: &dyn Probe, daemon: &Daemon, files: &[(&str, AbsPath)]) -> Result<()> {
+/// An NTS file as the facts read it: who owns it and who may read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NtsFile {
+    /// The plan variable that names it (`nts_server_key`, ...).
+    pub var: &'static str,
+    pub path: AbsPath,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// Checks every NTS file the plan names (`(variable, path)`) for `daemon`,
+/// and returns what it read of each.
+pub fn check(
+    probe: &dyn Probe,
+    daemon: &Daemon,
+    files: &[(&'static str, AbsPath)],
+) -> Result<Vec<NtsFile>> {
     let user = match daemon.flavor.runs_as() {
         Some(name) => Some((
             name,
@@ -18,18 +34,26 @@ pub fn check(probe: &dyn Probe, daemon: &Daemon, files: &[(&str, AbsPath)]) -> R
         )),
         None => None,
     };
+    let mut read = Vec::new();
     for (var, path) in files {
         let Some(state) = probe.file(path)? else {
             bail!("vars.{var}: {path} does not exist on the node (the operator provides it)");
         };
         check_file(var, path, &state, user).map_err(anyhow::Error::msg)?;
+        read.push(NtsFile {
+            var,
+            path: path.clone(),
+            mode: state.mode,
+            uid: state.uid,
+            gid: state.gid,
+        });
     }
-    Ok(())
+    Ok(read)
 }
 
-/// One file: PEM of the right kind, the key not readable by others, and
-/// readable by `user` (name, uid, gid of its group) where the account
-/// exists already (a fresh node gets it with the package).
+/// One file: PEM of the right kind, and readable by `user` (name, uid, gid
+/// of its group) where the account exists already (a fresh node gets it
+/// with the package). A key others can read works: the lint judges it.
 pub fn check_file(
     var: &str,
     path: &AbsPath,
@@ -46,13 +70,6 @@ pub fn check_file(
     if !pem {
         let what = if key { "private key" } else { "certificate" };
         return Err(format!("vars.{var}: {path} is not a PEM {what}"));
-    }
-    if key && state.mode & 0o004 != 0 {
-        return Err(format!(
-            "vars.{var}: serving NTS with a key readable by others: {path} has mode {:04o}; \
-             chmod o-r it (0640, group of the daemon's user, or 0600)",
-            state.mode
-        ));
     }
     if let Some((name, Some(uid), gid)) = user {
         let readable = state.mode & 0o004 != 0
@@ -87,7 +104,7 @@ mod tests {
     const KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----\n";
 
     #[test]
-    fn nts_files_must_be_pem_and_the_key_private_to_the_daemon() {
+    fn nts_files_must_be_pem_and_readable_by_the_daemon() {
         let path = AbsPath::parse("/etc/chrony/nts.key").unwrap();
         let chrony = Some(("_chrony", Some(100), Some(101)));
         assert!(check_file("nts_ca", &path, &file(CERT, 0o644, 0, 0), chrony).is_ok());
@@ -98,10 +115,9 @@ mod tests {
         );
         let cert_as_key = check_file("nts_server_key", &path, &file(CERT, 0o640, 0, 101), chrony);
         assert!(cert_as_key.unwrap_err().contains("not a PEM private key"));
-        let open = check_file("nts_server_key", &path, &file(KEY, 0o644, 0, 101), chrony);
-        assert!(open.unwrap_err().contains(
-            "serving NTS with a key readable by others: /etc/chrony/nts.key has mode 0644"
-        ));
+        // Readable by others is readable by the daemon: a finding of the
+        // lint, not a refusal here.
+        assert!(check_file("nts_server_key", &path, &file(KEY, 0o644, 0, 0), chrony).is_ok());
         assert!(check_file("nts_server_key", &path, &file(KEY, 0o640, 0, 101), chrony).is_ok());
         assert!(check_file("nts_server_key", &path, &file(KEY, 0o400, 100, 0), chrony).is_ok());
         let root_only = check_file("nts_server_key", &path, &file(KEY, 0o600, 0, 0), chrony);

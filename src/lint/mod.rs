@@ -1,17 +1,20 @@
 //! The access-control lint: reads every daemon config the plan would write
 //! and names every setting that lets the node answer queries it should not
-//! (mode 6/7 amplification, open command ports, listening everywhere).
+//! (mode 6/7 amplification, open command ports, listening everywhere), and
+//! an NTS server key that every local user can read.
 //!
 //! Run by `plan` and `apply` after the diff and before any change: a finding
 //! refuses the run unless the plan lists its rule under `allow_insecure`.
 //! Must not: read the node or run anything. `lint` and `conflicts` are pure
-//! functions of (flavor, config text, daemon version); `for_plan` only picks
-//! those out of the rendered steps, the facts and the changeset.
+//! functions of (flavor, config text, daemon version), `nts_keys` of
+//! (flavor, config text, the NTS files as the facts read them); `for_plan`
+//! only picks those out of the rendered steps, the facts and the changeset.
 
 pub use crate::daemons::Finding;
 use crate::daemons::{directives, Daemon, Directive, Flavor};
 use crate::diff::{Change, Changeset};
 use crate::facts::dpkg::DpkgState;
+use crate::facts::nts::NtsFile;
 use crate::facts::Facts;
 pub use crate::names::Rule;
 use crate::names::{AbsPath, PackageName};
@@ -78,6 +81,11 @@ impl Rule {
                  without noquery, an allow or cmdallow for everyone) goes unchecked, and any file dropped \
                  there later changes what the daemon answers."
             }
+            Rule::NtsKeyReadable => {
+                "any local user who reads the NTS-KE server's private key can impersonate this server to \
+                 every NTS client: they accept the impostor's cookies and its time as authenticated, so \
+                 NTS no longer protects their clocks."
+            }
         }
     }
 }
@@ -123,6 +131,34 @@ fn includes(flavor: Flavor, lines: &[Directive]) -> Vec<Finding> {
             ),
         })
         .collect()
+}
+
+/// The NTS server keys `config` names that every local user can read, by
+/// the modes in `files` (the NTS files the facts read); a key path with no
+/// fact there is not judged.
+pub fn nts_keys(flavor: Flavor, config: &str, files: &[NtsFile]) -> Vec<Finding> {
+    let lines = directives(flavor, config);
+    flavor
+        .nts_server_keys(&lines)
+        .into_iter()
+        .filter_map(|(n, path)| {
+            let file = files.iter().find(|f| f.path.as_str() == path)?;
+            (file.mode & 0o004 != 0).then(|| Finding {
+                rule: Rule::NtsKeyReadable,
+                line: Some(n),
+                message: readable_key(flavor, file),
+            })
+        })
+        .collect()
+}
+
+fn readable_key(flavor: Flavor, file: &NtsFile) -> String {
+    let user = flavor.runs_as().unwrap_or("the daemon's user");
+    format!(
+        "the NTS server key {} (vars.{}) has mode {:04o}, readable by every local user; \
+         chmod o-r {}: 0640 with group {user}, or 0600 owned by {user}",
+        file.path, file.var, file.mode, file.path
+    )
 }
 
 /// A daemon config a plan writes, linted.
@@ -185,7 +221,10 @@ pub fn for_plan(rendered: &Rendered, facts: &Facts, changeset: &Changeset) -> Pl
             flavor,
             step: format!("{kind} {:?}", step.name),
             for_daemon,
-            findings: lint(flavor, &t.content, version.as_deref()),
+            findings: with_nts_keys(
+                lint(flavor, &t.content, version.as_deref()),
+                nts_keys(flavor, &t.content, &facts.nts_files),
+            ),
             conflicts: conflicts(flavor, &t.content),
             version,
         });
@@ -197,6 +236,13 @@ pub fn for_plan(rendered: &Rendered, facts: &Facts, changeset: &Changeset) -> Pl
         linted,
         not_templated,
     }
+}
+
+/// `findings` and `keys`, in rule order.
+fn with_nts_keys(mut findings: Vec<Finding>, keys: Vec<Finding>) -> Vec<Finding> {
+    findings.extend(keys);
+    findings.sort_by_key(|f| f.rule);
+    findings
 }
 
 fn daemon_version(daemon: &Daemon, facts: &Facts, changeset: &Changeset) -> Option<String> {

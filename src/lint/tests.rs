@@ -1426,3 +1426,117 @@ fn a_config_that_reads_other_files_is_a_finding_the_plan_must_allow() {
     // OpenNTPD has no include; the word means nothing to it.
     each_line(Flavor::OPENNTPD, &["includefile /etc/x"], &[]);
 }
+
+fn nts_key(path: &str, mode: u32) -> NtsFile {
+    NtsFile {
+        var: "nts_server_key",
+        path: AbsPath::parse(path).unwrap(),
+        mode,
+        uid: 0,
+        gid: 101,
+    }
+}
+
+#[test]
+fn a_served_nts_key_others_can_read_is_a_finding_on_its_line() {
+    let chrony = "server 192.0.2.1 iburst\nntsservercert /etc/chrony/nts.pem\nntsserverkey /etc/chrony/nts.key\n";
+    let ntpsec =
+        "server 192.0.2.1 iburst\nnts key /etc/ntpsec/nts.key\nnts cert /etc/ntpsec/nts.pem\n";
+    for (flavor, config, path, line, user) in [
+        (Flavor::CHRONY, chrony, "/etc/chrony/nts.key", 3, "_chrony"),
+        (Flavor::NTPSEC, ntpsec, "/etc/ntpsec/nts.key", 2, "ntpsec"),
+    ] {
+        let found = nts_keys(flavor, config, &[nts_key(path, 0o644)]);
+        let finding = only_finding(&found, Rule::NtsKeyReadable, line, config);
+        assert_eq!(
+            finding.message,
+            format!(
+                "the NTS server key {path} (vars.nts_server_key) has mode 0644, readable by every \
+                 local user; chmod o-r {path}: 0640 with group {user}, or 0600 owned by {user}"
+            )
+        );
+        for private in [0o640, 0o600, 0o400] {
+            assert_eq!(nts_keys(flavor, config, &[nts_key(path, private)]), vec![]);
+        }
+        // A key the facts did not read is not judged; the pure lint never reads.
+        assert_eq!(
+            nts_keys(flavor, config, &[nts_key("/etc/other.key", 0o644)]),
+            vec![]
+        );
+        assert!(lint(flavor, config, None)
+            .iter()
+            .all(|f| f.rule != Rule::NtsKeyReadable));
+    }
+    // chrony takes the directive in any case; only daemons that serve NTS name a key.
+    let upper = nts_keys(Flavor::CHRONY, "NTSSERVERKEY /k\n", &[nts_key("/k", 0o604)]);
+    only_finding(&upper, Rule::NtsKeyReadable, 1, "upper case");
+    for flavor in [Flavor::NTPD, Flavor::OPENNTPD] {
+        assert_eq!(
+            nts_keys(flavor, ntpsec, &[nts_key("/etc/ntpsec/nts.key", 0o644)]),
+            vec![]
+        );
+    }
+}
+
+#[test]
+fn our_templates_name_the_nts_key_the_plan_serves_with() {
+    let vars = [
+        "nts_server_cert=/etc/ssl/nts.pem",
+        "nts_server_key=/etc/ssl/nts.key",
+    ];
+    let o: Vec<_> = vars.iter().map(|v| parse_override(v).unwrap()).collect();
+    let plan = Plan::load(DEFAULT_PLAN.as_bytes(), Source::embedded(), &o).unwrap();
+    for (name, flavor, directive) in [
+        (
+            DaemonName::CHRONY,
+            Flavor::CHRONY,
+            "ntsserverkey /etc/ssl/nts.key",
+        ),
+        (
+            DaemonName::NTPSEC,
+            Flavor::NTPSEC,
+            "nts key /etc/ssl/nts.key",
+        ),
+    ] {
+        let content = rendered_config(&plan, &Daemon::new(name, flavor));
+        let line = 1 + content.lines().position(|l| l == directive).unwrap();
+        let found = nts_keys(flavor, &content, &[nts_key("/etc/ssl/nts.key", 0o644)]);
+        only_finding(&found, Rule::NtsKeyReadable, line, &content);
+    }
+}
+
+#[test]
+fn an_allowed_readable_nts_key_is_a_note_and_relaxes_no_check() {
+    let mut key = linted(
+        "/etc/chrony/chrony.conf",
+        "step \"NTP config\"",
+        nts_keys(Flavor::CHRONY, "ntsserverkey /k\n", &[nts_key("/k", 0o644)]),
+    );
+    key.flavor = Flavor::CHRONY;
+    let plan = PlanLint {
+        linted: vec![key],
+        not_templated: None,
+    };
+    let err = judge(&plan, &[]).unwrap_err();
+    assert!(
+        err.contains("nts-key-readable (line 1): the NTS server key /k"),
+        "{err}"
+    );
+    assert!(
+        err.contains("impersonate this server to every NTS client"),
+        "{err}"
+    );
+    assert!(err.ends_with("allow_insecure: [nts-key-readable]"), "{err}");
+    let (notes, (enforcement, accepted)) =
+        crate::engine::lint_gate(&plan, &[Rule::NtsKeyReadable]).unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].starts_with(
+            "allowed by allow_insecure: /etc/chrony/chrony.conf: nts-key-readable (line 1)"
+        ),
+        "{notes:?}"
+    );
+    // A readable key explains no answer to a query: the check stays enforced.
+    assert_eq!(enforcement, crate::verify::Enforcement::Enforced);
+    assert_eq!(accepted, Vec::<String>::new());
+}

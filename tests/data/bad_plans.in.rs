@@ -152,7 +152,7 @@
     ("vars:\n  note: \"a\\tb\"\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:9: vars.note: \"a\\tb\" contains the control character '\\t', which would break a config line"),
     ("allow_insecure: [noquery]\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
-     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, noquery-missing-network, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any, include-not-linted)"),
+     "plan.yaml:1:18: allow_insecure[0]: \"noquery\" is not a lint rule (ipv6-default-missing, kod-without-limited, noquery-missing, noquery-missing-network, nomodify-missing, monitor-enabled, chrony-allow-all, chrony-cmdallow, openntpd-listen-any, include-not-linted, nts-key-readable)"),
     // The time zone names a file under /usr/share/zoneinfo: it may not climb out.
     ("vars:\n  timezone: ../../etc/shadow\nsteps:\n  - name: x\n    apt: {name: ntp}\n",
      "plan.yaml:2:13: vars.timezone: \"../../etc/shadow\" is not a time zone name: expected a name of the tz database such as Europe/Paris or UTC (parts of letters, digits, _ - + . separated by /, no leading /, no ..)"),
