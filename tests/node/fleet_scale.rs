@@ -170,6 +170,15 @@ fn python_module(comm: &str) -> bool {
     comm == "python3"
 }
 
+/// Sets its flag when dropped, a panic's unwinding included.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// One fleet and the playbook that converges it, run at forks 20.
 struct Run<'a> {
     fleet: &'a Fleet,
@@ -189,8 +198,11 @@ impl Run<'_> {
         let stop = AtomicBool::new(false);
         let (elapsed, peaks) = std::thread::scope(|s| {
             let sampler = s.spawn(|| sample_peaks(&namespaces, self.module, &stop));
+            // Set on the way out of a failed run too: the scope joins the
+            // sampler, and a test that waited on it kept its 23 nodes.
+            let stopping = StopOnDrop(&stop);
             let elapsed = self.run(true);
-            stop.store(true, Ordering::Relaxed);
+            drop(stopping);
             (elapsed, sampler.join().unwrap())
         });
         // A converge runs the module on every node for seconds: a node whose

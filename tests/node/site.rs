@@ -363,14 +363,13 @@ fn timed_batch(
     }
 }
 
-/// `[["step", seconds], ...]` of an apply report's steps that took 0.05 s
-/// or more, as one JSON word.
+/// `[["step", seconds], ...]` of an apply report's steps in the order they
+/// ran (handlers and the check after apply last), as one JSON word.
 fn step_seconds(report: &serde_json::Value) -> String {
     let steps: Vec<serde_json::Value> = report["steps"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|s| s["seconds"].as_f64().unwrap_or(0.0) >= 0.05)
         .map(|s| serde_json::json!([s["name"], s["seconds"]]))
         .collect();
     serde_json::to_string(&steps).unwrap_or_default()
