@@ -442,6 +442,30 @@ fn a_file_variable_the_daemon_has_no_line_for_is_refused_before_any_change() {
 }
 
 #[test]
+fn nts_for_a_server_given_by_address_is_refused_before_any_change_where_chrony_is_4_0() {
+    // Debian 11's chrony: NTS, but a server known by name only.
+    let node = FakeNode::bookworm();
+    node.state().archive.get_mut("chrony").unwrap().candidate = Some("4.0-8+deb11u2".into());
+    let by_address = default_plan(&["daemon=chrony", "servers=[{host: 10.123.0.50, nts: true}]"]);
+    let err = gather(&node, &crate::facts::Wants::from(&by_address))
+        .err()
+        .unwrap();
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with("nts is set for 10.123.0.50, an IP address, but chrony 4.0-8+deb11u2"),
+        "{msg}"
+    );
+    assert!(node.journal().is_empty());
+    // By name, chrony 4.0's NTS is used.
+    let by_name = default_plan(&["daemon=chrony", "servers=[{host: nts.example, nts: true}]"]);
+    let cs = changeset(&node, &by_name);
+    assert!(
+        format!("{cs:?}").contains("server nts.example iburst nts"),
+        "{cs:?}"
+    );
+}
+
+#[test]
 fn dhcp_servers_switches_ntpsec_s_default_file_once_and_openntpd_is_refused_before_any_change() {
     let node = FakeNode::bookworm();
     assert!(!run(&node, &default_plan(&[])).failed);

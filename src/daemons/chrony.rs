@@ -55,6 +55,12 @@ impl TimeDaemon for Chrony {
     fn nts_since(&self) -> Option<&'static str> {
         Some("4.0")
     }
+    /// chrony 4.0 knows an NTS-KE server by name only ("Missing name of
+    /// ... for NTS-KE"); 4.1 matches an address in the certificate's
+    /// subjectAltName.
+    fn nts_by_address_since(&self) -> Option<&'static str> {
+        Some("4.1")
+    }
     /// Debian's chronyd drops root for _chrony, and reads the NTS files
     /// after that (chrony.conf(5), ntsservercert).
     fn runs_as(&self) -> Option<&'static str> {

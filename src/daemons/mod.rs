@@ -62,6 +62,11 @@ pub trait TimeDaemon: std::marker::Sync {
     fn nts_since(&self) -> Option<&'static str> {
         None
     }
+    /// The first version that takes an NTS server given by IP address,
+    /// its certificate checked against that address.
+    fn nts_by_address_since(&self) -> Option<&'static str> {
+        self.nts_since()
+    }
     /// The user it reads its NTS certificates and keys as, once it has
     /// dropped root (with that user's own group).
     fn runs_as(&self) -> Option<&'static str> {

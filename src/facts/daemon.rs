@@ -86,9 +86,11 @@ fn flavor_of(requested: DaemonName, candidate_stanza: Option<&Stanza>) -> Result
     Ok(target.unwrap_or(own))
 }
 
-/// NTS needs a daemon and version that have it. `version` is the version
-/// apply will run (candidate or installed).
-pub fn check_nts(daemon: &Daemon, version: Option<&str>) -> Result<(), String> {
+/// NTS needs a daemon and version that have it, and for a source given by
+/// IP address one that checks a certificate against an address. `version`
+/// is the version apply will run (candidate or installed); `hosts`, the
+/// sources that ask for NTS.
+pub fn check_nts(daemon: &Daemon, version: Option<&str>, hosts: &[String]) -> Result<(), String> {
     let Some(minimum) = daemon.flavor.nts_since() else {
         let with: Vec<String> = Flavor::all()
             .filter_map(|f| f.nts_since().map(|v| format!("{} (>= {v})", f.title())))
@@ -99,9 +101,20 @@ pub fn check_nts(daemon: &Daemon, version: Option<&str>) -> Result<(), String> {
             with.join(" or ")
         ));
     };
-    match version {
-        Some(v) if super::version::compare(v, minimum) == std::cmp::Ordering::Less => Err(format!(
+    let Some(v) = version else { return Ok(()) };
+    let older = |minimum| super::version::compare(v, minimum) == std::cmp::Ordering::Less;
+    if older(minimum) {
+        return Err(format!(
             "nts is set for a time source, but {} {v} on this node is older than {minimum}, the first with NTS",
+            daemon.package
+        ));
+    }
+    let by_address = daemon.flavor.nts_by_address_since().unwrap_or(minimum);
+    match hosts.iter().find(|h| h.parse::<std::net::IpAddr>().is_ok()) {
+        Some(host) if older(by_address) => Err(format!(
+            "nts is set for {host}, an IP address, but {} {v} on this node checks an NTS server's \
+             certificate against its name only ({by_address} added addresses): give the server by \
+             the name its certificate carries",
             daemon.package
         )),
         _ => Ok(()),
@@ -328,17 +341,39 @@ Description: Network Time Protocol daemon and utility programs
     fn nts_needs_a_daemon_and_version_that_have_it() {
         let chrony = Daemon::new(DaemonName::CHRONY, Flavor::CHRONY);
         // Ubuntu 18.04 and 20.04 ship chrony 3.x.
-        assert!(check_nts(&chrony, Some("3.5-6ubuntu6"))
+        let named = ["time.example".to_string()];
+        assert!(check_nts(&chrony, Some("3.5-6ubuntu6"), &named)
             .unwrap_err()
             .contains("older than 4.0"));
-        assert!(check_nts(&chrony, Some("4.3-2+deb12u1")).is_ok());
+        assert!(check_nts(&chrony, Some("4.3-2+deb12u1"), &named).is_ok());
         let ntpsec = Daemon::new(DaemonName::NTPSEC, Flavor::NTPSEC);
-        assert!(check_nts(&ntpsec, Some("1.1.9+dfsg1-1+deb11u1")).is_err());
-        assert!(check_nts(&ntpsec, Some("1.2.2+dfsg1-1+deb12u1")).is_ok());
+        assert!(check_nts(&ntpsec, Some("1.1.9+dfsg1-1+deb11u1"), &named).is_err());
+        assert!(check_nts(&ntpsec, Some("1.2.2+dfsg1-1+deb12u1"), &named).is_ok());
         let classic = Daemon::new(DaemonName::NTP, Flavor::NTPD);
-        assert!(check_nts(&classic, None)
+        assert!(check_nts(&classic, None, &named)
             .unwrap_err()
             .contains("no NTS support"));
+    }
+
+    #[test]
+    fn nts_by_ip_address_needs_chrony_4_1() {
+        let chrony = Daemon::new(DaemonName::CHRONY, Flavor::CHRONY);
+        let hosts = ["time.example".to_string(), "10.123.0.50".to_string()];
+        // Debian 11's chrony 4.0 has NTS, but only for a server given by name.
+        assert!(check_nts(&chrony, Some("4.0-8+deb11u2"), &hosts[..1]).is_ok());
+        let err = check_nts(&chrony, Some("4.0-8+deb11u2"), &hosts).unwrap_err();
+        assert!(
+            err.contains("nts is set for 10.123.0.50, an IP address, but chrony 4.0-8+deb11u2")
+                && err.contains("4.1 added addresses"),
+            "{err}"
+        );
+        let v6 = ["fd00::7b".to_string()];
+        assert!(check_nts(&chrony, Some("4.0-8+deb11u2"), &v6).is_err());
+        assert!(check_nts(&chrony, Some("4.3-2+deb12u1"), &hosts).is_ok());
+        // Unknown version (nothing installed, no candidate): apply decides nothing from it.
+        assert!(check_nts(&chrony, None, &hosts).is_ok());
+        let ntpsec = Daemon::new(DaemonName::NTPSEC, Flavor::NTPSEC);
+        assert!(check_nts(&ntpsec, Some("1.2.2+dfsg1-1+deb12u1"), &hosts).is_ok());
     }
 
     #[test]
@@ -422,7 +457,7 @@ Description: Network Time Protocol daemon and utility programs
             ),
             "{err}"
         );
-        let nts = check_nts(&d, Some("257.13-1~deb13u1")).unwrap_err();
+        let nts = check_nts(&d, Some("257.13-1~deb13u1"), &["t.example".to_string()]).unwrap_err();
         assert!(nts.contains("timesyncd has no NTS support"), "{nts}");
     }
 }

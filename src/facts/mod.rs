@@ -203,8 +203,9 @@ pub struct Wants<'a> {
     pub daemon: Option<DaemonName>,
     /// Packages named without Jinja, asked about with the daemons' own.
     pub literal_packages: Vec<PackageName>,
-    /// Whether a source asks for NTS, which the resolved version must support.
-    pub nts: bool,
+    /// The hosts of the sources that ask for NTS, which the resolved
+    /// version must support (for an IP address, too).
+    pub nts: Vec<String>,
     /// The NTS files the plan names on the node, `(variable, path)`.
     pub nts_files: Vec<(&'static str, AbsPath)>,
     /// Variables set that the resolved daemon must have a line for.
@@ -517,8 +518,8 @@ fn resolve_daemon(
     let version = policies
         .get(&daemon.package)
         .and_then(|p| p.candidate.clone().or_else(|| p.installed.clone()));
-    if wants.nts {
-        daemon::check_nts(&daemon, version.as_deref()).map_err(anyhow::Error::msg)?;
+    if !wants.nts.is_empty() {
+        daemon::check_nts(&daemon, version.as_deref(), &wants.nts).map_err(anyhow::Error::msg)?;
     }
     let nts_files = nts::check(probe, &daemon, &wants.nts_files)?;
     daemon::check_settings(&daemon, version.as_deref(), &wants.settings)

@@ -452,15 +452,15 @@ impl Plan {
             .collect()
     }
 
-    /// Whether any server or pool asks for NTS.
-    pub fn wants_nts(&self) -> bool {
-        ["servers", "pools"].iter().any(|k| {
-            self.vars
-                .values
-                .get(*k)
-                .and_then(|v| v.as_array())
-                .is_some_and(|items| items.iter().any(|s| s["nts"] == true))
-        })
+    /// The hosts of the servers and pools that ask for NTS.
+    pub fn wants_nts(&self) -> Vec<String> {
+        ["servers", "pools"]
+            .iter()
+            .filter_map(|k| self.vars.values.get(*k).and_then(|v| v.as_array()))
+            .flatten()
+            .filter(|s| s["nts"] == true)
+            .filter_map(|s| s["host"].as_str().map(str::to_string))
+            .collect()
     }
 
     /// The file and directory variables set, which the resolved daemon
