@@ -1199,6 +1199,10 @@ fn untar(image: &Path, into: &Path) -> Result<(), String> {
 /// (atomically: unpacked aside, then renamed). Older versions of it that no
 /// overlay mount uses any more are removed.
 fn base_tree(release: Release, image: &Path, meta: &fs::Metadata) -> Result<PathBuf, String> {
+    // Nodes booted side by side in this process unpack a missing base once:
+    // the temporary name is per process, not per thread.
+    static UNPACKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = UNPACKING.lock().unwrap_or_else(|e| e.into_inner());
     let base_dir = Path::new(NODES_DIR).parent().unwrap().join("base");
     fs::create_dir_all(&base_dir).map_err(|e| format!("create {}: {e}", base_dir.display()))?;
     let prefix = format!("{}-", release.name());
