@@ -14,6 +14,14 @@
 //!
 //! Clients name the server by its address: the certificate names it in its
 //! subjectAltName. Bounded waits; a failure prints what status said.
+//!
+//! The site test runs, on Debian 11, 12 and 13, a chrony and an NTPsec site
+//! server converged to serve NTS from the operator's certificate and key, a
+//! client of the other daemon on each over NTS. On Debian 11 the clients
+//! name the site server by a name in /etc/hosts: chrony 4.0 checks a
+//! certificate against a name only (its plan by address is refused before
+//! any change), NTPsec 1.2.0 with OpenSSL 1.1.1 matches an address only
+//! against the CN of a certificate that has no DNS names.
 
 use crate::harness::{exclusive, Node, Release};
 use crate::sync::{boot_roles, converge_with_and_sync, role, Role};
@@ -72,9 +80,11 @@ fn make_ca(dir: &Path, name: &str) {
     );
 }
 
-/// `server.pem` and `server.key`: a certificate for `ip` signed by `ca`.
-fn make_server_cert(dir: &Path, ca: &str, ip: Ipv4Addr) {
-    let ext = format!("subjectAltName=IP:{ip}\nextendedKeyUsage=serverAuth\n");
+/// `server.pem` and `server.key`: a certificate for `ip` (and `name`, when
+/// given) signed by `ca`.
+fn make_server_cert(dir: &Path, ca: &str, ip: Ipv4Addr, name: Option<&str>) {
+    let dns = name.map(|n| format!(",DNS:{n}")).unwrap_or_default();
+    let ext = format!("subjectAltName=IP:{ip}{dns}\nextendedKeyUsage=serverAuth\n");
     std::fs::write(dir.join("server.ext"), ext).unwrap();
     let subject = format!("/CN={ip}");
     openssl(
@@ -179,7 +189,7 @@ fn nts_topology(clients: &[Role]) -> (Node, Vec<Node>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     make_ca(dir.path(), "ca");
     make_ca(dir.path(), "other-ca");
-    make_server_cert(dir.path(), "ca", server.addr());
+    make_server_cert(dir.path(), "ca", server.addr(), None);
     server.apt_get(&["update"]);
     server.apt_get(&["install", "--no-install-recommends", "chrony"]);
     let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
@@ -281,48 +291,146 @@ fn nts_clients_synchronise_with_the_right_ca_and_say_key_establishment_failed_wi
     eprintln!("[nts] done at {:.1?}", t0.elapsed());
 }
 
-/// Installs a certificate for the node's address (signed by `ca` in `dir`)
-/// and its key at `cert`, `key` on the node, the key root-only (0600).
-fn install_server_cert(node: &Node, dir: &Path, cert: &str, key: &str) {
-    make_server_cert(dir, "ca", node.addr());
+/// Installs a certificate for the node's address (and `name`; signed by
+/// `ca` in `dir`) and its key at `cert`, `key` on the node, the key
+/// root-only (0600).
+fn install_server_cert(node: &Node, dir: &Path, name: Option<&str>, cert: &str, key: &str) {
+    make_server_cert(dir, "ca", node.addr(), name);
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     node.write(cert, &read("server.pem"));
     node.write(key, &read("server.key"));
     node.ok(&["chmod", "0600", key]);
 }
 
+/// A chrony site server with an NTPsec client, then an NTPsec site server
+/// with a chrony client, on `release`, from 10.123.0.`first`.
+fn site_roles(release: Release, first: u8) -> [Role; 4] {
+    [
+        role("NTS site server", release, "chrony", "chrony", first),
+        role(
+            "client of the chrony site",
+            release,
+            "ntpsec",
+            "ntpsec",
+            first + 1,
+        ),
+        role("NTS site server", release, "ntpsec", "ntpsec", first + 2),
+        role(
+            "client of the NTPsec site",
+            release,
+            "chrony",
+            "chrony",
+            first + 3,
+        ),
+    ]
+}
+
+/// The name a chrony 4.0 client knows its site server by (chrony 4.1 took
+/// addresses; the plan is refused before that): in the client's
+/// /etc/hosts and the server's certificate.
+fn site_name(site: &Node) -> String {
+    format!("nts-site-{}.ntpp.test", site.addr().octets()[3])
+}
+
+/// Converges `site` as an NTS site server of `up` for 10.123.0.0/24 with
+/// the operator's certificate and key at `cert`, `key`: first without
+/// NTS, so the daemon's user exists, then with the key root-only (refused,
+/// nothing changed), then with the key given to that user's group.
+fn serve_nts(site: &Node, r: &Role, up: Ipv4Addr, cert: &str, key: &str) {
+    let servers = format!("servers=[{up}]");
+    let clients = "clients=[10.123.0.0/24]".to_string();
+    let (cert_var, key_var) = (
+        format!("nts_server_cert={cert}"),
+        format!("nts_server_key={key}"),
+    );
+    converge_with_and_sync(site, r, up, &[&servers, &clients]).unwrap_or_else(|e| panic!("{e}"));
+    let daemon = format!("daemon={}", r.daemon);
+    let serve = [
+        "apply", "-e", &daemon, "-e", &servers, "-e", &clients, "-e", &cert_var, "-e", &key_var,
+    ];
+    let before = site.snapshot();
+    let refused = site.provision(&serve);
+    let said = format!("{}{}", refused.stdout, refused.stderr);
+    assert_ne!(refused.code, 0, "{said}");
+    assert!(said.contains("is not readable by"), "{said}");
+    assert_eq!(
+        crate::harness::snapshot_diff(&before, &site.snapshot()),
+        Vec::<String>::new()
+    );
+    let user = if r.flavor == "chrony" {
+        "_chrony"
+    } else {
+        "ntpsec"
+    };
+    site.ok(&["chown", &format!("root:{user}"), key]);
+    site.ok(&["chmod", "0640", key]);
+    let t = converge_with_and_sync(site, r, up, &[&servers, &clients, &cert_var, &key_var])
+        .unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "[nts] {} {} {}: serving NTS, synchronised {:.1?} after apply started",
+        r.release.name(),
+        r.what,
+        r.flavor,
+        t.synchronised
+    );
+}
+
+/// The host a client names its NTS site server by. On Debian 11 it is the
+/// site's name, in the client's /etc/hosts: chrony 4.0 checks a certificate
+/// against a name only (its plan by address is refused first, before any
+/// change), and NTPsec 1.2.0 asks OpenSSL 1.1.1 to match the host as a
+/// name, which an address only matches as the CN of a certificate without
+/// DNS names (OpenSSL 3 matches it against the IP names).
+fn nts_host_for(client: &Node, r: &Role, site: &Node) -> String {
+    if r.release != Release::Bullseye {
+        return site.addr().to_string();
+    }
+    if r.flavor == "chrony" {
+        refused_by_address(client, r, site);
+    }
+    let name = site_name(site);
+    let hosts = client.read("/etc/hosts").unwrap_or_default();
+    client.write("/etc/hosts", &format!("{hosts}{} {name}\n", site.addr()));
+    name
+}
+
+/// chrony 4.0 given its NTS server by address: refused, nothing changed.
+fn refused_by_address(client: &Node, r: &Role, site: &Node) {
+    let vars = nts_vars(site.addr());
+    let daemon = format!("daemon={}", r.daemon);
+    let before = client.snapshot();
+    let out = client.provision(&["apply", "-e", &daemon, "-e", &vars[0], "-e", &vars[1]]);
+    let said = format!("{}{}", out.stdout, out.stderr);
+    assert_ne!(out.code, 0, "{said}");
+    assert!(said.contains("an IP address, but chrony 4.0"), "{said}");
+    assert_eq!(
+        crate::harness::snapshot_diff(&before, &client.snapshot()),
+        Vec::<String>::new()
+    );
+}
+
 #[test]
 fn nts_site_servers_converged_by_ntp_provision_serve_nts_to_their_clients() {
     let _guard = exclusive();
     let t0 = Instant::now();
-    // Each site server, then its client.
-    let roles = [
-        role("NTS site server", Release::Bookworm, "chrony", "chrony", 60),
-        role(
-            "client of the chrony site",
-            Release::Bookworm,
-            "ntpsec",
-            "ntpsec",
-            61,
-        ),
-        role("NTS site server", Release::Bookworm, "ntpsec", "ntpsec", 62),
-        role(
-            "client of the NTPsec site",
-            Release::Bookworm,
-            "chrony",
-            "chrony",
-            63,
-        ),
-    ];
+    // Per release, each site server, then its client.
+    let roles: Vec<Role> = [
+        (Release::Bookworm, 60),
+        (Release::Bullseye, 64),
+        (Release::Trixie, 68),
+    ]
+    .into_iter()
+    .flat_map(|(release, first)| site_roles(release, first))
+    .collect();
     let (upstream, nodes, dir) = nts_topology(&roles);
     eprintln!("[nts] upstream ready at {:.1?}", t0.elapsed());
     let up = upstream.addr();
     let ca = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
     let (cert, key) = ("/etc/ntpp-test/nts-site.pem", "/etc/ntpp-test/nts-site.key");
     std::thread::scope(|s| {
-        for i in 0..roles.len() / 2 {
-            let (site_role, client_role) = (&roles[2 * i], &roles[2 * i + 1]);
-            let (site, client) = (&nodes[2 * i], &nodes[2 * i + 1]);
+        for (i, (pair, nodes)) in roles.chunks(2).zip(nodes.chunks(2)).enumerate() {
+            let ((site_role, client_role), (site, client)) =
+                ((&pair[0], &pair[1]), (&nodes[0], &nodes[1]));
             let sub = dir.path().join(format!("site{i}"));
             std::fs::create_dir_all(&sub).unwrap();
             for f in ["ca.pem", "ca.key"] {
@@ -330,51 +438,15 @@ fn nts_site_servers_converged_by_ntp_provision_serve_nts_to_their_clients() {
             }
             let ca = &ca;
             s.spawn(move || {
-                install_server_cert(site, &sub, cert, key);
-                let servers = format!("servers=[{up}]");
-                let clients = "clients=[10.123.0.0/24]".to_string();
-                let (cert_var, key_var) = (
-                    format!("nts_server_cert={cert}"),
-                    format!("nts_server_key={key}"),
-                );
-                // The daemon and its user first: the key is the operator's,
-                // given to that user's group once it exists.
-                converge_with_and_sync(site, site_role, up, &[&servers, &clients])
-                    .unwrap_or_else(|e| panic!("{e}"));
-                let daemon = format!("daemon={}", site_role.daemon);
-                let serve = [
-                    "apply", "-e", &daemon, "-e", &servers, "-e", &clients, "-e", &cert_var, "-e",
-                    &key_var,
-                ];
-                let before = site.snapshot();
-                let refused = site.provision(&serve);
-                let said = format!("{}{}", refused.stdout, refused.stderr);
-                assert_ne!(refused.code, 0, "{said}");
-                assert!(said.contains("is not readable by"), "{said}");
-                assert_eq!(
-                    crate::harness::snapshot_diff(&before, &site.snapshot()),
-                    Vec::<String>::new()
-                );
-                let user = if site_role.flavor == "chrony" {
-                    "_chrony"
-                } else {
-                    "ntpsec"
-                };
-                site.ok(&["chown", &format!("root:{user}"), key]);
-                site.ok(&["chmod", "0640", key]);
-                let t = converge_with_and_sync(
-                    site,
-                    site_role,
-                    up,
-                    &[&servers, &clients, &cert_var, &key_var],
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
-                eprintln!(
-                    "[nts] {} {}: serving NTS, synchronised {:.1?} after apply started",
-                    site_role.what, site_role.flavor, t.synchronised
-                );
+                let name = site_name(site);
+                install_server_cert(site, &sub, Some(&name), cert, key);
+                serve_nts(site, site_role, up, cert, key);
                 client.write(CA_ON_NODE, ca);
-                let vars = nts_vars(site.addr());
+                let host = nts_host_for(client, client_role, site);
+                let vars = [
+                    format!("servers=[{{host: {host}, nts: true}}]"),
+                    format!("nts_ca={CA_ON_NODE}"),
+                ];
                 let t =
                     converge_with_and_sync(client, client_role, site.addr(), &[&vars[0], &vars[1]])
                         .unwrap_or_else(|e| {
@@ -390,8 +462,11 @@ fn nts_site_servers_converged_by_ntp_provision_serve_nts_to_their_clients() {
                     daemon_said(client, client_role.flavor)
                 );
                 eprintln!(
-                    "[nts] {} {}: synchronised over NTS {:.1?} after apply started",
-                    client_role.what, client_role.flavor, t.synchronised
+                    "[nts] {} {} {}: synchronised over NTS with {host} {:.1?} after apply started",
+                    client_role.release.name(),
+                    client_role.what,
+                    client_role.flavor,
+                    t.synchronised
                 );
             });
         }
