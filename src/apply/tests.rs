@@ -21,6 +21,15 @@ fn changeset(node: &FakeNode, plan: &Plan) -> Changeset {
     diff(&g.rendered, &g.facts).unwrap()
 }
 
+/// The error facts refuse `plan` with on `node`, which saw no command run.
+fn refused_before_any_change(node: &FakeNode, plan: &Plan) -> String {
+    let err = gather(node, &crate::facts::Wants::from(plan))
+        .err()
+        .unwrap();
+    assert!(node.journal().is_empty(), "{:?}", node.journal());
+    format!("{err:#}")
+}
+
 fn run(node: &FakeNode, plan: &Plan) -> Report {
     run_changeset(node, &changeset(node, plan))
 }
@@ -409,16 +418,12 @@ fn probes_are_batched_and_none_runs_twice() {
 fn ntp_missing_from_the_archive_is_refused_before_any_change() {
     let node = FakeNode::bookworm();
     node.state().archive.remove("ntp");
-    let err = gather(&node, &crate::facts::Wants::from(&default_plan(&[])))
-        .err()
-        .unwrap();
-    let msg = format!("{err:#}");
+    let msg = refused_before_any_change(&node, &default_plan(&[]));
     assert!(
         msg.contains("package ntp has no installation candidate"),
         "{msg}"
     );
     assert!(msg.contains("ntpsec, chrony"), "{msg}");
-    assert!(node.journal().is_empty());
 }
 
 #[test]
@@ -426,16 +431,12 @@ fn a_file_variable_the_daemon_has_no_line_for_is_refused_before_any_change() {
     // bookworm's chrony is 4.3: leapseclist came with 4.6.
     let node = FakeNode::bookworm();
     let plan = default_plan(&["daemon=chrony", "leapfile=/srv/leap-seconds.list"]);
-    let err = gather(&node, &crate::facts::Wants::from(&plan))
-        .err()
-        .unwrap();
-    let msg = format!("{err:#}");
+    let msg = refused_before_any_change(&node, &plan);
     assert!(
         msg.starts_with("vars.leapfile is set, but chrony 4.3"),
         "{msg}"
     );
     assert!(msg.ends_with("(it came with 4.6)"), "{msg}");
-    assert!(node.journal().is_empty());
     // The same variable for NTPsec is a line in its config.
     let cs = changeset(&node, &default_plan(&["leapfile=/srv/leap-seconds.list"]));
     assert!(format!("{cs:?}").contains("leapfile /srv/leap-seconds.list"));
@@ -447,15 +448,11 @@ fn nts_for_a_server_given_by_address_is_refused_before_any_change_where_chrony_i
     let node = FakeNode::bookworm();
     node.state().archive.get_mut("chrony").unwrap().candidate = Some("4.0-8+deb11u2".into());
     let by_address = default_plan(&["daemon=chrony", "servers=[{host: 10.123.0.50, nts: true}]"]);
-    let err = gather(&node, &crate::facts::Wants::from(&by_address))
-        .err()
-        .unwrap();
-    let msg = format!("{err:#}");
+    let msg = refused_before_any_change(&node, &by_address);
     assert!(
         msg.starts_with("nts is set for 10.123.0.50, an IP address, but chrony 4.0-8+deb11u2"),
         "{msg}"
     );
-    assert!(node.journal().is_empty());
     // By name, chrony 4.0's NTS is used.
     let by_name = default_plan(&["daemon=chrony", "servers=[{host: nts.example, nts: true}]"]);
     let cs = changeset(&node, &by_name);
@@ -491,15 +488,11 @@ fn dhcp_servers_switches_ntpsec_s_default_file_once_and_openntpd_is_refused_befo
         },
     );
     let plan = default_plan(&["daemon=openntpd", "dhcp_servers=true"]);
-    let err = gather(&fresh, &crate::facts::Wants::from(&plan))
-        .err()
-        .unwrap();
+    let msg = refused_before_any_change(&fresh, &plan);
     assert!(
-        format!("{err:#}")
-            .starts_with("vars.dhcp_servers is set, but openntpd has no such setting"),
-        "{err:#}"
+        msg.starts_with("vars.dhcp_servers is set, but openntpd has no such setting"),
+        "{msg}"
     );
-    assert!(fresh.journal().is_empty());
     let plan = default_plan(&["daemon=openntpd", "dhcp_servers=false"]);
     assert!(gather(&fresh, &crate::facts::Wants::from(&plan)).is_ok());
 }
@@ -522,15 +515,11 @@ fn virtual_auto_asks_systemd_detect_virt_and_a_vm_never_gives_up_on_its_clock() 
     assert!(!config(&metal).contains("tinker"));
     // Without systemd-detect-virt: refused, naming it and the way out.
     let bare = FakeNode::bookworm();
-    let err = gather(&bare, &crate::facts::Wants::from(&plan))
-        .err()
-        .unwrap();
-    let msg = format!("{err:#}");
+    let msg = refused_before_any_change(&bare, &plan);
     assert!(
         msg.starts_with("virtual: auto asks systemd-detect-virt"),
         "{msg}"
     );
-    assert!(bare.journal().is_empty());
     // Not asked unless the plan says auto.
     let told = FakeNode::bookworm();
     let plan = default_plan(&["virtual=true"]);
