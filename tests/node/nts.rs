@@ -203,7 +203,7 @@ fn nts_topology(clients: &[Role]) -> (Node, Vec<Node>, tempfile::TempDir) {
 }
 
 /// The `-e` variables of an NTS client of `server` trusting the CA at CA_ON_NODE.
-fn nts_vars(server: Ipv4Addr) -> [String; 2] {
+fn nts_vars(server: impl std::fmt::Display) -> [String; 2] {
     [
         format!("servers=[{{host: {server}, nts: true}}]"),
         format!("nts_ca={CA_ON_NODE}"),
@@ -291,11 +291,11 @@ fn nts_clients_synchronise_with_the_right_ca_and_say_key_establishment_failed_wi
     eprintln!("[nts] done at {:.1?}", t0.elapsed());
 }
 
-/// Installs a certificate for the node's address (and `name`; signed by
+/// Installs a certificate for the node's address and `name` (signed by
 /// `ca` in `dir`) and its key at `cert`, `key` on the node, the key
 /// root-only (0600).
-fn install_server_cert(node: &Node, dir: &Path, name: Option<&str>, cert: &str, key: &str) {
-    make_server_cert(dir, "ca", node.addr(), name);
+fn install_server_cert(node: &Node, dir: &Path, name: &str, cert: &str, key: &str) {
+    make_server_cert(dir, "ca", node.addr(), Some(name));
     let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
     node.write(cert, &read("server.pem"));
     node.write(key, &read("server.key"));
@@ -325,9 +325,8 @@ fn site_roles(release: Release, first: u8) -> [Role; 4] {
     ]
 }
 
-/// The name a chrony 4.0 client knows its site server by (chrony 4.1 took
-/// addresses; the plan is refused before that): in the client's
-/// /etc/hosts and the server's certificate.
+/// The name Debian 11's clients know their site server by (`nts_host_for`
+/// says why): in the client's /etc/hosts and the server's certificate.
 fn site_name(site: &Node) -> String {
     format!("nts-site-{}.ntpp.test", site.addr().octets()[3])
 }
@@ -438,14 +437,11 @@ fn nts_site_servers_converged_by_ntp_provision_serve_nts_to_their_clients() {
             let ca = &ca;
             s.spawn(move || {
                 let name = site_name(site);
-                install_server_cert(site, &sub, Some(&name), cert, key);
+                install_server_cert(site, &sub, &name, cert, key);
                 serve_nts(site, site_role, up, cert, key);
                 client.write(CA_ON_NODE, ca);
                 let host = nts_host_for(client, client_role, site);
-                let vars = [
-                    format!("servers=[{{host: {host}, nts: true}}]"),
-                    format!("nts_ca={CA_ON_NODE}"),
-                ];
+                let vars = nts_vars(&host);
                 let t =
                     converge_with_and_sync(client, client_role, site.addr(), &[&vars[0], &vars[1]])
                         .unwrap_or_else(|e| {
